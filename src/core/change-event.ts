@@ -1,0 +1,129 @@
+/**
+ * The normalized change event every source produces and every target consumes.
+ *
+ * Values travel in their source's canonical text form (PostgreSQL's output format; for MySQL the forms documented in
+ * connectors/mysql/README.md), described by the column's type. Text keeps meaning (int8, numeric, timestamps with
+ * microseconds, infinity) and costs nothing to decode; encoders convert per type when they need JSON.
+ */
+
+export type Op = 'insert' | 'update' | 'delete' | 'truncate' | 'read' | 'message';
+
+/** A PostgreSQL TOAST column that was not resent: the value did not change and is not known here. */
+export const UNCHANGED: unique symbol = Symbol.for('tributary.unchanged');
+export type Unchanged = typeof UNCHANGED;
+
+export type CellValue = string | null | Unchanged;
+export type Row = Record<string, CellValue>;
+
+export interface TableRef {
+  /** PostgreSQL schema, or MySQL database. */
+  schema: string;
+  name: string;
+}
+
+/** Broad family of a column's type, enough for encoders and cross-engine mapping to pick a representation. */
+export type ValueKind =
+  | 'bool'
+  | 'int'
+  | 'decimal'
+  | 'float'
+  | 'text'
+  | 'bytes'
+  | 'json'
+  | 'uuid'
+  | 'date'
+  | 'time'
+  | 'timetz'
+  | 'timestamp'
+  | 'timestamptz'
+  | 'interval'
+  | 'bits'
+  | 'array'
+  | 'enum'
+  | 'set'
+  | 'geometry'
+  | 'other';
+
+export interface ColumnInfo {
+  name: string;
+  /** The source's own type name with modifiers, e.g. `numeric(10,2)`, `timestamp(3) with time zone`, `bigint unsigned`. */
+  type: string;
+  kind: ValueKind;
+  /** PostgreSQL type OID when the source is PostgreSQL. */
+  typeOid?: number;
+  /** For arrays: the element's kind. */
+  elementKind?: ValueKind;
+  nullable?: boolean;
+  /** Part of the primary key (or replica identity). */
+  isKey: boolean;
+}
+
+export interface TableSchema {
+  table: TableRef;
+  columns: ColumnInfo[];
+  /** Primary-key (or replica identity) column names, in key order; empty when the table has none. */
+  keyColumns: string[];
+  /** How much of the old row the source sends on update/delete: `full` for REPLICA IDENTITY FULL or a MySQL FULL image. */
+  beforeImage: 'key' | 'full' | 'none';
+}
+
+export type SourcePosition =
+  | {
+      kind: 'postgres';
+      /** LSN of this change (`X/Y`). */
+      lsn: string;
+      /** Commit end LSN of the transaction this change belongs to, when known. */
+      commitLsn?: string;
+      /** End LSN of the previous committed transaction (Debezium's `sequence[0]`). */
+      lastCommitLsn?: string;
+    }
+  | {
+      kind: 'mysql';
+      file: string;
+      pos: number;
+      /** GTID of the transaction (MySQL `uuid:n`, MariaDB `domain-server-seq`). */
+      gtid?: string;
+      serverId: number;
+      /** Index of the row within its binlog rows event. */
+      row: number;
+    };
+
+export interface SourceInfo {
+  connector: 'postgresql' | 'mysql';
+  /** Database name at the source. */
+  db: string;
+  position: SourcePosition;
+  /** Transaction id (PostgreSQL xid, MySQL GTID when present). */
+  txId?: string;
+  /** Commit time at the source, milliseconds since the epoch. */
+  commitTimeMs: number;
+  /** `false` for streamed changes; snapshot marker otherwise. */
+  snapshot: false | 'true' | 'first' | 'last';
+}
+
+export interface LogicalMessage {
+  prefix: string;
+  /** Message content, base64 (it may be binary). */
+  contentBase64: string;
+  transactional: boolean;
+}
+
+export interface ChangeEvent {
+  op: Op;
+  table: TableRef;
+  /** Relation metadata in force for this event; shared between events of the same table, never copied per event. */
+  schema: TableSchema;
+  /** Key columns (null for truncate and messages, or when the table has no key). */
+  key: Row | null;
+  before: Row | null;
+  after: Row | null;
+  source: SourceInfo;
+  /** Only for `op: 'message'`. */
+  message?: LogicalMessage;
+  /** Only for `op: 'truncate'`: PostgreSQL's CASCADE / RESTART IDENTITY options. */
+  truncate?: { cascade: boolean; restartIdentity: boolean };
+}
+
+export function tableId(t: TableRef): string {
+  return `${t.schema}.${t.name}`;
+}

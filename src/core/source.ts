@@ -1,0 +1,26 @@
+import type { ChangeBatch } from './change-batch.ts';
+import type { Checkpoint } from './checkpoint.ts';
+
+export interface SourceStatus {
+  /** Bytes of WAL/binlog the source holds back for us (PostgreSQL: current WAL LSN minus confirmed flush). */
+  retainedBytes?: number;
+  /** Free-form facts for `tributary status`. */
+  details?: Record<string, unknown>;
+}
+
+/**
+ * A change source. The pipeline opens it with the last saved checkpoint (null on first start), pulls batches
+ * (pulling is the backpressure: a source must not read far ahead of what is pulled), and acknowledges checkpoints
+ * once they are durable at the target and saved.
+ */
+export interface Source {
+  /** Preflight checks, connect, create slots/publications when allowed. Throws a TributaryError with a hint. */
+  open(from: Checkpoint | null): Promise<void>;
+  /** Yields batches in source order until closed. */
+  batches(): AsyncIterable<ChangeBatch>;
+  /** The checkpoint is durable at the target and saved: the source may release everything up to it. */
+  commit(checkpoint: Checkpoint): Promise<void>;
+  /** Stops reading; pending `batches()` iteration ends. Idempotent. */
+  close(): Promise<void>;
+  status?(): Promise<SourceStatus>;
+}
