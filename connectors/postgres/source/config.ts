@@ -1,8 +1,6 @@
 import { z } from 'zod';
 
-const tableName = z
-  .string()
-  .regex(/^[^.\s]+\.[^.\s]+$/, 'expected schema.table, e.g. public.accounts');
+const tableName = z.string().regex(/^[^.\s]+\.[^.\s]+$/, 'expected schema.table, e.g. public.accounts');
 
 export const postgresSourceConfig = z.strictObject({
   type: z.literal('postgres'),
@@ -18,9 +16,3 @@ export const postgresSourceConfig = z.strictObject({
     .describe('initial: copy existing rows then stream; never: stream only; initial_only: copy and stop.'),
 });
 export type PostgresSourceConfig = z.infer<typeof postgresSourceConfig>;
-
-export const postgresTargetConfig = z.strictObject({
-  type: z.literal('postgres'),
-  url: z.string().describe('Connection URL of the target database.'),
-});
-export type PostgresTargetConfig = z.infer<typeof postgresTargetConfig>;

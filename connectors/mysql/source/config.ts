@@ -5,9 +5,3 @@ export const mysqlSourceConfig = z.strictObject({
   url: z.string().describe('Connection URL of the source server (mysql://user:password@host:port/).'),
 });
 export type MysqlSourceConfig = z.infer<typeof mysqlSourceConfig>;
-
-export const mysqlTargetConfig = z.strictObject({
-  type: z.literal('mysql'),
-  url: z.string().describe('Connection URL of the target server.'),
-});
-export type MysqlTargetConfig = z.infer<typeof mysqlTargetConfig>;

@@ -1,0 +1,107 @@
+import { z } from 'zod';
+import { jsonlTargetConfig } from '../../connectors/jsonl/config.ts';
+import { kafkaTargetConfig } from '../../connectors/kafka/config.ts';
+import { mysqlSourceConfig } from '../../connectors/mysql/source/config.ts';
+import { mysqlTargetConfig } from '../../connectors/mysql/target/config.ts';
+import { postgresSourceConfig } from '../../connectors/postgres/source/config.ts';
+import { postgresTargetConfig } from '../../connectors/postgres/target/config.ts';
+
+/**
+ * The whole configuration file. Strict: an unknown key is an error (a typo must not silently fall back to a default).
+ * docs/configuration.md is checked against this schema by a test; every key has a description.
+ */
+
+export const sourceConfig = z.discriminatedUnion('type', [postgresSourceConfig, mysqlSourceConfig]);
+export const targetConfig = z.discriminatedUnion('type', [
+  postgresTargetConfig,
+  mysqlTargetConfig,
+  jsonlTargetConfig,
+  kafkaTargetConfig,
+]);
+
+export const checkpointsConfig = z.discriminatedUnion('type', [
+  z.strictObject({
+    type: z.literal('file'),
+    path: z.string().describe('JSON file holding the checkpoint; written atomically (temp file, fsync, rename).'),
+  }),
+  z.strictObject({
+    type: z.literal('postgres'),
+    url: z.string().describe('Database holding the tributary.checkpoints table (created when missing).'),
+  }),
+  z.strictObject({
+    type: z.literal('target'),
+  }),
+]);
+
+export const batchConfig = z.strictObject({
+  max_events: z.number().int().positive().default(5000).describe('Most events in one batch.'),
+  max_bytes: z
+    .number()
+    .int()
+    .positive()
+    .default(8 * 1024 * 1024)
+    .describe('Most bytes (approximate) in one batch.'),
+  max_wait_ms: z
+    .number()
+    .int()
+    .nonnegative()
+    .default(100)
+    .describe('Longest a partly filled batch waits for more transactions before it is sent.'),
+  max_in_flight: z
+    .number()
+    .int()
+    .positive()
+    .default(4)
+    .describe('Most batches handed to the target and not yet durable.'),
+  max_in_flight_bytes: z
+    .number()
+    .int()
+    .positive()
+    .default(64 * 1024 * 1024)
+    .describe('Most bytes (approximate) in batches handed to the target and not yet durable.'),
+});
+
+export const retryConfig = z.strictObject({
+  initial_backoff_ms: z.number().int().positive().default(500).describe('First wait after a retryable failure.'),
+  max_backoff_ms: z.number().int().positive().default(30_000).describe('Longest wait between restarts.'),
+});
+
+export const pipelineConfig = z.strictObject({
+  name: z
+    .string()
+    .regex(/^[a-z0-9][a-z0-9_-]*$/, 'lowercase letters, digits, - and _; it names slots and state files')
+    .max(40)
+    .describe('Unique pipeline name.'),
+  source: sourceConfig,
+  target: targetConfig,
+  checkpoints: checkpointsConfig
+    .optional()
+    .describe('Where checkpoints live; default: in the target when it supports it, else ./state/<name>.json.'),
+  batch: batchConfig.default(batchConfig.parse({})),
+  retry: retryConfig.default(retryConfig.parse({})),
+});
+
+export const configSchema = z.strictObject({
+  http: z
+    .strictObject({
+      listen: z
+        .string()
+        .regex(/^[^:\s]+:\d+$/, 'expected host:port')
+        .default('127.0.0.1:9464')
+        .describe('Address of /metrics, /healthz and /status.'),
+    })
+    .optional()
+    .describe('HTTP endpoint; omitted means no endpoint.'),
+  log: z
+    .strictObject({
+      level: z.enum(['trace', 'debug', 'info', 'warn', 'error']).default('info').describe('Log level.'),
+    })
+    .optional(),
+  pipelines: z.array(pipelineConfig).min(1).describe('Source -> target pairs.'),
+});
+
+export type Config = z.infer<typeof configSchema>;
+export type PipelineConfig = z.infer<typeof pipelineConfig>;
+export type SourceConfig = z.infer<typeof sourceConfig>;
+export type TargetConfig = z.infer<typeof targetConfig>;
+export type BatchConfig = z.infer<typeof batchConfig>;
