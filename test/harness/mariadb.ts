@@ -1,0 +1,233 @@
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import mysql from 'mysql2/promise';
+import { freePort } from './free-port.ts';
+import { chownTree, serviceAccount } from './os-user.ts';
+
+const execFileAsync = promisify(execFile);
+
+/**
+ * A MySQL-protocol server for tests: a throwaway MariaDB (own data directory, free port, row-based binlog with full
+ * metadata, GTIDs), or the server named by TRIBUTARY_TEST_MYSQL_URL (MySQL 8 or MariaDB, set up for replication).
+ */
+export interface MysqlServer {
+  flavor: 'mariadb' | 'mysql';
+  /** Server version string, e.g. `10.11.6-MariaDB-0+deb12u1`. */
+  version: string;
+  host: string;
+  port: number;
+  /** URL of a database on this server as root (no database when omitted). */
+  url(database?: string): string;
+  /** Creates a fresh database (dropping one of the same name) and returns its URL. */
+  createDatabase(name: string): Promise<string>;
+  /** Runs SQL (one statement, `?` placeholders) and returns the rows (or the result header for writes). */
+  // biome-ignore lint/suspicious/noExplicitAny: test helper returns whatever rows the query gives
+  query<T = any>(sql: string, params?: unknown[], database?: string): Promise<T[]>;
+  /** Restart (clean shutdown, then start); only for throwaway servers. */
+  restart?(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+export interface StartMariadbOptions {
+  /** Extra or replacing server options, without the leading `--` (e.g. `{ 'binlog-row-metadata': 'MINIMAL' }`). A
+   * value of `null` removes a default option (e.g. `{ 'log-bin': null }` starts without a binlog). */
+  options?: Record<string, string | number | null>;
+  /** Ignore TRIBUTARY_TEST_MYSQL_URL (tests that must restart or reconfigure the server). */
+  throwaway?: boolean;
+}
+
+const INSTALL_HINT = 'install it with: apt-get install -y mariadb-server';
+
+export function mariadbBinary(): string | undefined {
+  for (const p of ['/usr/sbin/mariadbd', '/usr/bin/mariadbd', '/usr/local/bin/mariadbd', '/usr/sbin/mysqld']) {
+    if (fs.existsSync(p)) return p;
+  }
+  return undefined;
+}
+
+export async function startMariadb(options: StartMariadbOptions = {}): Promise<MysqlServer> {
+  const given = process.env.TRIBUTARY_TEST_MYSQL_URL;
+  if (given && !options.throwaway && !options.options) return externalServer(given);
+  return throwawayServer(options.options ?? {});
+}
+
+function withDatabase(url: string, database?: string): string {
+  const u = new URL(url);
+  u.pathname = database ? `/${database}` : '/';
+  return u.toString();
+}
+
+async function queryUrl<T>(url: string, sql: string, params?: unknown[]): Promise<T[]> {
+  const conn = await mysql.createConnection({
+    uri: url,
+    dateStrings: true,
+    supportBigNumbers: true,
+    bigNumberStrings: true,
+    timezone: 'Z',
+    multipleStatements: false,
+  });
+  try {
+    const [rows] = await conn.query(sql, params);
+    return (Array.isArray(rows) ? rows : [rows]) as T[];
+  } finally {
+    await conn.end();
+  }
+}
+
+async function describeServer(url: string): Promise<{ flavor: 'mariadb' | 'mysql'; version: string }> {
+  const rows = await queryUrl<{ v: string }>(url, 'select version() as v');
+  const version = rows[0]!.v;
+  return { flavor: /mariadb/i.test(version) ? 'mariadb' : 'mysql', version };
+}
+
+function common(
+  base: string,
+  host: string,
+  port: number,
+): Omit<MysqlServer, 'stop' | 'restart' | 'flavor' | 'version'> {
+  return {
+    host,
+    port,
+    url: (database) => withDatabase(base, database),
+    async createDatabase(name) {
+      await queryUrl(base, `drop database if exists \`${name}\``);
+      await queryUrl(base, `create database \`${name}\` character set utf8mb4`);
+      return withDatabase(base, name);
+    },
+    query: (sql, params, database) => queryUrl(withDatabase(base, database), sql, params),
+  };
+}
+
+async function externalServer(url: string): Promise<MysqlServer> {
+  const u = new URL(url);
+  return {
+    ...common(url, u.hostname, Number(u.port || 3306)),
+    ...(await describeServer(url)),
+    async stop() {},
+  };
+}
+
+async function waitForSocket(url: string, child: ChildProcess, logFile: string, timeoutMs = 60_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let lastError: unknown;
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null) break;
+    try {
+      await queryUrl(url, 'select 1');
+      return;
+    } catch (err) {
+      lastError = err;
+      await new Promise((r) => setTimeout(r, 150));
+    }
+  }
+  const log = fs.existsSync(logFile) ? fs.readFileSync(logFile, 'utf8').slice(-4000) : '';
+  throw new Error(`MariaDB did not start (${(lastError as Error)?.message ?? 'exited'}):\n${log}`);
+}
+
+async function throwawayServer(extra: Record<string, string | number | null>): Promise<MysqlServer> {
+  const binary = mariadbBinary();
+  if (!binary) throw new Error(`mariadbd is missing: ${INSTALL_HINT}`);
+  const installDb = ['/usr/bin/mariadb-install-db', '/usr/bin/mysql_install_db'].find((p) => fs.existsSync(p));
+  if (!installDb) throw new Error(`mariadb-install-db is missing: ${INSTALL_HINT}`);
+
+  const account = serviceAccount('mysql');
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tributary-mariadb-'));
+  const dataDir = path.join(dir, 'data');
+  fs.mkdirSync(dataDir);
+  chownTree(dir, account);
+  fs.chmodSync(dir, 0o755);
+  const userArgs = account ? ['--user=mysql'] : [];
+  await execFileAsync(installDb, [
+    '--no-defaults',
+    ...userArgs,
+    `--datadir=${dataDir}`,
+    '--auth-root-authentication-method=normal',
+    '--skip-test-db',
+  ]);
+
+  const port = await freePort();
+  const defaults: Record<string, string | number | null> = {
+    datadir: dataDir,
+    port,
+    socket: path.join(dir, 'mysqld.sock'),
+    'bind-address': '127.0.0.1',
+    'pid-file': path.join(dir, 'mysqld.pid'),
+    'log-error': path.join(dir, 'server.log'),
+    'server-id': 1,
+    'log-bin': path.join(dataDir, 'binlog'),
+    'binlog-format': 'ROW',
+    'binlog-row-image': 'FULL',
+    'binlog-row-metadata': 'FULL',
+    'character-set-server': 'utf8mb4',
+    'collation-server': 'utf8mb4_general_ci',
+    'default-time-zone': '+00:00',
+    'innodb-buffer-pool-size': '128M',
+    'innodb-log-file-size': '64M',
+    'innodb-flush-log-at-trx-commit': 2,
+    'sync-binlog': 0,
+    'skip-name-resolve': '',
+    'max-connections': 200,
+    ...extra,
+  };
+  const args = [
+    '--no-defaults',
+    ...userArgs,
+    ...Object.entries(defaults)
+      .filter(([, v]) => v !== null)
+      .map(([k, v]) => (v === '' ? `--${k}` : `--${k}=${v}`)),
+  ];
+  const logFile = path.join(dir, 'server.log');
+  const base = `mysql://root@127.0.0.1:${port}/`;
+
+  let child: ChildProcess | undefined;
+  const start = async () => {
+    child = spawn(binary, args, { stdio: 'ignore', detached: false });
+    await waitForSocket(base, child, logFile);
+  };
+  const stopServer = async () => {
+    const c = child;
+    if (!c || c.exitCode !== null) return;
+    const exited = new Promise<void>((resolve) => c.once('exit', () => resolve()));
+    c.kill('SIGTERM');
+    const timer = setTimeout(() => c.kill('SIGKILL'), 30_000);
+    await exited;
+    clearTimeout(timer);
+  };
+
+  let stopped = false;
+  const cleanup = () => {
+    if (stopped) return;
+    stopped = true;
+    // Last resort when the test process exits without calling stop().
+    try {
+      child?.kill('SIGKILL');
+    } catch {}
+  };
+  process.once('exit', cleanup);
+  try {
+    await start();
+  } catch (err) {
+    cleanup();
+    process.off('exit', cleanup);
+    throw err;
+  }
+
+  return {
+    ...common(base, '127.0.0.1', port),
+    ...(await describeServer(base)),
+    async restart() {
+      await stopServer();
+      await start();
+    },
+    async stop() {
+      if (stopped) return;
+      stopped = true;
+      process.off('exit', cleanup);
+      await stopServer().catch(() => undefined);
+      fs.rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
