@@ -1,0 +1,69 @@
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { ChangeBatch } from '../core/change-batch.ts';
+import { tableId } from '../core/change-event.ts';
+
+/** Prometheus metrics of all pipelines of one daemon. */
+export class PipelineMetrics {
+  readonly registry = new Registry();
+  readonly events = new Counter({
+    name: 'tributary_events_total',
+    help: 'Change events read from the source, by pipeline, table and operation.',
+    labelNames: ['pipeline', 'table', 'op'] as const,
+    registers: [this.registry],
+  });
+  readonly batches = new Counter({
+    name: 'tributary_batches_total',
+    help: 'Batches handed to the target.',
+    labelNames: ['pipeline'] as const,
+    registers: [this.registry],
+  });
+  readonly writeSeconds = new Histogram({
+    name: 'tributary_target_write_seconds',
+    help: 'Time for the target to make one batch durable.',
+    labelNames: ['pipeline'] as const,
+    buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+    registers: [this.registry],
+  });
+  readonly lagSeconds = new Gauge({
+    name: 'tributary_lag_seconds',
+    help: 'Seconds between a change committing at the source and becoming durable at the target (last batch).',
+    labelNames: ['pipeline'] as const,
+    registers: [this.registry],
+  });
+  readonly checkpointAgeSeconds = new Gauge({
+    name: 'tributary_checkpoint_age_seconds',
+    help: 'Seconds since the pipeline last saved a checkpoint.',
+    labelNames: ['pipeline'] as const,
+    registers: [this.registry],
+  });
+  readonly errors = new Counter({
+    name: 'tributary_errors_total',
+    help: 'Pipeline failures by kind (retryable, operator, fatal).',
+    labelNames: ['pipeline', 'kind'] as const,
+    registers: [this.registry],
+  });
+
+  constructor() {
+    collectDefaultMetrics({ register: this.registry, prefix: 'tributary_process_' });
+  }
+
+  /** Counts a batch's events per table and op with one counter update per distinct pair, not per event. */
+  recordBatch(pipeline: string, batch: ChangeBatch): void {
+    this.batches.inc({ pipeline });
+    if (batch.events.length === 0) return;
+    const counts = new Map<string, { table: string; op: string; n: number }>();
+    let lastSchema: unknown;
+    let lastTable = '';
+    for (const event of batch.events) {
+      if (event.schema !== lastSchema) {
+        lastSchema = event.schema;
+        lastTable = tableId(event.table);
+      }
+      const key = `${lastTable}\u0000${event.op}`;
+      const entry = counts.get(key);
+      if (entry) entry.n += 1;
+      else counts.set(key, { table: lastTable, op: event.op, n: 1 });
+    }
+    for (const { table, op, n } of counts.values()) this.events.inc({ pipeline, table, op }, n);
+  }
+}

@@ -1,0 +1,228 @@
+import type { ChangeBatch } from '../core/change-batch.ts';
+import type { Checkpoint } from '../core/checkpoint.ts';
+import type { CheckpointStore } from '../core/checkpoint-store.ts';
+import type { Source } from '../core/source.ts';
+import type { Target } from '../core/target.ts';
+import { describeError, type ErrorKind, errorKind } from '../errors.ts';
+import type { Logger } from '../observability/logger.ts';
+import type { PipelineMetrics } from '../observability/metrics.ts';
+import { backoffDelayMs, sleep } from './backoff.ts';
+import { Checkpointer } from './checkpointer.ts';
+import { InFlightWindow } from './in-flight-window.ts';
+
+export interface PipelineParts {
+  source: Source;
+  target: Target;
+  /** Where checkpoints live; when it is the target's own store, the target saved them with the data already. */
+  store: CheckpointStore;
+}
+
+export interface PipelineOptions {
+  name: string;
+  /** Builds fresh parts for every (re)start: a failed source or target is never reused. */
+  createParts: () => PipelineParts | Promise<PipelineParts>;
+  maxInFlight: number;
+  maxInFlightBytes: number;
+  initialBackoffMs: number;
+  maxBackoffMs: number;
+  logger: Logger;
+  metrics?: PipelineMetrics;
+}
+
+export type PipelineStatus = 'starting' | 'running' | 'retrying' | 'stopping' | 'stopped' | 'failed';
+
+/** What `status` and /status report for a pipeline. */
+export interface PipelineState {
+  name: string;
+  status: PipelineStatus;
+  phase: Checkpoint['phase'] | 'unknown';
+  checkpoint: Checkpoint | null;
+  checkpointSavedAtMs: number | null;
+  /** Seconds between the source commit of the last durable change and the moment it became durable. */
+  lagSeconds: number | null;
+  restarts: number;
+  lastError: { kind: ErrorKind; message: string } | null;
+}
+
+/**
+ * Moves batches from one source to one target under the one rule: a checkpoint is saved only once every batch up to
+ * it is durable, and acknowledged to the source only once saved. A failure ends the run; retryable failures restart
+ * from the stored checkpoint after a backoff, others stop the pipeline.
+ */
+export class Pipeline {
+  readonly state: PipelineState;
+  private readonly stopController = new AbortController();
+
+  constructor(private readonly options: PipelineOptions) {
+    this.state = {
+      name: options.name,
+      status: 'starting',
+      phase: 'unknown',
+      checkpoint: null,
+      checkpointSavedAtMs: null,
+      lagSeconds: null,
+      restarts: 0,
+      lastError: null,
+    };
+  }
+
+  /** Runs until stop() (resolves) or a failure that needs an operator (rejects). */
+  async run(): Promise<void> {
+    const { logger } = this.options;
+    let attempt = 0;
+    while (!this.stopController.signal.aborted) {
+      try {
+        this.state.status = 'starting';
+        const progressed = await this.runOnce();
+        if (progressed) attempt = 0;
+        if (!this.stopController.signal.aborted) {
+          // The source ended on its own (e.g. snapshot only): the pipeline is done.
+          logger.info({ event: 'pipeline_finished', pipeline: this.options.name }, 'pipeline finished');
+          break;
+        }
+      } catch (err) {
+        const kind = errorKind(err);
+        this.state.lastError = { kind, message: describeError(err) };
+        this.options.metrics?.errors.inc({ pipeline: this.options.name, kind });
+        if (kind !== 'retryable' || this.stopController.signal.aborted) {
+          this.state.status = 'failed';
+          logger.error({ event: 'pipeline_failed', pipeline: this.options.name, kind, err }, describeError(err));
+          throw err;
+        }
+        const delay = backoffDelayMs(attempt++, this.options.initialBackoffMs, this.options.maxBackoffMs);
+        this.state.status = 'retrying';
+        this.state.restarts += 1;
+        logger.warn(
+          { event: 'pipeline_retrying', pipeline: this.options.name, delay_ms: delay, err },
+          `${describeError(err)} (retrying in ${delay} ms)`,
+        );
+        await sleep(delay, this.stopController.signal);
+      }
+    }
+    this.state.status = 'stopped';
+  }
+
+  /** Stops pulling, drains what is in flight, saves and acknowledges the last checkpoint. */
+  stop(): void {
+    this.state.status = 'stopping';
+    this.stopController.abort();
+  }
+
+  /** One run from the stored checkpoint. Returns whether any checkpoint was saved. */
+  private async runOnce(): Promise<boolean> {
+    const { name, logger, metrics } = this.options;
+    const { source, target, store } = await this.options.createParts();
+    const targetSavesCheckpoints = target.checkpointStore === store;
+    const checkpointer = new Checkpointer();
+    const window = new InFlightWindow(this.options.maxInFlight, this.options.maxInFlightBytes);
+    let failure: unknown;
+    let failed = false;
+    let progressed = false;
+    let released: Checkpoint | null = null;
+    let saving: Promise<void> = Promise.resolve();
+    const failedSignal = new AbortController();
+
+    const fail = (err: unknown) => {
+      if (failed) return;
+      failed = true;
+      failure = err;
+      failedSignal.abort();
+    };
+
+    // Saves run one at a time, in order; a later checkpoint supersedes one still waiting.
+    const saveAndCommit = (checkpoint: Checkpoint) => {
+      released = checkpoint;
+      saving = saving.then(async () => {
+        if (failed || released !== checkpoint) return;
+        if (!targetSavesCheckpoints) await store.save(checkpoint);
+        this.state.checkpoint = checkpoint;
+        this.state.phase = checkpoint.phase;
+        this.state.checkpointSavedAtMs = Date.now();
+        progressed = true;
+        logger.debug({ event: 'checkpoint_saved', pipeline: name, position: checkpoint.position }, 'checkpoint saved');
+        await source.commit(checkpoint);
+      });
+      saving.catch(fail);
+    };
+
+    try {
+      await target.open();
+      const from = await store.load(name);
+      this.state.checkpoint = from;
+      this.state.phase = from?.phase ?? 'unknown';
+      logger.info(
+        { event: 'pipeline_starting', pipeline: name, from: from?.position ?? null, phase: from?.phase ?? null },
+        from ? 'resuming from checkpoint' : 'starting without checkpoint',
+      );
+      await source.open(from);
+      this.state.status = 'running';
+
+      const stopOrFail = AbortSignal.any([this.stopController.signal, failedSignal.signal]);
+      const iterator = source.batches()[Symbol.asyncIterator]();
+      while (!stopOrFail.aborted) {
+        const next = await raceAbort(iterator.next(), stopOrFail);
+        if (next === undefined || next.done) break;
+        const batch = next.value;
+        if (!(await window.acquire(batch.bytes, stopOrFail))) break;
+        checkpointer.track(batch);
+        metrics?.recordBatch(name, batch);
+        this.write(target, batch)
+          .then(() => {
+            const checkpoint = checkpointer.markDurable(batch.seq);
+            if (checkpoint) saveAndCommit(checkpoint);
+            this.recordLag(batch);
+          }, fail)
+          .finally(() => window.release(batch.bytes));
+      }
+      // Drain: every batch handed to the target finishes (or fails), then the last save completes.
+      await window.drained();
+      await saving.catch(fail);
+      if (failed) throw failure;
+      return progressed;
+    } catch (err) {
+      fail(err);
+      await target.reset?.().catch(() => undefined);
+      throw failure;
+    } finally {
+      await source.close().catch((err) => logger.warn({ event: 'source_close_failed', pipeline: name, err }));
+      await target.close().catch((err) => logger.warn({ event: 'target_close_failed', pipeline: name, err }));
+      await store.close?.().catch(() => undefined);
+    }
+  }
+
+  private async write(target: Target, batch: ChangeBatch): Promise<void> {
+    const started = performance.now();
+    await target.write(batch);
+    this.options.metrics?.writeSeconds.observe({ pipeline: this.options.name }, (performance.now() - started) / 1000);
+  }
+
+  private recordLag(batch: ChangeBatch): void {
+    const last = batch.events[batch.events.length - 1];
+    const sourceTime = last?.source.commitTimeMs ?? batch.checkpoint?.sourceTimeMs;
+    if (sourceTime === undefined) return;
+    this.state.lagSeconds = Math.max(0, (Date.now() - sourceTime) / 1000);
+    this.options.metrics?.lagSeconds.set({ pipeline: this.options.name }, this.state.lagSeconds);
+  }
+}
+
+/** Resolves with the promise's value, or with undefined as soon as the signal aborts. */
+function raceAbort<T>(promise: Promise<T>, signal: AbortSignal): Promise<T | undefined> {
+  if (signal.aborted) {
+    promise.catch(() => undefined);
+    return Promise.resolve(undefined);
+  }
+  return new Promise((resolve, reject) => {
+    const onAbort = () => resolve(undefined);
+    signal.addEventListener('abort', onAbort, { once: true });
+    promise.then(
+      (value) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(value);
+      },
+      (err) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(err);
+      },
+    );
+  });
+}
