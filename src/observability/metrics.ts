@@ -30,11 +30,18 @@ export class PipelineMetrics {
     labelNames: ['pipeline'] as const,
     registers: [this.registry],
   });
+  /** Set by the daemon: when each pipeline last saved a checkpoint (ms since epoch), read at scrape time. */
+  checkpointSavedAt: () => { pipeline: string; atMs: number | null }[] = () => [];
   readonly checkpointAgeSeconds = new Gauge({
     name: 'tributary_checkpoint_age_seconds',
     help: 'Seconds since the pipeline last saved a checkpoint.',
     labelNames: ['pipeline'] as const,
     registers: [this.registry],
+    collect: () => {
+      for (const { pipeline, atMs } of this.checkpointSavedAt()) {
+        if (atMs !== null) this.checkpointAgeSeconds.set({ pipeline }, (Date.now() - atMs) / 1000);
+      }
+    },
   });
   readonly errors = new Counter({
     name: 'tributary_errors_total',

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { parseLsn } from '../core/checkpoint.ts';
+import { type Checkpoint, parseLsn } from '../core/checkpoint.ts';
 import { TributaryError } from '../errors.ts';
 import { createLogger } from '../observability/logger.ts';
 import { MemorySource, MemoryStore, MemoryTarget, transientError } from '../../test/fakes/memory-parts.ts';
@@ -7,7 +7,7 @@ import { Checkpointer } from './checkpointer.ts';
 import { Pipeline } from './pipeline.ts';
 
 const logger = createLogger({ level: 'silent', pretty: false });
-const lsnOf = (c: { position: { kind: string } }) => Number(parseLsn((c.position as { lsn: string }).lsn));
+const lsnOf = (c: Checkpoint) => Number(parseLsn((c.position as { lsn: string }).lsn));
 
 function pipeline(source: MemorySource, targets: MemoryTarget[], store: MemoryStore, maxInFlight = 4) {
   let i = 0;

@@ -1,0 +1,86 @@
+import { Command, CommanderError } from 'commander';
+import { ExitCode } from './exit-codes.ts';
+import { ConfigError, TributaryError, describeError } from './errors.ts';
+import { redactUrl } from './observability/logger.ts';
+
+/**
+ * The `tributary` command. Thin: parses arguments and calls into the commands. A user mistake prints what to fix,
+ * never a stack trace.
+ */
+const program = new Command('tributary')
+  .description('Change-data-capture replicator: PostgreSQL and MySQL changes to replicas, Kafka or JSON lines.')
+  .version('0.1.0')
+  .exitOverride()
+  .configureOutput({ outputError: (text, write) => write(text) });
+
+program
+  .command('run')
+  .description('run every pipeline of a config until SIGTERM/SIGINT, then drain and save checkpoints')
+  .requiredOption('-c, --config <file>', 'config file (YAML)')
+  .action(async (opts: { config: string }) => {
+    const { runCommand } = await import('./commands/run.ts');
+    process.exitCode = await runCommand(opts.config);
+  });
+
+program
+  .command('validate')
+  .description('check a config file and, unless --offline, the servers it names (settings, privileges)')
+  .requiredOption('-c, --config <file>', 'config file (YAML)')
+  .option('--offline', 'check the file only, connect to no server')
+  .action(async (opts: { config: string; offline?: boolean }) => {
+    const { validateCommand } = await import('./commands/validate.ts');
+    process.exitCode = await validateCommand(opts.config, { offline: opts.offline ?? false });
+  });
+
+program
+  .command('status')
+  .description('per pipeline: phase, last checkpoint, lag and (PostgreSQL) WAL retained')
+  .requiredOption('-c, --config <file>', 'config file (YAML)')
+  .option('--json', 'print JSON')
+  .action(async (opts: { config: string; json?: boolean }) => {
+    const { statusCommand } = await import('./commands/status.ts');
+    process.exitCode = await statusCommand(opts.config, { json: opts.json ?? false });
+  });
+
+program
+  .command('teardown')
+  .description('drop what the pipelines created at their sources (replication slots, publications) and their checkpoints')
+  .requiredOption('-c, --config <file>', 'config file (YAML)')
+  .option('-p, --pipeline <name>', 'only this pipeline')
+  .option('--yes', 'do it (without it, only say what would be dropped)')
+  .action(async (opts: { config: string; pipeline?: string; yes?: boolean }) => {
+    const { teardownCommand } = await import('./commands/teardown.ts');
+    process.exitCode = await teardownCommand(opts.config, { pipeline: opts.pipeline, yes: opts.yes ?? false });
+  });
+
+program
+  .command('demo')
+  .description('replicate a live, changing database between two embedded PostgreSQL databases; nothing to install')
+  .option('--seconds <n>', 'how long the workload runs', '20')
+  .action(async (opts: { seconds: string }) => {
+    const { demoCommand } = await import('./commands/demo.ts');
+    process.exitCode = await demoCommand({ seconds: Number(opts.seconds) });
+  });
+
+try {
+  await program.parseAsync(process.argv);
+} catch (err) {
+  process.exitCode = report(err);
+}
+
+function report(err: unknown): number {
+  if (err instanceof CommanderError) {
+    return err.exitCode === 0 ? ExitCode.ok : ExitCode.usage;
+  }
+  if (err instanceof ConfigError) {
+    process.stderr.write(`${err.message}:\n${err.problems.map((p) => `  ${p.path || '(top level)'}: ${p.message}`).join('\n')}\n`);
+    return ExitCode.invalid;
+  }
+  if (err instanceof TributaryError && err.kind !== 'fatal') {
+    process.stderr.write(`error: ${redactUrl(describeError(err))}\n`);
+    return ExitCode.failed;
+  }
+  const detail = process.env.TRIBUTARY_DEBUG ? (err as Error)?.stack : describeError(err);
+  process.stderr.write(`internal error: ${redactUrl(String(detail))}\n(set TRIBUTARY_DEBUG=1 for details; please report it)\n`);
+  return ExitCode.internal;
+}

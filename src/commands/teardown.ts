@@ -1,0 +1,42 @@
+import path from 'node:path';
+import { loadConfig } from '../config/load.ts';
+import { TributaryError } from '../errors.ts';
+import { ExitCode } from '../exit-codes.ts';
+import { createLogger } from '../observability/logger.ts';
+import { checkpointStoreFor, loadConnectors } from '../registry.ts';
+
+/**
+ * `tributary teardown`: drops the slots and publications a pipeline created, and its checkpoint. Without --yes it
+ * only says what it would do: after a teardown the next run starts over with a new snapshot.
+ */
+export async function teardownCommand(file: string, options: { pipeline?: string; yes: boolean }): Promise<number> {
+  const { config } = loadConfig(file);
+  const pipelines = config.pipelines.filter((p) => !options.pipeline || p.name === options.pipeline);
+  if (pipelines.length === 0) {
+    throw new TributaryError('operator', `no pipeline named "${options.pipeline}" in ${file}`, {
+      hint: `Pipelines: ${config.pipelines.map((p) => p.name).join(', ')}`,
+    });
+  }
+  if (!options.yes) {
+    for (const p of pipelines) {
+      process.stdout.write(`would drop the replication state of ${p.name} at its ${p.source.type} source and its checkpoint\n`);
+    }
+    process.stdout.write('run again with --yes to do it (the next run re-snapshots)\n');
+    return ExitCode.ok;
+  }
+  const logger = createLogger({ level: 'warn' });
+  for (const pipeline of pipelines) {
+    const ctx = { pipeline: pipeline.name, logger };
+    const { source, target } = await loadConnectors(pipeline);
+    await source.teardown?.(pipeline.source, ctx);
+    const store = await checkpointStoreFor(
+      pipeline,
+      path.dirname(path.resolve(file)),
+      target.checkpointStore?.(pipeline.target, ctx),
+    );
+    await store.clear?.(pipeline.name);
+    await store.close?.();
+    process.stdout.write(`${pipeline.name}: dropped\n`);
+  }
+  return ExitCode.ok;
+}
