@@ -1,6 +1,6 @@
 import { Command, CommanderError } from 'commander';
+import { ConfigError, describeError, TributaryError } from './errors.ts';
 import { ExitCode } from './exit-codes.ts';
-import { ConfigError, TributaryError, describeError } from './errors.ts';
 import { redactUrl } from './observability/logger.ts';
 
 /**
@@ -44,7 +44,9 @@ program
 
 program
   .command('teardown')
-  .description('drop what the pipelines created at their sources (replication slots, publications) and their checkpoints')
+  .description(
+    'drop what the pipelines created at their sources (replication slots, publications) and their checkpoints',
+  )
   .requiredOption('-c, --config <file>', 'config file (YAML)')
   .option('-p, --pipeline <name>', 'only this pipeline')
   .option('--yes', 'do it (without it, only say what would be dropped)')
@@ -73,7 +75,9 @@ function report(err: unknown): number {
     return err.exitCode === 0 ? ExitCode.ok : ExitCode.usage;
   }
   if (err instanceof ConfigError) {
-    process.stderr.write(`${err.message}:\n${err.problems.map((p) => `  ${p.path || '(top level)'}: ${p.message}`).join('\n')}\n`);
+    process.stderr.write(
+      `${err.message}:\n${err.problems.map((p) => `  ${p.path || '(top level)'}: ${p.message}`).join('\n')}\n`,
+    );
     return ExitCode.invalid;
   }
   if (err instanceof TributaryError && err.kind !== 'fatal') {
@@ -81,6 +85,8 @@ function report(err: unknown): number {
     return ExitCode.failed;
   }
   const detail = process.env.TRIBUTARY_DEBUG ? (err as Error)?.stack : describeError(err);
-  process.stderr.write(`internal error: ${redactUrl(String(detail))}\n(set TRIBUTARY_DEBUG=1 for details; please report it)\n`);
+  process.stderr.write(
+    `internal error: ${redactUrl(String(detail))}\n(set TRIBUTARY_DEBUG=1 for details; please report it)\n`,
+  );
   return ExitCode.internal;
 }

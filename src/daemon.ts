@@ -31,7 +31,10 @@ export class Daemon {
       this.pipelines.map((p) => ({ pipeline: p.state.name, atMs: p.state.checkpointSavedAtMs }));
     if (config.http) {
       this.server = await startHttpServer(config.http.listen, this.metrics, () => this.pipelines.map((p) => p.state));
-      this.logger.info({ event: 'http_listening', listen: config.http.listen }, `metrics and status on http://${config.http.listen}`);
+      this.logger.info(
+        { event: 'http_listening', listen: config.http.listen },
+        `metrics and status on http://${config.http.listen}`,
+      );
     }
     try {
       const results = await Promise.allSettled(this.pipelines.map((p) => p.run()));

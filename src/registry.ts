@@ -1,11 +1,11 @@
 import path from 'node:path';
 import { FileCheckpointStore } from './checkpoint-stores/file-store.ts';
+import type { BatchConfig, PipelineConfig, SourceConfig, TargetConfig } from './config/schema.ts';
 import type { Checkpoint } from './core/checkpoint.ts';
 import type { CheckpointStore } from './core/checkpoint-store.ts';
 import type { ConnectorContext, PreflightProblem } from './core/connector-context.ts';
 import type { Source, SourceStatus } from './core/source.ts';
 import type { Target } from './core/target.ts';
-import type { BatchConfig, PipelineConfig, SourceConfig, TargetConfig } from './config/schema.ts';
 
 /**
  * Where each connector type lives. Connectors are loaded on first use, so running a PostgreSQL pipeline never loads

@@ -1,6 +1,6 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { comparePositions, type Checkpoint } from '../core/checkpoint.ts';
+import { type Checkpoint, comparePositions } from '../core/checkpoint.ts';
 import type { CheckpointStore } from '../core/checkpoint-store.ts';
 import { TributaryError } from '../errors.ts';
 

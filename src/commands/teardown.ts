@@ -19,7 +19,9 @@ export async function teardownCommand(file: string, options: { pipeline?: string
   }
   if (!options.yes) {
     for (const p of pipelines) {
-      process.stdout.write(`would drop the replication state of ${p.name} at its ${p.source.type} source and its checkpoint\n`);
+      process.stdout.write(
+        `would drop the replication state of ${p.name} at its ${p.source.type} source and its checkpoint\n`,
+      );
     }
     process.stdout.write('run again with --yes to do it (the next run re-snapshots)\n');
     return ExitCode.ok;

@@ -12,7 +12,9 @@ import { loadConnectors } from '../registry.ts';
 export async function validateCommand(file: string, options: { offline: boolean }): Promise<number> {
   const { config } = loadConfig(file);
   if (options.offline) {
-    process.stdout.write(`${file}: configuration is valid (${config.pipelines.length} pipeline(s); servers not checked)\n`);
+    process.stdout.write(
+      `${file}: configuration is valid (${config.pipelines.length} pipeline(s); servers not checked)\n`,
+    );
     return ExitCode.ok;
   }
   const logger = createLogger({ level: 'warn' });
@@ -38,7 +40,9 @@ export async function validateCommand(file: string, options: { offline: boolean 
     failed += 1;
     process.stdout.write(`pipeline ${pipeline.name}: ${problems.length} problem(s)\n`);
     for (const p of problems) {
-      process.stdout.write(`  - ${redactUrl(p.message)}\n${p.hint ? `    fix: ${redactUrl(p.hint).replaceAll('\n', '\n         ')}\n` : ''}`);
+      process.stdout.write(
+        `  - ${redactUrl(p.message)}\n${p.hint ? `    fix: ${redactUrl(p.hint).replaceAll('\n', '\n         ')}\n` : ''}`,
+      );
     }
   }
   logger.flush();

@@ -13,7 +13,10 @@ export function interpolate(value: unknown, env: NodeJS.ProcessEnv, problems: Co
       const found = env[name!];
       if (found !== undefined && found !== '') return found;
       if (fallback !== undefined) return fallback;
-      problems.push({ path, message: `environment variable ${name} is not set (write \${${name}:-default} for a default)` });
+      problems.push({
+        path,
+        message: `environment variable ${name} is not set (write \${${name}:-default} for a default)`,
+      });
       return '';
     });
   }

@@ -50,9 +50,11 @@ pipelines:
   });
 
   it('names unset environment variables and YAML syntax errors', () => {
-    expect(problemsOf('pipelines:\n  - name: a\n    source: { type: postgres, url: "${NOPE}" }\n    target: { type: jsonl, path: "-" }\n')).toEqual([
-      { path: 'pipelines[0].source.url', message: expect.stringContaining('NOPE is not set') },
-    ]);
+    expect(
+      problemsOf(
+        'pipelines:\n  - name: a\n    source: { type: postgres, url: "${NOPE}" }\n    target: { type: jsonl, path: "-" }\n',
+      ),
+    ).toEqual([{ path: 'pipelines[0].source.url', message: expect.stringContaining('NOPE is not set') }]);
     expect(problemsOf('pipelines: [\n')[0]!.path).toMatch(/^line \d+/);
   });
 

@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { parseDocument } from 'yaml';
 import type { z } from 'zod';
-import { type ConfigProblem, ConfigError } from '../errors.ts';
+import { ConfigError, type ConfigProblem } from '../errors.ts';
 import { interpolate } from './interpolate.ts';
 import { type Config, configSchema } from './schema.ts';
 
@@ -100,7 +100,9 @@ function describeIssue(issue: z.core.$ZodIssue): ConfigProblem[] {
         {
           path: at,
           message:
-            issue.input === undefined ? `required (expected ${issue.expected})` : `expected ${issue.expected}, got ${typeName(issue.input)}`,
+            issue.input === undefined
+              ? `required (expected ${issue.expected})`
+              : `expected ${issue.expected}, got ${typeName(issue.input)}`,
         },
       ];
     case 'invalid_value':

@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
+import { MemorySource, MemoryStore, MemoryTarget, transientError } from '../../test/fakes/memory-parts.ts';
 import { type Checkpoint, parseLsn } from '../core/checkpoint.ts';
 import { TributaryError } from '../errors.ts';
 import { createLogger } from '../observability/logger.ts';
-import { MemorySource, MemoryStore, MemoryTarget, transientError } from '../../test/fakes/memory-parts.ts';
 import { Checkpointer } from './checkpointer.ts';
 import { Pipeline } from './pipeline.ts';
 
@@ -36,7 +36,11 @@ async function runUntil(p: Pipeline, done: () => boolean, timeoutMs = 10_000) {
 describe('Checkpointer', () => {
   it('releases a checkpoint only when every earlier batch is durable', () => {
     const c = new Checkpointer();
-    const cp = (n: number) => ({ pipeline: 'p', phase: 'stream' as const, position: { kind: 'postgres' as const, lsn: `0/${n}` } });
+    const cp = (n: number) => ({
+      pipeline: 'p',
+      phase: 'stream' as const,
+      position: { kind: 'postgres' as const, lsn: `0/${n}` },
+    });
     c.track({ seq: 0, events: [], bytes: 0, checkpoint: cp(1) });
     c.track({ seq: 1, events: [], bytes: 0, checkpoint: null });
     c.track({ seq: 2, events: [], bytes: 0, checkpoint: cp(3) });
@@ -59,7 +63,10 @@ describe('Pipeline', () => {
       durableAtSave.push([...target.durable]);
       return save(cp);
     };
-    await runUntil(pipeline(source, [target], store), () => source.committed.length > 0 && lsnOf(source.committed.at(-1)!) === 200);
+    await runUntil(
+      pipeline(source, [target], store),
+      () => source.committed.length > 0 && lsnOf(source.committed.at(-1)!) === 200,
+    );
 
     const saved = store.saved.map(lsnOf);
     expect(saved).toEqual([...saved].sort((a, b) => a - b));
@@ -98,7 +105,9 @@ describe('Pipeline', () => {
 
   it('stops with the error when the failure needs an operator', async () => {
     const source = new MemorySource('p', 10, 1);
-    const target = new MemoryTarget({ failAt: { write: 3, error: new TributaryError('operator', 'permission denied') } });
+    const target = new MemoryTarget({
+      failAt: { write: 3, error: new TributaryError('operator', 'permission denied') },
+    });
     const p = pipeline(source, [target], new MemoryStore());
     await expect(p.run()).rejects.toThrow('permission denied');
     expect(p.state.status).toBe('failed');

@@ -59,7 +59,11 @@ export class MemorySource implements Source {
         seq: seq++,
         events,
         bytes: events.length * 100,
-        checkpoint: { pipeline: this.pipeline, phase: 'stream', position: { kind: 'postgres', lsn: formatLsn(BigInt(last)) } },
+        checkpoint: {
+          pipeline: this.pipeline,
+          phase: 'stream',
+          position: { kind: 'postgres', lsn: formatLsn(BigInt(last)) },
+        },
       };
     }
     // Stay open like a streaming source until closed.
