@@ -72,13 +72,13 @@ export const pipelineConfig = z.strictObject({
     .regex(/^[a-z0-9][a-z0-9_-]*$/, 'lowercase letters, digits, - and _; it names slots and state files')
     .max(40)
     .describe('Unique pipeline name.'),
-  source: sourceConfig,
-  target: targetConfig,
+  source: sourceConfig.describe('Where changes come from.'),
+  target: targetConfig.describe('Where changes go.'),
   checkpoints: checkpointsConfig
     .optional()
     .describe('Where checkpoints live; default: in the target when it supports it, else ./state/<name>.json.'),
-  batch: batchConfig.default(batchConfig.parse({})),
-  retry: retryConfig.default(retryConfig.parse({})),
+  batch: batchConfig.default(batchConfig.parse({})).describe('Batching and in-flight bounds (memory stays within them).'),
+  retry: retryConfig.default(retryConfig.parse({})).describe('Backoff after a retryable failure (server down, network).'),
 });
 
 export const configSchema = z.strictObject({
@@ -96,7 +96,8 @@ export const configSchema = z.strictObject({
     .strictObject({
       level: z.enum(['trace', 'debug', 'info', 'warn', 'error']).default('info').describe('Log level.'),
     })
-    .optional(),
+    .optional()
+    .describe('Logging (JSON lines on stderr; pretty when stderr is a terminal).'),
   pipelines: z.array(pipelineConfig).min(1).describe('Source -> target pairs.'),
 });
 
