@@ -1,0 +1,436 @@
+/**
+ * The one encoder of change events into message key/value JSON text, shared by the jsonl and Kafka targets.
+ *
+ * Formats (docs/event-format.md):
+ * - `debezium`: Debezium's change-event envelope (`before`, `after`, `source`, `op`, `ts_ms`, `transaction`).
+ * - `native`: the same fields plus `table`, `columns` (name, source type, kind, key flag) and `truncate` options.
+ *
+ * JSON is built as text: integers and decimals never pass through a JS number. Per-table encoders (column
+ * converters, quoted names, schema text) are compiled once and cached in a WeakMap keyed by the TableSchema object.
+ */
+
+import pkg from '../../package.json' with { type: 'json' };
+import {
+  type CellValue,
+  type ChangeEvent,
+  type ColumnInfo,
+  type Row,
+  type SourceInfo,
+  type TableSchema,
+  UNCHANGED,
+} from '../core/change-event.ts';
+import { SchemaMismatchError } from '../errors.ts';
+import { envelopeSchema, keyStructSchema, messageKeySchema, messageValueSchema } from './schemas.ts';
+import { converterFor, type ValueToJson } from './values.ts';
+
+export type EnvelopeFormat = 'debezium' | 'native';
+
+export interface EnvelopeOptions {
+  format: EnvelopeFormat;
+  /** Wrap key and value as `{"schema": ..., "payload": ...}` (Kafka Connect JsonConverter with schemas.enable). */
+  schemas: boolean;
+  /** Emit a tombstone (same key, null value) after every delete. */
+  tombstones: boolean;
+  /** Stands for an unchanged TOAST value that the source did not resend. */
+  unavailableValue: string;
+  /** Add the `transaction` block (id, total_order, data_collection_order) to streamed changes. */
+  transactionMetadata: boolean;
+  /** Logical server name, the `source.name` field (the topic prefix for Kafka). */
+  serverName: string;
+  /** Replicator clock for `ts_ms`; tests pass a fixed one. */
+  clock?: () => number;
+}
+
+export const DEFAULT_UNAVAILABLE_VALUE = '__debezium_unavailable_value';
+
+/** The `version` field of every source block. */
+export const ENVELOPE_VERSION: string = `tributary-${(pkg as { version: string }).version}`;
+
+/** One message to write: key and value as JSON text; value null is a tombstone. */
+export interface EncodedRecord {
+  event: ChangeEvent;
+  type: 'change' | 'tombstone' | 'message';
+  /** JSON text, or null when the message has no key (table without key, truncate). */
+  key: string | null;
+  /** JSON text, or null for a tombstone. */
+  value: string | null;
+  /** Primary-key change: on the delete and its tombstone, the row's new key (payload JSON). */
+  newKey?: string;
+  /** Primary-key change: on the create, the row's old key (payload JSON). */
+  oldKey?: string;
+}
+
+/** Where an event sits in its transaction (the `transaction` block). */
+export interface TransactionPosition {
+  id: string;
+  totalOrder: number;
+  dataCollectionOrder: number;
+}
+
+interface CompiledColumn {
+  name: string;
+  /** `"name":` */
+  prefix: string;
+  convert: ValueToJson;
+}
+
+interface CompiledTable {
+  columns: CompiledColumn[];
+  byName: Map<string, CompiledColumn>;
+  keyColumns: CompiledColumn[];
+  keyNames: string[];
+  /** `"schema":"...","table":"..."` pieces for the source block. */
+  schemaJson: string;
+  tableJson: string;
+  /** `{"schema":...,"payload":` prefix for keys and values, when schemas are on. */
+  keyWrap: string;
+  valueWrap: string;
+  /** Native format: `,"table":{...},"columns":[...]`. */
+  nativeExtra: string;
+}
+
+const q = JSON.stringify as (s: string) => string;
+
+const OP_CODES = { insert: 'c', update: 'u', delete: 'd', read: 'r', truncate: 't', message: 'm' } as const;
+
+export class EnvelopeEncoder {
+  readonly options: Readonly<EnvelopeOptions>;
+  private readonly tables = new WeakMap<TableSchema, CompiledTable>();
+  private readonly clock: () => number;
+  private readonly unavailable: string;
+  private readonly serverNameJson: string;
+  private readonly versionJson: string;
+  private readonly native: boolean;
+
+  constructor(options: EnvelopeOptions) {
+    this.options = options;
+    this.clock = options.clock ?? Date.now;
+    this.unavailable = q(options.unavailableValue);
+    this.serverNameJson = q(options.serverName);
+    this.versionJson = q(ENVELOPE_VERSION);
+    this.native = options.format === 'native';
+  }
+
+  /**
+   * Appends the records of one event to `out`: normally one; a delete with tombstones two; a primary-key change
+   * delete + tombstone + create. `tx` places the event in its transaction (with transaction metadata on).
+   */
+  encode(event: ChangeEvent, out: EncodedRecord[], tx?: TransactionPosition | null): void {
+    const tsMs = this.clock();
+    if (event.op === 'message') {
+      out.push(this.encodeMessage(event, tsMs, tx ?? null));
+      return;
+    }
+    const t = this.compiled(event.schema);
+    const source = this.sourceJson(event.source, t);
+    const txJson = tx && this.options.transactionMetadata ? transactionJson(tx) : '';
+    switch (event.op) {
+      case 'truncate': {
+        const payload = this.envelope(t, 'null', 'null', source, 't', tsMs, txJson, event);
+        out.push({ event, type: 'change', key: null, value: this.wrapValue(t, payload) });
+        return;
+      }
+      case 'delete': {
+        const keyPayload = this.keyPayload(t, event, event.before);
+        const key = this.wrapKey(t, keyPayload);
+        const payload = this.envelope(t, this.row(t, event.before), 'null', source, 'd', tsMs, txJson, event);
+        out.push({ event, type: 'change', key, value: this.wrapValue(t, payload) });
+        if (this.options.tombstones && key !== null) out.push({ event, type: 'tombstone', key, value: null });
+        return;
+      }
+      case 'update': {
+        const before = event.before;
+        const after = event.after;
+        if (before && after && t.keyColumns.length > 0 && keyChanged(t.keyNames, before, after)) {
+          const oldKey = this.keyFromRow(t, before);
+          const newKey = this.keyFromRow(t, after);
+          const oldKeyWrapped = this.wrapKey(t, oldKey);
+          const del = this.envelope(t, this.row(t, before), 'null', source, 'd', tsMs, txJson, event);
+          out.push({ event, type: 'change', key: oldKeyWrapped, value: this.wrapValue(t, del), newKey });
+          if (this.options.tombstones) {
+            out.push({ event, type: 'tombstone', key: oldKeyWrapped, value: null, newKey });
+          }
+          const create = this.envelope(t, 'null', this.row(t, after), source, 'c', tsMs, txJson, event);
+          out.push({ event, type: 'change', key: this.wrapKey(t, newKey), value: this.wrapValue(t, create), oldKey });
+          return;
+        }
+        const key = this.wrapKey(t, this.keyPayload(t, event, after ?? before));
+        const payload = this.envelope(
+          t,
+          before ? this.row(t, before) : 'null',
+          after ? this.row(t, after) : 'null',
+          source,
+          'u',
+          tsMs,
+          txJson,
+          event,
+        );
+        out.push({ event, type: 'change', key, value: this.wrapValue(t, payload) });
+        return;
+      }
+      default: {
+        // insert, read
+        const key = this.wrapKey(t, this.keyPayload(t, event, event.after));
+        const payload = this.envelope(
+          t,
+          'null',
+          event.after ? this.row(t, event.after) : 'null',
+          source,
+          OP_CODES[event.op],
+          tsMs,
+          event.op === 'read' ? '' : txJson,
+          event,
+        );
+        out.push({ event, type: 'change', key, value: this.wrapValue(t, payload) });
+      }
+    }
+  }
+
+  /** Key payload JSON of an event (no schema wrapping), or null when it has none. For routing and headers. */
+  keyOf(event: ChangeEvent): string | null {
+    if (event.op === 'message') return `{"prefix":${q(event.message?.prefix ?? '')}}`;
+    if (event.op === 'truncate') return null;
+    const t = this.compiled(event.schema);
+    return this.keyPayload(t, event, event.after ?? event.before);
+  }
+
+  /** Row object JSON (every column of the table schema, in order). Exposed for tests and the native format. */
+  rowJson(schema: TableSchema, row: Row): string {
+    return this.row(this.compiled(schema), row);
+  }
+
+  private compiled(schema: TableSchema): CompiledTable {
+    let t = this.tables.get(schema);
+    if (!t) {
+      t = this.compile(schema);
+      this.tables.set(schema, t);
+    }
+    return t;
+  }
+
+  private compile(schema: TableSchema): CompiledTable {
+    const valueOpts = { zeroDates: this.native ? ('keep' as const) : ('null' as const) };
+    const columns: CompiledColumn[] = schema.columns.map((c) => ({
+      name: c.name,
+      prefix: `${q(c.name)}:`,
+      convert: guarded(schema, c, converterFor(c.kind, c.elementKind, valueOpts)),
+    }));
+    const byName = new Map(columns.map((c) => [c.name, c]));
+    const keyInfos: ColumnInfo[] = [];
+    const keyColumns: CompiledColumn[] = [];
+    for (const name of schema.keyColumns) {
+      const info = schema.columns.find((c) => c.name === name);
+      const compiled = byName.get(name);
+      if (info && compiled) {
+        keyInfos.push(info);
+        keyColumns.push(compiled);
+      } else {
+        throw new SchemaMismatchError(
+          `table ${schema.table.schema}.${schema.table.name}: key column ${name} is not among the table's columns`,
+          'This is a bug in the source connector; report it with the table definition.',
+        );
+      }
+    }
+    return {
+      columns,
+      byName,
+      keyColumns,
+      keyNames: schema.keyColumns,
+      schemaJson: q(schema.table.schema),
+      tableJson: q(schema.table.name),
+      keyWrap: this.options.schemas
+        ? `{"schema":${keyStructSchema(schema, keyInfos, this.options.serverName)},"payload":`
+        : '',
+      // The value schema depends on the connector (source block); filled lazily per connector.
+      valueWrap: '',
+      nativeExtra: this.native
+        ? `,"table":{"schema":${q(schema.table.schema)},"name":${q(schema.table.name)}},"columns":[${schema.columns
+            .map(
+              (c) =>
+                `{"name":${q(c.name)},"type":${q(c.type)},"kind":${q(c.kind)}${
+                  c.elementKind ? `,"element_kind":${q(c.elementKind)}` : ''
+                },"key":${c.isKey}}`,
+            )
+            .join(',')}]`
+        : '',
+    };
+  }
+
+  private row(t: CompiledTable, row: Row | null): string {
+    if (!row) return 'null';
+    let out = '{';
+    let seen = 0;
+    const cols = t.columns;
+    for (let i = 0; i < cols.length; i++) {
+      const c = cols[i]!;
+      const v = row[c.name];
+      if (i > 0) out += ',';
+      out += c.prefix;
+      if (v === undefined) out += 'null';
+      else {
+        seen++;
+        out += this.cell(c, v);
+      }
+    }
+    // Columns the row has but the table schema does not (should not happen): kept as text, never dropped.
+    let total = 0;
+    for (const _ in row) total++;
+    if (total > seen) {
+      for (const name in row) {
+        if (t.byName.has(name)) continue;
+        const v = row[name]!;
+        out += `${out.length > 1 ? ',' : ''}${q(name)}:${v === null ? 'null' : v === UNCHANGED ? this.unavailable : q(v)}`;
+      }
+    }
+    return `${out}}`;
+  }
+
+  private cell(c: CompiledColumn, v: CellValue): string {
+    if (v === null) return 'null';
+    if (v === UNCHANGED) return this.unavailable;
+    return c.convert(v);
+  }
+
+  private keyFromRow(t: CompiledTable, row: Row): string {
+    let out = '{';
+    for (let i = 0; i < t.keyColumns.length; i++) {
+      const c = t.keyColumns[i]!;
+      const v = row[c.name];
+      if (i > 0) out += ',';
+      out += c.prefix + (v === undefined ? 'null' : this.cell(c, v));
+    }
+    return `${out}}`;
+  }
+
+  /** The key payload: the table's key columns from the event's key (or the row); configured key columns otherwise. */
+  private keyPayload(t: CompiledTable, event: ChangeEvent, row: Row | null): string | null {
+    if (t.keyColumns.length > 0) {
+      const src = event.key ?? row;
+      return src ? this.keyFromRow(t, src) : null;
+    }
+    if (!event.key) return null;
+    // No primary key, but the source gave key columns (configured message key columns).
+    let out = '{';
+    for (const name in event.key) {
+      const c = t.byName.get(name);
+      const v = event.key[name]!;
+      if (out.length > 1) out += ',';
+      out += `${q(name)}:${c ? this.cell(c, v) : v === null ? 'null' : v === UNCHANGED ? this.unavailable : q(v)}`;
+    }
+    return `${out}}`;
+  }
+
+  private wrapKey(t: CompiledTable, payload: string | null): string | null {
+    if (payload === null) return null;
+    return this.options.schemas ? `${t.keyWrap}${payload}}` : payload;
+  }
+
+  private wrapValue(t: CompiledTable, payload: string): string {
+    return this.options.schemas ? `${t.valueWrap}${payload}}` : payload;
+  }
+
+  private envelope(
+    t: CompiledTable,
+    before: string,
+    after: string,
+    source: string,
+    op: string,
+    tsMs: number,
+    txJson: string,
+    event: ChangeEvent,
+  ): string {
+    if (this.options.schemas && t.valueWrap === '') {
+      t.valueWrap = `{"schema":${envelopeSchema(event.schema, event.source.connector, this.options.serverName, this.native)},"payload":`;
+    }
+    let out = `{"before":${before},"after":${after},"source":${source},"op":"${op}","ts_ms":${tsMs}${txJson}`;
+    if (this.native) {
+      out += t.nativeExtra;
+      if (event.op === 'truncate' && event.truncate) {
+        out += `,"truncate":{"cascade":${event.truncate.cascade},"restart_identity":${event.truncate.restartIdentity}}`;
+      }
+    }
+    return `${out}}`;
+  }
+
+  private sourceJson(s: SourceInfo, t: CompiledTable | null, messageSchema?: string, messageTable?: string): string {
+    const snapshot = s.snapshot === false ? '"false"' : q(s.snapshot);
+    const head = `{"version":${this.versionJson},"connector":"${s.connector}","name":${this.serverNameJson},"ts_ms":${Math.trunc(s.commitTimeMs)},"snapshot":${snapshot},"db":${q(s.db)}`;
+    const p = s.position;
+    const schemaJson = t ? t.schemaJson : messageSchema === undefined ? '""' : q(messageSchema);
+    const tableJson = t ? t.tableJson : messageTable === undefined ? '""' : q(messageTable);
+    if (p.kind === 'postgres') {
+      const lsn = lsnToDecimal(p.lsn);
+      const last = p.lastCommitLsn ? `\\"${lsnToDecimal(p.lastCommitLsn)}\\"` : 'null';
+      const txId = s.txId === undefined ? 'null' : /^\d+$/.test(s.txId) ? s.txId : q(s.txId);
+      return `${head},"sequence":"[${last},\\"${lsn}\\"]","schema":${schemaJson},"table":${tableJson},"txId":${txId},"lsn":${lsn},"xmin":null}`;
+    }
+    return `${head},"sequence":null,"table":${t ? t.tableJson : 'null'},"server_id":${Math.trunc(p.serverId)},"gtid":${
+      p.gtid === undefined ? 'null' : q(p.gtid)
+    },"file":${q(p.file)},"pos":${Math.trunc(p.pos)},"row":${Math.trunc(p.row)},"thread":null,"query":null}`;
+  }
+
+  private encodeMessage(event: ChangeEvent, tsMs: number, tx: TransactionPosition | null): EncodedRecord {
+    const m = event.message;
+    const prefix = m?.prefix ?? '';
+    const keyPayload = `{"prefix":${q(prefix)}}`;
+    const source = this.sourceJson(event.source, null, '', '');
+    const txJson = tx && this.options.transactionMetadata && m?.transactional ? transactionJson(tx) : '';
+    const content = q(m?.contentBase64 ?? '');
+    const transactional = this.native ? `,"transactional":${m?.transactional ?? false}` : '';
+    const payload = `{"op":"m","ts_ms":${tsMs},"source":${source},"message":{"prefix":${q(prefix)},"content":${content}${transactional}}${txJson}}`;
+    if (!this.options.schemas) return { event, type: 'message', key: keyPayload, value: payload };
+    const connector = event.source.connector;
+    return {
+      event,
+      type: 'message',
+      key: `{"schema":${messageKeySchema(connector)},"payload":${keyPayload}}`,
+      value: `{"schema":${messageValueSchema(connector, this.native)},"payload":${payload}}`,
+    };
+  }
+}
+
+function transactionJson(tx: TransactionPosition): string {
+  return `,"transaction":{"id":${q(tx.id)},"total_order":${tx.totalOrder},"data_collection_order":${tx.dataCollectionOrder}}`;
+}
+
+function keyChanged(keyNames: string[], before: Row, after: Row): boolean {
+  for (const k of keyNames) {
+    const b = before[k];
+    const a = after[k];
+    if (b === undefined || b === UNCHANGED || a === undefined || a === UNCHANGED) continue;
+    if (a !== b) return true;
+  }
+  return false;
+}
+
+/** Wraps a converter so a malformed value names its table and column instead of emitting broken JSON. */
+function guarded(schema: TableSchema, c: ColumnInfo, convert: ValueToJson): ValueToJson {
+  if (c.kind !== 'array') return convert;
+  return (text) => {
+    try {
+      return convert(text);
+    } catch (err) {
+      throw new SchemaMismatchError(
+        `table ${schema.table.schema}.${schema.table.name}, column ${c.name} (${c.type}): ${(err as Error).message}`,
+        'The value is not a PostgreSQL array literal; check the column type reported by the source.',
+      );
+    }
+  };
+}
+
+const TWO_32 = 4294967296;
+
+/** `X/Y` LSN -> decimal string (Debezium's numeric LSN), exact for every LSN. */
+export function lsnToDecimal(lsn: string): string {
+  const slash = lsn.indexOf('/');
+  if (slash < 0) return /^\d+$/.test(lsn) ? lsn : '0';
+  const hi = Number.parseInt(lsn.slice(0, slash), 16);
+  const lo = Number.parseInt(lsn.slice(slash + 1), 16);
+  if (hi < 0x200000) return String(hi * TWO_32 + lo);
+  return ((BigInt(hi) << 32n) | BigInt(lo)).toString();
+}
+
+/** The jsonl line of a record: `{"key":<key JSON or null>,"value":<value JSON or null>}` (no newline). */
+export function keyValueLine(record: EncodedRecord): string {
+  return `{"key":${record.key ?? 'null'},"value":${record.value ?? 'null'}}`;
+}

@@ -1,0 +1,122 @@
+/**
+ * Kafka Connect JSON schemas (`{"schema": ..., "payload": ...}`) in Debezium's style, built once per table as text.
+ */
+import type { ColumnInfo, TableSchema, ValueKind } from '../core/change-event.ts';
+
+const q = JSON.stringify as (s: string) => string;
+
+/** Type and optional logical name of a value of this kind, as `"type":...[,"name":...]` (no braces). */
+export function fieldType(kind: ValueKind, typeName: string, elementKind?: ValueKind): string {
+  const t = typeName.toLowerCase();
+  switch (kind) {
+    case 'bool':
+      return '"type":"boolean"';
+    case 'int':
+      return `"type":"${intType(t)}"`;
+    case 'float':
+      return /^(real|float4|float)\b/.test(t) && !/double/.test(t) ? '"type":"float"' : '"type":"double"';
+    case 'bytes':
+      return '"type":"bytes"';
+    case 'json':
+      return '"type":"string","name":"io.debezium.data.Json","version":1';
+    case 'uuid':
+      return '"type":"string","name":"io.debezium.data.Uuid","version":1';
+    case 'enum':
+      return '"type":"string","name":"io.debezium.data.Enum","version":1';
+    case 'set':
+      return '"type":"string","name":"io.debezium.data.EnumSet","version":1';
+    case 'date':
+      return '"type":"string","name":"io.debezium.time.IsoDate","version":1';
+    case 'time':
+      return '"type":"string","name":"io.debezium.time.IsoTime","version":1';
+    case 'timetz':
+      return '"type":"string","name":"io.debezium.time.ZonedTime","version":1';
+    case 'timestamp':
+      return '"type":"string","name":"io.debezium.time.IsoTimestamp","version":1';
+    case 'timestamptz':
+      return '"type":"string","name":"io.debezium.time.ZonedTimestamp","version":1';
+    case 'interval':
+      return '"type":"string","name":"io.debezium.time.Interval","version":1';
+    case 'array': {
+      const element = elementKind ?? 'text';
+      const elementType = t.endsWith('[]') ? t.slice(0, -2) : t.replace(/^_/, '');
+      return `"type":"array","items":{${fieldType(element, elementType)},"optional":true}`;
+    }
+    // decimal (string decimal handling mode), text, bits, geometry, other
+    default:
+      return '"type":"string"';
+  }
+}
+
+function intType(t: string): 'int16' | 'int32' | 'int64' {
+  const unsigned = t.includes('unsigned');
+  if (/^(smallint|int2|smallserial|tinyint)\b/.test(t)) return unsigned && t.startsWith('smallint') ? 'int32' : 'int16';
+  if (/^(mediumint|year)\b/.test(t)) return 'int32';
+  if (/^(integer|int4|int|serial)\b/.test(t)) return unsigned ? 'int64' : 'int32';
+  // bigint / int8 / bigserial, bigint unsigned (values up to 2^64-1 are written exactly; see docs/event-format.md)
+  return 'int64';
+}
+
+function columnField(c: ColumnInfo): string {
+  const optional = !c.isKey && c.nullable !== false;
+  return `{${fieldType(c.kind, c.type, c.elementKind)},"optional":${optional},"field":${q(c.name)}}`;
+}
+
+/** Struct of the row (all columns), Debezium's `<prefix>.<schema>.<table>.Value`. */
+export function rowStructSchema(schema: TableSchema, serverName: string, field?: string): string {
+  const name = `${serverName}.${schema.table.schema}.${schema.table.name}.Value`;
+  return `{"type":"struct","fields":[${schema.columns.map(columnField).join(',')}],"optional":true,"name":${q(name)}${
+    field ? `,"field":${q(field)}` : ''
+  }}`;
+}
+
+/** Struct of the key columns, `<prefix>.<schema>.<table>.Key`. */
+export function keyStructSchema(schema: TableSchema, keyColumns: ColumnInfo[], serverName: string): string {
+  const name = `${serverName}.${schema.table.schema}.${schema.table.name}.Key`;
+  return `{"type":"struct","fields":[${keyColumns
+    .map((c) => `{${fieldType(c.kind, c.type, c.elementKind)},"optional":false,"field":${q(c.name)}}`)
+    .join(',')}],"optional":false,"name":${q(name)}}`;
+}
+
+const SNAPSHOT_FIELD =
+  '{"type":"string","optional":true,"name":"io.debezium.data.Enum","version":1,"parameters":{"allowed":"true,first,first_in_data_collection,last_in_data_collection,last,false,incremental"},"default":"false","field":"snapshot"}';
+
+export const POSTGRES_SOURCE_SCHEMA = `{"type":"struct","fields":[{"type":"string","optional":false,"field":"version"},{"type":"string","optional":false,"field":"connector"},{"type":"string","optional":false,"field":"name"},{"type":"int64","optional":false,"field":"ts_ms"},${SNAPSHOT_FIELD},{"type":"string","optional":false,"field":"db"},{"type":"string","optional":true,"field":"sequence"},{"type":"string","optional":false,"field":"schema"},{"type":"string","optional":false,"field":"table"},{"type":"int64","optional":true,"field":"txId"},{"type":"int64","optional":true,"field":"lsn"},{"type":"int64","optional":true,"field":"xmin"}],"optional":false,"name":"io.debezium.connector.postgresql.Source","field":"source"}`;
+
+export const MYSQL_SOURCE_SCHEMA = `{"type":"struct","fields":[{"type":"string","optional":false,"field":"version"},{"type":"string","optional":false,"field":"connector"},{"type":"string","optional":false,"field":"name"},{"type":"int64","optional":false,"field":"ts_ms"},${SNAPSHOT_FIELD},{"type":"string","optional":false,"field":"db"},{"type":"string","optional":true,"field":"sequence"},{"type":"string","optional":true,"field":"table"},{"type":"int64","optional":false,"field":"server_id"},{"type":"string","optional":true,"field":"gtid"},{"type":"string","optional":false,"field":"file"},{"type":"int64","optional":false,"field":"pos"},{"type":"int32","optional":false,"field":"row"},{"type":"int64","optional":true,"field":"thread"},{"type":"string","optional":true,"field":"query"}],"optional":false,"name":"io.debezium.connector.mysql.Source","field":"source"}`;
+
+export const TRANSACTION_SCHEMA =
+  '{"type":"struct","fields":[{"type":"string","optional":false,"field":"id"},{"type":"int64","optional":false,"field":"total_order"},{"type":"int64","optional":false,"field":"data_collection_order"}],"optional":true,"name":"event.block","version":1,"field":"transaction"}';
+
+/** Native format extras: table reference, column descriptions, truncate options. */
+const NATIVE_FIELDS =
+  ',{"type":"struct","fields":[{"type":"string","optional":false,"field":"schema"},{"type":"string","optional":false,"field":"name"}],"optional":false,"field":"table"},{"type":"array","items":{"type":"struct","fields":[{"type":"string","optional":false,"field":"name"},{"type":"string","optional":false,"field":"type"},{"type":"string","optional":false,"field":"kind"},{"type":"string","optional":true,"field":"element_kind"},{"type":"boolean","optional":false,"field":"key"}],"optional":false},"optional":false,"field":"columns"},{"type":"struct","fields":[{"type":"boolean","optional":false,"field":"cascade"},{"type":"boolean","optional":false,"field":"restart_identity"}],"optional":true,"field":"truncate"}';
+
+/** The whole value schema of a table's change events. */
+export function envelopeSchema(
+  schema: TableSchema,
+  connector: 'postgresql' | 'mysql',
+  serverName: string,
+  native: boolean,
+): string {
+  const name = `${serverName}.${schema.table.schema}.${schema.table.name}.Envelope`;
+  const source = connector === 'postgresql' ? POSTGRES_SOURCE_SCHEMA : MYSQL_SOURCE_SCHEMA;
+  return `{"type":"struct","fields":[${rowStructSchema(schema, serverName, 'before')},${rowStructSchema(
+    schema,
+    serverName,
+    'after',
+  )},${source},{"type":"string","optional":false,"field":"op"},{"type":"int64","optional":true,"field":"ts_ms"},${TRANSACTION_SCHEMA}${
+    native ? NATIVE_FIELDS : ''
+  }],"optional":false,"name":${q(name)},"version":1}`;
+}
+
+export function messageKeySchema(connector: 'postgresql' | 'mysql'): string {
+  return `{"type":"struct","fields":[{"type":"string","optional":true,"field":"prefix"}],"optional":false,"name":"io.debezium.connector.${connector}.MessageKey"}`;
+}
+
+export function messageValueSchema(connector: 'postgresql' | 'mysql', native: boolean): string {
+  const source = connector === 'postgresql' ? POSTGRES_SOURCE_SCHEMA : MYSQL_SOURCE_SCHEMA;
+  return `{"type":"struct","fields":[{"type":"string","optional":false,"field":"op"},{"type":"int64","optional":true,"field":"ts_ms"},${source},{"type":"struct","fields":[{"type":"string","optional":true,"field":"prefix"},{"type":"bytes","optional":true,"field":"content"}${
+    native ? ',{"type":"boolean","optional":true,"field":"transactional"}' : ''
+  }],"optional":false,"name":"io.debezium.connector.${connector}.Message","field":"message"},${TRANSACTION_SCHEMA}],"optional":false,"name":"io.debezium.connector.${connector}.MessageValue"}`;
+}
