@@ -1,7 +1,68 @@
 import { z } from 'zod';
 
+const tableName = z.string().regex(/^[^.\s]+\.[^.\s]+$/, 'expected database.table, e.g. shop.orders');
+
 export const mysqlSourceConfig = z.strictObject({
   type: z.literal('mysql'),
   url: z.string().describe('Connection URL of the source server (mysql://user:password@host:port/).'),
+  databases: z
+    .array(z.string().min(1))
+    .min(1)
+    .optional()
+    .describe('Databases to replicate entirely; omitted (and no tables) means every non-system database.'),
+  tables: z
+    .array(tableName)
+    .min(1)
+    .optional()
+    .describe('Tables to replicate as database.table (in addition to the databases list).'),
+  snapshot: z
+    .enum(['initial', 'never', 'initial_only'])
+    .default('initial')
+    .describe('initial: copy existing rows then stream; never: stream only; initial_only: copy and stop.'),
+  snapshot_chunk_rows: z
+    .number()
+    .int()
+    .min(1)
+    .max(1_000_000)
+    .default(5000)
+    .describe('Rows read per keyset query during the snapshot (primary-key order).'),
+  server_id: z
+    .number()
+    .int()
+    .min(1)
+    .max(4294967295)
+    .optional()
+    .describe(
+      'Replica server id used by the binlog reader; must be unique among all replicas and differ from the ' +
+        "server's own server_id. Default: derived from a hash of the pipeline name.",
+    ),
+  heartbeat_interval_ms: z
+    .number()
+    .int()
+    .min(100)
+    .default(10_000)
+    .describe(
+      'While no replicated change arrives but the binlog position moves (writes to other tables), emit an empty ' +
+        'batch with a checkpoint at most this often, so checkpoints advance.',
+    ),
+  resnapshot_on_purged_binlog: z
+    .boolean()
+    .default(false)
+    .describe(
+      'When the checkpoint position is no longer in the binlog (purged), take a new snapshot instead of stopping ' +
+        'with an error.',
+    ),
+  resume_by_gtid: z
+    .boolean()
+    .default(true)
+    .describe('Resume from the checkpoint GTID set when it has one (survives failover); else binlog file and offset.'),
+  connect_timeout_ms: z.number().int().min(100).default(10_000).describe('Timeout for opening a connection.'),
+  read_buffer_events: z
+    .number()
+    .int()
+    .min(100)
+    .default(20_000)
+    .describe('Decoded binlog rows held in memory before reading pauses (backpressure).'),
 });
 export type MysqlSourceConfig = z.infer<typeof mysqlSourceConfig>;
+export type MysqlSourceConfigInput = z.input<typeof mysqlSourceConfig>;

@@ -1,0 +1,144 @@
+/**
+ * The differences between MariaDB and MySQL 8 that replication code meets, in one place: GTID spelling, how to
+ * take a consistent snapshot and learn its binlog coordinates, where the current binlog position lives.
+ */
+import type mysql from 'mysql2/promise';
+
+export type Flavor = 'mariadb' | 'mysql';
+
+export interface BinlogCoordinates {
+  file: string;
+  pos: number;
+  /** Executed GTID set at these coordinates (MariaDB `d-s-n,...`, MySQL `uuid:1-n,...`); '' when none. */
+  gtidSet: string;
+}
+
+type Conn = mysql.Connection | mysql.PoolConnection;
+
+// biome-ignore lint/suspicious/noExplicitAny: rows from SHOW statements
+async function rows(conn: Conn, sql: string, params?: unknown[]): Promise<any[]> {
+  const [result] = await conn.query(sql, params);
+  // biome-ignore lint/suspicious/noExplicitAny: rows from SHOW statements
+  return result as any[];
+}
+
+export async function detectFlavor(conn: Conn): Promise<{ flavor: Flavor; version: string }> {
+  const [r] = await rows(conn, 'SELECT VERSION() AS v');
+  const version = String(r.v);
+  return { flavor: /mariadb/i.test(version) ? 'mariadb' : 'mysql', version };
+}
+
+/** `SHOW MASTER STATUS` was renamed in MySQL 8.4 (`SHOW BINARY LOG STATUS`); MariaDB keeps the old name. */
+async function masterStatus(conn: Conn): Promise<{ file: string; pos: number; gtid?: string } | null> {
+  let r: Record<string, unknown>[];
+  try {
+    r = await rows(conn, 'SHOW MASTER STATUS');
+  } catch {
+    r = await rows(conn, 'SHOW BINARY LOG STATUS');
+  }
+  const first = r[0];
+  if (!first) return null;
+  return {
+    file: String(first.File),
+    pos: Number(first.Position),
+    gtid: first.Executed_Gtid_Set === undefined ? undefined : String(first.Executed_Gtid_Set).replace(/\s/g, ''),
+  };
+}
+
+/** The server's current end of binlog and executed GTID set. */
+export async function currentCoordinates(conn: Conn, flavor: Flavor): Promise<BinlogCoordinates> {
+  const status = await masterStatus(conn);
+  if (!status) throw new Error('binary logging is off (SHOW MASTER STATUS returned nothing)');
+  if (flavor === 'mariadb') {
+    return { file: status.file, pos: status.pos, gtidSet: await mariadbGtidAt(conn, status.file, status.pos) };
+  }
+  return { file: status.file, pos: status.pos, gtidSet: status.gtid ?? '' };
+}
+
+/** MariaDB: the GTID position that corresponds exactly to a binlog file and offset. */
+export async function mariadbGtidAt(conn: Conn, file: string, pos: number): Promise<string> {
+  const [r] = await rows(conn, 'SELECT BINLOG_GTID_POS(?, ?) AS g', [file, pos]);
+  return r?.g == null ? '' : String(r.g);
+}
+
+/**
+ * Opens a transaction with a consistent snapshot on `conn` and returns the binlog coordinates it corresponds to:
+ * every transaction committed before them is visible to the snapshot, none after.
+ *
+ * MariaDB: `START TRANSACTION WITH CONSISTENT SNAPSHOT` makes the binlog position part of the snapshot
+ * (`binlog_snapshot_file/position` status), without any lock; `BINLOG_GTID_POS` turns it into the exact GTID position.
+ * MySQL 8: a brief `FLUSH TABLES WITH READ LOCK` stops commits while the snapshot starts and the position is read.
+ */
+export async function startConsistentSnapshot(conn: Conn, flavor: Flavor): Promise<BinlogCoordinates> {
+  await conn.query('SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ');
+  if (flavor === 'mariadb') {
+    await conn.query('START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY');
+    const status = await rows(conn, "SHOW STATUS LIKE 'binlog_snapshot_%'");
+    const v = Object.fromEntries(status.map((r) => [String(r.Variable_name).toLowerCase(), String(r.Value)]));
+    const file = v.binlog_snapshot_file;
+    const pos = Number(v.binlog_snapshot_position);
+    if (!file) throw new Error('binary logging is off (binlog_snapshot_file is empty)');
+    return { file, pos, gtidSet: await mariadbGtidAt(conn, file, pos) };
+  }
+  await conn.query('FLUSH TABLES WITH READ LOCK');
+  try {
+    await conn.query('START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY');
+    const status = await masterStatus(conn);
+    if (!status) throw new Error('binary logging is off (SHOW MASTER STATUS returned nothing)');
+    return { file: status.file, pos: status.pos, gtidSet: status.gtid ?? '' };
+  } finally {
+    await conn.query('UNLOCK TABLES');
+  }
+}
+
+/** Binlog files the server still has, oldest first. */
+export async function binaryLogs(conn: Conn): Promise<{ name: string; size: number }[]> {
+  const r = await rows(conn, 'SHOW BINARY LOGS');
+  return r.map((x) => ({ name: String(x.Log_name), size: Number(x.File_size) }));
+}
+
+/** MySQL's server error when a requested binlog position or GTID is gone (ER_MASTER_FATAL_ERROR_READING_BINLOG). */
+export function isPurgedBinlogError(err: unknown): boolean {
+  const e = err as { errno?: number; code?: string; message?: string } | null;
+  if (!e) return false;
+  return (
+    e.errno === 1236 ||
+    e.code === 'ER_MASTER_FATAL_ERROR_READING_BINLOG' ||
+    /could not find (first log file name|GTID state)|purged binary logs|binary log.*purged/i.test(e.message ?? '')
+  );
+}
+
+/**
+ * Tracks a MariaDB GTID position (last GTID per replication domain) as transactions commit, so every checkpoint
+ * carries the exact position even after a file+offset resume.
+ */
+export class MariadbGtidPosition {
+  private readonly domains = new Map<number, string>();
+
+  constructor(initial = '') {
+    for (const part of initial.split(',')) {
+      const g = part.trim();
+      if (!g) continue;
+      const m = /^(\d+)-(\d+)-(\d+)$/.exec(g);
+      if (!m) throw new Error(`not a MariaDB GTID position: ${initial}`);
+      this.domains.set(Number(m[1]), g);
+    }
+  }
+
+  /** Records a committed GTID `domain-server-seq`. */
+  add(gtid: string): void {
+    const m = /^(\d+)-(\d+)-(\d+)$/.exec(gtid);
+    if (!m) return;
+    this.domains.set(Number(m[1]), gtid);
+  }
+
+  toString(): string {
+    return [...this.domains.entries()]
+      .sort((a, b) => a[0] - b[0])
+      .map(([, g]) => g)
+      .join(',');
+  }
+}
+
+/** System databases that are never replicated. */
+export const SYSTEM_DATABASES = ['mysql', 'information_schema', 'performance_schema', 'sys'];

@@ -1,0 +1,424 @@
+/**
+ * The only file that knows @vlasky/zongji. It turns the binlog stream into our own events (transaction begin,
+ * rows with their table's column descriptors, commit, standalone statement) and applies backpressure: when more
+ * than `highWaterRows` decoded rows wait to be pulled, the replication connection's socket is paused; it resumes
+ * once the consumer drained the buffer below half of that.
+ */
+import ZongJi from '@vlasky/zongji';
+
+export interface BinlogColumn {
+  name: string;
+  /** Type text from the binlog metadata (`bigint unsigned`, `decimal(10,2)`, `enum('a','b')`, `longtext`...). */
+  type: string;
+  charset: string | null;
+}
+
+export interface BinlogTable {
+  /** Binlog table id; changes when the table's definition changes. */
+  tableId: number;
+  database: string;
+  name: string;
+  columns: BinlogColumn[];
+  /** Primary-key column names from the metadata, or undefined when the server does not log them. */
+  primaryKey?: string[];
+}
+
+export type RawRow = Record<string, unknown>;
+
+interface Common {
+  /** Binlog file of the event. */
+  file: string;
+  /** Event timestamp (seconds resolution), ms since epoch. */
+  timestampMs: number;
+}
+
+export type BinlogEvent =
+  | (Common & { type: 'begin'; gtid?: string /** Position where the group starts. */; pos: number })
+  | (Common & {
+      type: 'rows';
+      op: 'insert' | 'update' | 'delete';
+      table: BinlogTable;
+      rows: { before: RawRow | null; after: RawRow | null }[];
+      gtid?: string;
+    })
+  | (Common & {
+      type: 'commit';
+      /** Position just after the commit event. */
+      pos: number;
+      gtid?: string;
+      /** Executed GTID set including this transaction, when known. */
+      gtidSet?: string;
+    })
+  | (Common & {
+      type: 'statement';
+      /** A statement that is its own transaction (DDL, TRUNCATE); the position after it is a commit point. */
+      query: string;
+      database: string;
+      pos: number;
+      gtid?: string;
+      gtidSet?: string;
+    });
+
+export interface BinlogReaderOptions {
+  host: string;
+  port: number;
+  user: string;
+  password?: string;
+  serverId: number;
+  flavor: 'mariadb' | 'mysql';
+  /** Start point: a GTID set (preferred when given) or file+position. */
+  start: { gtidSet: string } | { file: string; pos: number };
+  /** Initial executed GTID set for checkpoints when starting from file+position (MariaDB position or MySQL set). */
+  initialGtidSet?: string;
+  includeSchema?: Record<string, string[] | true>;
+  excludeSchema?: Record<string, string[] | true>;
+  highWaterRows: number;
+  connectTimeoutMs?: number;
+}
+
+const MYSQL_GEOMETRY = 255;
+const MYSQL_BLOB = 252;
+
+// biome-ignore lint/suspicious/noExplicitAny: zongji events are loosely typed
+type ZEvent = any;
+
+export class BinlogReader {
+  private zongji: ZongJi | null = null;
+  private readonly queue: BinlogEvent[] = [];
+  private queuedRows = 0;
+  private paused = false;
+  private error: unknown = null;
+  private ended = false;
+  private waiter: (() => void) | null = null;
+  private file = '';
+  private lastPos = 0;
+  private gtid: string | undefined;
+  private mariadb = false;
+  /** MariaDB executed GTID position, tracked per domain. */
+  private readonly mariadbDomains = new Map<string, string>();
+  private readonly tables = new Map<number, BinlogTable>();
+  private readonly options: BinlogReaderOptions;
+  private startedResolve: (() => void) | null = null;
+
+  constructor(options: BinlogReaderOptions) {
+    this.options = options;
+    this.mariadb = options.flavor === 'mariadb';
+    if ('file' in options.start) {
+      this.file = options.start.file;
+      this.lastPos = options.start.pos;
+    }
+    const initial = 'gtidSet' in options.start ? options.start.gtidSet : options.initialGtidSet;
+    if (initial && this.mariadb) {
+      for (const g of initial.split(',')) this.addMariadbGtid(g.trim());
+    }
+  }
+
+  /** Connects and starts the dump; resolves once the server accepted it (or rejects with its error). */
+  start(): Promise<void> {
+    const o = this.options;
+    const zongji = new ZongJi({
+      host: o.host,
+      port: o.port,
+      user: o.user,
+      password: o.password,
+      charset: 'utf8mb4',
+      dateStrings: true,
+      timezone: 'Z',
+      jsonStrings: true,
+      supportBigNumbers: true,
+      bigNumberStrings: true,
+      connectTimeout: o.connectTimeoutMs ?? 10_000,
+    } as never);
+    this.zongji = zongji;
+    const started = new Promise<void>((resolve, reject) => {
+      this.startedResolve = resolve;
+      zongji.on('error', (err: unknown) => {
+        if (this.startedResolve) {
+          this.startedResolve = null;
+          reject(err);
+        }
+        this.fail(err);
+      });
+    });
+    zongji.on('binlog', (event: ZEvent) => {
+      try {
+        this.onEvent(event);
+      } catch (err) {
+        this.fail(err);
+      }
+    });
+    zongji.on('ready', () => {
+      // The dump command is queued right after 'ready'; the server's first answer (a rotate event, or an error)
+      // follows. Resolve on the first event or shortly after, whichever comes first.
+      setTimeout(() => this.markStarted(), 300);
+    });
+    const start = o.start;
+    zongji.start({
+      serverId: o.serverId,
+      ...('gtidSet' in start ? { gtidSet: start.gtidSet } : { filename: start.file, position: start.pos }),
+      includeSchema: o.includeSchema,
+      excludeSchema: o.excludeSchema,
+    } as never);
+    return started;
+  }
+
+  private markStarted(): void {
+    const r = this.startedResolve;
+    this.startedResolve = null;
+    r?.();
+  }
+
+  /** Current binlog file and the position after the last complete event group. */
+  position(): { file: string; pos: number } {
+    return { file: this.file, pos: this.lastPos };
+  }
+
+  /** Next event, `undefined` after `timeoutMs` without one, `null` once stopped. Throws the stream's error. */
+  async next(timeoutMs: number): Promise<BinlogEvent | null | undefined> {
+    if (this.queue.length === 0 && !this.error && !this.ended) {
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(() => {
+          this.waiter = null;
+          resolve();
+        }, timeoutMs);
+        this.waiter = () => {
+          clearTimeout(timer);
+          this.waiter = null;
+          resolve();
+        };
+      });
+    }
+    const event = this.queue.shift();
+    if (event) {
+      if (event.type === 'rows') this.queuedRows -= event.rows.length;
+      if (this.paused && this.queuedRows <= this.options.highWaterRows / 2) this.resume();
+      return event;
+    }
+    if (this.error) throw this.error;
+    if (this.ended) return null;
+    return undefined;
+  }
+
+  /** Rows decoded and waiting to be pulled. */
+  bufferedRows(): number {
+    return this.queuedRows;
+  }
+
+  isPaused(): boolean {
+    return this.paused;
+  }
+
+  async stop(): Promise<void> {
+    if (this.ended) return;
+    this.ended = true;
+    const z = this.zongji;
+    this.zongji = null;
+    this.wake();
+    if (!z) return;
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, 2000);
+      z.once('stopped', () => {
+        clearTimeout(timer);
+        resolve();
+      });
+      try {
+        z.stop();
+      } catch {
+        clearTimeout(timer);
+        resolve();
+      }
+    });
+  }
+
+  private fail(err: unknown): void {
+    if (this.ended) return;
+    if (!this.error) this.error = err;
+    this.wake();
+  }
+
+  private wake(): void {
+    this.waiter?.();
+  }
+
+  private push(event: BinlogEvent): void {
+    this.queue.push(event);
+    if (event.type === 'rows') {
+      this.queuedRows += event.rows.length;
+      if (!this.paused && this.queuedRows >= this.options.highWaterRows) this.pause();
+    }
+    this.wake();
+  }
+
+  private pause(): void {
+    // biome-ignore lint/suspicious/noExplicitAny: mysql2 connection internals
+    const conn = (this.zongji as any)?.connection;
+    if (!conn) return;
+    this.paused = true;
+    conn.pause();
+  }
+
+  private resume(): void {
+    // biome-ignore lint/suspicious/noExplicitAny: mysql2 connection internals
+    const conn = (this.zongji as any)?.connection;
+    this.paused = false;
+    conn?.resume();
+  }
+
+  private addMariadbGtid(gtid: string): void {
+    const m = /^(\d+)-\d+-\d+$/.exec(gtid);
+    if (m) this.mariadbDomains.set(m[1]!, gtid);
+  }
+
+  private gtidSet(): string | undefined {
+    if (this.mariadb) {
+      return [...this.mariadbDomains.entries()]
+        .sort((a, b) => Number(a[0]) - Number(b[0]))
+        .map(([, g]) => g)
+        .join(',');
+    }
+    return this.zongji?.gtidSet;
+  }
+
+  private tableOf(event: ZEvent): BinlogTable | undefined {
+    return this.tables.get(event.tableId);
+  }
+
+  private onTableMap(event: ZEvent): void {
+    const entry = event.tableMap?.[event.tableId];
+    if (!entry?.columns) return;
+    // Geometry values are decoded as raw bytes (MySQL's internal SRID + WKB) so that we format them ourselves;
+    // zongji's own decoding loses the geometry's type. Both types read a length-prefixed value.
+    for (const col of entry.columns) if (col.type === MYSQL_GEOMETRY) col.type = MYSQL_BLOB;
+    const columns: BinlogColumn[] = entry.columnSchemas.map((s: ZEvent, i: number) => ({
+      name: String(s.COLUMN_NAME),
+      type: String(s.COLUMN_TYPE || '').toLowerCase(),
+      charset: entry.columns[i]?.charset ?? s.CHARACTER_SET_NAME ?? null,
+    }));
+    const primaryKey: string[] | undefined = Array.isArray(event.primaryKey)
+      ? event.primaryKey.map((i: number) => columns[i]!.name)
+      : undefined;
+    const previous = this.tables.get(event.tableId);
+    if (
+      previous &&
+      previous.database === event.schemaName &&
+      previous.name === event.tableName &&
+      sameColumns(previous.columns, columns) &&
+      String(previous.primaryKey) === String(primaryKey)
+    )
+      return;
+    this.tables.set(event.tableId, {
+      tableId: event.tableId,
+      database: event.schemaName,
+      name: event.tableName,
+      columns,
+      primaryKey,
+    });
+  }
+
+  private onEvent(event: ZEvent): void {
+    if (this.ended) return;
+    const name: string = event.getEventName();
+    const timestampMs = Number(event.timestamp) || Date.now();
+    if (name !== 'rotate' && name !== 'format') this.markStarted();
+    switch (name) {
+      case 'rotate':
+        this.file = event.binlogName;
+        if (event.position) this.lastPos = Number(event.position);
+        return;
+      case 'heartbeat':
+        if (event.binlogName) this.file = event.binlogName;
+        return;
+      case 'gtid':
+        this.gtid = event.gtid;
+        this.push({ type: 'begin', gtid: event.gtid, file: this.file, pos: this.lastPos, timestampMs });
+        return;
+      case 'mariadbgtid':
+        this.mariadb = true;
+        this.gtid = event.gtid;
+        if (!event.standalone)
+          this.push({ type: 'begin', gtid: event.gtid, file: this.file, pos: this.lastPos, timestampMs });
+        return;
+      case 'mariadbgtidlist':
+        this.mariadb = true;
+        return;
+      case 'tablemap':
+        this.onTableMap(event);
+        return;
+      case 'writerows':
+      case 'updaterows':
+      case 'deleterows': {
+        const table = this.tableOf(event);
+        if (!table || !event.rows) return;
+        const op = name === 'writerows' ? 'insert' : name === 'updaterows' ? 'update' : 'delete';
+        const rows = event.rows.map((r: ZEvent) =>
+          op === 'insert'
+            ? { before: null, after: r }
+            : op === 'delete'
+              ? { before: r, after: null }
+              : { before: r.before, after: r.after },
+        );
+        this.push({ type: 'rows', op, table, rows, gtid: this.gtid, file: this.file, timestampMs });
+        return;
+      }
+      case 'xid':
+        this.commit(event, timestampMs);
+        return;
+      case 'query': {
+        const query = String(event.query ?? '').trim();
+        const upper = query.slice(0, 16).toUpperCase();
+        if (upper === 'BEGIN' || upper.startsWith('XA START') || upper.startsWith('XA END')) {
+          if (!this.mariadb)
+            this.push({ type: 'begin', gtid: this.gtid, file: this.file, pos: this.lastPos, timestampMs });
+          return;
+        }
+        if (upper === 'COMMIT' || upper.startsWith('XA COMMIT')) {
+          this.commit(event, timestampMs);
+          return;
+        }
+        if (upper === 'ROLLBACK' || upper.startsWith('XA ROLLBACK') || upper.startsWith('SAVEPOINT')) {
+          if (upper !== 'ROLLBACK' || event.nextPosition <= 0) return;
+          this.commit(event, timestampMs);
+          return;
+        }
+        if (event.nextPosition > 0) this.lastPos = Number(event.nextPosition);
+        if (this.mariadb && this.gtid) this.addMariadbGtid(this.gtid);
+        this.push({
+          type: 'statement',
+          query,
+          database: String(event.schema ?? ''),
+          file: this.file,
+          pos: this.lastPos,
+          gtid: this.gtid,
+          gtidSet: this.gtidSet(),
+          timestampMs,
+        });
+        this.gtid = undefined;
+        return;
+      }
+      default:
+        return;
+    }
+  }
+
+  private commit(event: ZEvent, timestampMs: number): void {
+    if (event.nextPosition > 0) this.lastPos = Number(event.nextPosition);
+    if (this.mariadb && this.gtid) this.addMariadbGtid(this.gtid);
+    this.push({
+      type: 'commit',
+      file: this.file,
+      pos: this.lastPos,
+      gtid: this.gtid,
+      gtidSet: this.gtidSet(),
+      timestampMs,
+    });
+    this.gtid = undefined;
+  }
+}
+
+function sameColumns(a: BinlogColumn[], b: BinlogColumn[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) {
+    if (a[i]!.name !== b[i]!.name || a[i]!.type !== b[i]!.type || a[i]!.charset !== b[i]!.charset) return false;
+  }
+  return true;
+}

@@ -1,0 +1,741 @@
+import type mysql from 'mysql2/promise';
+import type { ChangeBatch } from '../../../src/core/change-batch.ts';
+import type { ChangeEvent, ColumnInfo, Row, SourceInfo, TableSchema } from '../../../src/core/change-event.ts';
+import type { Checkpoint } from '../../../src/core/checkpoint.ts';
+import type { ConnectorContext } from '../../../src/core/connector-context.ts';
+import type { Source, SourceStatus } from '../../../src/core/source.ts';
+import { SourceSetupError, TributaryError } from '../../../src/errors.ts';
+import {
+  type BinlogCoordinates,
+  binaryLogs,
+  currentCoordinates,
+  detectFlavor,
+  type Flavor,
+  isPurgedBinlogError,
+  SYSTEM_DATABASES,
+  startConsistentSnapshot,
+} from '../flavor.ts';
+import { type BinlogEvent, BinlogReader, type BinlogTable, type RawRow } from './binlog-reader.ts';
+import type { MysqlSourceConfig } from './config.ts';
+import { connect, type MysqlEndpoint, parseMysqlUrl } from './connection.ts';
+import { preflightMysqlSource } from './preflight.ts';
+import { replicaServerId } from './server-id.ts';
+import {
+  binlogValue,
+  kindOfType,
+  type MysqlColumn,
+  normalizeColumnType,
+  quoteIdent,
+  snapshotSelectExpr,
+  snapshotValue,
+} from './values.ts';
+
+export interface BatchOptions {
+  max_events: number;
+  max_bytes: number;
+  max_wait_ms: number;
+}
+
+const DEFAULT_BATCH: BatchOptions = { max_events: 5000, max_bytes: 8 * 1024 * 1024, max_wait_ms: 200 };
+
+interface TableEntry {
+  schema: TableSchema;
+  columns: MysqlColumn[];
+}
+
+/** Builds batches within bounds; a batch carries a checkpoint only when it ends on a commit. */
+class BatchBuilder {
+  events: ChangeEvent[] = [];
+  bytes = 0;
+  firstAt = 0;
+  /** Number of leading events that belong to committed transactions, and the checkpoint after them. */
+  private committedCount = 0;
+  private committedBytes = 0;
+  private committedCp: Checkpoint | null = null;
+
+  constructor(private readonly limits: BatchOptions) {}
+
+  add(event: ChangeEvent, bytes: number): void {
+    if (this.events.length === 0) this.firstAt = Date.now();
+    this.events.push(event);
+    this.bytes += bytes;
+  }
+
+  commit(cp: Checkpoint): void {
+    this.committedCount = this.events.length;
+    this.committedBytes = this.bytes;
+    this.committedCp = cp;
+  }
+
+  full(): boolean {
+    return this.events.length >= this.limits.max_events || this.bytes >= this.limits.max_bytes;
+  }
+
+  due(): boolean {
+    return this.events.length > 0 && Date.now() - this.firstAt >= this.limits.max_wait_ms;
+  }
+
+  endsOnCommit(): boolean {
+    return this.committedCp !== null && this.committedCount === this.events.length;
+  }
+
+  /** A commit checkpoint with no events behind it (writes to tables not replicated). */
+  pendingHeartbeat(): Checkpoint | null {
+    return this.events.length === 0 ? this.committedCp : null;
+  }
+
+  /**
+   * Takes a batch: everything when it ends on a commit; else the committed prefix when there is one (the rest
+   * stays); else everything without a checkpoint (one transaction larger than a batch).
+   */
+  take(seq: number): ChangeBatch {
+    if (this.committedCp && this.committedCount > 0 && this.committedCount < this.events.length) {
+      const events = this.events.splice(0, this.committedCount);
+      const batch: ChangeBatch = { seq, events, checkpoint: this.committedCp, bytes: this.committedBytes };
+      this.bytes -= this.committedBytes;
+      this.firstAt = Date.now();
+      this.committedCount = 0;
+      this.committedBytes = 0;
+      this.committedCp = null;
+      return batch;
+    }
+    const batch: ChangeBatch = {
+      seq,
+      events: this.events,
+      checkpoint: this.endsOnCommit() ? this.committedCp : null,
+      bytes: this.bytes,
+    };
+    this.events = [];
+    this.bytes = 0;
+    this.committedCount = 0;
+    this.committedBytes = 0;
+    this.committedCp = null;
+    return batch;
+  }
+
+  clearHeartbeat(): void {
+    if (this.events.length === 0) this.committedCp = null;
+  }
+}
+
+function estimateBytes(row: Row | null): number {
+  if (!row) return 0;
+  let n = 0;
+  for (const k in row) {
+    const v = row[k];
+    n += k.length + (typeof v === 'string' ? v.length : 4) + 16;
+  }
+  return n;
+}
+
+/**
+ * Streams row changes from a MySQL or MariaDB binlog, after an optional consistent snapshot.
+ *
+ * Snapshot: one transaction WITH CONSISTENT SNAPSHOT gives the rows and the exact binlog position they correspond
+ * to; tables are read in primary-key order in keyset chunks, each preceded by a `truncate` event (so a snapshot
+ * redone after a crash replaces whatever an interrupted one delivered). Streaming then starts at exactly that
+ * position. A restart during the snapshot redoes it from the beginning.
+ */
+export class MysqlSource implements Source {
+  private readonly config: MysqlSourceConfig;
+  private readonly ctx: ConnectorContext;
+  private readonly batch: BatchOptions;
+  private readonly endpoint: MysqlEndpoint;
+  private conn: mysql.Connection | null = null;
+  private reader: BinlogReader | null = null;
+  private flavor: Flavor = 'mariadb';
+  private serverId = 0;
+  private replicaId = 0;
+  private needsSnapshot = false;
+  private streamFrom: (BinlogCoordinates & { byGtid: boolean }) | null = null;
+  private closed = false;
+  private iterating = false;
+  private lastCommitted: Checkpoint | null = null;
+  private lastEmitted: Checkpoint | null = null;
+  private readonly streamTables = new WeakMap<BinlogTable, TableEntry>();
+  private readonly infoCache = new Map<string, Promise<TableEntry | null>>();
+
+  constructor(config: MysqlSourceConfig, ctx: ConnectorContext, options?: { batch: BatchOptions }) {
+    this.config = config;
+    this.ctx = ctx;
+    this.batch = { ...DEFAULT_BATCH, ...options?.batch };
+    this.endpoint = parseMysqlUrl(config.url);
+  }
+
+  async open(from: Checkpoint | null): Promise<void> {
+    this.closed = false;
+    const problems = await preflightMysqlSource(this.config, this.ctx);
+    if (problems.length > 0) {
+      throw new SourceSetupError(
+        `the MySQL source is not ready: ${problems.map((p) => p.message).join('; ')}`,
+        problems.map((p) => p.hint).join('\n'),
+      );
+    }
+    this.conn = await connect(this.endpoint, this.config.connect_timeout_ms);
+    this.flavor = (await detectFlavor(this.conn)).flavor;
+    const [idRows] = await this.conn.query('SELECT @@server_id AS id');
+    this.serverId = Number((idRows as { id: number }[])[0]!.id);
+    this.replicaId = replicaServerId(this.config, this.ctx.pipeline);
+
+    if (from && from.position.kind !== 'mysql') {
+      throw new TributaryError('operator', `checkpoint of pipeline ${from.pipeline} is not a MySQL position`, {
+        hint: 'the pipeline was pointed at a different source type; clear its checkpoint to start over',
+      });
+    }
+    if (from?.phase === 'stream' && from.position.kind === 'mysql') {
+      const p = from.position;
+      const byGtid = this.config.resume_by_gtid && !!p.gtidSet;
+      this.streamFrom = { file: p.file, pos: p.pos, gtidSet: p.gtidSet ?? '', byGtid };
+      this.lastCommitted = from;
+      try {
+        await this.checkRetained(this.streamFrom);
+        await this.startReader(this.streamFrom);
+      } catch (err) {
+        if (!(err instanceof PurgedBinlogError) || !this.config.resnapshot_on_purged_binlog) throw err;
+        this.ctx.logger.warn({ event: 'binlog_purged_resnapshot', file: p.file, pos: p.pos }, err.message);
+        await this.stopReader();
+        this.streamFrom = null;
+        this.needsSnapshot = true;
+      }
+    } else if (this.config.snapshot === 'never') {
+      const coords = await currentCoordinates(this.conn, this.flavor);
+      this.streamFrom = { ...coords, byGtid: false };
+      await this.startReader(this.streamFrom);
+    } else {
+      // No checkpoint, or a snapshot that did not finish: (re)do the snapshot.
+      this.needsSnapshot = true;
+    }
+    this.ctx.logger.info(
+      {
+        event: 'mysql_source_opened',
+        flavor: this.flavor,
+        snapshot: this.needsSnapshot,
+        from: this.streamFrom ? `${this.streamFrom.file}:${this.streamFrom.pos}` : undefined,
+        gtid: this.streamFrom?.byGtid ? this.streamFrom.gtidSet : undefined,
+        replica_server_id: this.replicaId,
+      },
+      'MySQL source opened',
+    );
+  }
+
+  private async checkRetained(from: BinlogCoordinates & { byGtid: boolean }): Promise<void> {
+    if (from.byGtid) return; // the server reports a purged GTID when the dump starts
+    const logs = await binaryLogs(this.conn!);
+    const found = logs.find((l) => l.name === from.file);
+    if (!found || from.pos > found.size) {
+      throw new PurgedBinlogError(from, logs[0]?.name);
+    }
+  }
+
+  private includeFilter(): { include?: Record<string, string[] | true>; exclude?: Record<string, string[] | true> } {
+    const { databases, tables } = this.config;
+    if (!databases && !tables) return { exclude: Object.fromEntries(SYSTEM_DATABASES.map((d) => [d, true])) };
+    const include: Record<string, string[] | true> = {};
+    for (const db of databases ?? []) include[db] = true;
+    for (const t of tables ?? []) {
+      const [db, name] = t.split('.') as [string, string];
+      const cur = include[db];
+      if (cur === true) continue;
+      include[db] = [...(cur ?? []), name];
+    }
+    return { include };
+  }
+
+  private included(db: string, table: string): boolean {
+    const { databases, tables } = this.config;
+    if (!databases && !tables) return !SYSTEM_DATABASES.includes(db.toLowerCase());
+    return (databases ?? []).includes(db) || (tables ?? []).includes(`${db}.${table}`);
+  }
+
+  private async startReader(from: BinlogCoordinates & { byGtid: boolean }): Promise<void> {
+    const filter = this.includeFilter();
+    const reader = new BinlogReader({
+      ...this.endpoint,
+      serverId: this.replicaId,
+      flavor: this.flavor,
+      start: from.byGtid ? { gtidSet: from.gtidSet } : { file: from.file, pos: from.pos },
+      initialGtidSet: from.gtidSet,
+      includeSchema: filter.include,
+      excludeSchema: filter.exclude,
+      highWaterRows: this.config.read_buffer_events,
+      connectTimeoutMs: this.config.connect_timeout_ms,
+    });
+    this.reader = reader;
+    try {
+      await reader.start();
+    } catch (err) {
+      await reader.stop();
+      this.reader = null;
+      if (isPurgedBinlogError(err)) {
+        const logs = await binaryLogs(this.conn!).catch(() => []);
+        throw new PurgedBinlogError(from, logs[0]?.name, err);
+      }
+      throw err;
+    }
+  }
+
+  private async stopReader(): Promise<void> {
+    const r = this.reader;
+    this.reader = null;
+    await r?.stop();
+  }
+
+  async *batches(): AsyncIterable<ChangeBatch> {
+    if (this.iterating) throw new Error('batches() is already being iterated');
+    this.iterating = true;
+    let seq = 0;
+    try {
+      if (this.needsSnapshot) {
+        let coords: BinlogCoordinates | null = null;
+        for await (const item of this.snapshot()) {
+          if ('coords' in item) {
+            coords = item.coords;
+            continue;
+          }
+          yield { ...item, seq: seq++ };
+        }
+        if (this.closed || !coords) return;
+        this.needsSnapshot = false;
+        if (this.config.snapshot === 'initial_only') return;
+        this.streamFrom = { ...coords, byGtid: false };
+        await this.startReader(this.streamFrom);
+      }
+      if (!this.reader) return;
+      for await (const b of this.stream(this.reader)) {
+        yield { ...b, seq: seq++ };
+      }
+    } finally {
+      this.iterating = false;
+    }
+  }
+
+  // ---- snapshot -------------------------------------------------------------------------------------------
+
+  private async snapshotTables(conn: mysql.Connection): Promise<{ db: string; name: string }[]> {
+    const [rows] = await conn.query(
+      "SELECT TABLE_SCHEMA AS db, TABLE_NAME AS name FROM information_schema.TABLES WHERE TABLE_TYPE = 'BASE TABLE' " +
+        'ORDER BY TABLE_SCHEMA, TABLE_NAME',
+    );
+    return (rows as { db: string; name: string }[]).filter((t) => this.included(t.db, t.name));
+  }
+
+  private async *snapshot(): AsyncGenerator<Omit<ChangeBatch, 'seq'> | { coords: BinlogCoordinates }> {
+    const conn = await connect(this.endpoint, this.config.connect_timeout_ms);
+    try {
+      const coords = await startConsistentSnapshot(conn, this.flavor);
+      const startedAt = Date.now();
+      this.ctx.logger.info(
+        { event: 'snapshot_started', file: coords.file, pos: coords.pos, gtid: coords.gtidSet },
+        'consistent snapshot started',
+      );
+      const tables = await this.snapshotTables(conn);
+      const builder = new BatchBuilder(this.batch);
+      const done: string[] = [];
+      let first = true;
+      const sourceInfo = (db: string, snapshot: SourceInfo['snapshot']): SourceInfo => ({
+        connector: 'mysql',
+        db,
+        position: { kind: 'mysql', file: coords.file, pos: coords.pos, serverId: this.serverId, row: 0 },
+        commitTimeMs: startedAt,
+        snapshot,
+      });
+      const snapshotCp = (): Checkpoint => ({
+        pipeline: this.ctx.pipeline,
+        phase: 'snapshot',
+        position: { kind: 'mysql', file: coords.file, pos: coords.pos, gtidSet: coords.gtidSet || undefined },
+        state: { snapshot: { tablesDone: [...done] } },
+        sourceTimeMs: startedAt,
+      });
+      for (const t of tables) {
+        const entry = await this.describeTable(conn, t.db, t.name);
+        if (!entry) continue;
+        const { schema, columns } = entry;
+        builder.add(
+          {
+            op: 'truncate',
+            table: schema.table,
+            schema,
+            key: null,
+            before: null,
+            after: null,
+            source: sourceInfo(t.db, first ? 'first' : 'true'),
+            truncate: { cascade: false, restartIdentity: false },
+          },
+          100,
+        );
+        first = false;
+        const select = columns.map(snapshotSelectExpr).join(', ');
+        const from = `${quoteIdent(t.db)}.${quoteIdent(t.name)}`;
+        const keys = schema.keyColumns;
+        const keyIdx = keys.map((k) => columns.findIndex((c) => c.name === k));
+        const order = keys.map(quoteIdent).join(', ');
+        let lastKey: unknown[] | null = null;
+        let offset = 0;
+        for (;;) {
+          if (this.closed) return;
+          let sql = `SELECT ${select} FROM ${from}`;
+          const params: unknown[] = [];
+          if (keys.length > 0) {
+            if (lastKey) {
+              sql += ` WHERE (${order}) > (${keys.map(() => '?').join(', ')})`;
+              params.push(...lastKey);
+            }
+            sql += ` ORDER BY ${order} LIMIT ${this.config.snapshot_chunk_rows}`;
+          } else {
+            sql += ` LIMIT ${this.config.snapshot_chunk_rows} OFFSET ${offset}`;
+          }
+          const [rows] = await conn.query({
+            sql,
+            values: params,
+            rowsAsArray: true,
+            typeCast: (field: { buffer(): Buffer | null }) => field.buffer(),
+          } as never);
+          const list = rows as (Buffer | null)[][];
+          for (const raw of list) {
+            const after: Row = {};
+            for (let i = 0; i < columns.length; i++)
+              after[columns[i]!.name] = snapshotValue(raw[i] ?? null, columns[i]!);
+            const key: Row | null =
+              keys.length > 0 ? (Object.fromEntries(keys.map((k) => [k, after[k] ?? null])) as Row) : null;
+            const bytes = estimateBytes(after) + 100;
+            builder.add(
+              { op: 'read', table: schema.table, schema, key, before: null, after, source: sourceInfo(t.db, 'true') },
+              bytes,
+            );
+            if (builder.full()) yield builder.take(0);
+          }
+          if (list.length < this.config.snapshot_chunk_rows) break;
+          offset += list.length;
+          const last = list[list.length - 1]!;
+          lastKey = keyIdx.map((i) => keyParam(last[i] ?? null, columns[i]!));
+        }
+        done.push(`${t.db}.${t.name}`);
+        builder.commit(snapshotCp());
+        if (builder.full()) yield builder.take(0);
+      }
+      await conn.query('COMMIT');
+      const finalCp: Checkpoint = {
+        pipeline: this.ctx.pipeline,
+        phase: 'stream',
+        position: { kind: 'mysql', file: coords.file, pos: coords.pos, gtidSet: coords.gtidSet || undefined },
+        sourceTimeMs: startedAt,
+      };
+      builder.commit(finalCp);
+      yield builder.take(0);
+      this.lastEmitted = finalCp;
+      this.ctx.logger.info(
+        { event: 'snapshot_finished', tables: done.length, ms: Date.now() - startedAt },
+        'snapshot finished',
+      );
+      yield { coords };
+    } finally {
+      await conn.end().catch(() => undefined);
+    }
+  }
+
+  /** Table schema from INFORMATION_SCHEMA (snapshot, and statements that name a table). */
+  private async describeTable(conn: mysql.Connection | null, db: string, name: string): Promise<TableEntry | null> {
+    const c = conn ?? this.conn!;
+    const [colRows] = await c.query(
+      'SELECT COLUMN_NAME AS name, COLUMN_TYPE AS type, IS_NULLABLE AS nullable FROM information_schema.COLUMNS ' +
+        'WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION',
+      [db, name],
+    );
+    const cols = colRows as { name: string; type: string; nullable: string }[];
+    if (cols.length === 0) return null;
+    const [keyRows] = await c.query(
+      "SELECT COLUMN_NAME AS name FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? AND INDEX_NAME = 'PRIMARY' ORDER BY SEQ_IN_INDEX",
+      [db, name],
+    );
+    const keys = (keyRows as { name: string }[]).map((r) => r.name);
+    const json = await this.jsonColumns(c, db, name);
+    return buildEntry(
+      db,
+      name,
+      cols.map((r) => ({ name: r.name, type: normalizeColumnType(r.type), nullable: r.nullable === 'YES' })),
+      keys,
+      json,
+    );
+  }
+
+  /** MariaDB's JSON is LONGTEXT with a json_valid() check; that check marks the column as json. */
+  private async jsonColumns(c: mysql.Connection, db: string, name: string): Promise<Set<string>> {
+    if (this.flavor !== 'mariadb') return new Set();
+    try {
+      const [rows] = await c.query(
+        'SELECT CHECK_CLAUSE AS clause FROM information_schema.CHECK_CONSTRAINTS WHERE CONSTRAINT_SCHEMA = ? AND TABLE_NAME = ?',
+        [db, name],
+      );
+      const out = new Set<string>();
+      for (const r of rows as { clause: string }[]) {
+        for (const m of String(r.clause).matchAll(/json_valid\(`((?:[^`]|``)+)`\)/gi))
+          out.add(m[1]!.replace(/``/g, '`'));
+      }
+      return out;
+    } catch {
+      return new Set();
+    }
+  }
+
+  private cachedInfo(db: string, name: string): Promise<TableEntry | null> {
+    const id = `${db}.${name}`;
+    let p = this.infoCache.get(id);
+    if (!p) {
+      p = this.describeTable(null, db, name);
+      this.infoCache.set(id, p);
+    }
+    return p;
+  }
+
+  private async streamEntry(table: BinlogTable): Promise<TableEntry> {
+    const cached = this.streamTables.get(table);
+    if (cached) return cached;
+    const info = await this.cachedInfo(table.database, table.name);
+    const keys = table.primaryKey ?? info?.schema.keyColumns ?? [];
+    const json = new Set(info?.columns.filter((c) => c.kind === 'json').map((c) => c.name) ?? []);
+    const nullable = new Map(info?.schema.columns.map((c) => [c.name, c.nullable]) ?? []);
+    const entry = buildEntry(
+      table.database,
+      table.name,
+      table.columns.map((c) => ({ name: c.name, type: c.type, nullable: nullable.get(c.name) })),
+      keys,
+      json,
+    );
+    this.streamTables.set(table, entry);
+    return entry;
+  }
+
+  // ---- streaming ------------------------------------------------------------------------------------------
+
+  private async *stream(reader: BinlogReader): AsyncGenerator<Omit<ChangeBatch, 'seq'>> {
+    const builder = new BatchBuilder(this.batch);
+    let txStart = { file: reader.position().file, pos: reader.position().pos };
+    let lastHeartbeatAt = Date.now();
+    const checkpointOf = (e: { file: string; pos: number; gtidSet?: string; timestampMs: number }): Checkpoint => ({
+      pipeline: this.ctx.pipeline,
+      phase: 'stream',
+      position: { kind: 'mysql', file: e.file, pos: e.pos, gtidSet: e.gtidSet || undefined },
+      sourceTimeMs: e.timestampMs,
+    });
+    const emit = (): Omit<ChangeBatch, 'seq'> => {
+      const b = builder.take(0);
+      if (b.checkpoint) {
+        this.lastEmitted = b.checkpoint;
+        lastHeartbeatAt = Date.now();
+      }
+      return b;
+    };
+    while (!this.closed) {
+      const now = Date.now();
+      const wait = builder.events.length > 0 ? Math.max(0, builder.firstAt + this.batch.max_wait_ms - now) : 250;
+      const ev: BinlogEvent | null | undefined = await reader.next(wait);
+      if (ev === null) break;
+      if (ev === undefined) {
+        if (builder.due()) yield emit();
+        const hb = builder.pendingHeartbeat();
+        if (hb && Date.now() - lastHeartbeatAt >= this.config.heartbeat_interval_ms) {
+          builder.clearHeartbeat();
+          this.lastEmitted = hb;
+          lastHeartbeatAt = Date.now();
+          yield { events: [], checkpoint: hb, bytes: 0 };
+        }
+        continue;
+      }
+      switch (ev.type) {
+        case 'begin':
+          txStart = { file: ev.file, pos: ev.pos };
+          break;
+        case 'rows': {
+          const t = ev.table;
+          if (!this.included(t.database, t.name)) break;
+          const entry = await this.streamEntry(t);
+          for (let i = 0; i < ev.rows.length; i++) {
+            const r = ev.rows[i]!;
+            const before = r.before ? convertRow(r.before, entry.columns) : null;
+            const after = r.after ? convertRow(r.after, entry.columns) : null;
+            const keyRow = after ?? before;
+            const keys = entry.schema.keyColumns;
+            const event: ChangeEvent = {
+              op: ev.op,
+              table: entry.schema.table,
+              schema: entry.schema,
+              key:
+                keys.length > 0 && keyRow ? (Object.fromEntries(keys.map((k) => [k, keyRow[k] ?? null])) as Row) : null,
+              before,
+              after,
+              source: {
+                connector: 'mysql',
+                db: t.database,
+                position: {
+                  kind: 'mysql',
+                  file: txStart.file || ev.file,
+                  pos: txStart.pos,
+                  gtid: ev.gtid,
+                  serverId: this.serverId,
+                  row: i,
+                },
+                txId: ev.gtid,
+                commitTimeMs: ev.timestampMs,
+                snapshot: false,
+              },
+            };
+            builder.add(event, estimateBytes(before) + estimateBytes(after) + 200);
+            if (builder.full()) yield emit();
+          }
+          break;
+        }
+        case 'commit': {
+          builder.commit(checkpointOf(ev));
+          if (builder.events.length > 0 && (builder.full() || builder.due())) yield emit();
+          txStart = { file: ev.file, pos: ev.pos };
+          break;
+        }
+        case 'statement': {
+          const truncated = parseTruncate(ev.query, ev.database);
+          if (truncated && this.included(truncated.db, truncated.name)) {
+            const entry = await this.cachedInfo(truncated.db, truncated.name);
+            if (entry) {
+              builder.add(
+                {
+                  op: 'truncate',
+                  table: entry.schema.table,
+                  schema: entry.schema,
+                  key: null,
+                  before: null,
+                  after: null,
+                  source: {
+                    connector: 'mysql',
+                    db: truncated.db,
+                    position: {
+                      kind: 'mysql',
+                      file: ev.file,
+                      pos: txStart.pos,
+                      gtid: ev.gtid,
+                      serverId: this.serverId,
+                      row: 0,
+                    },
+                    txId: ev.gtid,
+                    commitTimeMs: ev.timestampMs,
+                    snapshot: false,
+                  },
+                  truncate: { cascade: false, restartIdentity: false },
+                },
+                100,
+              );
+            }
+          } else if (isDdl(ev.query)) {
+            // Column layouts come from each TableMap event; only the INFORMATION_SCHEMA extras are cached.
+            this.infoCache.clear();
+          }
+          builder.commit(checkpointOf(ev));
+          if (builder.events.length > 0 && (builder.full() || builder.due())) yield emit();
+          txStart = { file: ev.file, pos: ev.pos };
+          break;
+        }
+      }
+    }
+  }
+
+  async commit(checkpoint: Checkpoint): Promise<void> {
+    this.lastCommitted = checkpoint;
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    await this.stopReader();
+    const c = this.conn;
+    this.conn = null;
+    await c?.end().catch(() => undefined);
+  }
+
+  async status(): Promise<SourceStatus> {
+    const details: Record<string, unknown> = {
+      flavor: this.flavor,
+      replicaServerId: this.replicaId,
+      snapshotPending: this.needsSnapshot,
+      lastEmitted: this.lastEmitted?.position,
+      lastCommitted: this.lastCommitted?.position,
+      bufferedRows: this.reader?.bufferedRows(),
+      readingPaused: this.reader?.isPaused(),
+    };
+    let retainedBytes: number | undefined;
+    const at = this.lastCommitted?.position;
+    if (this.conn && at?.kind === 'mysql') {
+      try {
+        const logs = await binaryLogs(this.conn);
+        const i = logs.findIndex((l) => l.name === at.file);
+        if (i >= 0) retainedBytes = logs.slice(i).reduce((n, l) => n + l.size, 0) - at.pos;
+      } catch {
+        // status is best effort
+      }
+    }
+    return { retainedBytes, details };
+  }
+}
+
+class PurgedBinlogError extends SourceSetupError {
+  constructor(from: BinlogCoordinates & { byGtid: boolean }, oldest: string | undefined, cause?: unknown) {
+    const where = from.byGtid ? `GTID position ${from.gtidSet} (${from.file}:${from.pos})` : `${from.file}:${from.pos}`;
+    super(
+      `the checkpoint's binlog position ${where} is no longer on the server (purged); the oldest binlog available is ${oldest ?? 'none'}`,
+      'changes between the checkpoint and the oldest binlog are lost to replication: set resnapshot_on_purged_binlog: true ' +
+        '(or clear the pipeline checkpoint) to take a new snapshot, and keep binlogs longer ' +
+        '(binlog_expire_logs_seconds / expire_logs_days) than the longest pipeline outage',
+      cause,
+    );
+  }
+}
+
+function buildEntry(
+  db: string,
+  name: string,
+  cols: { name: string; type: string; nullable?: boolean }[],
+  keys: string[],
+  json: Set<string>,
+): TableEntry {
+  const columns: MysqlColumn[] = cols.map((c) => ({
+    name: c.name,
+    type: c.type,
+    kind: json.has(c.name) ? 'json' : kindOfType(c.type),
+  }));
+  const keySet = new Set(keys);
+  const infos: ColumnInfo[] = cols.map((c, i) => ({
+    name: c.name,
+    type: c.type,
+    kind: columns[i]!.kind,
+    nullable: c.nullable,
+    isKey: keySet.has(c.name),
+  }));
+  return {
+    columns,
+    schema: { table: { schema: db, name }, columns: infos, keyColumns: keys, beforeImage: 'full' },
+  };
+}
+
+function convertRow(raw: RawRow, columns: MysqlColumn[]): Row {
+  const row: Row = {};
+  for (const c of columns) row[c.name] = binlogValue(raw[c.name], c);
+  return row;
+}
+
+/** A keyset parameter that compares like the stored value (text for text columns, bytes for binary ones). */
+function keyParam(raw: Buffer | null, col: MysqlColumn): unknown {
+  if (raw === null) return null;
+  if (col.kind === 'bytes' || col.kind === 'bits') return raw;
+  return raw.toString('utf8');
+}
+
+const IDENT = '(?:`((?:[^`]|``)+)`|([\\w$]+))';
+const TRUNCATE_RE = new RegExp(`^\\s*truncate\\s+(?:table\\s+)?(?:${IDENT}\\s*\\.\\s*)?${IDENT}\\s*;?\\s*$`, 'i');
+
+export function parseTruncate(query: string, defaultDb: string): { db: string; name: string } | null {
+  const m = TRUNCATE_RE.exec(query.replace(/^\/\*.*?\*\/\s*/s, ''));
+  if (!m) return null;
+  const db = (m[1]?.replace(/``/g, '`') ?? m[2]) || defaultDb;
+  const name = m[3]?.replace(/``/g, '`') ?? m[4]!;
+  return { db, name };
+}
+
+function isDdl(query: string): boolean {
+  return /^\s*(alter|create|drop|rename)\b/i.test(query);
+}

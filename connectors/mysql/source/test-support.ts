@@ -1,0 +1,90 @@
+/** Shared by this folder's integration tests (not a test file itself). */
+import mysql from 'mysql2/promise';
+import pino from 'pino';
+import type { ChangeBatch } from '../../../src/core/change-batch.ts';
+import type { Checkpoint } from '../../../src/core/checkpoint.ts';
+import type { MysqlServer } from '../../../test/harness/mariadb.ts';
+import { type MysqlSourceConfig, type MysqlSourceConfigInput, mysqlSourceConfig } from './config.ts';
+import { type BatchOptions, MysqlSource } from './source.ts';
+
+export const silentLogger = pino({ level: process.env.TRIBUTARY_TEST_LOG ?? 'silent' });
+
+export function sourceConfig(server: MysqlServer, extra: Partial<MysqlSourceConfigInput> = {}): MysqlSourceConfig {
+  return mysqlSourceConfig.parse({ type: 'mysql', url: server.url(), heartbeat_interval_ms: 500, ...extra });
+}
+
+export function makeSource(
+  server: MysqlServer,
+  pipeline: string,
+  extra: Partial<MysqlSourceConfigInput> = {},
+  batch?: Partial<BatchOptions>,
+): MysqlSource {
+  return new MysqlSource(
+    sourceConfig(server, extra),
+    { pipeline, logger: silentLogger },
+    {
+      batch: { max_events: 1000, max_bytes: 4 * 1024 * 1024, max_wait_ms: 50, ...batch },
+    },
+  );
+}
+
+/** A session that allows zero dates and writes in UTC. */
+export async function session(server: MysqlServer, database: string): Promise<mysql.Connection> {
+  const conn = await mysql.createConnection({
+    uri: server.url(database),
+    dateStrings: true,
+    supportBigNumbers: true,
+    bigNumberStrings: true,
+    timezone: 'Z',
+    multipleStatements: true,
+  });
+  await conn.query("SET time_zone = '+00:00', sql_mode = ''");
+  return conn;
+}
+
+/**
+ * Pulls batches until `done` says so (or the timeout), then stops pulling (the iterator stays open for more pulls).
+ */
+export class Puller {
+  readonly batches: ChangeBatch[] = [];
+  private readonly it: AsyncIterator<ChangeBatch>;
+  private pending: Promise<IteratorResult<ChangeBatch>> | null = null;
+  constructor(source: MysqlSource) {
+    this.it = source.batches()[Symbol.asyncIterator]();
+  }
+
+  async until(done: (all: ChangeBatch[]) => boolean, timeoutMs = 30_000): Promise<ChangeBatch[]> {
+    const deadline = Date.now() + timeoutMs;
+    while (!done(this.batches)) {
+      const left = deadline - Date.now();
+      if (left <= 0) throw new Error(`timed out after ${timeoutMs} ms with ${this.batches.length} batches`);
+      this.pending ??= this.it.next();
+      let timer: NodeJS.Timeout | undefined;
+      const r = await Promise.race([
+        this.pending,
+        new Promise<'timeout'>((resolve) => {
+          timer = setTimeout(() => resolve('timeout'), left);
+        }),
+      ]);
+      clearTimeout(timer);
+      if (r === 'timeout') continue;
+      this.pending = null;
+      if (r.done) break;
+      this.batches.push(r.value);
+    }
+    return this.batches;
+  }
+
+  async end(): Promise<void> {
+    await this.it.return?.();
+  }
+}
+
+export function events(batches: ChangeBatch[]) {
+  return batches.flatMap((b) => b.events);
+}
+
+export function lastCheckpoint(batches: ChangeBatch[]): Checkpoint | null {
+  for (let i = batches.length - 1; i >= 0; i--) if (batches[i]!.checkpoint) return batches[i]!.checkpoint;
+  return null;
+}
