@@ -1,7 +1,44 @@
 import { z } from 'zod';
 
+const tableName = z.string().regex(/^[^.\s]+\.[^.\s]+$/, 'expected schema.table, e.g. public.accounts');
+
 export const postgresTargetConfig = z.strictObject({
   type: z.literal('postgres'),
   url: z.string().describe('Connection URL of the target database.'),
+  schema: z
+    .string()
+    .min(1)
+    .optional()
+    .describe('Target schema for every table (keeps the table name); omitted means the source schema name.'),
+  tables: z
+    .record(tableName, tableName)
+    .optional()
+    .describe('Renames: source schema.table -> target schema.table. Takes precedence over schema.'),
+  create_tables: z
+    .boolean()
+    .default(true)
+    .describe('Create missing schemas and tables from the source table definition.'),
+  alter_tables: z
+    .boolean()
+    .default(true)
+    .describe('Add columns that appear at the source and widen column types the source widened.'),
+  group_commit_max_batches: z
+    .number()
+    .int()
+    .positive()
+    .default(8)
+    .describe('Most already queued batches ending on a commit that are applied in one target transaction.'),
+  statement_max_rows: z
+    .number()
+    .int()
+    .positive()
+    .default(10_000)
+    .describe('Most rows sent in one statement (rows of a batch are sent in several statements above it).'),
+  connect_timeout_ms: z
+    .number()
+    .int()
+    .positive()
+    .default(10_000)
+    .describe('Longest wait for a connection to the target database.'),
 });
 export type PostgresTargetConfig = z.infer<typeof postgresTargetConfig>;

@@ -1,0 +1,169 @@
+import pg from 'pg';
+import type { Checkpoint, CheckpointPosition } from '../../../src/core/checkpoint.ts';
+import type { CheckpointStore } from '../../../src/core/checkpoint-store.ts';
+import { ConnectionError, errorKind } from '../../../src/errors.ts';
+
+/** Anything that runs a query: a pg.Client inside an open transaction, or a pool. */
+export interface Queryable {
+  query(sql: string, params?: unknown[]): Promise<pg.QueryResult>;
+}
+
+export const CHECKPOINT_TABLE = 'tributary.checkpoints';
+
+const CREATE_SQL = `create schema if not exists tributary;
+create table if not exists tributary.checkpoints (
+  pipeline text primary key,
+  phase text not null,
+  position jsonb not null,
+  state jsonb,
+  source_time timestamptz,
+  updated_at timestamptz not null default now()
+)`;
+
+/**
+ * Monotonic upsert in one statement: the row changes only when the new position is not before the stored one
+ * (and, at an equal position, never from `stream` back to `snapshot`). PostgreSQL positions compare as pg_lsn,
+ * MySQL ones by binlog file (byte order, like comparePositions) then offset.
+ */
+const SAVE_SQL = `insert into tributary.checkpoints as c (pipeline, phase, position, state, source_time, updated_at)
+values ($1, $2, $3::jsonb, $4::jsonb, $5::timestamptz, now())
+on conflict (pipeline) do update set
+  phase = excluded.phase, position = excluded.position, state = excluded.state,
+  source_time = excluded.source_time, updated_at = now()
+where case
+  when c.position->>'kind' is distinct from excluded.position->>'kind' then true
+  when excluded.position->>'kind' = 'postgres' then
+    (excluded.position->>'lsn')::pg_lsn > (c.position->>'lsn')::pg_lsn
+    or ((excluded.position->>'lsn')::pg_lsn = (c.position->>'lsn')::pg_lsn
+        and not (c.phase = 'stream' and excluded.phase = 'snapshot'))
+  else
+    (excluded.position->>'file') collate "C" > (c.position->>'file') collate "C"
+    or ((excluded.position->>'file') = (c.position->>'file')
+        and ((excluded.position->>'pos')::bigint > (c.position->>'pos')::bigint
+             or ((excluded.position->>'pos')::bigint = (c.position->>'pos')::bigint
+                 and not (c.phase = 'stream' and excluded.phase = 'snapshot'))))
+end`;
+
+export async function ensureCheckpointTable(db: Queryable): Promise<void> {
+  try {
+    await db.query(CREATE_SQL);
+  } catch (err) {
+    // Two pipelines creating the table at once: one loses the race on the catalog's unique index.
+    if ((err as { code?: string }).code !== '23505' && (err as { code?: string }).code !== '42P07') throw err;
+  }
+}
+
+/** Saves monotonically; returns false when the stored checkpoint is already at or past this one. */
+export async function saveCheckpoint(db: Queryable, cp: Checkpoint): Promise<boolean> {
+  const result = await db.query(SAVE_SQL, [
+    cp.pipeline,
+    cp.phase,
+    JSON.stringify(cp.position),
+    cp.state === undefined ? null : JSON.stringify(cp.state),
+    cp.sourceTimeMs === undefined ? null : new Date(cp.sourceTimeMs).toISOString(),
+  ]);
+  return (result.rowCount ?? 0) > 0;
+}
+
+export async function loadCheckpoint(db: Queryable, pipeline: string): Promise<Checkpoint | null> {
+  const result = await db.query(
+    `select pipeline, phase, position, state, (extract(epoch from source_time) * 1000)::float8 as source_ms
+     from tributary.checkpoints where pipeline = $1`,
+    [pipeline],
+  );
+  const row = result.rows[0] as
+    | {
+        pipeline: string;
+        phase: 'snapshot' | 'stream';
+        position: CheckpointPosition;
+        state: unknown;
+        source_ms: number | null;
+      }
+    | undefined;
+  if (!row) return null;
+  const cp: Checkpoint = { pipeline: row.pipeline, phase: row.phase, position: row.position };
+  if (row.state !== null && row.state !== undefined) cp.state = row.state as Record<string, unknown>;
+  if (row.source_ms !== null) cp.sourceTimeMs = Math.round(row.source_ms);
+  return cp;
+}
+
+/** Wraps a connection-level failure into a retryable error with a hint; other errors pass through. */
+export function wrapConnectionError(err: unknown, what: string): unknown {
+  if (errorKind(err) === 'retryable' && !(err instanceof ConnectionError)) {
+    const message = err instanceof Error ? err.message : String(err);
+    return new ConnectionError(
+      `${what}: ${message}`,
+      'The target PostgreSQL server is unreachable or restarting; the pipeline retries with backoff. If it persists, check that the server runs and the url is right.',
+      err,
+    );
+  }
+  return err;
+}
+
+/**
+ * Checkpoints in a PostgreSQL table (`tributary.checkpoints`, created when missing). Usable with any target
+ * (`checkpoints: {type: postgres, url}`); the PostgreSQL target writes the same table inside its data transactions.
+ */
+export class PostgresCheckpointStore implements CheckpointStore {
+  private pool: pg.Pool | null = null;
+  private ready: Promise<void> | null = null;
+
+  constructor(
+    private readonly url: string,
+    private readonly options: { connectTimeoutMs?: number } = {},
+  ) {}
+
+  private async db(): Promise<pg.Pool> {
+    if (!this.pool) {
+      const pool = new pg.Pool({
+        connectionString: this.url,
+        max: 2,
+        connectionTimeoutMillis: this.options.connectTimeoutMs ?? 10_000,
+        application_name: 'tributary-checkpoints',
+      });
+      // An idle client losing its server must not crash the process; the pool drops it.
+      pool.on('error', () => undefined);
+      this.pool = pool;
+    }
+    const pool = this.pool;
+    if (!this.ready) {
+      this.ready = ensureCheckpointTable(pool).catch((err) => {
+        this.ready = null;
+        throw err;
+      });
+    }
+    await this.ready;
+    return pool;
+  }
+
+  async load(pipeline: string): Promise<Checkpoint | null> {
+    try {
+      return await loadCheckpoint(await this.db(), pipeline);
+    } catch (err) {
+      throw wrapConnectionError(err, 'loading the checkpoint failed');
+    }
+  }
+
+  async save(checkpoint: Checkpoint): Promise<void> {
+    try {
+      await saveCheckpoint(await this.db(), checkpoint);
+    } catch (err) {
+      throw wrapConnectionError(err, 'saving the checkpoint failed');
+    }
+  }
+
+  async clear(pipeline: string): Promise<void> {
+    try {
+      await (await this.db()).query('delete from tributary.checkpoints where pipeline = $1', [pipeline]);
+    } catch (err) {
+      throw wrapConnectionError(err, 'clearing the checkpoint failed');
+    }
+  }
+
+  async close(): Promise<void> {
+    const pool = this.pool;
+    this.pool = null;
+    this.ready = null;
+    if (pool) await pool.end().catch(() => undefined);
+  }
+}

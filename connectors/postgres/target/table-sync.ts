@@ -1,0 +1,174 @@
+import type { TableSchema } from '../../../src/core/change-event.ts';
+import { SchemaMismatchError } from '../../../src/errors.ts';
+import type { Logger } from '../../../src/observability/logger.ts';
+import type { Queryable } from './checkpoint-store.ts';
+import { castTypeFor, holdsExactly, isSafeTypeName } from './column-types.ts';
+import { quoteIdent, type TargetColumn, type TargetTable } from './statements.ts';
+
+export interface SyncOptions {
+  createTables: boolean;
+  alterTables: boolean;
+}
+
+interface CatalogColumn {
+  name: string;
+  type: string;
+  base: string;
+  keyPos: number | null;
+}
+
+async function readCatalog(db: Queryable, qname: string): Promise<CatalogColumn[] | null> {
+  const exists = await db.query('select to_regclass($1)::oid as oid', [qname]);
+  if (exists.rows[0]?.oid == null) return null;
+  const result = await db.query(
+    `select a.attname as name, format_type(a.atttypid, a.atttypmod) as type, format_type(a.atttypid, null) as base,
+            array_position(i.indkey::int2[], a.attnum) as key_pos
+     from pg_attribute a
+     left join pg_index i on i.indrelid = a.attrelid and i.indisprimary
+     where a.attrelid = to_regclass($1) and a.attnum > 0 and not a.attisdropped
+     order by a.attnum`,
+    [qname],
+  );
+  return result.rows.map((r) => ({ name: r.name, type: r.type, base: r.base, keyPos: r.key_pos }));
+}
+
+/**
+ * The target's own spelling of each source type (format_type with and without modifiers), found by casting NULL
+ * to it. Types that do not exist on the target (user enums, extension types) stop with a clear error.
+ */
+async function canonicalTypes(
+  db: Queryable,
+  schema: TableSchema,
+  where: string,
+): Promise<Map<string, { type: string; base: string }>> {
+  const types = [...new Set(schema.columns.map((c) => c.type.trim()))];
+  for (const t of types) {
+    if (!isSafeTypeName(t)) {
+      throw new SchemaMismatchError(
+        `${where}: the source type name ${JSON.stringify(t)} is not one the target can use`,
+        'Create the table on the target by hand and set create_tables: false.',
+      );
+    }
+  }
+  const found = await db.query('select t, to_regtype(t)::oid as oid from unnest($1::text[]) as t', [types]);
+  const missing = found.rows.filter((r) => r.oid == null).map((r) => r.t as string);
+  if (missing.length > 0) {
+    const cols = schema.columns.filter((c) => missing.includes(c.type.trim()));
+    const enumHint = cols.some((c) => c.kind === 'enum')
+      ? ' For an enum, copy its definition from the source (CREATE TYPE name AS ENUM (...), with the labels of `\\dT+ name` at the source).'
+      : '';
+    throw new SchemaMismatchError(
+      `${where}: type${missing.length === 1 ? '' : 's'} ${missing.join(', ')} (column${cols.length === 1 ? '' : 's'} ${cols.map((c) => c.name).join(', ')}) do not exist on the target database`,
+      `Create the type${missing.length === 1 ? '' : 's'} on the target (same schema and name) before starting the pipeline.${enumHint}`,
+    );
+  }
+  const probe = await db.query(`select ${types.map((t, i) => `null::${t} as c${i}`).join(', ')}`);
+  const named = await db.query(
+    'select format_type(o, m) as type, format_type(o, null) as base from unnest($1::oid[], $2::int[]) with ordinality as u(o, m, n) order by n',
+    [probe.fields.map((f) => f.dataTypeID), probe.fields.map((f) => f.dataTypeModifier)],
+  );
+  const map = new Map<string, { type: string; base: string }>();
+  types.forEach((t, i) => {
+    map.set(t, named.rows[i] as { type: string; base: string });
+  });
+  return map;
+}
+
+/**
+ * Makes the target table able to hold rows of this source table definition: creates a missing schema and table,
+ * adds new columns, widens columns the source widened. A change that would need data to be rewritten or guessed
+ * (a column retyped incompatibly, a different primary key) throws SchemaMismatchError and changes nothing.
+ */
+export async function syncTable(
+  db: Queryable,
+  source: TableSchema,
+  target: { schema: string; name: string },
+  options: SyncOptions,
+  logger: Logger,
+): Promise<TargetTable> {
+  const sourceId = `${source.table.schema}.${source.table.name}`;
+  const qname = `${quoteIdent(target.schema)}.${quoteIdent(target.name)}`;
+  const where = `table ${sourceId} -> ${target.schema}.${target.name}`;
+  const canon = await canonicalTypes(db, source, where);
+  const identity: TargetTable['identity'] =
+    source.keyColumns.length > 0 ? 'key' : source.beforeImage === 'full' ? 'full' : 'none';
+  let catalog = await readCatalog(db, qname);
+
+  if (!catalog) {
+    if (!options.createTables) {
+      throw new SchemaMismatchError(
+        `${where}: the target table does not exist`,
+        'Create it on the target, or set create_tables: true to let the pipeline create it.',
+      );
+    }
+    const cols = source.columns.map((c) => `${quoteIdent(c.name)} ${c.type.trim()}`);
+    if (source.keyColumns.length > 0) cols.push(`primary key (${source.keyColumns.map(quoteIdent).join(', ')})`);
+    await db.query(`create schema if not exists ${quoteIdent(target.schema)}`);
+    await db.query(`create table if not exists ${qname} (${cols.join(', ')})`);
+    logger.info({ event: 'target_table_created', table: sourceId, target: `${target.schema}.${target.name}` });
+    catalog = (await readCatalog(db, qname))!;
+  } else {
+    const targetKeys = catalog
+      .filter((c) => c.keyPos !== null)
+      .sort((a, b) => a.keyPos! - b.keyPos!)
+      .map((c) => c.name);
+    const sameKeys =
+      targetKeys.length === source.keyColumns.length && source.keyColumns.every((k) => targetKeys.includes(k));
+    if (!sameKeys) {
+      throw new SchemaMismatchError(
+        `${where}: the source key (${source.keyColumns.join(', ') || 'none'}) differs from the target primary key (${targetKeys.join(', ') || 'none'})`,
+        source.keyColumns.length > 0 && targetKeys.length === 0
+          ? 'Add the primary key to the target table (upserts need it), then restart the pipeline.'
+          : 'The key changed at the source (or the target table was made by hand): change the target table the same way, or drop it to have it created again and resnapshot.',
+      );
+    }
+    const byName = new Map(catalog.map((c) => [c.name, c]));
+    const problems: string[] = [];
+    const ddl: string[] = [];
+    for (const col of source.columns) {
+      const want = canon.get(col.type.trim())!;
+      const have = byName.get(col.name);
+      if (!have) {
+        if (!options.alterTables) {
+          problems.push(`column ${col.name} (${want.type}) is missing on the target`);
+          continue;
+        }
+        ddl.push(`add column ${quoteIdent(col.name)} ${col.type.trim()}`);
+        continue;
+      }
+      if (holdsExactly(want.type, have.type)) continue;
+      if (options.alterTables && holdsExactly(have.type, want.type)) {
+        ddl.push(
+          `alter column ${quoteIdent(col.name)} type ${col.type.trim()} using ${quoteIdent(col.name)}::${col.type.trim()}`,
+        );
+        continue;
+      }
+      problems.push(`column ${col.name} is ${want.type} at the source but ${have.type} on the target`);
+    }
+    if (problems.length > 0) {
+      throw new SchemaMismatchError(
+        `${where}: the target cannot hold the source rows faithfully: ${problems.join('; ')}`,
+        options.alterTables
+          ? 'Change the target column (or drop the table and resnapshot) so it holds every source value exactly, then restart the pipeline.'
+          : 'Change the target table by hand, or set alter_tables: true to let the pipeline add and widen columns.',
+      );
+    }
+    if (ddl.length > 0) {
+      await db.query(`alter table ${qname} ${ddl.join(', ')}`);
+      logger.info({ event: 'target_table_altered', table: sourceId, changes: ddl });
+      catalog = (await readCatalog(db, qname))!;
+    }
+  }
+
+  const columns = new Map<string, TargetColumn>();
+  for (const c of catalog) columns.set(c.name, { name: c.name, type: c.type, cast: castTypeFor(c.base) });
+  return {
+    sourceId,
+    schema: target.schema,
+    name: target.name,
+    qname,
+    keyColumns: [...source.keyColumns],
+    identity,
+    columns,
+  };
+}

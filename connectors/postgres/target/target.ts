@@ -1,0 +1,603 @@
+import pg from 'pg';
+import type { ChangeBatch } from '../../../src/core/change-batch.ts';
+import {
+  type ChangeEvent,
+  type Row,
+  type TableRef,
+  type TableSchema,
+  UNCHANGED,
+} from '../../../src/core/change-event.ts';
+import { type Checkpoint, comparePositions, parseLsn } from '../../../src/core/checkpoint.ts';
+import type { ConnectorContext } from '../../../src/core/connector-context.ts';
+import type { Target } from '../../../src/core/target.ts';
+import { ConnectionError, errorKind, TributaryError } from '../../../src/errors.ts';
+import {
+  ensureCheckpointTable,
+  loadCheckpoint,
+  PostgresCheckpointStore,
+  saveCheckpoint,
+  wrapConnectionError,
+} from './checkpoint-store.ts';
+import type { PostgresTargetConfig } from './config.ts';
+import { columnArrays, groupByShape, hasUnchanged, KeyedRun, keyChanged, keyOf, knownColumns } from './row-runs.ts';
+import {
+  deleteOneSql,
+  deleteSql,
+  insertSql,
+  type TargetTable,
+  truncateSql,
+  updateOneSql,
+  updateSql,
+  upsertSql,
+} from './statements.ts';
+import { syncTable } from './table-sync.ts';
+
+/** Session settings matching the canonical value forms (docs/value-forms.md). */
+const SESSION_SQL =
+  "set timezone to 'UTC'; set datestyle to 'ISO, MDY'; set intervalstyle to 'postgres'; set extra_float_digits to 3";
+
+/** Prepared statements kept per connection; beyond this, statements run unnamed. */
+const MAX_PREPARED = 500;
+
+interface Pending {
+  batch: ChangeBatch;
+  resolve: () => void;
+  reject: (err: unknown) => void;
+}
+
+interface CachedTable {
+  schema: TableSchema;
+  shape: string;
+  table: TargetTable;
+}
+
+type Run =
+  | { kind: 'keyed'; run: KeyedRun }
+  | { kind: 'append'; table: TargetTable; rows: Row[] }
+  | { kind: 'truncate'; tables: TargetTable[]; restartIdentity: boolean; at: string };
+
+function shapeOf(schema: TableSchema): string {
+  return JSON.stringify([schema.columns.map((c) => [c.name, c.type]), schema.keyColumns, schema.beforeImage]);
+}
+
+function positionText(ev: ChangeEvent): string {
+  const p = ev.source.position;
+  return p.kind === 'postgres' ? (p.commitLsn ?? p.lsn) : `${p.file}:${p.pos}`;
+}
+
+/**
+ * Applies change batches to a PostgreSQL database, in source commit order, one target transaction per run of
+ * batches ending on a commit, with the checkpoint row written in the same transaction (exactly-once effect).
+ */
+export class PostgresTarget implements Target {
+  readonly checkpointStore: PostgresCheckpointStore;
+
+  private client: pg.Client | null = null;
+  private broken = false;
+  private txOpen = false;
+  private stored: Checkpoint | null = null;
+  private tables = new Map<string, CachedTable>();
+  private queue: Pending[] = [];
+  private pumping: Promise<void> | null = null;
+  private failure: unknown = null;
+  private stopping = false;
+  private readonly statementNames = new Map<string, string>();
+  private readonly warned = new Set<string>();
+  private currentTable: string | null = null;
+
+  constructor(
+    private readonly config: PostgresTargetConfig,
+    private readonly ctx: ConnectorContext,
+  ) {
+    this.checkpointStore = new PostgresCheckpointStore(config.url, { connectTimeoutMs: config.connect_timeout_ms });
+  }
+
+  async open(): Promise<void> {
+    await this.idle();
+    this.failure = null;
+    await this.rollback();
+    if (this.client && !this.broken) {
+      // A commit whose answer was lost may have happened: trust only the stored row.
+      try {
+        this.stored = await loadCheckpoint(this.client, this.ctx.pipeline);
+        return;
+      } catch {
+        this.discardClient();
+      }
+    }
+    await this.connect();
+  }
+
+  write(batch: ChangeBatch): Promise<void> {
+    if (this.failure) return Promise.reject(this.failure);
+    return new Promise<void>((resolve, reject) => {
+      this.queue.push({ batch, resolve, reject });
+      if (!this.pumping) this.pumping = this.pump();
+    });
+  }
+
+  async reset(): Promise<void> {
+    this.stopping = true;
+    const err = new TributaryError('retryable', 'the target was reset before this batch was applied');
+    for (const p of this.queue.splice(0)) p.reject(err);
+    await this.idle();
+    this.stopping = false;
+    this.failure = null;
+    await this.rollback();
+    if (this.client && !this.broken) {
+      try {
+        this.stored = await loadCheckpoint(this.client, this.ctx.pipeline);
+      } catch {
+        this.discardClient();
+      }
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.reset().catch(() => undefined);
+    const client = this.client;
+    this.client = null;
+    if (client) await client.end().catch(() => undefined);
+    await this.checkpointStore.close();
+  }
+
+  private async idle(): Promise<void> {
+    while (this.pumping) await this.pumping;
+  }
+
+  // ---- connection ----------------------------------------------------------------------------------------------
+
+  private discardClient(): void {
+    const client = this.client;
+    this.client = null;
+    this.broken = false;
+    this.txOpen = false;
+    this.tables.clear();
+    if (client) client.end().catch(() => undefined);
+  }
+
+  private async connect(): Promise<pg.Client> {
+    if (this.client && !this.broken) return this.client;
+    if (this.client && this.txOpen) {
+      // What the open transaction held is gone: the batches applied into it must come again.
+      throw new ConnectionError(
+        'the connection to the target database was lost with a transaction open',
+        'The target server restarted or the network failed; the pipeline retries from its checkpoint.',
+      );
+    }
+    this.discardClient();
+    const client = new pg.Client({
+      connectionString: this.config.url,
+      connectionTimeoutMillis: this.config.connect_timeout_ms,
+      application_name: 'tributary-target',
+    });
+    client.on('error', (err) => {
+      if (this.client === client) this.broken = true;
+      this.ctx.logger.warn({ event: 'target_connection_lost', err: err.message });
+    });
+    try {
+      await client.connect();
+      await client.query(SESSION_SQL);
+      await ensureCheckpointTable(client);
+      this.stored = await loadCheckpoint(client, this.ctx.pipeline);
+    } catch (err) {
+      client.end().catch(() => undefined);
+      throw wrapConnectionError(err, 'connecting to the target database failed');
+    }
+    this.client = client;
+    this.broken = false;
+    this.txOpen = false;
+    this.tables.clear();
+    this.ctx.logger.info({ event: 'target_connected', url: this.config.url });
+    return client;
+  }
+
+  private async rollback(): Promise<void> {
+    if (!this.txOpen) return;
+    this.txOpen = false;
+    // DDL of the rolled-back transaction is gone too.
+    this.tables.clear();
+    if (!this.client || this.broken) {
+      this.discardClient();
+      return;
+    }
+    try {
+      await this.client.query('rollback');
+    } catch {
+      this.discardClient();
+    }
+  }
+
+  private async begin(): Promise<void> {
+    if (this.txOpen) return;
+    await this.client!.query('begin');
+    this.txOpen = true;
+  }
+
+  private async exec(sql: string, params: unknown[] = []): Promise<pg.QueryResult> {
+    let name = this.statementNames.get(sql);
+    if (!name && this.statementNames.size < MAX_PREPARED) {
+      name = `tributary_${this.statementNames.size + 1}`;
+      this.statementNames.set(sql, name);
+    }
+    return this.client!.query(name ? { name, text: sql, values: params } : { text: sql, values: params });
+  }
+
+  // ---- write loop ----------------------------------------------------------------------------------------------
+
+  private async pump(): Promise<void> {
+    await null;
+    const group: Pending[] = [];
+    let groupCheckpoint: Checkpoint | null = null;
+    try {
+      while (true) {
+        if (this.stopping || this.failure) {
+          const err =
+            this.failure ?? new TributaryError('retryable', 'the target was reset before this batch was committed');
+          for (const p of group.splice(0)) p.reject(err);
+          break;
+        }
+        const item = this.queue.shift();
+        if (!item) break;
+        try {
+          await this.connect();
+          const { batch } = item;
+          if (batch.checkpoint && this.covered(batch.checkpoint)) {
+            if (group.length > 0) {
+              throw new TributaryError('fatal', `batch ${batch.seq} carries a checkpoint before one already applied`);
+            }
+            // Replayed after a crash between commit and acknowledgement: already durable here. What the open
+            // transaction holds is the start of this same replayed transaction.
+            await this.rollback();
+            this.ctx.logger.info({
+              event: 'target_replay_skipped',
+              seq: batch.seq,
+              position: batch.checkpoint.position,
+            });
+            item.resolve();
+            continue;
+          }
+          await this.applyEvents(batch.events);
+          if (!batch.checkpoint) {
+            item.resolve();
+            continue;
+          }
+          group.push(item);
+          groupCheckpoint = batch.checkpoint;
+          const next = this.queue[0];
+          if (next?.batch.checkpoint && group.length < this.config.group_commit_max_batches) continue;
+          await this.commit(groupCheckpoint);
+          for (const p of group.splice(0)) p.resolve();
+        } catch (raw) {
+          const err = this.classify(raw, item.batch);
+          this.failure = err;
+          this.ctx.logger.warn({ event: 'target_write_failed', seq: item.batch.seq, err: (err as Error).message });
+          if (!group.includes(item)) item.reject(err);
+          for (const p of group.splice(0)) p.reject(err);
+          for (const p of this.queue.splice(0)) p.reject(err);
+          await this.rollback();
+        }
+      }
+    } finally {
+      this.pumping = null;
+    }
+  }
+
+  private async commit(cp: Checkpoint): Promise<void> {
+    const client = this.client!;
+    await saveCheckpoint(client, cp);
+    if (this.txOpen) {
+      this.txOpen = false;
+      await client.query('commit');
+    }
+    if (
+      !this.stored ||
+      this.stored.position.kind !== cp.position.kind ||
+      comparePositions(cp.position, this.stored.position) >= 0
+    ) {
+      this.stored = cp;
+    }
+    this.ctx.logger.debug({ event: 'target_committed', position: cp.position });
+  }
+
+  /** The whole transaction ending at this checkpoint is already durable at the target. */
+  private covered(cp: Checkpoint): boolean {
+    const s = this.stored;
+    if (s?.phase !== 'stream' || cp.phase !== 'stream' || s.position.kind !== cp.position.kind) return false;
+    return comparePositions(cp.position, s.position) <= 0;
+  }
+
+  /** A streamed change of a transaction the stored checkpoint covers (known from its position alone). */
+  private eventCovered(ev: ChangeEvent): boolean {
+    const s = this.stored;
+    if (s?.phase !== 'stream' || ev.source.snapshot !== false) return false;
+    const p = ev.source.position;
+    if (p.kind === 'postgres' && s.position.kind === 'postgres') {
+      return p.commitLsn !== undefined && parseLsn(p.commitLsn) <= parseLsn(s.position.lsn);
+    }
+    if (p.kind === 'mysql' && s.position.kind === 'mysql') {
+      return comparePositions({ kind: 'mysql', file: p.file, pos: p.pos }, s.position) < 0;
+    }
+    return false;
+  }
+
+  private classify(err: unknown, batch: ChangeBatch): unknown {
+    if (err instanceof TributaryError) return err;
+    const where = this.currentTable ? ` (table ${this.currentTable})` : '';
+    const wrapped = wrapConnectionError(err, `writing batch ${batch.seq} to the target failed${where}`);
+    if (wrapped !== err) return wrapped;
+    const message = err instanceof Error ? err.message : String(err);
+    const code = (err as { code?: unknown }).code;
+    if (typeof code === 'string' && /^(22|23|42)/.test(code)) {
+      return new TributaryError('operator', `writing batch ${batch.seq} to the target failed${where}: ${message}`, {
+        hint: 'The target table does not accept the source rows (its definition differs from the source). Make it match the source, then restart the pipeline.',
+        cause: err,
+      });
+    }
+    return new TributaryError(errorKind(err), `writing batch ${batch.seq} to the target failed${where}: ${message}`, {
+      cause: err,
+    });
+  }
+
+  // ---- applying events -----------------------------------------------------------------------------------------
+
+  private targetName(t: TableRef): { schema: string; name: string } {
+    const mapped = this.config.tables?.[`${t.schema}.${t.name}`];
+    if (mapped) {
+      const dot = mapped.indexOf('.');
+      return { schema: mapped.slice(0, dot), name: mapped.slice(dot + 1) };
+    }
+    return { schema: this.config.schema ?? t.schema, name: t.name };
+  }
+
+  private cachedTable(ev: ChangeEvent): TargetTable | null {
+    const id = `${ev.table.schema}.${ev.table.name}`;
+    const cached = this.tables.get(id);
+    if (!cached) return null;
+    if (cached.schema === ev.schema) return cached.table;
+    if (cached.shape === shapeOf(ev.schema)) {
+      cached.schema = ev.schema;
+      return cached.table;
+    }
+    return null;
+  }
+
+  private async syncTable(ev: ChangeEvent): Promise<TargetTable> {
+    const table = await syncTable(
+      this.client!,
+      ev.schema,
+      this.targetName(ev.table),
+      { createTables: this.config.create_tables, alterTables: this.config.alter_tables },
+      this.ctx.logger,
+    );
+    this.tables.set(table.sourceId, { schema: ev.schema, shape: shapeOf(ev.schema), table });
+    return table;
+  }
+
+  private warnOnce(key: string, fields: Record<string, unknown>): void {
+    if (this.warned.has(key)) return;
+    this.warned.add(key);
+    this.ctx.logger.warn(fields);
+  }
+
+  private async applyEvents(events: ChangeEvent[]): Promise<void> {
+    let run: Run | null = null;
+    const flush = async () => {
+      if (run) {
+        const r = run;
+        run = null;
+        await this.flushRun(r);
+      }
+    };
+    let skipped = 0;
+    for (const ev of events) {
+      if (ev.op === 'message') continue;
+      if (this.eventCovered(ev)) {
+        skipped++;
+        continue;
+      }
+      await this.begin();
+      let table = this.cachedTable(ev);
+      if (!table) {
+        await flush();
+        this.currentTable = `${ev.table.schema}.${ev.table.name}`;
+        table = await this.syncTable(ev);
+      }
+      const current = run as Run | null;
+
+      if (ev.op === 'truncate') {
+        const at = positionText(ev);
+        const restartIdentity = ev.truncate?.restartIdentity ?? false;
+        if (current?.kind === 'truncate' && current.at === at && current.restartIdentity === restartIdentity) {
+          if (!current.tables.includes(table)) current.tables.push(table);
+        } else {
+          await flush();
+          run = { kind: 'truncate', tables: [table], restartIdentity, at };
+        }
+        continue;
+      }
+
+      if (table.identity === 'key') {
+        let keyed: KeyedRun;
+        if (
+          current?.kind === 'keyed' &&
+          current.run.table === table &&
+          current.run.size < this.config.statement_max_rows
+        ) {
+          keyed = current.run;
+        } else {
+          await flush();
+          keyed = new KeyedRun(table);
+          run = { kind: 'keyed', run: keyed };
+        }
+        this.addKeyed(keyed, ev);
+        if (
+          ev.op === 'update' &&
+          ev.after &&
+          ev.before &&
+          hasUnchanged(ev.after) &&
+          keyChanged(table.keyColumns, ev.before, ev.after)
+        ) {
+          // handled by addKeyed as a direct statement after the run so far
+          await flush();
+          await this.moveKeyPartial(table, ev.before, ev.after);
+        }
+        continue;
+      }
+
+      // Tables without a key.
+      if (ev.op === 'insert' || ev.op === 'read') {
+        if (!ev.after) continue;
+        if (
+          current?.kind === 'append' &&
+          current.table === table &&
+          current.rows.length < this.config.statement_max_rows
+        ) {
+          current.rows.push(ev.after);
+        } else {
+          await flush();
+          run = { kind: 'append', table, rows: [ev.after] };
+        }
+        continue;
+      }
+      if (table.identity === 'none') {
+        this.warnOnce(`keyless:${table.sourceId}`, {
+          event: 'target_keyless_change_skipped',
+          table: table.sourceId,
+          op: ev.op,
+          hint: 'The table has neither a primary key nor REPLICA IDENTITY FULL at the source: only inserts can be applied. Add a primary key or set REPLICA IDENTITY FULL at the source.',
+        });
+        continue;
+      }
+      await flush();
+      await this.applyKeylessChange(table, ev);
+    }
+    await flush();
+    this.currentTable = null;
+    if (skipped > 0) this.ctx.logger.info({ event: 'target_replay_skipped', events: skipped });
+  }
+
+  private addKeyed(run: KeyedRun, ev: ChangeEvent): void {
+    const keys = run.table.keyColumns;
+    switch (ev.op) {
+      case 'insert':
+      case 'read':
+        if (ev.after) {
+          if (hasUnchanged(ev.after)) run.partial(ev.after);
+          else run.upsert(ev.after);
+        }
+        return;
+      case 'update': {
+        const after = ev.after;
+        if (!after) return;
+        if (keyChanged(keys, ev.before, after)) {
+          if (hasUnchanged(after)) return; // moved by a direct statement (moveKeyPartial)
+          run.delete(keyOf(keys, ev.before!));
+          run.upsert(after);
+          return;
+        }
+        if (hasUnchanged(after)) run.partial(after);
+        else run.upsert(after);
+        return;
+      }
+      case 'delete': {
+        const key = ev.before ?? ev.key;
+        if (key) run.delete(key);
+        return;
+      }
+      default:
+        return;
+    }
+  }
+
+  private async moveKeyPartial(table: TargetTable, before: Row, after: Row): Promise<void> {
+    const set = knownColumns(after).filter((c) => table.columns.has(c));
+    const result = await this.exec(updateSql(table, set), [
+      ...columnArrays(set, [after]),
+      ...columnArrays(table.keyColumns, [before]),
+    ]);
+    if ((result.rowCount ?? 0) === 0) this.rowMissing(table, 1);
+  }
+
+  private rowMissing(table: TargetTable, count: number): void {
+    this.ctx.logger.warn({
+      event: 'target_row_missing',
+      table: table.sourceId,
+      rows: count,
+      hint: 'An update that left unchanged (TOAST) columns out found no row on the target: the target lacks rows the source has. Resnapshot the table.',
+    });
+  }
+
+  private async flushRun(run: Run): Promise<void> {
+    if (run.kind === 'truncate') {
+      await this.exec(truncateSql(run.tables, run.restartIdentity));
+      return;
+    }
+    if (run.kind === 'append') {
+      for (const { columns, rows } of groupByShape(run.rows).values()) {
+        const cols = columns.filter((c) => run.table.columns.has(c));
+        await this.exec(insertSql(run.table, cols), columnArrays(cols, rows));
+      }
+      return;
+    }
+    const { table } = run.run;
+    const deletes: Row[] = [];
+    const upserts: Row[] = [];
+    const partials: Row[] = [];
+    for (const state of run.run.ops.values()) {
+      if (state.kind === 'delete') deletes.push(state.key);
+      else if (state.kind === 'upsert') upserts.push(state.row);
+      else partials.push(state.row);
+    }
+    if (run.run.orphanedPartials > 0) this.rowMissing(table, run.run.orphanedPartials);
+    if (deletes.length > 0) await this.exec(deleteSql(table), columnArrays(table.keyColumns, deletes));
+    for (const { columns, rows } of groupByShape(upserts).values()) {
+      const cols = columns.filter((c) => table.columns.has(c));
+      await this.exec(upsertSql(table, cols), columnArrays(cols, rows));
+    }
+    const keys = new Set(table.keyColumns);
+    for (const { columns, rows } of groupByShape(partials).values()) {
+      const set = columns.filter((c) => !keys.has(c) && table.columns.has(c));
+      if (set.length === 0) continue;
+      const result = await this.exec(updateSql(table, set), [
+        ...columnArrays(set, rows),
+        ...columnArrays(table.keyColumns, rows),
+      ]);
+      const missing = rows.length - (result.rowCount ?? 0);
+      if (missing > 0) this.rowMissing(table, missing);
+    }
+  }
+
+  /** Update or delete exactly one row equal to the old image (REPLICA IDENTITY FULL, no key). */
+  private async applyKeylessChange(table: TargetTable, ev: ChangeEvent): Promise<void> {
+    const before = ev.before;
+    if (!before) {
+      this.warnOnce(`nobefore:${table.sourceId}`, {
+        event: 'target_keyless_change_skipped',
+        table: table.sourceId,
+        op: ev.op,
+        hint: 'An update or delete of a table without a key came without the old row; it cannot be matched.',
+      });
+      return;
+    }
+    const match = Object.keys(before).filter((c) => before[c] !== UNCHANGED && table.columns.has(c));
+    if (ev.op === 'delete') {
+      const result = await this.exec(
+        deleteOneSql(table, match),
+        match.map((c) => before[c]),
+      );
+      if ((result.rowCount ?? 0) === 0) this.rowMissing(table, 1);
+      return;
+    }
+    if (ev.op === 'update' && ev.after) {
+      const after = ev.after;
+      const set = knownColumns(after).filter((c) => table.columns.has(c));
+      if (set.length === 0) return;
+      const result = await this.exec(updateOneSql(table, set, match), [
+        ...set.map((c) => after[c]),
+        ...match.map((c) => before[c]),
+      ]);
+      if ((result.rowCount ?? 0) === 0) this.rowMissing(table, 1);
+    }
+  }
+}
