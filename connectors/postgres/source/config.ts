@@ -1,6 +1,9 @@
 import { z } from 'zod';
 
 const tableName = z.string().regex(/^[^.\s]+\.[^.\s]+$/, 'expected schema.table, e.g. public.accounts');
+const identifier = z
+  .string()
+  .regex(/^[a-z_][a-z0-9_]{0,62}$/, 'expected a lowercase identifier (letters, digits, _), at most 63 characters');
 
 export const postgresSourceConfig = z.strictObject({
   type: z.literal('postgres'),
@@ -14,5 +17,70 @@ export const postgresSourceConfig = z.strictObject({
     .enum(['initial', 'never', 'initial_only'])
     .default('initial')
     .describe('initial: copy existing rows then stream; never: stream only; initial_only: copy and stop.'),
+  slot_name: identifier
+    .optional()
+    .describe('Logical replication slot to use; default tributary_<pipeline name> with - replaced by _.'),
+  publication_name: identifier
+    .optional()
+    .describe(
+      'Publication to use (created when missing); default tributary_<pipeline name>. Insert-only tables go to <publication_name>_insert_only.',
+    ),
+  keyless_tables: z
+    .enum(['refuse', 'insert_only'])
+    .default('refuse')
+    .describe(
+      'Tables without a primary key and with the default replica identity: refuse (stop with a hint to add a key or REPLICA IDENTITY FULL), or insert_only (publish only their inserts and truncates, so the application can still update and delete them).',
+    ),
+  heartbeat_interval_ms: z
+    .number()
+    .int()
+    .positive()
+    .default(10_000)
+    .describe(
+      'When no transaction arrived for this long, write a logical heartbeat message (pg_logical_emit_message) so an idle slot advances and WAL is released.',
+    ),
+  status_interval_ms: z
+    .number()
+    .int()
+    .positive()
+    .default(5_000)
+    .describe('Interval of standby status updates (the last durable LSN only); must stay below wal_sender_timeout.'),
+  snapshot_chunk_rows: z
+    .number()
+    .int()
+    .positive()
+    .default(10_000)
+    .describe('Rows read per keyset query (or cursor fetch) during the initial snapshot.'),
+  read_ahead_events: z
+    .number()
+    .int()
+    .positive()
+    .default(20_000)
+    .describe('Most decoded events buffered ahead of the pipeline before reading from the server pauses.'),
+  read_ahead_bytes: z
+    .number()
+    .int()
+    .positive()
+    .default(32 * 1024 * 1024)
+    .describe('Most bytes (approximate) of decoded events buffered ahead of the pipeline before reading pauses.'),
+  on_slot_lost: z
+    .enum(['fail', 'resnapshot'])
+    .default('fail')
+    .describe(
+      'The slot disappeared although a streaming checkpoint exists: fail (stop for an operator) or resnapshot (recreate the slot and copy every table again, truncating first).',
+    ),
+  connect_timeout_ms: z
+    .number()
+    .int()
+    .positive()
+    .default(10_000)
+    .describe('Longest wait for a connection to the source server.'),
 });
 export type PostgresSourceConfig = z.infer<typeof postgresSourceConfig>;
+/** What a caller may pass before zod applied defaults (tests, programmatic use). */
+export type PostgresSourceConfigInput = z.input<typeof postgresSourceConfig>;
+
+/** Default slot/publication name for a pipeline: tributary_<name> with - replaced by _ (lowercase). */
+export function defaultReplicationName(pipeline: string): string {
+  return `tributary_${pipeline.toLowerCase().replace(/[^a-z0-9_]/g, '_')}`.slice(0, 63);
+}

@@ -1,0 +1,447 @@
+/**
+ * Connections and catalog queries of the PostgreSQL source: session settings, table discovery, table schemas,
+ * preflight checks and publications. The `pg` driver is used here and in replication-stream.ts only.
+ */
+import pg from 'pg';
+import type { ColumnInfo, TableRef, TableSchema } from '../../../src/core/change-event.ts';
+import type { PreflightProblem } from '../../../src/core/connector-context.ts';
+import { ConnectionError, SourceSetupError, TributaryError } from '../../../src/errors.ts';
+import type { TypeResolver } from '../types.ts';
+import type { PostgresSourceConfig } from './config.ts';
+import type { RawRelation } from './pgoutput-decoder.ts';
+
+/** Session settings that make PostgreSQL's text output canonical (docs/value-forms.md). */
+export const CANONICAL_SESSION_OPTIONS =
+  '-c TimeZone=UTC -c DateStyle=ISO -c IntervalStyle=postgres -c extra_float_digits=3';
+
+/** Values exactly as the server sent them (no pg-types parsing). */
+const rawTypes = { getTypeParser: () => (value: string) => value };
+
+export function quoteIdent(name: string): string {
+  return `"${name.replace(/"/g, '""')}"`;
+}
+
+export function quoteTable(t: TableRef): string {
+  return `${quoteIdent(t.schema)}.${quoteIdent(t.name)}`;
+}
+
+function sessionUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    const existing = u.searchParams.get('options');
+    u.searchParams.set('options', existing ? `${existing} ${CANONICAL_SESSION_OPTIONS}` : CANONICAL_SESSION_OPTIONS);
+    return u.toString();
+  } catch {
+    return url;
+  }
+}
+
+function describeTarget(url: string): string {
+  try {
+    const u = new URL(url);
+    return `${u.hostname}:${u.port || 5432}${u.pathname}`;
+  } catch {
+    return 'the configured server';
+  }
+}
+
+/** Maps a connection failure to a TributaryError with a hint. */
+export function connectFailure(url: string, err: unknown): TributaryError {
+  if (err instanceof TributaryError) return err;
+  const code = (err as { code?: string }).code;
+  const message = err instanceof Error ? err.message : String(err);
+  const where = describeTarget(url);
+  if (code === '28P01' || code === '28000')
+    return new SourceSetupError(
+      `PostgreSQL at ${where} refused the login: ${message}`,
+      'Check the user and password in source.url, and that pg_hba.conf allows this client (for replication connections too).',
+      err,
+    );
+  if (code === '3D000')
+    return new SourceSetupError(
+      `PostgreSQL at ${where}: ${message}`,
+      'Create the database or fix the database name in source.url.',
+      err,
+    );
+  if (code === '53300')
+    return new ConnectionError(
+      `PostgreSQL at ${where} has no free connection slots: ${message}`,
+      'Raise max_connections / max_wal_senders or stop other clients; the pipeline retries.',
+      err,
+    );
+  return new ConnectionError(
+    `cannot connect to PostgreSQL at ${where}: ${message}`,
+    'Check that the server is running and reachable from here (host, port, firewall); the pipeline retries with backoff.',
+    err,
+  );
+}
+
+export async function connect(
+  config: PostgresSourceConfig,
+  options: { replication?: boolean; rawValues?: boolean } = {},
+): Promise<pg.Client> {
+  const client = new pg.Client({
+    connectionString: sessionUrl(config.url),
+    connectionTimeoutMillis: config.connect_timeout_ms,
+    application_name: 'tributary',
+    ...(options.replication ? { replication: 'database' } : {}),
+    ...(options.rawValues ? { types: rawTypes } : {}),
+  } as pg.ClientConfig);
+  // A connection error after connect() is reported through the pending query; without a listener it would crash.
+  client.on('error', () => undefined);
+  try {
+    await client.connect();
+  } catch (err) {
+    await client.end().catch(() => undefined);
+    throw connectFailure(config.url, err);
+  }
+  return client;
+}
+
+export interface SourceTable {
+  oid: number;
+  table: TableRef;
+  hasPrimaryKey: boolean;
+  /** d, n, f, i */
+  replicaIdentity: string;
+  canSelect: boolean;
+  isOwner: boolean;
+}
+
+/** A table with no usable replica identity: PostgreSQL cannot publish its updates and deletes. */
+export function isKeyless(t: SourceTable): boolean {
+  return t.replicaIdentity === 'n' || (t.replicaIdentity === 'd' && !t.hasPrimaryKey);
+}
+
+const TABLES_SQL = `
+select c.oid::int as oid, n.nspname as schema, c.relname as name, c.relreplident::text as replident,
+       exists (select 1 from pg_index i where i.indrelid = c.oid and i.indisprimary) as has_pk,
+       has_table_privilege(c.oid, 'SELECT') as can_select,
+       pg_has_role(c.relowner, 'USAGE') as is_owner
+  from pg_class c join pg_namespace n on n.oid = c.relnamespace
+ where c.relkind in ('r', 'p') and not c.relispartition
+   and n.nspname not in ('pg_catalog', 'information_schema') and n.nspname not like 'pg\\_%'`;
+
+interface TableRow {
+  oid: number;
+  schema: string;
+  name: string;
+  replident: string;
+  has_pk: boolean;
+  can_select: boolean;
+  is_owner: boolean;
+}
+
+function toSourceTable(r: TableRow): SourceTable {
+  return {
+    oid: r.oid,
+    table: { schema: r.schema, name: r.name },
+    hasPrimaryKey: r.has_pk,
+    replicaIdentity: r.replident,
+    canSelect: r.can_select,
+    isOwner: r.is_owner,
+  };
+}
+
+/**
+ * The configured tables (missing ones listed separately), or every table the user can publish (owns, or all when
+ * superuser) when `tables` is omitted.
+ */
+export async function listTables(
+  client: pg.Client,
+  config: PostgresSourceConfig,
+): Promise<{ tables: SourceTable[]; missing: string[] }> {
+  const rows = (await client.query<TableRow>(`${TABLES_SQL} order by 2, 3`)).rows;
+  if (!config.tables) {
+    return { tables: rows.filter((r) => r.is_owner && r.can_select).map(toSourceTable), missing: [] };
+  }
+  const byName = new Map(rows.map((r) => [`${r.schema}.${r.name}`, r]));
+  const tables: SourceTable[] = [];
+  const missing: string[] = [];
+  for (const name of config.tables) {
+    const row = byName.get(name);
+    if (row) tables.push(toSourceTable(row));
+    else missing.push(name);
+  }
+  return { tables, missing };
+}
+
+export interface ReplicationNames {
+  slot: string;
+  publication: string;
+  insertOnlyPublication: string;
+}
+
+interface ServerFacts {
+  wal_level: string;
+  max_slots: number;
+  used_slots: number;
+  max_senders: number;
+  used_senders: number;
+  is_super: boolean;
+  can_replicate: boolean;
+  user: string;
+  slot_exists: boolean;
+  slot_plugin: string | null;
+  pubs: string[];
+}
+
+/** Every problem that stops replication, each with the fix. */
+export async function checkServer(
+  client: pg.Client,
+  config: PostgresSourceConfig,
+  names: ReplicationNames,
+): Promise<PreflightProblem[]> {
+  const problems: PreflightProblem[] = [];
+  const facts = (
+    await client.query<ServerFacts>(
+      `select current_setting('wal_level') as wal_level,
+              current_setting('max_replication_slots')::int as max_slots,
+              (select count(*)::int from pg_replication_slots) as used_slots,
+              current_setting('max_wal_senders')::int as max_senders,
+              (select count(*)::int from pg_stat_replication) as used_senders,
+              r.rolsuper as is_super, r.rolreplication as can_replicate, r.rolname as "user",
+              exists (select 1 from pg_replication_slots where slot_name = $1) as slot_exists,
+              (select plugin::text from pg_replication_slots where slot_name = $1) as slot_plugin,
+              array(select pubname::text from pg_publication where pubname in ($2, $3)) as pubs
+         from pg_roles r where r.rolname = current_user`,
+      [names.slot, names.publication, names.insertOnlyPublication],
+    )
+  ).rows[0]!;
+  if (facts.wal_level !== 'logical')
+    problems.push({
+      message: `wal_level is '${facts.wal_level}'; logical decoding needs 'logical'`,
+      hint: "Run ALTER SYSTEM SET wal_level = 'logical'; then restart PostgreSQL (a reload is not enough).",
+    });
+  if (!facts.is_super && !facts.can_replicate)
+    problems.push({
+      message: `user ${facts.user} has neither the REPLICATION attribute nor superuser`,
+      hint: `Run ALTER ROLE ${quoteIdent(facts.user)} WITH REPLICATION; (as a superuser).`,
+    });
+  if (!facts.slot_exists && facts.used_slots >= facts.max_slots)
+    problems.push({
+      message: `no free replication slot (${facts.used_slots} of max_replication_slots = ${facts.max_slots} in use)`,
+      hint: 'Drop unused slots (SELECT pg_drop_replication_slot(name)) or raise max_replication_slots and restart.',
+    });
+  if (facts.used_senders >= facts.max_senders)
+    problems.push({
+      message: `no free WAL sender (${facts.used_senders} of max_wal_senders = ${facts.max_senders} in use)`,
+      hint: 'Raise max_wal_senders and restart PostgreSQL, or stop other replication clients.',
+    });
+  if (facts.slot_exists && facts.slot_plugin !== 'pgoutput')
+    problems.push({
+      message: `replication slot ${names.slot} exists with plugin ${facts.slot_plugin}, not pgoutput`,
+      hint: 'Choose another slot_name, or drop that slot if nothing else uses it.',
+    });
+
+  const { tables, missing } = await listTables(client, config);
+  for (const name of missing)
+    problems.push({
+      message: `table ${name} does not exist (or is not a table)`,
+      hint: 'Create it or remove it from source.tables (names are schema.table, case-sensitive).',
+    });
+  if (!config.tables && tables.length === 0)
+    problems.push({
+      message: `user ${facts.user} owns no tables to publish`,
+      hint: 'List the tables in source.tables, or connect as their owner.',
+    });
+  const pubExists = facts.pubs.includes(names.publication);
+  for (const t of tables) {
+    const name = `${t.table.schema}.${t.table.name}`;
+    if (!t.canSelect)
+      problems.push({
+        message: `user ${facts.user} cannot SELECT from ${name}`,
+        hint: `Run GRANT SELECT ON ${quoteTable(t.table)} TO ${quoteIdent(facts.user)};`,
+      });
+    if (!pubExists && !t.isOwner && !facts.is_super)
+      problems.push({
+        message: `user ${facts.user} does not own ${name}, so it cannot add it to publication ${names.publication}`,
+        hint: `Create the publication as the owner or a superuser (CREATE PUBLICATION ${names.publication} FOR TABLE ...), or make ${facts.user} the owner.`,
+      });
+    if (isKeyless(t) && config.keyless_tables === 'refuse')
+      problems.push({
+        message: `table ${name} has no primary key and replica identity ${t.replicaIdentity === 'n' ? 'NOTHING' : 'DEFAULT'}: publishing its updates and deletes would make PostgreSQL reject the application's UPDATE and DELETE statements on it`,
+        hint: `Add a primary key, or run ALTER TABLE ${quoteTable(t.table)} REPLICA IDENTITY FULL; or set keyless_tables: insert_only to replicate only its inserts and truncates.`,
+      });
+  }
+  return problems;
+}
+
+/** Throws the problems as one SourceSetupError. */
+export function throwProblems(problems: PreflightProblem[]): void {
+  if (problems.length === 0) return;
+  const message =
+    problems.length === 1
+      ? `PostgreSQL source is not ready: ${problems[0]!.message}`
+      : `PostgreSQL source is not ready (${problems.length} problems): ${problems.map((p) => p.message).join('; ')}`;
+  throw new SourceSetupError(message, problems.map((p) => p.hint).join('\n'));
+}
+
+/** Creates the publications when missing; adds configured tables missing from an existing one. */
+export async function ensurePublications(
+  client: pg.Client,
+  config: PostgresSourceConfig,
+  names: ReplicationNames,
+  log: (event: string, fields: Record<string, unknown>) => void,
+): Promise<string[]> {
+  const { tables } = await listTables(client, config);
+  const keyed = tables.filter((t) => !isKeyless(t));
+  const insertOnly = config.keyless_tables === 'insert_only' ? tables.filter(isKeyless) : [];
+  const result: string[] = [];
+  const plan: [string, SourceTable[], string][] = [
+    [names.publication, keyed, 'insert, update, delete, truncate'],
+    [names.insertOnlyPublication, insertOnly, 'insert, truncate'],
+  ];
+  for (const [pub, list, publish] of plan) {
+    const existing = (
+      await client.query<{ schema: string; name: string }>(
+        'select schemaname as schema, tablename as name from pg_publication_tables where pubname = $1',
+        [pub],
+      )
+    ).rows;
+    const exists =
+      existing.length > 0 ||
+      (await client.query('select 1 from pg_publication where pubname = $1', [pub])).rows.length > 0;
+    if (!exists) {
+      if (list.length === 0) continue;
+      await client.query(
+        `create publication ${quoteIdent(pub)} for table ${list.map((t) => quoteTable(t.table)).join(', ')} with (publish = '${publish}')`,
+      );
+      log('publication_created', { publication: pub, tables: list.length, publish });
+    } else {
+      const have = new Set(existing.map((r) => `${r.schema}.${r.name}`));
+      const add = list.filter((t) => !have.has(`${t.table.schema}.${t.table.name}`));
+      if (add.length > 0) {
+        await client.query(
+          `alter publication ${quoteIdent(pub)} add table ${add.map((t) => quoteTable(t.table)).join(', ')}`,
+        );
+        log('publication_tables_added', {
+          publication: pub,
+          tables: add.map((t) => `${t.table.schema}.${t.table.name}`),
+          note: 'rows that existed before are not copied; re-snapshot to copy them',
+        });
+      }
+    }
+    result.push(pub);
+  }
+  return result;
+}
+
+interface ColumnRow {
+  name: string;
+  type_oid: number;
+  typmod: number;
+  type: string;
+  not_null: boolean;
+}
+
+/** Key columns from the catalog: primary key, else the replica identity index, else none. */
+async function catalogKey(client: pg.Client, relid: number): Promise<string[]> {
+  const rows = (
+    await client.query<{ name: string; primary: boolean }>(
+      `select a.attname as name, i.indisprimary as primary
+         from pg_index i
+         cross join lateral unnest(i.indkey) with ordinality k(attnum, ord)
+         join pg_attribute a on a.attrelid = i.indrelid and a.attnum = k.attnum
+        where i.indrelid = $1 and (i.indisprimary or i.indisreplident)
+        order by i.indisprimary desc, k.ord`,
+      [relid],
+    )
+  ).rows;
+  const primary = rows.filter((r) => r.primary === true || (r.primary as unknown) === 't');
+  return (primary.length > 0 ? primary : rows).map((r) => r.name);
+}
+
+function beforeImageOf(replicaIdentity: string, keyCount: number): TableSchema['beforeImage'] {
+  if (replicaIdentity === 'f') return 'full';
+  if (replicaIdentity === 'n') return 'none';
+  return keyCount > 0 ? 'key' : 'none';
+}
+
+/** Table schema from the catalog (snapshot), columns as pgoutput sends them (no generated columns). */
+export async function tableSchemaFromCatalog(
+  client: pg.Client,
+  resolver: TypeResolver,
+  t: SourceTable,
+): Promise<TableSchema> {
+  const cols = (
+    await client.query<ColumnRow>(
+      `select attname as name, atttypid::int as type_oid, atttypmod as typmod,
+              format_type(atttypid, atttypmod) as type, attnotnull as not_null
+         from pg_attribute where attrelid = $1 and attnum > 0 and not attisdropped and attgenerated = ''
+        order by attnum`,
+      [t.oid],
+    )
+  ).rows.map((c) => ({
+    // The snapshot connection returns raw text: normalize.
+    ...c,
+    type_oid: Number(c.type_oid),
+    typmod: Number(c.typmod),
+    not_null: c.not_null === true || (c.not_null as unknown) === 't',
+  }));
+  const keyColumns = t.replicaIdentity === 'n' ? [] : await catalogKey(client, t.oid);
+  const types = await resolver.resolve(
+    client,
+    cols.map((c) => c.type_oid),
+  );
+  const columns: ColumnInfo[] = cols.map((c) => {
+    const info = types.get(c.type_oid)!;
+    return {
+      name: c.name,
+      type: c.type,
+      kind: info.kind,
+      typeOid: c.type_oid,
+      ...(info.elementKind ? { elementKind: info.elementKind } : {}),
+      nullable: !c.not_null,
+      isKey: keyColumns.includes(c.name),
+    };
+  });
+  return { table: t.table, columns, keyColumns, beforeImage: beforeImageOf(t.replicaIdentity, keyColumns.length) };
+}
+
+/**
+ * Table schema for a Relation message: types as the message says (format_type with its typmod), key columns from its
+ * flags, except REPLICA IDENTITY FULL where every column is flagged and the catalog's primary key is the key.
+ */
+export async function tableSchemaFromRelation(
+  client: pg.Client,
+  resolver: TypeResolver,
+  raw: RawRelation,
+): Promise<TableSchema> {
+  const oids = raw.columns.map((c) => c.typeOid);
+  const typmods = raw.columns.map((c) => c.typmod);
+  const [typeNames, notNull, types] = await Promise.all([
+    client.query<{ type: string }>(
+      'select format_type(o, m) as type from unnest($1::oid[], $2::int4[]) with ordinality u(o, m, i) order by i',
+      [oids, typmods],
+    ),
+    client.query<{ name: string }>(
+      'select attname as name from pg_attribute where attrelid = $1 and attnum > 0 and attnotnull and not attisdropped',
+      [raw.relid],
+    ),
+    resolver.resolve(client, oids),
+  ]);
+  const notNullSet = new Set(notNull.rows.map((r) => r.name));
+  const names = new Set(raw.columns.map((c) => c.name));
+  let keyColumns: string[];
+  if (raw.replicaIdentity === 'f') keyColumns = (await catalogKey(client, raw.relid)).filter((k) => names.has(k));
+  else keyColumns = raw.columns.filter((c) => c.isKey).map((c) => c.name);
+  const columns: ColumnInfo[] = raw.columns.map((c, i) => {
+    const info = types.get(c.typeOid)!;
+    return {
+      name: c.name,
+      type: typeNames.rows[i]?.type ?? String(c.typeOid),
+      kind: info.kind,
+      typeOid: c.typeOid,
+      ...(info.elementKind ? { elementKind: info.elementKind } : {}),
+      nullable: !notNullSet.has(c.name),
+      isKey: keyColumns.includes(c.name),
+    };
+  });
+  return {
+    table: { schema: raw.schema, name: raw.name },
+    columns,
+    keyColumns,
+    beforeImage: beforeImageOf(raw.replicaIdentity, keyColumns.length),
+  };
+}

@@ -1,0 +1,8 @@
+export { type PostgresSourceConfig, postgresSourceConfig } from './config.ts';
+export {
+  HEARTBEAT_PREFIX,
+  PostgresSource,
+  preflightPostgresSource,
+  replicationNames,
+  teardownPostgresSource,
+} from './postgres-source.ts';

@@ -1,0 +1,496 @@
+import pg from 'pg';
+import pino from 'pino';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { ChangeBatch } from '../../../src/core/change-batch.ts';
+import { type ChangeEvent, type Row, UNCHANGED } from '../../../src/core/change-event.ts';
+import { type Checkpoint, parseLsn } from '../../../src/core/checkpoint.ts';
+import type { ConnectorContext } from '../../../src/core/connector-context.ts';
+import { ConnectionError, SourceSetupError, type TributaryError } from '../../../src/errors.ts';
+import { type PgServer, startPostgres } from '../../../test/harness/postgres.ts';
+import { CANONICAL_SESSION_OPTIONS } from './catalog.ts';
+import type { PostgresSourceConfigInput } from './config.ts';
+import { PostgresSource, preflightPostgresSource, teardownPostgresSource } from './postgres-source.ts';
+
+const logger = pino({ level: 'silent' });
+const ctx = (pipeline: string): ConnectorContext => ({ pipeline, logger });
+const FAST_BATCH = { max_events: 1000, max_bytes: 4 * 1024 * 1024, max_wait_ms: 20 };
+
+/** Pulls batches one by one (without ending the iteration like a for-await break would). */
+class Reader {
+  readonly it: AsyncIterator<ChangeBatch>;
+  readonly batches: ChangeBatch[] = [];
+  constructor(readonly source: PostgresSource) {
+    this.it = source.batches()[Symbol.asyncIterator]();
+  }
+  async next(): Promise<ChangeBatch> {
+    const r = await this.it.next();
+    if (r.done) throw new Error('batches() ended');
+    this.batches.push(r.value);
+    return r.value;
+  }
+  /** Reads until `done(events so far)` holds; commits every checkpoint when `commit` is set. */
+  async until(done: (events: ChangeEvent[], batch: ChangeBatch) => boolean, commit = true): Promise<ChangeEvent[]> {
+    const events: ChangeEvent[] = [];
+    const deadline = Date.now() + 60_000;
+    for (;;) {
+      if (Date.now() > deadline) throw new Error(`timed out after ${events.length} events`);
+      const b = await this.next();
+      events.push(...b.events);
+      if (commit && b.checkpoint) await this.source.commit(b.checkpoint);
+      if (done(events, b)) return events;
+    }
+  }
+}
+
+/** Text output exactly as the server sends it, with the canonical session settings. */
+async function rawRows(server: PgServer, db: string, sql: string): Promise<Row[]> {
+  const u = new URL(server.url(db));
+  u.searchParams.set('options', CANONICAL_SESSION_OPTIONS);
+  const client = new pg.Client({
+    connectionString: u.toString(),
+    types: { getTypeParser: () => (v: string) => v },
+  } as pg.ClientConfig);
+  await client.connect();
+  try {
+    return (await client.query<Row>(sql)).rows;
+  } finally {
+    await client.end();
+  }
+}
+
+async function slotFlush(server: PgServer, db: string, slot: string): Promise<bigint | null> {
+  const rows = await server.query<{ lsn: string | null }>(
+    db,
+    'select confirmed_flush_lsn::text as lsn from pg_replication_slots where slot_name = $1',
+    [slot],
+  );
+  return rows[0]?.lsn ? parseLsn(rows[0].lsn) : null;
+}
+
+async function currentLsn(server: PgServer, db: string): Promise<bigint> {
+  const rows = await server.query<{ lsn: string }>(db, 'select pg_current_wal_lsn()::text as lsn');
+  return parseLsn(rows[0]!.lsn);
+}
+
+const cpLsn = (cp: Checkpoint): bigint => parseLsn((cp.position as { lsn: string }).lsn);
+
+/** Applies events to a key -> row map, failing on duplicates or gaps. */
+function replay(events: ChangeEvent[], state = new Map<string, Row>()): Map<string, Row> {
+  for (const e of events) {
+    const id = e.key ? JSON.stringify(e.key) : '';
+    switch (e.op) {
+      case 'truncate':
+        state.clear();
+        break;
+      case 'read':
+      case 'insert':
+        if (state.has(id)) throw new Error(`duplicate ${e.op} of ${id}`);
+        state.set(id, e.after!);
+        break;
+      case 'update': {
+        if (!state.has(id)) throw new Error(`update of missing row ${id}`);
+        const merged: Row = { ...state.get(id)! };
+        for (const [k, v] of Object.entries(e.after!)) if (v !== UNCHANGED) merged[k] = v;
+        state.set(id, merged);
+        break;
+      }
+      case 'delete':
+        if (!state.delete(id)) throw new Error(`delete of missing row ${id}`);
+        break;
+      default:
+        break;
+    }
+  }
+  return state;
+}
+
+const TYPES_DDL = `
+create type mood as enum ('sad', 'ok', 'happy');
+create domain posint as integer check (value > 0);
+create type floatrange as range (subtype = float8);
+create type pair as (a int, b text);
+create table alltypes (
+  id int primary key,
+  i2 int2, i4 int4, i8 int8,
+  n numeric, n2 numeric(10,2),
+  f4 float4, f8 float8,
+  b bool, c char(5), vc varchar(20), t text, ba bytea, u uuid, j json, jb jsonb,
+  d date, tm time, ttz timetz, ts timestamp, ts3 timestamp(3), tstz timestamptz, iv interval,
+  ai int[], at text[][], mood mood, pi posint, ir int4range, fr floatrange, pr pair,
+  inet inet, cidr cidr, mac macaddr, bt bit(4), vb varbit, m money, x xml, tv tsvector,
+  pt point, ln line, bx box, pg polygon, ci circle, ls lseg, pa path
+);`;
+
+const TYPE_ROWS = `
+insert into alltypes values
+ (1, -32768, -2147483648, -9223372036854775808, 12345678901234567890.123456789012345678901234567890, 12.5,
+  'NaN', '-0', true, 'ab', 'varchar', 'multi
+line ''quoted'' ünïcødé', '\\xdeadbeef', 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', '{"a": [1, 2.50]}', '{"b": {"c": null}}',
+  '4713-01-01 BC', '23:59:59.999999', '10:00:00.5+05:30', '2024-02-29 12:34:56.123456', '2024-01-01 00:00:00.123',
+  '2024-06-01 12:00:00.000001+02', '1 year 2 mons 3 days 04:05:06.789', '{1,NULL,3}', '{{a,b},{"c d",NULL}}',
+  'happy', 7, '[1,10)', '[1.5,2.5]', '(1,"x y")', '192.168.0.1/24', '10.0.0.0/8', '08:00:2b:01:02:03', B'1010',
+  B'10101', 1234.56, '<a>x</a>', 'a fat cat', '(1.5,2)', '{1,2,3}', '(1,1),(0,0)', '((0,0),(1,0),(1,1))', '<(0,0),2>',
+  '[(0,0),(1,1)]', '[(0,0),(1,1),(2,0)]'),
+ (2, 32767, 2147483647, 9223372036854775807, 'NaN', -0.01, 'Infinity', '-Infinity', false, 'abcde', '', '', '\\x',
+  '00000000-0000-0000-0000-000000000000', '[]', '[]', 'infinity', '00:00', '00:00:00-12', '-infinity', 'infinity',
+  'infinity', '-178000000 years', '{}', '{}', 'sad', 1, 'empty', '(,)', '(,)', '::1', '::/0', 'ff:ff:ff:ff:ff:ff',
+  B'0000', B'', -0.01, '', '', '(0,0)', '{1,-1,0}', '(0,0),(0,0)', '((0,0))', '<(0,0),0>', '[(0,0),(0,0)]', '((0,0))'),
+ (3, 0, 0, 0, '-Infinity', null, '1e-45', '1.7976931348623157e308', null, null, null, null, null, null, 'null',
+  '1e100', '-infinity', '24:00', null, '294276-12-31 23:59:59.999999', null, '4714-11-24 00:00:00+00 BC', '-1 days',
+  '{{1,2},{3,4}}', '{NULL}', null, null, null, null, null, null, null, null, null, null, null, null, null, null, null,
+  null, null, null, null, null),
+ (4, null, null, null, '0.000000000000000000000000000001', 99999999.99, '3.4028235e38', '5e-324', true, null, null,
+  repeat('long ', 50), null, null, null, null, '2000-01-01', null, null, '2000-01-01 00:00:00', null, null,
+  '-1 years -2 mons +3 days -04:05:06', '{-1}', '{"\\\\\\"q\\""}', 'ok', null, null, null, null, null, null, null, null,
+  null, '-92233720368547758.08', null, null, null, null, null, null, null, null, null);`;
+
+const FLAVORS = [
+  ['system', undefined],
+  ['embedded', 'embedded'],
+] as const;
+
+describe.each(FLAVORS)('PostgresSource on %s PostgreSQL', (_name, flavor) => {
+  let server: PgServer;
+  let dbCount = 0;
+  const fresh = async (setup: string) => {
+    const db = `src_${++dbCount}`;
+    const url = await server.createDatabase(db);
+    if (setup) await server.query(db, setup);
+    return { db, url };
+  };
+  const open = async (
+    config: PostgresSourceConfigInput,
+    pipeline: string,
+    from: Checkpoint | null = null,
+    batch = FAST_BATCH,
+  ): Promise<{ source: PostgresSource; reader: Reader }> => {
+    const source = new PostgresSource({ heartbeat_interval_ms: 300, ...config }, ctx(pipeline), { batch });
+    await source.open(from);
+    return { source, reader: new Reader(source) };
+  };
+
+  beforeAll(async () => {
+    server = await startPostgres(flavor ? { flavor } : { throwaway: true });
+  });
+  afterAll(async () => {
+    await server?.stop();
+  });
+
+  it('values of every type equal the server text output, in snapshot reads and streamed inserts', async () => {
+    const { db, url } = await fresh(`${TYPES_DDL}${TYPE_ROWS}`);
+    const { source, reader } = await open({ type: 'postgres', url, tables: ['public.alltypes'] }, 'types');
+    try {
+      const reads = await reader.until((ev, b) => b.checkpoint !== null);
+      expect(reads.map((e) => e.op)).toEqual(['read', 'read', 'read', 'read']);
+      expect(reads[0]!.source.snapshot).toBe('first');
+      expect(reads[3]!.source.snapshot).toBe('last');
+      const expected = await rawRows(server, db, 'select * from alltypes order by id');
+      expect(reads.map((e) => e.after)).toEqual(expected);
+      // The same rows again, streamed.
+      await server.query(db, `${TYPE_ROWS.replace(/^ \(([1-4]),/gm, (_m, d) => ` (${Number(d) + 10},`)}`);
+      const inserts = await reader.until((ev) => ev.length >= 4);
+      expect(inserts.map((e) => e.op)).toEqual(['insert', 'insert', 'insert', 'insert']);
+      const again = await rawRows(server, db, 'select * from alltypes where id > 10 order by id');
+      expect(inserts.map((e) => e.after)).toEqual(again);
+      for (const [i, e] of inserts.entries())
+        expect({ ...e.after, id: null }).toEqual({ ...reads[i]!.after, id: null });
+
+      // Schemas agree between snapshot and stream, with full type names and kinds.
+      const streamCols = inserts[0]!.schema.columns;
+      const readCols = reads[0]!.schema.columns;
+      expect(streamCols.map((c) => [c.name, c.type, c.kind, c.elementKind])).toEqual(
+        readCols.map((c) => [c.name, c.type, c.kind, c.elementKind]),
+      );
+      const col = (name: string) => streamCols.find((c) => c.name === name)!;
+      expect(col('n2').type).toBe('numeric(10,2)');
+      expect(col('vc').type).toBe('character varying(20)');
+      expect(col('ts3').type).toBe('timestamp(3) without time zone');
+      expect(col('mood').kind).toBe('enum');
+      expect(col('pi')).toMatchObject({ kind: 'int', type: 'posint' });
+      expect(col('at')).toMatchObject({ kind: 'array', elementKind: 'text', type: 'text[]' });
+      expect(col('ai')).toMatchObject({ kind: 'array', elementKind: 'int' });
+      expect(col('fr')).toMatchObject({ kind: 'other', type: 'floatrange' });
+      expect(col('pr').kind).toBe('other');
+      expect(col('i8').kind).toBe('int');
+      expect(col('tstz').kind).toBe('timestamptz');
+      expect(col('pt').kind).toBe('geometry');
+      expect(inserts[0]!.schema.keyColumns).toEqual(['id']);
+      expect(inserts[0]!.key).toEqual({ id: '11' });
+      // One schema object per relation, shared between events.
+      expect(inserts[1]!.schema).toBe(inserts[0]!.schema);
+    } finally {
+      await source.close();
+    }
+  });
+
+  it('updates, deletes, truncates, messages and REPLICA IDENTITY FULL keys', async () => {
+    const { db, url } = await fresh(`
+      create table k (id int primary key, v text);
+      create table f (id int primary key, v text); alter table f replica identity full;`);
+    const { source, reader } = await open(
+      { type: 'postgres', url, tables: ['public.k', 'public.f'], snapshot: 'never' },
+      'ops',
+    );
+    try {
+      await reader.until((_e, b) => b.checkpoint !== null, true).catch(() => []);
+      await server.query(
+        db,
+        `begin; insert into k values (1, 'a'); insert into f values (1, 'a');
+         update k set v = 'b' where id = 1; update k set id = 2 where id = 1; update f set v = 'b';
+         delete from k; delete from f; select pg_logical_emit_message(true, 'app', 'hello'); commit;
+         truncate k;`,
+      );
+      const ev = await reader.until((e) => e.some((x) => x.op === 'truncate'));
+      const got = ev.map((e) => [e.op, e.table.name, e.key, e.before, e.after]);
+      expect(got).toEqual([
+        ['insert', 'k', { id: '1' }, null, { id: '1', v: 'a' }],
+        ['insert', 'f', { id: '1' }, null, { id: '1', v: 'a' }],
+        ['update', 'k', { id: '1' }, null, { id: '1', v: 'b' }],
+        ['update', 'k', { id: '2' }, { id: '1' }, { id: '2', v: 'b' }],
+        ['update', 'f', { id: '1' }, { id: '1', v: 'a' }, { id: '1', v: 'b' }],
+        ['delete', 'k', { id: '2' }, { id: '2' }, null],
+        ['delete', 'f', { id: '1' }, { id: '1', v: 'b' }, null],
+        ['message', '', null, null, null],
+        ['truncate', 'k', null, null, null],
+      ]);
+      const f = ev.find((e) => e.table.name === 'f')!;
+      expect(f.schema).toMatchObject({ keyColumns: ['id'], beforeImage: 'full' });
+      expect(ev[7]!.message).toEqual({
+        prefix: 'app',
+        contentBase64: Buffer.from('hello').toString('base64'),
+        transactional: true,
+      });
+      expect(ev[0]!.source.txId).toBe(ev[6]!.source.txId);
+    } finally {
+      await source.close();
+    }
+  });
+
+  it('marks unchanged TOAST values as UNCHANGED when another column is updated', async () => {
+    const { db, url } = await fresh('create table big (id int primary key, n int, doc text)');
+    const { source, reader } = await open({ type: 'postgres', url, tables: ['public.big'] }, 'toast');
+    try {
+      await reader.until((_e, b) => b.checkpoint !== null);
+      await server.query(
+        db,
+        "insert into big select 1, 0, string_agg(md5(i::text), '') from generate_series(1, 5000) i",
+      );
+      await server.query(db, 'update big set n = 1');
+      const ev = await reader.until((e) => e.length >= 2);
+      expect(ev[0]!.after!.doc).toHaveLength(160_000);
+      expect(ev[1]!.op).toBe('update');
+      expect(ev[1]!.after).toEqual({ id: '1', n: '1', doc: UNCHANGED });
+    } finally {
+      await source.close();
+    }
+  });
+
+  it('continuous writes during the snapshot: replayed events equal the final table, no gap or duplicate', async () => {
+    const { db, url } = await fresh(`
+      create table acc (id int primary key, balance int, note text);
+      insert into acc select i, i, 'initial' from generate_series(1, 20000) i;`);
+    let stop = false;
+    const writer = (async () => {
+      const client = new pg.Client({ connectionString: url });
+      await client.connect();
+      let n = 20000;
+      try {
+        while (!stop) {
+          n++;
+          await client.query(
+            `begin; insert into acc values (${n}, 0, 'new'); update acc set balance = balance + 1 where id = ${(n * 7) % 20000};
+             delete from acc where id = ${(n * 13) % 20000}; commit;`,
+          );
+        }
+      } finally {
+        await client.end();
+      }
+      return n;
+    })();
+    await new Promise((r) => setTimeout(r, 200));
+    const { source, reader } = await open(
+      { type: 'postgres', url, tables: ['public.acc'], snapshot_chunk_rows: 500 },
+      'during',
+      null,
+      { max_events: 500, max_bytes: 1 << 20, max_wait_ms: 10 },
+    );
+    try {
+      const snap = await reader.until((_e, b) => b.checkpoint !== null);
+      expect(snap.every((e) => e.op === 'read')).toBe(true);
+      stop = true;
+      const written = await writer;
+      expect(written).toBeGreaterThan(20000);
+      const end = await currentLsn(server, db);
+      const streamed = await reader.until((_e, b) => b.checkpoint !== null && cpLsn(b.checkpoint) >= end);
+      const state = replay([...snap, ...streamed]);
+      const expected = await rawRows(server, db, 'select * from acc');
+      expect(state.size).toBe(expected.length);
+      for (const row of expected) expect(state.get(JSON.stringify({ id: row.id }))).toEqual(row);
+      // Checkpoints only at commits, batch numbers consecutive.
+      expect(reader.batches.map((b) => b.seq)).toEqual(reader.batches.map((_b, i) => i));
+    } finally {
+      stop = true;
+      await source.close();
+    }
+  });
+
+  it('restarts from a checkpoint: nothing lost, nothing redelivered, slot never ahead of commit()', async () => {
+    const { db, url } = await fresh('create table r (id int primary key)');
+    const config = { type: 'postgres', url, tables: ['public.r'] } as const;
+    const one = { max_events: 1, max_bytes: 1 << 20, max_wait_ms: 0 };
+    let { source, reader } = await open(config, 'restart', null, one);
+    const slot = 'tributary_restart';
+    let committed = 0n;
+    const commit = async (cp: Checkpoint) => {
+      await source.commit(cp);
+      committed = cpLsn(cp);
+    };
+    let cpA: Checkpoint;
+    try {
+      const first = await reader.next();
+      await commit(first.checkpoint!);
+      for (let i = 1; i <= 5; i++) await server.query(db, `insert into r values (${i})`);
+      const got: string[] = [];
+      cpA = first.checkpoint!;
+      while (got.length < 5) {
+        const b = await reader.next();
+        for (const e of b.events) got.push(e.after!.id as string);
+        if (b.checkpoint && got.length <= 3 && b.events.length > 0) cpA = b.checkpoint;
+      }
+      expect(got).toEqual(['1', '2', '3', '4', '5']);
+      await commit(cpA);
+      await new Promise((r) => setTimeout(r, 300));
+      expect((await slotFlush(server, db, slot))!).toBeLessThanOrEqual(committed);
+    } finally {
+      await source.close();
+    }
+    expect((await slotFlush(server, db, slot))!).toBeLessThanOrEqual(cpLsn(cpA));
+    // A server restart may make PostgreSQL 15/16 resend committed transactions.
+    if (server.restart) await server.restart();
+    await server.query(db, 'insert into r values (6)');
+    ({ source, reader } = await open(config, 'restart', cpA, one));
+    try {
+      const ev = await reader.until((e) => e.length >= 3, false);
+      expect(ev.map((e) => e.after!.id)).toEqual(['4', '5', '6']);
+      expect((await slotFlush(server, db, slot))!).toBeLessThanOrEqual(cpLsn(cpA));
+    } finally {
+      await source.close();
+    }
+  });
+
+  it('advances an idle slot while only unpublished tables are written (heartbeat)', async () => {
+    const { db, url } = await fresh('create table pub (id int primary key); create table other (id int)');
+    const { source, reader } = await open({ type: 'postgres', url, tables: ['public.pub'] }, 'idle');
+    try {
+      await reader.until((_e, b) => b.checkpoint !== null);
+      const before = await currentLsn(server, db);
+      for (let i = 0; i < 20; i++) await server.query(db, `insert into other select generate_series(1, 1000)`);
+      const events = await reader.until((_e, b) => b.checkpoint !== null && cpLsn(b.checkpoint) > before);
+      expect(events).toEqual([]);
+      await new Promise((r) => setTimeout(r, 200));
+      expect((await slotFlush(server, db, 'tributary_idle'))!).toBeGreaterThan(before);
+    } finally {
+      await source.close();
+    }
+  });
+
+  it('redoes an interrupted snapshot with truncates first, so deleted rows do not survive', async () => {
+    const { db, url } = await fresh(
+      'create table s (id int primary key); insert into s select generate_series(1, 3000);',
+    );
+    const config = { type: 'postgres', url, tables: ['public.s'], snapshot_chunk_rows: 100 } as const;
+    const small = { max_events: 100, max_bytes: 1 << 20, max_wait_ms: 0 };
+    let { source, reader } = await open(config, 'redo', null, small);
+    const partial = [await reader.next(), await reader.next()].flatMap((b) => b.events);
+    expect(reader.batches.every((b) => b.checkpoint === null)).toBe(true);
+    await source.close();
+    await server.query(db, 'delete from s where id <= 50');
+    ({ source, reader } = await open(config, 'redo', null, small));
+    try {
+      const ev = await reader.until((_e, b) => b.checkpoint !== null);
+      expect(ev[0]).toMatchObject({ op: 'truncate', source: { snapshot: 'true' } });
+      const state = replay([...partial, ...ev]);
+      expect(state.size).toBe(2950);
+      expect(state.has(JSON.stringify({ id: '1' }))).toBe(false);
+    } finally {
+      await source.close();
+    }
+  });
+
+  it('clear errors: keyless table, missing REPLICATION, lost slot, unreachable server', async () => {
+    const { db, url } = await fresh(`
+      create table nokey (a int, b text); create table keyed (id int primary key);
+      create role norepl login; alter table keyed owner to norepl;`);
+    const err = await open({ type: 'postgres', url, tables: ['public.nokey'] }, 'keyless').catch((e) => e);
+    expect(err).toBeInstanceOf(SourceSetupError);
+    expect(err.hint).toMatch(/REPLICA IDENTITY FULL/);
+    expect(err.hint).toMatch(/primary key/);
+
+    // insert_only: the application can still update and delete; inserts stream.
+    const io = await open(
+      { type: 'postgres', url, tables: ['public.nokey'], keyless_tables: 'insert_only', snapshot: 'never' },
+      'keyless2',
+    );
+    try {
+      await server.query(db, "insert into nokey values (1, 'x'); update nokey set b = 'y'; delete from nokey");
+      const ev = await io.reader.until((e) => e.length >= 1);
+      expect(ev[0]).toMatchObject({ op: 'insert', key: null, after: { a: '1', b: 'x' } });
+    } finally {
+      await io.source.close();
+    }
+
+    const u = new URL(url);
+    u.username = 'norepl';
+    const noRepl = await open({ type: 'postgres', url: u.toString(), tables: ['public.keyed'] }, 'norepl').catch(
+      (e) => e,
+    );
+    expect(noRepl).toBeInstanceOf(SourceSetupError);
+    expect(noRepl.message).toMatch(/REPLICATION/);
+    expect(noRepl.hint).toMatch(/ALTER ROLE "norepl" WITH REPLICATION/);
+    const problems = await preflightPostgresSource(
+      { type: 'postgres', url: u.toString(), tables: ['public.keyed', 'public.nope'] },
+      ctx('norepl'),
+    );
+    expect(problems.map((p) => p.message).join('\n')).toMatch(/REPLICATION[\s\S]*public.nope/);
+
+    const lost: Checkpoint = { pipeline: 'lost', phase: 'stream', position: { kind: 'postgres', lsn: '0/1000000' } };
+    const lostErr = await open({ type: 'postgres', url, tables: ['public.keyed'] }, 'lost', lost).catch((e) => e);
+    expect(lostErr).toBeInstanceOf(SourceSetupError);
+    expect(lostErr.hint).toMatch(/on_slot_lost: resnapshot/);
+
+    u.username = 'postgres';
+    u.port = '1';
+    const down = await open({ type: 'postgres', url: u.toString(), connect_timeout_ms: 2000 }, 'down').catch((e) => e);
+    expect(down).toBeInstanceOf(ConnectionError);
+    expect((down as TributaryError).kind).toBe('retryable');
+    expect(down.hint).toMatch(/reachable/);
+
+    // teardown removes the slot and publications
+    await teardownPostgresSource({ type: 'postgres', url, tables: ['public.nokey'] }, ctx('keyless2'));
+    const left = await server.query(
+      db,
+      "select (select count(*)::int from pg_replication_slots where slot_name = 'tributary_keyless2') as slots, (select count(*)::int from pg_publication where pubname like 'tributary_keyless2%') as pubs",
+    );
+    expect(left[0]).toEqual({ slots: 0, pubs: 0 });
+  });
+
+  it('refuses a server without wal_level=logical', async () => {
+    const replica = await startPostgres({
+      ...(flavor ? { flavor } : {}),
+      settings: { wal_level: 'replica' },
+      throwaway: true,
+    });
+    try {
+      await replica.createDatabase('w');
+      await replica.query('w', 'create table t (id int primary key)');
+      const err = await new PostgresSource({ type: 'postgres', url: replica.url('w') }, ctx('wal'))
+        .open(null)
+        .catch((e) => e);
+      expect(err).toBeInstanceOf(SourceSetupError);
+      expect(err.message).toMatch(/wal_level/);
+      expect(err.hint).toMatch(/ALTER SYSTEM SET wal_level = 'logical'/);
+    } finally {
+      await replica.stop();
+    }
+  });
+});
