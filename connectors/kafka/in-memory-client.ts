@@ -1,0 +1,82 @@
+import { ConnectionError } from '../../src/errors.ts';
+import type { KafkaClient, OutgoingMessage, TopicSpec } from './client.ts';
+
+/**
+ * A Kafka cluster in memory, for tests of the target's own logic (routing, ordering, acks, failures). It stands in
+ * for the broker protocol only: partitions by key hash, keeps each partition's log in order, and lets a test delay
+ * or fail acknowledgements.
+ */
+export class InMemoryKafkaClient implements KafkaClient {
+  readonly topics = new Map<string, { spec: TopicSpec; partitions: OutgoingMessage[][] }>();
+  /** Every send call, in order. */
+  readonly sends: OutgoingMessage[][] = [];
+  /** Messages acknowledged, in acknowledgement order. */
+  readonly acked: OutgoingMessage[] = [];
+  connected = false;
+  /** When set, `send` waits for it before acknowledging (resolve to ack, reject to fail). */
+  ackGate: ((messages: OutgoingMessage[]) => Promise<void>) | null = null;
+  /** The broker is unreachable: every call fails with a connection error. */
+  down = false;
+
+  constructor(existing: string[] = [], defaultPartitions = 3) {
+    for (const topic of existing)
+      this.addTopic({ topic, partitions: defaultPartitions, replicationFactor: 1, configs: {} });
+  }
+
+  async connect(): Promise<void> {
+    this.fail();
+    this.connected = true;
+  }
+
+  async existingTopics(topics: string[]): Promise<Set<string>> {
+    this.fail();
+    return new Set(topics.filter((t) => this.topics.has(t)));
+  }
+
+  async createTopics(specs: TopicSpec[]): Promise<void> {
+    this.fail();
+    for (const s of specs) if (!this.topics.has(s.topic)) this.addTopic(s);
+  }
+
+  async send(messages: OutgoingMessage[]): Promise<void> {
+    this.sends.push(messages);
+    this.fail();
+    for (const m of messages) {
+      if (!this.topics.has(m.topic)) throw new Error(`UNKNOWN_TOPIC_OR_PARTITION ${m.topic}`);
+    }
+    if (this.ackGate) await this.ackGate(messages);
+    this.fail();
+    for (const m of messages) {
+      const t = this.topics.get(m.topic)!;
+      t.partitions[partitionOf(m.key, t.partitions.length)]!.push(m);
+      this.acked.push(m);
+    }
+  }
+
+  async disconnect(): Promise<void> {
+    this.connected = false;
+  }
+
+  /** All messages of a topic, partition by partition. */
+  messages(topic: string): OutgoingMessage[] {
+    return this.topics.get(topic)?.partitions.flat() ?? [];
+  }
+
+  private addTopic(spec: TopicSpec): void {
+    const n = Math.max(1, spec.partitions);
+    this.topics.set(spec.topic, { spec, partitions: Array.from({ length: n }, () => []) });
+  }
+
+  private fail(): void {
+    if (this.down) {
+      throw new ConnectionError('connect ECONNREFUSED 127.0.0.1:9092', 'broker down (in-memory test cluster)');
+    }
+  }
+}
+
+function partitionOf(key: string | null, n: number): number {
+  if (key === null) return 0;
+  let h = 0;
+  for (let i = 0; i < key.length; i++) h = (h * 31 + key.charCodeAt(i)) | 0;
+  return Math.abs(h) % n;
+}

@@ -1,0 +1,153 @@
+import pino from 'pino';
+import { describe, expect, it } from 'vitest';
+import type { ChangeBatch } from '../../src/core/change-batch.ts';
+import type { ChangeEvent, TableSchema } from '../../src/core/change-event.ts';
+import { ConnectionError, TributaryError } from '../../src/errors.ts';
+import { kafkaTargetConfig } from './config.ts';
+import { readTopicMessages } from './kafka-client.ts';
+import { KafkaTarget } from './kafka-target.ts';
+
+/**
+ * Against a real broker: set KAFKA_BROKERS=host:port[,host:port]. Without it the broker tests are skipped and say so.
+ * The unreachable-broker test needs no broker (it connects to a closed port) and always runs.
+ */
+const brokers = process.env.KAFKA_BROKERS?.split(',').filter(Boolean);
+const SKIP_REASON = 'KAFKA_BROKERS is not set, no Kafka broker to test against';
+const BROKER_TESTS = [
+  'creates the topic and every message is readable once write() resolves',
+  'create_topics: false with a missing topic is an operator error naming it',
+  'a message above the topic max.message.bytes is an operator error',
+  'transaction and heartbeat topics receive BEGIN/END and heartbeats',
+];
+if (!brokers) {
+  for (const name of BROKER_TESTS) console.warn(`SKIPPED kafka integration test "${name}": ${SKIP_REASON}`);
+}
+
+const logger = pino({ level: 'silent' });
+const ctx = { pipeline: 'it', logger };
+const prefix = `tribit${Date.now().toString(36)}`;
+
+const schema: TableSchema = {
+  table: { schema: 'public', name: 'items' },
+  columns: [
+    { name: 'id', type: 'bigint', kind: 'int', isKey: true },
+    { name: 'v', type: 'text', kind: 'text', isKey: false },
+  ],
+  keyColumns: ['id'],
+  beforeImage: 'key',
+};
+
+function ev(op: ChangeEvent['op'], id: string, v: string | null, tx = '1'): ChangeEvent {
+  return {
+    op,
+    table: schema.table,
+    schema,
+    key: { id },
+    before: op === 'insert' ? null : { id },
+    after: op === 'delete' ? null : { id, v },
+    source: {
+      connector: 'postgresql',
+      db: 'db',
+      position: { kind: 'postgres', lsn: '0/10', commitLsn: '0/20' },
+      txId: tx,
+      commitTimeMs: Date.now(),
+      snapshot: false,
+    },
+  };
+}
+
+function batch(seq: number, events: ChangeEvent[]): ChangeBatch {
+  return {
+    seq,
+    events,
+    bytes: 0,
+    checkpoint: { pipeline: 'it', phase: 'stream', position: { kind: 'postgres', lsn: '0/20' } },
+  };
+}
+
+function config(extra: Record<string, unknown>) {
+  return kafkaTargetConfig.parse({ type: 'kafka', brokers, topic_prefix: prefix, ...extra });
+}
+
+describe('Kafka client without a broker', () => {
+  it('an unreachable broker makes open() fail with a retryable ConnectionError', async () => {
+    const t = new KafkaTarget(
+      kafkaTargetConfig.parse({
+        type: 'kafka',
+        brokers: ['127.0.0.1:1'],
+        topic_prefix: 'x',
+        retries: 1,
+        connection_timeout_ms: 300,
+      }),
+      ctx,
+    );
+    const err = await t.open().catch((e) => e);
+    expect(err).toBeInstanceOf(ConnectionError);
+    expect(err.kind).toBe('retryable');
+    await t.close().catch(() => {});
+  });
+});
+
+describe.skipIf(!brokers)(`Kafka target against a real broker${brokers ? '' : ` (skipped: ${SKIP_REASON})`}`, () => {
+  it(BROKER_TESTS[0]!, async () => {
+    const t = new KafkaTarget(config({ topic_partitions: 3 }), ctx);
+    await t.open();
+    const events = [
+      ev('insert', '1', 'a'),
+      ev('update', '1', 'b'),
+      ev('insert', '18446744073709551615', 'big'),
+      ev('delete', '1', null),
+    ];
+    await t.write(batch(0, events));
+    await t.close();
+    const got = await readTopicMessages(config({}), `${prefix}.public.items`, 5, 20_000);
+    expect(got).toHaveLength(5);
+    const forKey1 = got
+      .filter((m) => m.key === '{"id":1}')
+      .map((m) => (m.value === null ? null : JSON.parse(m.value).op));
+    expect(forKey1).toEqual(['c', 'u', 'd', null]);
+    const big = got.find((m) => m.key === '{"id":18446744073709551615}')!;
+    expect(big.value).toContain('"id":18446744073709551615');
+    expect(big.headers['tributary.lsn']).toBe('0/10');
+  });
+
+  it(BROKER_TESTS[1]!, async () => {
+    const t = new KafkaTarget(config({ create_topics: false, topics: { 'public.items': `${prefix}.absent` } }), ctx);
+    await t.open();
+    const err = await t.write(batch(0, [ev('insert', '1', 'a')])).catch((e) => e);
+    await t.close();
+    expect(err).toBeInstanceOf(TributaryError);
+    expect(err.kind).toBe('operator');
+    expect(err.message).toContain(`${prefix}.absent`);
+  });
+
+  it(BROKER_TESTS[2]!, async () => {
+    const t = new KafkaTarget(
+      config({
+        topics: { 'public.items': `${prefix}.small` },
+        topic_configs: { 'max.message.bytes': '2000' },
+        retries: 1,
+      }),
+      ctx,
+    );
+    await t.open();
+    const err = await t.write(batch(0, [ev('insert', '1', 'x'.repeat(10_000))])).catch((e) => e);
+    await t.close();
+    expect(err).toBeInstanceOf(TributaryError);
+    expect(err.kind).toBe('operator');
+  });
+
+  it(BROKER_TESTS[3]!, async () => {
+    const t = new KafkaTarget(
+      config({ transaction_topic: `${prefix}.transaction`, heartbeat_topic: `__debezium-heartbeat.${prefix}` }),
+      ctx,
+    );
+    await t.open();
+    await t.write(batch(0, [ev('insert', '5', 'a', '77'), ev('insert', '6', 'b', '77')]));
+    await t.close();
+    const tx = await readTopicMessages(config({}), `${prefix}.transaction`, 2, 20_000);
+    expect(tx.map((m) => JSON.parse(m.value!).status)).toEqual(['BEGIN', 'END']);
+    const hb = await readTopicMessages(config({}), `__debezium-heartbeat.${prefix}`, 1, 20_000);
+    expect(hb).toHaveLength(1);
+  });
+});
