@@ -528,7 +528,16 @@ export class MysqlSource implements Source {
     while (!this.closed) {
       const now = Date.now();
       const wait = builder.events.length > 0 ? Math.max(0, builder.firstAt + this.batch.max_wait_ms - now) : 250;
-      const ev: BinlogEvent | null | undefined = await reader.next(wait);
+      let ev: BinlogEvent | null | undefined;
+      try {
+        ev = await reader.next(wait);
+      } catch (err) {
+        if (isPurgedBinlogError(err) && this.streamFrom) {
+          const logs = this.conn ? await binaryLogs(this.conn).catch(() => []) : [];
+          throw new PurgedBinlogError(this.streamFrom, logs[0]?.name, err);
+        }
+        throw err;
+      }
       if (ev === null) break;
       if (ev === undefined) {
         if (builder.due()) yield emit();

@@ -1,0 +1,246 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { ChangeBatch } from '../../../src/core/change-batch.ts';
+import type { ChangeEvent } from '../../../src/core/change-event.ts';
+import { comparePositions } from '../../../src/core/checkpoint.ts';
+import { type MysqlServer, startMariadb } from '../../../test/harness/mariadb.ts';
+import { events, lastCheckpoint, makeSource, Puller, session } from './test-support.ts';
+
+/** Applies change events to an in-memory copy keyed by `id`, failing on a duplicate insert or a missing delete. */
+class Replica {
+  readonly rows = new Map<string, Record<string, unknown>>();
+  readonly problems: string[] = [];
+  apply(e: ChangeEvent): void {
+    const id = String((e.after ?? e.before)?.id);
+    switch (e.op) {
+      case 'truncate':
+        this.rows.clear();
+        break;
+      case 'read':
+        this.rows.set(id, e.after!);
+        break;
+      case 'insert':
+        if (this.rows.has(id)) this.problems.push(`duplicate insert ${id}`);
+        this.rows.set(id, e.after!);
+        break;
+      case 'update':
+        if (!this.rows.has(String(e.before!.id))) this.problems.push(`update of missing ${String(e.before!.id)}`);
+        this.rows.delete(String(e.before!.id));
+        this.rows.set(id, e.after!);
+        break;
+      case 'delete':
+        if (!this.rows.delete(id)) this.problems.push(`delete of missing ${id}`);
+        break;
+    }
+  }
+}
+
+function checkBatches(batches: ChangeBatch[]): void {
+  batches.forEach((b, i) => {
+    expect(b.seq).toBe(i);
+  });
+}
+
+describe('mysql source: snapshot and streaming', () => {
+  let server: MysqlServer;
+  beforeAll(async () => {
+    server = await startMariadb();
+  });
+  afterAll(async () => server?.stop());
+
+  it('loses and duplicates nothing when writes continue during the snapshot', async () => {
+    await server.createDatabase('live');
+    const conn = await session(server, 'live');
+    await conn.query('CREATE TABLE t (id INT PRIMARY KEY, v INT NOT NULL, note VARCHAR(40))');
+    await conn.query('CREATE TABLE other (id INT PRIMARY KEY)');
+    await conn.query("INSERT INTO t SELECT seq, 0, 'initial' FROM seq_1_to_20000");
+
+    const source = makeSource(server, 'live', { databases: ['live'], snapshot_chunk_rows: 500 });
+    await source.open(null);
+    const puller = new Puller(source);
+    let writing = true;
+    let writes = 0;
+    const writer = (async () => {
+      let next = 20001;
+      while (writing) {
+        const k = 1 + Math.floor(Math.random() * 20000);
+        await conn.query('BEGIN');
+        await conn.query('INSERT INTO t VALUES (?, 1, ?)', [next++, 'new']);
+        await conn.query('UPDATE t SET v = v + 1 WHERE id = ?', [k]);
+        await conn.query('DELETE FROM t WHERE id = ?', [k + 7]);
+        await conn.query('COMMIT');
+        writes++;
+      }
+      await conn.query("INSERT INTO t VALUES (999999, 0, 'end')");
+    })();
+    try {
+      // Let the writer run through the whole snapshot and a little streaming.
+      await puller.until((b) => b.some((x) => x.checkpoint?.phase === 'stream'), 60_000);
+      const snapshotBatches = puller.batches.length;
+      await new Promise((r) => setTimeout(r, 300));
+      writing = false;
+      await writer;
+      await puller.until((b) => events(b).some((e) => e.after?.id === '999999'), 60_000);
+      checkBatches(puller.batches);
+
+      const replica = new Replica();
+      for (const e of events(puller.batches)) replica.apply(e);
+      expect(replica.problems).toEqual([]);
+      const rows = await server.query<{ id: number; v: number; note: string }>(
+        'SELECT id, v, note FROM t ORDER BY id',
+        [],
+        'live',
+      );
+      expect(replica.rows.size).toBe(rows.length);
+      for (const r of rows) {
+        expect(replica.rows.get(String(r.id))).toEqual({ id: String(r.id), v: String(r.v), note: r.note });
+      }
+      expect(writes).toBeGreaterThan(10);
+      // Snapshot batches before the hand-off never carry a stream checkpoint.
+      for (const b of puller.batches.slice(0, snapshotBatches - 1))
+        expect(b.checkpoint?.phase ?? 'none').not.toBe('stream');
+      const reads = events(puller.batches).filter((e) => e.op === 'read').length;
+      console.log(`snapshot: ${reads} rows read while ${writes} transactions were written`);
+    } finally {
+      writing = false;
+      await writer.catch(() => undefined);
+      await puller.end();
+      await source.close();
+      await conn.end();
+    }
+  });
+
+  for (const byGtid of [true, false]) {
+    it(`resumes from a checkpoint without loss or redelivery (${byGtid ? 'GTID' : 'file+pos'})`, async () => {
+      const db = `resume_${byGtid ? 'gtid' : 'pos'}`;
+      await server.createDatabase(db);
+      const conn = await session(server, db);
+      await conn.query('CREATE TABLE t (id INT PRIMARY KEY, v VARCHAR(20))');
+      await conn.query('CREATE TABLE ignored (id INT PRIMARY KEY)');
+      await conn.query("INSERT INTO t VALUES (1, 'a'), (2, 'b')");
+      const options = { tables: [`${db}.t`], resume_by_gtid: byGtid };
+      const first = makeSource(server, db, options);
+      await first.open(null);
+      const p1 = new Puller(first);
+      await p1.until((b) => b.some((x) => x.checkpoint?.phase === 'stream'));
+      for (let i = 3; i <= 10; i++) await conn.query('INSERT INTO t VALUES (?, ?)', [i, `v${i}`]);
+      await p1.until((b) => events(b).filter((e) => e.op === 'insert').length === 8);
+      const cp = lastCheckpoint(p1.batches)!;
+      expect(cp.phase).toBe('stream');
+      const delivered = events(p1.batches).filter((e) => e.op === 'insert');
+      await p1.end();
+      await first.commit(cp);
+      await first.close();
+
+      // While the replicator is down: changes, including a multi-row transaction and writes to another table.
+      await conn.query('BEGIN');
+      await conn.query("UPDATE t SET v = 'changed' WHERE id = 1");
+      await conn.query('DELETE FROM t WHERE id = 2');
+      await conn.query("INSERT INTO t VALUES (11, 'x')");
+      await conn.query('COMMIT');
+      await conn.query('INSERT INTO ignored VALUES (1)');
+      await conn.query('TRUNCATE TABLE ignored');
+
+      const second = makeSource(server, db, options);
+      await second.open(cp);
+      const p2 = new Puller(second);
+      try {
+        await p2.until((b) => events(b).some((e) => e.op === 'insert' && e.after?.id === '11'));
+        const evs = events(p2.batches);
+        expect(evs.map((e) => `${e.op}:${String((e.after ?? e.before)?.id)}`)).toEqual([
+          'update:1',
+          'delete:2',
+          'insert:11',
+        ]);
+        expect(evs[0]!.before).toEqual({ id: '1', v: 'a' });
+        expect(evs.map((e) => e.source.txId)).toEqual([evs[0]!.source.txId, evs[0]!.source.txId, evs[0]!.source.txId]);
+        for (const d of delivered)
+          expect(evs.some((e) => e.after?.id === d.after?.id && e.op === 'insert')).toBe(false);
+        const cp2 = lastCheckpoint(p2.batches)!;
+        expect(comparePositions(cp2.position, cp.position)).toBeGreaterThan(0);
+        if (cp2.position.kind === 'mysql') expect(cp2.position.gtidSet).toMatch(/^\d+-1-\d+/);
+        checkBatches(p2.batches);
+
+        // Writes to tables not replicated still move the checkpoint (heartbeat batches).
+        const before = lastCheckpoint(p2.batches)!;
+        for (let i = 2; i <= 4; i++) await conn.query('INSERT INTO ignored VALUES (?)', [i]);
+        await p2.until((b) => {
+          const c = lastCheckpoint(b);
+          return !!c && comparePositions(c.position, before.position) > 0;
+        });
+        const hb = p2.batches[p2.batches.length - 1]!;
+        expect(hb.events).toHaveLength(0);
+      } finally {
+        await p2.end();
+        await second.close();
+        await conn.end();
+      }
+    });
+  }
+
+  it('emits TRUNCATE and follows ALTER TABLE from the next event', async () => {
+    await server.createDatabase('ddl');
+    const conn = await session(server, 'ddl');
+    await conn.query('CREATE TABLE t (id INT PRIMARY KEY, a INT)');
+    const source = makeSource(server, 'ddl', { databases: ['ddl'], snapshot: 'never' });
+    await source.open(null);
+    const p = new Puller(source);
+    try {
+      await conn.query('INSERT INTO t VALUES (1, 1)');
+      await conn.query('ALTER TABLE t ADD COLUMN b VARCHAR(10) AFTER id');
+      await conn.query("INSERT INTO t VALUES (2, 'bee', 2)");
+      await conn.query('TRUNCATE TABLE t');
+      await p.until((b) => events(b).some((e) => e.op === 'truncate'));
+      const evs = events(p.batches);
+      expect(evs.map((e) => e.op)).toEqual(['insert', 'insert', 'truncate']);
+      expect(evs[0]!.after).toEqual({ id: '1', a: '1' });
+      expect(evs[1]!.after).toEqual({ id: '2', b: 'bee', a: '2' });
+      expect(evs[1]!.schema.columns.map((c) => c.name)).toEqual(['id', 'b', 'a']);
+      expect(evs[2]!.table).toEqual({ schema: 'ddl', name: 't' });
+      expect(p.batches[p.batches.length - 1]!.checkpoint).not.toBeNull();
+    } finally {
+      await p.end();
+      await source.close();
+      await conn.end();
+    }
+  });
+
+  it('redoes an interrupted snapshot, each table preceded by a truncate', async () => {
+    await server.createDatabase('redo');
+    const conn = await session(server, 'redo');
+    await conn.query('CREATE TABLE a (id INT PRIMARY KEY)');
+    await conn.query('CREATE TABLE b (id INT PRIMARY KEY)');
+    await conn.query('INSERT INTO a SELECT seq FROM seq_1_to_3000');
+    await conn.query('INSERT INTO b SELECT seq FROM seq_1_to_10');
+    const first = makeSource(server, 'redo', { databases: ['redo'], snapshot_chunk_rows: 1000 }, { max_events: 500 });
+    await first.open(null);
+    const p1 = new Puller(first);
+    await p1.until((b) => b.length >= 2);
+    const interrupted = lastCheckpoint(p1.batches);
+    await p1.end();
+    await first.close();
+    expect(interrupted?.phase ?? 'snapshot').toBe('snapshot');
+
+    await conn.query('DELETE FROM a WHERE id <= 100');
+    const second = makeSource(server, 'redo', { databases: ['redo'], snapshot_chunk_rows: 1000 }, { max_events: 500 });
+    await second.open(interrupted);
+    const p2 = new Puller(second);
+    try {
+      await p2.until((b) => b.some((x) => x.checkpoint?.phase === 'stream'));
+      const evs = events(p2.batches);
+      expect(evs[0]!.op).toBe('truncate');
+      expect(evs[0]!.table.name).toBe('a');
+      const truncB = evs.findIndex((e) => e.op === 'truncate' && e.table.name === 'b');
+      expect(truncB).toBe(2901);
+      expect(evs.filter((e) => e.op === 'read')).toHaveLength(2910);
+      // A replica that received part of the first attempt ends equal to the source.
+      const replica = new Replica();
+      for (const e of [...events(p1.batches), ...evs].filter((e) => e.table.name === 'a')) replica.apply(e);
+      expect(replica.rows.size).toBe(2900);
+      expect(replica.rows.has('1')).toBe(false);
+    } finally {
+      await p2.end();
+      await second.close();
+      await conn.end();
+    }
+  });
+});
