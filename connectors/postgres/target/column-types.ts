@@ -62,6 +62,13 @@ export function holdsExactly(source: string, target: string): boolean {
   if (s.array || t.array) {
     return s.array && t.array && holdsExactly(source.replace(/(\[\d*\])+$/, ''), target.replace(/(\[\d*\])+$/, ''));
   }
+  if (s.base === 'numeric' && t.base === 'numeric') {
+    if (t.mods === null) return true;
+    if (s.mods === null) return false;
+    const [sp = 0, ss = 0] = s.mods;
+    const [tp = 0, ts = 0] = t.mods;
+    return ts === ss && tp >= sp;
+  }
   // integers and unconstrained numeric
   const sr = INT_RANK[s.base];
   const tr = INT_RANK[t.base];
@@ -69,13 +76,6 @@ export function holdsExactly(source: string, target: string): boolean {
     if (t.base === 'numeric') return t.mods === null;
     if (s.base === 'numeric') return false;
     return tr >= sr;
-  }
-  if (s.base === 'numeric' && t.base === 'numeric') {
-    if (t.mods === null) return true;
-    if (s.mods === null) return false;
-    const [sp = 0, ss = 0] = s.mods;
-    const [tp = 0, ts = 0] = t.mods;
-    return ts === ss && tp >= sp;
   }
   if ((s.base === 'character varying' || s.base === 'text') && t.base === 'character varying') {
     if (t.mods === null) return true;

@@ -29,6 +29,8 @@ export interface TargetTable {
   /** How rows are found for update/delete: by key, by the full old row, or not at all (inserts only). */
   identity: 'key' | 'full' | 'none';
   columns: Map<string, TargetColumn>;
+  /** Takes part in a foreign key on the target (changes to other tables must keep their order around it). */
+  hasForeignKeys: boolean;
 }
 
 function castOf(table: TargetTable, column: string): string {

@@ -160,6 +160,11 @@ export async function syncTable(
     }
   }
 
+  const fk = await db.query(
+    `select exists (select 1 from pg_constraint where contype = 'f'
+       and (conrelid = to_regclass($1) or confrelid = to_regclass($1))) as fk`,
+    [qname],
+  );
   const columns = new Map<string, TargetColumn>();
   for (const c of catalog) columns.set(c.name, { name: c.name, type: c.type, cast: castTypeFor(c.base) });
   return {
@@ -170,5 +175,6 @@ export async function syncTable(
     keyColumns: [...source.keyColumns],
     identity,
     columns,
+    hasForeignKeys: fk.rows[0]?.fk === true,
   };
 }

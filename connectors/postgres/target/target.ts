@@ -51,10 +51,18 @@ interface CachedTable {
   table: TargetTable;
 }
 
-type Run =
-  | { kind: 'keyed'; run: KeyedRun }
-  | { kind: 'append'; table: TargetTable; rows: Row[] }
-  | { kind: 'truncate'; tables: TargetTable[]; restartIdentity: boolean; at: string };
+type RowRun = { kind: 'keyed'; run: KeyedRun } | { kind: 'append'; table: TargetTable; rows: Row[] };
+
+interface TruncateRun {
+  tables: TargetTable[];
+  restartIdentity: boolean;
+  /** Source position of the TRUNCATE: tables truncated by one source statement go in one statement. */
+  at: string;
+}
+
+function runSize(run: RowRun): number {
+  return run.kind === 'keyed' ? run.run.size : run.rows.length;
+}
 
 function shapeOf(schema: TableSchema): string {
   return JSON.stringify([schema.columns.map((c) => [c.name, c.type]), schema.keyColumns, schema.beforeImage]);
@@ -380,15 +388,41 @@ export class PostgresTarget implements Target {
     this.ctx.logger.warn(fields);
   }
 
+  /**
+   * Applies events in order, merging consecutive row changes per table into set-based statements. Runs of different
+   * tables are kept open side by side (and sent in order of first appearance) unless a table takes part in a foreign
+   * key on the target, where the order between tables matters: then every switch of table sends what is pending.
+   */
   private async applyEvents(events: ChangeEvent[]): Promise<void> {
-    let run: Run | null = null;
+    const pending = new Map<TargetTable, RowRun>();
+    let truncate: TruncateRun | null = null;
+    let last: TargetTable | null = null;
     const flush = async () => {
-      if (run) {
-        const r = run;
-        run = null;
-        await this.flushRun(r);
+      if (truncate) {
+        const t = truncate;
+        truncate = null;
+        await this.exec(truncateSql(t.tables, t.restartIdentity));
       }
+      for (const run of pending.values()) await this.flushRun(run);
+      pending.clear();
+      last = null;
     };
+    const runFor = async (table: TargetTable): Promise<RowRun> => {
+      if (truncate) await flush();
+      const reorderable = !table.hasForeignKeys && ![...pending.keys()].some((t) => t.hasForeignKeys);
+      const run = pending.get(table);
+      if (run && (last === table || reorderable) && runSize(run) < this.config.statement_max_rows) {
+        last = table;
+        return run;
+      }
+      if (run || !(pending.size === 0 || reorderable)) await flush();
+      const fresh: RowRun =
+        table.identity === 'key' ? { kind: 'keyed', run: new KeyedRun(table) } : { kind: 'append', table, rows: [] };
+      pending.set(table, fresh);
+      last = table;
+      return fresh;
+    };
+
     let skipped = 0;
     for (const ev of events) {
       if (ev.op === 'message') continue;
@@ -403,61 +437,43 @@ export class PostgresTarget implements Target {
         this.currentTable = `${ev.table.schema}.${ev.table.name}`;
         table = await this.syncTable(ev);
       }
-      const current = run as Run | null;
+      this.currentTable = table.sourceId;
 
       if (ev.op === 'truncate') {
         const at = positionText(ev);
         const restartIdentity = ev.truncate?.restartIdentity ?? false;
-        if (current?.kind === 'truncate' && current.at === at && current.restartIdentity === restartIdentity) {
+        const current = truncate as TruncateRun | null;
+        if (current && current.at === at && current.restartIdentity === restartIdentity) {
           if (!current.tables.includes(table)) current.tables.push(table);
         } else {
           await flush();
-          run = { kind: 'truncate', tables: [table], restartIdentity, at };
+          truncate = { tables: [table], restartIdentity, at };
         }
         continue;
       }
 
       if (table.identity === 'key') {
-        let keyed: KeyedRun;
-        if (
-          current?.kind === 'keyed' &&
-          current.run.table === table &&
-          current.run.size < this.config.statement_max_rows
-        ) {
-          keyed = current.run;
-        } else {
-          await flush();
-          keyed = new KeyedRun(table);
-          run = { kind: 'keyed', run: keyed };
-        }
-        this.addKeyed(keyed, ev);
         if (
           ev.op === 'update' &&
           ev.after &&
-          ev.before &&
           hasUnchanged(ev.after) &&
           keyChanged(table.keyColumns, ev.before, ev.after)
         ) {
-          // handled by addKeyed as a direct statement after the run so far
+          // A key change without the full new row: move the row in place, after everything before it.
           await flush();
-          await this.moveKeyPartial(table, ev.before, ev.after);
+          await this.moveKeyPartial(table, ev.before!, ev.after);
+          continue;
         }
+        const run = await runFor(table);
+        if (run.kind === 'keyed') this.addKeyed(run.run, ev);
         continue;
       }
 
       // Tables without a key.
       if (ev.op === 'insert' || ev.op === 'read') {
         if (!ev.after) continue;
-        if (
-          current?.kind === 'append' &&
-          current.table === table &&
-          current.rows.length < this.config.statement_max_rows
-        ) {
-          current.rows.push(ev.after);
-        } else {
-          await flush();
-          run = { kind: 'append', table, rows: [ev.after] };
-        }
+        const run = await runFor(table);
+        if (run.kind === 'append') run.rows.push(ev.after);
         continue;
       }
       if (table.identity === 'none') {
@@ -491,7 +507,7 @@ export class PostgresTarget implements Target {
         const after = ev.after;
         if (!after) return;
         if (keyChanged(keys, ev.before, after)) {
-          if (hasUnchanged(after)) return; // moved by a direct statement (moveKeyPartial)
+          if (hasUnchanged(after)) return; // moved by moveKeyPartial
           run.delete(keyOf(keys, ev.before!));
           run.upsert(after);
           return;
@@ -528,11 +544,7 @@ export class PostgresTarget implements Target {
     });
   }
 
-  private async flushRun(run: Run): Promise<void> {
-    if (run.kind === 'truncate') {
-      await this.exec(truncateSql(run.tables, run.restartIdentity));
-      return;
-    }
+  private async flushRun(run: RowRun): Promise<void> {
     if (run.kind === 'append') {
       for (const { columns, rows } of groupByShape(run.rows).values()) {
         const cols = columns.filter((c) => run.table.columns.has(c));

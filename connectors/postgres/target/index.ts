@@ -1,0 +1,3 @@
+export { PostgresCheckpointStore } from './checkpoint-store.ts';
+export { type PostgresTargetConfig, postgresTargetConfig } from './config.ts';
+export { PostgresTarget } from './target.ts';
