@@ -180,7 +180,7 @@ describe.each(FLAVORS)('PostgresSource on %s PostgreSQL', (_name, flavor) => {
     const { db, url } = await fresh(`${TYPES_DDL}${TYPE_ROWS}`);
     const { source, reader } = await open({ type: 'postgres', url, tables: ['public.alltypes'] }, 'types');
     try {
-      const reads = await reader.until((ev, b) => b.checkpoint !== null);
+      const reads = await reader.until((_ev, b) => b.checkpoint !== null);
       expect(reads.map((e) => e.op)).toEqual(['read', 'read', 'read', 'read']);
       expect(reads[0]!.source.snapshot).toBe('first');
       expect(reads[3]!.source.snapshot).toBe('last');
@@ -336,7 +336,7 @@ describe.each(FLAVORS)('PostgresSource on %s PostgreSQL', (_name, flavor) => {
 
   it('restarts from a checkpoint: nothing lost, nothing redelivered, slot never ahead of commit()', async () => {
     const { db, url } = await fresh('create table r (id int primary key)');
-    const config = { type: 'postgres', url, tables: ['public.r'] } as const;
+    const config: PostgresSourceConfigInput = { type: 'postgres', url, tables: ['public.r'] };
     const one = { max_events: 1, max_bytes: 1 << 20, max_wait_ms: 0 };
     let { source, reader } = await open(config, 'restart', null, one);
     const slot = 'tributary_restart';
@@ -398,7 +398,7 @@ describe.each(FLAVORS)('PostgresSource on %s PostgreSQL', (_name, flavor) => {
     const { db, url } = await fresh(
       'create table s (id int primary key); insert into s select generate_series(1, 3000);',
     );
-    const config = { type: 'postgres', url, tables: ['public.s'], snapshot_chunk_rows: 100 } as const;
+    const config: PostgresSourceConfigInput = { type: 'postgres', url, tables: ['public.s'], snapshot_chunk_rows: 100 };
     const small = { max_events: 100, max_bytes: 1 << 20, max_wait_ms: 0 };
     let { source, reader } = await open(config, 'redo', null, small);
     const partial = [await reader.next(), await reader.next()].flatMap((b) => b.events);

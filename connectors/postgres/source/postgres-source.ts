@@ -135,6 +135,7 @@ export class PostgresSource implements Source {
   private head = 0;
   private queuedEvents = 0;
   private queuedBytes = 0;
+  private peakQueuedEvents = 0;
   /** Highest LSN queued as a commit mark (for idle keepalive advancement). */
   private lastMarkLsn = 0n;
   private inTx = false;
@@ -525,6 +526,7 @@ export class PostgresSource implements Source {
     if (size > 0) {
       this.queuedEvents++;
       this.queuedBytes += size;
+      if (this.queuedEvents > this.peakQueuedEvents) this.peakQueuedEvents = this.queuedEvents;
       if (this.queuedEvents >= this.config.read_ahead_events || this.queuedBytes >= this.config.read_ahead_bytes)
         this.stream?.pause();
     }
@@ -801,6 +803,7 @@ export class PostgresSource implements Source {
           phase: this.snapshot ? 'snapshot' : 'stream',
           bufferedEvents: this.queuedEvents,
           bufferedBytes: this.queuedBytes,
+          peakBufferedEvents: this.peakQueuedEvents,
           paused: this.stream?.isPaused ?? false,
         },
       };
