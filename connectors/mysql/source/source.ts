@@ -164,6 +164,9 @@ export class MysqlSource implements Source {
 
   async open(from: Checkpoint | null): Promise<void> {
     this.closed = false;
+    this.needsSnapshot = false;
+    this.streamFrom = null;
+    this.lastEmitted = null;
     const problems = await preflightMysqlSource(this.config, this.ctx);
     if (problems.length > 0) {
       throw new SourceSetupError(
