@@ -136,6 +136,40 @@ describe('PostgresTarget', () => {
     expect(await q('select id, name from accounts order by id')).toEqual([{ id: '9', name: 'z' }]);
   });
 
+  it('keeps the order between tables linked by a foreign key on the target', async () => {
+    const { target, q, src } = await setup('t_fk');
+    await q('create table parent (id integer primary key, v text)');
+    await q('create table child (id integer primary key, parent_id integer references parent, v text)');
+    const parent = tableSchema('public.parent', [col('id', 'integer', 'int', true), col('v', 'text')]);
+    const child = tableSchema('public.child', [
+      col('id', 'integer', 'int', true),
+      col('parent_id', 'integer', 'int'),
+      col('v', 'text'),
+    ]);
+    const other = tableSchema('public.other', [col('id', 'integer', 'int', true)]);
+    await target.write(
+      src.batch(
+        src.tx((t) =>
+          t
+            .insert(parent, { id: '1', v: 'p' })
+            .insert(child, { id: '1', parent_id: '1', v: 'c' })
+            .insert(parent, { id: '2', v: 'p2' })
+            .insert(child, { id: '2', parent_id: '2', v: 'c2' }),
+        ),
+        src.tx((t) =>
+          t
+            .delete(child, { id: '1', parent_id: null, v: null })
+            .delete(parent, { id: '1', v: null })
+            .insert(other, { id: '1' })
+            .insert(other, { id: '2' }),
+        ),
+      ),
+    );
+    expect(await q('select id, parent_id from child')).toEqual([{ id: 2, parent_id: 2 }]);
+    expect(await q('select id from parent')).toEqual([{ id: 2 }]);
+    expect(await q('select count(*)::int as n from other')).toEqual([{ n: 2 }]);
+  });
+
   it('follows key changes', async () => {
     const { target, q, src } = await setup('t_keychange');
     const pair = tableSchema('public.pair', [
