@@ -438,3 +438,35 @@ function lsn(c: Checkpoint): number {
 }
 
 void pgAllKinds;
+
+describe('KafkaTarget write order', () => {
+  it('a write that waits for topic creation is not overtaken by a later write', async () => {
+    const client = new InMemoryKafkaClient(['srv.public.orders']);
+    const slowCreate = client.createTopics.bind(client);
+    client.createTopics = async (specs) => {
+      await new Promise((r) => setTimeout(r, 30));
+      await slowCreate(specs);
+    };
+    const { t } = target({}, client);
+    await t.open();
+    const other = { ...small, table: { schema: 'public', name: 'fresh' } };
+    await Promise.all([
+      t.write(batch(0, [ev('insert', '1', 'a')])),
+      t.write(batch(1, [ev('insert', '2', 'b', '10', other)])),
+      t.write(batch(2, [ev('update', '1', 'c')])),
+    ]);
+    expect(client.acked.map((m) => `${m.topic}:${JSON.parse(m.value!).after.v}`)).toEqual([
+      'srv.public.orders:a',
+      'srv.public.fresh:b',
+      'srv.public.orders:c',
+    ]);
+  });
+
+  it('after a failed write (oversize), later writes fail instead of leaving a gap', async () => {
+    const { t, client } = target({ max_message_bytes: 500 });
+    await t.open();
+    await expect(t.write(batch(0, [ev('insert', '1', 'x'.repeat(1000))]))).rejects.toMatchObject({ kind: 'operator' });
+    await expect(t.write(batch(1, [ev('insert', '2', 'b')]))).rejects.toBeInstanceOf(TributaryError);
+    expect(client.sends).toHaveLength(0);
+  });
+});

@@ -50,6 +50,8 @@ export class KafkaTarget implements Target {
   private sender: Sender | null = null;
   private readonly knownTopics = new Set<string>();
   private topicCheck: Promise<void> = Promise.resolve();
+  private queueing: Promise<void> = Promise.resolve();
+  private failed: unknown = null;
   private lastHeartbeatMs = Number.NEGATIVE_INFINITY;
   private readonly serverKey: string;
   /** Messages skipped because of `oversize: skip`. */
@@ -91,16 +93,47 @@ export class KafkaTarget implements Target {
   async write(batch: ChangeBatch): Promise<void> {
     const sender = this.sender;
     if (!sender) throw new TributaryError('fatal', 'kafka target written before open()');
+    if (this.failed) throw this.failedError();
     const messages: OutgoingMessage[] = [];
     const sizes: number[] = [];
-    this.collect(batch, messages, sizes);
-    await this.ensureTopics(messages);
-    await sender.enqueue(messages, sizes);
+    try {
+      this.collect(batch, messages, sizes);
+    } catch (err) {
+      this.failed ??= err;
+      throw err;
+    }
+    // Messages are queued in write order even when a write waits for its topics to be created; a failure stops
+    // every later write (a later message must never overtake a lost earlier one).
+    const step = this.queueing.then(async () => {
+      if (this.failed) throw this.failedError();
+      try {
+        await this.ensureTopics(messages);
+      } catch (err) {
+        this.failed ??= err;
+        throw err;
+      }
+      return { acked: sender.enqueue(messages, sizes) };
+    });
+    this.queueing = step.then(
+      () => {},
+      () => {},
+    );
+    const { acked } = await step;
+    await acked;
   }
 
   async reset(): Promise<void> {
+    await this.queueing;
     this.tracker?.reset();
+    this.failed = null;
     await this.sender?.reset();
+  }
+
+  private failedError(): TributaryError {
+    const cause = this.failed;
+    return cause instanceof TributaryError
+      ? cause
+      : new TributaryError('retryable', 'an earlier write to the kafka target failed', { cause });
   }
 
   async close(): Promise<void> {
