@@ -450,6 +450,8 @@ describe('KafkaTarget write order', () => {
     const { t } = target({}, client);
     await t.open();
     const other = { ...small, table: { schema: 'public', name: 'fresh' } };
+    await t.write(batch(0, [ev('insert', '0', 'warm')])); // srv.public.orders is known from now on
+    client.acked.length = 0;
     await Promise.all([
       t.write(batch(0, [ev('insert', '1', 'a')])),
       t.write(batch(1, [ev('insert', '2', 'b', '10', other)])),
