@@ -476,5 +476,25 @@ describe('PostgresTarget', () => {
     await target.write({ ...src.partial(mid.events.slice(1)), checkpoint: mid.checkpoint });
     expect(await q('select id from accounts order by id')).toEqual([{ id: '1' }, { id: '2' }, { id: '3' }]);
     expect((await target.checkpointStore.load('test'))?.position).toEqual(mid.checkpoint.position);
+
+    // A restart between committed writes: nothing is lost; the next write reconnects or fails retryably.
+    await server.restart!();
+    const next = src.batch(src.tx((t) => t.insert(accounts, acct(4, 'd'))));
+    const err2 = await target.write(next).then(
+      () => null,
+      (e: unknown) => e,
+    );
+    if (err2) {
+      expect(errorKind(err2)).toBe('retryable');
+      await target.reset();
+      await target.open();
+      await target.write(next);
+    }
+    expect(await q('select id from accounts order by id')).toEqual([
+      { id: '1' },
+      { id: '2' },
+      { id: '3' },
+      { id: '4' },
+    ]);
   });
 });
