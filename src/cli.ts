@@ -56,6 +56,40 @@ program
   });
 
 program
+  .command('verify')
+  .description('compare the replicated tables of source and target (exit 0 equal, 1 different, 2 error)')
+  .requiredOption('-c, --config <file>', 'config file (YAML)')
+  .option('-p, --pipeline <name>', 'only this pipeline')
+  .option(
+    '-t, --table <table>',
+    'only this source table (schema.table; repeatable)',
+    (v: string, all: string[]) => [...all, v],
+    [],
+  )
+  .option('--max-diffs <n>', 'most differences listed per table', '20')
+  .option('--json', 'print JSON')
+  .option('--progress', 'show progress on stderr even when it is not a terminal')
+  .action(
+    async (opts: {
+      config: string;
+      pipeline?: string;
+      table: string[];
+      maxDiffs: string;
+      json?: boolean;
+      progress?: boolean;
+    }) => {
+      const { verifyCommand } = await import('./commands/verify.ts');
+      process.exitCode = await verifyCommand(opts.config, {
+        pipeline: opts.pipeline,
+        tables: opts.table,
+        maxDiffs: Number(opts.maxDiffs),
+        json: opts.json ?? false,
+        progress: opts.progress ?? false,
+      });
+    },
+  );
+
+program
   .command('demo')
   .description('replicate a live, changing database between two embedded PostgreSQL databases; nothing to install')
   .option('--seconds <n>', 'how long the workload runs', '20')

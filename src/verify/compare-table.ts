@@ -1,0 +1,283 @@
+import { sqlString } from './dialect.ts';
+import type { SidePlan, TablePlan } from './plan.ts';
+import type { Difference, KeyValue } from './types.ts';
+
+/** Tuning of the range comparison; the defaults suit tables from a few rows to hundreds of millions. */
+export interface CompareOptions {
+  /** Most differences listed per table. */
+  maxDiffs: number;
+  /** Rows per top-level key range (one query per range and side). */
+  rangeRows?: number;
+  /** A differing range with at most this many rows on each side is compared key by key. */
+  leafRows?: number;
+  /** Sub-ranges a differing range is split into. */
+  fanout?: number;
+  onProgress?(done: number, total: number): void;
+}
+
+export interface CompareResult {
+  sourceRows: number;
+  targetRows: number;
+  ranges: number;
+  differingRanges: number;
+  differences: Difference[];
+  truncated: boolean;
+}
+
+/** lo < key <= hi; an absent bound is open. */
+interface Range {
+  lo?: KeyValue;
+  hi?: KeyValue;
+}
+
+interface Digest {
+  n: number;
+  s: bigint;
+}
+
+const same = (a: Digest, b: Digest) => a.n === b.n && a.s === b.s;
+
+function where(side: SidePlan, range: Range): string {
+  const conds: string[] = [];
+  const lits = (k: KeyValue) => k.map((v, i) => side.keyLiteral(i, v));
+  if (range.lo) conds.push(side.dialect.tupleCompare(side.keyOrder, lits(range.lo), '>'));
+  if (range.hi) conds.push(side.dialect.tupleCompare(side.keyOrder, lits(range.hi), '<='));
+  return conds.length ? conds.join(' AND ') : '1 = 1';
+}
+
+async function digest(side: SidePlan, range: Range): Promise<Digest> {
+  const rows = await side.db.query(
+    `SELECT ${side.dialect.countAndSum('h')} FROM (SELECT ${side.hash} AS h FROM ${side.from} WHERE ${where(side, range)}) x`,
+  );
+  return { n: Number(rows[0]!.n), s: BigInt(rows[0]!.s ?? '0') };
+}
+
+const keyAliases = (side: SidePlan) => side.keyCanon.map((_, i) => `k${i}`);
+const keyOf = (row: Record<string, string | null>, n: number): KeyValue =>
+  Array.from({ length: n }, (_, i) => row[`k${i}`] ?? '');
+
+/** Every `every`-th key of the range in key order: split points computed by the database (row_number). */
+async function splitPoints(side: SidePlan, range: Range, every: number): Promise<KeyValue[]> {
+  const keys = side.keyCanon.map((e, i) => `${e} AS k${i}`).join(', ');
+  const rows = await side.db.query(
+    `SELECT ${keyAliases(side).join(', ')} FROM (SELECT ${keys}, ROW_NUMBER() OVER (ORDER BY ${side.keyOrder.join(', ')}) AS rn
+       FROM ${side.from} WHERE ${where(side, range)}) x WHERE rn % ${every} = 0 ORDER BY rn`,
+  );
+  return rows.map((r) => keyOf(r, side.keyCanon.length));
+}
+
+function splitRange(range: Range, points: KeyValue[]): Range[] {
+  const out: Range[] = [];
+  let lo = range.lo;
+  for (const p of points) {
+    out.push({ lo, hi: p });
+    lo = p;
+  }
+  out.push({ lo, hi: range.hi });
+  return out;
+}
+
+async function leafRows(side: SidePlan, range: Range): Promise<{ key: KeyValue; h: string }[]> {
+  const keys = side.keyCanon.map((e, i) => `${e} AS k${i}`).join(', ');
+  const rows = await side.db.query(
+    `SELECT ${keys}, ${side.hash} AS h FROM ${side.from} WHERE ${where(side, range)} ORDER BY ${side.keyOrder.join(', ')}`,
+  );
+  return rows.map((r) => ({ key: keyOf(r, side.keyCanon.length), h: r.h! }));
+}
+
+async function valuesByKey(side: SidePlan, keys: KeyValue[]): Promise<Map<string, (string | null)[]>> {
+  const out = new Map<string, (string | null)[]>();
+  if (keys.length === 0 || side.values.length === 0) return out;
+  const conds = keys.map(
+    (k) => `(${side.keyOrder.map((e, i) => `${e} = ${side.keyLiteral(i, k[i]!)}`).join(' AND ')})`,
+  );
+  const rows = await side.db.query(
+    `SELECT ${side.keyCanon.map((e, i) => `${e} AS k${i}`).join(', ')}, ${side.values.map((v, i) => `${v} AS v${i}`).join(', ')}
+       FROM ${side.from} WHERE ${conds.join(' OR ')}`,
+  );
+  for (const r of rows)
+    out.set(
+      JSON.stringify(keyOf(r, side.keyCanon.length)),
+      side.values.map((_, i) => r[`v${i}`] ?? null),
+    );
+  return out;
+}
+
+/**
+ * Differences of two ordered leaf listings, in key order: rows missing at the target and rows whose hashes differ
+ * at their source position, rows only at the target after the source row that precedes them at the target.
+ */
+export function diffLeaf(
+  src: { key: KeyValue; h: string }[],
+  tgt: { key: KeyValue; h: string }[],
+): { kind: Difference['kind']; key: KeyValue }[] {
+  const tmap = new Map(tgt.map((r) => [JSON.stringify(r.key), r.h]));
+  const spos = new Map(src.map((r, i) => [JSON.stringify(r.key), i]));
+  const out: { pos: number; sub: number; kind: Difference['kind']; key: KeyValue }[] = [];
+  src.forEach((r, i) => {
+    const h = tmap.get(JSON.stringify(r.key));
+    if (h === undefined) out.push({ pos: i, sub: 0, kind: 'missing_at_target', key: r.key });
+    else if (h !== r.h) out.push({ pos: i, sub: 0, kind: 'different', key: r.key });
+  });
+  let last = -1;
+  let sub = 0;
+  for (const r of tgt) {
+    const i = spos.get(JSON.stringify(r.key));
+    if (i !== undefined) {
+      last = i;
+      sub = 0;
+    } else out.push({ pos: last, sub: ++sub, kind: 'extra_at_target', key: r.key });
+  }
+  out.sort((a, b) => a.pos - b.pos || a.sub - b.sub);
+  return out.map(({ kind, key }) => ({ kind, key }));
+}
+
+/** Compares a table with a primary key: counts, per-range hashes, bisection of differing ranges down to keys. */
+export async function compareKeyed(plan: TablePlan, options: CompareOptions): Promise<CompareResult> {
+  const rangeRows = options.rangeRows ?? 25_000;
+  const leafLimit = options.leafRows ?? 2_000;
+  const fanout = options.fanout ?? 16;
+  const { source, target } = plan;
+
+  const count = async (s: SidePlan) => Number((await s.db.query(`SELECT COUNT(*) AS n FROM ${s.from}`))[0]!.n);
+  const [sourceRows, targetRows] = await Promise.all([count(source), count(target)]);
+  const top =
+    sourceRows > rangeRows
+      ? splitRange({}, await splitPoints(source, {}, Math.ceil(sourceRows / Math.ceil(sourceRows / rangeRows))))
+      : [{}];
+
+  const differing: { range: Range; s: Digest; t: Digest }[] = [];
+  let done = 0;
+  for (const range of top) {
+    const [s, t] = await Promise.all([digest(source, range), digest(target, range)]);
+    if (!same(s, t)) differing.push({ range, s, t });
+    options.onProgress?.(++done, top.length);
+  }
+
+  const found: { kind: Difference['kind']; key: KeyValue }[] = [];
+  let truncated = false;
+  const full = () => found.length >= options.maxDiffs;
+
+  const bisect = async (range: Range, s: Digest, t: Digest): Promise<void> => {
+    if (full()) {
+      truncated = true;
+      return;
+    }
+    const larger = s.n >= t.n ? source : target;
+    const most = Math.max(s.n, t.n);
+    if (most > leafLimit) {
+      const points = await splitPoints(larger, range, Math.ceil(most / fanout));
+      if (points.length > 0) {
+        for (const sub of splitRange(range, points)) {
+          const [ss, tt] = await Promise.all([digest(source, sub), digest(target, sub)]);
+          if (!same(ss, tt)) await bisect(sub, ss, tt);
+          if (full()) {
+            truncated = true;
+            return;
+          }
+        }
+        return;
+      }
+    }
+    const [sl, tl] = await Promise.all([leafRows(source, range), leafRows(target, range)]);
+    const diffs = diffLeaf(sl, tl);
+    const room = options.maxDiffs - found.length;
+    if (diffs.length > room) truncated = true;
+    found.push(...diffs.slice(0, room));
+  };
+  for (const d of differing) {
+    if (full()) {
+      truncated = true;
+      break;
+    }
+    await bisect(d.range, d.s, d.t);
+  }
+  if (found.length === 0 && options.maxDiffs > 0 && differing.length > 0) truncated = true;
+
+  const differentKeys = found.filter((f) => f.kind === 'different').map((f) => f.key);
+  const [sv, tv] = await Promise.all([valuesByKey(source, differentKeys), valuesByKey(target, differentKeys)]);
+  const differences = found.map((f): Difference => {
+    const key = Object.fromEntries(plan.key.map((k, i) => [k, f.key[i]!]));
+    if (f.kind !== 'different') return { kind: f.kind, key };
+    const a = sv.get(JSON.stringify(f.key));
+    const b = tv.get(JSON.stringify(f.key));
+    const columns = plan.columns.filter((_, i) => a?.[i] !== b?.[i]);
+    return {
+      kind: f.kind,
+      key,
+      columns,
+      source: Object.fromEntries(columns.map((c) => [c, a?.[plan.columns.indexOf(c)] ?? null])),
+      target: Object.fromEntries(columns.map((c) => [c, b?.[plan.columns.indexOf(c)] ?? null])),
+    };
+  });
+  return { sourceRows, targetRows, ranges: top.length, differingRanges: differing.length, differences, truncated };
+}
+
+/**
+ * Compares a table without a key as a multiset of rows: total count and hash sum; when they differ, 256 buckets by
+ * the first byte of the row hash, and within differing buckets the count of each row hash.
+ */
+export async function compareKeyless(plan: TablePlan, options: CompareOptions): Promise<CompareResult> {
+  const { source, target } = plan;
+  const inner = (s: SidePlan) => `(SELECT ${s.hash} AS h FROM ${s.from}) x`;
+  const buckets = async (s: SidePlan) => {
+    const rows = await s.db.query(
+      `SELECT SUBSTR(h, 1, 2) AS b, ${s.dialect.countAndSum('h')} FROM ${inner(s)} GROUP BY SUBSTR(h, 1, 2)`,
+    );
+    return new Map(rows.map((r) => [r.b!, { n: Number(r.n), s: BigInt(r.s ?? '0') }]));
+  };
+  const [sb, tb] = await Promise.all([buckets(source), buckets(target)]);
+  options.onProgress?.(1, 1);
+  const total = (m: Map<string, Digest>) => [...m.values()].reduce((a, d) => a + d.n, 0);
+  const names = [...new Set([...sb.keys(), ...tb.keys()])].sort();
+  const empty: Digest = { n: 0, s: 0n };
+  const differing = names.filter((b) => !same(sb.get(b) ?? empty, tb.get(b) ?? empty));
+
+  const differences: Difference[] = [];
+  let truncated = false;
+  for (const b of differing) {
+    if (differences.length >= options.maxDiffs) {
+      truncated = true;
+      break;
+    }
+    const counts = async (s: SidePlan) =>
+      new Map(
+        (
+          await s.db.query(
+            `SELECT h, COUNT(*) AS n FROM ${inner(s)} WHERE SUBSTR(h, 1, 2) = ${sqlString(b)} GROUP BY h ORDER BY h`,
+          )
+        ).map((r) => [r.h!, Number(r.n)]),
+      );
+    const [sc, tc] = await Promise.all([counts(source), counts(target)]);
+    for (const h of [...new Set([...sc.keys(), ...tc.keys()])].sort()) {
+      const a = sc.get(h) ?? 0;
+      const c = tc.get(h) ?? 0;
+      if (a === c) continue;
+      if (differences.length >= options.maxDiffs) {
+        truncated = true;
+        break;
+      }
+      const holder = a > 0 ? source : target;
+      const row = (
+        await holder.db.query(
+          `SELECT ${holder.values.map((v, i) => `${v} AS v${i}`).join(', ')} FROM ${holder.from} WHERE ${holder.hash} = ${sqlString(h)} LIMIT 1`,
+        )
+      )[0];
+      const values = Object.fromEntries(plan.columns.map((col, i) => [col, row?.[`v${i}`] ?? null]));
+      differences.push({
+        kind: a > c ? 'missing_at_target' : 'extra_at_target',
+        source_count: a,
+        target_count: c,
+        ...(a > 0 ? { source: values } : { target: values }),
+      });
+    }
+  }
+  return {
+    sourceRows: total(sb),
+    targetRows: total(tb),
+    ranges: names.length,
+    differingRanges: differing.length,
+    differences,
+    truncated,
+  };
+}
