@@ -41,7 +41,7 @@ export class ReplicatorProcess {
   async stop(): Promise<number | null> {
     if (!this.child) return null;
     this.child.kill('SIGTERM');
-    const code = await this.exited;
+    const code = (await this.exited) ?? null;
     this.child = undefined;
     return code;
   }
