@@ -184,6 +184,8 @@ interface ServerFacts {
   slot_exists: boolean;
   slot_plugin: string | null;
   pubs: string[];
+  can_create: boolean;
+  db: string;
 }
 
 /** Every problem that stops replication, each with the fix. */
@@ -203,7 +205,8 @@ export async function checkServer(
               r.rolsuper as is_super, r.rolreplication as can_replicate, r.rolname as "user",
               exists (select 1 from pg_replication_slots where slot_name = $1) as slot_exists,
               (select plugin::text from pg_replication_slots where slot_name = $1) as slot_plugin,
-              array(select pubname::text from pg_publication where pubname in ($2, $3)) as pubs
+              array(select pubname::text from pg_publication where pubname in ($2, $3)) as pubs,
+              has_database_privilege(current_database(), 'CREATE') as can_create, current_database() as db
          from pg_roles r where r.rolname = current_user`,
       [names.slot, names.publication, names.insertOnlyPublication],
     )
@@ -246,6 +249,11 @@ export async function checkServer(
       hint: 'List the tables in source.tables, or connect as their owner.',
     });
   const pubExists = facts.pubs.includes(names.publication);
+  if (!pubExists && !facts.can_create)
+    problems.push({
+      message: `user ${facts.user} may not create publication ${names.publication} (no CREATE privilege on database ${facts.db})`,
+      hint: `Run GRANT CREATE ON DATABASE ${quoteIdent(facts.db)} TO ${quoteIdent(facts.user)}; or create the publication beforehand as the table owner (CREATE PUBLICATION ${names.publication} FOR TABLE ...).`,
+    });
   for (const t of tables) {
     const name = `${t.table.schema}.${t.table.name}`;
     if (!t.canSelect)

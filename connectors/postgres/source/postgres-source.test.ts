@@ -5,7 +5,7 @@ import type { ChangeBatch } from '../../../src/core/change-batch.ts';
 import { type ChangeEvent, type Row, UNCHANGED } from '../../../src/core/change-event.ts';
 import { type Checkpoint, parseLsn } from '../../../src/core/checkpoint.ts';
 import type { ConnectorContext } from '../../../src/core/connector-context.ts';
-import { ConnectionError, SourceSetupError, type TributaryError } from '../../../src/errors.ts';
+import { ConnectionError, SourceSetupError, TributaryError } from '../../../src/errors.ts';
 import { type PgServer, startPostgres } from '../../../test/harness/postgres.ts';
 import { CANONICAL_SESSION_OPTIONS } from './catalog.ts';
 import type { PostgresSourceConfigInput } from './config.ts';
@@ -378,9 +378,20 @@ describe.each(FLAVORS)('PostgresSource on %s PostgreSQL', (_name, flavor) => {
     }
   });
 
-  it('advances an idle slot while only unpublished tables are written (heartbeat)', async () => {
-    const { db, url } = await fresh('create table pub (id int primary key); create table other (id int)');
-    const { source, reader } = await open({ type: 'postgres', url, tables: ['public.pub'] }, 'idle');
+  it('advances an idle slot while only unpublished tables are written (heartbeat, non-superuser)', async () => {
+    const { db, url } = await fresh(`
+      create role hb login replication;
+      create table pub (id int primary key); create table other (id int);
+      alter table pub owner to hb; alter table other owner to hb;`);
+    const denied = await preflightPostgresSource(
+      { type: 'postgres', url: url.replace('postgres@', 'hb@'), tables: ['public.pub'] },
+      ctx('idle'),
+    );
+    expect(denied.map((p) => p.hint)).toEqual([expect.stringMatching(/GRANT CREATE ON DATABASE/)]);
+    await server.query(db, `grant create on database ${db} to hb`);
+    const u = new URL(url);
+    u.username = 'hb';
+    const { source, reader } = await open({ type: 'postgres', url: u.toString(), tables: ['public.pub'] }, 'idle');
     try {
       await reader.until((_e, b) => b.checkpoint !== null);
       const before = await currentLsn(server, db);
@@ -389,6 +400,46 @@ describe.each(FLAVORS)('PostgresSource on %s PostgreSQL', (_name, flavor) => {
       expect(events).toEqual([]);
       await new Promise((r) => setTimeout(r, 200));
       expect((await slotFlush(server, db, 'tributary_idle'))!).toBeGreaterThan(before);
+    } finally {
+      await source.close();
+    }
+  });
+
+  it('initial_only copies the tables once and stops, without a slot', async () => {
+    const { db, url } = await fresh(
+      'create table o (id int primary key); insert into o select generate_series(1, 10);',
+    );
+    const config: PostgresSourceConfigInput = { type: 'postgres', url, tables: ['public.o'], snapshot: 'initial_only' };
+    let { source, reader } = await open(config, 'once');
+    let done: Checkpoint;
+    try {
+      const ev = await reader.until((_e, b) => b.checkpoint !== null);
+      expect(ev).toHaveLength(10);
+      done = reader.batches.at(-1)!.checkpoint!;
+      expect(done).toMatchObject({ phase: 'snapshot', state: { snapshotComplete: true } });
+      expect(await reader.it.next()).toMatchObject({ done: true });
+    } finally {
+      await source.close();
+    }
+    expect(await slotFlush(server, db, 'tributary_once')).toBeNull();
+    ({ source, reader } = await open(config, 'once', done));
+    try {
+      expect(await reader.it.next()).toMatchObject({ done: true });
+    } finally {
+      await source.close();
+    }
+  });
+
+  it('a server restart while streaming ends batches() with a retryable error', async () => {
+    const { url } = await fresh('create table rs (id int primary key)');
+    const { source, reader } = await open({ type: 'postgres', url, tables: ['public.rs'] }, 'srvrestart');
+    try {
+      await reader.until((_e, b) => b.checkpoint !== null);
+      const pending = reader.next().catch((e) => e);
+      await server.restart!();
+      const err = await pending;
+      expect(err).toBeInstanceOf(TributaryError);
+      expect(err.kind).toBe('retryable');
     } finally {
       await source.close();
     }

@@ -168,6 +168,23 @@ export class PostgresSource implements Source {
   }
 
   async open(from: Checkpoint | null): Promise<void> {
+    if (from && from.position.kind !== 'postgres')
+      throw new TributaryError(
+        'operator',
+        `a PostgreSQL source cannot resume from a ${from.position.kind} checkpoint`,
+        {
+          hint: 'The checkpoint store holds a checkpoint of another source type for this pipeline name; clear it or rename the pipeline.',
+        },
+      );
+    try {
+      await this.openInner(from);
+    } catch (err) {
+      await this.close();
+      throw err;
+    }
+  }
+
+  private async openInner(from: Checkpoint | null): Promise<void> {
     this.seq = 0;
     this.meta = await connect(this.config);
     const meta = this.meta;
@@ -177,10 +194,10 @@ export class PostgresSource implements Source {
         this.finished = true;
         return;
       }
+      this.publications = await this.ensurePublications(meta);
       const client = await connect(this.config, { rawValues: true });
       await client.query('begin isolation level repeatable read read only');
       const lsn = (await client.query<{ lsn: string }>('select pg_current_wal_lsn()::text as lsn')).rows[0]!.lsn;
-      this.publications = await this.ensurePublications(meta);
       this.snapshot = { consistentPoint: parseLsn(lsn), client, truncateFirst: from !== null, only: true };
       return;
     }
@@ -487,7 +504,19 @@ export class PostgresSource implements Source {
     this.lastCommitAt = Date.now();
     this.meta
       .query('select pg_logical_emit_message(true, $1, $2)', [HEARTBEAT_PREFIX, this.names.slot])
-      .catch((err: unknown) => this.fail(connectFailure(this.config.url, err)))
+      .catch((err: unknown) => {
+        if ((err as { code?: string }).code === '42501') {
+          // Not allowed to write logical messages: idle advancement then relies on server keepalives only.
+          if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
+          this.ctx.logger.warn({
+            event: 'heartbeat_disabled',
+            pipeline: this.ctx.pipeline,
+            reason: err instanceof Error ? err.message : String(err),
+          });
+          return;
+        }
+        this.fail(connectFailure(this.config.url, err));
+      })
       .finally(() => {
         this.heartbeatRunning = false;
       });
