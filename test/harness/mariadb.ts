@@ -136,21 +136,40 @@ async function throwawayServer(extra: Record<string, string | number | null>): P
   const account = serviceAccount('mysql');
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tributary-mariadb-'));
   const dataDir = path.join(dir, 'data');
+  // A private tmpdir: concurrent bootstraps sharing /tmp were seen to collide on temporary table files.
+  const tmpDir = path.join(dir, 'tmp');
   fs.mkdirSync(dataDir);
+  fs.mkdirSync(tmpDir);
   chownTree(dir, account);
   fs.chmodSync(dir, 0o755);
   const userArgs = account ? ['--user=mysql'] : [];
-  await execFileAsync(installDb, [
-    '--no-defaults',
-    ...userArgs,
-    `--datadir=${dataDir}`,
-    '--auth-root-authentication-method=normal',
-    '--skip-test-db',
-  ]);
+  const install = () =>
+    execFileAsync(
+      installDb,
+      [
+        '--no-defaults',
+        ...userArgs,
+        `--datadir=${dataDir}`,
+        `--tmpdir=${tmpDir}`,
+        '--auth-root-authentication-method=normal',
+        '--skip-test-db',
+      ],
+      { env: { ...process.env, TMPDIR: tmpDir } },
+    );
+  try {
+    await install();
+  } catch {
+    // One retry from an empty data directory (a bootstrap under heavy load can fail).
+    fs.rmSync(dataDir, { recursive: true, force: true });
+    fs.mkdirSync(dataDir);
+    chownTree(dir, account);
+    await install();
+  }
 
   const port = await freePort();
   const defaults: Record<string, string | number | null> = {
     datadir: dataDir,
+    tmpdir: tmpDir,
     port,
     socket: path.join(dir, 'mysqld.sock'),
     'bind-address': '127.0.0.1',
