@@ -1,0 +1,143 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type MysqlServer, startMariadb } from '../../test/harness/mariadb.ts';
+import { type PgServer, startPostgres } from '../../test/harness/postgres.ts';
+import { type PipelineConfig, pipelineConfig } from '../config/schema.ts';
+import { verifyPipeline } from './verify.ts';
+
+let pg: PgServer;
+let my: MysqlServer;
+let pgUrl: string;
+let myUrl: string;
+
+function pipeline(
+  source: 'postgres' | 'mysql',
+  tables: string[],
+  extra: { rangeRows?: number } = {},
+): { config: PipelineConfig; rangeRows?: number } {
+  const pgSide = { type: 'postgres', url: pgUrl };
+  const mySide = { type: 'mysql', url: myUrl };
+  return {
+    config: pipelineConfig.parse({
+      name: 'x',
+      source: { ...(source === 'postgres' ? pgSide : mySide), tables },
+      target: source === 'postgres' ? mySide : pgSide,
+    }),
+    ...extra,
+  };
+}
+
+const ROWS: string[] = [
+  `(1, 42, 12.5000, 'plain', '2024-01-01 10:00:00.123456', '2024-01-01 10:00:00', 'deadbeef', true, '2024-02-29', 1.5, '{"a": 1, "b": [1, 2]}')`,
+  `(2, -7, -0.0001, 'emoji 🎉🚀 and ''quotes'' \\ back', '2038-01-19 03:14:07.999999', '1999-12-31 23:59:59.5', '00ff', false, '1970-01-01', -2.25, '[]')`,
+  `(3, null, null, null, null, null, null, null, null, null, null)`,
+  `(9007199254740993, 2147483647, 99999999.9999, '', '2000-01-01 00:00:00', '2000-01-01 00:00:00.000001', '', true, '2000-01-01', 0, '{}')`,
+];
+
+async function load(rowsSql: string[]) {
+  await pg.query(
+    'xe',
+    `create schema if not exists shop; drop table if exists shop.items;
+     create table shop.items (id bigint primary key, qty int, price numeric(12,4), label text, at timestamptz,
+       ts timestamp, bin bytea, flag boolean, d date, f float8, j jsonb)`,
+  );
+  await my.query('drop table if exists shop.items');
+  await my.query(`create table shop.items (id bigint primary key, qty int, price decimal(12,4), label varchar(200),
+    at timestamp(6) null, ts datetime(6), bin varbinary(100), flag tinyint(1), d date, f double, j json)`);
+  for (const r of rowsSql) {
+    const pgRow = r.replace(/'([0-9a-f]*)', (true|false|null)/, (_m, hex, rest) => `'\\x${hex}', ${rest}`);
+    await pg.query('xe', `insert into shop.items values ${pgRow}`);
+    const myRow = r.replace(/'([0-9a-f]*)', (true|false|null)/, (_m, hex, rest) => `X'${hex}', ${rest}`);
+    await my.query(`insert into shop.items values ${myRow.replaceAll('\\', '\\\\')}`);
+  }
+}
+
+beforeAll(async () => {
+  [pg, my] = await Promise.all([startPostgres(), startMariadb()]);
+  pgUrl = await pg.createDatabase('xe');
+  await my.createDatabase('shop');
+  myUrl = my.url();
+});
+
+afterAll(async () => {
+  await Promise.all([pg?.stop(), my?.stop()]);
+});
+
+describe('verify across engines', () => {
+  it('PostgreSQL -> MariaDB: ints, decimals, emoji text, timestamps, bytes, booleans, json are equal', async () => {
+    await load(ROWS);
+    const { config } = pipeline('postgres', ['shop.items']);
+    const report = await verifyPipeline(config, { maxDiffs: 20 });
+    expect(report.error).toBeUndefined();
+    expect(report.tables[0]).toMatchObject({ status: 'equal', source_rows: 4, target_rows: 4, differences: [] });
+    expect(report.tables[0]!.loose_columns).toEqual(['f', 'j']);
+  });
+
+  it('MariaDB -> PostgreSQL: equal, then one changed value of each kind is found', async () => {
+    await load(ROWS);
+    const { config } = pipeline('mysql', ['shop.items']);
+    expect((await verifyPipeline(config, { maxDiffs: 20 })).tables[0]!.status).toBe('equal');
+    await my.query(`update shop.items set label = 'emoji 🎉🚀' where id = 2`);
+    await my.query(`update shop.items set at = '2024-01-01 10:00:00.123457', flag = 0 where id = 1`);
+    await my.query('update shop.items set price = 99999999.9998 where id = 9007199254740993');
+    await my.query('delete from shop.items where id = 3');
+    const report = await verifyPipeline(config, { maxDiffs: 20 });
+    const t = report.tables[0]!;
+    expect(t.status).toBe('different');
+    expect(t.differences).toEqual([
+      {
+        kind: 'different',
+        key: { id: '1' },
+        columns: ['at', 'flag'],
+        source: { at: '2024-01-01 10:00:00.123457', flag: 'f' },
+        target: { at: '2024-01-01 10:00:00.123456', flag: 't' },
+      },
+      {
+        kind: 'different',
+        key: { id: '2' },
+        columns: ['label'],
+        source: { label: 'emoji 🎉🚀' },
+        target: { label: "emoji 🎉🚀 and 'quotes' \\ back" },
+      },
+      { kind: 'extra_at_target', key: { id: '3' } },
+      {
+        kind: 'different',
+        key: { id: '9007199254740993' },
+        columns: ['price'],
+        source: { price: '99999999.9998' },
+        target: { price: '99999999.9999' },
+      },
+    ]);
+  });
+
+  it('text primary keys across collations compare in byte order, over many ranges', async () => {
+    await pg.query(
+      'xe',
+      `drop table if exists shop.words; create table shop.words (w text collate "C" primary key, n int);
+       insert into shop.words select 'w' || g || case when g % 3 = 0 then 'Ä' when g % 3 = 1 then 'a' else 'Z' end, g
+         from generate_series(1, 3000) g; insert into shop.words values ('🎉', 0), ('Zebra', -1), ('apple', -2)`,
+    );
+    await my.query('drop table if exists shop.words');
+    await my.query(
+      'create table shop.words (w varchar(100) character set utf8mb4 collate utf8mb4_general_ci primary key, n int)',
+    );
+    const rows = await pg.query<{ w: string; n: string }>('xe', 'select w, n::text from shop.words');
+    for (let i = 0; i < rows.length; i += 500) {
+      const chunk = rows.slice(i, i + 500);
+      await my.query(
+        `insert into shop.words values ${chunk.map(() => '(?, ?)').join(', ')}`,
+        chunk.flatMap((r) => [r.w, r.n]),
+      );
+    }
+    const { config } = pipeline('postgres', ['shop.words']);
+    const equal = await verifyPipeline(config, { maxDiffs: 20, rangeRows: 250 });
+    expect(equal.tables[0]).toMatchObject({ status: 'equal', source_rows: 3003 });
+    expect(equal.tables[0]!.ranges).toBeGreaterThan(10);
+    await my.query(`delete from shop.words where w = 'w1500Ä'`);
+    await my.query(`update shop.words set n = 7 where w = '🎉'`);
+    const diff = await verifyPipeline(config, { maxDiffs: 20, rangeRows: 250 });
+    expect(diff.tables[0]!.differences.map((d) => [d.kind, d.key?.w]).sort()).toEqual([
+      ['different', '🎉'],
+      ['missing_at_target', 'w1500Ä'],
+    ]);
+  });
+});
