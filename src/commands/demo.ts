@@ -58,7 +58,8 @@ pipelines:
     let last = new Map<string, number>();
     const ticker = setInterval(async () => {
       const counts = await eventCounts(daemon);
-      const delta = (op: string) => (counts.get(op) ?? 0) - (last.get(op) ?? 0);
+      const previous = last;
+      const delta = (op: string) => (counts.get(op) ?? 0) - (previous.get(op) ?? 0);
       last = counts;
       const state = daemon.pipelines[0]?.state;
       const lag =
@@ -73,7 +74,7 @@ pipelines:
 
     await Promise.race([
       runWorkload(server.url('shop'), options.seconds, stopping.signal, () =>
-        say("  schema change at the source: alter table customers add column tier text default 'bronze'"),
+        say("  schema change at the source: alter table customers add column tier text"),
       ),
       running,
     ]);

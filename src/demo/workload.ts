@@ -31,7 +31,7 @@ export async function runWorkload(url: string, seconds: number, signal: AbortSig
   try {
     while (!signal.aborted && Date.now() - started < seconds * 1000) {
       if (!altered && Date.now() - started > (seconds * 1000) / 2) {
-        await client.query(`alter table customers add column tier text not null default 'bronze'`);
+        await client.query(`alter table customers add column tier text`);
         altered = true;
         onSchemaChange();
       }
@@ -47,7 +47,7 @@ export async function runWorkload(url: string, seconds: number, signal: AbortSig
       } else if (r < 0.8) {
         await client.query(
           altered
-            ? `update customers set balance = balance + 1.5, updated_at = now(), tier = case when balance > 500 then 'gold' else tier end where id = $1`
+            ? `update customers set balance = balance + 1.5, updated_at = now(), tier = case when balance > 500 then 'gold' else 'bronze' end where id = $1`
             : 'update customers set balance = balance + 1.5, updated_at = now() where id = $1',
           [customer],
         );
