@@ -106,6 +106,7 @@ export interface SourceTable {
   replicaIdentity: string;
   canSelect: boolean;
   isOwner: boolean;
+  partitioned?: boolean;
 }
 
 /** A table with no usable replica identity: PostgreSQL cannot publish its updates and deletes. */
@@ -116,7 +117,7 @@ export function isKeyless(t: SourceTable): boolean {
 const TABLES_SQL = `
 select c.oid::int as oid, n.nspname as schema, c.relname as name, c.relreplident::text as replident,
        exists (select 1 from pg_index i where i.indrelid = c.oid and i.indisprimary) as has_pk,
-       has_table_privilege(c.oid, 'SELECT') as can_select,
+       has_table_privilege(c.oid, 'SELECT') as can_select, c.relkind = 'p' as partitioned,
        pg_has_role(c.relowner, 'USAGE') as is_owner
   from pg_class c join pg_namespace n on n.oid = c.relnamespace
  where c.relkind in ('r', 'p') and not c.relispartition
@@ -130,6 +131,7 @@ interface TableRow {
   has_pk: boolean;
   can_select: boolean;
   is_owner: boolean;
+  partitioned: boolean;
 }
 
 function toSourceTable(r: TableRow): SourceTable {
@@ -140,6 +142,7 @@ function toSourceTable(r: TableRow): SourceTable {
     replicaIdentity: r.replident,
     canSelect: r.can_select,
     isOwner: r.is_owner,
+    partitioned: r.partitioned,
   };
 }
 
@@ -312,8 +315,10 @@ export async function ensurePublications(
       (await client.query('select 1 from pg_publication where pubname = $1', [pub])).rows.length > 0;
     if (!exists) {
       if (list.length === 0) continue;
+      // Changes of partitions appear under their partitioned table (PostgreSQL 13+).
+      const partitionRoot = list.some((t) => t.partitioned) ? ', publish_via_partition_root = true' : '';
       await client.query(
-        `create publication ${quoteIdent(pub)} for table ${list.map((t) => quoteTable(t.table)).join(', ')} with (publish = '${publish}')`,
+        `create publication ${quoteIdent(pub)} for table ${list.map((t) => quoteTable(t.table)).join(', ')} with (publish = '${publish}'${partitionRoot})`,
       );
       log('publication_created', { publication: pub, tables: list.length, publish });
     } else {

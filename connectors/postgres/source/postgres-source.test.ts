@@ -468,6 +468,31 @@ describe.each(FLAVORS)('PostgresSource on %s PostgreSQL', (_name, flavor) => {
     }
   });
 
+  it('partitioned tables: snapshot and changes appear under the partitioned table', async () => {
+    const { db, url } = await fresh(`
+      create table part (id int primary key, v text) partition by range (id);
+      create table part_a partition of part for values from (0) to (100);
+      create table part_b partition of part for values from (100) to (200);
+      insert into part values (1, 'a'), (150, 'b');`);
+    const { source, reader } = await open({ type: 'postgres', url, tables: ['public.part'] }, 'part');
+    try {
+      const reads = await reader.until((_e, b) => b.checkpoint !== null);
+      expect(reads.map((e) => [e.op, e.table.name, e.after])).toEqual([
+        ['read', 'part', { id: '1', v: 'a' }],
+        ['read', 'part', { id: '150', v: 'b' }],
+      ]);
+      await server.query(db, "insert into part values (2, 'c'), (151, 'd'); update part set v = 'e' where id = 150");
+      const ev = await reader.until((e) => e.length >= 3);
+      expect(ev.map((e) => [e.op, e.table.name, e.key])).toEqual([
+        ['insert', 'part', { id: '2' }],
+        ['insert', 'part', { id: '151' }],
+        ['update', 'part', { id: '150' }],
+      ]);
+    } finally {
+      await source.close();
+    }
+  });
+
   it('clear errors: keyless table, missing REPLICATION, lost slot, unreachable server', async () => {
     const { db, url } = await fresh(`
       create table nokey (a int, b text); create table keyed (id int primary key);
