@@ -202,8 +202,15 @@ export class PostgresSource implements Source {
       return;
     }
     this.publications = await this.ensurePublications(meta);
-    const slot = await this.slotRow();
-    if (slot?.wal_status === 'lost') await this.slotLost(from, 'its WAL was removed (wal_status lost)');
+    let slot = await this.slotRow();
+    let hadSlot = slot !== undefined;
+    if (slot?.wal_status === 'lost') {
+      if (from?.phase === 'stream') return this.slotLost(from, 'its WAL was removed (wal_status lost)');
+      // Nothing was streamed from it yet: a new slot (and snapshot) replaces it below.
+      await this.dropSlot();
+      slot = undefined;
+      hadSlot = true;
+    }
 
     if (from && from.phase === 'stream') {
       if (!slot) return this.slotLost(from, 'it no longer exists');
@@ -242,7 +249,7 @@ export class PostgresSource implements Source {
       await this.dropSlot();
       truncateFirst = true;
     }
-    if (from) truncateFirst = true;
+    if (from || hadSlot) truncateFirst = true;
     await this.beginSnapshot(truncateFirst);
   }
 
