@@ -110,6 +110,7 @@ async function valuesByKey(side: SidePlan, keys: KeyValue[]): Promise<Map<string
 export function diffLeaf(
   src: { key: KeyValue; h: string }[],
   tgt: { key: KeyValue; h: string }[],
+  compare?: (a: KeyValue, b: KeyValue) => number,
 ): { kind: Difference['kind']; key: KeyValue }[] {
   const tmap = new Map(tgt.map((r) => [JSON.stringify(r.key), r.h]));
   const spos = new Map(src.map((r, i) => [JSON.stringify(r.key), i]));
@@ -128,7 +129,7 @@ export function diffLeaf(
       sub = 0;
     } else out.push({ pos: last, sub: ++sub, kind: 'extra_at_target', key: r.key });
   }
-  out.sort((a, b) => a.pos - b.pos || a.sub - b.sub);
+  out.sort(compare ? (a, b) => compare(a.key, b.key) : (a, b) => a.pos - b.pos || a.sub - b.sub);
   return out.map(({ kind, key }) => ({ kind, key }));
 }
 
@@ -180,7 +181,7 @@ export async function compareKeyed(plan: TablePlan, options: CompareOptions): Pr
       }
     }
     const [sl, tl] = await Promise.all([leafRows(source, range), leafRows(target, range)]);
-    const diffs = diffLeaf(sl, tl);
+    const diffs = diffLeaf(sl, tl, plan.keyCompare);
     const room = options.maxDiffs - found.length;
     if (diffs.length > room) truncated = true;
     found.push(...diffs.slice(0, room));

@@ -1,7 +1,7 @@
 import { TributaryError } from '../errors.ts';
 import type { Db } from './db.ts';
 import type { Dialect } from './dialect.ts';
-import { type ColumnDef, type Kind, type TableDef, tableLabel } from './types.ts';
+import { type ColumnDef, type KeyValue, type Kind, type TableDef, tableLabel } from './types.ts';
 
 /** One side of a table comparison: where the rows are and the SQL expressions over them. */
 export interface SidePlan {
@@ -32,6 +32,32 @@ export interface TablePlan {
   /** Source columns missing at the target: a difference by itself. */
   missingColumns: string[];
   notes: string[];
+  /** The key order of the range predicates, when Node can reproduce it (integers, byte order); for listing. */
+  keyCompare?: (a: KeyValue, b: KeyValue) => number;
+}
+
+const BYTE_ORDERED_TEXT: ReadonlySet<Kind> = new Set(['date', 'timestamp', 'timestamptz', 'bytes', 'bool']);
+
+/** Compares canonical key values the way the range predicates order them, or undefined when Node cannot. */
+function keyComparer(kinds: [Kind, Kind][], binary: boolean[]): ((a: KeyValue, b: KeyValue) => number) | undefined {
+  const parts = kinds.map(([a, b], i) => {
+    if (a === 'int' && b === 'int')
+      return (x: string, y: string) => {
+        const d = BigInt(x) - BigInt(y);
+        return d < 0n ? -1 : d > 0n ? 1 : 0;
+      };
+    if (binary[i] || (a === b && BYTE_ORDERED_TEXT.has(a)))
+      return (x: string, y: string) => Buffer.compare(Buffer.from(x, 'utf8'), Buffer.from(y, 'utf8'));
+    return undefined;
+  });
+  if (parts.some((p) => !p)) return undefined;
+  return (a, b) => {
+    for (let i = 0; i < parts.length; i++) {
+      const c = parts[i]!(a[i]!, b[i]!);
+      if (c !== 0) return c;
+    }
+    return 0;
+  };
 }
 
 const ORDER_SAFE: ReadonlySet<Kind> = new Set(['int', 'decimal', 'date', 'timestamp', 'timestamptz', 'bool', 'bytes']);
@@ -52,7 +78,7 @@ export function pairKinds(a: ColumnDef, b: ColumnDef, cross: boolean): [Kind, Ki
 
 function looseKinds(a: Kind, b: Kind, cross: boolean): boolean {
   if (!cross) return false;
-  return a === 'float' || a === 'json' || a === 'other' || b === 'other' || a === 'time';
+  return a === 'float' || a === 'json' || a === 'other' || b === 'other';
 }
 
 export function planTable(
@@ -124,5 +150,9 @@ export function planTable(
     loose,
     missingColumns,
     notes,
+    keyCompare: keyComparer(
+      keyPairs.map((p) => p.kinds),
+      binary,
+    ),
   };
 }

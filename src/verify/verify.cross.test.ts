@@ -141,3 +141,61 @@ describe('verify across engines', () => {
     ]);
   });
 });
+
+describe('verify across engines, more shapes', () => {
+  it('keyless table, time and uuid-as-text columns (PostgreSQL -> MariaDB)', async () => {
+    await pg.query(
+      'xe',
+      `drop table if exists shop.log; create table shop.log (u uuid, t time(6), note varchar(20));
+       insert into shop.log values ('a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', '13:14:15.5', 'x'),
+         ('a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', '13:14:15.5', 'x'), (null, '00:00:00', null)`,
+    );
+    await my.query('drop table if exists shop.log');
+    await my.query('create table shop.log (u char(36), t time(6), note varchar(20))');
+    await my.query(`insert into shop.log values ('a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', '13:14:15.5', 'x'),
+      (null, '00:00:00', null), ('a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', '13:14:15.5', 'x')`);
+    const { config } = pipeline('postgres', ['shop.log']);
+    const equal = await verifyPipeline(config, { maxDiffs: 20 });
+    expect(equal.tables[0]).toMatchObject({ status: 'equal', key: null, source_rows: 3, target_rows: 3 });
+    await my.query(`insert into shop.log values (null, '00:00:00', null)`);
+    const extra = await verifyPipeline(config, { maxDiffs: 20 });
+    expect(extra.tables[0]!.differences).toEqual([
+      {
+        kind: 'extra_at_target',
+        source_count: 1,
+        target_count: 2,
+        source: { u: null, t: '00:00:00.000000', note: null },
+      },
+    ]);
+  });
+
+  it('MariaDB -> MariaDB (same engine: plain text forms) through the plan directly', async () => {
+    await my.createDatabase('copy');
+    const ddl = `(id int primary key, b varbinary(8), d decimal(6,2), at datetime(3), f float, flag bit(3))`;
+    await my.query(`create table shop.same ${ddl}`);
+    await my.query(`create table copy.same ${ddl}`);
+    for (const db of ['shop', 'copy'])
+      await my.query(`insert into ${db}.same values (1, X'00ff', 1.50, '2024-01-01 00:00:00.123', 0.1, b'101'),
+        (2, null, null, null, null, null)`);
+    await my.query(`update copy.same set flag = b'100' where id = 1`);
+    const { connect } = await import('./db.ts');
+    const { mysqlDialect } = await import('./mysql-dialect.ts');
+    const { planTable } = await import('./plan.ts');
+    const { compareKeyed } = await import('./compare-table.ts');
+    const [a, b] = await Promise.all([connect('mysql', myUrl, 'source'), connect('mysql', myUrl, 'target')]);
+    try {
+      const d = mysqlDialect();
+      const [sa, sb] = await Promise.all([
+        d.describeTable(a, { schema: 'shop', name: 'same' }),
+        d.describeTable(b, { schema: 'copy', name: 'same' }),
+      ]);
+      const plan = planTable({ db: a, dialect: d, def: sa! }, { db: b, dialect: d, def: sb! });
+      const result = await compareKeyed(plan, { maxDiffs: 20 });
+      expect(result.differences).toEqual([
+        { kind: 'different', key: { id: '1' }, columns: ['flag'], source: { flag: '101' }, target: { flag: '100' } },
+      ]);
+    } finally {
+      await Promise.all([a.close(), b.close()]);
+    }
+  });
+});
