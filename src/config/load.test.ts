@@ -52,6 +52,7 @@ pipelines:
   it('names unset environment variables and YAML syntax errors', () => {
     expect(
       problemsOf(
+        // biome-ignore lint/suspicious/noTemplateCurlyInString: a config text with an interpolation
         'pipelines:\n  - name: a\n    source: { type: postgres, url: "${NOPE}" }\n    target: { type: jsonl, path: "-" }\n',
       ),
     ).toEqual([{ path: 'pipelines[0].source.url', message: expect.stringContaining('NOPE is not set') }]);

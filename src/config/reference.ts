@@ -17,7 +17,12 @@ type Def = { type: string; [k: string]: unknown };
 const defOf = (schema: z.ZodType): Def => (schema as unknown as { _zod: { def: Def } })._zod.def;
 
 /** Strips optional/default wrappers, collecting the default and whether the key may be left out. */
-function unwrap(schema: z.ZodType): { inner: z.ZodType; optional: boolean; defaultValue?: unknown; description?: string } {
+function unwrap(schema: z.ZodType): {
+  inner: z.ZodType;
+  optional: boolean;
+  defaultValue?: unknown;
+  description?: string;
+} {
   let current = schema;
   let optional = false;
   let defaultValue: unknown;
@@ -70,10 +75,15 @@ function typeName(schema: z.ZodType): string {
 function walk(schema: z.ZodType, prefix: string, rows: Row[]): void {
   const { inner } = unwrap(schema);
   const def = defOf(inner);
-  if (def.type === 'array') return walk(def.element as z.ZodType, `${prefix}[]`, rows);
+  if (def.type === 'array') {
+    walk(def.element as z.ZodType, `${prefix}[]`, rows);
+    return;
+  }
   if (def.type === 'union' && def.discriminator) {
     const key = String(def.discriminator);
-    const shapes = (def.options as z.ZodType[]).map((o) => (o as unknown as { shape: Record<string, z.ZodType> }).shape);
+    const shapes = (def.options as z.ZodType[]).map(
+      (o) => (o as unknown as { shape: Record<string, z.ZodType> }).shape,
+    );
     const tags = shapes.map((shape) => String((defOf(unwrap(shape[key]!).inner).values as unknown[])[0]));
     rows.push({
       key: `\`${prefix}.${key}\``,
@@ -104,7 +114,8 @@ function walkObject(
     const isContainer =
       innerDef.type === 'object' ||
       (innerDef.type === 'union' && innerDef.discriminator) ||
-      (innerDef.type === 'array' && ['object', 'union'].includes(defOf(unwrap(innerDef.element as z.ZodType).inner).type));
+      (innerDef.type === 'array' &&
+        ['object', 'union'].includes(defOf(unwrap(innerDef.element as z.ZodType).inner).type));
     const shownDefault =
       defaultValue === undefined || isContainer
         ? optional
@@ -129,8 +140,9 @@ export function configurationReference(): string {
     '',
     '<!-- Generated from src/config/schema.ts by `npm run docs:config`; a test fails when this file is stale. -->',
     '',
+    // biome-ignore lint/suspicious/noTemplateCurlyInString: documents the interpolation syntax
     'A config file is YAML. Any string may use `${VAR}` or `${VAR:-default}` to read the environment (`$${` is a',
-    'literal `${`). Unknown keys are errors. Relative paths are resolved against the config file\'s directory.',
+    "literal `${`). Unknown keys are errors. Relative paths are resolved against the config file's directory.",
     'Keys marked with a variant, e.g. `(type: postgres)`, apply only to that type.',
     '',
     '| key | type | default | meaning |',

@@ -77,8 +77,12 @@ export const pipelineConfig = z.strictObject({
   checkpoints: checkpointsConfig
     .optional()
     .describe('Where checkpoints live; default: in the target when it supports it, else ./state/<name>.json.'),
-  batch: batchConfig.default(batchConfig.parse({})).describe('Batching and in-flight bounds (memory stays within them).'),
-  retry: retryConfig.default(retryConfig.parse({})).describe('Backoff after a retryable failure (server down, network).'),
+  batch: batchConfig
+    .default(batchConfig.parse({}))
+    .describe('Batching and in-flight bounds (memory stays within them).'),
+  retry: retryConfig
+    .default(retryConfig.parse({}))
+    .describe('Backoff after a retryable failure (server down, network).'),
 });
 
 export const configSchema = z.strictObject({
