@@ -384,7 +384,10 @@ export class PostgresSource implements Source {
           st.bytes += EVENT_OVERHEAD;
         }
         const keyCols = schema.keyColumns;
-        for await (const chunk of readTable(client, t, schema, keyCols, this.config.snapshot_chunk_rows)) {
+        // Start small, then size chunks so that one holds about half the read-ahead bytes.
+        const limit = { rows: Math.min(100, this.config.snapshot_chunk_rows) };
+        for await (const chunk of readTable(client, t, schema, keyCols, limit)) {
+          let chunkBytes = 0;
           for (const row of chunk) {
             let key: Row | null = null;
             if (keyCols.length > 0) {
@@ -407,6 +410,7 @@ export class PostgresSource implements Source {
             });
             first = false;
             st.bytes += size;
+            chunkBytes += size;
             rows++;
             if (st.events.length >= this.batch.max_events || st.bytes >= this.batch.max_bytes) {
               const ready = flush();
@@ -414,6 +418,11 @@ export class PostgresSource implements Source {
             }
           }
           if (this.closed) return;
+          if (chunk.length > 0) {
+            const perRow = Math.max(1, chunkBytes / chunk.length);
+            const target = Math.floor(this.config.read_ahead_bytes / 2 / perRow);
+            limit.rows = Math.max(1, Math.min(this.config.snapshot_chunk_rows, target));
+          }
         }
       }
       await client.query('commit');
@@ -851,14 +860,15 @@ export class PostgresSource implements Source {
 
 /**
  * Reads a table in chunks: keyset pagination on the key columns, or one cursor for keyless tables. Values are the
- * server's text output (the connection does not parse them).
+ * server's text output (the connection does not parse them). `limit.rows` is read before every chunk, so the caller
+ * can adapt the chunk size to the row size.
  */
 async function* readTable(
   client: pg.Client,
   t: SourceTable,
   schema: TableSchema,
   keyCols: string[],
-  chunkRows: number,
+  limit: { rows: number },
 ): AsyncGenerator<Row[]> {
   const cols = schema.columns.map((c) => quoteIdent(c.name)).join(', ') || '1';
   const table = quoteTable(t.table);
@@ -866,32 +876,30 @@ async function* readTable(
     const cursor = quoteIdent(`tributary_snapshot_${t.oid}`);
     await client.query(`declare ${cursor} no scroll cursor for select ${cols} from ${table}`);
     for (;;) {
-      const rows = (await client.query<Row>(`fetch ${chunkRows} from ${cursor}`)).rows;
+      const n = limit.rows;
+      const rows = (await client.query<Row>(`fetch ${n} from ${cursor}`)).rows;
       if (rows.length > 0) yield rows;
-      if (rows.length < chunkRows) break;
+      if (rows.length < n) break;
     }
     await client.query(`close ${cursor}`);
     return;
   }
   const keyList = keyCols.map(quoteIdent).join(', ');
   const params = keyCols.map((_, i) => `$${i + 1}`).join(', ');
-  const firstSql = `select ${cols} from ${table} order by ${keyList} limit ${chunkRows}`;
+  const limitParam = `$${keyCols.length + 1}`;
+  const firstSql = `select ${cols} from ${table} order by ${keyList} limit $1`;
   const nextSql =
     keyCols.length === 1
-      ? `select ${cols} from ${table} where ${keyList} > $1 order by ${keyList} limit ${chunkRows}`
-      : `select ${cols} from ${table} where (${keyList}) > (${params}) order by ${keyList} limit ${chunkRows}`;
+      ? `select ${cols} from ${table} where ${keyList} > $1 order by ${keyList} limit ${limitParam}`
+      : `select ${cols} from ${table} where (${keyList}) > (${params}) order by ${keyList} limit ${limitParam}`;
   let last: Row | null = null;
   for (;;) {
+    const n = limit.rows;
     const rows: Row[] = last
-      ? (
-          await client.query<Row>(
-            nextSql,
-            keyCols.map((k) => last![k]),
-          )
-        ).rows
-      : (await client.query<Row>(firstSql)).rows;
+      ? (await client.query<Row>(nextSql, [...keyCols.map((k) => last![k]), n])).rows
+      : (await client.query<Row>(firstSql, [n])).rows;
     if (rows.length > 0) yield rows;
-    if (rows.length < chunkRows) return;
+    if (rows.length < n) return;
     last = rows[rows.length - 1]!;
   }
 }
