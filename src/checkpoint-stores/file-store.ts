@@ -42,11 +42,11 @@ export class FileCheckpointStore implements CheckpointStore {
   }
 
   async save(checkpoint: Checkpoint): Promise<void> {
-    const current = await this.load(checkpoint.pipeline);
-    if (current && isBackwards(current, checkpoint)) return;
     const dir = path.dirname(this.file);
     const temp = `${this.file}.${process.pid}.tmp`;
     try {
+      const current = await this.load(checkpoint.pipeline);
+      if (current && isBackwards(current, checkpoint)) return;
       await fs.mkdir(dir, { recursive: true });
       const handle = await fs.open(temp, 'w', 0o600);
       try {
@@ -64,7 +64,8 @@ export class FileCheckpointStore implements CheckpointStore {
       }
     } catch (err) {
       await fs.rm(temp, { force: true }).catch(() => undefined);
-      throw new TributaryError('operator', `cannot save the checkpoint to ${this.file}: ${(err as Error).message}`, {
+      const reason = err instanceof TributaryError ? `${err.message}` : (err as Error).message;
+      throw new TributaryError('operator', `cannot save the checkpoint to ${this.file}: ${reason}`, {
         hint: 'Nothing was acknowledged to the source. Free disk space or fix the permissions of the directory; the pipeline resumes from its last saved checkpoint.',
         cause: err,
       });
