@@ -142,8 +142,12 @@ export function mysqlDialect(): Dialect {
           return `IF(${ref} <> 0, 't', 'f')`;
         case 'decimal':
           return trimDecimal(`CAST(${ref} AS CHAR)`);
-        case 'float':
-          return trimDecimal(`CAST(CAST(${ref} AS DECIMAL(65, 6)) AS CHAR)`);
+        case 'float': {
+          const x = `(${ref} + 0e0)`;
+          const e = `FLOOR(LOG10(ABS(${x})))`;
+          const mantissa = trimDecimal(`CAST(CAST(ROUND(${x} / POW(10, ${e}), 11) AS DECIMAL(20, 11)) AS CHAR)`);
+          return `IF(${x} = 0, '0', CONCAT(${mantissa}, 'e', CAST(${e} AS SIGNED)))`;
+        }
         case 'json':
           return `REGEXP_REPLACE(CAST(${ref} AS CHAR), '[[:space:]]+', '')`;
         case 'date':

@@ -128,8 +128,12 @@ export function postgresDialect(db?: Db): Dialect {
           return `case when ${ref} then 't' else 'f' end`;
         case 'decimal':
           return column.kind === 'decimal' ? trimScale(db, ref) : `${ref}::text`;
-        case 'float':
-          return `case when ${ref}::text in ('NaN', 'Infinity', '-Infinity') then ${ref}::text else ${trimScale(db, `round(${ref}::numeric, 6)`)} end`;
+        case 'float': {
+          // 11 significant digits: mantissa in [1, 10) rounded, and the decimal exponent.
+          const x = `${ref}::float8`;
+          const e = `floor(log(abs(${x})))`;
+          return `case when ${ref}::text in ('NaN', 'Infinity', '-Infinity') then ${ref}::text when ${x} = 0 then '0' else ${trimScale(db, `round((${x} / power(10::float8, ${e}))::numeric, 11)`)} || 'e' || ${e}::int::text end`;
+        }
         case 'bytes':
           return `encode(${ref}, 'hex')`;
         case 'json':

@@ -27,10 +27,10 @@ function pipeline(
 }
 
 const ROWS: string[] = [
-  `(1, 42, 12.5000, 'plain', '2024-01-01 10:00:00.123456', '2024-01-01 10:00:00', 'deadbeef', true, '2024-02-29', 1.5, '{"a": 1, "b": [1, 2]}')`,
-  `(2, -7, -0.0001, 'emoji 🎉🚀 and ''quotes'' \\ back', '2038-01-19 03:14:07.999999', '1999-12-31 23:59:59.5', '00ff', false, '1970-01-01', -2.25, '[]')`,
-  `(3, null, null, null, null, null, null, null, null, null, null)`,
-  `(9007199254740993, 2147483647, 99999999.9999, '', '2000-01-01 00:00:00', '2000-01-01 00:00:00.000001', '', true, '2000-01-01', 0, '{}')`,
+  `(1, 42, 12.5000, 'plain', '2024-01-01 10:00:00.123456', '2024-01-01 10:00:00', 'deadbeef', true, '2024-02-29', 1.5, '{"a": 1, "b": [1, 2]}', 1234.5678)`,
+  `(2, -7, -0.0001, 'emoji 🎉🚀 and ''quotes'' \\ back', '2038-01-19 03:14:07.999999', '1999-12-31 23:59:59.5', '00ff', false, '1970-01-01', -123456789012.123456, '[]', 0.1)`,
+  `(3, null, null, null, null, null, null, null, null, null, null, null)`,
+  `(9007199254740993, 2147483647, 99999999.9999, '', '2000-01-01 00:00:00', '2000-01-01 00:00:00.000001', '', true, '2000-01-01', 0, '{}', -3.4e38)`,
 ];
 
 async function load(rowsSql: string[]) {
@@ -38,11 +38,11 @@ async function load(rowsSql: string[]) {
     'xe',
     `create schema if not exists shop; drop table if exists shop.items;
      create table shop.items (id bigint primary key, qty int, price numeric(12,4), label text, at timestamptz,
-       ts timestamp, bin bytea, flag boolean, d date, f float8, j jsonb)`,
+       ts timestamp, bin bytea, flag boolean, d date, f float8, j jsonb, r real)`,
   );
   await my.query('drop table if exists shop.items');
   await my.query(`create table shop.items (id bigint primary key, qty int, price decimal(12,4), label varchar(200),
-    at timestamp(6) null, ts datetime(6), bin varbinary(100), flag tinyint(1), d date, f double, j json)`);
+    at timestamp(6) null, ts datetime(6), bin varbinary(100), flag tinyint(1), d date, f double, j json, r float)`);
   for (const r of rowsSql) {
     const pgRow = r.replace(/'([0-9a-f]*)', (true|false|null)/, (_m, hex, rest) => `'\\x${hex}', ${rest}`);
     await pg.query('xe', `insert into shop.items values ${pgRow}`);
@@ -69,7 +69,7 @@ describe('verify across engines', () => {
     const report = await verifyPipeline(config, { maxDiffs: 20 });
     expect(report.error).toBeUndefined();
     expect(report.tables[0]).toMatchObject({ status: 'equal', source_rows: 4, target_rows: 4, differences: [] });
-    expect(report.tables[0]!.loose_columns).toEqual(['f', 'j']);
+    expect(report.tables[0]!.loose_columns).toEqual(['f', 'j', 'r']);
   });
 
   it('MariaDB -> PostgreSQL: equal, then one changed value of each kind is found', async () => {
