@@ -1,0 +1,268 @@
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { serviceAccount } from '../harness/os-user.ts';
+import type { PgServer } from '../harness/postgres.ts';
+
+/** Helpers shared by the fault scenarios: load generators, the replicator as a child process, server outages. */
+
+export const execFileAsync = promisify(execFile);
+
+/** TRIBUTARY_FAULTS_LONG=1 lengthens every load (nightly or by hand); the default keeps `npm test` short. */
+export const LONG = process.env.TRIBUTARY_FAULTS_LONG === '1';
+
+export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/**
+ * A small seeded PRNG (mulberry32), so a failing random schedule can be replayed: every scenario prints its seed, and
+ * TRIBUTARY_FAULTS_SEED=<n> reuses it.
+ */
+export function seededRandom(label: string): { seed: number; next: () => number } {
+  const seed = Number(process.env.TRIBUTARY_FAULTS_SEED ?? Math.floor(Math.random() * 2 ** 31));
+  console.info(`[faults] ${label}: seed ${seed} (replay with TRIBUTARY_FAULTS_SEED=${seed})`);
+  let a = seed >>> 0;
+  return {
+    seed,
+    next() {
+      a = (a + 0x6d2b79f5) >>> 0;
+      let t = a;
+      t = Math.imul(t ^ (t >>> 15), t | 1);
+      t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+      return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+    },
+  };
+}
+
+export const PGBENCH_TABLES = [
+  'public.pgbench_accounts',
+  'public.pgbench_branches',
+  'public.pgbench_tellers',
+  'public.pgbench_history',
+];
+
+function pgbenchBinary(server: PgServer): string {
+  const own = server.binDir ? path.join(server.binDir, 'pgbench') : undefined;
+  if (own && fs.existsSync(own)) return own;
+  // The embedded server ships no pgbench: the system one speaks to any recent server.
+  return '/usr/bin/pgbench';
+}
+
+function pgbenchConn(server: PgServer, database: string): string[] {
+  return ['-h', server.host, '-p', String(server.port), '-U', 'postgres', database];
+}
+
+/** pgbench -i at the given scale; pgbench_history gets REPLICA IDENTITY FULL (it has no key). */
+export async function pgbenchInit(server: PgServer, database: string, scale = 1): Promise<void> {
+  await execFileAsync(pgbenchBinary(server), ['-i', '-s', String(scale), '-q', ...pgbenchConn(server, database)]);
+  await server.query(database, 'alter table pgbench_history replica identity full');
+}
+
+/**
+ * A pgbench load for `seconds`. Resolves with its exit status instead of rejecting: a load cut short by a server
+ * restart is expected in some scenarios, and the comparison at the end decides.
+ */
+export async function pgbenchRun(
+  server: PgServer,
+  database: string,
+  seconds: number,
+  clients = 4,
+): Promise<{ ok: boolean; output: string }> {
+  try {
+    const { stdout, stderr } = await execFileAsync(pgbenchBinary(server), [
+      '-T',
+      String(seconds),
+      '-c',
+      String(clients),
+      '-j',
+      '2',
+      '-n',
+      ...pgbenchConn(server, database),
+    ]);
+    return { ok: true, output: stdout + stderr };
+  } catch (err) {
+    const e = err as { stdout?: string; stderr?: string; message: string };
+    return { ok: false, output: `${e.stdout ?? ''}${e.stderr ?? e.message}` };
+  }
+}
+
+/**
+ * The real `tributary run` as a child process, with what the fault scenarios need beyond the harness's
+ * ReplicatorProcess: its pid (for /proc RSS samples), its exit code, and waiting for it to exit on its own.
+ */
+export class Replicator {
+  private child?: ChildProcess;
+  private exit?: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  starts = 0;
+  lastExit: { code: number | null; signal: NodeJS.Signals | null } | null = null;
+
+  constructor(
+    readonly configFile: string,
+    readonly logFile: string,
+  ) {}
+
+  start(): void {
+    if (this.running) throw new Error('the replicator is already running');
+    const log = fs.openSync(this.logFile, 'a');
+    fs.writeSync(log, `--- start ${this.starts + 1} at ${new Date().toISOString()}\n`);
+    const child = spawn(process.execPath, ['bin/tributary.js', 'run', '-c', this.configFile], {
+      stdio: ['ignore', log, log],
+      env: { ...process.env, TRIBUTARY_LOG_LEVEL: 'info' },
+    });
+    fs.closeSync(log);
+    this.child = child;
+    this.starts += 1;
+    this.lastExit = null;
+    this.exit = new Promise((resolve) =>
+      child.once('exit', (code, signal) => {
+        this.lastExit = { code, signal };
+        resolve({ code, signal });
+      }),
+    );
+  }
+
+  get pid(): number | undefined {
+    return this.running ? this.child?.pid : undefined;
+  }
+
+  get running(): boolean {
+    return this.child !== undefined && this.child.exitCode === null && this.child.signalCode === null;
+  }
+
+  /** SIGKILL: no draining, no last checkpoint. */
+  async kill9(): Promise<void> {
+    if (!this.child) return;
+    this.child.kill('SIGKILL');
+    await this.exit;
+    this.child = undefined;
+  }
+
+  /** SIGTERM, then the exit code of the drained shutdown. */
+  async stop(timeoutMs = 60_000): Promise<number | null> {
+    if (!this.child) return this.lastExit?.code ?? null;
+    this.child.kill('SIGTERM');
+    const result = await this.waitForExit(timeoutMs);
+    if (!result) {
+      await this.kill9();
+      throw new Error(`the replicator did not stop within ${timeoutMs} ms of SIGTERM`);
+    }
+    return result.code;
+  }
+
+  /** Waits for the process to exit on its own; undefined when it is still running after the timeout. */
+  async waitForExit(timeoutMs: number): Promise<{ code: number | null; signal: NodeJS.Signals | null } | undefined> {
+    if (!this.exit) return undefined;
+    const result = await Promise.race([this.exit, sleep(timeoutMs).then(() => undefined)]);
+    if (result) this.child = undefined;
+    return result;
+  }
+
+  /** Resident set size of the running process in KiB (VmRSS), or undefined when it is not running. */
+  rssKb(): number | undefined {
+    const pid = this.pid;
+    if (pid === undefined) return undefined;
+    try {
+      const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
+      const m = /^VmRSS:\s+(\d+)\s+kB/m.exec(status);
+      return m ? Number(m[1]) : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
+  log(): string {
+    return fs.existsSync(this.logFile) ? fs.readFileSync(this.logFile, 'utf8') : '';
+  }
+
+  /** The JSON log lines with the given event name. */
+  events(event: string): Record<string, unknown>[] {
+    const out: Record<string, unknown>[] = [];
+    for (const line of this.log().split('\n')) {
+      if (!line.startsWith('{')) continue;
+      try {
+        const parsed = JSON.parse(line) as Record<string, unknown>;
+        if (parsed.event === event) out.push(parsed);
+      } catch {}
+    }
+    return out;
+  }
+}
+
+/**
+ * Stops and starts a throwaway PostgreSQL server without deleting its data directory (the harness only offers
+ * restart() and a stop() that removes everything). Found through `show data_directory`; the server log is the
+ * harness's own, next to the data directory.
+ */
+export class PgOutage {
+  private dataDir?: string;
+
+  constructor(private readonly server: PgServer) {}
+
+  private async run(args: string[]): Promise<void> {
+    if (!this.server.binDir) throw new Error('PgOutage needs a throwaway server (binDir unknown)');
+    const account = serviceAccount('postgres');
+    await execFileAsync(path.join(this.server.binDir, 'pg_ctl'), args, { uid: account?.uid, gid: account?.gid });
+  }
+
+  async stop(): Promise<void> {
+    this.dataDir ??= (
+      await this.server.query<{ d: string }>('postgres', "select current_setting('data_directory') as d")
+    )[0]!.d;
+    await this.run(['-D', this.dataDir, '-m', 'fast', '-w', 'stop']);
+  }
+
+  async start(): Promise<void> {
+    if (!this.dataDir) throw new Error('start() before stop()');
+    const log = path.join(path.dirname(this.dataDir), 'server.log');
+    await this.run(['-D', this.dataDir, '-l', log, '-w', '-t', '60', 'start']);
+  }
+}
+
+/** confirmed_flush_lsn of a replication slot (text), or null when the slot does not exist or has none. */
+export async function slotConfirmedLsn(server: PgServer, database: string, slot: string): Promise<string | null> {
+  const rows = await server.query<{ lsn: string | null }>(
+    database,
+    'select confirmed_flush_lsn::text as lsn from pg_replication_slots where slot_name = $1',
+    [slot],
+  );
+  return rows[0]?.lsn ?? null;
+}
+
+/**
+ * `tributary verify` as a second opinion after the digest comparison (the scenarios do not depend on it: its exit
+ * code is reported and only "different" (1) fails a scenario).
+ */
+export async function runVerify(configFile: string): Promise<{ code: number; output: string }> {
+  try {
+    const { stdout, stderr } = await execFileAsync(process.execPath, ['bin/tributary.js', 'verify', '-c', configFile], {
+      timeout: 120_000,
+    });
+    return { code: 0, output: stdout + stderr };
+  } catch (err) {
+    const e = err as { code?: number; stdout?: string; stderr?: string; message: string };
+    return { code: typeof e.code === 'number' ? e.code : -1, output: `${e.stdout ?? ''}${e.stderr ?? e.message}` };
+  }
+}
+
+/** Polls `check` until it returns true or the time is up. */
+export async function waitUntil(check: () => boolean | Promise<boolean>, timeoutMs: number, stepMs = 200) {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (await check()) return true;
+    await sleep(stepMs);
+  }
+  return false;
+}
+
+/** A pipeline config file for `tributary run` (YAML; the values are JSON, which YAML reads as is). */
+export function writePipelineConfig(
+  file: string,
+  pipeline: { name: string; source: object; target: object; checkpoints?: object; batch?: object; retry?: object },
+): void {
+  const lines = ['pipelines:', `  - name: ${pipeline.name}`];
+  for (const key of ['source', 'target', 'checkpoints', 'batch', 'retry'] as const) {
+    const value = pipeline[key];
+    if (value !== undefined) lines.push(`    ${key}: ${JSON.stringify(value)}`);
+  }
+  fs.writeFileSync(file, `${lines.join('\n')}\n`);
+}

@@ -1,0 +1,103 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type PgServer, startPostgres } from '../harness/postgres.ts';
+import { pgTableDigest, waitForEqualTables } from '../harness/table-digest.ts';
+import {
+  LONG,
+  PGBENCH_TABLES,
+  pgbenchInit,
+  pgbenchRun,
+  Replicator,
+  runVerify,
+  sleep,
+  waitUntil,
+  writePipelineConfig,
+} from './fault-kit.ts';
+
+/**
+ * Fault 2: the SOURCE PostgreSQL server restarts (clean shutdown, start) while the replicator streams a pgbench
+ * load. The replication connection drops; the pipeline classifies that as retryable and restarts from its
+ * checkpoint on its own (no operator, no process restart), and the tables end equal. Source and target are separate
+ * throwaway servers so only the source goes down.
+ */
+describe('fault: source PostgreSQL restarts while streaming under load', () => {
+  let source: PgServer;
+  let target: PgServer;
+  let dir: string;
+  let sourceUrl: string;
+  let targetUrl: string;
+
+  beforeAll(async () => {
+    [source, target] = await Promise.all([startPostgres({ throwaway: true }), startPostgres({ throwaway: true })]);
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tributary-fault-srcrestart-'));
+    sourceUrl = await source.createDatabase('fs_src');
+    targetUrl = await target.createDatabase('fs_dst');
+  });
+  afterAll(async () => {
+    await Promise.all([source?.stop(), target?.stop()]);
+    if (dir) fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('retries by itself and ends equal', { timeout: 240_000 }, async () => {
+    const started = Date.now();
+    await pgbenchInit(source, 'fs_src', 1);
+    const configFile = path.join(dir, 'pipeline.yaml');
+    writePipelineConfig(configFile, {
+      name: 'srcrestart',
+      source: { type: 'postgres', url: sourceUrl, tables: PGBENCH_TABLES },
+      target: { type: 'postgres', url: targetUrl },
+      batch: { max_wait_ms: 20 },
+      retry: { initial_backoff_ms: 200, max_backoff_ms: 2000 },
+    });
+    const replicator = new Replicator(configFile, path.join(dir, 'replicator.log'));
+    replicator.start();
+
+    // Streaming: the snapshot is done once the target has every account.
+    const streaming = await waitUntil(
+      async () =>
+        (await pgTableDigest(targetUrl, 'public.pgbench_accounts').catch(() => ({ rows: 0 }))).rows === 100_000,
+      60_000,
+      300,
+    );
+    expect(streaming, replicator.log().slice(-4000)).toBe(true);
+
+    const restarts = LONG ? 4 : 2;
+    const segmentSeconds = LONG ? 20 : 6;
+    let transactionsBeforeLast = 0;
+    for (let i = 0; i < restarts; i++) {
+      // A load whose clients are cut off by the restart: pgbench's failure is expected here.
+      const load = pgbenchRun(source, 'fs_src', segmentSeconds * 2);
+      await sleep(segmentSeconds * 1000);
+      await source.restart!();
+      await load;
+      expect(replicator.running, replicator.log().slice(-4000)).toBe(true);
+      transactionsBeforeLast = (await pgTableDigest(sourceUrl, 'public.pgbench_history')).rows;
+    }
+    // Load after the last restart: streaming resumed.
+    const after = await pgbenchRun(source, 'fs_src', segmentSeconds);
+    expect(after.ok, after.output).toBe(true);
+
+    const comparison = await waitForEqualTables(sourceUrl, targetUrl, PGBENCH_TABLES, 120_000);
+    expect(replicator.running, replicator.log().slice(-4000)).toBe(true);
+    const exitCode = await replicator.stop();
+    if (!comparison.equal) console.error(replicator.log().slice(-8000));
+    expect(comparison.equal, JSON.stringify(comparison.tables, null, 2)).toBe(true);
+    expect(exitCode).toBe(0);
+
+    const history = comparison.tables.find((t) => t.table === 'public.pgbench_history')!.source as { rows: number };
+    expect(history.rows).toBeGreaterThan(transactionsBeforeLast);
+    // The pipeline itself retried (one process throughout), once or more per restart.
+    const retries = replicator.events('pipeline_retrying');
+    expect(replicator.starts).toBe(1);
+    expect(retries.length).toBeGreaterThanOrEqual(restarts);
+    expect(replicator.events('pipeline_failed')).toEqual([]);
+
+    const verify = await runVerify(configFile);
+    expect(verify.code, verify.output).not.toBe(1);
+    console.info(
+      `[faults] source restart: ${restarts} restarts, ${retries.length} pipeline retries, ${history.rows} pgbench transactions, verify exit ${verify.code}, ${((Date.now() - started) / 1000).toFixed(1)} s`,
+    );
+  });
+});
