@@ -1,0 +1,162 @@
+/**
+ * Drives a real source and target through the real Pipeline, in this process, and measures one run: from the first
+ * batch with events until the checkpoint covering the last expected event is saved and committed to the source.
+ */
+import pino from 'pino';
+import { batchConfig, retryConfig } from '../../src/config/schema.ts';
+import type { ChangeBatch } from '../../src/core/change-batch.ts';
+import { type Checkpoint, comparePositions } from '../../src/core/checkpoint.ts';
+import type { CheckpointStore } from '../../src/core/checkpoint-store.ts';
+import type { ConnectorContext } from '../../src/core/connector-context.ts';
+import type { Source } from '../../src/core/source.ts';
+import type { Target } from '../../src/core/target.ts';
+import { Pipeline } from '../../src/pipeline/pipeline.ts';
+import { cpuSecondsSince, RssSampler } from './measure.ts';
+
+/** The product's default batch settings: what a user gets without tuning. */
+export const BATCH = batchConfig.parse({});
+const RETRY = retryConfig.parse({});
+
+export function benchContext(pipeline: string): ConnectorContext {
+  return { pipeline, logger: pino({ level: process.env.TRIBUTARY_BENCH_LOG ?? 'warn' }) };
+}
+
+/** A target whose writes resolve at once: measures the source and pipeline alone. */
+export class NullTarget implements Target {
+  async open(): Promise<void> {}
+  async write(_batch: ChangeBatch): Promise<void> {}
+  async close(): Promise<void> {}
+}
+
+/** Checkpoints in memory, starting from a given one (or none). */
+export class MemoryStore implements CheckpointStore {
+  constructor(private checkpoint: Checkpoint | null = null) {}
+  async load(): Promise<Checkpoint | null> {
+    return this.checkpoint;
+  }
+  async save(checkpoint: Checkpoint): Promise<void> {
+    this.checkpoint = checkpoint;
+  }
+}
+
+export interface RunResult {
+  events: number;
+  seconds: number;
+  eventsPerSecond: number;
+  cpuSeconds: number;
+  eventsPerCpuSecond: number;
+  /** Peak RSS of this process during the run, bytes. */
+  peakRss: number;
+}
+
+export interface MeasuredRun {
+  name: string;
+  source: Source;
+  target: Target;
+  /** Defaults to the target's own checkpoint store, else an empty in-memory store. */
+  store?: CheckpointStore;
+  /** Events (insert/update/delete/read) the run must deliver. */
+  expectedEvents: number;
+  timeoutMs?: number;
+}
+
+const COUNTED = new Set(['insert', 'update', 'delete', 'read']);
+
+export async function runMeasured(run: MeasuredRun): Promise<RunResult> {
+  const { expectedEvents } = run;
+  let delivered = 0;
+  let firstBatchAt = 0;
+  let cpuAtFirst: NodeJS.CpuUsage = process.cpuUsage();
+  /** First checkpoint written at or after the batch that completed the expected events. */
+  let finalCheckpoint: Checkpoint | null = null;
+  let finishedAt = 0;
+  let cpuSeconds = 0;
+  let resolveDone!: () => void;
+  const done = new Promise<void>((resolve) => {
+    resolveDone = resolve;
+  });
+  const sampler = new RssSampler(50);
+
+  const inner = run.target;
+  const target: Target = {
+    open: () => inner.open(),
+    close: () => inner.close(),
+    reset: inner.reset ? () => inner.reset!() : undefined,
+    checkpointStore: inner.checkpointStore,
+    async write(batch) {
+      if (firstBatchAt === 0 && batch.events.length > 0) {
+        firstBatchAt = performance.now();
+        cpuAtFirst = process.cpuUsage();
+      }
+      await inner.write(batch);
+      for (const e of batch.events) if (COUNTED.has(e.op)) delivered++;
+      if (delivered >= expectedEvents && !finalCheckpoint && batch.checkpoint) finalCheckpoint = batch.checkpoint;
+    },
+  };
+  const src = run.source;
+  const source: Source = {
+    open: (from) => src.open(from),
+    batches: () => src.batches(),
+    close: () => src.close(),
+    async commit(checkpoint) {
+      await src.commit(checkpoint);
+      if (
+        finishedAt === 0 &&
+        finalCheckpoint &&
+        checkpoint.phase === finalCheckpoint.phase &&
+        comparePositions(checkpoint.position, finalCheckpoint.position) >= 0
+      ) {
+        finishedAt = performance.now();
+        cpuSeconds = cpuSecondsSince(cpuAtFirst);
+        resolveDone();
+      }
+    },
+  };
+  const store = run.store ?? inner.checkpointStore ?? new MemoryStore();
+  const ctx = benchContext(run.name);
+  let parts = 0;
+  const pipeline = new Pipeline({
+    name: run.name,
+    createParts: () => {
+      if (parts++ > 0) throw new Error('the pipeline restarted during the measurement');
+      return { source, target, store };
+    },
+    maxInFlight: BATCH.max_in_flight,
+    maxInFlightBytes: BATCH.max_in_flight_bytes,
+    initialBackoffMs: RETRY.initial_backoff_ms,
+    maxBackoffMs: RETRY.max_backoff_ms,
+    logger: ctx.logger,
+  });
+  const running = pipeline.run();
+  const timeoutMs = run.timeoutMs ?? 600_000;
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () =>
+        reject(new Error(`${run.name}: timed out after ${timeoutMs} ms with ${delivered}/${expectedEvents} events`)),
+      timeoutMs,
+    );
+  });
+  try {
+    // A run that ends or fails before the last checkpoint is a failure of the measurement.
+    const ended = running.then(() => {
+      if (finishedAt === 0)
+        throw new Error(`${run.name}: the pipeline ended with ${delivered}/${expectedEvents} events delivered`);
+    });
+    await Promise.race([done, ended, timeout]);
+  } finally {
+    clearTimeout(timer);
+    pipeline.stop();
+    await running.catch(() => undefined);
+  }
+  const peakRss = sampler.stop();
+  const seconds = (finishedAt - firstBatchAt) / 1000;
+  return {
+    events: delivered,
+    seconds,
+    eventsPerSecond: delivered / seconds,
+    cpuSeconds,
+    eventsPerCpuSecond: delivered / cpuSeconds,
+    peakRss,
+  };
+}
