@@ -17,7 +17,21 @@ export interface Db {
   /** Database of the URL (PostgreSQL: the database holding the schemas). */
   database: string;
   query(sql: string, params?: unknown[]): Promise<Row[]>;
+  /** A read-only transaction with one snapshot, so all queries about one table see the same rows. */
+  snapshot<T>(work: () => Promise<T>): Promise<T>;
   close(): Promise<void>;
+}
+
+async function inSnapshot<T>(db: Db, begin: string, work: () => Promise<T>): Promise<T> {
+  await db.query(begin);
+  try {
+    const result = await work();
+    await db.query('COMMIT');
+    return result;
+  } catch (err) {
+    await db.query('ROLLBACK').catch(() => undefined);
+    throw err;
+  }
 }
 
 const rawText = { getTypeParser: () => (value: string) => value } as unknown as pg.CustomTypesConfig;
@@ -73,7 +87,7 @@ async function connectPostgres(url: string, role: string, connectTimeoutMs: numb
   const info = await client.query<{ v: string; d: string }>(
     "select current_setting('server_version_num') as v, current_database() as d",
   );
-  return {
+  const db: Db = {
     engine: 'postgres',
     role,
     version: info.rows[0]!.v,
@@ -85,8 +99,10 @@ async function connectPostgres(url: string, role: string, connectTimeoutMs: numb
         throw queryError(role, sql, err);
       }
     },
+    snapshot: (work) => inSnapshot(db, 'BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY', work),
     close: () => client.end().catch(() => undefined),
   };
+  return db;
 }
 
 async function connectMysql(url: string, role: string, connectTimeoutMs: number): Promise<Db> {
@@ -116,12 +132,13 @@ async function connectMysql(url: string, role: string, connectTimeoutMs: number)
   }
   conn.on('error', () => undefined);
   await conn.query("SET time_zone = '+00:00'");
+  await conn.query('SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ');
   await conn.query(
     "SET SESSION sql_mode = REPLACE(REPLACE(@@sql_mode, 'ANSI_QUOTES', ''), 'NO_BACKSLASH_ESCAPES', '')",
   );
   const [rows] = await conn.query('select version() as v, database() as d');
   const info = (rows as Row[])[0]!;
-  return {
+  const db: Db = {
     engine: 'mysql',
     role,
     version: info.v ?? '',
@@ -134,6 +151,8 @@ async function connectMysql(url: string, role: string, connectTimeoutMs: number)
         throw queryError(role, sql, err);
       }
     },
+    snapshot: (work) => inSnapshot(db, 'START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY', work),
     close: () => conn.end().catch(() => undefined),
   };
+  return db;
 }

@@ -185,6 +185,9 @@ describe('verify PostgreSQL -> PostgreSQL', () => {
     expect(ok.stderr).toBe('');
     expect(ok.code).toBe(0);
     expect(ok.stdout).toContain('public.accounts: equal');
+    const progress = await cli(['verify', '-c', equal, '--progress']);
+    expect(progress.code).toBe(0);
+    expect(progress.stderr).toMatch(/public\.accounts: ranges (\d+)\/\1\n/);
 
     const different = configFile(`pipelines:
   - name: d

@@ -121,41 +121,53 @@ async function verifyTable(
     differences: [],
   };
   try {
-    const [sdef, tdef] = await Promise.all([
-      src.dialect.describeTable(src.db, table),
-      tgt.dialect.describeTable(tgt.db, targetTable),
-    ]);
-    if (!sdef)
-      throw new TributaryError('operator', `source table ${tableLabel(table)} does not exist`, {
-        hint: 'check source.tables in the config',
-      });
-    if (!tdef)
-      throw new TributaryError('operator', `table ${tableLabel(targetTable)} does not exist at the target`, {
-        hint: 'the pipeline has not created it yet (has it run?), or the target renames it (target schema / tables)',
-      });
-    const plan = planTable({ ...src, def: sdef }, { ...tgt, def: tdef });
-    report.key = plan.key.length ? plan.key : null;
-    if (plan.loose.length) report.loose_columns = plan.loose;
-    if (plan.notes.length) report.schema_notes = plan.notes;
-    const compare = plan.key.length ? compareKeyed : compareKeyless;
-    const result = await compare(plan, {
-      maxDiffs: options.maxDiffs,
-      rangeRows: options.rangeRows,
-      onProgress: (done, total) => options.onProgress?.(report.source, done, total),
-    });
-    report.source_rows = result.sourceRows;
-    report.target_rows = result.targetRows;
-    report.ranges = result.ranges;
-    report.differing_ranges = result.differingRanges;
-    report.differences = result.differences;
-    if (result.truncated) report.truncated = true;
-    const differs =
-      result.sourceRows !== result.targetRows || result.differingRanges > 0 || plan.missingColumns.length > 0;
-    report.status = differs ? 'different' : 'equal';
+    // Each side sees one snapshot of the table for the whole comparison (counts, ranges and bisection agree).
+    await src.db.snapshot(() => tgt.db.snapshot(() => compareTable(src, tgt, table, targetTable, report, options)));
   } catch (err) {
     report.status = 'error';
     report.error = redactUrl(describeError(err));
   }
   report.seconds = Math.round((performance.now() - started) / 10) / 100;
   return report;
+}
+
+async function compareTable(
+  src: { db: Db; dialect: Dialect },
+  tgt: { db: Db; dialect: Dialect },
+  table: TableName,
+  targetTable: TableName,
+  report: TableReport,
+  options: VerifyOptions,
+): Promise<void> {
+  const [sdef, tdef] = await Promise.all([
+    src.dialect.describeTable(src.db, table),
+    tgt.dialect.describeTable(tgt.db, targetTable),
+  ]);
+  if (!sdef)
+    throw new TributaryError('operator', `source table ${tableLabel(table)} does not exist`, {
+      hint: 'check source.tables in the config',
+    });
+  if (!tdef)
+    throw new TributaryError('operator', `table ${tableLabel(targetTable)} does not exist at the target`, {
+      hint: 'the pipeline has not created it yet (has it run?), or the target renames it (target schema / tables)',
+    });
+  const plan = planTable({ ...src, def: sdef }, { ...tgt, def: tdef });
+  report.key = plan.key.length ? plan.key : null;
+  if (plan.loose.length) report.loose_columns = plan.loose;
+  if (plan.notes.length) report.schema_notes = plan.notes;
+  const compare = plan.key.length ? compareKeyed : compareKeyless;
+  const result = await compare(plan, {
+    maxDiffs: options.maxDiffs,
+    rangeRows: options.rangeRows,
+    onProgress: (done, total) => options.onProgress?.(report.source, done, total),
+  });
+  report.source_rows = result.sourceRows;
+  report.target_rows = result.targetRows;
+  report.ranges = result.ranges;
+  report.differing_ranges = result.differingRanges;
+  report.differences = result.differences;
+  if (result.truncated) report.truncated = true;
+  const differs =
+    result.sourceRows !== result.targetRows || result.differingRanges > 0 || plan.missingColumns.length > 0;
+  report.status = differs ? 'different' : 'equal';
 }
