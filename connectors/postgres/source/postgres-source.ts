@@ -203,6 +203,16 @@ export class PostgresSource implements Source {
     }
     this.publications = await this.ensurePublications(meta);
     let slot = await this.slotRow();
+    // A previous run's connection may still hold the slot for a moment after it stopped.
+    for (let i = 0; i < 40 && slot?.active_pid != null; i++) {
+      await new Promise((r) => setTimeout(r, 250));
+      slot = await this.slotRow();
+    }
+    if (slot?.active_pid != null)
+      throw new ConnectionError(
+        `replication slot ${this.names.slot} is in use by server process ${slot.active_pid}`,
+        'Another process streams from this slot (or a previous run has not disconnected yet); the pipeline retries. Make sure only one pipeline uses each slot_name.',
+      );
     let hadSlot = slot !== undefined;
     if (slot?.wal_status === 'lost') {
       if (from?.phase === 'stream') return this.slotLost(from, 'its WAL was removed (wal_status lost)');
@@ -489,6 +499,8 @@ export class PostgresSource implements Source {
   private async startStreaming(): Promise<void> {
     const stream = this.stream;
     if (!stream || this.closed) return;
+    // Never hand out a checkpoint before where this run starts (keepalives right after a resume can be behind it).
+    if (this.lastMarkLsn < this.skipUpTo) this.lastMarkLsn = this.skipUpTo;
     stream.start(
       this.names.slot,
       this.startLsn,

@@ -15,6 +15,7 @@ interface CopyDataConnection {
   on(event: 'copyData', listener: (msg: { chunk: Buffer }) => void): void;
   removeAllListeners(event?: string): void;
   sendCopyFromChunk(chunk: Buffer): void;
+  endCopyFrom(): void;
   stream: { pause(): void; resume(): void; isPaused?(): boolean };
 }
 
@@ -131,6 +132,15 @@ export class ReplicationStream {
     this.client = null;
     this.connection?.removeAllListeners('copyData');
     if (this.paused) this.connection?.stream.resume();
+    if (this.streaming && this.connection) {
+      // Graceful end (CopyDone both ways): the server releases the slot at once, so a restart can use it.
+      try {
+        this.connection.endCopyFrom();
+        await Promise.race([this.streaming, new Promise((r) => setTimeout(r, 2000))]);
+      } catch {
+        // the connection is already gone
+      }
+    }
     await client?.end().catch(() => undefined);
     await this.streaming?.catch(() => undefined);
   }
