@@ -1,0 +1,15 @@
+import type { TargetConnector } from '../../../src/registry.ts';
+import { MysqlCheckpointStore } from './checkpoint-store.ts';
+import type { MysqlTargetConfig } from './config.ts';
+import { preflight } from './preflight.ts';
+import { MysqlTarget } from './target.ts';
+
+export { MysqlCheckpointStore } from './checkpoint-store.ts';
+export { type MysqlTargetConfig, mysqlTargetConfig } from './config.ts';
+export { MysqlTarget } from './target.ts';
+
+export const target: TargetConnector<MysqlTargetConfig> = {
+  create: (config, ctx) => new MysqlTarget(config, ctx),
+  preflight,
+  checkpointStore: (config) => new MysqlCheckpointStore(config.url, config.checkpoint_table, config.connect_timeout_ms),
+};

@@ -1,0 +1,305 @@
+import type mysql from 'mysql2/promise';
+import type { TableSchema } from '../../../src/core/change-event.ts';
+import { SchemaMismatchError } from '../../../src/errors.ts';
+import type { Logger } from '../../../src/observability/logger.ts';
+import { quoteId } from './checkpoint-store.ts';
+import {
+  type ColumnTypeChoice,
+  type Encoder,
+  encoderFor,
+  inexactMatch,
+  isSafeMysqlType,
+  type MappingOptions,
+  type SourceEngine,
+  type TargetColumnType,
+  tableColumnTypes,
+} from './type-mapping.ts';
+
+type Conn = mysql.Connection | mysql.PoolConnection;
+
+export interface TargetColumn extends TargetColumnType {
+  name: string;
+  encode: Encoder;
+  /** Left out of the NULL-safe full-row match of keyless tables (single-precision floats do not compare exactly). */
+  inexact: boolean;
+}
+
+export interface TargetTable {
+  /** `schema.table` at the source. */
+  sourceId: string;
+  database: string;
+  name: string;
+  qname: string;
+  keyColumns: string[];
+  /** How rows are found for update/delete: by key, by the full old row, or not at all (inserts only). */
+  identity: 'key' | 'full' | 'none';
+  /** Source columns that exist on the target, with their encoders. */
+  columns: Map<string, TargetColumn>;
+  hasForeignKeys: boolean;
+}
+
+export interface SyncOptions extends MappingOptions {
+  createTables: boolean;
+  alterTables: boolean;
+  /** Collation of created tables: binary and without padding, so keys distinct at the source stay distinct. */
+  collation: string;
+  flavor: 'mariadb' | 'mysql';
+}
+
+/** Runs DDL (which commits implicitly in MySQL) where it cannot commit half of an open transaction. */
+export type DdlRunner = (sql: string, table: string) => Promise<void>;
+
+interface CatalogColumn extends TargetColumnType {
+  name: string;
+}
+
+async function readCatalog(
+  db: Conn,
+  database: string,
+  table: string,
+  flavor: SyncOptions['flavor'],
+): Promise<{ columns: CatalogColumn[]; keys: string[] } | null> {
+  const [cols] = await db.query(
+    `SELECT COLUMN_NAME AS name, LOWER(DATA_TYPE) AS dataType, LOWER(COLUMN_TYPE) AS columnType
+     FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION`,
+    [database, table],
+  );
+  const columns = cols as CatalogColumn[];
+  if (columns.length === 0) return null;
+  const [keyRows] = await db.query(
+    `SELECT COLUMN_NAME AS name FROM information_schema.STATISTICS
+     WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? AND INDEX_NAME = 'PRIMARY' ORDER BY SEQ_IN_INDEX`,
+    [database, table],
+  );
+  if (flavor === 'mariadb') {
+    // MariaDB's JSON is LONGTEXT with a json_valid() check.
+    const [checks] = await db.query(
+      `SELECT CHECK_CLAUSE AS clause FROM information_schema.CHECK_CONSTRAINTS
+       WHERE CONSTRAINT_SCHEMA = ? AND TABLE_NAME = ?`,
+      [database, table],
+    );
+    for (const { clause } of checks as { clause: string }[]) {
+      const m = /^json_valid\(`?([^`)]+)`?\)$/i.exec(String(clause).trim());
+      const col = m && columns.find((c) => c.name === m[1]);
+      if (col && col.dataType === 'longtext') col.dataType = 'json';
+    }
+  }
+  return { columns, keys: (keyRows as { name: string }[]).map((r) => r.name) };
+}
+
+const INT_RANK: Record<string, number> = { tinyint: 1, smallint: 2, mediumint: 3, int: 4, integer: 4, bigint: 5 };
+const TEXT_BYTES: Record<string, number> = {
+  tinytext: 255,
+  text: 65_535,
+  mediumtext: 16_777_215,
+  longtext: 4_294_967_295,
+  tinyblob: 255,
+  blob: 65_535,
+  mediumblob: 16_777_215,
+  longblob: 4_294_967_295,
+};
+
+function parseMysqlType(type: string): { base: string; args: number[]; unsigned: boolean } {
+  const t = type.trim().toLowerCase();
+  const m = /^([a-z0-9_ ]+?)\s*(?:\((.*)\))?\s*(unsigned)?\s*(?:zerofill)?$/.exec(t);
+  const base = (m?.[1] ?? t).trim();
+  const args = (m?.[2] ?? '')
+    .split(',')
+    .map((a) => Number(a))
+    .filter((n) => Number.isFinite(n) && n >= 0);
+  return { base: base === 'integer' ? 'int' : base, args, unsigned: Boolean(m?.[3]) };
+}
+
+/** Bytes a character/binary column holds, or undefined when it is not one. */
+function capacity(base: string, args: number[]): number | undefined {
+  if (base === 'varchar' || base === 'char') return (args[0] ?? 1) * 4;
+  if (base === 'varbinary' || base === 'binary') return args[0] ?? 1;
+  return TEXT_BYTES[base];
+}
+
+/**
+ * Whether a column of type `have` holds every value of type `want` (compared by family and size). `undefined` when
+ * the two are not comparable this way (different families): the encoder decides then.
+ */
+export function holds(have: string, want: string): boolean | undefined {
+  const h = parseMysqlType(have);
+  const w = parseMysqlType(want);
+  if (h.base === w.base && h.args.join() === w.args.join() && h.unsigned === w.unsigned) return true;
+  if (INT_RANK[h.base] && INT_RANK[w.base]) {
+    if (h.unsigned === w.unsigned) return INT_RANK[h.base]! >= INT_RANK[w.base]!;
+    return !h.unsigned && INT_RANK[h.base]! > INT_RANK[w.base]!;
+  }
+  if (h.base === 'decimal' && w.base === 'decimal') {
+    const [hp = 10, hs = 0] = h.args;
+    const [wp = 10, ws = 0] = w.args;
+    return hp - hs >= wp - ws && hs >= ws;
+  }
+  const hc = capacity(h.base, h.args);
+  const wc = capacity(w.base, w.args);
+  if (hc !== undefined && wc !== undefined) return hc >= wc;
+  if (['datetime', 'timestamp', 'time'].includes(h.base) && h.base === w.base) {
+    return (h.args[0] ?? 0) >= (w.args[0] ?? 0);
+  }
+  if (h.base === 'bit' && w.base === 'bit') return (h.args[0] ?? 1) >= (w.args[0] ?? 1);
+  if (h.base === 'float' && w.base === 'double') return false;
+  return undefined;
+}
+
+/**
+ * Makes the target table able to hold rows of this source table definition: creates a missing database and table,
+ * adds new columns, widens columns the source widened. A change that would need data to be rewritten or guessed
+ * (a column whose target type cannot hold the source values, a different primary key) throws SchemaMismatchError
+ * and changes nothing.
+ */
+export async function syncTable(
+  db: Conn,
+  ddl: DdlRunner,
+  source: TableSchema,
+  engine: SourceEngine,
+  target: { database: string; name: string },
+  options: SyncOptions,
+  logger: Logger,
+): Promise<TargetTable> {
+  const sourceId = `${source.table.schema}.${source.table.name}`;
+  const qname = `${quoteId(target.database)}.${quoteId(target.name)}`;
+  const where = `table ${sourceId} -> ${target.database}.${target.name}`;
+  const identity: TargetTable['identity'] =
+    source.keyColumns.length > 0 ? 'key' : source.beforeImage === 'full' ? 'full' : 'none';
+  const wanted: ColumnTypeChoice[] = tableColumnTypes(source.columns, engine, options);
+  source.columns.forEach((c, i) => {
+    if (!isSafeMysqlType(wanted[i]!.sql)) {
+      throw new SchemaMismatchError(
+        `${where}: the source type ${JSON.stringify(c.type)} of column ${c.name} is not one the target can use`,
+        'Create the table on the target by hand and set create_tables: false.',
+      );
+    }
+  });
+  const columnDef = (i: number) => {
+    const c = source.columns[i]!;
+    const key = source.keyColumns.includes(c.name);
+    return `${quoteId(c.name)} ${wanted[i]!.sql} ${key ? 'NOT NULL' : 'NULL'}`;
+  };
+  const logLossy = (indexes: number[]) => {
+    for (const i of indexes) {
+      const lossy = wanted[i]!.lossy;
+      if (lossy) {
+        logger.info({
+          event: 'target_column_mapped_lossy',
+          table: sourceId,
+          column: source.columns[i]!.name,
+          type: wanted[i]!.sql,
+          lossy,
+        });
+      }
+    }
+  };
+
+  let catalog = await readCatalog(db, target.database, target.name, options.flavor);
+  if (!catalog) {
+    if (!options.createTables) {
+      throw new SchemaMismatchError(
+        `${where}: the target table does not exist`,
+        'Create it on the target, or set create_tables: true to let the pipeline create it.',
+      );
+    }
+    const cols = source.columns.map((_, i) => columnDef(i));
+    if (source.keyColumns.length > 0) cols.push(`PRIMARY KEY (${source.keyColumns.map(quoteId).join(', ')})`);
+    await ddl(
+      `CREATE DATABASE IF NOT EXISTS ${quoteId(target.database)} CHARACTER SET utf8mb4 COLLATE ${options.collation}`,
+      sourceId,
+    );
+    await ddl(
+      `CREATE TABLE IF NOT EXISTS ${qname} (${cols.join(', ')}) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=${options.collation}`,
+      sourceId,
+    );
+    logger.info({ event: 'target_table_created', table: sourceId, target: `${target.database}.${target.name}` });
+    logLossy(source.columns.map((_, i) => i));
+    catalog = await readCatalog(db, target.database, target.name, options.flavor);
+    if (!catalog) throw new SchemaMismatchError(`${where}: the created table is not visible`, 'Check the target.');
+  } else {
+    const sameKeys =
+      catalog.keys.length === source.keyColumns.length && source.keyColumns.every((k) => catalog!.keys.includes(k));
+    if (!sameKeys) {
+      throw new SchemaMismatchError(
+        `${where}: the source key (${source.keyColumns.join(', ') || 'none'}) differs from the target primary key (${catalog.keys.join(', ') || 'none'})`,
+        source.keyColumns.length > 0 && catalog.keys.length === 0
+          ? 'Add the primary key to the target table (upserts need it), then restart the pipeline.'
+          : 'The key changed at the source (or the target table was made by hand): change the target table the same way, or drop it to have it created again and resnapshot.',
+      );
+    }
+    const byName = new Map(catalog.columns.map((c) => [c.name, c]));
+    const problems: string[] = [];
+    const changes: string[] = [];
+    const changed: number[] = [];
+    source.columns.forEach((col, i) => {
+      const want = wanted[i]!.sql;
+      const have = byName.get(col.name);
+      if (!have) {
+        if (!options.alterTables) problems.push(`column ${col.name} (${want}) is missing on the target`);
+        else {
+          changes.push(`ADD COLUMN ${columnDef(i)}`);
+          changed.push(i);
+        }
+        return;
+      }
+      if (!encoderFor(col, engine, have, options)) {
+        problems.push(`column ${col.name} is ${col.type} at the source but ${have.columnType} on the target`);
+        return;
+      }
+      if (holds(have.columnType, want) === false) {
+        if (options.alterTables && holds(want, have.columnType) === true) {
+          changes.push(`MODIFY COLUMN ${columnDef(i)}`);
+          changed.push(i);
+        } else {
+          problems.push(`column ${col.name} needs ${want} but is ${have.columnType} on the target`);
+        }
+      }
+    });
+    if (problems.length > 0) {
+      throw new SchemaMismatchError(
+        `${where}: the target cannot hold the source rows faithfully: ${problems.join('; ')}`,
+        options.alterTables
+          ? 'Change the target column (or drop the table and resnapshot) so it holds every source value exactly, then restart the pipeline.'
+          : 'Change the target table by hand, or set alter_tables: true to let the pipeline add and widen columns.',
+      );
+    }
+    if (changes.length > 0) {
+      await ddl(`ALTER TABLE ${qname} ${changes.join(', ')}`, sourceId);
+      logger.info({ event: 'target_table_altered', table: sourceId, changes });
+      logLossy(changed);
+      catalog = (await readCatalog(db, target.database, target.name, options.flavor))!;
+    }
+  }
+
+  const byName = new Map(catalog.columns.map((c) => [c.name, c]));
+  const columns = new Map<string, TargetColumn>();
+  for (const col of source.columns) {
+    const have = byName.get(col.name);
+    if (!have) continue;
+    const encode = encoderFor(col, engine, have, options);
+    if (!encode) {
+      throw new SchemaMismatchError(
+        `${where}: column ${col.name} is ${col.type} at the source but ${have.columnType} on the target`,
+        'Change the target column so it holds the source values, then restart the pipeline.',
+      );
+    }
+    columns.set(col.name, { ...have, name: col.name, encode, inexact: inexactMatch(have) });
+  }
+  const [fk] = await db.query(
+    `SELECT 1 AS x FROM information_schema.KEY_COLUMN_USAGE
+     WHERE REFERENCED_TABLE_NAME IS NOT NULL
+       AND ((TABLE_SCHEMA = ? AND TABLE_NAME = ?) OR (REFERENCED_TABLE_SCHEMA = ? AND REFERENCED_TABLE_NAME = ?))
+     LIMIT 1`,
+    [target.database, target.name, target.database, target.name],
+  );
+  return {
+    sourceId,
+    database: target.database,
+    name: target.name,
+    qname,
+    keyColumns: [...source.keyColumns],
+    identity,
+    columns,
+    hasForeignKeys: (fk as unknown[]).length > 0,
+  };
+}

@@ -1,0 +1,846 @@
+import mysql from 'mysql2/promise';
+import type { ChangeBatch } from '../../../src/core/change-batch.ts';
+import {
+  type ChangeEvent,
+  type Row,
+  type TableRef,
+  type TableSchema,
+  UNCHANGED,
+} from '../../../src/core/change-event.ts';
+import { type Checkpoint, comparePositions, parseLsn } from '../../../src/core/checkpoint.ts';
+import type { ConnectorContext } from '../../../src/core/connector-context.ts';
+import type { Target } from '../../../src/core/target.ts';
+import { ConnectionError, errorKind, SchemaMismatchError, TributaryError } from '../../../src/errors.ts';
+import { redactUrl } from '../../../src/observability/logger.ts';
+// Shared with the PostgreSQL target: collapsing a run of row changes per key, grouping rows by their columns.
+import {
+  groupByShape,
+  hasUnchanged,
+  KeyedRun,
+  keyChanged,
+  keyOf,
+  knownColumns,
+} from '../../postgres/target/row-runs.ts';
+import type { TargetTable as PgTargetTable } from '../../postgres/target/statements.ts';
+import { connectionOptions, parseMysqlUrl } from '../source/connection.ts';
+import {
+  ensureCheckpointTable,
+  isRetryableMysqlError,
+  loadCheckpoint,
+  MysqlCheckpointStore,
+  saveCheckpoint,
+  wrapConnectionError,
+} from './checkpoint-store.ts';
+import type { MysqlTargetConfig } from './config.ts';
+import {
+  deleteItem,
+  deleteOneSql,
+  deletePrefix,
+  deleteSeparator,
+  deleteSuffix,
+  insertPrefix,
+  nullSafeMatch,
+  updateByKeySql,
+  updateOneSql,
+  upsertSuffix,
+} from './statements.ts';
+import { type SyncOptions, syncTable, type TargetTable } from './table-sync.ts';
+import { NULLED, type SourceEngine, ValueConversionError } from './type-mapping.ts';
+
+/**
+ * Session settings: UTC, strict (a value that does not fit is an error, never silently cut), zero dates allowed
+ * (MySQL sources pass them through), 0 stays 0 in AUTO_INCREMENT columns, and no autocommit: every statement runs in
+ * the transaction that COMMIT ends, also after the implicit commit of a DDL statement or TRUNCATE.
+ */
+const SESSION_SQL = [
+  "SET time_zone = '+00:00'",
+  "SET SESSION sql_mode = 'STRICT_ALL_TABLES,NO_AUTO_VALUE_ON_ZERO,NO_ENGINE_SUBSTITUTION,ERROR_FOR_DIVISION_BY_ZERO'",
+  'SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED',
+  'SET autocommit = 0',
+];
+
+/** Room left in max_allowed_packet for the statement text around the rows. */
+const PACKET_MARGIN = 64 * 1024;
+
+interface Pending {
+  batch: ChangeBatch;
+  resolve: () => void;
+  reject: (err: unknown) => void;
+}
+
+interface CachedTable {
+  schema: TableSchema;
+  shape: string;
+  table: TargetTable;
+}
+
+type RowRun =
+  | { kind: 'keyed'; table: TargetTable; run: KeyedRun }
+  | { kind: 'append'; table: TargetTable; rows: Row[] };
+
+function runSize(run: RowRun): number {
+  return run.kind === 'keyed' ? run.run.size : run.rows.length;
+}
+
+function shapeOf(schema: TableSchema): string {
+  return JSON.stringify([schema.columns.map((c) => [c.name, c.type, c.kind]), schema.keyColumns, schema.beforeImage]);
+}
+
+function engineOf(ev: ChangeEvent): SourceEngine {
+  return ev.source.connector === 'mysql' ? 'mysql' : 'postgresql';
+}
+
+/**
+ * Applies change batches to a MySQL or MariaDB server, in source commit order, one target transaction per run of
+ * batches ending on a commit, with the checkpoint row written in the same transaction (exactly-once effect).
+ */
+export class MysqlTarget implements Target {
+  readonly checkpointStore: MysqlCheckpointStore;
+
+  private conn: mysql.Connection | null = null;
+  private broken = false;
+  /** Statements ran since the last COMMIT / ROLLBACK. */
+  private txOpen = false;
+  /** Source tables written in the open transaction (DDL on them would commit it halfway). */
+  private readonly touched = new Set<string>();
+  private stored: Checkpoint | null = null;
+  private tables = new Map<string, CachedTable>();
+  private queue: Pending[] = [];
+  private pumping: Promise<void> | null = null;
+  private failure: unknown = null;
+  private stopping = false;
+  private readonly warned = new Set<string>();
+  private currentTable: string | null = null;
+  private flavor: 'mariadb' | 'mysql' = 'mariadb';
+  private maxStatementBytes: number;
+
+  constructor(
+    private readonly config: MysqlTargetConfig,
+    private readonly ctx: ConnectorContext,
+  ) {
+    this.checkpointStore = new MysqlCheckpointStore(config.url, config.checkpoint_table, config.connect_timeout_ms);
+    this.maxStatementBytes = config.statement_max_bytes;
+  }
+
+  async open(): Promise<void> {
+    await this.idle();
+    this.failure = null;
+    await this.rollback();
+    if (this.conn && !this.broken) {
+      // A commit whose answer was lost may have happened: trust only the stored row.
+      try {
+        this.stored = await this.loadStored(this.conn);
+        return;
+      } catch {
+        this.discardConnection();
+      }
+    }
+    await this.connect();
+  }
+
+  write(batch: ChangeBatch): Promise<void> {
+    if (this.failure) return Promise.reject(this.failure);
+    return new Promise<void>((resolve, reject) => {
+      this.queue.push({ batch, resolve, reject });
+      if (!this.pumping) this.pumping = this.pump();
+    });
+  }
+
+  async reset(): Promise<void> {
+    this.stopping = true;
+    const err = new TributaryError('retryable', 'the target was reset before this batch was applied');
+    for (const p of this.queue.splice(0)) p.reject(err);
+    await this.idle();
+    this.stopping = false;
+    this.failure = null;
+    await this.rollback();
+    if (this.conn && !this.broken) {
+      try {
+        this.stored = await this.loadStored(this.conn);
+      } catch {
+        this.discardConnection();
+      }
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.reset().catch(() => undefined);
+    const conn = this.conn;
+    this.conn = null;
+    if (conn) await conn.end().catch(() => conn.destroy());
+    await this.checkpointStore.close();
+  }
+
+  private async idle(): Promise<void> {
+    while (this.pumping) await this.pumping;
+  }
+
+  // ---- connection ----------------------------------------------------------------------------------------------
+
+  private discardConnection(): void {
+    const conn = this.conn;
+    this.conn = null;
+    this.broken = false;
+    this.txOpen = false;
+    this.touched.clear();
+    this.tables.clear();
+    if (conn) conn.destroy();
+  }
+
+  private async loadStored(conn: mysql.Connection): Promise<Checkpoint | null> {
+    const cp = await loadCheckpoint(conn, this.config.checkpoint_table, this.ctx.pipeline);
+    await conn.query('COMMIT');
+    return cp;
+  }
+
+  private async openConnection(): Promise<mysql.Connection> {
+    const endpoint = parseMysqlUrl(this.config.url);
+    let conn: mysql.Connection;
+    try {
+      conn = await mysql.createConnection({
+        ...connectionOptions(endpoint, this.config.connect_timeout_ms),
+        multipleStatements: true,
+      });
+    } catch (err) {
+      const e = err as { code?: string; message?: string };
+      if (e.code === 'ER_ACCESS_DENIED_ERROR' || e.code === 'ER_DBACCESS_DENIED_ERROR') {
+        throw new TributaryError('operator', `the target server refused the login: ${e.message}`, {
+          hint: 'Check the user and password in the target url.',
+          cause: err,
+        });
+      }
+      throw new ConnectionError(
+        `cannot connect to the target server at ${endpoint.host}:${endpoint.port}: ${e.message ?? String(err)}`,
+        'Check that the server is running and the url (host, port, user, password) is right; the pipeline retries with backoff.',
+        err,
+      );
+    }
+    try {
+      for (const sql of SESSION_SQL) await conn.query(sql);
+    } catch (err) {
+      conn.destroy();
+      throw wrapConnectionError(err, 'setting up the target session failed');
+    }
+    return conn;
+  }
+
+  private async connect(): Promise<mysql.Connection> {
+    if (this.conn && !this.broken) return this.conn;
+    if (this.conn && this.txOpen) {
+      // What the open transaction held is gone: the batches applied into it must come again.
+      throw new ConnectionError(
+        'the connection to the target server was lost with a transaction open',
+        'The target server restarted or the network failed; the pipeline retries from its checkpoint.',
+      );
+    }
+    this.discardConnection();
+    const conn = await this.openConnection();
+    conn.on('error', (err) => {
+      if (this.conn === conn) this.broken = true;
+      this.ctx.logger.warn({ event: 'target_connection_lost', err: err.message });
+    });
+    try {
+      const [rows] = await conn.query('SELECT VERSION() AS v, @@max_allowed_packet AS p');
+      const info = (rows as { v: string; p: string | number }[])[0]!;
+      this.flavor = /mariadb/i.test(info.v) ? 'mariadb' : 'mysql';
+      this.maxStatementBytes = Math.max(
+        64 * 1024,
+        Math.min(this.config.statement_max_bytes, Number(info.p) - PACKET_MARGIN),
+      );
+      await ensureCheckpointTable(conn, this.config.checkpoint_table);
+      this.stored = await this.loadStored(conn);
+    } catch (err) {
+      conn.destroy();
+      throw wrapConnectionError(err, 'connecting to the target server failed');
+    }
+    this.conn = conn;
+    this.broken = false;
+    this.txOpen = false;
+    this.touched.clear();
+    this.tables.clear();
+    this.ctx.logger.info({ event: 'target_connected', url: redactUrl(this.config.url), flavor: this.flavor });
+    return conn;
+  }
+
+  private async rollback(): Promise<void> {
+    if (!this.txOpen) return;
+    this.txOpen = false;
+    this.touched.clear();
+    if (!this.conn || this.broken) {
+      this.discardConnection();
+      return;
+    }
+    try {
+      await this.conn.query('ROLLBACK');
+    } catch {
+      this.discardConnection();
+    }
+  }
+
+  private async exec(sql: string): Promise<mysql.ResultSetHeader | mysql.ResultSetHeader[]> {
+    this.txOpen = true;
+    if (this.currentTable) this.touched.add(this.currentTable);
+    const [result] = await this.conn!.query(sql);
+    return result as mysql.ResultSetHeader | mysql.ResultSetHeader[];
+  }
+
+  /**
+   * DDL commits implicitly in MySQL. With nothing pending it runs here; with a transaction open it runs on a short
+   * second connection, unless the open transaction already wrote the table (the second connection would wait for
+   * our own metadata lock): then it runs here and commits what is pending early, which is logged.
+   */
+  private async ddl(sql: string, table: string): Promise<void> {
+    if (!this.txOpen) {
+      await this.conn!.query(sql);
+      return;
+    }
+    if (this.touched.has(table)) {
+      this.ctx.logger.warn({
+        event: 'target_ddl_commits_early',
+        table,
+        hint: 'A schema change inside a source transaction made MySQL commit the part applied so far (DDL cannot be rolled back); a crash right now would replay that part.',
+      });
+      await this.conn!.query(sql);
+      this.txOpen = false;
+      this.touched.clear();
+      return;
+    }
+    const side = await this.openConnection();
+    try {
+      await side.query(sql);
+    } finally {
+      await side.end().catch(() => side.destroy());
+    }
+  }
+
+  // ---- write loop ----------------------------------------------------------------------------------------------
+
+  private async pump(): Promise<void> {
+    await null;
+    const group: Pending[] = [];
+    let groupCheckpoint: Checkpoint | null = null;
+    try {
+      while (true) {
+        if (this.stopping || this.failure) {
+          const err =
+            this.failure ?? new TributaryError('retryable', 'the target was reset before this batch was committed');
+          for (const p of group.splice(0)) p.reject(err);
+          break;
+        }
+        const item = this.queue.shift();
+        if (!item) break;
+        try {
+          await this.connect();
+          const { batch } = item;
+          if (batch.checkpoint && this.covered(batch.checkpoint)) {
+            if (group.length > 0) {
+              throw new TributaryError('fatal', `batch ${batch.seq} carries a checkpoint before one already applied`);
+            }
+            // Replayed after a crash between commit and acknowledgement: already durable here. What the open
+            // transaction holds is the start of this same replayed transaction.
+            await this.rollback();
+            this.ctx.logger.info({
+              event: 'target_replay_skipped',
+              seq: batch.seq,
+              position: batch.checkpoint.position,
+            });
+            item.resolve();
+            continue;
+          }
+          await this.applyEvents(batch.events);
+          if (!batch.checkpoint) {
+            item.resolve();
+            continue;
+          }
+          group.push(item);
+          groupCheckpoint = batch.checkpoint;
+          const next = this.queue[0];
+          if (next?.batch.checkpoint && group.length < this.config.group_commit_max_batches) continue;
+          await this.commit(groupCheckpoint);
+          for (const p of group.splice(0)) p.resolve();
+        } catch (raw) {
+          const err = this.classify(raw, item.batch);
+          this.failure = err;
+          this.ctx.logger.warn({ event: 'target_write_failed', seq: item.batch.seq, err: (err as Error).message });
+          if (!group.includes(item)) item.reject(err);
+          for (const p of group.splice(0)) p.reject(err);
+          for (const p of this.queue.splice(0)) p.reject(err);
+          await this.rollback();
+        }
+      }
+    } finally {
+      this.pumping = null;
+    }
+  }
+
+  private async commit(cp: Checkpoint): Promise<void> {
+    const conn = this.conn!;
+    this.txOpen = true;
+    await saveCheckpoint(conn, this.config.checkpoint_table, cp);
+    await conn.query('COMMIT');
+    this.txOpen = false;
+    this.touched.clear();
+    if (
+      !this.stored ||
+      this.stored.position.kind !== cp.position.kind ||
+      comparePositions(cp.position, this.stored.position) >= 0
+    ) {
+      this.stored = cp;
+    }
+    this.ctx.logger.debug({ event: 'target_committed', position: cp.position });
+  }
+
+  /** The whole transaction ending at this checkpoint is already durable at the target. */
+  private covered(cp: Checkpoint): boolean {
+    const s = this.stored;
+    if (s?.phase !== 'stream' || cp.phase !== 'stream' || s.position.kind !== cp.position.kind) return false;
+    return comparePositions(cp.position, s.position) <= 0;
+  }
+
+  /** A streamed change of a transaction the stored checkpoint covers (known from its position alone). */
+  private eventCovered(ev: ChangeEvent): boolean {
+    const s = this.stored;
+    if (s?.phase !== 'stream' || ev.source.snapshot !== false) return false;
+    const p = ev.source.position;
+    if (p.kind === 'postgres' && s.position.kind === 'postgres') {
+      return p.commitLsn !== undefined && parseLsn(p.commitLsn) <= parseLsn(s.position.lsn);
+    }
+    if (p.kind === 'mysql' && s.position.kind === 'mysql') {
+      // An event's position is the start of its transaction; the checkpoint is just after a commit.
+      return comparePositions({ kind: 'mysql', file: p.file, pos: p.pos }, s.position) < 0;
+    }
+    return false;
+  }
+
+  private classify(err: unknown, batch: ChangeBatch): unknown {
+    if (err instanceof TributaryError) return err;
+    const where = this.currentTable ? ` (table ${this.currentTable})` : '';
+    if (isRetryableMysqlError(err)) {
+      if (this.conn) this.broken = true;
+      return wrapConnectionError(err, `writing batch ${batch.seq} to the target failed${where}`);
+    }
+    const message = err instanceof Error ? err.message : String(err);
+    const sqlState = (err as { sqlState?: unknown }).sqlState;
+    if (typeof sqlState === 'string' && /^(22|23|42)/.test(sqlState)) {
+      return new TributaryError('operator', `writing batch ${batch.seq} to the target failed${where}: ${message}`, {
+        hint: 'The target table does not accept the source rows (its definition differs from the source, or the user lacks a privilege). Make it match the source, then restart the pipeline.',
+        cause: err,
+      });
+    }
+    return new TributaryError(errorKind(err), `writing batch ${batch.seq} to the target failed${where}: ${message}`, {
+      cause: err,
+    });
+  }
+
+  // ---- applying events -----------------------------------------------------------------------------------------
+
+  private targetName(t: TableRef): { database: string; name: string } {
+    const mapped = this.config.tables?.[`${t.schema}.${t.name}`];
+    if (mapped) {
+      const dot = mapped.indexOf('.');
+      return { database: mapped.slice(0, dot), name: mapped.slice(dot + 1) };
+    }
+    return { database: this.config.database ?? t.schema, name: t.name };
+  }
+
+  private cachedTable(ev: ChangeEvent): TargetTable | null {
+    const cached = this.tables.get(`${ev.table.schema}.${ev.table.name}`);
+    if (!cached) return null;
+    if (cached.schema === ev.schema) return cached.table;
+    if (cached.shape === shapeOf(ev.schema)) {
+      cached.schema = ev.schema;
+      return cached.table;
+    }
+    return null;
+  }
+
+  private syncOptions(): SyncOptions {
+    return {
+      createTables: this.config.create_tables,
+      alterTables: this.config.alter_tables,
+      numericOverflow: this.config.numeric_overflow,
+      floatNonfinite: this.config.float_nonfinite,
+      dateOutOfRange: this.config.date_out_of_range,
+      flavor: this.flavor,
+      collation: this.flavor === 'mariadb' ? 'utf8mb4_nopad_bin' : 'utf8mb4_0900_bin',
+    };
+  }
+
+  private async syncTable(ev: ChangeEvent): Promise<TargetTable> {
+    const table = await syncTable(
+      this.conn!,
+      (sql, t) => this.ddl(sql, t),
+      ev.schema,
+      engineOf(ev),
+      this.targetName(ev.table),
+      this.syncOptions(),
+      this.ctx.logger,
+    );
+    this.tables.set(table.sourceId, { schema: ev.schema, shape: shapeOf(ev.schema), table });
+    return table;
+  }
+
+  private warnOnce(key: string, fields: Record<string, unknown>): void {
+    if (this.warned.has(key)) return;
+    this.warned.add(key);
+    this.ctx.logger.warn(fields);
+  }
+
+  /**
+   * Applies events in order, merging consecutive row changes per table into set-based statements. Runs of different
+   * tables are kept open side by side (and sent in order of first appearance) unless a table takes part in a foreign
+   * key on the target, where the order between tables matters: then every switch of table sends what is pending.
+   */
+  private async applyEvents(events: ChangeEvent[]): Promise<void> {
+    const pending = new Map<TargetTable, RowRun>();
+    let last: TargetTable | null = null;
+    const flush = async () => {
+      for (const run of pending.values()) await this.flushRun(run);
+      pending.clear();
+      last = null;
+    };
+    const runFor = async (table: TargetTable): Promise<RowRun> => {
+      const reorderable = !table.hasForeignKeys && ![...pending.keys()].some((t) => t.hasForeignKeys);
+      const run = pending.get(table);
+      if (run && (last === table || reorderable) && runSize(run) < this.config.statement_max_rows * 4) {
+        last = table;
+        return run;
+      }
+      if (run || !(pending.size === 0 || reorderable)) await flush();
+      const fresh: RowRun =
+        table.identity === 'key'
+          ? // KeyedRun reads only keyColumns of the table it is given.
+            { kind: 'keyed', table, run: new KeyedRun(table as unknown as PgTargetTable) }
+          : { kind: 'append', table, rows: [] };
+      pending.set(table, fresh);
+      last = table;
+      return fresh;
+    };
+
+    let skipped = 0;
+    for (const ev of events) {
+      if (ev.op === 'message') continue;
+      if (this.eventCovered(ev)) {
+        skipped++;
+        continue;
+      }
+      let table = this.cachedTable(ev);
+      if (!table) {
+        await flush();
+        this.currentTable = `${ev.table.schema}.${ev.table.name}`;
+        table = await this.syncTable(ev);
+      }
+      this.currentTable = table.sourceId;
+
+      if (ev.op === 'truncate') {
+        await flush();
+        await this.truncate(table);
+        continue;
+      }
+
+      if (table.identity === 'key') {
+        if (
+          ev.op === 'update' &&
+          ev.after &&
+          hasUnchanged(ev.after) &&
+          keyChanged(table.keyColumns, ev.before, ev.after)
+        ) {
+          // A key change without the full new row: move the row in place, after everything before it.
+          await flush();
+          await this.moveKeyPartial(table, ev.before!, ev.after);
+          continue;
+        }
+        const run = await runFor(table);
+        if (run.kind === 'keyed') this.addKeyed(run.run, ev);
+        continue;
+      }
+
+      // Tables without a key.
+      if (ev.op === 'insert' || ev.op === 'read') {
+        if (!ev.after) continue;
+        const run = await runFor(table);
+        if (run.kind === 'append') run.rows.push(ev.after);
+        continue;
+      }
+      if (table.identity === 'none') {
+        this.warnOnce(`keyless:${table.sourceId}`, {
+          event: 'target_keyless_change_skipped',
+          table: table.sourceId,
+          op: ev.op,
+          hint: 'The table has neither a primary key nor a full before image at the source (PostgreSQL REPLICA IDENTITY FULL, MySQL binlog_row_image=FULL): only inserts can be applied. Add a primary key or send full before images.',
+        });
+        continue;
+      }
+      await flush();
+      await this.applyKeylessChange(table, ev);
+    }
+    await flush();
+    this.currentTable = null;
+    if (skipped > 0) this.ctx.logger.info({ event: 'target_replay_skipped', events: skipped });
+  }
+
+  private addKeyed(run: KeyedRun, ev: ChangeEvent): void {
+    const keys = run.table.keyColumns;
+    switch (ev.op) {
+      case 'insert':
+      case 'read':
+        if (ev.after) {
+          if (hasUnchanged(ev.after)) run.partial(ev.after);
+          else run.upsert(ev.after);
+        }
+        return;
+      case 'update': {
+        const after = ev.after;
+        if (!after) return;
+        if (keyChanged(keys, ev.before, after)) {
+          if (hasUnchanged(after)) return; // moved by moveKeyPartial
+          run.delete(keyOf(keys, ev.before!));
+          run.upsert(after);
+          return;
+        }
+        if (hasUnchanged(after)) run.partial(after);
+        else run.upsert(after);
+        return;
+      }
+      case 'delete': {
+        const key = ev.before ?? ev.key;
+        if (key) run.delete(key);
+        return;
+      }
+      default:
+        return;
+    }
+  }
+
+  /**
+   * Empties a table. TRUNCATE commits implicitly in MySQL, so it is used only when nothing is pending (then nothing
+   * commits early, and a replay truncates again); inside a transaction a DELETE keeps it atomic.
+   */
+  private async truncate(table: TargetTable): Promise<void> {
+    if (!this.txOpen) {
+      try {
+        await this.conn!.query(`TRUNCATE TABLE ${table.qname}`);
+        return;
+      } catch (err) {
+        // Referenced by a foreign key: TRUNCATE is refused, DELETE works.
+        if ((err as { errno?: number }).errno !== 1701) throw err;
+      }
+    }
+    await this.exec(`DELETE FROM ${table.qname}`);
+  }
+
+  // ---- encoding ------------------------------------------------------------------------------------------------
+
+  private keyDescription(table: TargetTable, row: Row): string {
+    if (table.keyColumns.length === 0) return 'no key';
+    return `key ${JSON.stringify(Object.fromEntries(table.keyColumns.map((k) => [k, row[k] === UNCHANGED ? '?' : (row[k] ?? null)])))}`;
+  }
+
+  /** The SQL literal of one value of a row (NULL for null), or a SchemaMismatchError naming table, column and key. */
+  private literal(table: TargetTable, column: string, row: Row): string {
+    const v = row[column];
+    if (v === null || v === undefined || v === UNCHANGED) return 'NULL';
+    const col = table.columns.get(column)!;
+    let out: string | typeof NULLED;
+    try {
+      out = col.encode(v);
+    } catch (err) {
+      if (!(err instanceof ValueConversionError)) throw err;
+      throw new SchemaMismatchError(
+        `table ${table.sourceId} column ${column} (${this.keyDescription(table, row)}): ${err.message}`,
+        err.hint,
+      );
+    }
+    if (out === NULLED) {
+      this.warnOnce(`nulled:${table.sourceId}:${column}`, {
+        event: 'target_value_nulled',
+        table: table.sourceId,
+        column,
+        key: this.keyDescription(table, row),
+        value: v,
+        hint: 'The target cannot hold this value; it was stored as NULL as configured (float_nonfinite / date_out_of_range). Logged once per column.',
+      });
+      return 'NULL';
+    }
+    return out;
+  }
+
+  private rowLiteral(table: TargetTable, columns: string[], row: Row): string {
+    let s = '(';
+    for (let i = 0; i < columns.length; i++) {
+      if (i > 0) s += ', ';
+      s += this.literal(table, columns[i]!, row);
+    }
+    return `${s})`;
+  }
+
+  /** Sends `prefix item, item, ... suffix` in as few statements as the row and byte limits allow. */
+  private async execChunked(prefix: string, items: string[], suffix: string, separator = ', '): Promise<number> {
+    let affected = 0;
+    let sql = '';
+    let count = 0;
+    const send = async () => {
+      if (count === 0) return;
+      const result = await this.exec(sql + suffix);
+      affected += Array.isArray(result) ? 0 : result.affectedRows;
+      sql = '';
+      count = 0;
+    };
+    for (const item of items) {
+      if (count > 0 && (count >= this.config.statement_max_rows || sql.length + item.length > this.maxStatementBytes)) {
+        await send();
+      }
+      sql += count === 0 ? prefix + item : separator + item;
+      count++;
+    }
+    await send();
+    return affected;
+  }
+
+  /** Runs independent statements, several per round trip; returns the rows each one matched. */
+  private async execMany(statements: string[]): Promise<number[]> {
+    const matched: number[] = [];
+    let chunk: string[] = [];
+    let bytes = 0;
+    const send = async () => {
+      if (chunk.length === 0) return;
+      const result = await this.exec(chunk.join(';\n'));
+      const headers = Array.isArray(result) ? result : [result];
+      for (const h of headers) matched.push(h.affectedRows);
+      chunk = [];
+      bytes = 0;
+    };
+    for (const s of statements) {
+      if (chunk.length > 0 && (chunk.length >= 1000 || bytes + s.length > this.maxStatementBytes)) await send();
+      chunk.push(s);
+      bytes += s.length + 2;
+    }
+    await send();
+    return matched;
+  }
+
+  // ---- statements ----------------------------------------------------------------------------------------------
+
+  private async moveKeyPartial(table: TargetTable, before: Row, after: Row): Promise<void> {
+    const set = knownColumns(after).filter((c) => table.columns.has(c));
+    const sql = updateByKeySql(
+      table,
+      set.map((c) => [c, this.literal(table, c, after)]),
+      table.keyColumns.map((k) => this.literal(table, k, before)),
+    );
+    const [matched] = await this.execMany([sql]);
+    if (!matched) this.rowMissing(table, 1);
+  }
+
+  private rowMissing(table: TargetTable, count: number): void {
+    this.ctx.logger.warn({
+      event: 'target_row_missing',
+      table: table.sourceId,
+      rows: count,
+      hint: 'An update that left unchanged (TOAST) columns out, or a keyless update/delete, found no row on the target: the target lacks rows the source has. Resnapshot the table.',
+    });
+  }
+
+  private async flushRun(run: RowRun): Promise<void> {
+    const { table } = run;
+    this.currentTable = table.sourceId;
+    if (run.kind === 'append') {
+      for (const { columns, rows } of groupByShape(run.rows).values()) {
+        const cols = columns.filter((c) => table.columns.has(c));
+        if (cols.length === 0) continue;
+        await this.execChunked(
+          insertPrefix(table, cols),
+          rows.map((r) => this.rowLiteral(table, cols, r)),
+          '',
+        );
+      }
+      return;
+    }
+    const deletes: Row[] = [];
+    const upserts: Row[] = [];
+    const partials: Row[] = [];
+    for (const state of run.run.ops.values()) {
+      if (state.kind === 'delete') deletes.push(state.key);
+      else if (state.kind === 'upsert') upserts.push(state.row);
+      else partials.push(state.row);
+    }
+    if (run.run.orphanedPartials > 0) this.rowMissing(table, run.run.orphanedPartials);
+    if (deletes.length > 0) {
+      await this.execChunked(
+        deletePrefix(table),
+        deletes.map((k) =>
+          deleteItem(
+            table,
+            table.keyColumns.map((c) => this.literal(table, c, k)),
+          ),
+        ),
+        deleteSuffix(table),
+        deleteSeparator(table),
+      );
+    }
+    for (const { columns, rows } of groupByShape(upserts).values()) {
+      const cols = columns.filter((c) => table.columns.has(c));
+      await this.execChunked(
+        insertPrefix(table, cols),
+        rows.map((r) => this.rowLiteral(table, cols, r)),
+        upsertSuffix(table, cols),
+      );
+    }
+    if (partials.length > 0) {
+      const keys = new Set(table.keyColumns);
+      const statements: string[] = [];
+      for (const row of partials) {
+        const set = Object.keys(row).filter((c) => !keys.has(c) && table.columns.has(c));
+        if (set.length === 0) continue;
+        statements.push(
+          updateByKeySql(
+            table,
+            set.map((c) => [c, this.literal(table, c, row)]),
+            table.keyColumns.map((k) => this.literal(table, k, row)),
+          ),
+        );
+      }
+      const matched = await this.execMany(statements);
+      const missing = matched.filter((n) => n === 0).length;
+      if (missing > 0) this.rowMissing(table, missing);
+    }
+  }
+
+  /** Update or delete exactly one row equal to the old image (full before image, no key). */
+  private async applyKeylessChange(table: TargetTable, ev: ChangeEvent): Promise<void> {
+    const before = ev.before;
+    if (!before) {
+      this.warnOnce(`nobefore:${table.sourceId}`, {
+        event: 'target_keyless_change_skipped',
+        table: table.sourceId,
+        op: ev.op,
+        hint: 'An update or delete of a table without a key came without the old row; it cannot be matched.',
+      });
+      return;
+    }
+    const usable = Object.keys(before).filter((c) => before[c] !== UNCHANGED && table.columns.has(c));
+    const exact = usable.filter((c) => !table.columns.get(c)!.inexact);
+    const match = (exact.length > 0 ? exact : usable).map((c) =>
+      nullSafeMatch(table.columns.get(c)!, this.literal(table, c, before), this.flavor),
+    );
+    if (match.length === 0) return;
+    if (ev.op === 'delete') {
+      const [matched] = await this.execMany([deleteOneSql(table, match)]);
+      if (!matched) this.rowMissing(table, 1);
+      return;
+    }
+    if (ev.op === 'update' && ev.after) {
+      const after = ev.after;
+      const set = knownColumns(after).filter((c) => table.columns.has(c));
+      if (set.length === 0) return;
+      const [matched] = await this.execMany([
+        updateOneSql(
+          table,
+          set.map((c) => [c, this.literal(table, c, after)]),
+          match,
+        ),
+      ]);
+      if (!matched) this.rowMissing(table, 1);
+    }
+  }
+}
