@@ -234,45 +234,55 @@ export async function compareKeyless(plan: TablePlan, options: CompareOptions): 
   const empty: Digest = { n: 0, s: 0n };
   const differing = names.filter((b) => !same(sb.get(b) ?? empty, tb.get(b) ?? empty));
 
-  const differences: Difference[] = [];
-  let truncated = false;
-  for (const b of differing) {
-    if (differences.length >= options.maxDiffs) {
+  // Each differing bucket holds at least one differing row: the first maxDiffs buckets are enough, in one scan per side.
+  const wanted = differing.slice(0, Math.max(options.maxDiffs, 0));
+  let truncated = wanted.length < differing.length;
+  const counts = async (s: SidePlan) => {
+    if (wanted.length === 0) return new Map<string, number>();
+    const rows = await s.db.query(
+      `SELECT h, COUNT(*) AS n FROM ${inner(s)} WHERE SUBSTR(h, 1, 2) IN (${wanted.map(sqlString).join(', ')}) GROUP BY h`,
+    );
+    return new Map(rows.map((r) => [r.h!, Number(r.n)]));
+  };
+  const [sc, tc] = await Promise.all([counts(source), counts(target)]);
+  const found: { h: string; a: number; c: number }[] = [];
+  for (const h of [...new Set([...sc.keys(), ...tc.keys()])].sort()) {
+    const a = sc.get(h) ?? 0;
+    const c = tc.get(h) ?? 0;
+    if (a === c) continue;
+    if (found.length >= options.maxDiffs) {
       truncated = true;
       break;
     }
-    const counts = async (s: SidePlan) =>
-      new Map(
-        (
-          await s.db.query(
-            `SELECT h, COUNT(*) AS n FROM ${inner(s)} WHERE SUBSTR(h, 1, 2) = ${sqlString(b)} GROUP BY h ORDER BY h`,
-          )
-        ).map((r) => [r.h!, Number(r.n)]),
-      );
-    const [sc, tc] = await Promise.all([counts(source), counts(target)]);
-    for (const h of [...new Set([...sc.keys(), ...tc.keys()])].sort()) {
-      const a = sc.get(h) ?? 0;
-      const c = tc.get(h) ?? 0;
-      if (a === c) continue;
-      if (differences.length >= options.maxDiffs) {
-        truncated = true;
-        break;
-      }
-      const holder = a > 0 ? source : target;
-      const row = (
-        await holder.db.query(
-          `SELECT ${holder.values.map((v, i) => `${v} AS v${i}`).join(', ')} FROM ${holder.from} WHERE ${holder.hash} = ${sqlString(h)} LIMIT 1`,
-        )
-      )[0];
-      const values = Object.fromEntries(plan.columns.map((col, i) => [col, row?.[`v${i}`] ?? null]));
-      differences.push({
-        kind: a > c ? 'missing_at_target' : 'extra_at_target',
-        source_count: a,
-        target_count: c,
-        ...(a > 0 ? { source: values } : { target: values }),
-      });
-    }
+    found.push({ h, a, c });
   }
+  // The rows themselves, one scan per side for all listed hashes.
+  const rowsOf = async (s: SidePlan, hashes: string[]) => {
+    const out = new Map<string, Record<string, string | null>>();
+    if (hashes.length === 0) return out;
+    const rows = await s.db.query(
+      `SELECT h, ${s.values.map((_, i) => `v${i}`).join(', ')} FROM (SELECT ${s.hash} AS h, ${s.values.map((v, i) => `${v} AS v${i}`).join(', ')}
+         FROM ${s.from}) x WHERE h IN (${hashes.map(sqlString).join(', ')})`,
+    );
+    for (const r of rows) out.set(r.h!, Object.fromEntries(plan.columns.map((col, i) => [col, r[`v${i}`] ?? null])));
+    return out;
+  };
+  const [sr, tr] = await Promise.all([
+    rowsOf(
+      source,
+      found.filter((f) => f.a > 0).map((f) => f.h),
+    ),
+    rowsOf(
+      target,
+      found.filter((f) => f.a === 0).map((f) => f.h),
+    ),
+  ]);
+  const differences: Difference[] = found.map(({ h, a, c }) => ({
+    kind: a > c ? 'missing_at_target' : 'extra_at_target',
+    source_count: a,
+    target_count: c,
+    ...(a > 0 ? { source: sr.get(h) ?? {} } : { target: tr.get(h) ?? {} }),
+  }));
   return {
     sourceRows: total(sb),
     targetRows: total(tb),
