@@ -8,10 +8,13 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { type BenchContext, type ResultRow, type Scenario, serverPool } from './lib/scenario.ts';
+import { type BenchContext, type Goal, type ResultRow, type Scenario, serverPool } from './lib/scenario.ts';
 import { b1 } from './scenarios/b1-postgres-decode.ts';
+import { b2 } from './scenarios/b2-mysql-decode.ts';
+import { b3 } from './scenarios/b3-postgres-apply.ts';
+import { b4 } from './scenarios/b4-snapshot.ts';
 
-const SCENARIOS: Scenario[] = [b1];
+const SCENARIOS: Scenario[] = [b1, b2, b3, b4];
 
 const { values } = parseArgs({
   options: {
@@ -89,7 +92,7 @@ try {
         ours: null,
         baseline: null,
         ratio: null,
-        goal: { kind: 'ratio-at-least', value: 0 },
+        goal: { kind: 'none' },
         met: null,
         eventsPerCpuSecond: null,
         peakRssMiB: null,
@@ -150,6 +153,12 @@ function fmt(value: number | null, digits = 0): string {
   return value.toFixed(digits);
 }
 
+function goalText(goal: Goal): string {
+  if (goal.kind === 'ratio-at-least') return `>= ${goal.value}x`;
+  if (goal.kind === 'at-most') return `<= ${goal.value} ${goal.unit}`;
+  return '-';
+}
+
 function formatTable(results: ResultRow[]): string {
   const header = [
     'id',
@@ -168,7 +177,7 @@ function formatTable(results: ResultRow[]): string {
     r.ours === null ? 'n/a' : `${fmt(r.ours, r.ours < 10 ? 1 : 0)} ${r.unit}`,
     r.baseline === null ? '-' : `${fmt(r.baseline)} ${r.unit}`,
     r.ratio === null ? '-' : `${r.ratio.toFixed(2)}x`,
-    r.goal.kind === 'ratio-at-least' ? `>= ${r.goal.value}x` : `<= ${r.goal.value} ${r.goal.unit}`,
+    goalText(r.goal),
     r.met === null ? 'n/a' : r.met ? 'yes' : 'NO',
     fmt(r.eventsPerCpuSecond),
     r.peakRssMiB === null ? '-' : `${r.peakRssMiB.toFixed(0)} MiB`,

@@ -4,7 +4,10 @@ import { MiB, median } from './measure.ts';
 import type { RunResult } from './pipeline-run.ts';
 
 /** A goal on the ratio ours/baseline (higher is better), or on our figure alone (lower is better). */
-export type Goal = { kind: 'ratio-at-least'; value: number } | { kind: 'at-most'; value: number; unit: string };
+export type Goal =
+  | { kind: 'ratio-at-least'; value: number }
+  | { kind: 'at-most'; value: number; unit: string }
+  | { kind: 'none' };
 
 /** One line of the results table. */
 export interface ResultRow {
@@ -70,7 +73,8 @@ export function throughputRow(
 
 export function metGoal(goal: Goal, ours: number | null, ratio: number | null): boolean | null {
   if (goal.kind === 'ratio-at-least') return ratio === null ? null : ratio >= goal.value;
-  return ours === null ? null : ours <= goal.value;
+  if (goal.kind === 'at-most') return ours === null ? null : ours <= goal.value;
+  return null;
 }
 
 export function unavailableRow(id: string, scenario: string, unit: string, goal: Goal, reason: string): ResultRow {
