@@ -674,27 +674,49 @@ export class MysqlTarget implements Target {
     return `${s})`;
   }
 
-  /** Sends `prefix item, item, ... suffix` in as few statements as the row and byte limits allow. */
-  private async execChunked(prefix: string, items: string[], suffix: string, separator = ', '): Promise<number> {
-    let affected = 0;
+  /**
+   * Sends `prefix item, item, ... suffix` in as few statements as the row and byte limits allow. Items are encoded
+   * lazily, so the next statement is built while the previous one runs at the server (one statement in flight).
+   */
+  private async execChunked<T>(
+    prefix: string,
+    items: T[],
+    encode: (item: T) => string,
+    suffix: string,
+    separator = ', ',
+  ): Promise<void> {
     let sql = '';
     let count = 0;
+    let inflight: Promise<unknown> | null = null;
     const send = async () => {
       if (count === 0) return;
-      const result = await this.exec(sql + suffix);
-      affected += Array.isArray(result) ? 0 : result.affectedRows;
+      const statement = sql + suffix;
       sql = '';
       count = 0;
+      if (inflight) await inflight;
+      const running = this.exec(statement);
+      // Awaited before the next statement or at the end; a failure must not go unhandled meanwhile.
+      running.catch(() => undefined);
+      inflight = running;
     };
-    for (const item of items) {
-      if (count > 0 && (count >= this.config.statement_max_rows || sql.length + item.length > this.maxStatementBytes)) {
-        await send();
+    try {
+      for (const item of items) {
+        const text = encode(item);
+        if (
+          count > 0 &&
+          (count >= this.config.statement_max_rows || sql.length + text.length > this.maxStatementBytes)
+        ) {
+          await send();
+        }
+        sql += count === 0 ? prefix + text : separator + text;
+        count++;
       }
-      sql += count === 0 ? prefix + item : separator + item;
-      count++;
+      await send();
+      if (inflight) await inflight;
+    } catch (err) {
+      if (inflight) await (inflight as Promise<unknown>).catch(() => undefined);
+      throw err;
     }
-    await send();
-    return affected;
   }
 
   /** Runs independent statements, several per round trip; returns the rows each one matched. */
@@ -748,11 +770,7 @@ export class MysqlTarget implements Target {
       for (const { columns, rows } of groupByShape(run.rows).values()) {
         const cols = columns.filter((c) => table.columns.has(c));
         if (cols.length === 0) continue;
-        await this.execChunked(
-          insertPrefix(table, cols),
-          rows.map((r) => this.rowLiteral(table, cols, r)),
-          '',
-        );
+        await this.execChunked(insertPrefix(table, cols), rows, (r) => this.rowLiteral(table, cols, r), '');
       }
       return;
     }
@@ -768,12 +786,12 @@ export class MysqlTarget implements Target {
     if (deletes.length > 0) {
       await this.execChunked(
         deletePrefix(table),
-        deletes.map((k) =>
+        deletes,
+        (k) =>
           deleteItem(
             table,
             table.keyColumns.map((c) => this.literal(table, c, k)),
           ),
-        ),
         deleteSuffix(table),
         deleteSeparator(table),
       );
@@ -782,7 +800,8 @@ export class MysqlTarget implements Target {
       const cols = columns.filter((c) => table.columns.has(c));
       await this.execChunked(
         insertPrefix(table, cols),
-        rows.map((r) => this.rowLiteral(table, cols, r)),
+        rows,
+        (r) => this.rowLiteral(table, cols, r),
         upsertSuffix(table, cols),
       );
     }
