@@ -91,6 +91,9 @@ pipelines:
       expect(metrics).toMatch(/tributary_events_total\{pipeline="ops",table="public.accounts",op="update"\} 10/);
       expect(metrics).toContain('tributary_target_write_seconds_bucket');
       expect((await fetch(`http://${listen}/healthz`)).status).toBe(200);
+
+      const verified = await tributary(['verify', '-c', configFile]);
+      expect(verified.code, verified.stdout + verified.stderr).toBe(0);
     } finally {
       expect(await replicator.stop()).toBe(0);
     }
