@@ -13,8 +13,9 @@ import { b1 } from './scenarios/b1-postgres-decode.ts';
 import { b2 } from './scenarios/b2-mysql-decode.ts';
 import { b3 } from './scenarios/b3-postgres-apply.ts';
 import { b4 } from './scenarios/b4-snapshot.ts';
+import { b5 } from './scenarios/b5-latency.ts';
 
-const SCENARIOS: Scenario[] = [b1, b2, b3, b4];
+const SCENARIOS: Scenario[] = [b1, b2, b3, b4, b5];
 
 const { values } = parseArgs({
   options: {
