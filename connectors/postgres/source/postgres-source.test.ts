@@ -119,7 +119,11 @@ create table alltypes (
   ai int[], at text[][], mood mood, pi posint, ir int4range, fr floatrange, pr pair,
   inet inet, cidr cidr, mac macaddr, bt bit(4), vb varbit, m money, x xml, tv tsvector,
   pt point, ln line, bx box, pg polygon, ci circle, ls lseg, pa path
-);`;
+);
+create extension hstore;
+create extension citext;
+create table ext (id int primary key, h hstore, ct citext, hs hstore[]);
+insert into ext values (1, 'a=>1, "b c"=>NULL', 'MiXeD', array['x=>y']::hstore[]), (2, '', '', '{}');`;
 
 const TYPE_ROWS = `
 insert into alltypes values
@@ -178,12 +182,28 @@ describe.each(FLAVORS)('PostgresSource on %s PostgreSQL', (_name, flavor) => {
 
   it('values of every type equal the server text output, in snapshot reads and streamed inserts', async () => {
     const { db, url } = await fresh(`${TYPES_DDL}${TYPE_ROWS}`);
-    const { source, reader } = await open({ type: 'postgres', url, tables: ['public.alltypes'] }, 'types');
+    const { source, reader } = await open(
+      { type: 'postgres', url, tables: ['public.alltypes', 'public.ext'] },
+      'types',
+    );
     try {
-      const reads = await reader.until((_ev, b) => b.checkpoint !== null);
+      const all = await reader.until((_ev, b) => b.checkpoint !== null);
+      const reads = all.filter((e) => e.table.name === 'alltypes');
+      // Extension types: text output as is; citext (a string category type) is text, hstore other.
+      const extReads = all.filter((e) => e.table.name === 'ext');
+      expect(extReads.map((e) => e.after)).toEqual(await rawRows(server, db, 'select * from ext order by id'));
+      await server.query(db, "insert into ext values (3, 'k=>v', 'Ü', null)");
+      const [extInsert] = await reader.until((ev) => ev.length >= 1);
+      expect([extInsert!.after]).toEqual(await rawRows(server, db, 'select * from ext where id = 3'));
+      expect(extInsert!.schema.columns.map((c) => [c.name, c.type, c.kind, c.elementKind])).toEqual([
+        ['id', 'integer', 'int', undefined],
+        ['h', 'hstore', 'other', undefined],
+        ['ct', 'citext', 'text', undefined],
+        ['hs', 'hstore[]', 'array', 'other'],
+      ]);
       expect(reads.map((e) => e.op)).toEqual(['read', 'read', 'read', 'read']);
       expect(reads[0]!.source.snapshot).toBe('first');
-      expect(reads[3]!.source.snapshot).toBe('last');
+      expect(extReads[1]!.source.snapshot).toBe('last');
       const expected = await rawRows(server, db, 'select * from alltypes order by id');
       expect(reads.map((e) => e.after)).toEqual(expected);
       // The same rows again, streamed.
@@ -261,6 +281,13 @@ describe.each(FLAVORS)('PostgresSource on %s PostgreSQL', (_name, flavor) => {
         transactional: true,
       });
       expect(ev[0]!.source.txId).toBe(ev[6]!.source.txId);
+      // Every event of a transaction carries its commit end LSN, the checkpoint of the batch that completes it.
+      const commitLsns = new Set(ev.slice(0, 8).map((e) => (e.source.position as { commitLsn?: string }).commitLsn));
+      expect(commitLsns.size).toBe(1);
+      const commitLsn = [...commitLsns][0]!;
+      const truncateLsn = (ev[8]!.source.position as { commitLsn: string }).commitLsn;
+      expect(parseLsn(commitLsn)).toBeLessThan(parseLsn(truncateLsn));
+      expect((reader.batches.at(-1)!.checkpoint!.position as { lsn: string }).lsn).toBe(truncateLsn);
     } finally {
       await source.close();
     }

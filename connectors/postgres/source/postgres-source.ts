@@ -133,6 +133,10 @@ export class PostgresSource implements Source {
   private queue: Entry[] = [];
   private sizes: number[] = [];
   private head = 0;
+  /** Entries removed from the front of `queue` so far (absolute index = dropped + array index). */
+  private dropped = 0;
+  /** Absolute queue index of the current transaction's first entry. */
+  private txFirst = 0;
   private queuedEvents = 0;
   private queuedBytes = 0;
   private peakQueuedEvents = 0;
@@ -623,6 +627,7 @@ export class PostgresSource implements Source {
     switch (msg.type) {
       case 'begin':
         this.inTx = true;
+        this.txFirst = this.dropped + this.queue.length;
         this.skipTx = msg.finalLsn < this.skipUpTo;
         this.txCommitTimeMs = msg.commitTimeMs;
         return;
@@ -633,6 +638,7 @@ export class PostgresSource implements Source {
           this.skipTx = false;
           return;
         }
+        this.stampCommit(msg.endLsn);
         this.pushMark(msg.endLsn, msg.commitTimeMs);
         return;
       case 'relation':
@@ -723,11 +729,28 @@ export class PostgresSource implements Source {
     if (this.head > 4096 && this.head * 2 > this.queue.length) {
       this.queue = this.queue.slice(this.head);
       this.sizes = this.sizes.slice(this.head);
+      this.dropped += this.head;
       this.head = 0;
     } else if (this.head === this.queue.length && this.head > 0) {
       this.queue.length = 0;
       this.sizes.length = 0;
+      this.dropped += this.head;
       this.head = 0;
+    }
+  }
+
+  /**
+   * Sets `commitLsn` on the events of the transaction that just committed when all of them are still buffered
+   * (the usual case), so every event of a transaction has it or none has (a transaction already partly handed out).
+   */
+  private stampCommit(endLsn: bigint): void {
+    const start = this.txFirst - this.dropped;
+    if (start < this.head) return;
+    const text = formatLsn(endLsn);
+    for (let i = start; i < this.queue.length; i++) {
+      const entry = this.queue[i]!;
+      if (!(entry instanceof CommitMark) && entry.source.position.kind === 'postgres')
+        entry.source.position.commitLsn = text;
     }
   }
 
