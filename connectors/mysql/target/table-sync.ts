@@ -177,7 +177,9 @@ export async function syncTable(
   const columnDef = (i: number) => {
     const c = source.columns[i]!;
     const key = source.keyColumns.includes(c.name);
-    return `${quoteId(c.name)} ${wanted[i]!.sql} ${key ? 'NOT NULL' : 'NULL'}`;
+    // A NOT NULL TIMESTAMP without a default would get MariaDB's automatic ON UPDATE CURRENT_TIMESTAMP.
+    const noAutoUpdate = key && /^timestamp/i.test(wanted[i]!.sql) ? " DEFAULT '1970-01-01 00:00:01'" : '';
+    return `${quoteId(c.name)} ${wanted[i]!.sql} ${key ? 'NOT NULL' : 'NULL'}${noAutoUpdate}`;
   };
   const logLossy = (indexes: number[]) => {
     for (const i of indexes) {
