@@ -293,6 +293,36 @@ describe.each(FLAVORS)('PostgresSource on %s PostgreSQL', (_name, flavor) => {
     }
   });
 
+  it('a schema change applies from the next event, with a new TableSchema object', async () => {
+    const { db, url } = await fresh('create table sc (id int primary key, a text)');
+    const { source, reader } = await open({ type: 'postgres', url, tables: ['public.sc'] }, 'schema');
+    try {
+      await reader.until((_e, b) => b.checkpoint !== null);
+      await server.query(
+        db,
+        `insert into sc values (1, 'x');
+         begin; alter table sc add column b numeric(5,1) default 2.5; insert into sc values (2, 'y', 3); commit;
+         alter table sc alter column a type varchar(10); update sc set a = 'z' where id = 1;`,
+      );
+      const ev = await reader.until((e) => e.length >= 3);
+      expect(ev.map((e) => e.after)).toEqual([
+        { id: '1', a: 'x' },
+        { id: '2', a: 'y', b: '3.0' },
+        { id: '1', a: 'z', b: '2.5' },
+      ]);
+      expect(ev[0]!.schema.columns.map((c) => c.type)).toEqual(['integer', 'text']);
+      expect(ev[1]!.schema.columns.map((c) => c.type)).toEqual(['integer', 'text', 'numeric(5,1)']);
+      expect(ev[2]!.schema.columns.map((c) => c.type)).toEqual(['integer', 'character varying(10)', 'numeric(5,1)']);
+      expect(ev[1]!.schema).not.toBe(ev[0]!.schema);
+      expect(ev[0]!.schema.columns).toHaveLength(2);
+      const status = await source.status();
+      expect(status.retainedBytes).toBeGreaterThanOrEqual(0);
+      expect(status.details).toMatchObject({ slot: 'tributary_schema', slotExists: true, active: true });
+    } finally {
+      await source.close();
+    }
+  });
+
   it('marks unchanged TOAST values as UNCHANGED when another column is updated', async () => {
     const { db, url } = await fresh('create table big (id int primary key, n int, doc text)');
     const { source, reader } = await open({ type: 'postgres', url, tables: ['public.big'] }, 'toast');
@@ -651,6 +681,22 @@ describe.each(FLAVORS)('PostgresSource on %s PostgreSQL', (_name, flavor) => {
     const lostErr = await open({ type: 'postgres', url, tables: ['public.keyed'] }, 'lost', lost).catch((e) => e);
     expect(lostErr).toBeInstanceOf(SourceSetupError);
     expect(lostErr.hint).toMatch(/on_slot_lost: resnapshot/);
+    await server.query(db, 'insert into keyed values (1), (2)');
+    const again = await open(
+      { type: 'postgres', url, tables: ['public.keyed'], on_slot_lost: 'resnapshot' },
+      'lost',
+      lost,
+    );
+    try {
+      const ev = await again.reader.until((_e, b) => b.checkpoint !== null);
+      expect(ev.map((e) => [e.op, e.source.snapshot])).toEqual([
+        ['truncate', 'true'],
+        ['read', 'first'],
+        ['read', 'last'],
+      ]);
+    } finally {
+      await again.source.close();
+    }
 
     u.username = 'postgres';
     u.port = '1';
