@@ -14,8 +14,10 @@ import { b2 } from './scenarios/b2-mysql-decode.ts';
 import { b3 } from './scenarios/b3-postgres-apply.ts';
 import { b4 } from './scenarios/b4-snapshot.ts';
 import { b5 } from './scenarios/b5-latency.ts';
+import { b6 } from './scenarios/b6-big-transaction.ts';
+import { b7 } from './scenarios/b7-mysql-to-postgres.ts';
 
-const SCENARIOS: Scenario[] = [b1, b2, b3, b4, b5];
+const SCENARIOS: Scenario[] = [b1, b2, b3, b4, b5, b6, b7];
 
 const { values } = parseArgs({
   options: {
