@@ -291,6 +291,20 @@ describe('MysqlTarget', () => {
     expect(await q('select count(*) as n from items')).toEqual([{ n: '2' }]);
     await target.write(src.last(tx, []));
     expect(await q('select count(*) as n from items')).toEqual([{ n: '3' }]);
+    // A column added to a table the open transaction already wrote: MySQL commits that part early (logged).
+    const v3 = tableSchema('public.items', [...v2.columns, col('note', 'text')]);
+    const tx2 = src.tx((t) =>
+      t
+        .insert(v2, { id: '4', name: 'four', price: null })
+        .insert(v3, { id: '5', name: 'five', price: null, note: 'n' }),
+    );
+    await target.write(src.partial(tx2.events));
+    await target.write(src.last(tx2, []));
+    expect(await q('select id, note from items where id >= 4 order by id')).toEqual([
+      { id: 4, note: null },
+      { id: 5, note: 'n' },
+    ]);
+    expect(ctx.logs.some((l) => l.event === 'target_ddl_commits_early')).toBe(true);
   });
 
   it('stops with SchemaMismatchError when the target cannot follow', async () => {
