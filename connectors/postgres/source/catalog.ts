@@ -156,7 +156,9 @@ export async function listTables(
 ): Promise<{ tables: SourceTable[]; missing: string[] }> {
   const rows = (await client.query<TableRow>(`${TABLES_SQL} order by 2, 3`)).rows;
   if (!config.tables) {
-    return { tables: rows.filter((r) => r.is_owner && r.can_select).map(toSourceTable), missing: [] };
+    // Tributary's own schema (checkpoint tables) is never replicated implicitly: that would feed back on itself.
+    const mine = rows.filter((r) => r.is_owner && r.can_select && r.schema !== 'tributary');
+    return { tables: mine.map(toSourceTable), missing: [] };
   }
   const byName = new Map(rows.map((r) => [`${r.schema}.${r.name}`, r]));
   const tables: SourceTable[] = [];

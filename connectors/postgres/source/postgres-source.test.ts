@@ -607,6 +607,24 @@ describe.each(FLAVORS)('PostgresSource on %s PostgreSQL', (_name, flavor) => {
     }
   });
 
+  it('without a table list: every owned table except the tributary schema', async () => {
+    const { db, url } = await fresh(`
+      create schema app; create schema tributary;
+      create table app.a (id int primary key); create table public.b (id int primary key);
+      create table tributary.checkpoints (pipeline text primary key);
+      insert into app.a values (1); insert into public.b values (2); insert into tributary.checkpoints values ('x');`);
+    const { source, reader } = await open({ type: 'postgres', url }, 'all');
+    try {
+      const reads = await reader.until((_e, b) => b.checkpoint !== null);
+      expect(reads.map((e) => `${e.table.schema}.${e.table.name}`)).toEqual(['app.a', 'public.b']);
+      await server.query(db, "insert into tributary.checkpoints values ('y'); insert into public.b values (3)");
+      const ev = await reader.until((e) => e.length >= 1);
+      expect(ev.map((e) => [e.table.name, e.after])).toEqual([['b', { id: '3' }]]);
+    } finally {
+      await source.close();
+    }
+  });
+
   it('partitioned tables: snapshot and changes appear under the partitioned table', async () => {
     const { db, url } = await fresh(`
       create table part (id int primary key, v text) partition by range (id);

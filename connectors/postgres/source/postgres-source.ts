@@ -18,7 +18,7 @@ import type { ChangeEvent, Row, TableSchema } from '../../../src/core/change-eve
 import { type Checkpoint, formatLsn, parseLsn } from '../../../src/core/checkpoint.ts';
 import type { ConnectorContext, PreflightProblem } from '../../../src/core/connector-context.ts';
 import type { Source, SourceStatus } from '../../../src/core/source.ts';
-import { ConnectionError, SourceSetupError, TributaryError } from '../../../src/errors.ts';
+import { ConnectionError, errorKind, SourceSetupError, TributaryError } from '../../../src/errors.ts';
 import { TypeResolver } from '../types.ts';
 import {
   checkServer,
@@ -537,8 +537,9 @@ export class PostgresSource implements Source {
     this.meta
       .query('select pg_logical_emit_message(true, $1, $2)', [HEARTBEAT_PREFIX, this.names.slot])
       .catch((err: unknown) => {
-        if ((err as { code?: string }).code === '42501') {
-          // Not allowed to write logical messages: idle advancement then relies on server keepalives only.
+        if (errorKind(err) !== 'retryable') {
+          // Not allowed to write logical messages (privilege, read-only standby): idle advancement then relies on
+          // server keepalives only.
           if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
           this.ctx.logger.warn({
             event: 'heartbeat_disabled',
