@@ -1,5 +1,7 @@
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
+import v8 from 'node:v8';
+import vm from 'node:vm';
 
 export function median(values: number[]): number {
   if (values.length === 0) return Number.NaN;
@@ -102,3 +104,14 @@ export function timeCommand(
 }
 
 export const MiB = 1024 * 1024;
+
+let gcFn: (() => void) | null = null;
+
+/** Full garbage collection, so that a run's peak RSS owes less to what earlier runs left behind. */
+export function collectGarbage(): void {
+  if (!gcFn) {
+    v8.setFlagsFromString('--expose-gc');
+    gcFn = vm.runInNewContext('gc') as () => void;
+  }
+  gcFn();
+}

@@ -11,7 +11,7 @@ import type { ConnectorContext } from '../../src/core/connector-context.ts';
 import type { Source } from '../../src/core/source.ts';
 import type { Target } from '../../src/core/target.ts';
 import { Pipeline } from '../../src/pipeline/pipeline.ts';
-import { cpuSecondsSince, RssSampler } from './measure.ts';
+import { collectGarbage, cpuSecondsSince, RssSampler } from './measure.ts';
 
 /** The product's default batch settings: what a user gets without tuning. */
 export const BATCH = batchConfig.parse({});
@@ -86,6 +86,7 @@ export async function runMeasured(run: MeasuredRun): Promise<RunResult> {
   const done = new Promise<void>((resolve) => {
     resolveDone = resolve;
   });
+  collectGarbage();
   const sampler = new RssSampler(50);
 
   const inner = run.target;
