@@ -2,6 +2,7 @@ import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
+import pg from 'pg';
 import { serviceAccount } from '../harness/os-user.ts';
 import type { PgServer } from '../harness/postgres.ts';
 
@@ -99,6 +100,7 @@ export class Replicator {
   constructor(
     readonly configFile: string,
     readonly logFile: string,
+    private readonly env: NodeJS.ProcessEnv = {},
   ) {}
 
   start(): void {
@@ -107,7 +109,7 @@ export class Replicator {
     fs.writeSync(log, `--- start ${this.starts + 1} at ${new Date().toISOString()}\n`);
     const child = spawn(process.execPath, ['bin/tributary.js', 'run', '-c', this.configFile], {
       stdio: ['ignore', log, log],
-      env: { ...process.env, TRIBUTARY_LOG_LEVEL: 'info' },
+      env: { ...process.env, TRIBUTARY_LOG_LEVEL: 'info', ...this.env },
     });
     fs.closeSync(log);
     this.child = child;
@@ -265,4 +267,34 @@ export function writePipelineConfig(
     if (value !== undefined) lines.push(`    ${key}: ${JSON.stringify(value)}`);
   }
   fs.writeFileSync(file, `${lines.join('\n')}\n`);
+}
+
+/** Rows whose count differs between source and target (as row text), for a failure message; at most `limit`. */
+export async function rowDifferences(
+  sourceUrl: string,
+  targetUrl: string,
+  table: string,
+  limit = 20,
+): Promise<{ row: string; source: number; target: number }[]> {
+  const counts = async (url: string) => {
+    const client = new pg.Client({ connectionString: url });
+    await client.connect();
+    try {
+      const { rows } = await client.query<{ row: string; n: string }>(
+        `select t::text as row, count(*) as n from ${table} t group by 1`,
+      );
+      return new Map(rows.map((r) => [r.row, Number(r.n)]));
+    } finally {
+      await client.end();
+    }
+  };
+  const [s, t] = await Promise.all([counts(sourceUrl), counts(targetUrl)]);
+  const out: { row: string; source: number; target: number }[] = [];
+  for (const row of new Set([...s.keys(), ...t.keys()])) {
+    const a = s.get(row) ?? 0;
+    const b = t.get(row) ?? 0;
+    if (a !== b) out.push({ row, source: a, target: b });
+    if (out.length >= limit) break;
+  }
+  return out;
 }
