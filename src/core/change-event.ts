@@ -56,6 +56,13 @@ export interface ColumnInfo {
   nullable?: boolean;
   /** Part of the primary key (or replica identity). */
   isKey: boolean;
+  /**
+   * The value (canonical text) that rows which existed before this column was added read for it, when the source
+   * gave them one without writing them to its log (PostgreSQL 11+ `ADD COLUMN ... DEFAULT <constant>` keeps it in
+   * `pg_attribute.attmissingval`). A target that adds the column gives existing rows this value. Absent or null:
+   * existing rows read NULL (or the source does not know).
+   */
+  missingValue?: string | null;
 }
 
 export interface TableSchema {

@@ -10,9 +10,11 @@ import {
   inexactMatch,
   isSafeMysqlType,
   type MappingOptions,
+  NULLED,
   type SourceEngine,
   type TargetColumnType,
   tableColumnTypes,
+  type ValueConversionError,
 } from './type-mapping.ts';
 
 type Conn = mysql.Connection | mysql.PoolConnection;
@@ -46,8 +48,12 @@ export interface SyncOptions extends MappingOptions {
   flavor: 'mariadb' | 'mysql';
 }
 
-/** Runs DDL (which commits implicitly in MySQL) where it cannot commit half of an open transaction. */
-export type DdlRunner = (sql: string, table: string) => Promise<void>;
+/**
+ * Runs DDL (which commits implicitly in MySQL) where it cannot commit half of an open transaction. Several
+ * statements run one after another on the same connection, and a COMMIT follows them when there is more than one
+ * (so an UPDATE that fills an added column is durable together with the column, as far as MySQL allows).
+ */
+export type DdlRunner = (sql: string | string[], table: string) => Promise<void>;
 
 interface CatalogColumn extends TargetColumnType {
   name: string;
@@ -85,6 +91,16 @@ async function readCatalog(
     }
   }
   return { columns, keys: (keyRows as { name: string }[]).map((r) => r.name) };
+}
+
+/** Types whose columns take no literal DEFAULT on MySQL (only an expression one, from 8.0.13). */
+const NO_LITERAL_DEFAULT =
+  /^(tiny|medium|long)?(blob|text)$|^json$|^(geometry|point|linestring|polygon|multipoint|multilinestring|multipolygon|geometrycollection|geomcollection)$/;
+
+/** The target column a created column type will be, as information_schema.COLUMNS will describe it. */
+function plannedColumnType(sql: string): TargetColumnType {
+  const columnType = sql.trim().toLowerCase();
+  return { dataType: /^[a-z]+/.exec(columnType)?.[0] ?? columnType, columnType };
 }
 
 const INT_RANK: Record<string, number> = { tinyint: 1, smallint: 2, mediumint: 3, int: 4, integer: 4, bigint: 5 };
@@ -233,13 +249,39 @@ export async function syncTable(
     const problems: string[] = [];
     const changes: string[] = [];
     const changed: number[] = [];
+    // Added columns whose existing rows read a value at the source: a DEFAULT dropped right after, or (types that
+    // take no literal default) an UPDATE of the existing rows.
+    const dropDefaults: string[] = [];
+    const fills: [string, string][] = [];
+    const existingRowsValue = (i: number): string | null => {
+      const col = source.columns[i]!;
+      if (typeof col.missingValue !== 'string') return null;
+      const encode = encoderFor(col, engine, plannedColumnType(wanted[i]!.sql), options);
+      try {
+        const literal = encode?.(col.missingValue);
+        if (literal === undefined) throw new Error(`no conversion to ${wanted[i]!.sql}`);
+        return literal === NULLED ? null : literal;
+      } catch (err) {
+        throw new SchemaMismatchError(
+          `${where}: the value existing source rows read for the added column ${col.name} cannot be stored in ${wanted[i]!.sql}: ${(err as Error).message}`,
+          (err as ValueConversionError).hint ?? 'Add the column on the target by hand (and fill it), then restart.',
+        );
+      }
+    };
     source.columns.forEach((col, i) => {
       const want = wanted[i]!.sql;
       const have = byName.get(col.name);
       if (!have) {
         if (!options.alterTables) problems.push(`column ${col.name} (${want}) is missing on the target`);
         else {
-          changes.push(`ADD COLUMN ${columnDef(i)}`);
+          const literal = existingRowsValue(i);
+          if (literal !== null && NO_LITERAL_DEFAULT.test(plannedColumnType(want).dataType)) {
+            changes.push(`ADD COLUMN ${columnDef(i)}`);
+            fills.push([col.name, literal]);
+          } else if (literal !== null) {
+            changes.push(`ADD COLUMN ${columnDef(i)} DEFAULT ${literal}`);
+            dropDefaults.push(`ALTER COLUMN ${quoteId(col.name)} DROP DEFAULT`);
+          } else changes.push(`ADD COLUMN ${columnDef(i)}`);
           changed.push(i);
         }
         return;
@@ -266,8 +308,22 @@ export async function syncTable(
       );
     }
     if (changes.length > 0) {
-      await ddl(`ALTER TABLE ${qname} ${changes.join(', ')}`, sourceId);
-      logger.info({ event: 'target_table_altered', table: sourceId, changes });
+      // Replicated rows carry every column: a default only gives the existing rows their value and must not stay.
+      await ddl(
+        [
+          `ALTER TABLE ${qname} ${changes.join(', ')}`,
+          ...(dropDefaults.length > 0 ? [`ALTER TABLE ${qname} ${dropDefaults.join(', ')}`] : []),
+          ...(fills.length > 0
+            ? [`UPDATE ${qname} SET ${fills.map(([c, v]) => `${quoteId(c)} = ${v}`).join(', ')}`]
+            : []),
+        ],
+        sourceId,
+      );
+      logger.info({
+        event: 'target_table_altered',
+        table: sourceId,
+        changes: [...changes, ...fills.map(([c]) => `existing rows given the source's value of ${c}`)],
+      });
       logLossy(changed);
       catalog = (await readCatalog(db, target.database, target.name, options.flavor))!;
     }

@@ -289,9 +289,15 @@ export class MysqlTarget implements Target {
    * second connection, unless the open transaction already wrote the table (the second connection would wait for
    * our own metadata lock): then it runs here and commits what is pending early, which is logged.
    */
-  private async ddl(sql: string, table: string): Promise<void> {
+  private async ddl(sql: string | string[], table: string): Promise<void> {
+    const run = async (conn: mysql.Connection | mysql.PoolConnection) => {
+      const statements = typeof sql === 'string' ? [sql] : sql;
+      for (const s of statements) await conn.query(s);
+      // What followed the DDL (an UPDATE filling an added column) commits with it, not with the data.
+      if (statements.length > 1) await conn.query('COMMIT');
+    };
     if (!this.txOpen) {
-      await this.conn!.query(sql);
+      await run(this.conn!);
       return;
     }
     if (this.touched.has(table)) {
@@ -300,14 +306,14 @@ export class MysqlTarget implements Target {
         table,
         hint: 'A schema change inside a source transaction made MySQL commit the part applied so far (DDL cannot be rolled back); a crash right now would replay that part.',
       });
-      await this.conn!.query(sql);
+      await run(this.conn!);
       this.txOpen = false;
       this.touched.clear();
       return;
     }
     const side = await this.openConnection();
     try {
-      await side.query(sql);
+      await run(side);
     } finally {
       await side.end().catch(() => side.destroy());
     }

@@ -348,7 +348,30 @@ interface ColumnRow {
   typmod: number;
   type: string;
   not_null: boolean;
+  missing: string | null;
+  volatile_default: boolean;
 }
+
+/**
+ * Per column: the value rows that existed before the column was added read for it (PostgreSQL 11+ keeps a constant
+ * `ADD COLUMN ... DEFAULT` in attmissingval, one element of the column's type, and writes nothing to the WAL for
+ * those rows), and whether its default is volatile (or an identity) while no such value is kept: an `ADD COLUMN`
+ * with such a default rewrote the table and gave existing rows values that never reach the WAL.
+ * `default_without_missing`: any default but no kept value (volatile, or the value was dropped by a later table
+ * rewrite, or the default was set after the column was added).
+ * `array_to_string` prints the element with its type's output function (the canonical text, with the session
+ * settings), without re-parsing an array literal (whose delimiter is `;` for box).
+ */
+const COLUMN_FACTS_SQL = `
+  case when a.atthasmissing then array_to_string(a.attmissingval, '') end as missing,
+  not a.atthasmissing and (a.attidentity <> '' or exists (
+    select 1 from pg_attrdef d
+     cross join lateral regexp_matches(d.adbin::text, ':(?:funcid|opfuncid) (\\d+)', 'g') f
+      join pg_proc p on p.oid = f[1]::oid
+     where d.adrelid = a.attrelid and d.adnum = a.attnum and p.provolatile = 'v')) as volatile_default,
+  not a.atthasmissing and a.atthasdef and a.attgenerated = '' as default_without_missing`;
+
+const isTrue = (v: unknown): boolean => v === true || v === 't';
 
 /** Key columns from the catalog: primary key, else the replica identity index, else none. */
 async function catalogKey(client: pg.Client, relid: number): Promise<string[]> {
@@ -381,10 +404,10 @@ export async function tableSchemaFromCatalog(
 ): Promise<TableSchema> {
   const cols = (
     await client.query<ColumnRow>(
-      `select attname as name, atttypid::int as type_oid, atttypmod as typmod,
-              format_type(atttypid, atttypmod) as type, attnotnull as not_null
-         from pg_attribute where attrelid = $1 and attnum > 0 and not attisdropped and attgenerated = ''
-        order by attnum`,
+      `select a.attname as name, a.atttypid::int as type_oid, a.atttypmod as typmod,
+              format_type(a.atttypid, a.atttypmod) as type, a.attnotnull as not_null, ${COLUMN_FACTS_SQL}
+         from pg_attribute a where a.attrelid = $1 and a.attnum > 0 and not a.attisdropped and a.attgenerated = ''
+        order by a.attnum`,
       [t.oid],
     )
   ).rows.map((c) => ({
@@ -392,7 +415,8 @@ export async function tableSchemaFromCatalog(
     ...c,
     type_oid: Number(c.type_oid),
     typmod: Number(c.typmod),
-    not_null: c.not_null === true || (c.not_null as unknown) === 't',
+    not_null: isTrue(c.not_null),
+    volatile_default: isTrue(c.volatile_default),
   }));
   const keyColumns = t.replicaIdentity === 'n' ? [] : await catalogKey(client, t.oid);
   const types = await resolver.resolve(
@@ -409,6 +433,7 @@ export async function tableSchemaFromCatalog(
       ...(info.elementKind ? { elementKind: info.elementKind } : {}),
       nullable: !c.not_null,
       isKey: keyColumns.includes(c.name),
+      ...(c.missing !== null ? { missingValue: c.missing } : {}),
     };
   });
   return { table: t.table, columns, keyColumns, beforeImage: beforeImageOf(t.replicaIdentity, keyColumns.length) };
@@ -417,46 +442,66 @@ export async function tableSchemaFromCatalog(
 /**
  * Table schema for a Relation message: types as the message says (format_type with its typmod), key columns from its
  * flags, except REPLICA IDENTITY FULL where every column is flagged and the catalog's primary key is the key.
+ * Also the columns whose default is volatile without a kept missing value (see COLUMN_FACTS_SQL).
+ * Note: the catalog is read as it is now, not as of the message's WAL position.
  */
 export async function tableSchemaFromRelation(
   client: pg.Client,
   resolver: TypeResolver,
   raw: RawRelation,
-): Promise<TableSchema> {
+): Promise<{ schema: TableSchema; volatileDefaults: string[]; lostDefaults: string[] }> {
   const oids = raw.columns.map((c) => c.typeOid);
   const typmods = raw.columns.map((c) => c.typmod);
-  const [typeNames, notNull, types] = await Promise.all([
+  const [typeNames, facts, types] = await Promise.all([
     client.query<{ type: string }>(
       'select format_type(o, m) as type from unnest($1::oid[], $2::int4[]) with ordinality u(o, m, i) order by i',
       [oids, typmods],
     ),
-    client.query<{ name: string }>(
-      'select attname as name from pg_attribute where attrelid = $1 and attnum > 0 and attnotnull and not attisdropped',
+    client.query<{
+      name: string;
+      not_null: boolean;
+      missing: string | null;
+      volatile_default: boolean;
+      default_without_missing: boolean;
+    }>(
+      `select a.attname as name, a.attnotnull as not_null, ${COLUMN_FACTS_SQL}
+         from pg_attribute a where a.attrelid = $1 and a.attnum > 0 and not a.attisdropped`,
       [raw.relid],
     ),
     resolver.resolve(client, oids),
   ]);
-  const notNullSet = new Set(notNull.rows.map((r) => r.name));
+  const factsByName = new Map(facts.rows.map((r) => [r.name, r]));
   const names = new Set(raw.columns.map((c) => c.name));
   let keyColumns: string[];
   if (raw.replicaIdentity === 'f') keyColumns = (await catalogKey(client, raw.relid)).filter((k) => names.has(k));
   else keyColumns = raw.columns.filter((c) => c.isKey).map((c) => c.name);
   const columns: ColumnInfo[] = raw.columns.map((c, i) => {
     const info = types.get(c.typeOid)!;
+    const fact = factsByName.get(c.name);
     return {
       name: c.name,
       type: typeNames.rows[i]?.type ?? String(c.typeOid),
       kind: info.kind,
       typeOid: c.typeOid,
       ...(info.elementKind ? { elementKind: info.elementKind } : {}),
-      nullable: !notNullSet.has(c.name),
+      nullable: !isTrue(fact?.not_null),
       isKey: keyColumns.includes(c.name),
+      ...(fact?.missing != null ? { missingValue: fact.missing } : {}),
     };
   });
   return {
-    table: { schema: raw.schema, name: raw.name },
-    columns,
-    keyColumns,
-    beforeImage: beforeImageOf(raw.replicaIdentity, keyColumns.length),
+    schema: {
+      table: { schema: raw.schema, name: raw.name },
+      columns,
+      keyColumns,
+      beforeImage: beforeImageOf(raw.replicaIdentity, keyColumns.length),
+    },
+    volatileDefaults: raw.columns.filter((c) => isTrue(factsByName.get(c.name)?.volatile_default)).map((c) => c.name),
+    lostDefaults: raw.columns
+      .filter((c) => {
+        const f = factsByName.get(c.name);
+        return isTrue(f?.default_without_missing) && !isTrue(f?.volatile_default);
+      })
+      .map((c) => c.name),
   };
 }

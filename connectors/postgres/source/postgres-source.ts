@@ -149,6 +149,8 @@ export class PostgresSource implements Source {
   // Relation messages are resolved against the catalog while the raw stream waits.
   private blocked = false;
   private backlog: Buffer[] = [];
+  /** Column names per relation OID as last seen (snapshot or Relation message), to tell newly added columns. */
+  private readonly knownColumns = new Map<number, Set<string>>();
   private failure: unknown = null;
   private closed = false;
   private wake: (() => void) | null = null;
@@ -376,6 +378,7 @@ export class PostgresSource implements Source {
       for (const t of tables) {
         if (this.closed) return;
         const schema = await tableSchemaFromCatalog(client, this.resolver, t);
+        this.knownColumns.set(t.oid, new Set(schema.columns.map((c) => c.name)));
         const source = (snapshot: 'true' | 'first') =>
           ({
             connector: 'postgresql',
@@ -698,7 +701,8 @@ export class PostgresSource implements Source {
     this.blocked = true;
     this.stream?.pause();
     tableSchemaFromRelation(this.meta!, this.resolver, raw).then(
-      (schema) => {
+      ({ schema, volatileDefaults, lostDefaults }) => {
+        this.warnUnknownExistingValues(raw, volatileDefaults, lostDefaults);
         this.decoder.setRelation(raw.relid, schema);
         this.blocked = false;
         const pending = this.backlog;
@@ -715,6 +719,40 @@ export class PostgresSource implements Source {
       },
       (err: unknown) => this.fail(connectFailure(this.config.url, err)),
     );
+  }
+
+  /**
+   * A column added with a volatile default (random(), clock_timestamp(), nextval(), an identity) made PostgreSQL
+   * rewrite the table with a value per existing row and write none of them as changes: the target cannot get them
+   * from the stream. The same holds for a constant default whose kept value (attmissingval) is gone because the table
+   * was rewritten before this Relation message was resolved (the catalog is read as it is now). Known only for columns
+   * new since the relation was last seen by this source (snapshot or Relation message).
+   */
+  private warnUnknownExistingValues(raw: RawRelation, volatileDefaults: string[], lostDefaults: string[]): void {
+    const known = this.knownColumns.get(raw.relid);
+    this.knownColumns.set(raw.relid, new Set(raw.columns.map((c) => c.name)));
+    if (!known) return;
+    const table = `${raw.schema}.${raw.name}`;
+    for (const column of volatileDefaults) {
+      if (known.has(column)) continue;
+      this.ctx.logger.warn({
+        event: 'source_column_added_with_volatile_default',
+        pipeline: this.ctx.pipeline,
+        table,
+        column,
+        hint: `Column ${column} was added to ${table} with a volatile default (or as an identity): PostgreSQL gave every existing row its own value without logging it, so those rows have NULL in ${column} on the target. Re-snapshot the table, or fill the column on the target from the source.`,
+      });
+    }
+    for (const column of lostDefaults) {
+      if (known.has(column)) continue;
+      this.ctx.logger.warn({
+        event: 'source_column_added_existing_value_unknown',
+        pipeline: this.ctx.pipeline,
+        table,
+        column,
+        hint: `Column ${column} was added to ${table} and has a default, but the value the existing rows read is no longer in the catalog (the table was rewritten since, e.g. by another ADD COLUMN with a volatile default, VACUUM FULL or ALTER TYPE; or the default was set after the column was added, when NULL is right). The target added ${column} with NULL in those rows: if the source rows are not NULL there, re-snapshot the table or fill the column on the target from the source.`,
+      });
+    }
   }
 
   private maybeResume(): void {

@@ -5,6 +5,11 @@ import type { Queryable } from './checkpoint-store.ts';
 import { castTypeFor, holdsExactly, isSafeTypeName } from './column-types.ts';
 import { quoteIdent, type TargetColumn, type TargetTable } from './statements.ts';
 
+/** A string literal whatever standard_conforming_strings says. */
+function quoteLiteral(text: string): string {
+  return `E'${text.replace(/\\/g, '\\\\').replace(/'/g, "''")}'`;
+}
+
 export interface SyncOptions {
   createTables: boolean;
   alterTables: boolean;
@@ -125,6 +130,8 @@ export async function syncTable(
     const byName = new Map(catalog.map((c) => [c.name, c]));
     const problems: string[] = [];
     const ddl: string[] = [];
+    /** Added columns whose existing rows read a value at the source: given as a default, dropped right after. */
+    const filled: string[] = [];
     for (const col of source.columns) {
       const want = canon.get(col.type.trim())!;
       const have = byName.get(col.name);
@@ -133,7 +140,12 @@ export async function syncTable(
           problems.push(`column ${col.name} (${want.type}) is missing on the target`);
           continue;
         }
-        ddl.push(`add column ${quoteIdent(col.name)} ${col.type.trim()}`);
+        if (typeof col.missingValue === 'string') {
+          ddl.push(
+            `add column ${quoteIdent(col.name)} ${col.type.trim()} default ${quoteLiteral(col.missingValue)}::${col.type.trim()}`,
+          );
+          filled.push(col.name);
+        } else ddl.push(`add column ${quoteIdent(col.name)} ${col.type.trim()}`);
         continue;
       }
       if (holdsExactly(want.type, have.type)) continue;
@@ -155,6 +167,11 @@ export async function syncTable(
     }
     if (ddl.length > 0) {
       await db.query(`alter table ${qname} ${ddl.join(', ')}`);
+      // Replicated rows carry every column: the default only gave the existing rows their value and must not stay.
+      if (filled.length > 0)
+        await db.query(
+          `alter table ${qname} ${filled.map((c) => `alter column ${quoteIdent(c)} drop default`).join(', ')}`,
+        );
       logger.info({ event: 'target_table_altered', table: sourceId, changes: ddl });
       catalog = (await readCatalog(db, qname))!;
     }
