@@ -57,6 +57,7 @@ if (unknown.length > 0) {
 const selected = only ? SCENARIOS.filter((s) => only.includes(s.id)) : SCENARIOS;
 
 const startedAt = new Date();
+const loadAverageAtStart = os.loadavg().map((l) => Math.round(l * 100) / 100);
 const pool = serverPool();
 const ctx: BenchContext = {
   quick,
@@ -146,6 +147,7 @@ function machine() {
     memoryGiB: Math.round((os.totalmem() / 1024 ** 3) * 10) / 10,
     node: process.version,
     platform: `${os.type()} ${os.release()}`,
+    loadAverageAtStart,
     loadAverageAtEnd: os.loadavg().map((l) => Math.round(l * 100) / 100),
   };
 }
