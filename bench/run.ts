@@ -32,7 +32,7 @@ const { values } = parseArgs({
 if (values.help) {
   console.log(`usage: npm run bench -- [--quick] [--only B1,B3] [--runs N] [--out FILE]
 
-  --quick     smaller data sets, one run per measurement (about 2 minutes)
+  --quick     smaller data sets, one run per measurement (about 1 minute)
   --only      comma-separated scenario ids (${SCENARIOS.map((s) => s.id).join(', ')})
   --runs      runs per measurement (default 3, --quick 1)
   --out       JSON results file (default bench/results/<date>.json)`);
