@@ -74,7 +74,7 @@ pipelines:
 
     await Promise.race([
       runWorkload(server.url('shop'), options.seconds, stopping.signal, () =>
-        say('  schema change at the source: alter table customers add column tier text'),
+        say("  schema change at the source: alter table customers add column tier text not null default 'bronze'"),
       ),
       running,
     ]);

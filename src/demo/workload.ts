@@ -31,7 +31,7 @@ export async function runWorkload(url: string, seconds: number, signal: AbortSig
   try {
     while (!signal.aborted && Date.now() - started < seconds * 1000) {
       if (!altered && Date.now() - started > (seconds * 1000) / 2) {
-        await client.query(`alter table customers add column tier text`);
+        await client.query(`alter table customers add column tier text not null default 'bronze'`);
         altered = true;
         onSchemaChange();
       }
