@@ -48,6 +48,7 @@ const TIME_TYPES = new Set([
   'timestamp with time zone',
   'time without time zone',
   'time with time zone',
+  'interval',
 ]);
 
 /**

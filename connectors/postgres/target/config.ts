@@ -34,6 +34,12 @@ export const postgresTargetConfig = z.strictObject({
     .positive()
     .default(10_000)
     .describe('Most rows sent in one statement (rows of a batch are sent in several statements above it).'),
+  mysql_zero_dates: z
+    .enum(['error', 'null'])
+    .default('error')
+    .describe(
+      'MySQL source only: what to do with dates PostgreSQL has no value for (zero dates 0000-00-00, zero months or days, year 0000, invalid days such as 2024-02-30) in DATE, DATETIME and TIMESTAMP columns. error: stop the pipeline naming table, column and key. null: store NULL and log target_mysql_zero_date_nulled once per column and a count per column. Key columns always stop.',
+    ),
   connect_timeout_ms: z
     .number()
     .int()
