@@ -1,3 +1,4 @@
+import fs from 'node:fs';
 import path from 'node:path';
 import pg from 'pg';
 import { parseConfig } from '../config/load.ts';
@@ -98,6 +99,12 @@ pipelines:
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
     await server.stop();
+    // Leave no trace: the parent directory goes too when the demo was all it held.
+    try {
+      fs.rmdirSync(path.dirname(dir));
+    } catch {
+      // not empty: something else of the user's lives there
+    }
     say('Cleaned up ./.tributary/demo.');
   }
 }

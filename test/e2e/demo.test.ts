@@ -9,6 +9,6 @@ describe('tributary demo', () => {
     expect(stdout).toMatch(/\+\d+ snapshot rows/);
     expect(stdout).toContain('schema change at the source');
     expect(stdout).toContain('Source and replica match.');
-    expect(fs.existsSync('.tributary/demo')).toBe(false);
+    expect(fs.existsSync('.tributary')).toBe(false);
   });
 });
