@@ -1,6 +1,13 @@
 import type mysql from 'mysql2/promise';
 import type { ChangeBatch } from '../../../src/core/change-batch.ts';
-import type { ChangeEvent, ColumnInfo, Row, SourceInfo, TableSchema } from '../../../src/core/change-event.ts';
+import {
+  type ChangeEvent,
+  type ColumnInfo,
+  type Row,
+  type SourceInfo,
+  type TableSchema,
+  tableId,
+} from '../../../src/core/change-event.ts';
 import type { Checkpoint } from '../../../src/core/checkpoint.ts';
 import type { ConnectorContext } from '../../../src/core/connector-context.ts';
 import type { Source, SourceStatus } from '../../../src/core/source.ts';
@@ -16,8 +23,10 @@ import {
   startConsistentSnapshot,
 } from '../flavor.ts';
 import { type BinlogEvent, BinlogReader, type BinlogTable, type RawRow } from './binlog-reader.ts';
+import { type ColumnDefaultFact, existingRowsValue } from './column-defaults.ts';
 import type { MysqlSourceConfig } from './config.ts';
 import { connect, type MysqlEndpoint, parseMysqlUrl } from './connection.ts';
+import { type DdlTable, parseTableDdl, type TableDdl } from './ddl.ts';
 import { preflightMysqlSource } from './preflight.ts';
 import { replicaServerId } from './server-id.ts';
 import {
@@ -41,7 +50,14 @@ const DEFAULT_BATCH: BatchOptions = { max_events: 5000, max_bytes: 8 * 1024 * 10
 interface TableEntry {
   schema: TableSchema;
   columns: MysqlColumn[];
+  /** Catalog facts per lower-case column name (entries read from INFORMATION_SCHEMA only). */
+  facts?: Map<string, ColumnDefaultFact>;
+  /** Columns whose `missingValue` is set (awaiting delivery to the target, see `addedColumns`). */
+  withMissing?: string[];
 }
+
+/** Prefix of the `message` events that carry DDL statements; the content is the statement text. */
+export const DDL_MESSAGE_PREFIX = 'tributary.ddl';
 
 /** Builds batches within bounds; a batch carries a checkpoint only when it ends on a commit. */
 class BatchBuilder {
@@ -154,6 +170,18 @@ export class MysqlSource implements Source {
   private lastEmitted: Checkpoint | null = null;
   private readonly streamTables = new WeakMap<BinlogTable, TableEntry>();
   private readonly infoCache = new Map<string, Promise<TableEntry | null>>();
+  /** Column names of each table (`db.name`) as last seen in this process (snapshot or TableMap). */
+  private readonly knownColumns = new Map<string, Set<string>>();
+  /** Tables whose ALTER TABLE was parsed since their last TableMap (its ADD clauses named the added columns). */
+  private readonly alteredSinceTableMap = new Set<string>();
+  /**
+   * Columns added to a table (`db.name`) and the value its existing rows read for them, kept until a row event of the
+   * table that carries them is committed: stream checkpoints carry them (`state.addedColumns`), so a restart between
+   * the ALTER TABLE and the target's first row of the table still gives the target the value.
+   */
+  private readonly addedColumns = new Map<string, Map<string, string | null>>();
+  /** Added columns already reported as not followable (warned once per process). */
+  private readonly unfollowable = new Map<string, Set<string>>();
 
   constructor(config: MysqlSourceConfig, ctx: ConnectorContext, options?: { batch: BatchOptions }) {
     this.config = config;
@@ -167,6 +195,11 @@ export class MysqlSource implements Source {
     this.needsSnapshot = false;
     this.streamFrom = null;
     this.lastEmitted = null;
+    this.knownColumns.clear();
+    this.alteredSinceTableMap.clear();
+    this.addedColumns.clear();
+    this.unfollowable.clear();
+    if (from?.phase === 'stream') restoreAddedColumns(from.state?.addedColumns, this.addedColumns);
     const problems = await preflightMysqlSource(this.config, this.ctx);
     if (problems.length > 0) {
       throw new SourceSetupError(
@@ -353,6 +386,7 @@ export class MysqlSource implements Source {
         const entry = await this.describeTable(conn, t.db, t.name);
         if (!entry) continue;
         const { schema, columns } = entry;
+        this.knownColumns.set(`${t.db}.${t.name}`, new Set(columns.map((c) => c.name)));
         builder.add(
           {
             op: 'truncate',
@@ -440,11 +474,17 @@ export class MysqlSource implements Source {
   private async describeTable(conn: mysql.Connection | null, db: string, name: string): Promise<TableEntry | null> {
     const c = conn ?? this.conn!;
     const [colRows] = await c.query(
-      'SELECT COLUMN_NAME AS name, COLUMN_TYPE AS type, IS_NULLABLE AS nullable FROM information_schema.COLUMNS ' +
-        'WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION',
+      'SELECT COLUMN_NAME AS name, COLUMN_TYPE AS type, IS_NULLABLE AS nullable, COLUMN_DEFAULT AS dflt, ' +
+        'EXTRA AS extra FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION',
       [db, name],
     );
-    const cols = colRows as { name: string; type: string; nullable: string }[];
+    const cols = colRows as {
+      name: string;
+      type: string;
+      nullable: string;
+      dflt: string | null;
+      extra: string | null;
+    }[];
     if (cols.length === 0) return null;
     const [keyRows] = await c.query(
       "SELECT COLUMN_NAME AS name FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? AND INDEX_NAME = 'PRIMARY' ORDER BY SEQ_IN_INDEX",
@@ -452,13 +492,27 @@ export class MysqlSource implements Source {
     );
     const keys = (keyRows as { name: string }[]).map((r) => r.name);
     const json = await this.jsonColumns(c, db, name);
-    return buildEntry(
+    const entry = buildEntry(
       db,
       name,
       cols.map((r) => ({ name: r.name, type: normalizeColumnType(r.type), nullable: r.nullable === 'YES' })),
       keys,
       json,
     );
+    entry.facts = new Map(
+      cols.map((r, i) => [
+        r.name.toLowerCase(),
+        {
+          name: r.name,
+          type: entry.columns[i]!.type,
+          kind: entry.columns[i]!.kind,
+          nullable: r.nullable === 'YES',
+          columnDefault: r.dflt === null ? null : String(r.dflt),
+          extra: String(r.extra ?? ''),
+        },
+      ]),
+    );
+    return entry;
   }
 
   /** MariaDB's JSON is LONGTEXT with a json_valid() check; that check marks the column as json. */
@@ -493,7 +547,28 @@ export class MysqlSource implements Source {
   private async streamEntry(table: BinlogTable): Promise<TableEntry> {
     const cached = this.streamTables.get(table);
     if (cached) return cached;
-    const info = await this.cachedInfo(table.database, table.name);
+    const id = `${table.database}.${table.name}`;
+    let info = await this.cachedInfo(table.database, table.name);
+    const names = table.columns.map((c) => c.name);
+    const known = this.knownColumns.get(id);
+    if (known && !this.alteredSinceTableMap.has(id)) {
+      // The layout changed by a statement not recognized as ALTER TABLE: columns new since the last TableMap.
+      const fresh = names.filter((n) => !known.has(n) && !this.addedColumns.get(id)?.has(n));
+      if (fresh.length > 0) {
+        if (fresh.some((n) => !info?.facts?.has(n.toLowerCase()))) {
+          this.infoCache.delete(id);
+          info = await this.cachedInfo(table.database, table.name);
+        }
+        this.resolveAddedColumns({ db: table.database, name: table.name }, fresh, info, false);
+      }
+    }
+    this.knownColumns.set(id, new Set(names));
+    this.alteredSinceTableMap.delete(id);
+    const added = this.addedColumns.get(id);
+    if (added) {
+      for (const c of [...added.keys()]) if (!names.includes(c)) added.delete(c); // dropped again
+      if (added.size === 0) this.addedColumns.delete(id);
+    }
     const keys = table.primaryKey ?? info?.schema.keyColumns ?? [];
     const json = new Set(info?.columns.filter((c) => c.kind === 'json').map((c) => c.name) ?? []);
     const nullable = new Map(info?.schema.columns.map((c) => [c.name, c.nullable]) ?? []);
@@ -503,23 +578,142 @@ export class MysqlSource implements Source {
       table.columns.map((c) => ({ name: c.name, type: c.type, nullable: nullable.get(c.name) })),
       keys,
       json,
+      this.addedColumns.get(id),
     );
     this.streamTables.set(table, entry);
     return entry;
+  }
+
+  /**
+   * Decides what existing rows read for columns just added to a table, from the catalog as it is now (read when the
+   * ALTER TABLE event is processed, not as of its binlog position). `overwrite`: the statement added the column
+   * (ADD COLUMN), so an earlier decision for a column of that name is stale.
+   */
+  private resolveAddedColumns(t: DdlTable, names: string[], info: TableEntry | null, overwrite: boolean): void {
+    const id = `${t.db}.${t.name}`;
+    for (const n of names) {
+      const fact = info?.facts?.get(n.toLowerCase());
+      if (!fact) continue; // no longer in the catalog (dropped again by a later statement)
+      const col = fact.name;
+      const added = this.addedColumns.get(id);
+      const warned = this.unfollowable.get(id);
+      if (!overwrite && (added?.has(col) || warned?.has(col))) continue;
+      added?.delete(col);
+      warned?.delete(col);
+      const r = existingRowsValue(fact, this.flavor);
+      if ('value' in r) {
+        const m = this.addedColumns.get(id) ?? new Map<string, string | null>();
+        this.addedColumns.set(id, m);
+        m.set(col, r.value);
+        this.ctx.logger.info(
+          { event: 'source_column_added', table: id, column: col, existing_rows_value: r.value },
+          `column ${col} added to ${id}; existing rows read ${r.value === null ? 'NULL' : 'its default'}`,
+        );
+        continue;
+      }
+      const w = this.unfollowable.get(id) ?? new Set<string>();
+      this.unfollowable.set(id, w);
+      w.add(col);
+      if ('volatile' in r) {
+        this.ctx.logger.warn(
+          {
+            event: 'source_column_added_with_volatile_default',
+            table: id,
+            column: col,
+            reason: r.volatile,
+            hint: `existing rows of ${id} got per-row or per-statement values for ${col} that the binlog does not carry; re-snapshot the table (or fill the column on the target)`,
+          },
+          `column ${col} added to ${id} with a non-constant default (${r.volatile}): existing rows at the target will read NULL`,
+        );
+      } else {
+        this.ctx.logger.warn(
+          {
+            event: 'source_column_added_existing_value_unknown',
+            table: id,
+            column: col,
+            reason: r.unknown,
+            hint: `re-snapshot ${id} (or fill ${col} on the target)`,
+          },
+          `column ${col} added to ${id}: the value existing rows read is not known (${r.unknown})`,
+        );
+      }
+    }
+  }
+
+  /** Follows a table DDL statement: added columns, renamed and dropped tables. */
+  private async followDdl(ddl: TableDdl): Promise<void> {
+    const forget = (id: string) => {
+      this.knownColumns.delete(id);
+      this.alteredSinceTableMap.delete(id);
+      this.addedColumns.delete(id);
+      this.unfollowable.delete(id);
+    };
+    const move = (from: string, to: string) => {
+      forget(to);
+      const known = this.knownColumns.get(from);
+      const added = this.addedColumns.get(from);
+      const warned = this.unfollowable.get(from);
+      const altered = this.alteredSinceTableMap.has(from);
+      forget(from);
+      if (altered) this.alteredSinceTableMap.add(to);
+      if (known) this.knownColumns.set(to, known);
+      if (added) this.addedColumns.set(to, added);
+      if (warned) this.unfollowable.set(to, warned);
+    };
+    if (ddl.kind === 'create' || ddl.kind === 'drop') {
+      for (const t of ddl.tables) forget(`${t.db}.${t.name}`);
+      return;
+    }
+    if (ddl.kind === 'alter') {
+      const t = ddl.tables[0]!;
+      const final = ddl.renames[ddl.renames.length - 1]?.to ?? t;
+      this.alteredSinceTableMap.add(`${t.db}.${t.name}`);
+      if (ddl.addedColumns.length > 0 && this.included(final.db, final.name)) {
+        const info = await this.cachedInfo(final.db, final.name);
+        this.resolveAddedColumns(t, ddl.addedColumns, info, true);
+      }
+    }
+    for (const r of ddl.renames) move(`${r.from.db}.${r.from.name}`, `${r.to.db}.${r.to.name}`);
+  }
+
+  /** Stream checkpoint state: added columns not yet delivered with a row of their table. */
+  private addedColumnsState(): Record<string, Record<string, string | null>> | undefined {
+    if (this.addedColumns.size === 0) return undefined;
+    const out: Record<string, Record<string, string | null>> = {};
+    for (const [id, cols] of this.addedColumns) out[id] = Object.fromEntries(cols);
+    return out;
   }
 
   // ---- streaming ------------------------------------------------------------------------------------------
 
   private async *stream(reader: BinlogReader): AsyncGenerator<Omit<ChangeBatch, 'seq'>> {
     const builder = new BatchBuilder(this.batch);
-    let txStart = { file: reader.position().file, pos: reader.position().pos };
+    // Where reading started (the reader may have decoded ahead before this generator first runs).
+    let txStart = this.streamFrom
+      ? { file: this.streamFrom.file, pos: this.streamFrom.pos }
+      : { file: reader.position().file, pos: reader.position().pos };
     let lastHeartbeatAt = Date.now();
-    const checkpointOf = (e: { file: string; pos: number; gtidSet?: string; timestampMs: number }): Checkpoint => ({
-      pipeline: this.ctx.pipeline,
-      phase: 'stream',
-      position: { kind: 'mysql', file: e.file, pos: e.pos, gtidSet: e.gtidSet || undefined },
-      sourceTimeMs: e.timestampMs,
-    });
+    /** Entries with added columns used by row events of the open transaction. */
+    const delivering = new Set<TableEntry>();
+    const checkpointOf = (e: { file: string; pos: number; gtidSet?: string; timestampMs: number }): Checkpoint => {
+      // The rows of the committing transaction carry their added columns to the target: no need to keep them.
+      for (const entry of delivering) {
+        const id = tableId(entry.schema.table);
+        const m = this.addedColumns.get(id);
+        if (!m) continue;
+        for (const c of entry.withMissing ?? []) m.delete(c);
+        if (m.size === 0) this.addedColumns.delete(id);
+      }
+      delivering.clear();
+      const addedColumns = this.addedColumnsState();
+      return {
+        pipeline: this.ctx.pipeline,
+        phase: 'stream',
+        position: { kind: 'mysql', file: e.file, pos: e.pos, gtidSet: e.gtidSet || undefined },
+        ...(addedColumns ? { state: { addedColumns } } : {}),
+        sourceTimeMs: e.timestampMs,
+      };
+    };
     const emit = (): Omit<ChangeBatch, 'seq'> => {
       const b = builder.take(0);
       if (b.checkpoint) {
@@ -561,6 +755,7 @@ export class MysqlSource implements Source {
           const t = ev.table;
           if (!this.included(t.database, t.name)) break;
           const entry = await this.streamEntry(t);
+          if (entry.withMissing) delivering.add(entry);
           for (let i = 0; i < ev.rows.length; i++) {
             const r = ev.rows[i]!;
             const before = r.before ? convertRow(r.before, entry.columns) : null;
@@ -638,6 +833,24 @@ export class MysqlSource implements Source {
           } else if (isDdl(ev.query)) {
             // Column layouts come from each TableMap event; only the INFORMATION_SCHEMA extras are cached.
             this.infoCache.clear();
+            const ddl = parseTableDdl(ev.query, ev.database);
+            if (ddl) {
+              const replicated = ddl.tables.find((x) => this.included(x.db, x.name));
+              if (replicated) {
+                builder.add(
+                  ddlEvent(ev, replicated, {
+                    kind: 'mysql',
+                    file: ev.file,
+                    pos: txStart.pos,
+                    gtid: ev.gtid,
+                    serverId: this.serverId,
+                    row: 0,
+                  }),
+                  ev.query.length + 200,
+                );
+              }
+              await this.followDdl(ddl);
+            }
           }
           builder.commit(checkpointOf(ev));
           if (builder.events.length > 0 && (builder.full() || builder.due())) yield emit();
@@ -704,6 +917,7 @@ function buildEntry(
   cols: { name: string; type: string; nullable?: boolean }[],
   keys: string[],
   json: Set<string>,
+  missing?: Map<string, string | null>,
 ): TableEntry {
   const columns: MysqlColumn[] = cols.map((c) => ({
     name: c.name,
@@ -717,11 +931,59 @@ function buildEntry(
     kind: columns[i]!.kind,
     nullable: c.nullable,
     isKey: keySet.has(c.name),
+    ...(missing?.has(c.name) ? { missingValue: missing.get(c.name) ?? null } : {}),
   }));
+  const withMissing = infos.filter((c) => c.missingValue !== undefined).map((c) => c.name);
   return {
     columns,
     schema: { table: { schema: db, name }, columns: infos, keyColumns: keys, beforeImage: 'full' },
+    ...(withMissing.length > 0 ? { withMissing } : {}),
   };
+}
+
+/**
+ * A DDL statement on a replicated table as a `message` event (prefix `tributary.ddl`, content the statement text,
+ * `source.db` the statement's default database), in binlog order. It is its own transaction (its GTID is `txId`).
+ */
+function ddlEvent(
+  ev: { query: string; database: string; gtid?: string; timestampMs: number },
+  table: DdlTable,
+  position: SourceInfo['position'],
+): ChangeEvent {
+  const ref = { schema: table.db, name: table.name };
+  return {
+    op: 'message',
+    table: ref,
+    schema: { table: ref, columns: [], keyColumns: [], beforeImage: 'none' },
+    key: null,
+    before: null,
+    after: null,
+    source: {
+      connector: 'mysql',
+      db: ev.database || table.db,
+      position,
+      txId: ev.gtid,
+      commitTimeMs: ev.timestampMs,
+      snapshot: false,
+    },
+    message: {
+      prefix: DDL_MESSAGE_PREFIX,
+      contentBase64: Buffer.from(ev.query, 'utf8').toString('base64'),
+      transactional: true,
+    },
+  };
+}
+
+/** Reads `state.addedColumns` of a stream checkpoint (ignores anything malformed). */
+function restoreAddedColumns(saved: unknown, into: Map<string, Map<string, string | null>>): void {
+  if (!saved || typeof saved !== 'object') return;
+  for (const [id, cols] of Object.entries(saved as Record<string, unknown>)) {
+    if (!cols || typeof cols !== 'object') continue;
+    const m = new Map<string, string | null>();
+    for (const [c, v] of Object.entries(cols as Record<string, unknown>))
+      if (typeof v === 'string' || v === null) m.set(c, v);
+    if (m.size > 0) into.set(id, m);
+  }
 }
 
 function convertRow(raw: RawRow, columns: MysqlColumn[]): Row {

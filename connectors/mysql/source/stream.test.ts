@@ -177,7 +177,7 @@ describe('mysql source: snapshot and streaming', () => {
     });
   }
 
-  it('emits TRUNCATE and follows ALTER TABLE from the next event', async () => {
+  it('emits TRUNCATE and ALTER TABLE, and follows the ALTER from the next event', async () => {
     await server.createDatabase('ddl');
     const conn = await session(server, 'ddl');
     await conn.query('CREATE TABLE t (id INT PRIMARY KEY, a INT)');
@@ -191,11 +191,12 @@ describe('mysql source: snapshot and streaming', () => {
       await conn.query('TRUNCATE TABLE t');
       await p.until((b) => events(b).some((e) => e.op === 'truncate'));
       const evs = events(p.batches);
-      expect(evs.map((e) => e.op)).toEqual(['insert', 'insert', 'truncate']);
+      expect(evs.map((e) => e.op)).toEqual(['insert', 'message', 'insert', 'truncate']);
       expect(evs[0]!.after).toEqual({ id: '1', a: '1' });
-      expect(evs[1]!.after).toEqual({ id: '2', b: 'bee', a: '2' });
-      expect(evs[1]!.schema.columns.map((c) => c.name)).toEqual(['id', 'b', 'a']);
-      expect(evs[2]!.table).toEqual({ schema: 'ddl', name: 't' });
+      expect(evs[1]!.message?.prefix).toBe('tributary.ddl');
+      expect(evs[2]!.after).toEqual({ id: '2', b: 'bee', a: '2' });
+      expect(evs[2]!.schema.columns.map((c) => c.name)).toEqual(['id', 'b', 'a']);
+      expect(evs[3]!.table).toEqual({ schema: 'ddl', name: 't' });
       expect(p.batches[p.batches.length - 1]!.checkpoint).not.toBeNull();
     } finally {
       await p.end();

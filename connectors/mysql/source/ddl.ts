@@ -1,0 +1,269 @@
+/**
+ * The table DDL statements the binlog carries as QUERY events (CREATE / ALTER / DROP / RENAME TABLE): which tables they
+ * name and, for ALTER TABLE, which columns they add and which renames they make. A small tokenizer, not a SQL parser:
+ * anything it does not recognize gives `null` (the statement is then not reported as DDL of a replicated table).
+ */
+
+export interface DdlTable {
+  db: string;
+  name: string;
+}
+
+export interface TableDdl {
+  kind: 'create' | 'alter' | 'drop' | 'rename';
+  /** Every table the statement names (RENAME: old and new names), in statement order. */
+  tables: DdlTable[];
+  /** RENAME TABLE pairs, and ALTER TABLE ... RENAME TO. */
+  renames: { from: DdlTable; to: DdlTable }[];
+  /** ALTER TABLE: names of the columns its ADD [COLUMN] clauses add, as written. */
+  addedColumns: string[];
+}
+
+type Token = { t: 'word'; v: string } | { t: 'ident'; v: string } | { t: 'str'; v: string } | { t: 'punct'; v: string };
+
+function tokenize(sql: string): Token[] | null {
+  const out: Token[] = [];
+  let i = 0;
+  const n = sql.length;
+  while (i < n) {
+    const c = sql[i]!;
+    if (/\s/.test(c)) {
+      i++;
+    } else if (c === '/' && sql[i + 1] === '*') {
+      const end = sql.indexOf('*/', i + 2);
+      if (end < 0) return null;
+      i = end + 2;
+    } else if (c === '#' || (c === '-' && sql[i + 1] === '-' && /\s/.test(sql[i + 2] ?? ' '))) {
+      const end = sql.indexOf('\n', i);
+      i = end < 0 ? n : end + 1;
+    } else if (c === '`') {
+      let v = '';
+      let j = i + 1;
+      for (;;) {
+        if (j >= n) return null;
+        if (sql[j] === '`') {
+          if (sql[j + 1] === '`') {
+            v += '`';
+            j += 2;
+            continue;
+          }
+          break;
+        }
+        v += sql[j++];
+      }
+      out.push({ t: 'ident', v });
+      i = j + 1;
+    } else if (c === "'" || c === '"') {
+      let v = '';
+      let j = i + 1;
+      for (;;) {
+        if (j >= n) return null;
+        const d = sql[j]!;
+        if (d === '\\') {
+          v += sql.slice(j, j + 2);
+          j += 2;
+          continue;
+        }
+        if (d === c) {
+          if (sql[j + 1] === c) {
+            v += c;
+            j += 2;
+            continue;
+          }
+          break;
+        }
+        v += d;
+        j++;
+      }
+      out.push({ t: 'str', v });
+      i = j + 1;
+    } else if (/[\w$]/.test(c)) {
+      let j = i;
+      while (j < n && /[\w$]/.test(sql[j]!)) j++;
+      out.push({ t: 'word', v: sql.slice(i, j) });
+      i = j;
+    } else {
+      out.push({ t: 'punct', v: c });
+      i++;
+    }
+  }
+  return out;
+}
+
+class Cursor {
+  i = 0;
+  constructor(readonly tokens: Token[]) {}
+  peek(k = 0): Token | undefined {
+    return this.tokens[this.i + k];
+  }
+  /** Consumes the keyword sequence when it is next (case-insensitive, unquoted words only). */
+  keyword(...words: string[]): boolean {
+    for (let k = 0; k < words.length; k++) {
+      const tok = this.peek(k);
+      if (tok?.t !== 'word' || tok.v.toUpperCase() !== words[k]) return false;
+    }
+    this.i += words.length;
+    return true;
+  }
+  punct(p: string): boolean {
+    const tok = this.peek();
+    if (tok?.t === 'punct' && tok.v === p) {
+      this.i++;
+      return true;
+    }
+    return false;
+  }
+  ident(): string | null {
+    const tok = this.peek();
+    if (tok?.t === 'ident' || tok?.t === 'word') {
+      this.i++;
+      return tok.v;
+    }
+    return null;
+  }
+  table(defaultDb: string): DdlTable | null {
+    const first = this.ident();
+    if (first === null) return null;
+    if (this.punct('.')) {
+      const name = this.ident();
+      return name === null ? null : { db: first, name };
+    }
+    return { db: defaultDb, name: first };
+  }
+  done(): boolean {
+    return this.i >= this.tokens.length;
+  }
+}
+
+const NOT_A_COLUMN = new Set([
+  'INDEX',
+  'KEY',
+  'CONSTRAINT',
+  'PRIMARY',
+  'UNIQUE',
+  'FULLTEXT',
+  'SPATIAL',
+  'FOREIGN',
+  'CHECK',
+  'PARTITION',
+  'PERIOD',
+  'SYSTEM',
+  'VECTOR',
+]);
+
+/** Splits tokens at commas outside parentheses. */
+function topLevelClauses(tokens: Token[]): Token[][] {
+  const clauses: Token[][] = [[]];
+  let depth = 0;
+  for (const tok of tokens) {
+    if (tok.t === 'punct') {
+      if (tok.v === '(') depth++;
+      else if (tok.v === ')') depth--;
+      else if (tok.v === ',' && depth === 0) {
+        clauses.push([]);
+        continue;
+      }
+    }
+    clauses[clauses.length - 1]!.push(tok);
+  }
+  return clauses.filter((c) => c.length > 0);
+}
+
+function alterClauses(c: Cursor, defaultDb: string, result: TableDdl): void {
+  const table = result.tables[0]!;
+  for (const clause of topLevelClauses(c.tokens.slice(c.i))) {
+    const k = new Cursor(clause);
+    if (k.keyword('ADD')) {
+      const explicit = k.keyword('COLUMN');
+      k.keyword('IF', 'NOT', 'EXISTS');
+      if (k.punct('(')) {
+        // ADD [COLUMN] (a INT, b INT)
+        for (const def of topLevelClauses(clause.slice(k.i, clause.length - 1))) {
+          const name = new Cursor(def).ident();
+          if (name !== null) result.addedColumns.push(name);
+        }
+        continue;
+      }
+      const tok = k.peek();
+      if (!tok) continue;
+      if (!explicit && tok.t === 'word' && NOT_A_COLUMN.has(tok.v.toUpperCase())) continue;
+      const name = k.ident();
+      if (name !== null) result.addedColumns.push(name);
+    } else if (k.keyword('RENAME')) {
+      if (k.keyword('COLUMN') || k.keyword('INDEX') || k.keyword('KEY')) continue;
+      if (!k.keyword('TO')) k.keyword('AS');
+      const to = k.table(defaultDb);
+      if (to) {
+        result.renames.push({ from: table, to });
+        result.tables.push(to);
+      }
+    }
+  }
+}
+
+/**
+ * Recognizes CREATE / ALTER / DROP / RENAME TABLE (MariaDB and MySQL spellings, including the forms the server writes
+ * to the binlog, such as `DROP TABLE IF EXISTS ... /* generated by server *\/`). `null` for anything else, including
+ * TEMPORARY tables.
+ */
+export function parseTableDdl(query: string, defaultDb: string): TableDdl | null {
+  const tokens = tokenize(query);
+  if (!tokens) return null;
+  const c = new Cursor(tokens);
+  const result = (kind: TableDdl['kind']): TableDdl => ({ kind, tables: [], renames: [], addedColumns: [] });
+  if (c.keyword('CREATE')) {
+    c.keyword('OR', 'REPLACE');
+    if (c.keyword('TEMPORARY')) return null;
+    if (!c.keyword('TABLE')) return null;
+    c.keyword('IF', 'NOT', 'EXISTS');
+    const t = c.table(defaultDb);
+    if (!t) return null;
+    const r = result('create');
+    r.tables.push(t);
+    return r;
+  }
+  if (c.keyword('ALTER')) {
+    c.keyword('ONLINE');
+    c.keyword('IGNORE');
+    if (!c.keyword('TABLE')) return null;
+    c.keyword('IF', 'EXISTS');
+    const t = c.table(defaultDb);
+    if (!t) return null;
+    const r = result('alter');
+    r.tables.push(t);
+    alterClauses(c, defaultDb, r);
+    return r;
+  }
+  if (c.keyword('DROP')) {
+    if (c.keyword('TEMPORARY')) return null;
+    if (!c.keyword('TABLE')) return null;
+    c.keyword('IF', 'EXISTS');
+    const r = result('drop');
+    for (;;) {
+      const t = c.table(defaultDb);
+      if (!t) return null;
+      r.tables.push(t);
+      if (!c.punct(',')) break;
+    }
+    return r;
+  }
+  if (c.keyword('RENAME')) {
+    if (!c.keyword('TABLE') && !c.keyword('TABLES')) return null;
+    c.keyword('IF', 'EXISTS');
+    const r = result('rename');
+    for (;;) {
+      const from = c.table(defaultDb);
+      if (!from) return null;
+      if (c.keyword('WAIT')) c.ident();
+      else c.keyword('NOWAIT');
+      if (!c.keyword('TO')) return null;
+      const to = c.table(defaultDb);
+      if (!to) return null;
+      r.tables.push(from, to);
+      r.renames.push({ from, to });
+      if (!c.punct(',')) break;
+    }
+    return r;
+  }
+  return null;
+}
