@@ -46,7 +46,6 @@ pipelines:
   - name: demo
     source: { type: postgres, url: "${server.url('shop')}", tables: [${TABLES.join(', ')}], snapshot: initial }
     target: { type: postgres, url: "${server.url('replica')}" }
-    batch: { max_wait_ms: 20 }
 `,
       path.join(dir, 'demo.yaml'),
     );

@@ -45,8 +45,10 @@ export const batchConfig = z.strictObject({
     .number()
     .int()
     .nonnegative()
-    .default(100)
-    .describe('Longest a partly filled batch waits for more transactions before it is sent.'),
+    .default(10)
+    .describe(
+      'Longest a partly filled batch waits for more transactions before it is sent: the latency a quiet source adds; under load batches fill by max_events first.',
+    ),
   max_in_flight: z
     .number()
     .int()
