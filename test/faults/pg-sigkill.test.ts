@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type PgServer, startPostgres } from '../harness/postgres.ts';
 import { waitForEqualTables } from '../harness/table-digest.ts';
@@ -13,6 +14,7 @@ import {
   runVerify,
   seededRandom,
   sleep,
+  waitUntil,
   writePipelineConfig,
 } from './fault-kit.ts';
 
@@ -52,28 +54,51 @@ describe('fault: SIGKILL the replicator at random moments under pgbench', () => 
     const replicator = new Replicator(configFile, path.join(dir, 'replicator.log'));
     const random = seededRandom('sigkill schedule');
 
-    // Run lengths before each kill: the first ones are short (startup, snapshot), then a random mix.
+    // Run lengths before each kill: four short runs die in startup or in the initial snapshot (which restarts from
+    // scratch each time: it is not resumable). Once a run got to stream, random runs of 0.2-4 s: the short ones die
+    // while starting up again, the others while streaming.
     const kills = LONG ? 30 : 12;
-    const schedule = [300, 700, 1200];
-    while (schedule.length < kills) {
+    const early = [300, 700, 1500, 2500];
+    const later: number[] = [];
+    while (early.length + later.length < kills) {
       const r = random.next();
-      schedule.push(r < 0.3 ? 200 + Math.floor(random.next() * 600) : 800 + Math.floor(random.next() * 2700));
+      later.push(r < 0.25 ? 200 + Math.floor(random.next() * 800) : 1200 + Math.floor(random.next() * 2800));
     }
-    const loadSeconds = Math.ceil(schedule.reduce((a, b) => a + b + 250, 0) / 1000) + 2;
-    console.info(`[faults] sigkill schedule (ms): ${schedule.join(', ')}; pgbench ${loadSeconds} s`);
+    console.info(`[faults] sigkill run lengths (ms): ${early.join(', ')}, (streaming) ${later.join(', ')}`);
 
-    replicator.start();
-    // The first kills hit the initial snapshot: the load starts once the replicator was killed there at least once.
-    let load: Promise<{ ok: boolean; output: string }> | undefined;
-    for (const [i, runMs] of schedule.entries()) {
+    // The load: short pgbench runs back to back from the first kill until the last.
+    let loading = true;
+    let loadFailure = '';
+    let load: Promise<void> = Promise.resolve();
+    const startLoad = () => {
+      load = (async () => {
+        while (loading) {
+          const r = await pgbenchRun(server, 'fk_src', 4);
+          if (!r.ok) loadFailure ||= r.output;
+        }
+      })();
+    };
+
+    // Where each kill landed, from the target's own checkpoint table (what the next run resumes from).
+    const landed: string[] = [];
+    const kill = async (runMs: number) => {
       await sleep(runMs);
       await replicator.kill9();
-      if (i === 0) load = pgbenchRun(server, 'fk_src', loadSeconds);
+      landed.push(await whereKilled(targetUrl));
       await sleep(50 + Math.floor(random.next() * 300));
       replicator.start();
+    };
+    replicator.start();
+    for (const [i, runMs] of early.entries()) {
+      await kill(runMs);
+      if (i === 0) startLoad();
     }
-    const loadResult = await load!;
-    expect(loadResult.ok, loadResult.output).toBe(true);
+    const streaming = await waitUntil(async () => (await whereKilled(targetUrl)) === 'stream', 90_000, 250);
+    expect(streaming, replicator.log().slice(-4000)).toBe(true);
+    for (const runMs of later) await kill(runMs);
+    loading = false;
+    await load;
+    expect(loadFailure).toBe('');
 
     const comparison = await waitForEqualTables(sourceUrl, targetUrl, PGBENCH_TABLES, 120_000);
     const exitCode = await replicator.stop();
@@ -84,10 +109,9 @@ describe('fault: SIGKILL the replicator at random moments under pgbench', () => 
     const history = comparison.tables.find((t) => t.table === 'public.pgbench_history')!.source as { rows: number };
     expect(history.rows).toBeGreaterThan(1000);
 
-    // How many runs began before a streaming checkpoint existed (killed in startup or snapshot).
-    const phases = replicator.events('pipeline_starting').map((e) => String(e.phase));
-    console.info(`[faults] sigkill: phase at each start: ${phases.join(', ')}`);
-    expect(phases.filter((p) => p !== 'stream').length).toBeGreaterThanOrEqual(2);
+    console.info(`[faults] sigkill: checkpoint phase at each kill: ${landed.join(', ')}`);
+    expect(landed.filter((p) => p === 'stream').length).toBeGreaterThanOrEqual(kills - early.length);
+    expect(landed.filter((p) => p !== 'stream').length).toBeGreaterThanOrEqual(2);
 
     const verify = await runVerify(configFile);
     console.info(`[faults] sigkill: tributary verify exit ${verify.code}`);
@@ -97,3 +121,24 @@ describe('fault: SIGKILL the replicator at random moments under pgbench', () => 
     );
   });
 });
+
+/**
+ * The phase the next run resumes from (the target's checkpoint row). Without one the run died in startup or in the
+ * snapshot (whose rows stay uncommitted until it completes); rows already visible would show a partial copy.
+ */
+async function whereKilled(targetUrl: string): Promise<string> {
+  const client = new pg.Client({ connectionString: targetUrl });
+  await client.connect();
+  try {
+    const cp = await client
+      .query<{ phase: string }>("select phase from tributary.checkpoints where pipeline = 'kills'")
+      .catch(() => ({ rows: [] as { phase: string }[] }));
+    if (cp.rows[0]) return cp.rows[0].phase;
+    const rows = await client
+      .query<{ n: string }>('select count(*) as n from public.pgbench_accounts')
+      .catch(() => ({ rows: [{ n: '0' }] }));
+    return Number(rows.rows[0]!.n) > 0 ? `snapshot(${rows.rows[0]!.n} rows)` : 'none';
+  } finally {
+    await client.end();
+  }
+}
