@@ -29,7 +29,7 @@ import {
  * KNOWN BUG (the recovery step): with an external checkpoint store the PostgreSQL target is ahead of the stored
  * checkpoint after such a failure, and the replay re-applies transactions the target had already committed: the
  * keyless pgbench_history ends with duplicate rows. Reported as a skip with the evidence unless
- * TRIBUTARY_FAULTS_STRICT=1 (then it fails). See replayDuplicates below.
+ * TRIBUTARY_FAULTS_STRICT=1 (then it fails). See expectRecovery below.
  */
 const STRICT = process.env.TRIBUTARY_FAULTS_STRICT === '1';
 const KEYED = PGBENCH_TABLES.filter((t) => t !== 'public.pgbench_history');
