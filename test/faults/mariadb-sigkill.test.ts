@@ -192,6 +192,7 @@ describe.skipIf(!fs.existsSync(SYSBENCH))('fault: SIGKILL the replicator under s
       for (let i = run.firstLine; i < end; i++) {
         const src = lines[i]!.value?.source;
         if (src?.snapshot !== 'false') continue;
+        if (src.pos >= Number.MAX_SAFE_INTEGER) continue; // a position the source says it does not know
         if (src.pos < 256) {
           // KNOWN BUG (mariadb-gtid-resume.test.ts): the first transaction after a GTID resume says pos 4.
           wrongPositions.push(i + 1);
