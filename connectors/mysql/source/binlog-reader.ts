@@ -32,8 +32,19 @@ interface Common {
   timestampMs: number;
 }
 
+/**
+ * Stands for a binlog offset that is not known (an event header without one): larger than any real offset, so that a
+ * target comparing it with its checkpoint never takes the event as already delivered.
+ */
+export const UNKNOWN_POS = Number.MAX_SAFE_INTEGER;
+
 export type BinlogEvent =
-  | (Common & { type: 'begin'; gtid?: string /** Position where the group starts. */; pos: number })
+  | (Common & {
+      type: 'begin';
+      gtid?: string;
+      /** Offset where the event group starts (read from the group's first event header), or `UNKNOWN_POS`. */
+      pos: number;
+    })
   | (Common & {
       type: 'rows';
       op: 'insert' | 'update' | 'delete';
@@ -43,8 +54,8 @@ export type BinlogEvent =
     })
   | (Common & {
       type: 'commit';
-      /** Position just after the commit event. */
-      pos: number;
+      /** Position just after the commit event; undefined when its header carries none (no checkpoint there). */
+      pos: number | undefined;
       gtid?: string;
       /** Executed GTID set including this transaction, when known. */
       gtidSet?: string;
@@ -54,7 +65,8 @@ export type BinlogEvent =
       /** A statement that is its own transaction (DDL, TRUNCATE); the position after it is a commit point. */
       query: string;
       database: string;
-      pos: number;
+      /** Position just after the statement; undefined when its header carries none (no checkpoint there). */
+      pos: number | undefined;
       gtid?: string;
       gtidSet?: string;
     });
@@ -91,7 +103,18 @@ export class BinlogReader {
   private ended = false;
   private waiter: (() => void) | null = null;
   private file = '';
+  /** Offset just after the last complete event group in `file`; meaningful only while `posKnown`. */
   private lastPos = 0;
+  /**
+   * False while the offset in `file` is not known: on a start by GTID set the server's first (artificial) rotate
+   * event names the file but gives offset 4, not where the stream resumes; and after a commit whose header carried
+   * no offset.
+   */
+  private posKnown = true;
+  /** Nothing but the artificial start of the dump was seen yet. */
+  private atDumpStart = true;
+  /** The open event group's begin was emitted (MySQL: by its GTID event, before its BEGIN query). */
+  private groupBegun = false;
   private gtid: string | undefined;
   private mariadb = false;
   /** MariaDB executed GTID position, tracked per domain. */
@@ -106,6 +129,8 @@ export class BinlogReader {
     if ('file' in options.start) {
       this.file = options.start.file;
       this.lastPos = options.start.pos;
+    } else {
+      this.posKnown = false;
     }
     const initial = 'gtidSet' in options.start ? options.start.gtidSet : options.initialGtidSet;
     if (initial && this.mariadb) {
@@ -168,9 +193,9 @@ export class BinlogReader {
     r?.();
   }
 
-  /** Current binlog file and the position after the last complete event group. */
+  /** Current binlog file and the position after the last complete event group (`UNKNOWN_POS` when not known). */
   position(): { file: string; pos: number } {
-    return { file: this.file, pos: this.lastPos };
+    return { file: this.file, pos: this.posKnown ? this.lastPos : UNKNOWN_POS };
   }
 
   /** Next event, `undefined` after `timeoutMs` without one, `null` once stopped. Throws the stream's error. */
@@ -323,20 +348,29 @@ export class BinlogReader {
     switch (name) {
       case 'rotate':
         this.file = event.binlogName;
-        if (event.position) this.lastPos = Number(event.position);
+        if (this.atDumpStart && 'gtidSet' in this.options.start && !(Number(event.nextPosition) > 0)) {
+          // The artificial rotate that starts a dump by GTID: offset 4 is not where the stream resumes.
+          this.posKnown = false;
+        } else {
+          // A file+offset start (the offset asked for), or the switch to the next file (its start).
+          this.lastPos = Number(event.position) || 4;
+          this.posKnown = true;
+        }
         return;
       case 'heartbeat':
         if (event.binlogName) this.file = event.binlogName;
         return;
       case 'gtid':
+        this.atDumpStart = false;
         this.gtid = event.gtid;
-        this.push({ type: 'begin', gtid: event.gtid, file: this.file, pos: this.lastPos, timestampMs });
+        this.begin(event, timestampMs);
         return;
       case 'mariadbgtid':
+        this.atDumpStart = false;
         this.mariadb = true;
         this.gtid = event.gtid;
-        if (!event.standalone)
-          this.push({ type: 'begin', gtid: event.gtid, file: this.file, pos: this.lastPos, timestampMs });
+        // Standalone groups (DDL) begin too: the statement's events carry the group's start.
+        this.begin(event, timestampMs);
         return;
       case 'mariadbgtidlist':
         this.mariadb = true;
@@ -367,8 +401,7 @@ export class BinlogReader {
         const query = String(event.query ?? '').trim();
         const upper = query.slice(0, 16).toUpperCase();
         if (upper === 'BEGIN' || upper.startsWith('XA START') || upper.startsWith('XA END')) {
-          if (!this.mariadb)
-            this.push({ type: 'begin', gtid: this.gtid, file: this.file, pos: this.lastPos, timestampMs });
+          if (!this.groupBegun) this.begin(event, timestampMs);
           return;
         }
         if (upper === 'COMMIT' || upper.startsWith('XA COMMIT')) {
@@ -380,19 +413,21 @@ export class BinlogReader {
           this.commit(event, timestampMs);
           return;
         }
-        if (event.nextPosition > 0) this.lastPos = Number(event.nextPosition);
+        if (!this.groupBegun) this.begin(event, timestampMs);
+        const pos = this.endOf(event);
         if (this.mariadb && this.gtid) this.addMariadbGtid(this.gtid);
         this.push({
           type: 'statement',
           query,
           database: String(event.schema ?? ''),
           file: this.file,
-          pos: this.lastPos,
+          pos,
           gtid: this.gtid,
           gtidSet: this.gtidSet(),
           timestampMs,
         });
         this.gtid = undefined;
+        this.groupBegun = false;
         return;
       }
       default:
@@ -400,18 +435,49 @@ export class BinlogReader {
     }
   }
 
+  /**
+   * Emits the start of an event group at the offset where `event` (its first event) starts, from the event's own
+   * header: after a start by GTID set, the position the reader tracks is not known until then.
+   */
+  private begin(event: ZEvent, timestampMs: number): void {
+    this.groupBegun = true;
+    const next = Number(event.nextPosition);
+    let pos = UNKNOWN_POS;
+    if (next > 0) {
+      // Header: end offset of the event; the length counts the header (19 bytes) and the CRC32 checksum.
+      const start = next - (Number(event.size) + 19 + (this.zongji?.useChecksum ? 4 : 0));
+      if (start >= 4) pos = start;
+    } else if (this.posKnown) {
+      pos = this.lastPos; // the end of the previous group: at or before this one's start, after the checkpoint
+    }
+    this.push({ type: 'begin', gtid: this.gtid, file: this.file, pos, timestampMs });
+  }
+
+  /** The offset after an event that ends a group (a commit point), or undefined when its header carries none. */
+  private endOf(event: ZEvent): number | undefined {
+    const next = Number(event.nextPosition);
+    if (next > 0) {
+      this.lastPos = next;
+      this.posKnown = true;
+      return next;
+    }
+    this.posKnown = false;
+    return undefined;
+  }
+
   private commit(event: ZEvent, timestampMs: number): void {
-    if (event.nextPosition > 0) this.lastPos = Number(event.nextPosition);
+    const pos = this.endOf(event);
     if (this.mariadb && this.gtid) this.addMariadbGtid(this.gtid);
     this.push({
       type: 'commit',
       file: this.file,
-      pos: this.lastPos,
+      pos,
       gtid: this.gtid,
       gtidSet: this.gtidSet(),
       timestampMs,
     });
     this.gtid = undefined;
+    this.groupBegun = false;
   }
 }
 

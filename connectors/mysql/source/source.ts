@@ -22,7 +22,7 @@ import {
   SYSTEM_DATABASES,
   startConsistentSnapshot,
 } from '../flavor.ts';
-import { type BinlogEvent, BinlogReader, type BinlogTable, type RawRow } from './binlog-reader.ts';
+import { type BinlogEvent, BinlogReader, type BinlogTable, type RawRow, UNKNOWN_POS } from './binlog-reader.ts';
 import { type ColumnDefaultFact, existingRowsValue } from './column-defaults.ts';
 import type { MysqlSourceConfig } from './config.ts';
 import { connect, type MysqlEndpoint, parseMysqlUrl } from './connection.ts';
@@ -688,11 +688,15 @@ export class MysqlSource implements Source {
 
   private async *stream(reader: BinlogReader): AsyncGenerator<Omit<ChangeBatch, 'seq'>> {
     const builder = new BatchBuilder(this.batch);
-    // Where reading started (the reader may have decoded ahead before this generator first runs).
-    let txStart = this.streamFrom
-      ? { file: this.streamFrom.file, pos: this.streamFrom.pos }
-      : { file: reader.position().file, pos: reader.position().pos };
+    // Where reading started (the reader may have decoded ahead before this generator first runs). After a start by
+    // GTID set the checkpoint's file+offset may not even be of this server: each group's begin tells its own.
+    let txStart =
+      this.streamFrom && !this.streamFrom.byGtid
+        ? { file: this.streamFrom.file, pos: this.streamFrom.pos }
+        : { file: '', pos: UNKNOWN_POS };
     let lastHeartbeatAt = Date.now();
+    /** Events emitted in batches without a checkpoint since the last checkpoint (a transaction split over batches). */
+    let sinceCheckpoint = 0;
     /** Entries with added columns used by row events of the open transaction. */
     const delivering = new Set<TableEntry>();
     const checkpointOf = (e: { file: string; pos: number; gtidSet?: string; timestampMs: number }): Checkpoint => {
@@ -719,12 +723,37 @@ export class MysqlSource implements Source {
       if (b.checkpoint) {
         this.lastEmitted = b.checkpoint;
         lastHeartbeatAt = Date.now();
+        sinceCheckpoint = 0;
+      } else {
+        sinceCheckpoint += b.events.length;
       }
       return b;
     };
+    /**
+     * A commit point (after a commit, or a statement that is its own transaction) at `e.pos`; none when the reader
+     * could not tell the offset (the next commit point covers this one). Returns a batch to emit now, if any.
+     */
+    const commitPoint = (e: {
+      file: string;
+      pos: number | undefined;
+      gtidSet?: string;
+      timestampMs: number;
+    }): Omit<ChangeBatch, 'seq'> | null => {
+      if (e.pos === undefined) return null;
+      builder.commit(checkpointOf({ ...e, pos: e.pos }));
+      if (builder.events.length > 0) return builder.full() || builder.due() ? emit() : null;
+      // The transaction's last events already went out (its batch filled before its commit was read): its
+      // checkpoint goes out at once in a batch of its own, before any later transaction's events can follow it.
+      return sinceCheckpoint > 0 ? emit() : null;
+    };
     while (!this.closed) {
       const now = Date.now();
-      const wait = builder.events.length > 0 ? Math.max(0, builder.firstAt + this.batch.max_wait_ms - now) : 250;
+      // A full batch waits (briefly: the rest of a transaction's events follow at once) for the event after it: a
+      // commit makes it a batch that ends on a commit, with its checkpoint.
+      const wait =
+        builder.events.length > 0
+          ? Math.max(builder.full() ? 20 : 0, builder.firstAt + this.batch.max_wait_ms - now)
+          : 250;
       let ev: BinlogEvent | null | undefined;
       try {
         ev = await reader.next(wait);
@@ -737,7 +766,7 @@ export class MysqlSource implements Source {
       }
       if (ev === null) break;
       if (ev === undefined) {
-        if (builder.due()) yield emit();
+        if (builder.full() || builder.due()) yield emit();
         const hb = builder.pendingHeartbeat();
         if (hb && Date.now() - lastHeartbeatAt >= this.config.heartbeat_interval_ms) {
           builder.clearHeartbeat();
@@ -747,6 +776,7 @@ export class MysqlSource implements Source {
         }
         continue;
       }
+      if (ev.type !== 'commit' && builder.full()) yield emit();
       switch (ev.type) {
         case 'begin':
           txStart = { file: ev.file, pos: ev.pos };
@@ -787,14 +817,15 @@ export class MysqlSource implements Source {
               },
             };
             builder.add(event, estimateBytes(before) + estimateBytes(after) + 200);
-            if (builder.full()) yield emit();
+            // Full after the event's last row: the next event decides (a commit gives the batch its checkpoint).
+            if (builder.full() && i < ev.rows.length - 1) yield emit();
           }
           break;
         }
         case 'commit': {
-          builder.commit(checkpointOf(ev));
-          if (builder.events.length > 0 && (builder.full() || builder.due())) yield emit();
-          txStart = { file: ev.file, pos: ev.pos };
+          const b = commitPoint(ev);
+          if (b) yield b;
+          txStart = { file: ev.file, pos: ev.pos ?? UNKNOWN_POS };
           break;
         }
         case 'statement': {
@@ -852,9 +883,9 @@ export class MysqlSource implements Source {
               await this.followDdl(ddl);
             }
           }
-          builder.commit(checkpointOf(ev));
-          if (builder.events.length > 0 && (builder.full() || builder.due())) yield emit();
-          txStart = { file: ev.file, pos: ev.pos };
+          const b = commitPoint(ev);
+          if (b) yield b;
+          txStart = { file: ev.file, pos: ev.pos ?? UNKNOWN_POS };
           break;
         }
       }
