@@ -34,6 +34,14 @@ export const postgresTargetConfig = z.strictObject({
     .positive()
     .default(10_000)
     .describe('Most rows sent in one statement (rows of a batch are sent in several statements above it).'),
+  copy_min_rows: z
+    .number()
+    .int()
+    .positive()
+    .default(1_000)
+    .describe(
+      'Fewest new rows of one table in a batch that are loaded with COPY instead of an INSERT statement (faster for large runs, one more round trip for small ones).',
+    ),
   mysql_zero_dates: z
     .enum(['error', 'null'])
     .default('error')

@@ -7,7 +7,8 @@ import type { TargetTable } from './statements.ts';
  * one: for each key only its final state matters, and distinct keys do not interact.
  */
 export type KeyState =
-  | { kind: 'upsert'; row: Row }
+  /** `fresh`: an insert (or snapshot read) of a key with no earlier change in the run; it should not exist yet. */
+  | { kind: 'upsert'; row: Row; fresh?: boolean }
   | { kind: 'delete'; key: Row }
   /** An update whose image lacks unchanged TOAST columns: only the known columns are set. */
   | { kind: 'partial'; row: Row };
@@ -17,7 +18,7 @@ export function keyText(keyColumns: string[], row: Row): string {
 }
 
 export function hasUnchanged(row: Row): boolean {
-  for (const v of Object.values(row)) if (v === UNCHANGED) return true;
+  for (const c in row) if (row[c] === UNCHANGED) return true;
   return false;
 }
 
@@ -37,8 +38,17 @@ export function keyChanged(keyColumns: string[], before: Row | null, after: Row)
   return keyColumns.some((k) => k in before && before[k] !== after[k]);
 }
 
+/** A key's identity in a run: the value itself for a one-column key (no per-row string building), else its text. */
+function runKey(keyColumns: string[], row: Row): string | null {
+  if (keyColumns.length === 1) {
+    const v = row[keyColumns[0]!];
+    return v === undefined || v === UNCHANGED ? null : v;
+  }
+  return keyText(keyColumns, row);
+}
+
 export class KeyedRun {
-  readonly ops = new Map<string, KeyState>();
+  readonly ops = new Map<string | null, KeyState>();
   /** Partial updates that found their row deleted earlier in the run (the source and target disagree). */
   orphanedPartials = 0;
 
@@ -48,30 +58,37 @@ export class KeyedRun {
     return this.ops.size;
   }
 
-  private set(key: string, state: KeyState): void {
+  private set(key: string | null, state: KeyState): void {
     // Re-insert so iteration follows the order of each key's last change.
     this.ops.delete(key);
     this.ops.set(key, state);
   }
 
   upsert(row: Row): void {
-    this.set(keyText(this.table.keyColumns, row), { kind: 'upsert', row });
+    this.set(runKey(this.table.keyColumns, row), { kind: 'upsert', row });
+  }
+
+  /** An insert or snapshot read of a full row: an upsert, marked fresh when the run has not seen its key. */
+  insert(row: Row): void {
+    const k = runKey(this.table.keyColumns, row);
+    if (this.ops.has(k)) this.set(k, { kind: 'upsert', row });
+    else this.ops.set(k, { kind: 'upsert', row, fresh: true });
   }
 
   delete(key: Row): void {
-    this.set(keyText(this.table.keyColumns, key), { kind: 'delete', key: keyOf(this.table.keyColumns, key) });
+    this.set(runKey(this.table.keyColumns, key), { kind: 'delete', key: keyOf(this.table.keyColumns, key) });
   }
 
   /** An update with unchanged columns: merged into an earlier full image of the same key when there is one. */
   partial(row: Row): void {
-    const k = keyText(this.table.keyColumns, row);
+    const k = runKey(this.table.keyColumns, row);
     const prev = this.ops.get(k);
     const known: Row = {};
     for (const c of knownColumns(row)) known[c] = row[c] as CellValue;
     if (!prev) {
       this.set(k, { kind: 'partial', row: known });
     } else if (prev.kind === 'upsert') {
-      this.set(k, { kind: 'upsert', row: { ...prev.row, ...known } });
+      this.set(k, { kind: 'upsert', row: { ...prev.row, ...known }, fresh: prev.fresh });
     } else if (prev.kind === 'partial') {
       this.set(k, { kind: 'partial', row: { ...prev.row, ...known } });
     } else {
@@ -83,8 +100,17 @@ export class KeyedRun {
 /** Groups rows by the list of columns they carry, so each group goes as one statement. */
 export function groupByShape(rows: Row[]): Map<string, { columns: string[]; rows: Row[] }> {
   const groups = new Map<string, { columns: string[]; rows: Row[] }>();
+  // Rows of one source mostly list their columns in the same order: a row whose keys match the previous row's
+  // goes to the same group without sorting and joining its keys.
+  let lastKeys: string[] = [];
+  let lastGroup: { columns: string[]; rows: Row[] } | null = null;
   for (const row of rows) {
-    const columns = Object.keys(row).sort();
+    const keys = Object.keys(row);
+    if (lastGroup && sameKeys(keys, lastKeys)) {
+      lastGroup.rows.push(row);
+      continue;
+    }
+    const columns = [...keys].sort();
     const shape = columns.join('\u0000');
     let g = groups.get(shape);
     if (!g) {
@@ -92,8 +118,16 @@ export function groupByShape(rows: Row[]): Map<string, { columns: string[]; rows
       groups.set(shape, g);
     }
     g.rows.push(row);
+    lastKeys = keys;
+    lastGroup = g;
   }
   return groups;
+}
+
+function sameKeys(a: string[], b: string[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
 }
 
 /** Column-major text arrays for an unnest statement. */

@@ -19,6 +19,7 @@ import {
   wrapConnectionError,
 } from './checkpoint-store.ts';
 import type { PostgresTargetConfig } from './config.ts';
+import { copyRows } from './copy-writer.ts';
 import { MysqlValueConverter, mappedSchema, type NulledValue, pgColumnType } from './mysql-types.ts';
 import { columnArrays, groupByShape, hasUnchanged, KeyedRun, keyChanged, keyOf, knownColumns } from './row-runs.ts';
 import {
@@ -39,6 +40,9 @@ const SESSION_SQL =
 
 /** Prepared statements kept per connection; beyond this, statements run unnamed. */
 const MAX_PREPARED = 500;
+
+/** Runs of a table that go as upserts after its rows were found to exist already (a replay), before COPY is tried again. */
+const COPY_BACKOFF_RUNS = 16;
 
 interface Pending {
   batch: ChangeBatch;
@@ -93,6 +97,8 @@ export class PostgresTarget implements Target {
   private readonly statementNames = new Map<string, string>();
   private readonly warned = new Set<string>();
   private currentTable: string | null = null;
+  /** Per source table: runs left before fresh rows are tried with COPY again after a conflict. */
+  private readonly copyBackoff = new Map<string, number>();
   private readonly mysqlValues: MysqlValueConverter;
   /** Values nulled per `mysql_zero_dates: null`, per `table.column`: total, and not yet reported. */
   private readonly zeroDatesNulled = new Map<string, { total: number; unreported: number }>();
@@ -577,7 +583,7 @@ export class PostgresTarget implements Target {
       case 'read':
         if (ev.after) {
           if (hasUnchanged(ev.after)) run.partial(ev.after);
-          else run.upsert(ev.after);
+          else run.insert(ev.after);
         }
         return;
       case 'update': {
@@ -623,23 +629,32 @@ export class PostgresTarget implements Target {
 
   private async flushRun(run: RowRun): Promise<void> {
     if (run.kind === 'append') {
+      const copy = run.rows.length >= this.config.copy_min_rows;
       for (const { columns, rows } of groupByShape(run.rows).values()) {
         const cols = columns.filter((c) => run.table.columns.has(c));
-        await this.exec(insertSql(run.table, cols), columnArrays(cols, rows));
+        if (copy) await copyRows(this.client!, run.table, cols, rows);
+        else await this.exec(insertSql(run.table, cols), columnArrays(cols, rows));
       }
       return;
     }
     const { table } = run.run;
     const deletes: Row[] = [];
-    const upserts: Row[] = [];
+    let upserts: Row[] = [];
+    const fresh: Row[] = [];
     const partials: Row[] = [];
     for (const state of run.run.ops.values()) {
       if (state.kind === 'delete') deletes.push(state.key);
-      else if (state.kind === 'upsert') upserts.push(state.row);
+      else if (state.kind === 'upsert') (state.fresh ? fresh : upserts).push(state.row);
       else partials.push(state.row);
     }
     if (run.run.orphanedPartials > 0) this.rowMissing(table, run.run.orphanedPartials);
     if (deletes.length > 0) await this.exec(deleteSql(table), columnArrays(table.keyColumns, deletes));
+    // With foreign keys on the target, rows of one run must reach the table in one statement (checks run at its end).
+    const copy =
+      fresh.length >= this.config.copy_min_rows &&
+      (!table.hasForeignKeys || upserts.length === 0) &&
+      this.copyAllowed(table);
+    if (!copy || !(await this.copyFresh(table, fresh))) upserts = upserts.length === 0 ? fresh : upserts.concat(fresh);
     for (const { columns, rows } of groupByShape(upserts).values()) {
       const cols = columns.filter((c) => table.columns.has(c));
       await this.exec(upsertSql(table, cols), columnArrays(cols, rows));
@@ -655,6 +670,45 @@ export class PostgresTarget implements Target {
       const missing = rows.length - (result.rowCount ?? 0);
       if (missing > 0) this.rowMissing(table, missing);
     }
+  }
+
+  private copyAllowed(table: TargetTable): boolean {
+    const left = this.copyBackoff.get(table.sourceId);
+    if (left === undefined) return true;
+    if (left <= 1) this.copyBackoff.delete(table.sourceId);
+    else this.copyBackoff.set(table.sourceId, left - 1);
+    return false;
+  }
+
+  /**
+   * Loads rows the source says are new with COPY straight into the table, inside a savepoint. The primary key is
+   * the proof that none existed: the result then equals the upsert's. When one did exist (a replayed snapshot, rows
+   * both snapshotted and streamed), the COPY fails on the key, is undone, and false sends the rows as upserts.
+   */
+  private async copyFresh(table: TargetTable, rows: Row[]): Promise<boolean> {
+    const groups = [...groupByShape(rows).values()];
+    try {
+      for (let i = 0; i < groups.length; i++) {
+        const { columns, rows: group } = groups[i]!;
+        await copyRows(
+          this.client!,
+          table,
+          columns.filter((c) => table.columns.has(c)),
+          group,
+          {
+            before: i === 0 ? 'savepoint tributary_copy' : undefined,
+            after: i === groups.length - 1 ? 'release savepoint tributary_copy' : undefined,
+          },
+        );
+      }
+    } catch (err) {
+      if ((err as { code?: unknown }).code !== '23505' || this.broken) throw err;
+      await this.client!.query('rollback to savepoint tributary_copy; release savepoint tributary_copy');
+      this.copyBackoff.set(table.sourceId, COPY_BACKOFF_RUNS);
+      this.ctx.logger.debug({ event: 'target_copy_conflict', table: table.sourceId, rows: rows.length });
+      return false;
+    }
+    return true;
   }
 
   /** Update or delete exactly one row equal to the old image (REPLICA IDENTITY FULL, no key). */
