@@ -1,6 +1,6 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { type Checkpoint, comparePositions } from '../core/checkpoint.ts';
+import { type Checkpoint, isBackwards } from '../core/checkpoint.ts';
 import type { CheckpointStore } from '../core/checkpoint-store.ts';
 import { TributaryError } from '../errors.ts';
 
@@ -75,12 +75,4 @@ export class FileCheckpointStore implements CheckpointStore {
   async clear(): Promise<void> {
     await fs.rm(this.file, { force: true });
   }
-}
-
-/** True when `next` would move the checkpoint backwards (a snapshot checkpoint never replaces a stream one). */
-export function isBackwards(current: Checkpoint, next: Checkpoint): boolean {
-  if (current.phase === 'stream' && next.phase === 'snapshot') return true;
-  if (current.phase !== next.phase) return false;
-  if (current.position.kind !== next.position.kind) return false;
-  return comparePositions(next.position, current.position) < 0;
 }

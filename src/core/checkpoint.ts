@@ -58,3 +58,18 @@ export function comparePositions(a: CheckpointPosition, b: CheckpointPosition): 
   }
   throw new Error(`cannot compare a ${a.kind} position with a ${b.kind} position`);
 }
+
+/** True when `next` would move the checkpoint backwards (a snapshot checkpoint never replaces a stream one). */
+export function isBackwards(current: Checkpoint, next: Checkpoint): boolean {
+  if (current.phase === 'stream' && next.phase === 'snapshot') return true;
+  if (current.phase !== next.phase) return false;
+  if (current.position.kind !== next.position.kind) return false;
+  return comparePositions(next.position, current.position) < 0;
+}
+
+/** The later of two checkpoints of one pipeline (either may be missing). */
+export function laterCheckpoint(a: Checkpoint | null, b: Checkpoint | null): Checkpoint | null {
+  if (!a) return b;
+  if (!b) return a;
+  return isBackwards(a, b) ? a : b;
+}

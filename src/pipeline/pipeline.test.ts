@@ -148,3 +148,18 @@ describe('Pipeline', () => {
     expect(p.state.status).toBe('stopped');
   });
 });
+
+describe('Pipeline with a separate checkpoint store', () => {
+  it("resumes after the target's own checkpoint when the separate store lags behind it", async () => {
+    const source = new MemorySource('p', 20, 1);
+    const target = new MemoryTarget();
+    const ownStore = new MemoryStore();
+    ownStore.saved.push({ pipeline: 'p', phase: 'stream', position: { kind: 'postgres', lsn: '0/C' } });
+    Object.assign(target, { checkpointStore: ownStore });
+    const lagging = new MemoryStore();
+    lagging.saved.push({ pipeline: 'p', phase: 'stream', position: { kind: 'postgres', lsn: '0/5' } });
+    await runUntil(pipeline(source, [target], lagging), () => target.durable.length === 8);
+    expect(lsnOf(source.opens[0]!)).toBe(12);
+    expect([...target.rows.values()].map(Number).sort((a, b) => a - b)[0]).toBe(13);
+  });
+});

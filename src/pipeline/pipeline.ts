@@ -1,5 +1,5 @@
 import type { ChangeBatch } from '../core/change-batch.ts';
-import type { Checkpoint } from '../core/checkpoint.ts';
+import { type Checkpoint, laterCheckpoint } from '../core/checkpoint.ts';
 import type { CheckpointStore } from '../core/checkpoint-store.ts';
 import type { Source } from '../core/source.ts';
 import type { Target } from '../core/target.ts';
@@ -147,7 +147,10 @@ export class Pipeline {
 
     try {
       await target.open();
-      const from = await store.load(name);
+      // A target that keeps its own checkpoint with its data may be ahead of a separate store that failed or lagged:
+      // it holds that data durably, so resume after it rather than deliver it again.
+      const own = targetSavesCheckpoints ? null : ((await target.checkpointStore?.load(name)) ?? null);
+      const from = laterCheckpoint(await store.load(name), own);
       this.state.checkpoint = from;
       this.state.phase = from?.phase ?? 'unknown';
       logger.info(
