@@ -97,6 +97,11 @@ export class PostgresTarget implements Target {
   private readonly statementNames = new Map<string, string>();
   private readonly warned = new Set<string>();
   private currentTable: string | null = null;
+  private coveredMemo: { stored: Checkpoint | null; commitLsn: string; covered: boolean } = {
+    stored: null,
+    commitLsn: '',
+    covered: false,
+  };
   /** Per source table: runs left before fresh rows are tried with COPY again after a conflict. */
   private readonly copyBackoff = new Map<string, number>();
   private readonly mysqlValues: MysqlValueConverter;
@@ -336,7 +341,16 @@ export class PostgresTarget implements Target {
     if (s?.phase !== 'stream' || ev.source.snapshot !== false) return false;
     const p = ev.source.position;
     if (p.kind === 'postgres' && s.position.kind === 'postgres') {
-      return p.commitLsn !== undefined && parseLsn(p.commitLsn) <= parseLsn(s.position.lsn);
+      if (p.commitLsn === undefined) return false;
+      // Events of one transaction share their commit LSN: parse each LSN text once, not once per event.
+      if (this.coveredMemo.stored !== s || this.coveredMemo.commitLsn !== p.commitLsn) {
+        this.coveredMemo = {
+          stored: s,
+          commitLsn: p.commitLsn,
+          covered: parseLsn(p.commitLsn) <= parseLsn(s.position.lsn),
+        };
+      }
+      return this.coveredMemo.covered;
     }
     if (p.kind === 'mysql' && s.position.kind === 'mysql') {
       return comparePositions({ kind: 'mysql', file: p.file, pos: p.pos }, s.position) < 0;
@@ -489,6 +503,8 @@ export class PostgresTarget implements Target {
       last = null;
     };
     const runFor = async (table: TargetTable): Promise<RowRun> => {
+      const current = last === table ? pending.get(table) : undefined;
+      if (current && runSize(current) < this.config.statement_max_rows) return current;
       if (truncate) await flush();
       const reorderable = !table.hasForeignKeys && ![...pending.keys()].some((t) => t.hasForeignKeys);
       const run = pending.get(table);
@@ -512,7 +528,7 @@ export class PostgresTarget implements Target {
         skipped++;
         continue;
       }
-      await this.begin();
+      if (!this.txOpen) await this.begin();
       let table = this.cachedTable(ev);
       if (!table) {
         await flush();
