@@ -50,7 +50,7 @@ export const postgresSourceConfig = z.strictObject({
     .int()
     .positive()
     .default(10_000)
-    .describe('Rows read per keyset query (or cursor fetch) during the initial snapshot.'),
+    .describe('Rows per keyset query (one COPY each) during the initial snapshot; keyless tables are one COPY.'),
   read_ahead_events: z
     .number()
     .int()

@@ -243,6 +243,59 @@ describe.each(FLAVORS)('PostgresSource on %s PostgreSQL', (_name, flavor) => {
     }
   });
 
+  it('snapshot values survive COPY escaping: tabs, newlines, backslashes, \\N text, NULL vs empty, unicode', async () => {
+    // Keys with quotes and backslashes, in chunks of 2 rows, exercise the keyset bound of the next chunk too.
+    const ddl = `
+      create table esc (k text, n int, t text, ba bytea, a text[], j jsonb, c char(3), primary key (k, n));
+      create table esc_nokey (t text, ba bytea, a text[]);`;
+    const values = `
+      ('a''b\\c', 1, E'tab\\there\\nnew line\\r\\\\ back', '\\x00090a5c4e', array['q"uote', 'back\\slash', 'NULL', null, '', E'\\t'], '{"k": "v\\\\n\\u00e9"}', 'x\\y'),
+      ('\\N', 2, '\\N', '\\x', '{}', '"\\\\N"', ''),
+      ('', 3, '', null, array[''], '[]', null),
+      (E'\\\\', 4, null, '\\x5c5c', '{{"a\\\\b","c"},{"d","e\\"f"}}', 'null', ' '),
+      ('ünï 😀', 5, E'\\b\\f\\v\\x01 ünïcødé 😀 \\u2028', '\\xc3a9', array['😀', 'é'], '{"😀": ["ü"]}', 'é'),
+      (E'\\t', 6, E'\\n', '\\x0d', array[E'\\n'], '{"a": "\\t"}', E'\\t'),
+      (E'x\\ny', 7, repeat(E'\\\\', 9), null, null, null, null)`;
+    const { db, url } = await fresh(
+      `${ddl} insert into esc values ${values}; insert into esc_nokey select t, ba, a from esc;`,
+    );
+    const { source, reader } = await open(
+      {
+        type: 'postgres',
+        url,
+        tables: ['public.esc', 'public.esc_nokey'],
+        keyless_tables: 'insert_only',
+        snapshot_chunk_rows: 2,
+      },
+      'escapes',
+    );
+    try {
+      const all = await reader.until((_ev, b) => b.checkpoint !== null);
+      const reads = all.filter((e) => e.table.name === 'esc');
+      const expected = await rawRows(server, db, 'select * from esc order by k, n');
+      expect(reads).toHaveLength(7);
+      expect(reads.map((e) => e.after)).toEqual(expected);
+      expect(reads.map((e) => e.key)).toEqual(expected.map((r) => ({ k: r.k, n: r.n })));
+      expect(reads[0]!.after!.t).toBe('');
+      expect(reads.find((e) => e.after!.n === '4')!.after!.t).toBeNull();
+      expect(reads.find((e) => e.after!.n === '2')!.after!.k).toBe('\\N');
+      const keyless = all.filter((e) => e.table.name === 'esc_nokey');
+      expect(keyless.map((e) => e.key)).toEqual(keyless.map(() => null));
+      const byText = (rows: Row[]) => rows.map((r) => JSON.stringify(r)).sort();
+      expect(byText(keyless.map((e) => e.after!))).toEqual(
+        byText(await rawRows(server, db, 'select * from esc_nokey')),
+      );
+      // The same values streamed.
+      await server.query(db, `insert into esc select k, n + 10, t, ba, a, j, c from esc`);
+      const inserts = await reader.until((ev) => ev.length >= 7);
+      const id = (row: Row, offset: number) => `${String(row.k)}/${Number(row.n) - offset}`;
+      const streamed = new Map(inserts.map((e) => [id(e.after!, 10), e.after!]));
+      for (const r of reads) expect({ ...streamed.get(id(r.after!, 0)), n: r.after!.n }).toEqual(r.after);
+    } finally {
+      await source.close();
+    }
+  });
+
   it('updates, deletes, truncates, messages and REPLICA IDENTITY FULL keys', async () => {
     const { db, url } = await fresh(`
       create table k (id int primary key, v text);

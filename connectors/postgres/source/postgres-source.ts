@@ -26,7 +26,6 @@ import {
   connectFailure,
   ensurePublications,
   quoteIdent,
-  quoteTable,
   type ReplicationNames,
   type SourceTable,
   tableSchemaFromCatalog,
@@ -41,6 +40,7 @@ import {
 } from './config.ts';
 import { type ControlMessage, isControl, lsnText, PgoutputDecoder, type RawRelation } from './pgoutput-decoder.ts';
 import { ReplicationStream } from './replication-stream.ts';
+import { readTable } from './snapshot-reader.ts';
 
 export interface BatchOptions {
   max_events: number;
@@ -379,14 +379,13 @@ export class PostgresSource implements Source {
         if (this.closed) return;
         const schema = await tableSchemaFromCatalog(client, this.resolver, t);
         this.knownColumns.set(t.oid, new Set(schema.columns.map((c) => c.name)));
-        const source = (snapshot: 'true' | 'first') =>
-          ({
-            connector: 'postgresql',
-            db: this.db,
-            position: { kind: 'postgres', lsn: cpText },
-            commitTimeMs: started,
-            snapshot,
-          }) as const;
+        const source = (snapshot: 'true' | 'first'): ChangeEvent['source'] => ({
+          connector: 'postgresql',
+          db: this.db,
+          position: { kind: 'postgres', lsn: cpText },
+          commitTimeMs: started,
+          snapshot,
+        });
         if (plan.truncateFirst) {
           st.events.push({
             op: 'truncate',
@@ -400,34 +399,39 @@ export class PostgresSource implements Source {
           });
           st.bytes += EVENT_OVERHEAD;
         }
+        // One source block for every read event of the table (events are never mutated; `last` replaces it).
+        const readSource = source('true');
+        const table = schema.table;
         const keyCols = schema.keyColumns;
-        // Start small, then size chunks so that one holds about half the read-ahead bytes.
-        const limit = { rows: Math.min(100, this.config.snapshot_chunk_rows) };
-        for await (const chunk of readTable(client, t, schema, keyCols, limit)) {
-          let chunkBytes = 0;
-          for (const row of chunk) {
+        const key0 = keyCols.length === 1 ? keyCols[0]! : null;
+        for await (const { rows: chunk, sizes } of readTable(
+          client,
+          t,
+          schema,
+          keyCols,
+          this.config.snapshot_chunk_rows,
+        )) {
+          for (let i = 0; i < chunk.length; i++) {
+            const row = chunk[i]!;
             let key: Row | null = null;
-            if (keyCols.length > 0) {
+            if (key0 !== null) {
+              key = { [key0]: row[key0] ?? null };
+            } else if (keyCols.length > 0) {
               key = {};
               for (const k of keyCols) key[k] = row[k] ?? null;
             }
-            let size = EVENT_OVERHEAD;
-            for (const k in row) {
-              const v = row[k];
-              if (typeof v === 'string') size += v.length;
-            }
+            const size = EVENT_OVERHEAD + sizes[i]!;
             st.events.push({
               op: 'read',
-              table: schema.table,
+              table,
               schema,
               key,
               before: null,
               after: row,
-              source: source(first ? 'first' : 'true'),
+              source: first ? source('first') : readSource,
             });
             first = false;
             st.bytes += size;
-            chunkBytes += size;
             rows++;
             if (st.events.length >= this.batch.max_events || st.bytes >= this.batch.max_bytes) {
               const ready = flush();
@@ -435,11 +439,6 @@ export class PostgresSource implements Source {
             }
           }
           if (this.closed) return;
-          if (chunk.length > 0) {
-            const perRow = Math.max(1, chunkBytes / chunk.length);
-            const target = Math.floor(this.config.read_ahead_bytes / 2 / perRow);
-            limit.rows = Math.max(1, Math.min(this.config.snapshot_chunk_rows, target));
-          }
         }
       }
       await client.query('commit');
@@ -929,52 +928,6 @@ export class PostgresSource implements Source {
     } finally {
       if (!own) await client.end().catch(() => undefined);
     }
-  }
-}
-
-/**
- * Reads a table in chunks: keyset pagination on the key columns, or one cursor for keyless tables. Values are the
- * server's text output (the connection does not parse them). `limit.rows` is read before every chunk, so the caller
- * can adapt the chunk size to the row size.
- */
-async function* readTable(
-  client: pg.Client,
-  t: SourceTable,
-  schema: TableSchema,
-  keyCols: string[],
-  limit: { rows: number },
-): AsyncGenerator<Row[]> {
-  const cols = schema.columns.map((c) => quoteIdent(c.name)).join(', ') || '1';
-  const table = quoteTable(t.table);
-  if (keyCols.length === 0) {
-    const cursor = quoteIdent(`tributary_snapshot_${t.oid}`);
-    await client.query(`declare ${cursor} no scroll cursor for select ${cols} from ${table}`);
-    for (;;) {
-      const n = limit.rows;
-      const rows = (await client.query<Row>(`fetch ${n} from ${cursor}`)).rows;
-      if (rows.length > 0) yield rows;
-      if (rows.length < n) break;
-    }
-    await client.query(`close ${cursor}`);
-    return;
-  }
-  const keyList = keyCols.map(quoteIdent).join(', ');
-  const params = keyCols.map((_, i) => `$${i + 1}`).join(', ');
-  const limitParam = `$${keyCols.length + 1}`;
-  const firstSql = `select ${cols} from ${table} order by ${keyList} limit $1`;
-  const nextSql =
-    keyCols.length === 1
-      ? `select ${cols} from ${table} where ${keyList} > $1 order by ${keyList} limit ${limitParam}`
-      : `select ${cols} from ${table} where (${keyList}) > (${params}) order by ${keyList} limit ${limitParam}`;
-  let last: Row | null = null;
-  for (;;) {
-    const n = limit.rows;
-    const rows: Row[] = last
-      ? (await client.query<Row>(nextSql, [...keyCols.map((k) => last![k]), n])).rows
-      : (await client.query<Row>(firstSql, [n])).rows;
-    if (rows.length > 0) yield rows;
-    if (rows.length < n) return;
-    last = rows[rows.length - 1]!;
   }
 }
 
