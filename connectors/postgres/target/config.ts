@@ -40,7 +40,7 @@ export const postgresTargetConfig = z.strictObject({
     .positive()
     .default(1_000)
     .describe(
-      'Fewest new rows of one table in a batch that are loaded with COPY instead of an INSERT statement (faster for large runs, one more round trip for small ones).',
+      'Fewest new rows (inserts, snapshot rows) of one table in a batch that are loaded with COPY instead of an INSERT statement. COPY costs less per row; small runs keep the single statement.',
     ),
   mysql_zero_dates: z
     .enum(['error', 'null'])
