@@ -49,7 +49,8 @@ export type BinlogEvent =
       type: 'rows';
       op: 'insert' | 'update' | 'delete';
       table: BinlogTable;
-      rows: { before: RawRow | null; after: RawRow | null }[];
+      /** As the library decodes them: the row for inserts and deletes, `{before, after}` for updates. */
+      rows: RawRow[] | { before: RawRow; after: RawRow }[];
       gtid?: string;
     })
   | (Common & {
@@ -384,14 +385,7 @@ export class BinlogReader {
         const table = this.tableOf(event);
         if (!table || !event.rows) return;
         const op = name === 'writerows' ? 'insert' : name === 'updaterows' ? 'update' : 'delete';
-        const rows = event.rows.map((r: ZEvent) =>
-          op === 'insert'
-            ? { before: null, after: r }
-            : op === 'delete'
-              ? { before: r, after: null }
-              : { before: r.before, after: r.after },
-        );
-        this.push({ type: 'rows', op, table, rows, gtid: this.gtid, file: this.file, timestampMs });
+        this.push({ type: 'rows', op, table, rows: event.rows, gtid: this.gtid, file: this.file, timestampMs });
         return;
       }
       case 'xid':

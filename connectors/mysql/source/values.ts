@@ -217,6 +217,39 @@ export function binlogValue(v: unknown, col: MysqlColumn): CellValue {
   }
 }
 
+/** Converts one column's binlog values: `binlogValue` for that column, with the per-value type tests decided once. */
+export type BinlogConverter = (v: unknown) => CellValue;
+
+function textOf(v: unknown): CellValue {
+  if (typeof v === 'string') return v;
+  if (v === null || v === undefined) return null;
+  if (Buffer.isBuffer(v)) return v.toString('utf8');
+  return String(v);
+}
+
+/** `binlogValue` specialized to a column (same result for every value), for decoding many rows. */
+export function binlogConverter(col: MysqlColumn): BinlogConverter {
+  switch (col.kind) {
+    case 'int':
+      if (col.type.startsWith('year'))
+        return (v) => (v === null || v === undefined ? null : v === 1900 || v === 0 ? '0000' : String(v));
+      // Exact strings beyond 2^53 stay as they are; String() of a number or a bigint is its decimal text.
+      return (v) => (typeof v === 'string' ? v : v === null || v === undefined ? null : String(v));
+    case 'enum':
+      // An ENUM holding the empty "error" value (index 0) decodes to undefined.
+      return (v) => (v === undefined ? '' : textOf(v));
+    case 'float':
+    case 'bits':
+    case 'bytes':
+    case 'geometry':
+    case 'timestamptz':
+    case 'json':
+      return (v) => binlogValue(v, col);
+    default:
+      return textOf;
+  }
+}
+
 /**
  * A value of a text-protocol result, read as raw bytes (FLOAT columns selected as `CAST(col AS DOUBLE)`), to
  * canonical text.
