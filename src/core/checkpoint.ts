@@ -45,6 +45,12 @@ export function formatLsn(value: bigint): string {
 /**
  * Orders two positions of the same kind: negative if a is before b, 0 if equal, positive if after.
  * MySQL positions compare by binlog file then offset (GTID sets are not totally ordered).
+ *
+ * MySQL file+offset order holds only within the binlogs of one server. After a resume by GTID set on another server
+ * (a failover to a replica, whose binlog files are its own), a file+offset compares with one of the old server
+ * without meaning, either way: "before" there would make a target drop new transactions. When both sides carry GTIDs,
+ * decide by them: an event is covered when `gtidCovers(stored.gtidSet, event.gtid)`, a checkpoint when
+ * `gtidSetCovers(stored.gtidSet, checkpoint.gtidSet)`; use file+offset only when GTIDs are absent.
  */
 export function comparePositions(a: CheckpointPosition, b: CheckpointPosition): number {
   if (a.kind === 'postgres' && b.kind === 'postgres') {
@@ -72,4 +78,94 @@ export function laterCheckpoint(a: Checkpoint | null, b: Checkpoint | null): Che
   if (!a) return b;
   if (!b) return a;
   return isBackwards(a, b) ? a : b;
+}
+
+/**
+ * Whether a MySQL/MariaDB executed GTID set includes a transaction's GTID; undefined when either cannot be read or
+ * they are of different flavors. MariaDB (`domain-server-seq`, one entry per domain): the set holds the last
+ * sequence number per domain, and a GTID is included when its domain's entry has a sequence number at or above its
+ * own, whatever server wrote it (MariaDB's own `gtid_slave_pos` semantics). MySQL (`uuid[:tag]:1-5:7,...`): the GTID's
+ * number lies in one of its source id's intervals.
+ */
+export function gtidCovers(gtidSet: string, gtid: string): boolean | undefined {
+  const maria = parseMariadbGtidSet(gtid);
+  if (maria) {
+    const set = parseMariadbGtidSet(gtidSet);
+    if (!set || maria.size !== 1) return undefined;
+    const [[domain, seq]] = [...maria] as [[string, bigint]];
+    const have = set.get(domain);
+    return have !== undefined && have >= seq;
+  }
+  const one = parseMysqlGtidSet(gtid);
+  const set = parseMysqlGtidSet(gtidSet);
+  if (!one || !set || one.size !== 1) return undefined;
+  const [[sid, ranges]] = [...one] as [[string, [bigint, bigint][]]];
+  if (ranges.length !== 1 || ranges[0]![0] !== ranges[0]![1]) return undefined;
+  const n = ranges[0]![0];
+  return (set.get(sid) ?? []).some(([lo, hi]) => lo <= n && n <= hi);
+}
+
+/** Whether executed GTID set `outer` includes all of `inner` (see `gtidCovers`); undefined when unreadable. */
+export function gtidSetCovers(outer: string, inner: string): boolean | undefined {
+  const innerMaria = parseMariadbGtidSet(inner);
+  const outerMaria = parseMariadbGtidSet(outer);
+  if (innerMaria && outerMaria) {
+    for (const [domain, seq] of innerMaria) {
+      const have = outerMaria.get(domain);
+      if (have === undefined || have < seq) return false;
+    }
+    return true;
+  }
+  const a = parseMysqlGtidSet(outer);
+  const b = parseMysqlGtidSet(inner);
+  if (!a || !b || innerMaria || outerMaria) return undefined;
+  for (const [sid, ranges] of b) {
+    const have = a.get(sid) ?? [];
+    for (const [lo, hi] of ranges) {
+      // Intervals of one set do not overlap or touch (the server merges them): one must hold the whole range.
+      if (!have.some(([x, y]) => x <= lo && hi <= y)) return false;
+    }
+  }
+  return true;
+}
+
+const MARIADB_GTID = /^(\d+)-(\d+)-(\d+)$/;
+
+/** MariaDB GTID position (`0-1-100,1-2-7`) as domain -> sequence number; null when not that form. `''`: empty. */
+function parseMariadbGtidSet(text: string): Map<string, bigint> | null {
+  const out = new Map<string, bigint>();
+  for (const part of text.split(',')) {
+    const p = part.trim();
+    if (p === '') continue;
+    const m = MARIADB_GTID.exec(p);
+    if (!m) return null;
+    const seq = BigInt(m[3]!);
+    const prev = out.get(m[1]!);
+    if (prev === undefined || prev < seq) out.set(m[1]!, seq);
+  }
+  return text.trim() === '' ? null : out;
+}
+
+/** MySQL GTID set (`uuid[:tag]:1-5:7,...`) as source id (uuid with tag) -> intervals; null when not that form. */
+function parseMysqlGtidSet(text: string): Map<string, [bigint, bigint][]> | null {
+  const out = new Map<string, [bigint, bigint][]>();
+  for (const part of text.replace(/\s+/g, '').split(',')) {
+    if (part === '') continue;
+    const fields = part.split(':');
+    const uuid = fields[0]!.toLowerCase();
+    if (!/^[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{12}$/.test(uuid)) return null;
+    let sid = uuid;
+    for (const f of fields.slice(1)) {
+      const m = /^(\d+)(?:-(\d+))?$/.exec(f);
+      if (!m) {
+        if (!/^[a-z_][a-z0-9_]{0,31}$/i.test(f)) return null;
+        sid = `${uuid}:${f.toLowerCase()}`; // MySQL 8.3+ tagged GTIDs: the tag is part of the source id
+        continue;
+      }
+      const list = out.get(sid) ?? [];
+      out.set(sid, list);
+      list.push([BigInt(m[1]!), BigInt(m[2] ?? m[1]!)]);
+    }
+  }
+  return out.size === 0 ? null : out;
 }
