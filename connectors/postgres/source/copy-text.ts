@@ -39,21 +39,22 @@ export class CopyTextParser {
       }
       return out;
     }
-    let text: string;
-    if (this.pending.length === 0) {
-      text = chunk.toString('utf8', 0, lastNewline + 1);
-    } else {
-      this.pending.push(chunk.subarray(0, lastNewline + 1));
-      text = Buffer.concat(this.pending, this.pendingBytes + lastNewline + 1).toString('utf8');
+    let start = 0;
+    if (this.pending.length > 0) {
+      // The row begun in earlier pieces: decoded on its own, so the rest of the chunk is not copied.
+      const firstNewline = chunk.indexOf(NEWLINE);
+      this.pending.push(chunk.subarray(0, firstNewline + 1));
+      this.parseLines(Buffer.concat(this.pending, this.pendingBytes + firstNewline + 1).toString('utf8'), out);
       this.pending = [];
       this.pendingBytes = 0;
+      start = firstNewline + 1;
     }
+    if (start <= lastNewline) this.parseLines(chunk.toString('utf8', start, lastNewline + 1), out);
     if (lastNewline + 1 < chunk.length) {
       const rest = chunk.subarray(lastNewline + 1);
       this.pending.push(rest);
       this.pendingBytes = rest.length;
     }
-    this.parseLines(text, out);
     return out;
   }
 
