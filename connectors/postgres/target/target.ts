@@ -502,9 +502,12 @@ export class PostgresTarget implements Target {
       pending.clear();
       last = null;
     };
-    const runFor = async (table: TargetTable): Promise<RowRun> => {
+    /** The open run of the table just written to, while it has room (no await per event on the common path). */
+    const sameRun = (table: TargetTable): RowRun | undefined => {
       const current = last === table ? pending.get(table) : undefined;
-      if (current && runSize(current) < this.config.statement_max_rows) return current;
+      return current && runSize(current) < this.config.statement_max_rows ? current : undefined;
+    };
+    const runFor = async (table: TargetTable): Promise<RowRun> => {
       if (truncate) await flush();
       const reorderable = !table.hasForeignKeys && ![...pending.keys()].some((t) => t.hasForeignKeys);
       const run = pending.get(table);
@@ -562,7 +565,7 @@ export class PostgresTarget implements Target {
           await this.moveKeyPartial(table, ev.before!, ev.after);
           continue;
         }
-        const run = await runFor(table);
+        const run = sameRun(table) ?? (await runFor(table));
         if (run.kind === 'keyed') this.addKeyed(run.run, ev);
         continue;
       }
@@ -570,7 +573,7 @@ export class PostgresTarget implements Target {
       // Tables without a key.
       if (ev.op === 'insert' || ev.op === 'read') {
         if (!ev.after) continue;
-        const run = await runFor(table);
+        const run = sameRun(table) ?? (await runFor(table));
         if (run.kind === 'append') run.rows.push(ev.after);
         continue;
       }
