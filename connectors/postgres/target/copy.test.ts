@@ -140,6 +140,35 @@ describe('PostgresTarget COPY path', () => {
     expect(got.find((r) => r.id === '100')?.t).toBe('again 100');
   });
 
+  it('a snapshot row that exists in a table thought empty fails the transaction as retryable; the retry upserts', async () => {
+    const { target, q, src, ctx } = await setup('copy_snapshot_overlap', { copy_min_rows: 10, statement_max_rows: 20 });
+    // One transaction, two runs: keys 1..20, then 15..34 (the second run meets keys the first one wrote).
+    const tx = src.tx((t) => {
+      for (const r of rows(1, 20)) t.read(odd, r);
+      for (const r of rows(15, 20, (i) => `second ${i}`)) t.read(odd, r);
+    });
+    const batch = src.batch(tx);
+    const err = await target.write(batch).catch((e: unknown) => e);
+    expect(err).toMatchObject({ kind: 'retryable' });
+    // The table was created by that transaction: it is gone with it.
+    expect(await q("select to_regclass('public.odd') as t")).toEqual([{ t: null }]);
+    await target.reset();
+    await target.write(batch);
+    expect(await q('select count(*)::int as n from odd')).toEqual([{ n: 34 }]);
+    expect(await q("select t from odd where id = '15'")).toEqual([{ t: 'second 15' }]);
+    expect(ctx.logs.filter((l) => l.event === 'target_copy_conflict')).toHaveLength(1);
+  });
+
+  it('takes at most 32 COPY savepoints in one transaction, then upserts', async () => {
+    const { target, q, src } = await setup('copy_many_runs', { copy_min_rows: 10, statement_max_rows: 10 });
+    await target.write(src.batch(src.tx((t) => t.insert(odd, rows(0, 1)[0]!))));
+    const big = src.tx((t) => {
+      for (const r of rows(1, 500)) t.insert(odd, r);
+    });
+    await target.write(src.batch(big));
+    expect(await q('select count(*)::int as n, count(distinct t)::int as d from odd')).toEqual([{ n: 501, d: 501 }]);
+  });
+
   it('a failure in the middle of a COPY rolls back the whole transaction and its checkpoint', async () => {
     const { target, q, src, reopenStored } = await setupWithStored('copy_failure');
     const first = src.tx((t) =>

@@ -44,6 +44,13 @@ const MAX_PREPARED = 500;
 /** Runs of a table that go as upserts after its rows were found to exist already (a replay), before COPY is tried again. */
 const COPY_BACKOFF_RUNS = 16;
 
+/**
+ * Most COPY savepoints in one target transaction. Each is a subtransaction whose xid (and its lock) stays until the
+ * top-level commit: beyond 64 every other session's snapshots overflow to pg_subtrans, and thousands (a snapshot of
+ * millions of rows is one transaction) could exhaust the lock table.
+ */
+const MAX_COPY_SAVEPOINTS = 32;
+
 interface Pending {
   batch: ChangeBatch;
   resolve: () => void;
@@ -56,7 +63,9 @@ interface CachedTable {
   table: TargetTable;
 }
 
-type RowRun = { kind: 'keyed'; run: KeyedRun } | { kind: 'append'; table: TargetTable; rows: Row[] };
+type RowRun =
+  /** onlyReads: every change of the run is a snapshot read. */
+  { kind: 'keyed'; run: KeyedRun; onlyReads: boolean } | { kind: 'append'; table: TargetTable; rows: Row[] };
 
 interface TruncateRun {
   tables: TargetTable[];
@@ -104,6 +113,12 @@ export class PostgresTarget implements Target {
   };
   /** Per source table: runs left before fresh rows are tried with COPY again after a conflict. */
   private readonly copyBackoff = new Map<string, number>();
+  /** COPY savepoints taken in the open transaction. */
+  private copySavepoints = 0;
+  /** Per table, in the open transaction: it was empty before this transaction wrote to it (see copySnapshotRun). */
+  private readonly emptyAtStart = new Map<string, boolean>();
+  /** Tables where a snapshot read met an existing row in a table thought empty: never COPY without a savepoint. */
+  private readonly bareCopyFailed = new Set<string>();
   private readonly mysqlValues: MysqlValueConverter;
   /** Values nulled per `mysql_zero_dates: null`, per `table.column`: total, and not yet reported. */
   private readonly zeroDatesNulled = new Map<string, { total: number; unreported: number }>();
@@ -240,6 +255,8 @@ export class PostgresTarget implements Target {
     if (this.txOpen) return;
     await this.client!.query('begin');
     this.txOpen = true;
+    this.copySavepoints = 0;
+    this.emptyAtStart.clear();
   }
 
   private async exec(sql: string, params: unknown[] = []): Promise<pg.QueryResult> {
@@ -517,7 +534,9 @@ export class PostgresTarget implements Target {
       }
       if (run || !(pending.size === 0 || reorderable)) await flush();
       const fresh: RowRun =
-        table.identity === 'key' ? { kind: 'keyed', run: new KeyedRun(table) } : { kind: 'append', table, rows: [] };
+        table.identity === 'key'
+          ? { kind: 'keyed', run: new KeyedRun(table), onlyReads: true }
+          : { kind: 'append', table, rows: [] };
       pending.set(table, fresh);
       last = table;
       return fresh;
@@ -566,7 +585,10 @@ export class PostgresTarget implements Target {
           continue;
         }
         const run = sameRun(table) ?? (await runFor(table));
-        if (run.kind === 'keyed') this.addKeyed(run.run, ev);
+        if (run.kind === 'keyed') {
+          if (ev.op !== 'read') run.onlyReads = false;
+          this.addKeyed(run.run, ev);
+        }
         continue;
       }
 
@@ -673,7 +695,11 @@ export class PostgresTarget implements Target {
       fresh.length >= this.config.copy_min_rows &&
       (!table.hasForeignKeys || upserts.length === 0) &&
       this.copyAllowed(table);
-    if (!copy || !(await this.copyFresh(table, fresh))) upserts = upserts.length === 0 ? fresh : upserts.concat(fresh);
+    const copied =
+      copy &&
+      ((run.onlyReads && (await this.copySnapshotRun(table, fresh))) ||
+        (this.copySavepoints < MAX_COPY_SAVEPOINTS && (await this.copyFresh(table, fresh))));
+    if (!copied) upserts = upserts.length === 0 ? fresh : upserts.concat(fresh);
     for (const { columns, rows } of groupByShape(upserts).values()) {
       const cols = columns.filter((c) => table.columns.has(c));
       await this.exec(upsertSql(table, cols), columnArrays(cols, rows));
@@ -700,12 +726,50 @@ export class PostgresTarget implements Target {
   }
 
   /**
+   * A snapshot run into a table that held no row when this transaction first wrote to it: every row there now was
+   * written by this transaction, and a snapshot reads each key once, so its rows go by COPY without a savepoint
+   * (a large snapshot is one transaction: savepoints would pile up). Should a key exist after all (a table
+   * snapshotted while changes to it were applied in the same transaction), the whole transaction fails as
+   * retryable and the table takes the savepoint path from then on.
+   */
+  private async copySnapshotRun(table: TargetTable, rows: Row[]): Promise<boolean> {
+    if (this.bareCopyFailed.has(table.sourceId)) return false;
+    let empty = this.emptyAtStart.get(table.sourceId);
+    if (empty === undefined) {
+      const result = await this.client!.query(`select not exists (select from ${table.qname}) as empty`);
+      empty = result.rows[0]?.empty === true;
+      this.emptyAtStart.set(table.sourceId, empty);
+    }
+    if (!empty) return false;
+    try {
+      for (const { columns, rows: group } of groupByShape(rows).values()) {
+        await copyRows(
+          this.client!,
+          table,
+          columns.filter((c) => table.columns.has(c)),
+          group,
+        );
+      }
+    } catch (err) {
+      if ((err as { code?: unknown }).code !== '23505') throw err;
+      this.bareCopyFailed.add(table.sourceId);
+      throw new TributaryError(
+        'retryable',
+        `a snapshot row of ${table.sourceId} already exists in the target table; the transaction is applied again with upserts`,
+        { cause: err },
+      );
+    }
+    return true;
+  }
+
+  /**
    * Loads rows the source says are new with COPY straight into the table, inside a savepoint. The primary key is
    * the proof that none existed: the result then equals the upsert's. When one did exist (a replayed snapshot, rows
    * both snapshotted and streamed), the COPY fails on the key, is undone, and false sends the rows as upserts.
    */
   private async copyFresh(table: TargetTable, rows: Row[]): Promise<boolean> {
     const groups = [...groupByShape(rows).values()];
+    this.copySavepoints++;
     try {
       for (let i = 0; i < groups.length; i++) {
         const { columns, rows: group } = groups[i]!;
