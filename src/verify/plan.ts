@@ -72,6 +72,7 @@ export function pairKinds(a: ColumnDef, b: ColumnDef, cross: boolean): [Kind, Ki
   if (has('bool') && ((a.kind === 'bool' && b.maybeBool) || (b.kind === 'bool' && a.maybeBool)))
     return ['bool', 'bool'];
   if (has('json') && has('text')) return ['json', 'json'];
+  if (has('time') && has('interval')) return ['time', 'time'];
   if (has('float') && (has('decimal') || has('int'))) return ['float', 'float'];
   return [a.kind, b.kind];
 }

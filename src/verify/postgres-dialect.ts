@@ -37,6 +37,8 @@ function kindOf(baseType: string, typtype: string, category: string): Kind {
       return 'date';
     case 'time':
       return 'time';
+    case 'interval':
+      return 'interval';
     case 'timestamp':
       return 'timestamp';
     case 'timestamptz':
@@ -138,8 +140,13 @@ export function postgresDialect(db?: Db): Dialect {
           return `encode(${ref}, 'hex')`;
         case 'json':
           return `regexp_replace(${ref}::jsonb::text, '\\s+', '', 'g')`;
-        case 'time':
-          return `to_char(${ref}::interval, 'HH24:MI:SS.US')`;
+        case 'time': {
+          // As MySQL's TIME_FORMAT(t, '%H:%i:%s.%f') prints a TIME, which may be negative or above 24 hours: PostgreSQL
+          // time and interval columns (MySQL TIME replicates into interval) compare on the same text.
+          const seconds = `abs(extract(epoch from ${ref}::interval))`;
+          const hours = `floor(${seconds} / 3600)::bigint::text`;
+          return `(case when ${ref}::interval < interval '0' then '-' else '' end) || lpad(${hours}, greatest(2, length(${hours})), '0') || ':' || lpad(floor(mod(${seconds}, 3600) / 60)::text, 2, '0') || ':' || to_char(mod(${seconds}, 60), 'FM00.000000')`;
+        }
         case 'timestamp':
           return `case when isfinite(${ref}) then to_char(${ref}, 'YYYY-MM-DD HH24:MI:SS.US') else ${ref}::text end`;
         case 'timestamptz':

@@ -26,6 +26,8 @@ export type Kind =
   | 'uuid'
   | 'date'
   | 'time'
+  /** PostgreSQL interval: compared as a MySQL TIME when paired with one (MySQL TIME replicates into interval). */
+  | 'interval'
   | 'timestamp'
   | 'timestamptz'
   | 'bits'

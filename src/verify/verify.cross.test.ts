@@ -169,6 +169,24 @@ describe('verify across engines, more shapes', () => {
     ]);
   });
 
+  it('MariaDB TIME (negative, above 24 hours, fractions) equals the PostgreSQL interval it replicates into', async () => {
+    await my.query('drop table if exists shop.spans');
+    await my.query('create table shop.spans (id int primary key, t time(1))');
+    await my.query(
+      `insert into shop.spans values (1, '-838:59:59.5'), (2, '30:00:00'), (3, '-00:00:00.5'), (4, '13:14:15'), (5, null)`,
+    );
+    await pg.query(
+      'xe',
+      `drop table if exists shop.spans; create table shop.spans (id int primary key, t interval(1));
+       insert into shop.spans values (1, '-838:59:59.5'), (2, '30:00:00'), (3, '-00:00:00.5'), (4, '13:14:15'), (5, null)`,
+    );
+    const { config } = pipeline('mysql', ['shop.spans']);
+    expect((await verifyPipeline(config, { maxDiffs: 20 })).tables[0]).toMatchObject({ status: 'equal' });
+    await pg.query('xe', `update shop.spans set t = '-838:59:59.4' where id = 1`);
+    const changed = await verifyPipeline(config, { maxDiffs: 20 });
+    expect(changed.tables[0]!.differences).toHaveLength(1);
+  });
+
   it('MariaDB -> MariaDB (same engine: plain text forms) through the plan directly', async () => {
     await my.createDatabase('copy');
     const ddl = `(id int primary key, b varbinary(8), d decimal(6,2), at datetime(3), f float, flag bit(3))`;
