@@ -32,12 +32,9 @@ async function* copyRows(client: pg.Client, query: string, columns: readonly str
     parser.end();
     complete = true;
   } finally {
-    if (!complete) {
-      // Abandoned (or failed) mid-COPY: the connection is still in COPY mode and unusable. Close its socket, so
-      // ending the client does not wait for the rest of the COPY.
-      stream.destroy();
-      (client as unknown as { connection?: { stream?: { destroy(): void } } }).connection?.stream?.destroy();
-    }
+    // Abandoned (or failed) mid-COPY: the connection stays in COPY mode, unusable; ending the client closes its
+    // socket (pg does so while a query is active) without reading the rest.
+    if (!complete) stream.destroy();
   }
 }
 
