@@ -9,16 +9,13 @@ import { Replicator, waitUntil, writePipelineConfig } from './fault-kit.ts';
 /**
  * Found by the MariaDB SIGKILL scenario, reproduced here deterministically with clean restarts.
  *
- * BUG: after the MySQL source resumes from a checkpoint by GTID (resume_by_gtid, the default), the events of the
- * FIRST transaction it reads carry `source.pos = 4` (the fake rotate event's position at the start of the binlog
- * file) instead of their real binlog position; the transactions after it carry real positions.
- * Consequences:
+ * Regression test of a fixed bug: after the MySQL source resumed from a checkpoint by GTID (resume_by_gtid, the
+ * default), the events of the FIRST transaction it read carried `source.pos = 4` (the fake rotate event's position at
+ * the start of the binlog file) instead of their real binlog position. The consequences were:
  * - jsonl/Kafka: the position consumers deduplicate by is wrong (it sorts before the checkpoint), so a consumer
  *   that drops what it has seen drops that transaction.
  * - PostgreSQL target: `eventCovered` compares the event position with the stored checkpoint; pos 4 is "before" it,
  *   so the whole first transaction after every restart is silently skipped: data loss on the target.
- *
- * The tests below are marked `it.fails` while the bug exists: when it is fixed they fail, and `.fails` should go.
  */
 describe('MariaDB source: first transaction after a GTID resume', () => {
   let mariadb: MysqlServer;
@@ -61,7 +58,7 @@ describe('MariaDB source: first transaction after a GTID resume', () => {
     return replicator;
   }
 
-  it.fails('the PostgreSQL target receives it (BUG: skipped as already covered)', { timeout: 120_000 }, async () => {
+  it('the PostgreSQL target receives it (it was skipped as already covered)', { timeout: 120_000 }, async () => {
     const configFile = path.join(dir, 'pg.yaml');
     writePipelineConfig(configFile, {
       name: 'gtidpg',
@@ -77,7 +74,7 @@ describe('MariaDB source: first transaction after a GTID resume', () => {
     expect(await ids()).toEqual([1, 2, 3, 10]);
   });
 
-  it.fails('jsonl: its events carry their real binlog position (BUG: pos 4)', { timeout: 120_000 }, async () => {
+  it('jsonl: its events carry their real binlog position (it was pos 4)', { timeout: 120_000 }, async () => {
     const output = path.join(dir, 'gtid.jsonl');
     const configFile = path.join(dir, 'jsonl.yaml');
     writePipelineConfig(configFile, {

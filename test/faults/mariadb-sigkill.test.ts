@@ -22,8 +22,6 @@ const TABLES = ['sbtest1', 'sbtest2'];
 const TABLE_SIZE = LONG ? 50_000 : 10_000;
 /** sysbench transactions per second: a steady load that leaves the replicator some of the two cores. */
 const RATE = 1000;
-/** TRIBUTARY_FAULTS_STRICT=1 turns the known-bug tolerances into failures. */
-const STRICT = process.env.TRIBUTARY_FAULTS_STRICT === '1';
 
 /**
  * Fault 5: the replicator is SIGKILLed several times during a sysbench oltp_write_only load on MariaDB, replicating
@@ -69,9 +67,7 @@ describe.skipIf(!fs.existsSync(SYSBENCH))('fault: SIGKILL the replicator under s
     const configFile = path.join(dir, 'pipeline.yaml');
     writePipelineConfig(configFile, {
       name: 'maria',
-      // File+position resume: the default GTID resume mislabels the first transaction after each restart, and the
-      // PostgreSQL target then drops it (mariadb-gtid-resume.test.ts); TRIBUTARY_FAULTS_STRICT=1 runs with GTIDs.
-      source: { type: 'mysql', url: mariadb.url(), databases: ['sbtest'], server_id: 4242, resume_by_gtid: STRICT },
+      source: { type: 'mysql', url: mariadb.url(), databases: ['sbtest'], server_id: 4242 },
       target: { type: 'postgres', url: targetUrl },
       batch: { max_wait_ms: 20 },
       retry: { initial_backoff_ms: 100, max_backoff_ms: 1000 },
@@ -213,11 +209,8 @@ describe.skipIf(!fs.existsSync(SYSBENCH))('fault: SIGKILL the replicator under s
       }
       if (previous && (!reached || comparePos(previous, reached) > 0)) reached = previous;
     }
-    if (wrongPositions.length > 0) {
-      const reason = `KNOWN BUG: ${wrongPositions.length} jsonl line(s) carry binlog pos 4 (first transaction after each GTID resume), lines ${wrongPositions.slice(0, 12).join(', ')}`;
-      console.warn(`[faults] mariadb jsonl: ${reason}`);
-      if (STRICT) expect(wrongPositions, reason).toEqual([]);
-    }
+    // The first transaction after a GTID resume once carried the fake rotate position 4 (mariadb-gtid-resume.test.ts).
+    expect(wrongPositions, `jsonl lines with binlog pos 4: ${wrongPositions.slice(0, 12).join(', ')}`).toEqual([]);
     const streamedRuns = runs.filter((r) => r.resumedFrom).length;
     expect(streamedRuns).toBeGreaterThanOrEqual(3);
     console.info(
