@@ -8,6 +8,7 @@ import { postgresTargetConfig } from '../../connectors/postgres/target/config.ts
 import { PostgresTarget } from '../../connectors/postgres/target/target.ts';
 import { testContext } from '../../connectors/postgres/target/test-builder.ts';
 import { Pipeline } from '../../src/pipeline/pipeline.ts';
+import { MYSQL_TYPES_COLUMNS, MYSQL_TYPES_DDL, MYSQL_TYPES_VALUES } from '../fixtures/mysql-types.ts';
 import { type MysqlServer, startMariadb } from '../harness/mariadb.ts';
 import { type PgServer, startPostgres } from '../harness/postgres.ts';
 
@@ -16,42 +17,6 @@ import { type PgServer, startPostgres } from '../harness/postgres.ts';
  * connectors/mysql/source/types.test.ts (same columns and values), snapshot and streamed rows, an update and a delete,
  * checked value by value against the mapping of docs/type-mapping.md ("From MySQL / MariaDB to PostgreSQL").
  */
-
-// The column list and values of connectors/mysql/source/types.test.ts.
-const DDL = `CREATE TABLE types (
-  id INT PRIMARY KEY,
-  ti TINYINT, tiu TINYINT UNSIGNED, si SMALLINT, siu SMALLINT UNSIGNED, mi MEDIUMINT, miu MEDIUMINT UNSIGNED,
-  i INT, iu INT UNSIGNED, bi BIGINT, biu BIGINT UNSIGNED,
-  d DECIMAL(65,30), d2 DECIMAL(10,2),
-  f FLOAT, db DOUBLE,
-  b1 BIT(1), b10 BIT(10), b64 BIT(64), bo BOOL,
-  dt DATE, dtm0 DATETIME, dtm3 DATETIME(3), dtm6 DATETIME(6), ts0 TIMESTAMP NULL, ts6 TIMESTAMP(6) NULL,
-  tm TIME, tm6 TIME(6), tmn TIME(3), yr YEAR, yr0 YEAR,
-  c CHAR(5), vc VARCHAR(50), tx TEXT, l1 VARCHAR(20) CHARACTER SET latin1,
-  bn BINARY(4), vb VARBINARY(10), bl BLOB,
-  en ENUM('a','b','c'), st SET('x','y','z'),
-  js JSON, g GEOMETRY, pt POINT, mp MULTIPOINT,
-  zd DATE, zdt DATETIME, zts TIMESTAMP NULL
-) CHARACTER SET utf8mb4`;
-
-const VALUES = `(-128, 255, -32768, 65535, -8388608, 16777215,
-  -2147483648, 4294967295, -9223372036854775808, 18446744073709551615,
-  '12345678901234567890123456789012345.123456789012345678901234567890', -12.5,
-  3.14, 0.30000000000000004,
-  b'1', b'0101010101', b'1000000000000000000000000000000000000000000000000000000000000001', TRUE,
-  '2024-02-29', '9999-12-31 23:59:59', '2024-01-02 03:04:05.678', '2024-01-02 03:04:05.123456',
-  '2038-01-19 03:14:07', '2024-06-01 12:00:00.000001',
-  '-838:59:59', '12:34:56.789012', '-01:02:03.400', 2155, 0,
-  'ab', 'héllo 😀 ✓', 'long\\ttext\\nline2', 'café',
-  X'DEADBE', X'00FF', X'0102',
-  'b', 'z,x',
-  '{"a": 1, "b": [true, null]}', ST_GeomFromText('LINESTRING(0 0,1 1.5)'), POINT(1, -2.25),
-  ST_GeomFromText('MULTIPOINT(1 2,3 4)'),
-  '0000-00-00', '0000-00-00 00:00:00', '0000-00-00 00:00:00')`;
-
-const COLUMNS =
-  'ti, tiu, si, siu, mi, miu, i, iu, bi, biu, d, d2, f, db, b1, b10, b64, bo, dt, dtm0, dtm3, dtm6, ts0, ts6, ' +
-  'tm, tm6, tmn, yr, yr0, c, vc, tx, l1, bn, vb, bl, en, st, js, g, pt, mp, zd, zdt, zts';
 
 /** column -> [PostgreSQL type (format_type), value as PostgreSQL prints it (UTC, ISO, postgres interval style)]. */
 const AT_POSTGRES: Record<string, [string, string | null]> = {
@@ -183,8 +148,8 @@ describe('MariaDB -> PostgreSQL: every MySQL type', () => {
   it('creates the mapped types and stores every value as the mapping says (snapshot, stream, update, delete)', async () => {
     await myServer.createDatabase('m2p_src');
     const conn = await mysqlSession('m2p_src');
-    await conn.query(DDL);
-    await conn.query(`INSERT INTO types (id, ${COLUMNS}) VALUES (1, ${VALUES.slice(1)}`);
+    await conn.query(MYSQL_TYPES_DDL);
+    await conn.query(`INSERT INTO types (id, ${MYSQL_TYPES_COLUMNS}) VALUES (1, ${MYSQL_TYPES_VALUES.slice(1)}`);
     await conn.query('INSERT INTO types (id) VALUES (2)');
     const targetUrl = await pgServer.createDatabase('m2p_dst');
     const { ctx, stop } = startPipeline('m2p', 'm2p_src', targetUrl, { mysql_zero_dates: 'null' });
@@ -192,7 +157,7 @@ describe('MariaDB -> PostgreSQL: every MySQL type', () => {
     const byId = async () => new Map((await all()).map(({ id, ...rest }) => [id, rest]));
     try {
       await waitFor('snapshot', async () => (await all()).length === 2, ctx);
-      await conn.query(`INSERT INTO types (id, ${COLUMNS}) VALUES (3, ${VALUES.slice(1)}`);
+      await conn.query(`INSERT INTO types (id, ${MYSQL_TYPES_COLUMNS}) VALUES (3, ${MYSQL_TYPES_VALUES.slice(1)}`);
       await conn.query('INSERT INTO types (id) VALUES (4)');
       await waitFor('stream', async () => (await all()).length === 4, ctx);
 

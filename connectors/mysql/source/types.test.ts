@@ -1,41 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { MYSQL_TYPES_COLUMNS, MYSQL_TYPES_DDL, MYSQL_TYPES_VALUES } from '../../../test/fixtures/mysql-types.ts';
 import { type MysqlServer, startMariadb } from '../../../test/harness/mariadb.ts';
 import { events, makeSource, Puller, session } from './test-support.ts';
-
-const DDL = `CREATE TABLE types (
-  id INT PRIMARY KEY,
-  ti TINYINT, tiu TINYINT UNSIGNED, si SMALLINT, siu SMALLINT UNSIGNED, mi MEDIUMINT, miu MEDIUMINT UNSIGNED,
-  i INT, iu INT UNSIGNED, bi BIGINT, biu BIGINT UNSIGNED,
-  d DECIMAL(65,30), d2 DECIMAL(10,2),
-  f FLOAT, db DOUBLE,
-  b1 BIT(1), b10 BIT(10), b64 BIT(64), bo BOOL,
-  dt DATE, dtm0 DATETIME, dtm3 DATETIME(3), dtm6 DATETIME(6), ts0 TIMESTAMP NULL, ts6 TIMESTAMP(6) NULL,
-  tm TIME, tm6 TIME(6), tmn TIME(3), yr YEAR, yr0 YEAR,
-  c CHAR(5), vc VARCHAR(50), tx TEXT, l1 VARCHAR(20) CHARACTER SET latin1,
-  bn BINARY(4), vb VARBINARY(10), bl BLOB,
-  en ENUM('a','b','c'), st SET('x','y','z'),
-  js JSON, g GEOMETRY, pt POINT, mp MULTIPOINT,
-  zd DATE, zdt DATETIME, zts TIMESTAMP NULL
-) CHARACTER SET utf8mb4`;
-
-const VALUES = `(-128, 255, -32768, 65535, -8388608, 16777215,
-  -2147483648, 4294967295, -9223372036854775808, 18446744073709551615,
-  '12345678901234567890123456789012345.123456789012345678901234567890', -12.5,
-  3.14, 0.30000000000000004,
-  b'1', b'0101010101', b'1000000000000000000000000000000000000000000000000000000000000001', TRUE,
-  '2024-02-29', '9999-12-31 23:59:59', '2024-01-02 03:04:05.678', '2024-01-02 03:04:05.123456',
-  '2038-01-19 03:14:07', '2024-06-01 12:00:00.000001',
-  '-838:59:59', '12:34:56.789012', '-01:02:03.400', 2155, 0,
-  'ab', 'héllo 😀 ✓', 'long\\ttext\\nline2', 'café',
-  X'DEADBE', X'00FF', X'0102',
-  'b', 'z,x',
-  '{"a": 1, "b": [true, null]}', ST_GeomFromText('LINESTRING(0 0,1 1.5)'), POINT(1, -2.25),
-  ST_GeomFromText('MULTIPOINT(1 2,3 4)'),
-  '0000-00-00', '0000-00-00 00:00:00', '0000-00-00 00:00:00')`;
-
-const COLUMNS =
-  'ti, tiu, si, siu, mi, miu, i, iu, bi, biu, d, d2, f, db, b1, b10, b64, bo, dt, dtm0, dtm3, dtm6, ts0, ts6, ' +
-  'tm, tm6, tmn, yr, yr0, c, vc, tx, l1, bn, vb, bl, en, st, js, g, pt, mp, zd, zdt, zts';
 
 const EXPECTED: Record<string, string | null> = {
   ti: '-128',
@@ -105,8 +71,8 @@ describe('mysql source: value forms', () => {
     server = await startMariadb();
     await server.createDatabase('types_db');
     const conn = await session(server, 'types_db');
-    await conn.query(DDL);
-    await conn.query(`INSERT INTO types (id, ${COLUMNS}) VALUES (1, ${VALUES.slice(1)}`);
+    await conn.query(MYSQL_TYPES_DDL);
+    await conn.query(`INSERT INTO types (id, ${MYSQL_TYPES_COLUMNS}) VALUES (1, ${MYSQL_TYPES_VALUES.slice(1)}`);
     await conn.query('INSERT INTO types (id) VALUES (2)');
     await conn.end();
   });
@@ -121,7 +87,7 @@ describe('mysql source: value forms', () => {
       const reads = events(puller.batches).filter((e) => e.op === 'read');
       expect(reads).toHaveLength(2);
       const conn = await session(server, 'types_db');
-      await conn.query(`INSERT INTO types (id, ${COLUMNS}) VALUES (3, ${VALUES.slice(1)}`);
+      await conn.query(`INSERT INTO types (id, ${MYSQL_TYPES_COLUMNS}) VALUES (3, ${MYSQL_TYPES_VALUES.slice(1)}`);
       await conn.query('INSERT INTO types (id) VALUES (4)');
       await conn.end();
       await puller.until((b) => events(b).filter((e) => e.op === 'insert').length >= 2);

@@ -6,6 +6,7 @@ import { type ChangeEvent, type Row, UNCHANGED } from '../../../src/core/change-
 import { type Checkpoint, parseLsn } from '../../../src/core/checkpoint.ts';
 import type { ConnectorContext } from '../../../src/core/connector-context.ts';
 import { ConnectionError, SourceSetupError, TributaryError } from '../../../src/errors.ts';
+import { TYPE_ROWS, TYPES_DDL } from '../../../test/fixtures/postgres-types.ts';
 import { type PgServer, startPostgres } from '../../../test/harness/postgres.ts';
 import { CANONICAL_SESSION_OPTIONS } from './catalog.ts';
 import type { PostgresSourceConfigInput } from './config.ts';
@@ -103,50 +104,6 @@ function replay(events: ChangeEvent[], state = new Map<string, Row>()): Map<stri
   }
   return state;
 }
-
-const TYPES_DDL = `
-create type mood as enum ('sad', 'ok', 'happy');
-create domain posint as integer check (value > 0);
-create type floatrange as range (subtype = float8);
-create type pair as (a int, b text);
-create table alltypes (
-  id int primary key,
-  i2 int2, i4 int4, i8 int8,
-  n numeric, n2 numeric(10,2),
-  f4 float4, f8 float8,
-  b bool, c char(5), vc varchar(20), t text, ba bytea, u uuid, j json, jb jsonb,
-  d date, tm time, ttz timetz, ts timestamp, ts3 timestamp(3), tstz timestamptz, iv interval,
-  ai int[], at text[][], mood mood, pi posint, ir int4range, fr floatrange, pr pair,
-  inet inet, cidr cidr, mac macaddr, bt bit(4), vb varbit, m money, x xml, tv tsvector,
-  pt point, ln line, bx box, pg polygon, ci circle, ls lseg, pa path
-);
-create extension hstore;
-create extension citext;
-create table ext (id int primary key, h hstore, ct citext, hs hstore[]);
-insert into ext values (1, 'a=>1, "b c"=>NULL', 'MiXeD', array['x=>y']::hstore[]), (2, '', '', '{}');`;
-
-const TYPE_ROWS = `
-insert into alltypes values
- (1, -32768, -2147483648, -9223372036854775808, 12345678901234567890.123456789012345678901234567890, 12.5,
-  'NaN', '-0', true, 'ab', 'varchar', 'multi
-line ''quoted'' ünïcødé', '\\xdeadbeef', 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', '{"a": [1, 2.50]}', '{"b": {"c": null}}',
-  '4713-01-01 BC', '23:59:59.999999', '10:00:00.5+05:30', '2024-02-29 12:34:56.123456', '2024-01-01 00:00:00.123',
-  '2024-06-01 12:00:00.000001+02', '1 year 2 mons 3 days 04:05:06.789', '{1,NULL,3}', '{{a,b},{"c d",NULL}}',
-  'happy', 7, '[1,10)', '[1.5,2.5]', '(1,"x y")', '192.168.0.1/24', '10.0.0.0/8', '08:00:2b:01:02:03', B'1010',
-  B'10101', 1234.56, '<a>x</a>', 'a fat cat', '(1.5,2)', '{1,2,3}', '(1,1),(0,0)', '((0,0),(1,0),(1,1))', '<(0,0),2>',
-  '[(0,0),(1,1)]', '[(0,0),(1,1),(2,0)]'),
- (2, 32767, 2147483647, 9223372036854775807, 'NaN', -0.01, 'Infinity', '-Infinity', false, 'abcde', '', '', '\\x',
-  '00000000-0000-0000-0000-000000000000', '[]', '[]', 'infinity', '00:00', '00:00:00-12', '-infinity', 'infinity',
-  'infinity', '-178000000 years', '{}', '{}', 'sad', 1, 'empty', '(,)', '(,)', '::1', '::/0', 'ff:ff:ff:ff:ff:ff',
-  B'0000', B'', -0.01, '', '', '(0,0)', '{1,-1,0}', '(0,0),(0,0)', '((0,0))', '<(0,0),0>', '[(0,0),(0,0)]', '((0,0))'),
- (3, 0, 0, 0, '-Infinity', null, '1e-45', '1.7976931348623157e308', null, null, null, null, null, null, 'null',
-  '1e100', '-infinity', '24:00', null, '294276-12-31 23:59:59.999999', null, '4714-11-24 00:00:00+00 BC', '-1 days',
-  '{{1,2},{3,4}}', '{NULL}', null, null, null, null, null, null, null, null, null, null, null, null, null, null, null,
-  null, null, null, null, null),
- (4, null, null, null, '0.000000000000000000000000000001', 99999999.99, '3.4028235e38', '5e-324', true, null, null,
-  repeat('long ', 50), null, null, null, null, '2000-01-01', null, null, '2000-01-01 00:00:00', null, null,
-  '-1 years -2 mons +3 days -04:05:06', '{-1}', '{"\\\\\\"q\\""}', 'ok', null, null, null, null, null, null, null, null,
-  null, '-92233720368547758.08', null, null, null, null, null, null, null, null, null);`;
 
 const FLAVORS = [
   ['system', undefined],
