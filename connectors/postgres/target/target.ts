@@ -115,7 +115,7 @@ export class PostgresTarget implements Target {
   private readonly copyBackoff = new Map<string, number>();
   /** COPY savepoints taken in the open transaction. */
   private copySavepoints = 0;
-  /** Per table, in the open transaction: it was empty before this transaction wrote to it (see copySnapshotRun). */
+  /** Per table, in the open transaction: it held no row at all when first checked (see copySnapshotRun). */
   private readonly emptyAtStart = new Map<string, boolean>();
   /** Tables where a snapshot read met an existing row in a table thought empty: never COPY without a savepoint. */
   private readonly bareCopyFailed = new Set<string>();
@@ -726,11 +726,11 @@ export class PostgresTarget implements Target {
   }
 
   /**
-   * A snapshot run into a table that held no row when this transaction first wrote to it: every row there now was
-   * written by this transaction, and a snapshot reads each key once, so its rows go by COPY without a savepoint
-   * (a large snapshot is one transaction: savepoints would pile up). Should a key exist after all (a table
-   * snapshotted while changes to it were applied in the same transaction), the whole transaction fails as
-   * retryable and the table takes the savepoint path from then on.
+   * A snapshot run into a table that held no row at all when first checked in this transaction: every row there now
+   * was written by this transaction after the check, and a snapshot reads each key once, so its rows go by COPY
+   * without a savepoint (a large snapshot is one transaction: savepoints would pile up). Should a key exist after
+   * all (a table snapshotted while changes to it were applied in the same transaction), the whole transaction fails
+   * as retryable and the table takes the savepoint path from then on.
    */
   private async copySnapshotRun(table: TargetTable, rows: Row[]): Promise<boolean> {
     if (this.bareCopyFailed.has(table.sourceId)) return false;
