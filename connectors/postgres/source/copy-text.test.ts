@@ -2,17 +2,17 @@ import { describe, expect, it } from 'vitest';
 import type { Row } from '../../../src/core/change-event.ts';
 import { CopyTextError, CopyTextParser, unescapeField } from './copy-text.ts';
 
-function parseAll(columns: string[], pieces: Buffer[]): { rows: Row[]; sizes: number[] } {
-  const parser = new CopyTextParser(columns);
+function parseAll(columns: string[], pieces: Buffer[], linePrefix = 0): { rows: Row[]; chars: number } {
+  const parser = new CopyTextParser(columns, linePrefix);
   const rows: Row[] = [];
-  const sizes: number[] = [];
+  let chars = 0;
   for (const piece of pieces) {
     const out = parser.push(piece);
     rows.push(...out.rows);
-    sizes.push(...out.sizes);
+    chars += out.chars;
   }
   parser.end();
-  return { rows, sizes };
+  return { rows, chars };
 }
 
 const unesc = (s: string) => unescapeField(s, 0, s.length);
@@ -33,13 +33,13 @@ describe('COPY text parser', () => {
 
   it('parses NULL, empty strings and escaped fields into rows', () => {
     const text = 'a\t\\N\t\n\\\\N\t\\\\\t\\t\n\t\t\\N\n';
-    const { rows, sizes } = parseAll(['x', 'y', 'z'], [Buffer.from(text)]);
+    const { rows, chars } = parseAll(['x', 'y', 'z'], [Buffer.from(text)]);
     expect(rows).toEqual([
       { x: 'a', y: null, z: '' },
       { x: '\\N', y: '\\', z: '\t' },
       { x: '', y: '', z: null },
     ]);
-    expect(sizes).toEqual([5, 9, 4]);
+    expect(chars).toBe(text.length);
     expect(Object.keys(rows[0]!)).toEqual(['x', 'y', 'z']);
   });
 
@@ -61,6 +61,15 @@ describe('COPY text parser', () => {
     // One byte at a time.
     const bytes = [...whole].map((b) => Buffer.from([b]));
     expect(parseAll(['id', 't', 'u'], bytes).rows).toEqual(expected.rows);
+  });
+
+  it('skips a fixed prefix of every line (the blanked protocol header)', () => {
+    const plain = parseAll(['a', 'b'], [Buffer.from('     1\tx\n     2\t\\N\n')], 5).rows;
+    expect(plain).toEqual([
+      { a: '1', b: 'x' },
+      { a: '2', b: null },
+    ]);
+    expect(() => parseAll(['a'], [Buffer.from('  1\n')], 5)).toThrow(/not 1 fields/);
   });
 
   it('tables without columns give one empty row per line', () => {

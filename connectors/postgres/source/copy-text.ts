@@ -12,10 +12,10 @@ import type { Row } from '../../../src/core/change-event.ts';
 const NEWLINE = 0x0a;
 const BACKSLASH = 92;
 
-/** Rows parsed from one piece of input, with each row's size in characters (its line, escapes included). */
+/** Rows parsed from one piece of input, and the characters of their lines (escapes and prefixes included). */
 export interface CopyRows {
   rows: Row[];
-  sizes: number[];
+  chars: number;
 }
 
 export class CopyTextError extends Error {}
@@ -25,12 +25,18 @@ export class CopyTextParser {
   private pending: Buffer[] = [];
   private pendingBytes = 0;
 
-  /** `columns`: the names of the selected columns, in order (the row objects' keys). */
-  constructor(private readonly columns: readonly string[]) {}
+  /**
+   * `columns`: the names of the selected columns, in order (the row objects' keys). `linePrefix`: characters to skip
+   * at the start of every line (the blanked protocol header of each row, see snapshot-reader.ts).
+   */
+  constructor(
+    private readonly columns: readonly string[],
+    private readonly linePrefix = 0,
+  ) {}
 
   /** Parses the rows completed by `chunk`; input after the last line is kept for the next call. */
   push(chunk: Buffer): CopyRows {
-    const out: CopyRows = { rows: [], sizes: [] };
+    const out: CopyRows = { rows: [], chars: 0 };
     const lastNewline = chunk.lastIndexOf(NEWLINE);
     if (lastNewline < 0) {
       if (chunk.length > 0) {
@@ -65,39 +71,77 @@ export class CopyTextParser {
   }
 
   private parseLines(s: string, out: CopyRows): void {
-    const names = this.columns;
-    const n = names.length;
-    const len = s.length;
-    const rows = out.rows;
-    const sizes = out.sizes;
-    // The next tab and backslash at or after the current field (-1: none left): the text is scanned once.
-    let tab = s.indexOf('\t');
-    let bs = s.indexOf('\\');
-    let pos = 0;
-    while (pos < len) {
-      const eol = s.indexOf('\n', pos);
-      const row: Row = {};
-      let p = pos;
-      for (let i = 0; i < n; i++) {
-        if (tab >= 0 && tab < p) tab = s.indexOf('\t', p);
-        let end = eol;
-        if (i + 1 < n) {
-          if (tab < 0 || tab > eol) throw malformedRow(s, pos, eol, n);
-          end = tab;
-        } else if (tab >= 0 && tab < eol) {
-          throw malformedRow(s, pos, eol, n);
-        }
-        if (bs >= 0 && bs < p) bs = s.indexOf('\\', p);
-        if (bs < 0 || bs >= end) row[names[i]!] = s.slice(p, end);
-        else if (end - p === 2 && bs === p && s.charCodeAt(p + 1) === 78) row[names[i]!] = null;
-        else row[names[i]!] = unescapeField(s, p, end);
-        p = end + 1;
+    out.chars += s.length;
+    // Most pieces hold no backslash at all: no field needs unescaping, and the loop need not look for one.
+    if (s.indexOf('\\') < 0) parsePlain(s, this.columns, this.linePrefix, out.rows);
+    else parseEscaped(s, this.columns, this.linePrefix, out.rows);
+  }
+}
+
+/** Rows of `s` (complete lines, none with a backslash). */
+function parsePlain(s: string, names: readonly string[], prefix: number, rows: Row[]): void {
+  const n = names.length;
+  const len = s.length;
+  // The next tab at or after the current field (-1: none left): the text is scanned once.
+  let tab = s.indexOf('\t');
+  let pos = 0;
+  while (pos < len) {
+    const eol = s.indexOf('\n', pos);
+    if (eol - pos < prefix) throw malformedRow(s, pos, eol, n);
+    pos += prefix;
+    const row: Row = {};
+    let p = pos;
+    for (let i = 0; i < n; i++) {
+      if (tab >= 0 && tab < p) tab = s.indexOf('\t', p);
+      let end = eol;
+      if (i + 1 < n) {
+        if (tab < 0 || tab > eol) throw malformedRow(s, pos, eol, n);
+        end = tab;
+      } else if (tab >= 0 && tab < eol) {
+        throw malformedRow(s, pos, eol, n);
       }
-      if (n === 0 && eol !== pos) throw malformedRow(s, pos, eol, n);
-      rows.push(row);
-      sizes.push(eol - pos);
-      pos = eol + 1;
+      row[names[i]!] = s.slice(p, end);
+      p = end + 1;
     }
+    if (n === 0 && eol !== pos) throw malformedRow(s, pos, eol, n);
+    rows.push(row);
+    pos = eol + 1;
+  }
+}
+
+/** Rows of `s` (complete lines), unescaping fields with a backslash; `\N` alone is NULL. */
+function parseEscaped(s: string, names: readonly string[], prefix: number, rows: Row[]): void {
+  const n = names.length;
+  const len = s.length;
+  let tab = s.indexOf('\t');
+  let bs = s.indexOf('\\');
+  let pos = 0;
+  while (pos < len) {
+    const eol = s.indexOf('\n', pos);
+    if (eol - pos < prefix) throw malformedRow(s, pos, eol, n);
+    pos += prefix;
+    const row: Row = {};
+    let p = pos;
+    for (let i = 0; i < n; i++) {
+      if (tab >= 0 && tab < p) tab = s.indexOf('\t', p);
+      let end = eol;
+      if (i + 1 < n) {
+        if (tab < 0 || tab > eol) throw malformedRow(s, pos, eol, n);
+        end = tab;
+      } else if (tab >= 0 && tab < eol) {
+        throw malformedRow(s, pos, eol, n);
+      }
+      if (bs >= 0 && bs < p) bs = s.indexOf('\\', p);
+      let value: string | null;
+      if (bs < 0 || bs >= end) value = s.slice(p, end);
+      else if (end - p === 2 && bs === p && s.charCodeAt(p + 1) === 78) value = null;
+      else value = unescapeField(s, p, end);
+      row[names[i]!] = value;
+      p = end + 1;
+    }
+    if (n === 0 && eol !== pos) throw malformedRow(s, pos, eol, n);
+    rows.push(row);
+    pos = eol + 1;
   }
 }
 

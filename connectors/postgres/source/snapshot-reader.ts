@@ -1,41 +1,243 @@
 /**
  * Reads a table for the initial snapshot with `COPY (SELECT ...) TO STDOUT` in text format, parsed by
- * copy-text.ts into rows of canonical text values (the same strings pgoutput streams). pg-copy-streams is used here
- * only.
+ * copy-text.ts into rows of canonical text values (the same strings pgoutput streams).
  *
  * Keyed tables are read in keyset chunks (`WHERE (k1, k2) > (last) ORDER BY k1, k2 LIMIT n`, never OFFSET); the last
- * row of a chunk gives the next chunk's bound. Keyless tables are one COPY of the whole table. Rows are parsed as they
- * arrive and handed out per received piece: nothing is read from the server while the caller does not ask for more
- * (the COPY stream stops reading the socket), so memory does not depend on the chunk size.
+ * row of a chunk gives the next chunk's bound. Keyless tables are one COPY of the whole table.
+ *
+ * The COPY is read from the connection's socket directly (as pg-copy-streams does, without a Buffer per row): while
+ * it runs, the socket's bytes come here instead of to the driver's parser. PostgreSQL sends each row as one CopyData
+ * message (`d`, length, the row's line); the 5 header bytes are overwritten with spaces in place, so a run of messages
+ * is one piece of COPY text whose lines start with 5 blanks, decoded once per socket read. Other messages are skipped
+ * (CopyOutResponse, notices) or, from CopyDone or an error on, handed back to the driver, which then completes the
+ * query. Parsed pieces wait in a short queue; above it the socket is paused, so nothing more is read from the server
+ * while the caller does not ask for rows, and memory does not depend on the chunk size.
  */
+import type { Duplex } from 'node:stream';
 import type pg from 'pg';
-import { to as copyTo } from 'pg-copy-streams';
 import type { Row, TableSchema } from '../../../src/core/change-event.ts';
 import { quoteIdent, quoteTable, type SourceTable } from './catalog.ts';
-import { type CopyRows, CopyTextParser } from './copy-text.ts';
+import { type CopyRows, CopyTextError, CopyTextParser } from './copy-text.ts';
 
 /** A string literal of `value` (untyped, like a text bind parameter: the server infers the column's type). */
 export function quoteLiteral(value: string): string {
   return `E'${value.replace(/\\/g, '\\\\').replace(/'/g, "''")}'`;
 }
 
-/** The rows of one `COPY (query) TO STDOUT`, piece by piece. */
-async function* copyRows(client: pg.Client, query: string, columns: readonly string[]): AsyncGenerator<CopyRows> {
-  const parser = new CopyTextParser(columns);
-  const stream = client.query(copyTo(`copy (${query}) to stdout`));
-  let complete = false;
-  try {
-    for await (const chunk of stream) {
-      const parsed = parser.push(chunk as Buffer);
-      if (parsed.rows.length > 0) yield parsed;
-    }
-    parser.end();
-    complete = true;
-  } finally {
-    // Abandoned (or failed) mid-COPY: the connection stays in COPY mode, unusable; ending the client closes its
-    // socket (pg does so while a query is active) without reading the rest.
-    if (!complete) stream.destroy();
+const COPY_DATA = 0x64; // d
+const COPY_DONE = 0x63; // c
+const COPY_OUT_RESPONSE = 0x48; // H
+const NOTICE = 0x4e; // N
+const PARAMETER_STATUS = 0x53; // S
+const NOTIFICATION = 0x41; // A
+const HEADER = 5;
+const BLANK = 0x20;
+/** Parsed pieces queued before the socket pauses (a piece is one socket read, up to about 64 KiB). */
+const MAX_QUEUED = 4;
+
+type State = 'code' | 'length' | 'body';
+
+interface DriverConnection {
+  stream: Duplex;
+  query(text: string): void;
+}
+
+/** One `COPY (query) TO STDOUT` as a pg Submittable whose rows are read with `rows()`. */
+class CopyOut {
+  private connection: DriverConnection | null = null;
+  private driverOnData: ((chunk: Buffer) => void) | null = null;
+  private readonly onData = (chunk: Buffer) => this.receive(chunk);
+  private state: State = 'code';
+  private code = 0;
+  private lengthBytes = 0;
+  private length = 0;
+  private remaining = 0;
+  private readonly parser: CopyTextParser;
+  private queue: CopyRows[] = [];
+  private paused = false;
+  private detached = false;
+  private finished = false;
+  private failure: unknown = null;
+  private wake: (() => void) | null = null;
+
+  constructor(
+    readonly text: string,
+    columns: readonly string[],
+  ) {
+    this.parser = new CopyTextParser(columns, HEADER);
   }
+
+  // --- pg Submittable
+
+  submit(connection: DriverConnection): void {
+    this.connection = connection;
+    const stream = connection.stream;
+    const listeners = stream.listeners('data') as ((chunk: Buffer) => void)[];
+    if (listeners.length !== 1)
+      throw new Error(`COPY: expected one data listener on the socket, found ${listeners.length}`);
+    this.driverOnData = listeners[0]!;
+    stream.removeListener('data', this.driverOnData);
+    stream.on('data', this.onData);
+    connection.query(this.text);
+  }
+
+  handleError(err: unknown): void {
+    this.failure ??= err;
+    this.detach(null);
+    this.notify();
+  }
+
+  handleCommandComplete(): void {}
+
+  handleReadyForQuery(): void {
+    this.finished = true;
+    this.notify();
+  }
+
+  // --- consumer
+
+  async *rows(): AsyncGenerator<CopyRows> {
+    for (;;) {
+      const piece = this.queue.shift();
+      if (piece) {
+        if (this.paused && this.queue.length < MAX_QUEUED / 2) {
+          this.paused = false;
+          this.connection?.stream.resume();
+        }
+        yield piece;
+        continue;
+      }
+      if (this.failure) throw this.failure;
+      if (this.finished) {
+        this.parser.end();
+        return;
+      }
+      await new Promise<void>((resolve) => {
+        this.wake = resolve;
+      });
+    }
+  }
+
+  // --- socket
+
+  private notify(): void {
+    const wake = this.wake;
+    this.wake = null;
+    wake?.();
+  }
+
+  private receive(chunk: Buffer): void {
+    try {
+      this.parse(chunk);
+    } catch (err) {
+      // Malformed data: stop reading; ending the client closes the socket.
+      this.failure ??= err;
+      this.connection?.stream.pause();
+      this.notify();
+    }
+  }
+
+  private parse(chunk: Buffer): void {
+    const n = chunk.length;
+    let i = 0;
+    // Start of the current run of CopyData bytes in this chunk (-1: none).
+    let run = this.state !== 'code' && this.code === COPY_DATA ? 0 : -1;
+    while (i < n) {
+      if (this.state === 'body') {
+        const take = Math.min(this.remaining, n - i);
+        i += take;
+        this.remaining -= take;
+        if (this.remaining === 0) {
+          if (this.code === COPY_DATA && chunk[i - 1] !== 0x0a)
+            throw new CopyTextError(
+              'COPY: a CopyData message does not end with a line end (one row per message expected)',
+            );
+          this.state = 'code';
+          if (this.code === COPY_DONE) {
+            this.flushRun(chunk, run, i);
+            this.detach(chunk.subarray(i));
+            return;
+          }
+        }
+        continue;
+      }
+      if (this.state === 'code') {
+        const code = chunk[i]!;
+        this.code = code;
+        if (code === COPY_DATA) {
+          if (run < 0) run = i;
+          chunk[i] = BLANK;
+        } else if (
+          code === COPY_DONE ||
+          code === COPY_OUT_RESPONSE ||
+          code === NOTICE ||
+          code === PARAMETER_STATUS ||
+          code === NOTIFICATION
+        ) {
+          this.flushRun(chunk, run, i);
+          run = -1;
+        } else {
+          // An error (or anything unexpected): the driver takes it from here and ends the query.
+          this.flushRun(chunk, run, i);
+          this.detach(chunk.subarray(i));
+          return;
+        }
+        this.state = 'length';
+        this.lengthBytes = 0;
+        this.length = 0;
+        i++;
+        continue;
+      }
+      // length
+      this.length = this.length * 256 + chunk[i]!;
+      if (this.code === COPY_DATA) chunk[i] = BLANK;
+      i++;
+      if (++this.lengthBytes === 4) {
+        this.remaining = this.length - 4;
+        this.state = this.remaining > 0 ? 'body' : 'code';
+        if (this.remaining === 0 && this.code === COPY_DATA) throw new CopyTextError('COPY: an empty CopyData message');
+        if (this.remaining === 0 && this.code === COPY_DONE) {
+          this.flushRun(chunk, run, i);
+          this.detach(chunk.subarray(i));
+          return;
+        }
+      }
+    }
+    this.flushRun(chunk, run, n);
+  }
+
+  private flushRun(chunk: Buffer, from: number, to: number): void {
+    if (from < 0 || to <= from) return;
+    const parsed = this.parser.push(chunk.subarray(from, to));
+    if (parsed.rows.length === 0) return;
+    this.queue.push(parsed);
+    if (!this.paused && this.queue.length >= MAX_QUEUED) {
+      this.paused = true;
+      this.connection?.stream.pause();
+    }
+    this.notify();
+  }
+
+  /** Gives the socket back to the driver, with the bytes not consumed here. */
+  private detach(rest: Buffer | null): void {
+    if (this.detached || !this.connection || !this.driverOnData) return;
+    this.detached = true;
+    const stream = this.connection.stream;
+    stream.removeListener('data', this.onData);
+    stream.on('data', this.driverOnData);
+    if (rest && rest.length > 0) this.driverOnData(rest);
+    if (this.paused) {
+      this.paused = false;
+      stream.resume();
+    }
+  }
+}
+
+/** The rows of one `COPY (query) TO STDOUT`, piece by piece. */
+function copyRows(client: pg.Client, query: string, columns: readonly string[]): AsyncGenerator<CopyRows> {
+  const copy = new CopyOut(`copy (${query}) to stdout`, columns);
+  client.query(copy as unknown as pg.Submittable);
+  return copy.rows();
 }
 
 /**
