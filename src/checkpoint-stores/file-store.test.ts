@@ -28,6 +28,22 @@ describe('FileCheckpointStore', () => {
     expect(fs.readdirSync(path.join(dir, 'state'))).toEqual(['p.json']);
   });
 
+  it('orders MySQL checkpoints by GTID set when both have one (the binlog files of another server mean nothing)', async () => {
+    const store = new FileCheckpointStore(path.join(tempDir(), 'p.json'));
+    const my = (file: string, pos: number, gtidSet: string): Checkpoint => ({
+      pipeline: 'p',
+      phase: 'stream',
+      position: { kind: 'mysql', file, pos, gtidSet },
+    });
+    await store.save(my('mariadb-bin.000040', 9000, '0-1-100'));
+    // After a failover: the new primary's first transaction, in files that sort before the old primary's.
+    await store.save(my('a-bin.000001', 400, '0-2-101'));
+    expect(await store.load('p')).toEqual(my('a-bin.000001', 400, '0-2-101'));
+    // A late save of the old primary's: covered, though its file sorts after.
+    await store.save(my('mariadb-bin.000041', 4, '0-1-100'));
+    expect(await store.load('p')).toEqual(my('a-bin.000001', 400, '0-2-101'));
+  });
+
   it('an unwritable location is an operator error that names the file and says nothing was acknowledged', async () => {
     const dir = tempDir();
     fs.writeFileSync(path.join(dir, 'not-a-dir'), '');

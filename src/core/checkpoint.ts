@@ -50,7 +50,7 @@ export function formatLsn(value: bigint): string {
  * (a failover to a replica, whose binlog files are its own), a file+offset compares with one of the old server
  * without meaning, either way: "before" there would make a target drop new transactions. When both sides carry GTIDs,
  * decide by them: an event is covered when `gtidCovers(stored.gtidSet, event.gtid)`, a checkpoint when
- * `gtidSetCovers(stored.gtidSet, checkpoint.gtidSet)`; use file+offset only when GTIDs are absent.
+ * `gtidSetCovers(stored.gtidSet, checkpoint.gtidSet)` (`compareCoverage`); use file+offset only when GTIDs are absent.
  */
 export function comparePositions(a: CheckpointPosition, b: CheckpointPosition): number {
   if (a.kind === 'postgres' && b.kind === 'postgres') {
@@ -65,12 +65,41 @@ export function comparePositions(a: CheckpointPosition, b: CheckpointPosition): 
   throw new Error(`cannot compare a ${a.kind} position with a ${b.kind} position`);
 }
 
+/**
+ * Whether position `a` reaches past `stored`, by what each covers: negative when `stored` covers all of `a` and more
+ * (a replay), 0 when they cover the same, positive when `a` holds something `stored` does not (it may replace it).
+ * MySQL positions that both carry a GTID set compare by the sets (file+offset means nothing across servers); equal
+ * sets, unreadable sets and positions without sets compare by `comparePositions`. Not an order: two GTID sets may
+ * each hold what the other lacks, and then either is positive against the other.
+ */
+export function compareCoverage(a: CheckpointPosition, stored: CheckpointPosition): number {
+  if (a.kind === 'mysql' && stored.kind === 'mysql' && a.gtidSet && stored.gtidSet) {
+    const covered = gtidSetCovers(stored.gtidSet, a.gtidSet);
+    if (covered === false) return 1;
+    // Equal sets: no transaction lies between them, so either answer is harmless; file+offset keeps one server's
+    // checkpoints moving over binlog events that are not transactions.
+    if (covered === true && gtidSetCovers(a.gtidSet, stored.gtidSet) === false) return -1;
+  }
+  return comparePositions(a, stored);
+}
+
 /** True when `next` would move the checkpoint backwards (a snapshot checkpoint never replaces a stream one). */
 export function isBackwards(current: Checkpoint, next: Checkpoint): boolean {
   if (current.phase === 'stream' && next.phase === 'snapshot') return true;
   if (current.phase !== next.phase) return false;
   if (current.position.kind !== next.position.kind) return false;
-  return comparePositions(next.position, current.position) < 0;
+  return compareCoverage(next.position, current.position) < 0;
+}
+
+/**
+ * Whether a database checkpoint store may replace `stored` with `next`: never with one it covers, and at the same
+ * position never from `stream` back to `snapshot`.
+ */
+export function advances(stored: Checkpoint | null, next: Checkpoint): boolean {
+  if (!stored || stored.position.kind !== next.position.kind) return true;
+  const c = compareCoverage(next.position, stored.position);
+  if (c !== 0) return c > 0;
+  return !(stored.phase === 'stream' && next.phase === 'snapshot');
 }
 
 /** The later of two checkpoints of one pipeline (either may be missing). */

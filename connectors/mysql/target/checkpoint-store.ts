@@ -1,5 +1,5 @@
 import type mysql from 'mysql2/promise';
-import { type Checkpoint, type CheckpointPosition, comparePositions } from '../../../src/core/checkpoint.ts';
+import { advances, type Checkpoint, type CheckpointPosition } from '../../../src/core/checkpoint.ts';
 import type { CheckpointStore } from '../../../src/core/checkpoint-store.ts';
 import { ConnectionError, errorKind, TributaryError } from '../../../src/errors.ts';
 import { connect, parseMysqlUrl } from '../source/connection.ts';
@@ -106,17 +106,9 @@ export async function loadCheckpoint(
   return row ? toCheckpoint(row) : null;
 }
 
-/** Whether `next` may replace `stored`: never backwards, and at an equal position never stream -> snapshot. */
-export function advances(stored: Checkpoint | null, next: Checkpoint): boolean {
-  if (!stored || stored.position.kind !== next.position.kind) return true;
-  const c = comparePositions(next.position, stored.position);
-  if (c !== 0) return c > 0;
-  return !(stored.phase === 'stream' && next.phase === 'snapshot');
-}
-
 /**
- * Saves monotonically inside the caller's transaction (the row is locked while compared). Returns false when the
- * stored checkpoint is already past this one.
+ * Saves monotonically (`advances`) inside the caller's transaction (the row is locked while compared). Returns false
+ * when the stored checkpoint already covers this one.
  */
 export async function saveCheckpoint(db: Conn, qualified: string, cp: Checkpoint): Promise<boolean> {
   const stored = await loadCheckpoint(db, qualified, cp.pipeline, true);

@@ -1,11 +1,13 @@
 import mysql from 'mysql2/promise';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type Row, UNCHANGED } from '../../../src/core/change-event.ts';
+import { type Row, type SourcePosition, UNCHANGED } from '../../../src/core/change-event.ts';
 import { errorKind, SchemaMismatchError } from '../../../src/errors.ts';
 import { type MysqlServer, startMariadb } from '../../../test/harness/mariadb.ts';
 import { mysqlTargetConfig } from './config.ts';
 import { MysqlTarget } from './target.ts';
 import { col, EventSource, tableSchema, testContext } from './test-builder.ts';
+
+type MysqlEventPosition = Extract<SourcePosition, { kind: 'mysql' }>;
 
 let server: MysqlServer;
 const open: MysqlTarget[] = [];
@@ -394,6 +396,73 @@ describe('MysqlTarget', () => {
     await t2.write(src.batch(b, c));
     expect(await q('select msg from log order by msg')).toEqual([{ msg: 'a' }, { msg: 'b' }, { msg: 'c' }]);
     expect(await q('select id, v from t1')).toEqual([{ id: 1, v: 'b' }]);
+  });
+
+  it('after a failover, skips by GTID what the stored checkpoint of another server covers and applies the rest', async () => {
+    const { target, q, src, reopen, pipeline } = await setup('t_gtid_failover', {}, 'mysql');
+    const log = tableSchema('src.log', [col('msg', 'varchar(20)')], { beforeImage: 'full' });
+    const A = '3e11fa47-71ca-11e1-9e33-c80aa9429562';
+    const B = '4f22ab58-82db-22f2-af44-d91bb0530673';
+    const C = '5a33bc69-93ec-33a3-b055-ea2cc1641784';
+    /** One transaction inserting `msg`, as server `file` logs it: from `pos`, with its GTID, ending at `gtidSet`. */
+    const logged = (msg: string, file: string, pos: number, gtid: string, gtidSet: string) => {
+      const tx = src.tx((t) => t.insert(log, { msg }));
+      for (const e of tx.events) e.source.position = { ...(e.source.position as MysqlEventPosition), file, pos, gtid };
+      tx.checkpoint.position = { kind: 'mysql', file, pos: pos + 100, gtidSet };
+      return tx;
+    };
+    // Server A (binlog files m-bin.*) commits a1 and a2.
+    await target.write(
+      src.batch(
+        logged('a1', 'm-bin.000005', 400, `${A}:10`, `${A}:1-10`),
+        logged('a2', 'm-bin.000005', 600, `${A}:11`, `${A}:1-11`),
+      ),
+    );
+    await target.close();
+    const t2 = await reopen();
+
+    // Failover to B, whose own files (a-bin.*) sort before A's. It resends a2 (the resume started a little early),
+    // then its first own transaction: by file+offset both would be "before" the checkpoint and b1 would be lost.
+    await t2.write(
+      src.batch(
+        logged('a2', 'a-bin.000001', 200, `${A}:11`, `${A}:1-11`),
+        logged('b1', 'a-bin.000001', 350, `${B}:1`, `${A}:1-11,${B}:1`),
+      ),
+    );
+    expect(await q('select msg from log order by msg')).toEqual([{ msg: 'a1' }, { msg: 'a2' }, { msg: 'b1' }]);
+    expect((await t2.checkpointStore.load(pipeline))?.position).toMatchObject({
+      file: 'a-bin.000001',
+      gtidSet: `${A}:1-11,${B}:1`,
+    });
+    // A late checkpoint of A's is covered, though its file sorts after: the store keeps B's.
+    await t2.checkpointStore.save({
+      pipeline,
+      phase: 'stream',
+      position: { kind: 'mysql', file: 'm-bin.000006', pos: 4, gtidSet: `${A}:1-11` },
+    });
+    expect((await t2.checkpointStore.load(pipeline))?.position).toMatchObject({ file: 'a-bin.000001' });
+    await t2.close();
+    const t3 = await reopen();
+
+    // Failover to C, whose files (z-bin.*) sort after: by file+offset the replayed b1 would be applied twice.
+    await t3.write(
+      src.batch(
+        logged('b1', 'z-bin.000001', 200, `${B}:1`, `${A}:1-11,${B}:1`),
+        logged('c1', 'z-bin.000001', 350, `${C}:1`, `${A}:1-11,${B}:1,${C}:1`),
+      ),
+    );
+    // A whole batch C resends is skipped as one.
+    await t3.write(src.batch(logged('c1', 'z-bin.000001', 350, `${C}:1`, `${A}:1-11,${B}:1,${C}:1`)));
+    expect(await q('select msg from log order by msg')).toEqual([
+      { msg: 'a1' },
+      { msg: 'a2' },
+      { msg: 'b1' },
+      { msg: 'c1' },
+    ]);
+    expect((await t3.checkpointStore.load(pipeline))?.position).toMatchObject({
+      file: 'z-bin.000001',
+      gtidSet: `${A}:1-11,${B}:1,${C}:1`,
+    });
   });
 
   it('applies a batch of 20,000 rows x 5 columns (100,000 values)', async () => {

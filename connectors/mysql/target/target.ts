@@ -7,7 +7,7 @@ import {
   type TableSchema,
   UNCHANGED,
 } from '../../../src/core/change-event.ts';
-import { type Checkpoint, comparePositions, parseLsn } from '../../../src/core/checkpoint.ts';
+import type { Checkpoint } from '../../../src/core/checkpoint.ts';
 import type { ConnectorContext } from '../../../src/core/connector-context.ts';
 import type { Target } from '../../../src/core/target.ts';
 import { ConnectionError, errorKind, SchemaMismatchError, TributaryError } from '../../../src/errors.ts';
@@ -22,6 +22,7 @@ import {
   knownColumns,
 } from '../../postgres/target/row-runs.ts';
 import type { TargetTable as PgTargetTable } from '../../postgres/target/statements.ts';
+import { TransactionalApply } from '../../sql/transactional-apply.ts';
 import { connectionOptions, parseMysqlUrl } from '../source/connection.ts';
 import {
   ensureCheckpointTable,
@@ -62,12 +63,6 @@ const SESSION_SQL = [
 /** Room left in max_allowed_packet for the statement text around the rows. */
 const PACKET_MARGIN = 64 * 1024;
 
-interface Pending {
-  batch: ChangeBatch;
-  resolve: () => void;
-  reject: (err: unknown) => void;
-}
-
 interface CachedTable {
   schema: TableSchema;
   shape: string;
@@ -97,18 +92,15 @@ function engineOf(ev: ChangeEvent): SourceEngine {
 export class MysqlTarget implements Target {
   readonly checkpointStore: MysqlCheckpointStore;
 
+  /** Write queue, group commit, failure latch and replay skipping; this class does the MySQL part. */
+  private readonly writer: TransactionalApply;
   private conn: mysql.Connection | null = null;
   private broken = false;
   /** Statements ran since the last COMMIT / ROLLBACK. */
   private txOpen = false;
   /** Source tables written in the open transaction (DDL on them would commit it halfway). */
   private readonly touched = new Set<string>();
-  private stored: Checkpoint | null = null;
   private tables = new Map<string, CachedTable>();
-  private queue: Pending[] = [];
-  private pumping: Promise<void> | null = null;
-  private failure: unknown = null;
-  private stopping = false;
   private readonly warned = new Set<string>();
   private currentTable: string | null = null;
   private flavor: 'mariadb' | 'mysql' = 'mariadb';
@@ -120,47 +112,30 @@ export class MysqlTarget implements Target {
   ) {
     this.checkpointStore = new MysqlCheckpointStore(config.url, config.checkpoint_table, config.connect_timeout_ms);
     this.maxStatementBytes = config.statement_max_bytes;
+    this.writer = new TransactionalApply(
+      {
+        connect: () => this.connect(),
+        reload: () => this.reload(),
+        rollback: () => this.rollback(),
+        apply: (events) => this.applyEvents(events),
+        commit: (cp) => this.commit(cp),
+        classify: (err, batch) => this.classify(err, batch),
+      },
+      ctx,
+      config.group_commit_max_batches,
+    );
   }
 
-  async open(): Promise<void> {
-    await this.idle();
-    this.failure = null;
-    await this.rollback();
-    if (this.conn && !this.broken) {
-      // A commit whose answer was lost may have happened: trust only the stored row.
-      try {
-        this.stored = await this.loadStored(this.conn);
-        return;
-      } catch {
-        this.discardConnection();
-      }
-    }
-    await this.connect();
+  open(): Promise<void> {
+    return this.writer.open();
   }
 
   write(batch: ChangeBatch): Promise<void> {
-    if (this.failure) return Promise.reject(this.failure);
-    return new Promise<void>((resolve, reject) => {
-      this.queue.push({ batch, resolve, reject });
-      if (!this.pumping) this.pumping = this.pump();
-    });
+    return this.writer.write(batch);
   }
 
-  async reset(): Promise<void> {
-    this.stopping = true;
-    const err = new TributaryError('retryable', 'the target was reset before this batch was applied');
-    for (const p of this.queue.splice(0)) p.reject(err);
-    await this.idle();
-    this.stopping = false;
-    this.failure = null;
-    await this.rollback();
-    if (this.conn && !this.broken) {
-      try {
-        this.stored = await this.loadStored(this.conn);
-      } catch {
-        this.discardConnection();
-      }
-    }
+  reset(): Promise<void> {
+    return this.writer.reset();
   }
 
   async close(): Promise<void> {
@@ -169,10 +144,6 @@ export class MysqlTarget implements Target {
     this.conn = null;
     if (conn) await conn.end().catch(() => conn.destroy());
     await this.checkpointStore.close();
-  }
-
-  private async idle(): Promise<void> {
-    while (this.pumping) await this.pumping;
   }
 
   // ---- connection ----------------------------------------------------------------------------------------------
@@ -191,6 +162,16 @@ export class MysqlTarget implements Target {
     const cp = await loadCheckpoint(conn, this.config.checkpoint_table, this.ctx.pipeline);
     await conn.query('COMMIT');
     return cp;
+  }
+
+  private async reload(): Promise<Checkpoint | null | undefined> {
+    if (!this.conn || this.broken) return undefined;
+    try {
+      return await this.loadStored(this.conn);
+    } catch {
+      this.discardConnection();
+      return undefined;
+    }
   }
 
   private async openConnection(): Promise<mysql.Connection> {
@@ -224,8 +205,9 @@ export class MysqlTarget implements Target {
     return conn;
   }
 
-  private async connect(): Promise<mysql.Connection> {
-    if (this.conn && !this.broken) return this.conn;
+  /** Connects unless connected; a new connection returns the checkpoint stored at the target. */
+  private async connect(): Promise<Checkpoint | null | undefined> {
+    if (this.conn && !this.broken) return undefined;
     if (this.conn && this.txOpen) {
       // What the open transaction held is gone: the batches applied into it must come again.
       throw new ConnectionError(
@@ -239,6 +221,7 @@ export class MysqlTarget implements Target {
       if (this.conn === conn) this.broken = true;
       this.ctx.logger.warn({ event: 'target_connection_lost', err: err.message });
     });
+    let stored: Checkpoint | null;
     try {
       const [rows] = await conn.query('SELECT VERSION() AS v, @@max_allowed_packet AS p');
       const info = (rows as { v: string; p: string | number }[])[0]!;
@@ -248,7 +231,7 @@ export class MysqlTarget implements Target {
         Math.min(this.config.statement_max_bytes, Number(info.p) - PACKET_MARGIN),
       );
       await ensureCheckpointTable(conn, this.config.checkpoint_table);
-      this.stored = await this.loadStored(conn);
+      stored = await this.loadStored(conn);
     } catch (err) {
       conn.destroy();
       throw wrapConnectionError(err, 'connecting to the target server failed');
@@ -259,7 +242,7 @@ export class MysqlTarget implements Target {
     this.touched.clear();
     this.tables.clear();
     this.ctx.logger.info({ event: 'target_connected', url: redactUrl(this.config.url), flavor: this.flavor });
-    return conn;
+    return stored;
   }
 
   private async rollback(): Promise<void> {
@@ -319,65 +302,7 @@ export class MysqlTarget implements Target {
     }
   }
 
-  // ---- write loop ----------------------------------------------------------------------------------------------
-
-  private async pump(): Promise<void> {
-    await null;
-    const group: Pending[] = [];
-    let groupCheckpoint: Checkpoint | null = null;
-    try {
-      while (true) {
-        if (this.stopping || this.failure) {
-          const err =
-            this.failure ?? new TributaryError('retryable', 'the target was reset before this batch was committed');
-          for (const p of group.splice(0)) p.reject(err);
-          break;
-        }
-        const item = this.queue.shift();
-        if (!item) break;
-        try {
-          await this.connect();
-          const { batch } = item;
-          if (batch.checkpoint && this.covered(batch.checkpoint)) {
-            if (group.length > 0) {
-              throw new TributaryError('fatal', `batch ${batch.seq} carries a checkpoint before one already applied`);
-            }
-            // Replayed after a crash between commit and acknowledgement: already durable here. What the open
-            // transaction holds is the start of this same replayed transaction.
-            await this.rollback();
-            this.ctx.logger.info({
-              event: 'target_replay_skipped',
-              seq: batch.seq,
-              position: batch.checkpoint.position,
-            });
-            item.resolve();
-            continue;
-          }
-          await this.applyEvents(batch.events);
-          if (!batch.checkpoint) {
-            item.resolve();
-            continue;
-          }
-          group.push(item);
-          groupCheckpoint = batch.checkpoint;
-          const next = this.queue[0];
-          if (next?.batch.checkpoint && group.length < this.config.group_commit_max_batches) continue;
-          await this.commit(groupCheckpoint);
-          for (const p of group.splice(0)) p.resolve();
-        } catch (raw) {
-          const err = this.classify(raw, item.batch);
-          this.failure = err;
-          this.ctx.logger.warn({ event: 'target_write_failed', seq: item.batch.seq, err: (err as Error).message });
-          if (!group.includes(item)) item.reject(err);
-          for (const p of group.splice(0)) p.reject(err);
-          for (const p of this.queue.splice(0)) p.reject(err);
-          await this.rollback();
-        }
-      }
-    } finally {
-      this.pumping = null;
-    }
-  }
+  // ---- commit and failure -------------------------------------------------------------------------------------
 
   private async commit(cp: Checkpoint): Promise<void> {
     const conn = this.conn!;
@@ -386,36 +311,6 @@ export class MysqlTarget implements Target {
     await conn.query('COMMIT');
     this.txOpen = false;
     this.touched.clear();
-    if (
-      !this.stored ||
-      this.stored.position.kind !== cp.position.kind ||
-      comparePositions(cp.position, this.stored.position) >= 0
-    ) {
-      this.stored = cp;
-    }
-    this.ctx.logger.debug({ event: 'target_committed', position: cp.position });
-  }
-
-  /** The whole transaction ending at this checkpoint is already durable at the target. */
-  private covered(cp: Checkpoint): boolean {
-    const s = this.stored;
-    if (s?.phase !== 'stream' || cp.phase !== 'stream' || s.position.kind !== cp.position.kind) return false;
-    return comparePositions(cp.position, s.position) <= 0;
-  }
-
-  /** A streamed change of a transaction the stored checkpoint covers (known from its position alone). */
-  private eventCovered(ev: ChangeEvent): boolean {
-    const s = this.stored;
-    if (s?.phase !== 'stream' || ev.source.snapshot !== false) return false;
-    const p = ev.source.position;
-    if (p.kind === 'postgres' && s.position.kind === 'postgres') {
-      return p.commitLsn !== undefined && parseLsn(p.commitLsn) <= parseLsn(s.position.lsn);
-    }
-    if (p.kind === 'mysql' && s.position.kind === 'mysql') {
-      // An event's position is the start of its transaction; the checkpoint is just after a commit.
-      return comparePositions({ kind: 'mysql', file: p.file, pos: p.pos }, s.position) < 0;
-    }
-    return false;
   }
 
   private classify(err: unknown, batch: ChangeBatch): unknown {
@@ -523,13 +418,8 @@ export class MysqlTarget implements Target {
       return fresh;
     };
 
-    let skipped = 0;
     for (const ev of events) {
       if (ev.op === 'message') continue;
-      if (this.eventCovered(ev)) {
-        skipped++;
-        continue;
-      }
       let table = this.cachedTable(ev);
       if (!table) {
         await flush();
@@ -582,7 +472,6 @@ export class MysqlTarget implements Target {
     }
     await flush();
     this.currentTable = null;
-    if (skipped > 0) this.ctx.logger.info({ event: 'target_replay_skipped', events: skipped });
   }
 
   private addKeyed(run: KeyedRun, ev: ChangeEvent): void {

@@ -32,17 +32,26 @@ describe('PostgresCheckpointStore', () => {
       await store.save(pgCp('0/FFFFFFFF')); // before 1/0: refused
       expect((await store.load('p1'))?.position).toEqual({ kind: 'postgres', lsn: '00000001/00000000' });
 
-      const my = (file: string, pos: number): Checkpoint => ({
+      const my = (file: string, pos: number, gtidSet?: string): Checkpoint => ({
         pipeline: 'm1',
         phase: 'stream',
-        position: { kind: 'mysql', file, pos, gtidSet: `0-1-${pos}` },
+        position: { kind: 'mysql', file, pos, ...(gtidSet ? { gtidSet } : {}) },
       });
-      await store.save(my('binlog.000002', 500));
-      await store.save(my('binlog.000002', 400));
-      await store.save(my('binlog.000001', 900));
-      expect((await store.load('m1'))?.position).toEqual(my('binlog.000002', 500).position);
-      await store.save(my('binlog.000003', 4));
-      expect((await store.load('m1'))?.position).toEqual(my('binlog.000003', 4).position);
+      await store.save(my('binlog.000002', 500, '0-1-50'));
+      await store.save(my('binlog.000002', 400, '0-1-40'));
+      await store.save(my('binlog.000001', 900, '0-1-30'));
+      expect((await store.load('m1'))?.position).toEqual(my('binlog.000002', 500, '0-1-50').position);
+      await store.save(my('binlog.000003', 4, '0-1-60'));
+      expect((await store.load('m1'))?.position).toEqual(my('binlog.000003', 4, '0-1-60').position);
+      // After a failover the GTID sets decide, not the other server's binlog file names.
+      await store.save(my('a-bin.000001', 400, '0-2-61'));
+      expect((await store.load('m1'))?.position).toEqual(my('a-bin.000001', 400, '0-2-61').position);
+      await store.save(my('z-bin.000001', 4, '0-1-60'));
+      expect((await store.load('m1'))?.position).toEqual(my('a-bin.000001', 400, '0-2-61').position);
+      // Without GTID sets: binlog file, then offset.
+      await store.save(my('a-bin.000001', 300));
+      await store.save(my('a-bin.000001', 500));
+      expect((await store.load('m1'))?.position).toEqual(my('a-bin.000001', 500).position);
 
       await store.clear('p1');
       expect(await store.load('p1')).toBeNull();

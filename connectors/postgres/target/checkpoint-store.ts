@@ -1,7 +1,7 @@
 import pg from 'pg';
-import type { Checkpoint, CheckpointPosition } from '../../../src/core/checkpoint.ts';
+import { advances, type Checkpoint, type CheckpointPosition } from '../../../src/core/checkpoint.ts';
 import type { CheckpointStore } from '../../../src/core/checkpoint-store.ts';
-import { ConnectionError, errorKind } from '../../../src/errors.ts';
+import { ConnectionError, errorKind, TributaryError } from '../../../src/errors.ts';
 
 /** Anything that runs a query: a pg.Client inside an open transaction, or a pool. */
 export interface Queryable {
@@ -21,28 +21,18 @@ create table if not exists tributary.checkpoints (
 )`;
 
 /**
- * Monotonic upsert in one statement: the row changes only when the new position is not before the stored one
- * (and, at an equal position, never from `stream` back to `snapshot`). PostgreSQL positions compare as pg_lsn,
- * MySQL ones by binlog file (byte order, like comparePositions) then offset.
+ * Upsert that takes effect only over the row the caller read (or where there was none): `saveCheckpoint` decides in
+ * code whether the new checkpoint advances (GTID sets do not compare in SQL) and this makes the decision hold.
  */
 const SAVE_SQL = `insert into tributary.checkpoints as c (pipeline, phase, position, state, source_time, updated_at)
 values ($1, $2, $3::jsonb, $4::jsonb, $5::timestamptz, now())
 on conflict (pipeline) do update set
   phase = excluded.phase, position = excluded.position, state = excluded.state,
   source_time = excluded.source_time, updated_at = now()
-where case
-  when c.position->>'kind' is distinct from excluded.position->>'kind' then true
-  when excluded.position->>'kind' = 'postgres' then
-    (excluded.position->>'lsn')::pg_lsn > (c.position->>'lsn')::pg_lsn
-    or ((excluded.position->>'lsn')::pg_lsn = (c.position->>'lsn')::pg_lsn
-        and not (c.phase = 'stream' and excluded.phase = 'snapshot'))
-  else
-    (excluded.position->>'file') collate "C" > (c.position->>'file') collate "C"
-    or ((excluded.position->>'file') = (c.position->>'file')
-        and ((excluded.position->>'pos')::bigint > (c.position->>'pos')::bigint
-             or ((excluded.position->>'pos')::bigint = (c.position->>'pos')::bigint
-                 and not (c.phase = 'stream' and excluded.phase = 'snapshot'))))
-end`;
+where c.phase = $6 and c.position = $7::jsonb`;
+
+/** Rounds of read-decide-write lost to another writer of the same row before saving gives up (retryably). */
+const SAVE_ATTEMPTS = 5;
 
 export async function ensureCheckpointTable(db: Queryable): Promise<void> {
   try {
@@ -53,16 +43,28 @@ export async function ensureCheckpointTable(db: Queryable): Promise<void> {
   }
 }
 
-/** Saves monotonically; returns false when the stored checkpoint is already at or past this one. */
+/**
+ * Saves monotonically (`advances`): inside a transaction or not, on one client or a pool. Returns false when the
+ * stored checkpoint already covers this one.
+ */
 export async function saveCheckpoint(db: Queryable, cp: Checkpoint): Promise<boolean> {
-  const result = await db.query(SAVE_SQL, [
-    cp.pipeline,
-    cp.phase,
-    JSON.stringify(cp.position),
-    cp.state === undefined ? null : JSON.stringify(cp.state),
-    cp.sourceTimeMs === undefined ? null : new Date(cp.sourceTimeMs).toISOString(),
-  ]);
-  return (result.rowCount ?? 0) > 0;
+  for (let attempt = 0; attempt < SAVE_ATTEMPTS; attempt++) {
+    const stored = await loadCheckpoint(db, cp.pipeline);
+    if (!advances(stored, cp)) return false;
+    const result = await db.query(SAVE_SQL, [
+      cp.pipeline,
+      cp.phase,
+      JSON.stringify(cp.position),
+      cp.state === undefined ? null : JSON.stringify(cp.state),
+      cp.sourceTimeMs === undefined ? null : new Date(cp.sourceTimeMs).toISOString(),
+      stored?.phase ?? null,
+      stored ? JSON.stringify(stored.position) : null,
+    ]);
+    if ((result.rowCount ?? 0) > 0) return true;
+  }
+  throw new TributaryError('retryable', `the checkpoint of pipeline ${cp.pipeline} kept changing while it was saved`, {
+    hint: "Another process writes the same pipeline's checkpoint: give each pipeline its own name.",
+  });
 }
 
 export async function loadCheckpoint(db: Queryable, pipeline: string): Promise<Checkpoint | null> {

@@ -7,10 +7,11 @@ import {
   type TableSchema,
   UNCHANGED,
 } from '../../../src/core/change-event.ts';
-import { type Checkpoint, comparePositions, parseLsn } from '../../../src/core/checkpoint.ts';
+import type { Checkpoint } from '../../../src/core/checkpoint.ts';
 import type { ConnectorContext } from '../../../src/core/connector-context.ts';
 import type { Target } from '../../../src/core/target.ts';
 import { ConnectionError, errorKind, TributaryError } from '../../../src/errors.ts';
+import { TransactionalApply } from '../../sql/transactional-apply.ts';
 import {
   ensureCheckpointTable,
   loadCheckpoint,
@@ -51,12 +52,6 @@ const COPY_BACKOFF_RUNS = 16;
  */
 const MAX_COPY_SAVEPOINTS = 32;
 
-interface Pending {
-  batch: ChangeBatch;
-  resolve: () => void;
-  reject: (err: unknown) => void;
-}
-
 interface CachedTable {
   schema: TableSchema;
   shape: string;
@@ -94,23 +89,15 @@ function positionText(ev: ChangeEvent): string {
 export class PostgresTarget implements Target {
   readonly checkpointStore: PostgresCheckpointStore;
 
+  /** Write queue, group commit, failure latch and replay skipping; this class does the PostgreSQL part. */
+  private readonly writer: TransactionalApply;
   private client: pg.Client | null = null;
   private broken = false;
   private txOpen = false;
-  private stored: Checkpoint | null = null;
   private tables = new Map<string, CachedTable>();
-  private queue: Pending[] = [];
-  private pumping: Promise<void> | null = null;
-  private failure: unknown = null;
-  private stopping = false;
   private readonly statementNames = new Map<string, string>();
   private readonly warned = new Set<string>();
   private currentTable: string | null = null;
-  private coveredMemo: { stored: Checkpoint | null; commitLsn: string; covered: boolean } = {
-    stored: null,
-    commitLsn: '',
-    covered: false,
-  };
   /** Per source table: runs left before fresh rows are tried with COPY again after a conflict. */
   private readonly copyBackoff = new Map<string, number>();
   /** COPY savepoints taken in the open transaction. */
@@ -132,47 +119,30 @@ export class PostgresTarget implements Target {
     this.mysqlValues = new MysqlValueConverter(config.mysql_zero_dates, (schema, nulled) =>
       this.zeroDateNulled(schema, nulled),
     );
+    this.writer = new TransactionalApply(
+      {
+        connect: () => this.connect(),
+        reload: () => this.reload(),
+        rollback: () => this.rollback(),
+        apply: (events) => this.applyEvents(events),
+        commit: (cp) => this.commit(cp),
+        classify: (err, batch) => this.classify(err, batch),
+      },
+      ctx,
+      config.group_commit_max_batches,
+    );
   }
 
-  async open(): Promise<void> {
-    await this.idle();
-    this.failure = null;
-    await this.rollback();
-    if (this.client && !this.broken) {
-      // A commit whose answer was lost may have happened: trust only the stored row.
-      try {
-        this.stored = await loadCheckpoint(this.client, this.ctx.pipeline);
-        return;
-      } catch {
-        this.discardClient();
-      }
-    }
-    await this.connect();
+  open(): Promise<void> {
+    return this.writer.open();
   }
 
   write(batch: ChangeBatch): Promise<void> {
-    if (this.failure) return Promise.reject(this.failure);
-    return new Promise<void>((resolve, reject) => {
-      this.queue.push({ batch, resolve, reject });
-      if (!this.pumping) this.pumping = this.pump();
-    });
+    return this.writer.write(batch);
   }
 
-  async reset(): Promise<void> {
-    this.stopping = true;
-    const err = new TributaryError('retryable', 'the target was reset before this batch was applied');
-    for (const p of this.queue.splice(0)) p.reject(err);
-    await this.idle();
-    this.stopping = false;
-    this.failure = null;
-    await this.rollback();
-    if (this.client && !this.broken) {
-      try {
-        this.stored = await loadCheckpoint(this.client, this.ctx.pipeline);
-      } catch {
-        this.discardClient();
-      }
-    }
+  reset(): Promise<void> {
+    return this.writer.reset();
   }
 
   async close(): Promise<void> {
@@ -182,10 +152,6 @@ export class PostgresTarget implements Target {
     this.client = null;
     if (client) await client.end().catch(() => undefined);
     await this.checkpointStore.close();
-  }
-
-  private async idle(): Promise<void> {
-    while (this.pumping) await this.pumping;
   }
 
   // ---- connection ----------------------------------------------------------------------------------------------
@@ -199,8 +165,9 @@ export class PostgresTarget implements Target {
     if (client) client.end().catch(() => undefined);
   }
 
-  private async connect(): Promise<pg.Client> {
-    if (this.client && !this.broken) return this.client;
+  /** Connects unless connected; a new connection returns the checkpoint stored at the target. */
+  private async connect(): Promise<Checkpoint | null | undefined> {
+    if (this.client && !this.broken) return undefined;
     if (this.client && this.txOpen) {
       // What the open transaction held is gone: the batches applied into it must come again.
       throw new ConnectionError(
@@ -218,11 +185,12 @@ export class PostgresTarget implements Target {
       if (this.client === client) this.broken = true;
       this.ctx.logger.warn({ event: 'target_connection_lost', err: err.message });
     });
+    let stored: Checkpoint | null;
     try {
       await client.connect();
       await client.query(SESSION_SQL);
       await ensureCheckpointTable(client);
-      this.stored = await loadCheckpoint(client, this.ctx.pipeline);
+      stored = await loadCheckpoint(client, this.ctx.pipeline);
     } catch (err) {
       client.end().catch(() => undefined);
       throw wrapConnectionError(err, 'connecting to the target database failed');
@@ -232,7 +200,17 @@ export class PostgresTarget implements Target {
     this.txOpen = false;
     this.tables.clear();
     this.ctx.logger.info({ event: 'target_connected', url: this.config.url });
-    return client;
+    return stored;
+  }
+
+  private async reload(): Promise<Checkpoint | null | undefined> {
+    if (!this.client || this.broken) return undefined;
+    try {
+      return await loadCheckpoint(this.client, this.ctx.pipeline);
+    } catch {
+      this.discardClient();
+      return undefined;
+    }
   }
 
   private async rollback(): Promise<void> {
@@ -268,65 +246,7 @@ export class PostgresTarget implements Target {
     return this.client!.query(name ? { name, text: sql, values: params } : { text: sql, values: params });
   }
 
-  // ---- write loop ----------------------------------------------------------------------------------------------
-
-  private async pump(): Promise<void> {
-    await null;
-    const group: Pending[] = [];
-    let groupCheckpoint: Checkpoint | null = null;
-    try {
-      while (true) {
-        if (this.stopping || this.failure) {
-          const err =
-            this.failure ?? new TributaryError('retryable', 'the target was reset before this batch was committed');
-          for (const p of group.splice(0)) p.reject(err);
-          break;
-        }
-        const item = this.queue.shift();
-        if (!item) break;
-        try {
-          await this.connect();
-          const { batch } = item;
-          if (batch.checkpoint && this.covered(batch.checkpoint)) {
-            if (group.length > 0) {
-              throw new TributaryError('fatal', `batch ${batch.seq} carries a checkpoint before one already applied`);
-            }
-            // Replayed after a crash between commit and acknowledgement: already durable here. What the open
-            // transaction holds is the start of this same replayed transaction.
-            await this.rollback();
-            this.ctx.logger.info({
-              event: 'target_replay_skipped',
-              seq: batch.seq,
-              position: batch.checkpoint.position,
-            });
-            item.resolve();
-            continue;
-          }
-          await this.applyEvents(batch.events);
-          if (!batch.checkpoint) {
-            item.resolve();
-            continue;
-          }
-          group.push(item);
-          groupCheckpoint = batch.checkpoint;
-          const next = this.queue[0];
-          if (next?.batch.checkpoint && group.length < this.config.group_commit_max_batches) continue;
-          await this.commit(groupCheckpoint);
-          for (const p of group.splice(0)) p.resolve();
-        } catch (raw) {
-          const err = this.classify(raw, item.batch);
-          this.failure = err;
-          this.ctx.logger.warn({ event: 'target_write_failed', seq: item.batch.seq, err: (err as Error).message });
-          if (!group.includes(item)) item.reject(err);
-          for (const p of group.splice(0)) p.reject(err);
-          for (const p of this.queue.splice(0)) p.reject(err);
-          await this.rollback();
-        }
-      }
-    } finally {
-      this.pumping = null;
-    }
-  }
+  // ---- commit and failure -------------------------------------------------------------------------------------
 
   private async commit(cp: Checkpoint): Promise<void> {
     const client = this.client!;
@@ -335,44 +255,6 @@ export class PostgresTarget implements Target {
       this.txOpen = false;
       await client.query('commit');
     }
-    if (
-      !this.stored ||
-      this.stored.position.kind !== cp.position.kind ||
-      comparePositions(cp.position, this.stored.position) >= 0
-    ) {
-      this.stored = cp;
-    }
-    this.ctx.logger.debug({ event: 'target_committed', position: cp.position });
-  }
-
-  /** The whole transaction ending at this checkpoint is already durable at the target. */
-  private covered(cp: Checkpoint): boolean {
-    const s = this.stored;
-    if (s?.phase !== 'stream' || cp.phase !== 'stream' || s.position.kind !== cp.position.kind) return false;
-    return comparePositions(cp.position, s.position) <= 0;
-  }
-
-  /** A streamed change of a transaction the stored checkpoint covers (known from its position alone). */
-  private eventCovered(ev: ChangeEvent): boolean {
-    const s = this.stored;
-    if (s?.phase !== 'stream' || ev.source.snapshot !== false) return false;
-    const p = ev.source.position;
-    if (p.kind === 'postgres' && s.position.kind === 'postgres') {
-      if (p.commitLsn === undefined) return false;
-      // Events of one transaction share their commit LSN: parse each LSN text once, not once per event.
-      if (this.coveredMemo.stored !== s || this.coveredMemo.commitLsn !== p.commitLsn) {
-        this.coveredMemo = {
-          stored: s,
-          commitLsn: p.commitLsn,
-          covered: parseLsn(p.commitLsn) <= parseLsn(s.position.lsn),
-        };
-      }
-      return this.coveredMemo.covered;
-    }
-    if (p.kind === 'mysql' && s.position.kind === 'mysql') {
-      return comparePositions({ kind: 'mysql', file: p.file, pos: p.pos }, s.position) < 0;
-    }
-    return false;
   }
 
   private classify(err: unknown, batch: ChangeBatch): unknown {
@@ -542,14 +424,9 @@ export class PostgresTarget implements Target {
       return fresh;
     };
 
-    let skipped = 0;
     for (const raw of events) {
       if (raw.op === 'message') continue;
       const ev = raw.source.connector === 'mysql' ? this.mysqlRows(raw) : raw;
-      if (this.eventCovered(ev)) {
-        skipped++;
-        continue;
-      }
       if (!this.txOpen) await this.begin();
       let table = this.cachedTable(ev);
       if (!table) {
@@ -614,7 +491,6 @@ export class PostgresTarget implements Target {
     await flush();
     this.currentTable = null;
     this.reportZeroDates();
-    if (skipped > 0) this.ctx.logger.info({ event: 'target_replay_skipped', events: skipped });
   }
 
   private addKeyed(run: KeyedRun, ev: ChangeEvent): void {
