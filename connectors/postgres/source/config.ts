@@ -49,8 +49,10 @@ export const postgresSourceConfig = z.strictObject({
     .number()
     .int()
     .positive()
-    .default(10_000)
-    .describe('Rows per keyset query (one COPY each) during the initial snapshot; keyless tables are one COPY.'),
+    .default(100_000)
+    .describe(
+      'Rows per keyset query (one COPY each) during the initial snapshot; keyless tables are one COPY. Rows stream as they arrive, so memory does not grow with it.',
+    ),
   read_ahead_events: z
     .number()
     .int()
