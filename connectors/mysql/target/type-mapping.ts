@@ -153,7 +153,9 @@ export function columnType(
       };
     }
     case 'float':
-      return base === 'real' || base === 'float4' ? { sql: 'FLOAT' } : { sql: 'DOUBLE' };
+      // real -> DOUBLE, not FLOAT: MySQL parses the float4's shortest text as a double, and the largest float4
+      // (3.4028235e38) is then out of FLOAT's range; every float4 value is exact in a DOUBLE and reads back as the same text.
+      return { sql: 'DOUBLE' };
     case 'text': {
       const [n] = args;
       if (base === 'character varying' || base === 'varchar') {

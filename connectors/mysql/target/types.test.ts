@@ -31,7 +31,7 @@ describe('type mapping (no server)', () => {
     expect(columnType(col('c', 'numeric', 'decimal'), 'postgresql', { ...OPTIONS, numericOverflow: 'text' }).sql).toBe(
       'LONGTEXT',
     );
-    expect(t('real', 'float')).toBe('FLOAT');
+    expect(t('real', 'float')).toBe('DOUBLE');
     expect(t('double precision', 'float')).toBe('DOUBLE');
     expect(t('boolean', 'bool')).toBe('TINYINT(1)');
     expect(t('text', 'text')).toBe('LONGTEXT');
@@ -207,7 +207,7 @@ describe('MysqlTarget types (MariaDB)', () => {
       bt: 'bit(5)',
       vb: 'varchar(8)',
       pt: 'point',
-      f4: 'float',
+      f4: 'double',
       f8: 'double',
       mo: 'longtext',
     });
