@@ -8,7 +8,7 @@ import { verifyPipeline } from './verify.ts';
 const ROWS = 1_000_000;
 const enabled = process.env.TRIBUTARY_VERIFY_BENCH === '1';
 
-describe.runIf(enabled)('verify on 1M rows', () => {
+describe.runIf(enabled)('verify on 1M rows (opt-in: skipped unless TRIBUTARY_VERIFY_BENCH=1)', () => {
   let pg: PgServer;
   let my: MysqlServer;
   let src: string;

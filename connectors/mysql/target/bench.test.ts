@@ -17,7 +17,7 @@ const ROWS = 100_000;
 const BATCH = 5_000;
 let server: MysqlServer;
 
-describe.runIf(process.env.TRIBUTARY_BENCH)('MysqlTarget throughput', () => {
+describe.runIf(process.env.TRIBUTARY_BENCH)('MysqlTarget throughput (opt-in: skipped unless TRIBUTARY_BENCH=1)', () => {
   beforeAll(async () => {
     server = await startMariadb({ throwaway: true });
   }, 120_000);
