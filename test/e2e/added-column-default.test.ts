@@ -6,9 +6,9 @@ import { CANONICAL_SESSION_OPTIONS } from '../../connectors/postgres/source/cata
 import { PostgresSource } from '../../connectors/postgres/source/postgres-source.ts';
 import { postgresTargetConfig } from '../../connectors/postgres/target/config.ts';
 import { PostgresTarget } from '../../connectors/postgres/target/target.ts';
-import { testContext } from '../../connectors/postgres/target/test-builder.ts';
 import type { Target } from '../../src/core/target.ts';
 import { Pipeline } from '../../src/pipeline/pipeline.ts';
+import { testContext } from '../fixtures/change-events.ts';
 import { type MysqlServer, startMariadb } from '../harness/mariadb.ts';
 import { type PgServer, startPostgres } from '../harness/postgres.ts';
 

@@ -1,10 +1,13 @@
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import pg from 'pg';
+import { afterAll, beforeAll, expect } from 'vitest';
 import { serviceAccount } from '../harness/os-user.ts';
-import type { PgServer } from '../harness/postgres.ts';
+import { type PgServer, startPostgres } from '../harness/postgres.ts';
+import { pgTableDigest } from '../harness/table-digest.ts';
 
 /** Helpers shared by the fault scenarios: load generators, the replicator as a child process, server outages. */
 
@@ -297,4 +300,65 @@ export async function rowDifferences(
     if (out.length >= limit) break;
   }
   return out;
+}
+
+/**
+ * The scenario of a PostgreSQL-to-PostgreSQL pipeline under a pgbench load, with source and target on separate
+ * throwaway servers (so either can go down alone). Registers the servers' beforeAll/afterAll: call it inside the
+ * scenario's describe. The fields are set once beforeAll has run.
+ */
+export interface PgPairScenario {
+  source: PgServer;
+  target: PgServer;
+  dir: string;
+  sourceDb: string;
+  sourceUrl: string;
+  targetUrl: string;
+}
+
+export function pgPairScenario(label: string, sourceDb: string, targetDb: string): PgPairScenario {
+  const scenario = { sourceDb } as PgPairScenario;
+  beforeAll(async () => {
+    [scenario.source, scenario.target] = await Promise.all([
+      startPostgres({ throwaway: true }),
+      startPostgres({ throwaway: true }),
+    ]);
+    scenario.dir = fs.mkdtempSync(path.join(os.tmpdir(), `tributary-fault-${label}-`));
+    scenario.sourceUrl = await scenario.source.createDatabase(sourceDb);
+    scenario.targetUrl = await scenario.target.createDatabase(targetDb);
+  });
+  afterAll(async () => {
+    await Promise.all([scenario.source?.stop(), scenario.target?.stop()]);
+    if (scenario.dir) fs.rmSync(scenario.dir, { recursive: true, force: true });
+  });
+  return scenario;
+}
+
+/**
+ * Initialises pgbench on the source, writes the pipeline config and starts the replicator; resolves once the
+ * snapshot is done (the target has every pgbench account) and the replicator is streaming.
+ */
+export async function startStreaming(
+  scenario: PgPairScenario,
+  pipeline: { name: string; target?: object; retry: object },
+): Promise<{ configFile: string; replicator: Replicator }> {
+  await pgbenchInit(scenario.source, scenario.sourceDb, 1);
+  const configFile = path.join(scenario.dir, 'pipeline.yaml');
+  writePipelineConfig(configFile, {
+    name: pipeline.name,
+    source: { type: 'postgres', url: scenario.sourceUrl, tables: PGBENCH_TABLES },
+    target: { type: 'postgres', url: scenario.targetUrl, ...pipeline.target },
+    batch: { max_wait_ms: 20 },
+    retry: pipeline.retry,
+  });
+  const replicator = new Replicator(configFile, path.join(scenario.dir, 'replicator.log'));
+  replicator.start();
+  const streaming = await waitUntil(
+    async () =>
+      (await pgTableDigest(scenario.targetUrl, 'public.pgbench_accounts').catch(() => ({ rows: 0 }))).rows === 100_000,
+    60_000,
+    300,
+  );
+  expect(streaming, replicator.log().slice(-4000)).toBe(true);
+  return { configFile, replicator };
 }

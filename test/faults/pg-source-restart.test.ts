@@ -1,20 +1,6 @@
-import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type PgServer, startPostgres } from '../harness/postgres.ts';
+import { describe, expect, it } from 'vitest';
 import { pgTableDigest, waitForEqualTables } from '../harness/table-digest.ts';
-import {
-  LONG,
-  PGBENCH_TABLES,
-  pgbenchInit,
-  pgbenchRun,
-  Replicator,
-  runVerify,
-  sleep,
-  waitUntil,
-  writePipelineConfig,
-} from './fault-kit.ts';
+import { LONG, PGBENCH_TABLES, pgbenchRun, pgPairScenario, runVerify, sleep, startStreaming } from './fault-kit.ts';
 
 /**
  * Fault 2: the SOURCE PostgreSQL server restarts (clean shutdown, start) while the replicator streams a pgbench
@@ -23,45 +9,15 @@ import {
  * throwaway servers so only the source goes down.
  */
 describe('fault: source PostgreSQL restarts while streaming under load', () => {
-  let source: PgServer;
-  let target: PgServer;
-  let dir: string;
-  let sourceUrl: string;
-  let targetUrl: string;
-
-  beforeAll(async () => {
-    [source, target] = await Promise.all([startPostgres({ throwaway: true }), startPostgres({ throwaway: true })]);
-    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tributary-fault-srcrestart-'));
-    sourceUrl = await source.createDatabase('fs_src');
-    targetUrl = await target.createDatabase('fs_dst');
-  });
-  afterAll(async () => {
-    await Promise.all([source?.stop(), target?.stop()]);
-    if (dir) fs.rmSync(dir, { recursive: true, force: true });
-  });
+  const scenario = pgPairScenario('srcrestart', 'fs_src', 'fs_dst');
 
   it('retries by itself and ends equal', { timeout: 240_000 }, async () => {
     const started = Date.now();
-    await pgbenchInit(source, 'fs_src', 1);
-    const configFile = path.join(dir, 'pipeline.yaml');
-    writePipelineConfig(configFile, {
+    const { source, sourceUrl, targetUrl } = scenario;
+    const { configFile, replicator } = await startStreaming(scenario, {
       name: 'srcrestart',
-      source: { type: 'postgres', url: sourceUrl, tables: PGBENCH_TABLES },
-      target: { type: 'postgres', url: targetUrl },
-      batch: { max_wait_ms: 20 },
       retry: { initial_backoff_ms: 200, max_backoff_ms: 2000 },
     });
-    const replicator = new Replicator(configFile, path.join(dir, 'replicator.log'));
-    replicator.start();
-
-    // Streaming: the snapshot is done once the target has every account.
-    const streaming = await waitUntil(
-      async () =>
-        (await pgTableDigest(targetUrl, 'public.pgbench_accounts').catch(() => ({ rows: 0 }))).rows === 100_000,
-      60_000,
-      300,
-    );
-    expect(streaming, replicator.log().slice(-4000)).toBe(true);
 
     const restarts = LONG ? 4 : 2;
     const segmentSeconds = LONG ? 20 : 6;

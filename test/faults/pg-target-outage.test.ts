@@ -1,20 +1,14 @@
-import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type PgServer, startPostgres } from '../harness/postgres.ts';
+import { describe, expect, it } from 'vitest';
 import { pgTableDigest, waitForEqualTables } from '../harness/table-digest.ts';
 import {
   LONG,
   PGBENCH_TABLES,
   PgOutage,
-  pgbenchInit,
   pgbenchRun,
-  Replicator,
+  pgPairScenario,
   runVerify,
   sleep,
-  waitUntil,
-  writePipelineConfig,
+  startStreaming,
 } from './fault-kit.ts';
 
 /** Peak RSS allowed during the outage. Node with tsx idles near 150 MiB; a leak or unbounded buffer goes far past. */
@@ -26,43 +20,16 @@ const RSS_LIMIT_KB = 400 * 1024;
  * target is back, and the tables end equal.
  */
 describe('fault: target PostgreSQL down for 30 s under load', () => {
-  let source: PgServer;
-  let target: PgServer;
-  let dir: string;
-  let sourceUrl: string;
-  let targetUrl: string;
-
-  beforeAll(async () => {
-    [source, target] = await Promise.all([startPostgres({ throwaway: true }), startPostgres({ throwaway: true })]);
-    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tributary-fault-tgtdown-'));
-    sourceUrl = await source.createDatabase('ft_src');
-    targetUrl = await target.createDatabase('ft_dst');
-  });
-  afterAll(async () => {
-    await Promise.all([source?.stop(), target?.stop()]);
-    if (dir) fs.rmSync(dir, { recursive: true, force: true });
-  });
+  const scenario = pgPairScenario('tgtdown', 'ft_src', 'ft_dst');
 
   it('stays up with bounded memory, resumes by itself, ends equal', { timeout: 240_000 }, async () => {
     const started = Date.now();
-    await pgbenchInit(source, 'ft_src', 1);
-    const configFile = path.join(dir, 'pipeline.yaml');
-    writePipelineConfig(configFile, {
+    const { source, target, sourceUrl, targetUrl } = scenario;
+    const { configFile, replicator } = await startStreaming(scenario, {
       name: 'tgtdown',
-      source: { type: 'postgres', url: sourceUrl, tables: PGBENCH_TABLES },
-      target: { type: 'postgres', url: targetUrl, connect_timeout_ms: 2000 },
-      batch: { max_wait_ms: 20 },
+      target: { connect_timeout_ms: 2000 },
       retry: { initial_backoff_ms: 200, max_backoff_ms: 3000 },
     });
-    const replicator = new Replicator(configFile, path.join(dir, 'replicator.log'));
-    replicator.start();
-    const streaming = await waitUntil(
-      async () =>
-        (await pgTableDigest(targetUrl, 'public.pgbench_accounts').catch(() => ({ rows: 0 }))).rows === 100_000,
-      60_000,
-      300,
-    );
-    expect(streaming, replicator.log().slice(-4000)).toBe(true);
 
     const outageMs = LONG ? 120_000 : 30_000;
     const load = pgbenchRun(source, 'ft_src', Math.ceil(outageMs / 1000) + 10);

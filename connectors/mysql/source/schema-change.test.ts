@@ -5,11 +5,11 @@ import type { ChangeEvent, TableSchema } from '../../../src/core/change-event.ts
 import type { Checkpoint } from '../../../src/core/checkpoint.ts';
 import { comparePositions } from '../../../src/core/checkpoint.ts';
 import { Pipeline } from '../../../src/pipeline/pipeline.ts';
+import { testContext } from '../../../test/fixtures/change-events.ts';
 import { type MysqlServer, startMariadb } from '../../../test/harness/mariadb.ts';
 import { type PgServer, startPostgres } from '../../../test/harness/postgres.ts';
 import { postgresTargetConfig } from '../../postgres/target/config.ts';
 import { PostgresTarget } from '../../postgres/target/target.ts';
-import { testContext } from '../../postgres/target/test-builder.ts';
 import { DDL_MESSAGE_PREFIX, MysqlSource } from './source.ts';
 import { events, lastCheckpoint, Puller, session, sourceConfig } from './test-support.ts';
 

@@ -8,10 +8,10 @@ import os from 'node:os';
 import path from 'node:path';
 import mysql from 'mysql2/promise';
 import { afterAll, beforeAll, describe, it } from 'vitest';
+import { col, EventSource, tableSchema, testContext } from '../../../test/fixtures/change-events.ts';
 import { type MysqlServer, startMariadb } from '../../../test/harness/mariadb.ts';
 import { mysqlTargetConfig } from './config.ts';
 import { MysqlTarget } from './target.ts';
-import { col, EventSource, tableSchema, testContext } from './test-builder.ts';
 
 const ROWS = 100_000;
 const BATCH = 5_000;

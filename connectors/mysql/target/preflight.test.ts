@@ -1,9 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { testContext } from '../../../test/fixtures/change-events.ts';
 import { type MysqlServer, startMariadb } from '../../../test/harness/mariadb.ts';
 import { mysqlTargetConfig } from './config.ts';
 import { target } from './index.ts';
 import { missingPrivileges, parseGrants } from './preflight.ts';
-import { testContext } from './test-builder.ts';
 
 describe('grant parsing (no server)', () => {
   it('reads global, database and pattern grants', () => {

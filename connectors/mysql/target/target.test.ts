@@ -2,10 +2,10 @@ import mysql from 'mysql2/promise';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Row, type SourcePosition, UNCHANGED } from '../../../src/core/change-event.ts';
 import { errorKind, SchemaMismatchError } from '../../../src/errors.ts';
+import { col, EventSource, tableSchema, testContext } from '../../../test/fixtures/change-events.ts';
 import { type MysqlServer, startMariadb } from '../../../test/harness/mariadb.ts';
 import { mysqlTargetConfig } from './config.ts';
 import { MysqlTarget } from './target.ts';
-import { col, EventSource, tableSchema, testContext } from './test-builder.ts';
 
 type MysqlEventPosition = Extract<SourcePosition, { kind: 'mysql' }>;
 

@@ -1,10 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Row } from '../../../src/core/change-event.ts';
 import { errorKind, SchemaMismatchError } from '../../../src/errors.ts';
+import { col, EventSource, tableSchema, testContext } from '../../../test/fixtures/change-events.ts';
 import { type MysqlServer, startMariadb } from '../../../test/harness/mariadb.ts';
 import { mysqlTargetConfig } from './config.ts';
 import { MysqlTarget } from './target.ts';
-import { col, EventSource, tableSchema, testContext } from './test-builder.ts';
 import { columnType, parsePgType, tableColumnTypes, timestamptzToUtc, timetzToUtc } from './type-mapping.ts';
 
 const OPTIONS = { numericOverflow: 'error', floatNonfinite: 'error', dateOutOfRange: 'error' } as const;

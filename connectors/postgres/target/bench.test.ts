@@ -7,10 +7,10 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, it } from 'vitest';
+import { col, EventSource, tableSchema, testContext } from '../../../test/fixtures/change-events.ts';
 import { type PgServer, startPostgres } from '../../../test/harness/postgres.ts';
 import { postgresTargetConfig } from './config.ts';
 import { PostgresTarget } from './target.ts';
-import { col, EventSource, tableSchema, testContext } from './test-builder.ts';
 
 const ROWS = 100_000;
 const BATCH = 5_000;

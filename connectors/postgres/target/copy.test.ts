@@ -2,35 +2,14 @@
  * The COPY path of the PostgreSQL target: large runs of new rows are loaded with COPY (inside a savepoint for keyed
  * tables) and must end exactly as the INSERT path would.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { Row } from '../../../src/core/change-event.ts';
-import { type PgServer, startPostgres } from '../../../test/harness/postgres.ts';
+import { col, tableSchema, testContext } from '../../../test/fixtures/change-events.ts';
 import { postgresTargetConfig } from './config.ts';
-import { PostgresTarget } from './target.ts';
-import { col, EventSource, tableSchema, testContext } from './test-builder.ts';
+import { postgresTargetSuite } from './test-builder.ts';
 
-let server: PgServer;
-const open: PostgresTarget[] = [];
-
-beforeAll(async () => {
-  server = await startPostgres({ throwaway: true });
-});
-afterAll(async () => {
-  for (const t of open) await t.close().catch(() => undefined);
-  await server?.stop();
-});
-
-async function setup(db: string, extra: Record<string, unknown> = {}) {
-  const url = await server.createDatabase(db);
-  const ctx = testContext('test');
-  const config = postgresTargetConfig.parse({ type: 'postgres', url, ...extra });
-  const target = new PostgresTarget(config, ctx);
-  open.push(target);
-  await target.open();
-  const q = <T extends Record<string, unknown> = Record<string, unknown>>(sql: string, params?: unknown[]) =>
-    server.query<T>(db, sql, params);
-  return { ctx, target, q, src: new EventSource('test') };
-}
+const suite = postgresTargetSuite();
+const { setup } = suite;
 
 const odd = tableSchema('public.odd', [
   col('id', 'bigint', 'int', true),
@@ -212,12 +191,10 @@ describe('PostgresTarget COPY path', () => {
 async function setupWithStored(db: string) {
   const s = await setup(db, { copy_min_rows: 100 });
   const reopenStored = async () => {
-    const t = new PostgresTarget(
-      postgresTargetConfig.parse({ type: 'postgres', url: server.url(db) }),
+    const t = await suite.openTarget(
+      postgresTargetConfig.parse({ type: 'postgres', url: suite.server.url(db) }),
       testContext('test'),
     );
-    open.push(t);
-    await t.open();
     return t.checkpointStore.load('test');
   };
   return { ...s, reopenStored };

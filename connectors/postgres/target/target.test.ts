@@ -1,39 +1,12 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { type Row, UNCHANGED } from '../../../src/core/change-event.ts';
 import { errorKind, SchemaMismatchError } from '../../../src/errors.ts';
-import { type PgServer, startPostgres } from '../../../test/harness/postgres.ts';
+import { col, tableSchema, testContext } from '../../../test/fixtures/change-events.ts';
 import { postgresTargetConfig } from './config.ts';
-import { PostgresTarget } from './target.ts';
-import { col, EventSource, tableSchema, testContext } from './test-builder.ts';
+import { postgresTargetSuite } from './test-builder.ts';
 
-let server: PgServer;
-const open: PostgresTarget[] = [];
-
-beforeAll(async () => {
-  server = await startPostgres({ throwaway: true });
-});
-afterAll(async () => {
-  for (const t of open) await t.close().catch(() => undefined);
-  await server?.stop();
-});
-
-async function setup(db: string, extra: Record<string, unknown> = {}) {
-  const url = await server.createDatabase(db);
-  const ctx = testContext('test');
-  const config = postgresTargetConfig.parse({ type: 'postgres', url, ...extra });
-  const target = new PostgresTarget(config, ctx);
-  open.push(target);
-  await target.open();
-  const q = <T extends Record<string, unknown> = Record<string, unknown>>(sql: string, params?: unknown[]) =>
-    server.query<T>(db, sql, params);
-  const reopen = async () => {
-    const t = new PostgresTarget(config, ctx);
-    open.push(t);
-    await t.open();
-    return t;
-  };
-  return { url, ctx, target, q, reopen, src: new EventSource('test') };
-}
+const suite = postgresTargetSuite();
+const { setup } = suite;
 
 const accounts = tableSchema('public.accounts', [
   col('id', 'bigint', 'int', true),
@@ -372,12 +345,10 @@ describe('PostgresTarget', () => {
     expect(await q('select m::text from moods')).toEqual([{ m: 'happy' }]);
 
     // create_tables: false and a missing table.
-    const strict = new PostgresTarget(
-      postgresTargetConfig.parse({ type: 'postgres', url: server.url('t_mismatch'), create_tables: false }),
+    const strict = await suite.openTarget(
+      postgresTargetConfig.parse({ type: 'postgres', url: suite.server.url('t_mismatch'), create_tables: false }),
       testContext('strict'),
     );
-    open.push(strict);
-    await strict.open();
     const other = tableSchema('public.nothere', [col('id', 'integer', 'int', true)]);
     await expect(strict.write(src.batch(src.tx((t) => t.insert(other, { id: '1' }))))).rejects.toThrow(
       /target table does not exist/,
@@ -463,7 +434,7 @@ describe('PostgresTarget', () => {
     await target.write(src.batch(src.tx((t) => t.insert(accounts, acct(1, 'a')))));
     const mid = src.tx((t) => t.insert(accounts, acct(2, 'b')).insert(accounts, acct(3, 'c')));
     await target.write(src.partial(mid.events.slice(0, 1)));
-    await server.restart!();
+    await suite.server.restart!();
     const err = await target
       .write({ ...src.partial(mid.events.slice(1)), checkpoint: mid.checkpoint })
       .catch((e: unknown) => e);
@@ -478,7 +449,7 @@ describe('PostgresTarget', () => {
     expect((await target.checkpointStore.load('test'))?.position).toEqual(mid.checkpoint.position);
 
     // A restart between committed writes: nothing is lost; the next write reconnects or fails retryably.
-    await server.restart!();
+    await suite.server.restart!();
     const next = src.batch(src.tx((t) => t.insert(accounts, acct(4, 'd'))));
     const err2 = await target.write(next).then(
       () => null,

@@ -1,141 +1,57 @@
 /**
- * Test-only builders for change events, table definitions and batches (no source needed).
+ * What the PostgreSQL target tests share beyond the engine-neutral builders of test/fixtures/change-events.ts: one
+ * throwaway server per test file, and targets opened on a fresh database of it (closed when the file ends).
  */
-import { Writable } from 'node:stream';
-import pino from 'pino';
-import type { ChangeBatch } from '../../../src/core/change-batch.ts';
-import type { ChangeEvent, ColumnInfo, Op, Row, TableSchema, ValueKind } from '../../../src/core/change-event.ts';
-import { type Checkpoint, formatLsn } from '../../../src/core/checkpoint.ts';
+import { afterAll, beforeAll } from 'vitest';
 import type { ConnectorContext } from '../../../src/core/connector-context.ts';
+import { EventSource, testContext } from '../../../test/fixtures/change-events.ts';
+import { type PgServer, startPostgres } from '../../../test/harness/postgres.ts';
+import { type PostgresTargetConfig, postgresTargetConfig } from './config.ts';
+import { PostgresTarget } from './target.ts';
 
-export function col(name: string, type: string, kind: ValueKind = 'text', isKey = false): ColumnInfo {
-  return { name, type, kind, isKey, nullable: !isKey };
-}
+/** Registers the server's beforeAll/afterAll; call once at the top of a test file. */
+export function postgresTargetSuite() {
+  let server: PgServer | undefined;
+  const open: PostgresTarget[] = [];
 
-export function tableSchema(
-  qualified: string,
-  columns: ColumnInfo[],
-  options: { keys?: string[]; beforeImage?: TableSchema['beforeImage'] } = {},
-): TableSchema {
-  const [schema, name] = qualified.split('.') as [string, string];
-  const keys = options.keys ?? columns.filter((c) => c.isKey).map((c) => c.name);
-  return {
-    table: { schema, name },
-    columns: columns.map((c) => ({ ...c, isKey: keys.includes(c.name) })),
-    keyColumns: keys,
-    beforeImage: options.beforeImage ?? (keys.length > 0 ? 'key' : 'none'),
-  };
-}
-
-/** Collects the events of one source transaction; `commit()` stamps them with their commit LSN. */
-export class TxBuilder {
-  readonly events: ChangeEvent[] = [];
-  constructor(private readonly source: EventSource) {}
-
-  private add(op: Op, schema: TableSchema, before: Row | null, after: Row | null): this {
-    const lsn = formatLsn(this.source.nextLsn());
-    const keyRow = after ?? before;
-    const key =
-      schema.keyColumns.length > 0 && keyRow
-        ? (Object.fromEntries(schema.keyColumns.map((k) => [k, keyRow[k] ?? null])) as Row)
-        : null;
-    this.events.push({
-      op,
-      table: schema.table,
-      schema,
-      key,
-      before,
-      after,
-      source: {
-        connector: 'postgresql',
-        db: 'src',
-        position: { kind: 'postgres', lsn },
-        commitTimeMs: Date.now(),
-        snapshot: op === 'read' ? 'true' : false,
-      },
-    });
-    return this;
-  }
-
-  insert(schema: TableSchema, after: Row): this {
-    return this.add('insert', schema, null, after);
-  }
-  read(schema: TableSchema, after: Row): this {
-    return this.add('read', schema, null, after);
-  }
-  update(schema: TableSchema, after: Row, before: Row | null = null): this {
-    return this.add('update', schema, before, after);
-  }
-  delete(schema: TableSchema, before: Row): this {
-    return this.add('delete', schema, before, null);
-  }
-  truncate(schema: TableSchema, restartIdentity = false): this {
-    this.add('truncate', schema, null, null);
-    this.events[this.events.length - 1]!.truncate = { cascade: false, restartIdentity };
-    return this;
-  }
-}
-
-/** Hands out increasing LSNs and builds whole transactions and batches. */
-export class EventSource {
-  private lsn = 0x1000000n;
-  private seq = 0;
-  constructor(readonly pipeline = 'test') {}
-
-  nextLsn(): bigint {
-    this.lsn += 0x28n;
-    return this.lsn;
-  }
-
-  /** One committed source transaction: its events and the checkpoint after its commit. */
-  tx(build: (tx: TxBuilder) => void): { events: ChangeEvent[]; checkpoint: Checkpoint } {
-    const tx = new TxBuilder(this);
-    build(tx);
-    const commitLsn = formatLsn(this.nextLsn());
-    for (const ev of tx.events) {
-      if (ev.source.position.kind === 'postgres') ev.source.position.commitLsn = commitLsn;
-    }
-    return {
-      events: tx.events,
-      checkpoint: { pipeline: this.pipeline, phase: 'stream', position: { kind: 'postgres', lsn: commitLsn } },
-    };
-  }
-
-  /** A batch of whole transactions, carrying the checkpoint of the last one. */
-  batch(...txs: { events: ChangeEvent[]; checkpoint: Checkpoint }[]): ChangeBatch {
-    return {
-      seq: this.seq++,
-      events: txs.flatMap((t) => t.events),
-      checkpoint: txs.length > 0 ? txs[txs.length - 1]!.checkpoint : null,
-      bytes: 0,
-    };
-  }
-
-  /** A batch ending mid-transaction (no checkpoint). */
-  partial(events: ChangeEvent[]): ChangeBatch {
-    return { seq: this.seq++, events, checkpoint: null, bytes: 0 };
-  }
-
-  heartbeat(): ChangeBatch {
-    const lsn = formatLsn(this.nextLsn());
-    return {
-      seq: this.seq++,
-      events: [],
-      checkpoint: { pipeline: this.pipeline, phase: 'stream', position: { kind: 'postgres', lsn } },
-      bytes: 0,
-    };
-  }
-}
-
-/** A context whose logger keeps every line for assertions. */
-export function testContext(pipeline = 'test'): ConnectorContext & { logs: Record<string, unknown>[] } {
-  const logs: Record<string, unknown>[] = [];
-  const stream = new Writable({
-    write(chunk, _enc, done) {
-      for (const line of String(chunk).split('\n')) if (line.trim()) logs.push(JSON.parse(line));
-      done();
-    },
+  beforeAll(async () => {
+    server = await startPostgres({ throwaway: true });
   });
-  const logger = pino({ level: 'debug', base: undefined }, stream);
-  return { pipeline, logger, logs };
+  afterAll(async () => {
+    for (const t of open) await t.close().catch(() => undefined);
+    await server?.stop();
+  });
+
+  const running = (): PgServer => {
+    if (!server) throw new Error('the PostgreSQL test server is not started (use it inside a test)');
+    return server;
+  };
+
+  /** Opens one more target; it is closed when the file ends. */
+  async function openTarget(config: PostgresTargetConfig, ctx: ConnectorContext): Promise<PostgresTarget> {
+    const target = new PostgresTarget(config, ctx);
+    open.push(target);
+    await target.open();
+    return target;
+  }
+
+  /** A fresh database `db`, an open target on it, a query helper and an event source. */
+  async function setup(db: string, extra: Record<string, unknown> = {}) {
+    const url = await running().createDatabase(db);
+    const ctx = testContext('test');
+    const config = postgresTargetConfig.parse({ type: 'postgres', url, ...extra });
+    const target = await openTarget(config, ctx);
+    const q = <T extends Record<string, unknown> = Record<string, unknown>>(sql: string, params?: unknown[]) =>
+      running().query<T>(db, sql, params);
+    const reopen = () => openTarget(config, ctx);
+    return { url, ctx, target, q, reopen, src: new EventSource('test') };
+  }
+
+  return {
+    get server(): PgServer {
+      return running();
+    },
+    openTarget,
+    setup,
+  };
 }

@@ -1,10 +1,10 @@
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { CellValue, ValueKind } from '../../../src/core/change-event.ts';
+import { col, EventSource, tableSchema, testContext } from '../../../test/fixtures/change-events.ts';
 import { type PgServer, startPostgres } from '../../../test/harness/postgres.ts';
 import { postgresTargetConfig } from './config.ts';
 import { PostgresTarget } from './target.ts';
-import { col, EventSource, tableSchema, testContext } from './test-builder.ts';
 
 /** Column type, kind, and values in the canonical text form (docs/value-forms.md). */
 const TYPES: [string, ValueKind, string[]][] = [
