@@ -13,14 +13,7 @@ import type { Target } from '../../../src/core/target.ts';
 import { ConnectionError, errorKind, SchemaMismatchError, TributaryError } from '../../../src/errors.ts';
 import { redactUrl } from '../../../src/observability/logger.ts';
 // Shared with the PostgreSQL target: collapsing a run of row changes per key, grouping rows by their columns.
-import {
-  groupByShape,
-  hasUnchanged,
-  KeyedRun,
-  keyChanged,
-  keyOf,
-  knownColumns,
-} from '../../postgres/target/row-runs.ts';
+import { groupByShape, hasUnchanged, KeyedRun, keyChanged, knownColumns } from '../../postgres/target/row-runs.ts';
 import type { TargetTable as PgTargetTable } from '../../postgres/target/statements.ts';
 import { TransactionalApply } from '../../sql/transactional-apply.ts';
 import { connectionOptions, parseMysqlUrl } from '../source/connection.ts';
@@ -447,7 +440,7 @@ export class MysqlTarget implements Target {
           continue;
         }
         const run = await runFor(table);
-        if (run.kind === 'keyed') this.addKeyed(run.run, ev);
+        if (run.kind === 'keyed') run.run.add(ev);
         continue;
       }
 
@@ -472,39 +465,6 @@ export class MysqlTarget implements Target {
     }
     await flush();
     this.currentTable = null;
-  }
-
-  private addKeyed(run: KeyedRun, ev: ChangeEvent): void {
-    const keys = run.table.keyColumns;
-    switch (ev.op) {
-      case 'insert':
-      case 'read':
-        if (ev.after) {
-          if (hasUnchanged(ev.after)) run.partial(ev.after);
-          else run.upsert(ev.after);
-        }
-        return;
-      case 'update': {
-        const after = ev.after;
-        if (!after) return;
-        if (keyChanged(keys, ev.before, after)) {
-          if (hasUnchanged(after)) return; // moved by moveKeyPartial
-          run.delete(keyOf(keys, ev.before!));
-          run.upsert(after);
-          return;
-        }
-        if (hasUnchanged(after)) run.partial(after);
-        else run.upsert(after);
-        return;
-      }
-      case 'delete': {
-        const key = ev.before ?? ev.key;
-        if (key) run.delete(key);
-        return;
-      }
-      default:
-        return;
-    }
   }
 
   /**

@@ -1,4 +1,4 @@
-import { type CellValue, type Row, UNCHANGED } from '../../../src/core/change-event.ts';
+import { type CellValue, type ChangeEvent, type Row, UNCHANGED } from '../../../src/core/change-event.ts';
 import type { TargetTable } from './statements.ts';
 
 /**
@@ -56,6 +56,40 @@ export class KeyedRun {
 
   get size(): number {
     return this.ops.size;
+  }
+
+  /** Adds one change of this table; a key change becomes a delete of the old key and an upsert of the new row. */
+  add(ev: ChangeEvent): void {
+    const keys = this.table.keyColumns;
+    switch (ev.op) {
+      case 'insert':
+      case 'read':
+        if (ev.after) {
+          if (hasUnchanged(ev.after)) this.partial(ev.after);
+          else this.insert(ev.after);
+        }
+        return;
+      case 'update': {
+        const after = ev.after;
+        if (!after) return;
+        if (keyChanged(keys, ev.before, after)) {
+          if (hasUnchanged(after)) return; // a key change with unchanged columns is moved in place by the target
+          this.delete(keyOf(keys, ev.before!));
+          this.upsert(after);
+          return;
+        }
+        if (hasUnchanged(after)) this.partial(after);
+        else this.upsert(after);
+        return;
+      }
+      case 'delete': {
+        const key = ev.before ?? ev.key;
+        if (key) this.delete(key);
+        return;
+      }
+      default:
+        return;
+    }
   }
 
   private set(key: string | null, state: KeyState): void {

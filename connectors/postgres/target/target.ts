@@ -22,7 +22,7 @@ import {
 import type { PostgresTargetConfig } from './config.ts';
 import { copyRows } from './copy-writer.ts';
 import { MysqlValueConverter, mappedSchema, type NulledValue, pgColumnType } from './mysql-types.ts';
-import { columnArrays, groupByShape, hasUnchanged, KeyedRun, keyChanged, keyOf, knownColumns } from './row-runs.ts';
+import { columnArrays, groupByShape, hasUnchanged, KeyedRun, keyChanged, knownColumns } from './row-runs.ts';
 import {
   deleteOneSql,
   deleteSql,
@@ -464,7 +464,7 @@ export class PostgresTarget implements Target {
         const run = sameRun(table) ?? (await runFor(table));
         if (run.kind === 'keyed') {
           if (ev.op !== 'read') run.onlyReads = false;
-          this.addKeyed(run.run, ev);
+          run.run.add(ev);
         }
         continue;
       }
@@ -491,39 +491,6 @@ export class PostgresTarget implements Target {
     await flush();
     this.currentTable = null;
     this.reportZeroDates();
-  }
-
-  private addKeyed(run: KeyedRun, ev: ChangeEvent): void {
-    const keys = run.table.keyColumns;
-    switch (ev.op) {
-      case 'insert':
-      case 'read':
-        if (ev.after) {
-          if (hasUnchanged(ev.after)) run.partial(ev.after);
-          else run.insert(ev.after);
-        }
-        return;
-      case 'update': {
-        const after = ev.after;
-        if (!after) return;
-        if (keyChanged(keys, ev.before, after)) {
-          if (hasUnchanged(after)) return; // moved by moveKeyPartial
-          run.delete(keyOf(keys, ev.before!));
-          run.upsert(after);
-          return;
-        }
-        if (hasUnchanged(after)) run.partial(after);
-        else run.upsert(after);
-        return;
-      }
-      case 'delete': {
-        const key = ev.before ?? ev.key;
-        if (key) run.delete(key);
-        return;
-      }
-      default:
-        return;
-    }
   }
 
   private async moveKeyPartial(table: TargetTable, before: Row, after: Row): Promise<void> {
