@@ -5,6 +5,9 @@ import { mysqlSourceConfig } from '../../connectors/mysql/source/config.ts';
 import { mysqlTargetConfig } from '../../connectors/mysql/target/config.ts';
 import { postgresSourceConfig } from '../../connectors/postgres/source/config.ts';
 import { postgresTargetConfig } from '../../connectors/postgres/target/config.ts';
+import { batchConfig } from './batch.ts';
+
+export { batchConfig };
 
 /**
  * The whole configuration file. Strict: an unknown key is an error (a typo must not silently fall back to a default).
@@ -32,36 +35,6 @@ export const checkpointsConfig = z.discriminatedUnion('type', [
     type: z.literal('target'),
   }),
 ]);
-
-export const batchConfig = z.strictObject({
-  max_events: z.number().int().positive().default(5000).describe('Most events in one batch.'),
-  max_bytes: z
-    .number()
-    .int()
-    .positive()
-    .default(8 * 1024 * 1024)
-    .describe('Most bytes (approximate) in one batch.'),
-  max_wait_ms: z
-    .number()
-    .int()
-    .nonnegative()
-    .default(10)
-    .describe(
-      'Longest a partly filled batch waits for more transactions before it is sent: the latency a quiet source adds; under load batches fill by max_events first.',
-    ),
-  max_in_flight: z
-    .number()
-    .int()
-    .positive()
-    .default(4)
-    .describe('Most batches handed to the target and not yet durable.'),
-  max_in_flight_bytes: z
-    .number()
-    .int()
-    .positive()
-    .default(64 * 1024 * 1024)
-    .describe('Most bytes (approximate) in batches handed to the target and not yet durable.'),
-});
 
 export const retryConfig = z.strictObject({
   initial_backoff_ms: z.number().int().positive().default(500).describe('First wait after a retryable failure.'),
@@ -111,4 +84,4 @@ export type Config = z.infer<typeof configSchema>;
 export type PipelineConfig = z.infer<typeof pipelineConfig>;
 export type SourceConfig = z.infer<typeof sourceConfig>;
 export type TargetConfig = z.infer<typeof targetConfig>;
-export type BatchConfig = z.infer<typeof batchConfig>;
+export type { BatchConfig } from './batch.ts';

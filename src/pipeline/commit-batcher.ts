@@ -1,0 +1,331 @@
+/**
+ * The commit-aware batcher every source pushes into. A source decodes and calls `push` (a change), `commit` (the end
+ * of a transaction, with the checkpoint that resumes after it) and `fail`; the pipeline pulls batches.
+ *
+ * The rule it keeps: a batch carries a checkpoint only when it ends on a commit. Batches are cut after the last
+ * complete transaction that fits; a transaction larger than a batch is split and only its last part (or a batch of its
+ * own right after it) carries the checkpoint. After `fail` nothing more is handed out: no checkpoint of anything
+ * pushed after the failure, or of the transaction it interrupted, can reach the pipeline.
+ *
+ * A commit with no changes behind it (a transaction on tables not replicated, a server keepalive) is an idle mark: it
+ * replaces any idle mark still waiting and goes out as an empty "heartbeat" batch at most once per
+ * `heartbeatIntervalMs`, so an idle source advances without a checkpoint loop (each saved checkpoint is itself a write
+ * the source sees).
+ *
+ * The queue is bounded by events and bytes: above either bound `flow.pause()` is called (the source stops reading its
+ * socket), and `flow.resume()` once the consumer took it below half of both.
+ */
+import { type BatchOptions, DEFAULT_BATCH_OPTIONS } from '../config/batch.ts';
+import type { ChangeBatch } from '../core/change-batch.ts';
+import type { ChangeEvent } from '../core/change-event.ts';
+import type { Checkpoint } from '../core/checkpoint.ts';
+
+/** Where a source stops and restarts reading from its server. */
+export interface FlowControl {
+  pause(): void;
+  resume(): void;
+}
+
+export interface CommitBatcherOptions {
+  batch?: BatchOptions;
+  /** Most events queued ahead of the consumer before the source is paused. */
+  maxQueuedEvents: number;
+  /** Most bytes (approximate) queued ahead of the consumer before the source is paused. */
+  maxQueuedBytes: number;
+  /** Least time between two heartbeat batches (idle marks); batches with changes are not limited. */
+  heartbeatIntervalMs: number;
+  flow?: FlowControl;
+  /** Sequence number of the first batch (a source that already handed out snapshot batches continues from there). */
+  firstSeq?: number;
+  /** Clock, for tests. */
+  now?: () => number;
+}
+
+/** The end of a transaction in the queue. */
+class CommitMark {
+  constructor(public checkpoint: Checkpoint) {}
+}
+
+type Entry = ChangeEvent | CommitMark;
+
+export class CommitBatcher {
+  private readonly limits: BatchOptions;
+  private readonly now: () => number;
+  private seq: number;
+
+  private queue: Entry[] = [];
+  private sizes: number[] = [];
+  /** Index of the first entry not yet taken. */
+  private head = 0;
+  /** Entries removed from the front of `queue` so far (absolute index = dropped + array index). */
+  private dropped = 0;
+  private queuedEvents = 0;
+  private queuedBytes = 0;
+  private peakEvents = 0;
+  private flowPaused = false;
+
+  /** Changes pushed since the last commit (taken or not): the open transaction. */
+  private openEvents = 0;
+  /** Absolute index of the open transaction's first change. */
+  private openStart = 0;
+  /** Changes handed out since the last batch with a checkpoint (a transaction split across batches). */
+  private uncheckpointed = 0;
+  /** The newest commit with no changes behind it, waiting to go out as a heartbeat. */
+  private idle: Checkpoint | null = null;
+  private lastCheckpointAt: number;
+
+  private failure: unknown = null;
+  private failed = false;
+  private ended = false;
+  private waiter: (() => void) | null = null;
+
+  constructor(private readonly options: CommitBatcherOptions) {
+    this.limits = options.batch ?? DEFAULT_BATCH_OPTIONS;
+    this.now = options.now ?? Date.now;
+    this.seq = options.firstSeq ?? 0;
+    this.lastCheckpointAt = this.now();
+  }
+
+  // ---- producer side (called synchronously while decoding) ----------------------------------------------------
+
+  /** A change of the open transaction; `bytes` is its approximate in-memory size. */
+  push(event: ChangeEvent, bytes: number): void {
+    if (this.failed || this.ended) return;
+    if (this.openEvents === 0) this.openStart = this.dropped + this.queue.length;
+    this.openEvents++;
+    this.idle = null; // a later commit covers it
+    this.queue.push(event);
+    this.sizes.push(bytes);
+    this.queuedEvents++;
+    this.queuedBytes += bytes;
+    if (this.queuedEvents > this.peakEvents) this.peakEvents = this.queuedEvents;
+    if (
+      !this.flowPaused &&
+      (this.queuedEvents >= this.options.maxQueuedEvents || this.queuedBytes >= this.options.maxQueuedBytes)
+    ) {
+      this.flowPaused = true;
+      this.options.flow?.pause();
+    }
+    if (this.waiter) this.wake();
+  }
+
+  /**
+   * The open transaction committed: `checkpoint` resumes after it. Without changes since the last commit it is an idle
+   * mark (see the file comment). A source calls it for a keepalive only while no transaction is open.
+   */
+  commit(checkpoint: Checkpoint): void {
+    if (this.failed || this.ended) return;
+    if (this.openEvents > 0) {
+      this.openEvents = 0;
+      this.queue.push(new CommitMark(checkpoint));
+      this.sizes.push(0);
+    } else if (this.head < this.queue.length) {
+      // Only complete transactions are queued: the last entry is a commit, which this one covers.
+      (this.queue[this.queue.length - 1] as CommitMark).checkpoint = checkpoint;
+    } else {
+      this.idle = checkpoint;
+    }
+    if (this.waiter) this.wake();
+  }
+
+  /**
+   * Calls `fn` on every change of the open transaction when none of them was handed out yet, and returns true; false
+   * (without calling it) when part of it already went out. For stamping a transaction-wide fact known at its commit.
+   */
+  forEachOpenChange(fn: (event: ChangeEvent) => void): boolean {
+    const start = this.openStart - this.dropped;
+    if (this.openEvents === 0 || start < this.head) return false;
+    for (let i = start; i < this.queue.length; i++) fn(this.queue[i] as ChangeEvent);
+    return true;
+  }
+
+  /** Decoding failed: batches end with this error; nothing pushed before or after it is handed out any more. */
+  fail(err: unknown): void {
+    if (this.failed) return;
+    this.failed = true;
+    this.failure = err;
+    this.wake();
+  }
+
+  /** No more input: complete transactions still queued and a waiting idle mark go out at once, then batches end. */
+  end(): void {
+    this.ended = true;
+    this.wake();
+  }
+
+  get isFailed(): boolean {
+    return this.failed;
+  }
+
+  /** Whether the batcher wants the source paused (its queue is above the bounds). */
+  get wantsPause(): boolean {
+    return this.flowPaused;
+  }
+
+  stats(): { queuedEvents: number; queuedBytes: number; peakQueuedEvents: number; paused: boolean } {
+    return {
+      queuedEvents: this.queuedEvents,
+      queuedBytes: this.queuedBytes,
+      peakQueuedEvents: this.peakEvents,
+      paused: this.flowPaused,
+    };
+  }
+
+  // ---- consumer side -------------------------------------------------------------------------------------------
+
+  async *batches(): AsyncGenerator<ChangeBatch> {
+    for (;;) {
+      const batch = await this.next();
+      if (!batch) return;
+      yield batch;
+    }
+  }
+
+  /** The next batch; null once ended and everything complete went out. Throws the failure. */
+  async next(): Promise<ChangeBatch | null> {
+    for (;;) {
+      if (this.failed) throw this.failure;
+      if (this.head < this.queue.length) break;
+      if (this.idle) {
+        const due = this.lastCheckpointAt + this.options.heartbeatIntervalMs - this.now();
+        if (due <= 0 || this.ended) {
+          const checkpoint = this.idle;
+          this.idle = null;
+          return this.emit([], 0, checkpoint);
+        }
+        await this.wait(due);
+        continue;
+      }
+      if (this.ended) return null;
+      this.maybeResume();
+      await this.wait(1000);
+    }
+
+    const { max_events, max_bytes, max_wait_ms } = this.limits;
+    const deadline = this.now() + max_wait_ms;
+    const events: ChangeEvent[] = [];
+    let bytes = 0;
+    let mark: CommitMark | null = null;
+    let eventsAtMark = 0;
+    let bytesAtMark = 0;
+    let headAtMark = 0;
+    let full = false;
+    for (;;) {
+      while (this.head < this.queue.length) {
+        const entry = this.queue[this.head]!;
+        if (entry instanceof CommitMark) {
+          this.head++;
+          mark = entry;
+          eventsAtMark = events.length;
+          bytesAtMark = bytes;
+          headAtMark = this.head;
+          // A split transaction's commit goes out at once, before any later transaction's changes.
+          if (events.length === 0 && this.uncheckpointed > 0) full = true;
+          if (full || events.length >= max_events || bytes >= max_bytes) {
+            full = true;
+            break;
+          }
+          continue;
+        }
+        const size = this.sizes[this.head]!;
+        if (events.length >= max_events || (events.length > 0 && bytes + size > max_bytes)) {
+          full = true;
+          break;
+        }
+        this.head++;
+        events.push(entry);
+        bytes += size;
+      }
+      if (full || this.failed || this.ended) break;
+      const left = deadline - this.now();
+      if (left <= 0) break;
+      this.maybeResume();
+      await this.wait(left);
+    }
+    if (this.failed) throw this.failure;
+
+    let checkpoint: Checkpoint | null = null;
+    let taken = events;
+    let takenBytes = bytes;
+    if (mark) {
+      checkpoint = mark.checkpoint;
+      if (eventsAtMark < events.length) {
+        // The unfinished transaction waits for the next batch.
+        taken = events.slice(0, eventsAtMark);
+        takenBytes = bytesAtMark;
+        this.head = headAtMark;
+      } else if (this.idle && this.head === this.queue.length) {
+        // Nothing follows this commit but an idle mark: it covers the batch, one write less.
+        checkpoint = this.idle;
+        this.idle = null;
+      }
+    } else if (this.ended && !full) {
+      // The source stopped inside a transaction: its tail is not handed out (nothing could checkpoint it).
+      this.queue.length = 0;
+      this.sizes.length = 0;
+      this.head = 0;
+      this.queuedEvents = 0;
+      this.queuedBytes = 0;
+      return null;
+    }
+    this.queuedEvents -= taken.length;
+    this.queuedBytes -= takenBytes;
+    this.compact();
+    this.maybeResume();
+    return this.emit(taken, takenBytes, checkpoint);
+  }
+
+  private emit(events: ChangeEvent[], bytes: number, checkpoint: Checkpoint | null): ChangeBatch {
+    if (checkpoint) {
+      this.uncheckpointed = 0;
+      this.lastCheckpointAt = this.now();
+    } else {
+      this.uncheckpointed += events.length;
+    }
+    return { seq: this.seq++, events, checkpoint, bytes };
+  }
+
+  private maybeResume(): void {
+    if (!this.flowPaused) return;
+    const { maxQueuedEvents, maxQueuedBytes } = this.options;
+    if (this.queuedEvents <= maxQueuedEvents / 2 && this.queuedBytes <= maxQueuedBytes / 2) {
+      this.flowPaused = false;
+      this.options.flow?.resume();
+    }
+  }
+
+  private compact(): void {
+    if (this.head === this.queue.length) {
+      this.dropped += this.head;
+      this.queue.length = 0;
+      this.sizes.length = 0;
+      this.head = 0;
+    } else if (this.head > 4096 && this.head * 2 > this.queue.length) {
+      this.queue = this.queue.slice(this.head);
+      this.sizes = this.sizes.slice(this.head);
+      this.dropped += this.head;
+      this.head = 0;
+    }
+  }
+
+  private wake(): void {
+    const w = this.waiter;
+    if (w) {
+      this.waiter = null;
+      w();
+    }
+  }
+
+  private wait(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        this.waiter = null;
+        resolve();
+      }, ms);
+      this.waiter = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+    });
+  }
+}
