@@ -1,5 +1,7 @@
 /**
- * Decoder of the pgoutput logical replication protocol (proto_version 1, text values).
+ * Decoder of the pgoutput logical replication protocol (proto_version 1, text values), with the transaction state:
+ * `feed` turns the messages of the stream into changes and commits for the batcher, drops transactions already
+ * delivered, and refuses a stream whose framing does not hold (a change outside a transaction, a Begin inside one).
  *
  * Values stay PostgreSQL's text output: a column is a string, null, or UNCHANGED (an unchanged TOAST value the server
  * did not resend). Nothing is parsed into JS values, so int8, numeric and microsecond timestamps keep their meaning.
@@ -12,6 +14,7 @@ import {
   type TableSchema,
   UNCHANGED,
 } from '../../../src/core/change-event.ts';
+import { formatLsn } from '../../../src/core/checkpoint.ts';
 import { TributaryError } from '../../../src/errors.ts';
 
 /** Microseconds between the Unix epoch and PostgreSQL's epoch (2000-01-01). */
@@ -53,8 +56,47 @@ interface RelationState {
 
 const IGNORED: ControlMessage = { type: 'ignored' };
 
+/** Prefix of Tributary's own heartbeat messages (any pipeline's); they are consumed, never emitted. */
+export const HEARTBEAT_PREFIX = 'tributary.heartbeat';
+
+/** Approximate fixed cost of one event object graph, in bytes. */
+export const EVENT_OVERHEAD = 200;
+
+const MESSAGE_SCHEMA: TableSchema = {
+  table: { schema: '', name: '' },
+  columns: [],
+  keyColumns: [],
+  beforeImage: 'none',
+};
+
+/** Where `feed` delivers what it decoded, in stream order. */
+export interface DecodedStream {
+  change(event: ChangeEvent, bytes: number): void;
+  /** A transaction (or a non-transactional message) ended; `endLsn` resumes after it. */
+  commit(endLsn: bigint, commitTimeMs: number): void;
+  /** A Relation message: the caller resolves it (setRelation) before feeding further messages. */
+  relation(raw: RawRelation): void;
+}
+
 export function isControl(d: Decoded): d is ControlMessage {
   return (d as ControlMessage).type !== undefined;
+}
+
+function protocolError(what: string): TributaryError {
+  return new TributaryError('fatal', `pgoutput: ${what}: the replication stream cannot be followed`, {
+    hint: 'Nothing of the open transaction was checkpointed; the pipeline stops. Restart it; if this repeats, report it with the server version.',
+  });
+}
+
+function unknownKeyValue(rel: RelationState, column: string, lsnHi: number, lsnLo: number): TributaryError {
+  const t = rel.schema.table;
+  return new TributaryError(
+    'fatal',
+    `pgoutput: the change at ${lsnText(lsnHi, lsnLo)} to ${t.schema}.${t.name} does not carry its key column ${column} (an unchanged TOAST value without the old key)`,
+    {
+      hint: `Set REPLICA IDENTITY FULL on ${t.schema}.${t.name} (ALTER TABLE ... REPLICA IDENTITY FULL) so the old row carries the key, then restart the pipeline.`,
+    },
+  );
 }
 
 function readCString(buf: Buffer, pos: number): [string, number] {
@@ -85,8 +127,88 @@ export class PgoutputDecoder {
   private xid = '';
   private commitTimeMs = 0;
   private lastCommitLsn: string | undefined;
+  private inTx = false;
+  /** The open transaction was delivered before (its commit is covered by the resume point): dropped. */
+  private skipTx = false;
+  /** Transactions whose commit is before this LSN, and messages at or before it, were delivered already. */
+  private skipUpTo = 0n;
 
   constructor(private readonly db: string) {}
+
+  /** Resume point: what ends at or before it was delivered already and is dropped. */
+  resumeAfter(lsn: bigint): void {
+    this.skipUpTo = lsn;
+    this.setLastCommitLsn(formatLsn(lsn));
+  }
+
+  /** Between a Begin and its Commit. */
+  get inTransaction(): boolean {
+    return this.inTx;
+  }
+
+  /**
+   * Decodes one pgoutput message at buf[start..end) (`lsnHi/lsnLo`: its XLogData WAL start) with the transaction
+   * state, and hands the result to `out`. Throws on anything it cannot follow; the caller must then stop the stream
+   * (nothing of the open transaction may be checkpointed).
+   */
+  feed(buf: Buffer, start: number, end: number, lsnHi: number, lsnLo: number, out: DecodedStream): void {
+    const decoded = this.decode(buf, start, end, lsnHi, lsnLo);
+    if (!isControl(decoded)) {
+      if (!this.inTx)
+        throw protocolError(`a ${Array.isArray(decoded) ? 'truncate' : decoded.op} outside a transaction`);
+      if (this.skipTx) return;
+      if (Array.isArray(decoded)) {
+        for (const ev of decoded) out.change(ev, EVENT_OVERHEAD);
+      } else {
+        out.change(decoded, end - start + EVENT_OVERHEAD);
+      }
+      return;
+    }
+    switch (decoded.type) {
+      case 'begin':
+        if (this.inTx) throw protocolError(`a Begin (xid ${decoded.xid}) inside transaction ${this.xid}`);
+        this.inTx = true;
+        this.skipTx = decoded.finalLsn < this.skipUpTo;
+        return;
+      case 'commit': {
+        if (!this.inTx) throw protocolError('a Commit outside a transaction');
+        this.inTx = false;
+        if (this.skipTx) {
+          this.skipTx = false;
+          return;
+        }
+        out.commit(decoded.endLsn, decoded.commitTimeMs);
+        this.lastCommitLsn = formatLsn(decoded.endLsn);
+        return;
+      }
+      case 'relation':
+        out.relation(decoded.relation);
+        return;
+      case 'message': {
+        if (decoded.prefix.startsWith(HEARTBEAT_PREFIX)) return;
+        const size = decoded.content.length + EVENT_OVERHEAD;
+        if (decoded.transactional) {
+          if (!this.inTx) throw protocolError('a transactional message outside a transaction');
+          if (this.skipTx) return;
+          const lsn = lsnText(lsnHi, lsnLo);
+          out.change(
+            this.messageEvent(decoded.prefix, decoded.content, true, lsn, this.commitTimeMs, MESSAGE_SCHEMA),
+            size,
+          );
+          return;
+        }
+        if (decoded.lsn <= this.skipUpTo) return;
+        const now = Date.now();
+        const lsn = formatLsn(decoded.lsn);
+        out.change(this.messageEvent(decoded.prefix, decoded.content, false, lsn, now, MESSAGE_SCHEMA), size);
+        out.commit(decoded.lsn, now);
+        this.lastCommitLsn = lsn;
+        return;
+      }
+      case 'ignored':
+        return;
+    }
+  }
 
   /** Installs the schema for a relation id (after a Relation message was resolved). */
   setRelation(relid: number, schema: TableSchema): void {
@@ -249,7 +371,11 @@ export class PgoutputDecoder {
       key = {};
       for (const i of rel.keyIndexes) {
         const name = rel.names[i]!;
-        key[name] = image[name] ?? null;
+        let value = image[name] ?? null;
+        // A key value stored out of line and not changed is not resent in the new image; the old key has it.
+        if (value === UNCHANGED) value = before?.[name] ?? UNCHANGED;
+        if (value === UNCHANGED) throw unknownKeyValue(rel, name, lsnHi, lsnLo);
+        key[name] = value;
       }
     }
     return { op, table: rel.schema.table, schema: rel.schema, key, before, after, source };

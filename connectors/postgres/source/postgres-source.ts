@@ -13,12 +13,14 @@
  * targets drop what the partial copy wrote.
  */
 import type pg from 'pg';
+import { type BatchOptions, DEFAULT_BATCH_OPTIONS } from '../../../src/config/batch.ts';
 import type { ChangeBatch } from '../../../src/core/change-batch.ts';
-import type { ChangeEvent, Row, TableSchema } from '../../../src/core/change-event.ts';
+import type { ChangeEvent, Row } from '../../../src/core/change-event.ts';
 import { type Checkpoint, formatLsn, parseLsn } from '../../../src/core/checkpoint.ts';
 import type { ConnectorContext, PreflightProblem } from '../../../src/core/connector-context.ts';
 import type { Source, SourceStatus } from '../../../src/core/source.ts';
 import { ConnectionError, errorKind, SourceSetupError, TributaryError } from '../../../src/errors.ts';
+import { CommitBatcher } from '../../../src/pipeline/commit-batcher.ts';
 import { TypeResolver } from '../types.ts';
 import {
   checkServer,
@@ -38,40 +40,19 @@ import {
   type PostgresSourceConfigInput,
   postgresSourceConfig,
 } from './config.ts';
-import { type ControlMessage, isControl, lsnText, PgoutputDecoder, type RawRelation } from './pgoutput-decoder.ts';
+import {
+  type DecodedStream,
+  EVENT_OVERHEAD,
+  HEARTBEAT_PREFIX,
+  lsnText,
+  PgoutputDecoder,
+  type RawRelation,
+} from './pgoutput-decoder.ts';
 import { ReplicationStream } from './replication-stream.ts';
 import { readTable } from './snapshot-reader.ts';
 
-export interface BatchOptions {
-  max_events: number;
-  max_bytes: number;
-  max_wait_ms: number;
-}
-
-const DEFAULT_BATCH: BatchOptions = { max_events: 5000, max_bytes: 8 * 1024 * 1024, max_wait_ms: 100 };
-
 /** Prefix of Tributary's own heartbeat messages (any pipeline's); they are consumed, never emitted. */
-export const HEARTBEAT_PREFIX = 'tributary.heartbeat';
-
-/** Approximate fixed cost of one event object graph, in bytes. */
-const EVENT_OVERHEAD = 200;
-
-/** Commit boundary in the internal queue. */
-class CommitMark {
-  constructor(
-    readonly lsn: bigint,
-    readonly timeMs: number,
-  ) {}
-}
-
-type Entry = ChangeEvent | CommitMark;
-
-const MESSAGE_SCHEMA: TableSchema = {
-  table: { schema: '', name: '' },
-  columns: [],
-  keyColumns: [],
-  beforeImage: 'none',
-};
+export { HEARTBEAT_PREFIX } from './pgoutput-decoder.ts';
 
 export function replicationNames(config: PostgresSourceConfig, pipeline: string): ReplicationNames {
   const base = defaultReplicationName(pipeline);
@@ -129,31 +110,17 @@ export class PostgresSource implements Source {
   private durableLsn = 0n;
   private seq = 0;
 
-  // Internal queue between the socket and batches(), bounded by read_ahead_* (the socket pauses above it).
-  private queue: Entry[] = [];
-  private sizes: number[] = [];
-  private head = 0;
-  /** Entries removed from the front of `queue` so far (absolute index = dropped + array index). */
-  private dropped = 0;
-  /** Absolute queue index of the current transaction's first entry. */
-  private txFirst = 0;
-  private queuedEvents = 0;
-  private queuedBytes = 0;
-  private peakQueuedEvents = 0;
-  /** Highest LSN queued as a commit mark (for idle keepalive advancement). */
+  /** Highest LSN handed to the batcher as a commit (for idle keepalive advancement). */
   private lastMarkLsn = 0n;
-  private inTx = false;
-  private skipTx = false;
-  private txCommitTimeMs = 0;
   private lastCommitAt = Date.now();
+  /** Streaming changes and commits go here; batches come out of it. */
+  private batcher: CommitBatcher | null = null;
   // Relation messages are resolved against the catalog while the raw stream waits.
   private blocked = false;
-  private backlog: Buffer[] = [];
+  private backlog: { data: Buffer; hi: number; lo: number }[] = [];
   /** Column names per relation OID as last seen (snapshot or Relation message), to tell newly added columns. */
   private readonly knownColumns = new Map<number, Set<string>>();
-  private failure: unknown = null;
   private closed = false;
-  private wake: (() => void) | null = null;
   private statusTimer: NodeJS.Timeout | null = null;
   private heartbeatTimer: NodeJS.Timeout | null = null;
 
@@ -163,7 +130,7 @@ export class PostgresSource implements Source {
     options?: { batch: BatchOptions },
   ) {
     this.config = postgresSourceConfig.parse(config);
-    this.batch = options?.batch ?? DEFAULT_BATCH;
+    this.batch = options?.batch ?? DEFAULT_BATCH_OPTIONS;
     this.names = replicationNames(this.config, ctx.pipeline);
     this.db = databaseOf(this.config.url);
     this.decoder = new PgoutputDecoder(this.db);
@@ -326,12 +293,8 @@ export class PostgresSource implements Source {
       this.snapshot = null;
       if (this.finished || this.closed) return;
     }
-    await this.startStreaming();
-    while (!this.closed) {
-      const batch = await this.nextStreamBatch();
-      if (batch) yield batch;
-    }
-    if (this.failure) throw this.failure;
+    const batcher = this.startStreaming();
+    if (batcher) yield* batcher.batches();
   }
 
   private newBatch(events: ChangeEvent[], bytes: number, checkpoint: Checkpoint | null): ChangeBatch {
@@ -503,11 +466,22 @@ export class PostgresSource implements Source {
     }));
   }
 
-  private async startStreaming(): Promise<void> {
+  /** Starts START_REPLICATION; its changes and commits flow into the returned batcher. */
+  private startStreaming(): CommitBatcher | null {
     const stream = this.stream;
-    if (!stream || this.closed) return;
+    if (!stream || this.closed) return null;
     // Never hand out a checkpoint before where this run starts (keepalives right after a resume can be behind it).
     if (this.lastMarkLsn < this.skipUpTo) this.lastMarkLsn = this.skipUpTo;
+    this.decoder.resumeAfter(this.skipUpTo);
+    const batcher = new CommitBatcher({
+      batch: this.batch,
+      maxQueuedEvents: this.config.read_ahead_events,
+      maxQueuedBytes: this.config.read_ahead_bytes,
+      heartbeatIntervalMs: this.config.heartbeat_interval_ms,
+      flow: { pause: () => stream.hold('backpressure'), resume: () => stream.release('backpressure') },
+      firstSeq: this.seq,
+    });
+    this.batcher = batcher;
     stream.start(
       this.names.slot,
       this.startLsn,
@@ -516,10 +490,7 @@ export class PostgresSource implements Source {
         xlog: (data, start, hi, lo) => this.onXLog(data, start, hi, lo),
         keepalive: (walEnd, reply) => this.onKeepalive(walEnd, reply),
       },
-      (err) => {
-        if (err) this.fail(err);
-        else this.notify();
-      },
+      (err) => (err ? this.fail(err) : batcher.end()),
     );
     this.log('streaming_started', { slot: this.names.slot, from: formatLsn(this.startLsn) });
     this.statusTimer = setInterval(() => stream.sendStatus(this.durableLsn), this.config.status_interval_ms);
@@ -528,13 +499,14 @@ export class PostgresSource implements Source {
     const every = this.config.heartbeat_interval_ms;
     this.heartbeatTimer = setInterval(() => this.maybeHeartbeat(), Math.max(50, Math.floor(every / 2)));
     this.heartbeatTimer.unref();
+    return batcher;
   }
 
   private heartbeatRunning = false;
   private maybeHeartbeat(): void {
     if (this.closed || this.heartbeatRunning || !this.meta) return;
     if (Date.now() - this.lastCommitAt < this.config.heartbeat_interval_ms) return;
-    if (this.inTx || this.blocked) return;
+    if (this.decoder.inTransaction || this.blocked) return;
     this.heartbeatRunning = true;
     this.lastCommitAt = Date.now();
     this.meta
@@ -560,146 +532,62 @@ export class PostgresSource implements Source {
 
   private fail(err: unknown): void {
     if (this.closed) return;
-    if (!this.failure) this.failure = err;
-    this.notify();
-  }
-
-  private notify(): void {
-    const w = this.wake;
-    if (w) {
-      this.wake = null;
-      w();
-    }
-  }
-
-  private waitForData(ms: number): Promise<void> {
-    return new Promise((resolve) => {
-      const timer = setTimeout(() => {
-        this.wake = null;
-        resolve();
-      }, ms);
-      this.wake = () => {
-        clearTimeout(timer);
-        resolve();
-      };
-    });
-  }
-
-  private push(entry: Entry, size: number): void {
-    this.queue.push(entry);
-    this.sizes.push(size);
-    if (size > 0) {
-      this.queuedEvents++;
-      this.queuedBytes += size;
-      if (this.queuedEvents > this.peakQueuedEvents) this.peakQueuedEvents = this.queuedEvents;
-      if (this.queuedEvents >= this.config.read_ahead_events || this.queuedBytes >= this.config.read_ahead_bytes)
-        this.stream?.pause();
-    }
-    if (this.wake) this.notify();
+    this.batcher?.fail(err);
   }
 
   // ---------------------------------------------------------------------------------------------------------------
   // decoding (called synchronously from the socket)
 
+  /** What the decoder hands over: changes and commits go to the batcher. */
+  private readonly decoded: DecodedStream = {
+    change: (event, bytes) => this.batcher!.push(event, bytes),
+    commit: (endLsn, timeMs) => {
+      this.lastCommitAt = Date.now();
+      // Every change of a transaction carries its commit LSN, or none does (a transaction already partly handed out).
+      const text = formatLsn(endLsn);
+      this.batcher!.forEachOpenChange((e) => {
+        if (e.source.position.kind === 'postgres') e.source.position.commitLsn = text;
+      });
+      if (endLsn > this.lastMarkLsn) this.lastMarkLsn = endLsn;
+      this.batcher!.commit(this.checkpointAt(endLsn, timeMs));
+    },
+    relation: (raw) => this.onRelation(raw),
+  };
+
   private onXLog(data: Buffer, start: number, hi: number, lo: number): void {
+    if (this.batcher?.isFailed !== false) return;
     if (this.blocked) {
-      this.backlog.push(Buffer.from(data.subarray(start - 25)));
+      this.backlog.push({ data: Buffer.from(data.subarray(start)), hi, lo });
       return;
     }
     try {
-      this.handleXLog(data, start, hi, lo);
+      this.decoder.feed(data, start, data.length, hi, lo, this.decoded);
     } catch (err) {
-      this.fail(err);
+      this.fail(
+        err instanceof TributaryError
+          ? new TributaryError(err.kind, `${err.message} (WAL position ${lsnText(hi, lo)}, slot ${this.names.slot})`, {
+              hint: err.hint,
+              cause: err,
+            })
+          : err,
+      );
     }
-  }
-
-  private handleXLog(data: Buffer, start: number, hi: number, lo: number): void {
-    const decoded = this.decoder.decode(data, start, data.length, hi, lo);
-    if (!isControl(decoded)) {
-      if (this.skipTx) return;
-      if (Array.isArray(decoded)) {
-        for (const ev of decoded) this.push(ev, EVENT_OVERHEAD);
-      } else {
-        this.push(decoded, data.length - start + EVENT_OVERHEAD);
-      }
-      return;
-    }
-    this.control(decoded, hi, lo);
-  }
-
-  private control(msg: ControlMessage, hi: number, lo: number): void {
-    switch (msg.type) {
-      case 'begin':
-        this.inTx = true;
-        this.txFirst = this.dropped + this.queue.length;
-        this.skipTx = msg.finalLsn < this.skipUpTo;
-        this.txCommitTimeMs = msg.commitTimeMs;
-        return;
-      case 'commit':
-        this.inTx = false;
-        this.lastCommitAt = Date.now();
-        if (this.skipTx) {
-          this.skipTx = false;
-          return;
-        }
-        this.stampCommit(msg.endLsn);
-        this.pushMark(msg.endLsn, msg.commitTimeMs);
-        return;
-      case 'relation':
-        this.onRelation(msg.relation);
-        return;
-      case 'message': {
-        if (msg.prefix.startsWith(HEARTBEAT_PREFIX)) return;
-        if (msg.transactional) {
-          if (this.skipTx) return;
-          const ev = this.decoder.messageEvent(
-            msg.prefix,
-            msg.content,
-            true,
-            lsnText(hi, lo),
-            this.txCommitTimeMs,
-            MESSAGE_SCHEMA,
-          );
-          this.push(ev, msg.content.length + EVENT_OVERHEAD);
-        } else {
-          if (msg.lsn <= this.skipUpTo) return;
-          const ev = this.decoder.messageEvent(
-            msg.prefix,
-            msg.content,
-            false,
-            formatLsn(msg.lsn),
-            Date.now(),
-            MESSAGE_SCHEMA,
-          );
-          this.push(ev, msg.content.length + EVENT_OVERHEAD);
-          this.pushMark(msg.lsn, Date.now());
-        }
-        return;
-      }
-      case 'ignored':
-        return;
-    }
-  }
-
-  private pushMark(lsn: bigint, timeMs: number): void {
-    if (lsn <= this.lastMarkLsn) return;
-    this.lastMarkLsn = lsn;
-    this.decoder.setLastCommitLsn(formatLsn(lsn));
-    this.push(new CommitMark(lsn, timeMs), 0);
   }
 
   private onKeepalive(walEnd: bigint, reply: boolean): void {
     if (reply) this.stream?.sendStatus(this.durableLsn);
-    // Idle advancement: with no transaction open and nothing queued, everything committed up to the server's WAL
-    // end has been received. The mark becomes an empty batch that moves the slot once it is committed.
-    if (!this.inTx && !this.blocked && this.queue.length === this.head && walEnd > this.lastMarkLsn) {
-      this.pushMark(walEnd, Date.now());
-    }
+    // Idle advancement: with no transaction open, everything committed up to the server's WAL end has been received.
+    // The batcher sends it as a heartbeat at most once per heartbeat interval (our own checkpoint writes move the WAL
+    // end too: without that bound they would drive checkpoints in a loop).
+    if (this.decoder.inTransaction || this.blocked || walEnd <= this.lastMarkLsn) return;
+    this.lastMarkLsn = walEnd;
+    this.decoder.setLastCommitLsn(formatLsn(walEnd));
+    this.batcher?.commit(this.checkpointAt(walEnd, Date.now()));
   }
 
   private onRelation(raw: RawRelation): void {
     this.blocked = true;
-    this.stream?.pause();
+    this.stream?.hold('relation');
     tableSchemaFromRelation(this.meta!, this.resolver, raw).then(
       ({ schema, volatileDefaults, lostDefaults }) => {
         this.warnUnknownExistingValues(raw, volatileDefaults, lostDefaults);
@@ -708,14 +596,14 @@ export class PostgresSource implements Source {
         const pending = this.backlog;
         this.backlog = [];
         for (let i = 0; i < pending.length; i++) {
-          const chunk = pending[i]!;
-          this.onXLog(chunk, 25, chunk.readUInt32BE(1), chunk.readUInt32BE(5));
+          const { data, hi, lo } = pending[i]!;
+          this.onXLog(data, 0, hi, lo);
           if (this.blocked) {
             this.backlog = pending.slice(i + 1).concat(this.backlog);
             return;
           }
         }
-        this.maybeResume();
+        this.stream?.release('relation');
       },
       (err: unknown) => this.fail(connectFailure(this.config.url, err)),
     );
@@ -755,117 +643,6 @@ export class PostgresSource implements Source {
     }
   }
 
-  private maybeResume(): void {
-    if (this.blocked || !this.stream?.isPaused) return;
-    if (this.queuedEvents <= this.config.read_ahead_events / 2 && this.queuedBytes <= this.config.read_ahead_bytes / 2)
-      this.stream.resume();
-  }
-
-  // ---------------------------------------------------------------------------------------------------------------
-  // batching
-
-  private compact(): void {
-    if (this.head > 4096 && this.head * 2 > this.queue.length) {
-      this.queue = this.queue.slice(this.head);
-      this.sizes = this.sizes.slice(this.head);
-      this.dropped += this.head;
-      this.head = 0;
-    } else if (this.head === this.queue.length && this.head > 0) {
-      this.queue.length = 0;
-      this.sizes.length = 0;
-      this.dropped += this.head;
-      this.head = 0;
-    }
-  }
-
-  /**
-   * Sets `commitLsn` on the events of the transaction that just committed when all of them are still buffered
-   * (the usual case), so every event of a transaction has it or none has (a transaction already partly handed out).
-   */
-  private stampCommit(endLsn: bigint): void {
-    const start = this.txFirst - this.dropped;
-    if (start < this.head) return;
-    const text = formatLsn(endLsn);
-    for (let i = start; i < this.queue.length; i++) {
-      const entry = this.queue[i]!;
-      if (!(entry instanceof CommitMark) && entry.source.position.kind === 'postgres')
-        entry.source.position.commitLsn = text;
-    }
-  }
-
-  /**
-   * One batch: transactions up to max_events/max_bytes (lingering up to max_wait_ms for more), cut after the last
-   * complete transaction when possible; a transaction larger than a batch is split and only its last part carries
-   * the checkpoint. Returns null when nothing arrived (closed or failed).
-   */
-  private async nextStreamBatch(): Promise<ChangeBatch | null> {
-    while (this.queue.length === this.head) {
-      if (this.failure) throw this.failure;
-      if (this.closed) return null;
-      this.maybeResume();
-      await this.waitForData(1000);
-    }
-    const { max_events, max_bytes, max_wait_ms } = this.batch;
-    const deadline = Date.now() + max_wait_ms;
-    const events: ChangeEvent[] = [];
-    let bytes = 0;
-    let mark: CommitMark | null = null;
-    let eventsAtMark = 0;
-    let bytesAtMark = 0;
-    let headAtMark = 0;
-    let full = false;
-    for (;;) {
-      while (this.head < this.queue.length) {
-        const entry = this.queue[this.head]!;
-        if (entry instanceof CommitMark) {
-          this.head++;
-          mark = entry;
-          eventsAtMark = events.length;
-          bytesAtMark = bytes;
-          headAtMark = this.head;
-          if (events.length >= max_events || bytes >= max_bytes) {
-            full = true;
-            break;
-          }
-          continue;
-        }
-        const size = this.sizes[this.head]!;
-        if (events.length >= max_events || (events.length > 0 && bytes + size > max_bytes)) {
-          full = true;
-          break;
-        }
-        this.head++;
-        events.push(entry);
-        bytes += size;
-      }
-      if (full || this.failure || this.closed) break;
-      const left = deadline - Date.now();
-      if (left <= 0) break;
-      this.maybeResume();
-      await this.waitForData(left);
-    }
-    let checkpoint: Checkpoint | null = null;
-    let taken = events;
-    let takenBytes = bytes;
-    if (mark) {
-      checkpoint = this.checkpointAt(mark.lsn, mark.timeMs);
-      if (eventsAtMark < events.length) {
-        // Leave the unfinished transaction for the next batch.
-        taken = events.slice(0, eventsAtMark);
-        takenBytes = bytesAtMark;
-        this.head = headAtMark;
-      }
-    }
-    this.queuedEvents -= taken.length;
-    this.queuedBytes -= takenBytes;
-    this.compact();
-    this.maybeResume();
-    if (taken.length === 0 && !checkpoint) return null;
-    return this.newBatch(taken, takenBytes, checkpoint);
-  }
-
-  // ---------------------------------------------------------------------------------------------------------------
-
   async commit(checkpoint: Checkpoint): Promise<void> {
     if (checkpoint.position.kind !== 'postgres')
       throw new TributaryError('fatal', `a PostgreSQL source got a ${checkpoint.position.kind} checkpoint`);
@@ -881,7 +658,7 @@ export class PostgresSource implements Source {
     this.closed = true;
     if (this.statusTimer) clearInterval(this.statusTimer);
     if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
-    this.notify();
+    this.batcher?.end();
     if (this.stream && this.durableLsn > 0n) this.stream.sendStatus(this.durableLsn);
     await this.stream?.close();
     this.stream = null;
@@ -920,9 +697,9 @@ export class PostgresSource implements Source {
           walStatus: row?.wal_status ?? null,
           durableLsn: formatLsn(this.durableLsn),
           phase: this.snapshot ? 'snapshot' : 'stream',
-          bufferedEvents: this.queuedEvents,
-          bufferedBytes: this.queuedBytes,
-          peakBufferedEvents: this.peakQueuedEvents,
+          bufferedEvents: this.batcher?.stats().queuedEvents ?? 0,
+          bufferedBytes: this.batcher?.stats().queuedBytes ?? 0,
+          peakBufferedEvents: this.batcher?.stats().peakQueuedEvents ?? 0,
           paused: this.stream?.isPaused ?? false,
         },
       };

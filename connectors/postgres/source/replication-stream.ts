@@ -20,11 +20,17 @@ interface CopyDataConnection {
 }
 
 export interface StreamHandlers {
-  /** XLogData: `data[start..]` is one pgoutput message; startHi/startLo is its WAL start (the change's LSN). */
+  /**
+   * XLogData, framing removed: `data[start..]` is one pgoutput message; startHi/startLo is its WAL start (the change's
+   * LSN). `data` belongs to the driver: copy what must outlive the call.
+   */
   xlog(data: Buffer, start: number, startHi: number, startLo: number): void;
   /** Primary keepalive: the server's WAL end sent so far (BigInt) and whether it wants a reply now. */
   keepalive(walEnd: bigint, replyRequested: boolean): void;
 }
+
+/** Why reading is held: the consumer is behind, or a Relation message is being resolved from the catalog. */
+export type HoldReason = 'backpressure' | 'relation';
 
 export interface CreatedSlot {
   consistentPoint: string;
@@ -36,6 +42,7 @@ export class ReplicationStream {
   private connection: CopyDataConnection | null = null;
   private streaming: Promise<void> | null = null;
   private paused = false;
+  private readonly holds = new Set<HoldReason>();
   private closed = false;
   private readonly statusBuf = Buffer.alloc(34);
 
@@ -109,14 +116,17 @@ export class ReplicationStream {
     this.connection.sendCopyFromChunk(b);
   }
 
-  pause(): void {
+  /** Stops reading from the socket until every reason given is released (backpressure, a relation lookup). */
+  hold(reason: HoldReason): void {
+    this.holds.add(reason);
     if (this.paused || !this.connection) return;
     this.paused = true;
     this.connection.stream.pause();
   }
 
-  resume(): void {
-    if (!this.paused || !this.connection) return;
+  release(reason: HoldReason): void {
+    this.holds.delete(reason);
+    if (!this.paused || this.holds.size > 0 || !this.connection) return;
     this.paused = false;
     this.connection.stream.resume();
   }
