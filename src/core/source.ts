@@ -16,6 +16,12 @@ export interface SourceStatus {
 export interface Source {
   /** Preflight checks, connect, create slots/publications when allowed. Throws a TributaryError with a hint. */
   open(from: Checkpoint | null): Promise<void>;
+  /**
+   * After `open` without a checkpoint: where the source starts streaming when that position exists nowhere else (a
+   * binlog position read at start; a PostgreSQL slot keeps its own). The pipeline saves it before it reports the
+   * pipeline running, so changes made while a pipeline that saw none was stopped are still delivered.
+   */
+  startCheckpoint?(): Checkpoint | null;
   /** Yields batches in source order until closed. */
   batches(): AsyncIterable<ChangeBatch>;
   /** The checkpoint is durable at the target and saved: the source may release everything up to it. */

@@ -158,6 +158,16 @@ export class Pipeline {
         from ? 'resuming from checkpoint' : 'starting without checkpoint',
       );
       await source.open(from);
+      const start = from ? null : (source.startCheckpoint?.() ?? null);
+      if (start) {
+        // Durable before the pipeline counts as running: a stop before the first change must not lose the changes
+        // made until the next start.
+        await store.save(start);
+        this.state.checkpoint = start;
+        this.state.phase = start.phase;
+        this.state.checkpointSavedAtMs = Date.now();
+        logger.info({ event: 'start_position_saved', pipeline: name, position: start.position }, 'start position saved');
+      }
       this.state.status = 'running';
 
       const stopOrFail = AbortSignal.any([this.stopController.signal, failedSignal.signal]);

@@ -5,6 +5,7 @@
  * once the consumer drained the buffer below half of that.
  */
 import ZongJi from '@vlasky/zongji';
+import { TributaryError } from '../../../src/errors.ts';
 
 export interface BinlogColumn {
   name: string;
@@ -163,7 +164,7 @@ export class BinlogReader {
           this.startedResolve = null;
           reject(err);
         }
-        this.fail(err);
+        this.fail(isServerOrNetworkError(err) ? err : this.decodeError(err));
       });
     });
     zongji.on('binlog', (event: ZEvent) => {
@@ -256,6 +257,17 @@ export class BinlogReader {
     });
   }
 
+  /**
+   * The library could not decode something (an event type it does not know, a table map it cannot match to the
+   * table's current columns, a column type) and skipped it: the stream has a gap from here.
+   */
+  private decodeError(err: unknown): BinlogDecodeError {
+    const where = this.posKnown
+      ? `${this.file}:${this.lastPos}`
+      : `${this.file || 'an unknown binlog file'} (offset unknown)`;
+    return new BinlogDecodeError(where, this.gtid, err);
+  }
+
   private fail(err: unknown): void {
     if (this.ended) return;
     if (!this.error) this.error = err;
@@ -342,7 +354,9 @@ export class BinlogReader {
   }
 
   private onEvent(event: ZEvent): void {
-    if (this.ended) return;
+    // After an error nothing more is taken: the library may skip what it could not decode and go on, and no commit
+    // after the gap may ever become a checkpoint.
+    if (this.ended || this.error) return;
     const name: string = event.getEventName();
     const timestampMs = Number(event.timestamp) || Date.now();
     if (name !== 'rotate' && name !== 'format') this.markStarted();
@@ -481,4 +495,32 @@ function sameColumns(a: BinlogColumn[], b: BinlogColumn[]): boolean {
     if (a[i]!.name !== b[i]!.name || a[i]!.type !== b[i]!.type || a[i]!.charset !== b[i]!.charset) return false;
   }
   return true;
+}
+
+/**
+ * A binlog event the reader could not decode. Stops the pipeline for an operator: the checkpoint stays before the
+ * event, so nothing after it is lost, but the same event fails again until its cause is removed.
+ */
+export class BinlogDecodeError extends TributaryError {
+  constructor(
+    readonly position: string,
+    readonly gtid: string | undefined,
+    cause: unknown,
+  ) {
+    const reason = cause instanceof Error ? cause.message : String(cause);
+    super('operator', `cannot decode the binlog after ${position}${gtid ? ` (transaction ${gtid})` : ''}: ${reason}`, {
+      hint:
+        'Nothing from this transaction on was checkpointed, so no change is lost, but the pipeline cannot go past it. ' +
+        'If a table changed after the event was written (ALTER TABLE while binlog_row_metadata was not FULL), set ' +
+        'binlog_row_metadata=FULL and re-snapshot the pipeline (tributary teardown, then run). If the server ' +
+        'compresses transactions (binlog_transaction_compression=ON), turn that off and re-snapshot.',
+      cause,
+    });
+  }
+}
+
+/** An error of the server or the connection (it has a code), not of decoding what the server sent. */
+function isServerOrNetworkError(err: unknown): boolean {
+  const e = err as { code?: unknown; errno?: unknown } | null;
+  return typeof e?.code === 'string' || typeof e?.errno === 'number';
 }

@@ -63,6 +63,12 @@ export const mysqlSourceConfig = z.strictObject({
     .min(100)
     .default(20_000)
     .describe('Decoded binlog rows held in memory before reading pauses (backpressure).'),
+  read_buffer_bytes: z
+    .number()
+    .int()
+    .min(1024 * 1024)
+    .default(32 * 1024 * 1024)
+    .describe('Most bytes (approximate) of decoded changes held in memory before reading pauses (backpressure).'),
 });
 export type MysqlSourceConfig = z.infer<typeof mysqlSourceConfig>;
 export type MysqlSourceConfigInput = z.input<typeof mysqlSourceConfig>;

@@ -1,4 +1,5 @@
 import type mysql from 'mysql2/promise';
+import { type BatchOptions, DEFAULT_BATCH_OPTIONS } from '../../../src/config/batch.ts';
 import type { ChangeBatch } from '../../../src/core/change-batch.ts';
 import {
   type ChangeEvent,
@@ -12,6 +13,7 @@ import type { Checkpoint } from '../../../src/core/checkpoint.ts';
 import type { ConnectorContext } from '../../../src/core/connector-context.ts';
 import type { Source, SourceStatus } from '../../../src/core/source.ts';
 import { SourceSetupError, TributaryError } from '../../../src/errors.ts';
+import { CommitBatcher } from '../../../src/pipeline/commit-batcher.ts';
 import {
   type BinlogCoordinates,
   binaryLogs,
@@ -39,14 +41,6 @@ import {
   snapshotValue,
 } from './values.ts';
 
-export interface BatchOptions {
-  max_events: number;
-  max_bytes: number;
-  max_wait_ms: number;
-}
-
-const DEFAULT_BATCH: BatchOptions = { max_events: 5000, max_bytes: 8 * 1024 * 1024, max_wait_ms: 200 };
-
 interface TableEntry {
   schema: TableSchema;
   columns: MysqlColumn[];
@@ -60,81 +54,6 @@ interface TableEntry {
 
 /** Prefix of the `message` events that carry DDL statements; the content is the statement text. */
 export const DDL_MESSAGE_PREFIX = 'tributary.ddl';
-
-/** Builds batches within bounds; a batch carries a checkpoint only when it ends on a commit. */
-class BatchBuilder {
-  events: ChangeEvent[] = [];
-  bytes = 0;
-  firstAt = 0;
-  /** Number of leading events that belong to committed transactions, and the checkpoint after them. */
-  private committedCount = 0;
-  private committedBytes = 0;
-  private committedCp: Checkpoint | null = null;
-
-  constructor(private readonly limits: BatchOptions) {}
-
-  add(event: ChangeEvent, bytes: number): void {
-    if (this.events.length === 0) this.firstAt = Date.now();
-    this.events.push(event);
-    this.bytes += bytes;
-  }
-
-  commit(cp: Checkpoint): void {
-    this.committedCount = this.events.length;
-    this.committedBytes = this.bytes;
-    this.committedCp = cp;
-  }
-
-  full(): boolean {
-    return this.events.length >= this.limits.max_events || this.bytes >= this.limits.max_bytes;
-  }
-
-  due(): boolean {
-    return this.events.length > 0 && Date.now() - this.firstAt >= this.limits.max_wait_ms;
-  }
-
-  endsOnCommit(): boolean {
-    return this.committedCp !== null && this.committedCount === this.events.length;
-  }
-
-  /** A commit checkpoint with no events behind it (writes to tables not replicated). */
-  pendingHeartbeat(): Checkpoint | null {
-    return this.events.length === 0 ? this.committedCp : null;
-  }
-
-  /**
-   * Takes a batch: everything when it ends on a commit; else the committed prefix when there is one (the rest
-   * stays); else everything without a checkpoint (one transaction larger than a batch).
-   */
-  take(seq: number): ChangeBatch {
-    if (this.committedCp && this.committedCount > 0 && this.committedCount < this.events.length) {
-      const events = this.events.splice(0, this.committedCount);
-      const batch: ChangeBatch = { seq, events, checkpoint: this.committedCp, bytes: this.committedBytes };
-      this.bytes -= this.committedBytes;
-      this.firstAt = Date.now();
-      this.committedCount = 0;
-      this.committedBytes = 0;
-      this.committedCp = null;
-      return batch;
-    }
-    const batch: ChangeBatch = {
-      seq,
-      events: this.events,
-      checkpoint: this.endsOnCommit() ? this.committedCp : null,
-      bytes: this.bytes,
-    };
-    this.events = [];
-    this.bytes = 0;
-    this.committedCount = 0;
-    this.committedBytes = 0;
-    this.committedCp = null;
-    return batch;
-  }
-
-  clearHeartbeat(): void {
-    if (this.events.length === 0) this.committedCp = null;
-  }
-}
 
 function estimateBytes(row: Row | null): number {
   if (!row) return 0;
@@ -170,6 +89,12 @@ export class MysqlSource implements Source {
   private iterating = false;
   private lastCommitted: Checkpoint | null = null;
   private lastEmitted: Checkpoint | null = null;
+  /** Where streaming starts when there was no checkpoint and no snapshot: saved before the pipeline runs. */
+  private startPosition: Checkpoint | null = null;
+  /** The batcher being filled (snapshot or stream). */
+  private batcher: CommitBatcher | null = null;
+  /** Wakes the producer waiting for room in the batcher. */
+  private roomWaiter: (() => void) | null = null;
   private readonly streamTables = new WeakMap<BinlogTable, TableEntry>();
   private readonly infoCache = new Map<string, Promise<TableEntry | null>>();
   /** Column names of each table (`db.name`) as last seen in this process (snapshot or TableMap). */
@@ -188,7 +113,7 @@ export class MysqlSource implements Source {
   constructor(config: MysqlSourceConfig, ctx: ConnectorContext, options?: { batch: BatchOptions }) {
     this.config = config;
     this.ctx = ctx;
-    this.batch = { ...DEFAULT_BATCH, ...options?.batch };
+    this.batch = options?.batch ?? DEFAULT_BATCH_OPTIONS;
     this.endpoint = parseMysqlUrl(config.url);
   }
 
@@ -197,6 +122,7 @@ export class MysqlSource implements Source {
     this.needsSnapshot = false;
     this.streamFrom = null;
     this.lastEmitted = null;
+    this.startPosition = null;
     this.knownColumns.clear();
     this.alteredSinceTableMap.clear();
     this.addedColumns.clear();
@@ -238,6 +164,11 @@ export class MysqlSource implements Source {
     } else if (this.config.snapshot === 'never') {
       const coords = await currentCoordinates(this.conn, this.flavor);
       this.streamFrom = { ...coords, byGtid: false };
+      this.startPosition = {
+        pipeline: this.ctx.pipeline,
+        phase: 'stream',
+        position: { kind: 'mysql', file: coords.file, pos: coords.pos, gtidSet: coords.gtidSet || undefined },
+      };
       await this.startReader(this.streamFrom);
     } else {
       // No checkpoint, or a snapshot that did not finish: (re)do the snapshot.
@@ -318,20 +249,25 @@ export class MysqlSource implements Source {
     await r?.stop();
   }
 
+  /** The binlog position streaming starts at when `open` had no checkpoint and takes no snapshot (`snapshot: never`). */
+  startCheckpoint(): Checkpoint | null {
+    return this.startPosition;
+  }
+
   async *batches(): AsyncIterable<ChangeBatch> {
     if (this.iterating) throw new Error('batches() is already being iterated');
     this.iterating = true;
     let seq = 0;
     try {
       if (this.needsSnapshot) {
-        let coords: BinlogCoordinates | null = null;
-        for await (const item of this.snapshot()) {
-          if ('coords' in item) {
-            coords = item.coords;
-            continue;
-          }
-          yield { ...item, seq: seq++ };
+        const batcher = this.newBatcher(seq);
+        const copied = this.snapshot(batcher);
+        for await (const b of batcher.batches()) {
+          seq = b.seq + 1;
+          if (b.checkpoint) this.lastEmitted = b.checkpoint;
+          yield b;
         }
+        const coords = await copied;
         if (this.closed || !coords) return;
         this.needsSnapshot = false;
         if (this.config.snapshot === 'initial_only') return;
@@ -339,11 +275,41 @@ export class MysqlSource implements Source {
         await this.startReader(this.streamFrom);
       }
       if (!this.reader) return;
-      for await (const b of this.stream(this.reader)) {
-        yield { ...b, seq: seq++ };
+      const batcher = this.newBatcher(seq);
+      void this.stream(this.reader, batcher);
+      for await (const b of batcher.batches()) {
+        if (b.checkpoint) this.lastEmitted = b.checkpoint;
+        yield b;
       }
     } finally {
       this.iterating = false;
+    }
+  }
+
+  private newBatcher(firstSeq: number): CommitBatcher {
+    const batcher = new CommitBatcher({
+      batch: this.batch,
+      maxQueuedEvents: this.config.read_buffer_events,
+      maxQueuedBytes: this.config.read_buffer_bytes,
+      heartbeatIntervalMs: this.config.heartbeat_interval_ms,
+      flow: { pause: () => undefined, resume: () => this.roomWaiter?.() },
+      firstSeq,
+    });
+    this.batcher = batcher;
+    return batcher;
+  }
+
+  /** Waits while the batcher is above its bounds (the reader then fills its own buffer and pauses the socket). */
+  private async room(batcher: CommitBatcher): Promise<void> {
+    while (batcher.wantsPause && !this.closed && !batcher.isFailed) {
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, 250);
+        this.roomWaiter = () => {
+          clearTimeout(timer);
+          this.roomWaiter = null;
+          resolve();
+        };
+      });
     }
   }
 
@@ -357,9 +323,15 @@ export class MysqlSource implements Source {
     return (rows as { db: string; name: string }[]).filter((t) => this.included(t.db, t.name));
   }
 
-  private async *snapshot(): AsyncGenerator<Omit<ChangeBatch, 'seq'> | { coords: BinlogCoordinates }> {
-    const conn = await connect(this.endpoint, this.config.connect_timeout_ms);
+  /**
+   * Copies the tables into `batcher` (each table ends with a snapshot checkpoint, the last with the stream one) and
+   * ends it; resolves with the binlog position the copy corresponds to, or null when closed first. A failure fails
+   * the batcher.
+   */
+  private async snapshot(batcher: CommitBatcher): Promise<BinlogCoordinates | null> {
+    let conn: mysql.Connection | null = null;
     try {
+      conn = await connect(this.endpoint, this.config.connect_timeout_ms);
       const coords = await startConsistentSnapshot(conn, this.flavor);
       const startedAt = Date.now();
       this.ctx.logger.info(
@@ -367,7 +339,6 @@ export class MysqlSource implements Source {
         'consistent snapshot started',
       );
       const tables = await this.snapshotTables(conn);
-      const builder = new BatchBuilder(this.batch);
       const done: string[] = [];
       let first = true;
       const sourceInfo = (db: string, snapshot: SourceInfo['snapshot']): SourceInfo => ({
@@ -389,7 +360,7 @@ export class MysqlSource implements Source {
         if (!entry) continue;
         const { schema, columns } = entry;
         this.knownColumns.set(`${t.db}.${t.name}`, new Set(columns.map((c) => c.name)));
-        builder.add(
+        batcher.push(
           {
             op: 'truncate',
             table: schema.table,
@@ -411,7 +382,7 @@ export class MysqlSource implements Source {
         let lastKey: unknown[] | null = null;
         let offset = 0;
         for (;;) {
-          if (this.closed) return;
+          if (this.closed || batcher.isFailed) return null;
           let sql = `SELECT ${select} FROM ${from}`;
           const params: unknown[] = [];
           if (keys.length > 0) {
@@ -437,11 +408,11 @@ export class MysqlSource implements Source {
             const key: Row | null =
               keys.length > 0 ? (Object.fromEntries(keys.map((k) => [k, after[k] ?? null])) as Row) : null;
             const bytes = estimateBytes(after) + 100;
-            builder.add(
+            batcher.push(
               { op: 'read', table: schema.table, schema, key, before: null, after, source: sourceInfo(t.db, 'true') },
               bytes,
             );
-            if (builder.full()) yield builder.take(0);
+            if (batcher.wantsPause) await this.room(batcher);
           }
           if (list.length < this.config.snapshot_chunk_rows) break;
           offset += list.length;
@@ -449,8 +420,7 @@ export class MysqlSource implements Source {
           lastKey = keyIdx.map((i) => keyParam(last[i] ?? null, columns[i]!));
         }
         done.push(`${t.db}.${t.name}`);
-        builder.commit(snapshotCp());
-        if (builder.full()) yield builder.take(0);
+        batcher.commit(snapshotCp());
       }
       await conn.query('COMMIT');
       const finalCp: Checkpoint = {
@@ -459,16 +429,18 @@ export class MysqlSource implements Source {
         position: { kind: 'mysql', file: coords.file, pos: coords.pos, gtidSet: coords.gtidSet || undefined },
         sourceTimeMs: startedAt,
       };
-      builder.commit(finalCp);
-      yield builder.take(0);
-      this.lastEmitted = finalCp;
+      batcher.commit(finalCp);
+      batcher.end();
       this.ctx.logger.info(
         { event: 'snapshot_finished', tables: done.length, ms: Date.now() - startedAt },
         'snapshot finished',
       );
-      yield { coords };
+      return coords;
+    } catch (err) {
+      batcher.fail(err);
+      return null;
     } finally {
-      await conn.end().catch(() => undefined);
+      await conn?.end().catch(() => undefined);
     }
   }
 
@@ -688,17 +660,17 @@ export class MysqlSource implements Source {
 
   // ---- streaming ------------------------------------------------------------------------------------------
 
-  private async *stream(reader: BinlogReader): AsyncGenerator<Omit<ChangeBatch, 'seq'>> {
-    const builder = new BatchBuilder(this.batch);
+  /**
+   * Decodes the binlog into `batcher` until closed (then ends it) or a failure (then fails it: no checkpoint of
+   * anything after the failure, or of the transaction it interrupted, reaches the pipeline).
+   */
+  private async stream(reader: BinlogReader, batcher: CommitBatcher): Promise<void> {
     // Where reading started (the reader may have decoded ahead before this generator first runs). After a start by
     // GTID set the checkpoint's file+offset may not even be of this server: each group's begin tells its own.
     let txStart =
       this.streamFrom && !this.streamFrom.byGtid
         ? { file: this.streamFrom.file, pos: this.streamFrom.pos }
         : { file: '', pos: UNKNOWN_POS };
-    let lastHeartbeatAt = Date.now();
-    /** Events emitted in batches without a checkpoint since the last checkpoint (a transaction split over batches). */
-    let sinceCheckpoint = 0;
     /** Entries with added columns used by row events of the open transaction. */
     const delivering = new Set<TableEntry>();
     const checkpointOf = (e: { file: string; pos: number; gtidSet?: string; timestampMs: number }): Checkpoint => {
@@ -720,190 +692,153 @@ export class MysqlSource implements Source {
         sourceTimeMs: e.timestampMs,
       };
     };
-    const emit = (): Omit<ChangeBatch, 'seq'> => {
-      const b = builder.take(0);
-      if (b.checkpoint) {
-        this.lastEmitted = b.checkpoint;
-        lastHeartbeatAt = Date.now();
-        sinceCheckpoint = 0;
-      } else {
-        sinceCheckpoint += b.events.length;
-      }
-      return b;
-    };
     /**
      * A commit point (after a commit, or a statement that is its own transaction) at `e.pos`; none when the reader
-     * could not tell the offset (the next commit point covers this one). Returns a batch to emit now, if any.
+     * could not tell the offset (the next commit point covers this one).
      */
-    const commitPoint = (e: {
-      file: string;
-      pos: number | undefined;
-      gtidSet?: string;
-      timestampMs: number;
-    }): Omit<ChangeBatch, 'seq'> | null => {
-      if (e.pos === undefined) return null;
-      builder.commit(checkpointOf({ ...e, pos: e.pos }));
-      if (builder.events.length > 0) return builder.full() || builder.due() ? emit() : null;
-      // The transaction's last events already went out (its batch filled before its commit was read): its
-      // checkpoint goes out at once in a batch of its own, before any later transaction's events can follow it.
-      return sinceCheckpoint > 0 ? emit() : null;
+    const commitPoint = (e: { file: string; pos: number | undefined; gtidSet?: string; timestampMs: number }) => {
+      if (e.pos !== undefined) batcher.commit(checkpointOf({ ...e, pos: e.pos }));
     };
-    while (!this.closed) {
-      const now = Date.now();
-      // A full batch waits (briefly: the rest of a transaction's events follow at once) for the event after it: a
-      // commit makes it a batch that ends on a commit, with its checkpoint.
-      const wait =
-        builder.events.length > 0
-          ? Math.max(builder.full() ? 20 : 0, builder.firstAt + this.batch.max_wait_ms - now)
-          : 250;
-      let ev: BinlogEvent | null | undefined;
-      try {
-        ev = await reader.next(wait);
-      } catch (err) {
-        if (isPurgedBinlogError(err) && this.streamFrom) {
-          const logs = this.conn ? await binaryLogs(this.conn).catch(() => []) : [];
-          throw new PurgedBinlogError(this.streamFrom, logs[0]?.name, err);
-        }
-        throw err;
-      }
-      if (ev === null) break;
-      if (ev === undefined) {
-        if (builder.full() || builder.due()) yield emit();
-        const hb = builder.pendingHeartbeat();
-        if (hb && Date.now() - lastHeartbeatAt >= this.config.heartbeat_interval_ms) {
-          builder.clearHeartbeat();
-          this.lastEmitted = hb;
-          lastHeartbeatAt = Date.now();
-          yield { events: [], checkpoint: hb, bytes: 0 };
-        }
-        continue;
-      }
-      if (ev.type !== 'commit' && builder.full()) yield emit();
-      switch (ev.type) {
-        case 'begin':
-          txStart = { file: ev.file, pos: ev.pos };
-          break;
-        case 'rows': {
-          const t = ev.table;
-          if (!this.included(t.database, t.name)) break;
-          const entry = await this.streamEntry(t);
-          if (entry.withMissing) delivering.add(entry);
-          // Per row: only what differs between rows is computed (one pass over the columns per image).
-          const { op, rows, gtid, timestampMs } = ev;
-          const decoder = entry.decoder;
-          const schema = entry.schema;
-          const table = schema.table;
-          const db = t.database;
-          const file = txStart.file || ev.file;
-          const pos = txStart.pos;
-          const serverId = this.serverId;
-          const last = rows.length - 1;
-          for (let i = 0; i <= last; i++) {
-            let before: Row | null = null;
-            let after: Row | null = null;
-            let bytes = 200;
-            if (op === 'insert') {
-              after = decoder.decode(rows[i] as RawRow);
-              bytes += decoder.bytes;
-            } else if (op === 'delete') {
-              before = decoder.decode(rows[i] as RawRow);
-              bytes += decoder.bytes;
-            } else {
-              const r = rows[i] as { before: RawRow; after: RawRow };
-              before = decoder.decode(r.before);
-              bytes += decoder.bytes;
-              after = decoder.decode(r.after);
-              bytes += decoder.bytes;
-            }
-            const event: ChangeEvent = {
-              op,
-              table,
-              schema,
-              key: decoder.key((after ?? before)!),
-              before,
-              after,
-              source: {
-                connector: 'mysql',
-                db,
-                position: { kind: 'mysql', file, pos, gtid, serverId, row: i },
-                txId: gtid,
-                commitTimeMs: timestampMs,
-                snapshot: false,
-              },
-            };
-            builder.add(event, bytes);
-            // Full after the event's last row: the next event decides (a commit gives the batch its checkpoint).
-            if (i < last && builder.full()) yield emit();
+    try {
+      while (!this.closed && !batcher.isFailed) {
+        if (batcher.wantsPause) await this.room(batcher);
+        let ev: BinlogEvent | null | undefined;
+        try {
+          ev = await reader.next(250);
+        } catch (err) {
+          if (isPurgedBinlogError(err) && this.streamFrom) {
+            const logs = this.conn ? await binaryLogs(this.conn).catch(() => []) : [];
+            throw new PurgedBinlogError(this.streamFrom, logs[0]?.name, err);
           }
-          break;
+          throw err;
         }
-        case 'commit': {
-          const b = commitPoint(ev);
-          if (b) yield b;
-          txStart = { file: ev.file, pos: ev.pos ?? UNKNOWN_POS };
-          break;
-        }
-        case 'statement': {
-          const truncated = parseTruncate(ev.query, ev.database);
-          if (truncated && this.included(truncated.db, truncated.name)) {
-            const entry = await this.cachedInfo(truncated.db, truncated.name);
-            if (entry) {
-              builder.add(
-                {
-                  op: 'truncate',
-                  table: entry.schema.table,
-                  schema: entry.schema,
-                  key: null,
-                  before: null,
-                  after: null,
-                  source: {
-                    connector: 'mysql',
-                    db: truncated.db,
-                    position: {
+        if (ev === null) break;
+        if (ev === undefined) continue;
+        switch (ev.type) {
+          case 'begin':
+            txStart = { file: ev.file, pos: ev.pos };
+            break;
+          case 'rows': {
+            const t = ev.table;
+            if (!this.included(t.database, t.name)) break;
+            const entry = await this.streamEntry(t);
+            if (entry.withMissing) delivering.add(entry);
+            // Per row: only what differs between rows is computed (one pass over the columns per image).
+            const { op, rows, gtid, timestampMs } = ev;
+            const decoder = entry.decoder;
+            const schema = entry.schema;
+            const table = schema.table;
+            const db = t.database;
+            const file = txStart.file || ev.file;
+            const pos = txStart.pos;
+            const serverId = this.serverId;
+            const last = rows.length - 1;
+            for (let i = 0; i <= last; i++) {
+              let before: Row | null = null;
+              let after: Row | null = null;
+              let bytes = 200;
+              if (op === 'insert') {
+                after = decoder.decode(rows[i] as RawRow);
+                bytes += decoder.bytes;
+              } else if (op === 'delete') {
+                before = decoder.decode(rows[i] as RawRow);
+                bytes += decoder.bytes;
+              } else {
+                const r = rows[i] as { before: RawRow; after: RawRow };
+                before = decoder.decode(r.before);
+                bytes += decoder.bytes;
+                after = decoder.decode(r.after);
+                bytes += decoder.bytes;
+              }
+              const event: ChangeEvent = {
+                op,
+                table,
+                schema,
+                key: decoder.key((after ?? before)!),
+                before,
+                after,
+                source: {
+                  connector: 'mysql',
+                  db,
+                  position: { kind: 'mysql', file, pos, gtid, serverId, row: i },
+                  txId: gtid,
+                  commitTimeMs: timestampMs,
+                  snapshot: false,
+                },
+              };
+              batcher.push(event, bytes);
+            }
+            break;
+          }
+          case 'commit': {
+            commitPoint(ev);
+            txStart = { file: ev.file, pos: ev.pos ?? UNKNOWN_POS };
+            break;
+          }
+          case 'statement': {
+            const truncated = parseTruncate(ev.query, ev.database);
+            if (truncated && this.included(truncated.db, truncated.name)) {
+              const entry = await this.cachedInfo(truncated.db, truncated.name);
+              if (entry) {
+                batcher.push(
+                  {
+                    op: 'truncate',
+                    table: entry.schema.table,
+                    schema: entry.schema,
+                    key: null,
+                    before: null,
+                    after: null,
+                    source: {
+                      connector: 'mysql',
+                      db: truncated.db,
+                      position: {
+                        kind: 'mysql',
+                        file: ev.file,
+                        pos: txStart.pos,
+                        gtid: ev.gtid,
+                        serverId: this.serverId,
+                        row: 0,
+                      },
+                      txId: ev.gtid,
+                      commitTimeMs: ev.timestampMs,
+                      snapshot: false,
+                    },
+                    truncate: { cascade: false, restartIdentity: false },
+                  },
+                  100,
+                );
+              }
+            } else if (isDdl(ev.query)) {
+              // Column layouts come from each TableMap event; only the INFORMATION_SCHEMA extras are cached.
+              this.infoCache.clear();
+              const ddl = parseTableDdl(ev.query, ev.database);
+              if (ddl) {
+                const replicated = ddl.tables.find((x) => this.included(x.db, x.name));
+                if (replicated) {
+                  batcher.push(
+                    ddlEvent(ev, replicated, {
                       kind: 'mysql',
                       file: ev.file,
                       pos: txStart.pos,
                       gtid: ev.gtid,
                       serverId: this.serverId,
                       row: 0,
-                    },
-                    txId: ev.gtid,
-                    commitTimeMs: ev.timestampMs,
-                    snapshot: false,
-                  },
-                  truncate: { cascade: false, restartIdentity: false },
-                },
-                100,
-              );
-            }
-          } else if (isDdl(ev.query)) {
-            // Column layouts come from each TableMap event; only the INFORMATION_SCHEMA extras are cached.
-            this.infoCache.clear();
-            const ddl = parseTableDdl(ev.query, ev.database);
-            if (ddl) {
-              const replicated = ddl.tables.find((x) => this.included(x.db, x.name));
-              if (replicated) {
-                builder.add(
-                  ddlEvent(ev, replicated, {
-                    kind: 'mysql',
-                    file: ev.file,
-                    pos: txStart.pos,
-                    gtid: ev.gtid,
-                    serverId: this.serverId,
-                    row: 0,
-                  }),
-                  ev.query.length + 200,
-                );
+                    }),
+                    ev.query.length + 200,
+                  );
+                }
+                await this.followDdl(ddl);
               }
-              await this.followDdl(ddl);
             }
+            commitPoint(ev);
+            txStart = { file: ev.file, pos: ev.pos ?? UNKNOWN_POS };
+            break;
           }
-          const b = commitPoint(ev);
-          if (b) yield b;
-          txStart = { file: ev.file, pos: ev.pos ?? UNKNOWN_POS };
-          break;
         }
       }
+      batcher.end();
+    } catch (err) {
+      batcher.fail(err);
     }
   }
 
@@ -913,6 +848,8 @@ export class MysqlSource implements Source {
 
   async close(): Promise<void> {
     this.closed = true;
+    this.batcher?.end();
+    this.roomWaiter?.();
     await this.stopReader();
     const c = this.conn;
     this.conn = null;
@@ -927,6 +864,7 @@ export class MysqlSource implements Source {
       lastEmitted: this.lastEmitted?.position,
       lastCommitted: this.lastCommitted?.position,
       bufferedRows: this.reader?.bufferedRows(),
+      bufferedEvents: this.batcher?.stats().queuedEvents,
       readingPaused: this.reader?.isPaused(),
     };
     let retainedBytes: number | undefined;

@@ -1,11 +1,12 @@
 /** Shared by this folder's integration tests (not a test file itself). */
 import mysql from 'mysql2/promise';
 import pino from 'pino';
+import type { BatchOptions } from '../../../src/config/batch.ts';
 import type { ChangeBatch } from '../../../src/core/change-batch.ts';
 import type { Checkpoint } from '../../../src/core/checkpoint.ts';
 import type { MysqlServer } from '../../../test/harness/mariadb.ts';
 import { type MysqlSourceConfig, type MysqlSourceConfigInput, mysqlSourceConfig } from './config.ts';
-import { type BatchOptions, MysqlSource } from './source.ts';
+import { MysqlSource } from './source.ts';
 
 export const silentLogger = pino({ level: process.env.TRIBUTARY_TEST_LOG ?? 'silent' });
 
