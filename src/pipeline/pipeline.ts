@@ -166,7 +166,10 @@ export class Pipeline {
         this.state.checkpoint = start;
         this.state.phase = start.phase;
         this.state.checkpointSavedAtMs = Date.now();
-        logger.info({ event: 'start_position_saved', pipeline: name, position: start.position }, 'start position saved');
+        logger.info(
+          { event: 'start_position_saved', pipeline: name, position: start.position },
+          'start position saved',
+        );
       }
       this.state.status = 'running';
 

@@ -399,6 +399,11 @@ export class BinlogReader {
         const table = this.tableOf(event);
         if (!table || !event.rows) return;
         const op = name === 'writerows' ? 'insert' : name === 'updaterows' ? 'update' : 'delete';
+        const missing = missingColumns(event, table);
+        if (missing.length > 0) {
+          this.fail(new PartialRowImageError(table, op, missing, this.position(), this.gtid));
+          return;
+        }
         this.push({ type: 'rows', op, table, rows: event.rows, gtid: this.gtid, file: this.file, timestampMs });
         return;
       }
@@ -523,4 +528,44 @@ export class BinlogDecodeError extends TributaryError {
 function isServerOrNetworkError(err: unknown): boolean {
   const e = err as { code?: unknown; errno?: unknown } | null;
   return typeof e?.code === 'string' || typeof e?.errno === 'number';
+}
+
+/**
+ * The columns a rows event leaves out of its row images (a session with binlog_row_image MINIMAL or NOBLOB): the
+ * library reads them as NULL, which would be wrong data.
+ */
+function missingColumns(event: ZEvent, table: BinlogTable): string[] {
+  const n = Number(event.numberOfColumns);
+  const missing = new Set<string>();
+  for (const bitmap of [event.columns_present_bitmap, event.columns_present_bitmap2]) {
+    if (!Buffer.isBuffer(bitmap)) continue;
+    for (let i = 0; i < n; i++) {
+      if ((bitmap[i >> 3]! & (1 << (i & 7))) === 0) missing.add(table.columns[i]?.name ?? `#${i + 1}`);
+    }
+  }
+  return [...missing];
+}
+
+/** A rows event without full row images: stops the pipeline before anything after it is checkpointed. */
+export class PartialRowImageError extends TributaryError {
+  constructor(
+    table: BinlogTable,
+    op: string,
+    missing: string[],
+    at: { file: string; pos: number },
+    gtid: string | undefined,
+  ) {
+    const where = at.pos === UNKNOWN_POS ? at.file : `${at.file}:${at.pos}`;
+    super(
+      'operator',
+      `the binlog after ${where}${gtid ? ` (transaction ${gtid})` : ''} holds an ${op} of ${table.database}.${table.name} without the values of ${missing.join(', ')}: it was written with binlog_row_image other than FULL (a session setting), so the row cannot be followed faithfully`,
+      {
+        hint:
+          `Make every session that writes ${table.database}.${table.name} use binlog_row_image=FULL (it is a session ` +
+          'variable: check the application connection settings and SET GLOBAL binlog_row_image=FULL), then ' +
+          're-snapshot the pipeline (tributary teardown, then run): the change is already in the binlog and cannot be ' +
+          'read in full. Nothing from this transaction on was checkpointed.',
+      },
+    );
+  }
 }
