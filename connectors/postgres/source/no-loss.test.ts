@@ -156,7 +156,8 @@ describe('PostgreSQL source: nothing lost, nothing wrong, quiet when idle', () =
     let error: unknown = null;
     try {
       await server.query('decode_error', 'insert into t select i, md5(i::text) from generate_series(1, 4000) i');
-      const [{ lsn }] = await server.query<{ lsn: string }>('decode_error', 'select pg_current_wal_lsn()::text as lsn');
+      const [after] = await server.query<{ lsn: string }>('decode_error', 'select pg_current_wal_lsn()::text as lsn');
+      const lsn = after!.lsn;
       await server.query('decode_error', 'insert into t select i, md5(i::text) from generate_series(5001, 5100) i');
       try {
         for await (const b of source.batches()) batches.push(b);
