@@ -24,6 +24,11 @@ export interface Source {
   startCheckpoint?(): Checkpoint | null;
   /** Yields batches in source order until closed. */
   batches(): AsyncIterable<ChangeBatch>;
+  /**
+   * A clean stop: stop reading, hand out what is complete (complete transactions, the newest idle position) and end
+   * `batches()`. Without it the pipeline simply stops pulling.
+   */
+  drain?(): void;
   /** The checkpoint is durable at the target and saved: the source may release everything up to it. */
   commit(checkpoint: Checkpoint): Promise<void>;
   /** Stops reading; pending `batches()` iteration ends. Idempotent. */

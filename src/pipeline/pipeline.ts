@@ -10,6 +10,9 @@ import { backoffDelayMs, sleep } from './backoff.ts';
 import { Checkpointer } from './checkpointer.ts';
 import { InFlightWindow } from './in-flight-window.ts';
 
+/** Longest a clean stop keeps pulling from a draining source. */
+const DRAIN_MS = 5000;
+
 export interface PipelineParts {
   source: Source;
   target: Target;
@@ -121,6 +124,7 @@ export class Pipeline {
     let released: Checkpoint | null = null;
     let saving: Promise<void> = Promise.resolve();
     const failedSignal = new AbortController();
+    let forgetStop = () => {};
 
     const fail = (err: unknown) => {
       if (failed) return;
@@ -173,13 +177,25 @@ export class Pipeline {
       }
       this.state.status = 'running';
 
-      const stopOrFail = AbortSignal.any([this.stopController.signal, failedSignal.signal]);
+      // On stop, a source that can drain hands out what it holds complete (its newest position included) and ends;
+      // pulling stops at the latest after DRAIN_MS. Other sources stop being pulled at once.
+      const drainOver = new AbortController();
+      const pullWhile = source.drain
+        ? AbortSignal.any([failedSignal.signal, drainOver.signal])
+        : AbortSignal.any([this.stopController.signal, failedSignal.signal]);
+      const onStop = () => {
+        source.drain?.();
+        setTimeout(() => drainOver.abort(), DRAIN_MS).unref();
+      };
+      if (this.stopController.signal.aborted) onStop();
+      else this.stopController.signal.addEventListener('abort', onStop, { once: true });
+      forgetStop = () => this.stopController.signal.removeEventListener('abort', onStop);
       const iterator = source.batches()[Symbol.asyncIterator]();
-      while (!stopOrFail.aborted) {
-        const next = await raceAbort(iterator.next(), stopOrFail);
+      while (!pullWhile.aborted) {
+        const next = await raceAbort(iterator.next(), pullWhile);
         if (next === undefined || next.done) break;
         const batch = next.value;
-        if (!(await window.acquire(batch.bytes, stopOrFail))) break;
+        if (!(await window.acquire(batch.bytes, pullWhile))) break;
         checkpointer.track(batch);
         metrics?.recordBatch(name, batch);
         this.write(target, batch)
@@ -200,6 +216,7 @@ export class Pipeline {
       await target.reset?.().catch(() => undefined);
       throw failure;
     } finally {
+      forgetStop();
       await source.close().catch((err) => logger.warn({ event: 'source_close_failed', pipeline: name, err }));
       await target.close().catch((err) => logger.warn({ event: 'target_close_failed', pipeline: name, err }));
       await store.close?.().catch(() => undefined);

@@ -93,6 +93,8 @@ export class MysqlSource implements Source {
   private startPosition: Checkpoint | null = null;
   /** The batcher being filled (snapshot or stream). */
   private batcher: CommitBatcher | null = null;
+  /** A clean stop asked to hand out what is complete and end. */
+  private draining = false;
   /** Wakes the producer waiting for room in the batcher. */
   private roomWaiter: (() => void) | null = null;
   private readonly streamTables = new WeakMap<BinlogTable, TableEntry>();
@@ -119,6 +121,7 @@ export class MysqlSource implements Source {
 
   async open(from: Checkpoint | null): Promise<void> {
     this.closed = false;
+    this.draining = false;
     this.needsSnapshot = false;
     this.streamFrom = null;
     this.lastEmitted = null;
@@ -268,7 +271,7 @@ export class MysqlSource implements Source {
           yield b;
         }
         const coords = await copied;
-        if (this.closed || !coords) return;
+        if (this.closed || this.draining || !coords) return;
         this.needsSnapshot = false;
         if (this.config.snapshot === 'initial_only') return;
         this.streamFrom = { ...coords, byGtid: false };
@@ -301,7 +304,7 @@ export class MysqlSource implements Source {
 
   /** Waits while the batcher is above its bounds (the reader then fills its own buffer and pauses the socket). */
   private async room(batcher: CommitBatcher): Promise<void> {
-    while (batcher.wantsPause && !this.closed && !batcher.isFailed) {
+    while (batcher.wantsPause && !this.closed && !this.draining && !batcher.isFailed) {
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, 250);
         this.roomWaiter = () => {
@@ -382,7 +385,7 @@ export class MysqlSource implements Source {
         let lastKey: unknown[] | null = null;
         let offset = 0;
         for (;;) {
-          if (this.closed || batcher.isFailed) return null;
+          if (this.closed || this.draining || batcher.isFailed) return null;
           let sql = `SELECT ${select} FROM ${from}`;
           const params: unknown[] = [];
           if (keys.length > 0) {
@@ -700,7 +703,7 @@ export class MysqlSource implements Source {
       if (e.pos !== undefined) batcher.commit(checkpointOf({ ...e, pos: e.pos }));
     };
     try {
-      while (!this.closed && !batcher.isFailed) {
+      while (!this.closed && !this.draining && !batcher.isFailed) {
         if (batcher.wantsPause) await this.room(batcher);
         let ev: BinlogEvent | null | undefined;
         try {
@@ -844,6 +847,12 @@ export class MysqlSource implements Source {
 
   async commit(checkpoint: Checkpoint): Promise<void> {
     this.lastCommitted = checkpoint;
+  }
+
+  drain(): void {
+    this.draining = true;
+    this.batcher?.end();
+    this.roomWaiter?.();
   }
 
   async close(): Promise<void> {

@@ -121,6 +121,8 @@ export class PostgresSource implements Source {
   /** Column names per relation OID as last seen (snapshot or Relation message), to tell newly added columns. */
   private readonly knownColumns = new Map<number, Set<string>>();
   private closed = false;
+  /** A clean stop asked to hand out what is complete and end. */
+  private draining = false;
   private statusTimer: NodeJS.Timeout | null = null;
   private heartbeatTimer: NodeJS.Timeout | null = null;
 
@@ -291,7 +293,7 @@ export class PostgresSource implements Source {
     if (this.snapshot) {
       yield* this.snapshotBatches(this.snapshot);
       this.snapshot = null;
-      if (this.finished || this.closed) return;
+      if (this.finished || this.closed || this.draining) return;
     }
     const batcher = this.startStreaming();
     if (batcher) yield* batcher.batches();
@@ -339,7 +341,7 @@ export class PostgresSource implements Source {
         truncate_first: plan.truncateFirst,
       });
       for (const t of tables) {
-        if (this.closed) return;
+        if (this.closed || this.draining) return;
         const schema = await tableSchemaFromCatalog(client, this.resolver, t);
         this.knownColumns.set(t.oid, new Set(schema.columns.map((c) => c.name)));
         const source = (snapshot: 'true' | 'first'): ChangeEvent['source'] => ({
@@ -402,7 +404,7 @@ export class PostgresSource implements Source {
               if (ready) yield ready;
             }
           }
-          if (this.closed) return;
+          if (this.closed || this.draining) return;
         }
       }
       await client.query('commit');
@@ -469,7 +471,7 @@ export class PostgresSource implements Source {
   /** Starts START_REPLICATION; its changes and commits flow into the returned batcher. */
   private startStreaming(): CommitBatcher | null {
     const stream = this.stream;
-    if (!stream || this.closed) return null;
+    if (!stream || this.closed || this.draining) return null;
     // Never hand out a checkpoint before where this run starts (keepalives right after a resume can be behind it).
     if (this.lastMarkLsn < this.skipUpTo) this.lastMarkLsn = this.skipUpTo;
     this.decoder.resumeAfter(this.skipUpTo);
@@ -651,6 +653,11 @@ export class PostgresSource implements Source {
     if (lsn <= this.durableLsn) return;
     this.durableLsn = lsn;
     this.stream?.sendStatus(lsn);
+  }
+
+  drain(): void {
+    this.draining = true;
+    this.batcher?.end();
   }
 
   async close(): Promise<void> {
