@@ -3,8 +3,9 @@
  * of a transaction, with the checkpoint that resumes after it) and `fail`; the pipeline pulls batches.
  *
  * The rule it keeps: a batch carries a checkpoint only when it ends on a commit. Batches are cut after the last
- * complete transaction that fits; a transaction larger than a batch is split and only its last part (or a batch of its
- * own right after it) carries the checkpoint. After `fail` nothing more is handed out: no checkpoint of anything
+ * complete transaction that fits, once full or `max_wait_ms` after they started; a transaction larger than a batch is
+ * split (only full batches go out without a checkpoint) and only its last part (or a batch of its own right after it)
+ * carries the checkpoint. After `fail` nothing more is handed out: no checkpoint of anything
  * pushed after the failure, or of the transaction it interrupted, can reach the pipeline.
  *
  * A commit with no changes behind it (a transaction on tables not replicated, a server keepalive) is an idle mark: it
@@ -238,9 +239,12 @@ export class CommitBatcher {
       }
       if (full || this.failed || this.ended) break;
       const left = deadline - this.now();
-      if (left <= 0) break;
+      // Past max_wait_ms a batch goes out at its last commit; a transaction still open is waited for (unless the batch
+      // is full or the source is paused for room): a part of it without a checkpoint is a write the target cannot
+      // commit yet.
+      if (left <= 0 && (mark || events.length >= max_events || bytes >= max_bytes || this.flowPaused)) break;
       this.maybeResume();
-      await this.wait(left);
+      await this.wait(left > 0 ? left : 1000);
     }
     if (this.failed) throw this.failure;
 

@@ -229,7 +229,8 @@ export class MysqlSource implements Source {
       initialGtidSet: from.gtidSet,
       includeSchema: filter.include,
       excludeSchema: filter.exclude,
-      highWaterRows: this.config.read_buffer_events,
+      // The batcher holds most of the read-ahead; the reader's own buffer only bridges the pauses of decoding.
+      highWaterRows: Math.max(100, Math.floor(this.config.read_buffer_events / 4)),
       connectTimeoutMs: this.config.connect_timeout_ms,
     });
     this.reader = reader;

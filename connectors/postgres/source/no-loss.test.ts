@@ -100,6 +100,54 @@ describe('PostgreSQL source: nothing lost, nothing wrong, quiet when idle', () =
     }
   });
 
+  it('snapshot never: changes made while a pipeline that saw none was stopped are delivered on restart', async () => {
+    const sourceUrl = await server.createDatabase('quiet_src');
+    const targetUrl = await server.createDatabase('quiet_dst');
+    await server.query('quiet_src', 'create table t (id int primary key)');
+    const pipelineOf = () => {
+      const target = new PostgresTarget(postgresTargetConfig.parse({ type: 'postgres', url: targetUrl }), {
+        pipeline: 'quiet',
+        logger,
+      });
+      return new Pipeline({
+        name: 'quiet',
+        createParts: () => ({
+          source: new PostgresSource(
+            { type: 'postgres', url: sourceUrl, tables: ['public.t'], snapshot: 'never' },
+            { pipeline: 'quiet', logger },
+            { batch: BATCH },
+          ),
+          target,
+          store: target.checkpointStore,
+        }),
+        maxInFlight: 4,
+        maxInFlightBytes: 1 << 26,
+        initialBackoffMs: 50,
+        maxBackoffMs: 200,
+        logger,
+      });
+    };
+    const first = pipelineOf();
+    const running = first.run();
+    await waitFor('the pipeline to run', () => first.state.status === 'running');
+    first.stop();
+    await running;
+    await server.query('quiet_src', 'insert into t values (1), (2), (3)');
+    const second = pipelineOf();
+    const again = second.run();
+    const ids = async (db: string) =>
+      (await server.query<{ id: number }>(db, 'select id from t order by id').catch(() => [])).map((r) => r.id);
+    try {
+      await waitFor('the pipeline to run', () => second.state.status === 'running');
+      await server.query('quiet_src', 'insert into t values (4)');
+      await waitFor('row 4 at the target', async () => (await ids('quiet_dst')).includes(4)).catch(() => undefined);
+      expect(await ids('quiet_dst')).toEqual(await ids('quiet_src'));
+    } finally {
+      second.stop();
+      await again;
+    }
+  });
+
   it('an unchanged TOAST primary-key value keeps each row its own key', async () => {
     const url = await server.createDatabase('toast_key');
     await server.query(
