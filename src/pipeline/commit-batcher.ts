@@ -79,6 +79,10 @@ export class CommitBatcher {
   private failed = false;
   private ended = false;
   private waiter: (() => void) | null = null;
+  /** The consumer waits for a first entry or is past max_wait_ms: any input wakes it. */
+  private overdue = true;
+  /** While a batch lingers: unconsumed entries that make it full (and show what follows it). */
+  private wantEntries = 1;
 
   constructor(private readonly options: CommitBatcherOptions) {
     this.limits = options.batch ?? DEFAULT_BATCH_OPTIONS;
@@ -107,7 +111,7 @@ export class CommitBatcher {
       this.flowPaused = true;
       this.options.flow?.pause();
     }
-    if (this.waiter) this.wake();
+    if (this.waiter && this.worthWaking()) this.wake();
   }
 
   /**
@@ -126,7 +130,7 @@ export class CommitBatcher {
     } else {
       this.idle = checkpoint;
     }
-    if (this.waiter) this.wake();
+    if (this.waiter && this.worthWaking()) this.wake();
   }
 
   /**
@@ -194,11 +198,13 @@ export class CommitBatcher {
           this.idle = null;
           return this.emit([], 0, checkpoint);
         }
+        this.overdue = true;
         await this.wait(due);
         continue;
       }
       if (this.ended) return null;
       this.maybeResume();
+      this.overdue = true;
       await this.wait(1000);
     }
 
@@ -244,6 +250,8 @@ export class CommitBatcher {
       // commit yet.
       if (left <= 0 && (mark || events.length >= max_events || bytes >= max_bytes || this.flowPaused)) break;
       this.maybeResume();
+      this.overdue = left <= 0;
+      this.wantEntries = Math.max(1, max_events - events.length + 1);
       await this.wait(left > 0 ? left : 1000);
     }
     if (this.failed) throw this.failure;
@@ -310,6 +318,19 @@ export class CommitBatcher {
       this.dropped += this.head;
       this.head = 0;
     }
+  }
+
+  /**
+   * Whether new input can change what the waiting consumer does: anything while it waits for a first entry or is past
+   * max_wait_ms; while a batch lingers, only enough for a full batch (a wake per change costs a timer and a promise).
+   */
+  private worthWaking(): boolean {
+    return (
+      this.overdue ||
+      this.flowPaused ||
+      this.queue.length - this.head >= this.wantEntries ||
+      this.queuedBytes >= this.limits.max_bytes
+    );
   }
 
   private wake(): void {

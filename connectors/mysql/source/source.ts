@@ -229,8 +229,8 @@ export class MysqlSource implements Source {
       initialGtidSet: from.gtidSet,
       includeSchema: filter.include,
       excludeSchema: filter.exclude,
-      // The batcher holds most of the read-ahead; the reader's own buffer only bridges the pauses of decoding.
-      highWaterRows: Math.max(100, Math.floor(this.config.read_buffer_events / 4)),
+      // The batcher holds the read-ahead; the reader's own buffer bridges the pauses of decoding (lookups, DDL).
+      highWaterRows: Math.max(100, Math.floor(this.config.read_buffer_events / 2)),
       connectTimeoutMs: this.config.connect_timeout_ms,
     });
     this.reader = reader;
@@ -875,7 +875,9 @@ export class MysqlSource implements Source {
       lastCommitted: this.lastCommitted?.position,
       bufferedRows: this.reader?.bufferedRows(),
       bufferedEvents: this.batcher?.stats().queuedEvents,
-      readingPaused: this.reader?.isPaused(),
+      // Reading stops when the batcher is full (decoding waits), and the socket pauses once the reader's buffer fills.
+      readingPaused: this.reader?.isPaused() || this.batcher?.wantsPause,
+      socketPaused: this.reader?.isPaused(),
     };
     let retainedBytes: number | undefined;
     const at = this.lastCommitted?.position;
