@@ -67,13 +67,26 @@ async function canonicalTypes(
       `Create the type${missing.length === 1 ? '' : 's'} on the target (same schema and name) before starting the pipeline.${enumHint}`,
     );
   }
-  const probe = await db.query(`select ${types.map((t, i) => `null::${t} as c${i}`).join(', ')}`);
+  // A domain is named as it is (it takes no modifiers); the server would describe it by its base type. Other types
+  // are described by a query that is planned but never run: casting NULL to a NOT NULL domain (or one whose check
+  // calls a function) would fail.
+  const kinds = await db.query(
+    'select t, format_type(o, null) as name, typtype = \'d\' as domain from unnest($1::text[]) with ordinality as u(t, n), to_regtype(t) as o join pg_type y on y.oid = o order by n',
+    [types],
+  );
+  const map = new Map<string, { type: string; base: string }>();
+  const probed: string[] = [];
+  for (const r of kinds.rows as { t: string; name: string; domain: boolean }[]) {
+    if (r.domain) map.set(r.t, { type: r.name, base: r.name });
+    else probed.push(r.t);
+  }
+  if (probed.length === 0) return map;
+  const probe = await db.query(`select ${probed.map((t, i) => `null::${t} as c${i}`).join(', ')} where false`);
   const named = await db.query(
     'select format_type(o, m) as type, format_type(o, null) as base from unnest($1::oid[], $2::int[]) with ordinality as u(o, m, n) order by n',
     [probe.fields.map((f) => f.dataTypeID), probe.fields.map((f) => f.dataTypeModifier)],
   );
-  const map = new Map<string, { type: string; base: string }>();
-  types.forEach((t, i) => {
+  probed.forEach((t, i) => {
     map.set(t, named.rows[i] as { type: string; base: string });
   });
   return map;
