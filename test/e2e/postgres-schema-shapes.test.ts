@@ -1,7 +1,11 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseConfig } from '../../src/config/load.ts';
 import { Daemon } from '../../src/daemon.ts';
 import { createLogger } from '../../src/observability/logger.ts';
+import { tributary } from '../harness/cli.ts';
 import { type PgServer, startPostgres } from '../harness/postgres.ts';
 import { pgTableDigest } from '../harness/table-digest.ts';
 
@@ -75,10 +79,22 @@ create type floatrange as range (subtype = float8);
 
 describe('PostgreSQL -> PostgreSQL schema shapes', () => {
   let server: PgServer;
+  let dir: string;
   beforeAll(async () => {
     server = await startPostgres();
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tributary-shapes-'));
   });
-  afterAll(async () => server?.stop());
+  afterAll(async () => {
+    await server?.stop();
+    if (dir) fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  /** `tributary validate` of a one-pipeline config file. */
+  const validate = (name: string, sourceYaml: string, targetYaml: string) => {
+    const file = path.join(dir, `${name}.yaml`);
+    fs.writeFileSync(file, `pipelines:\n  - name: ${name}\n    source: ${sourceYaml}\n    target: ${targetYaml}\n`);
+    return tributary(['validate', '-c', file]);
+  };
 
   it('domains, enums, composites, ranges and arrays of them replicate across restarts', async () => {
     const sourceUrl = await server.createDatabase('dom_src');
@@ -115,5 +131,89 @@ describe('PostgreSQL -> PostgreSQL schema shapes', () => {
       "select format_type(atttypid, atttypmod) as t from pg_attribute where attrelid = 'dom'::regclass and attname = 'id'",
     );
     expect(column[0]!.t).toBe('posint');
+  });
+
+  it('validate names every type missing at the target and prints statements that create them', async () => {
+    const sourceUrl = await server.createDatabase('vt_src');
+    const targetUrl = await server.createDatabase('vt_dst');
+    await server.query('vt_src', USER_TYPES);
+    await server.query(
+      'vt_src',
+      'create table vt (id posint primary key, n nn_text, e even_int, moods mood[], p pair, r floatrange)',
+    );
+    const source = `{ type: postgres, url: "${sourceUrl}", tables: [public.vt] }`;
+    const target = `{ type: postgres, url: "${targetUrl}" }`;
+    const before = await validate('vt', source, target);
+    expect(before.code, before.stdout + before.stderr).toBe(1);
+    expect(before.stdout).toContain('public.posint (used by public.vt.id)');
+    expect(before.stdout).toContain('public.mood (used by public.vt.moods)');
+    // The printed fix, run as printed (after the function a domain check calls), makes the target ready.
+    const statements = before.stdout
+      .split('\n')
+      .map((l) => l.trim().replace(/^fix: /, ''))
+      .filter((l) => l.startsWith('create '));
+    expect(statements).toHaveLength(6);
+    await server.query(
+      'vt_dst',
+      USER_TYPES.slice(USER_TYPES.indexOf('create function'), USER_TYPES.indexOf('create domain even_int')),
+    );
+    for (const sql of statements) await server.query('vt_dst', sql);
+    const after = await validate('vt', source, target);
+    expect(after.code, after.stdout).toBe(0);
+  });
+
+  it('keys a table by its REPLICA IDENTITY USING INDEX in the snapshot and the stream, and validate says so', async () => {
+    const sourceUrl = await server.createDatabase('ri_src');
+    const targetUrl = await server.createDatabase('ri_dst');
+    await server.query(
+      'ri_src',
+      `create table ri (id integer primary key, code text not null, v integer);
+       create unique index ri_code on ri (code);
+       alter table ri replica identity using index ri_code;
+       insert into ri select g, 'c' || g, g from generate_series(1, 20) g`,
+    );
+    const source = `{ type: postgres, url: "${sourceUrl}", tables: [public.ri] }`;
+    const target = `{ type: postgres, url: "${targetUrl}" }`;
+    const run = start('ri', source, target);
+    try {
+      await expectEqual(run, sourceUrl, targetUrl, ['public.ri']);
+      await server.query(
+        'ri_src',
+        "update ri set v = v + 100 where id <= 5; update ri set code = 'x' || code where id = 7",
+      );
+      await server.query('ri_src', 'delete from ri where id = 9');
+      await expectEqual(run, sourceUrl, targetUrl, ['public.ri']);
+    } finally {
+      expect(await stop(run)).toBeNull();
+    }
+    // A target table made beforehand with the source's primary key cannot take changes keyed by the index.
+    const otherTarget = await server.createDatabase('ri_dst2');
+    await server.query('ri_dst2', 'create table ri (id integer primary key, code text not null, v integer)');
+    const checked = await validate('ri', source, `{ type: postgres, url: "${otherTarget}" }`);
+    expect(checked.code).toBe(1);
+    expect(checked.stdout).toContain('changes are keyed by (code) (its REPLICA IDENTITY USING INDEX');
+  });
+
+  it('a primary key with INCLUDE columns is keyed by its key columns only', async () => {
+    const sourceUrl = await server.createDatabase('inc_src');
+    const targetUrl = await server.createDatabase('inc_dst');
+    await server.query(
+      'inc_src',
+      `create table inc (a integer, b integer, c text, primary key (a) include (b));
+       insert into inc select g, g, 'r' || g from generate_series(1, 10) g`,
+    );
+    const source = `{ type: postgres, url: "${sourceUrl}", tables: [public.inc] }`;
+    const target = `{ type: postgres, url: "${targetUrl}" }`;
+    const run = start('inc', source, target);
+    try {
+      await expectEqual(run, sourceUrl, targetUrl, ['public.inc']);
+      await server.query(
+        'inc_src',
+        "update inc set b = b + 100, c = 'changed' where a <= 3; delete from inc where a = 10",
+      );
+      await expectEqual(run, sourceUrl, targetUrl, ['public.inc']);
+    } finally {
+      expect(await stop(run)).toBeNull();
+    }
   });
 });

@@ -373,21 +373,25 @@ const COLUMN_FACTS_SQL = `
 
 const isTrue = (v: unknown): boolean => v === true || v === 't';
 
-/** Key columns from the catalog: primary key, else the replica identity index, else none. */
-async function catalogKey(client: pg.Client, relid: number): Promise<string[]> {
+/**
+ * Key columns from the catalog, the same ones the stream flags: the replica identity index under REPLICA IDENTITY
+ * USING INDEX (even when the table also has a primary key), else the primary key. INCLUDE columns of the index are
+ * not part of the key.
+ */
+export async function catalogKey(client: pg.Client, relid: number, replicaIdentity: string): Promise<string[]> {
   const rows = (
     await client.query<{ name: string; primary: boolean }>(
       `select a.attname as name, i.indisprimary as primary
          from pg_index i
          cross join lateral unnest(i.indkey) with ordinality k(attnum, ord)
          join pg_attribute a on a.attrelid = i.indrelid and a.attnum = k.attnum
-        where i.indrelid = $1 and (i.indisprimary or i.indisreplident)
-        order by i.indisprimary desc, k.ord`,
-      [relid],
+        where i.indrelid = $1 and k.ord <= i.indnkeyatts
+          and (case when $2 = 'i' then i.indisreplident else i.indisprimary end)
+        order by k.ord`,
+      [relid, replicaIdentity],
     )
   ).rows;
-  const primary = rows.filter((r) => r.primary === true || (r.primary as unknown) === 't');
-  return (primary.length > 0 ? primary : rows).map((r) => r.name);
+  return rows.map((r) => r.name);
 }
 
 function beforeImageOf(replicaIdentity: string, keyCount: number): TableSchema['beforeImage'] {
@@ -418,7 +422,7 @@ export async function tableSchemaFromCatalog(
     not_null: isTrue(c.not_null),
     volatile_default: isTrue(c.volatile_default),
   }));
-  const keyColumns = t.replicaIdentity === 'n' ? [] : await catalogKey(client, t.oid);
+  const keyColumns = t.replicaIdentity === 'n' ? [] : await catalogKey(client, t.oid, t.replicaIdentity);
   const types = await resolver.resolve(
     client,
     cols.map((c) => c.type_oid),
@@ -473,7 +477,8 @@ export async function tableSchemaFromRelation(
   const factsByName = new Map(facts.rows.map((r) => [r.name, r]));
   const names = new Set(raw.columns.map((c) => c.name));
   let keyColumns: string[];
-  if (raw.replicaIdentity === 'f') keyColumns = (await catalogKey(client, raw.relid)).filter((k) => names.has(k));
+  if (raw.replicaIdentity === 'f')
+    keyColumns = (await catalogKey(client, raw.relid, raw.replicaIdentity)).filter((k) => names.has(k));
   else keyColumns = raw.columns.filter((c) => c.isKey).map((c) => c.name);
   const columns: ColumnInfo[] = raw.columns.map((c, i) => {
     const info = types.get(c.typeOid)!;

@@ -27,9 +27,11 @@ async function readCatalog(db: Queryable, qname: string): Promise<CatalogColumn[
   if (exists.rows[0]?.oid == null) return null;
   const result = await db.query(
     `select a.attname as name, format_type(a.atttypid, a.atttypmod) as type, format_type(a.atttypid, null) as base,
-            array_position(i.indkey::int2[], a.attnum) as key_pos
+            array_position(i.indkey::int2[], a.attnum) - array_lower(i.indkey::int2[], 1) as key_pos
      from pg_attribute a
      left join pg_index i on i.indrelid = a.attrelid and i.indisprimary
+       -- INCLUDE columns of the primary key index are not part of the key
+       and array_position(i.indkey::int2[], a.attnum) - array_lower(i.indkey::int2[], 1) < i.indnkeyatts
      where a.attrelid = to_regclass($1) and a.attnum > 0 and not a.attisdropped
      order by a.attnum`,
     [qname],
@@ -71,7 +73,7 @@ async function canonicalTypes(
   // are described by a query that is planned but never run: casting NULL to a NOT NULL domain (or one whose check
   // calls a function) would fail.
   const kinds = await db.query(
-    'select t, format_type(o, null) as name, typtype = \'d\' as domain from unnest($1::text[]) with ordinality as u(t, n), to_regtype(t) as o join pg_type y on y.oid = o order by n',
+    "select t, format_type(o, null) as name, typtype = 'd' as domain from unnest($1::text[]) with ordinality as u(t, n), to_regtype(t) as o join pg_type y on y.oid = o order by n",
     [types],
   );
   const map = new Map<string, { type: string; base: string }>();

@@ -19,7 +19,7 @@ import {
   saveCheckpoint,
   wrapConnectionError,
 } from './checkpoint-store.ts';
-import type { PostgresTargetConfig } from './config.ts';
+import { type PostgresTargetConfig, targetTableName } from './config.ts';
 import { copyRows } from './copy-writer.ts';
 import { MysqlValueConverter, mappedSchema, type NulledValue, pgColumnType } from './mysql-types.ts';
 import { columnArrays, groupByShape, hasUnchanged, KeyedRun, keyChanged, knownColumns } from './row-runs.ts';
@@ -278,12 +278,7 @@ export class PostgresTarget implements Target {
   // ---- applying events -----------------------------------------------------------------------------------------
 
   private targetName(t: TableRef): { schema: string; name: string } {
-    const mapped = this.config.tables?.[`${t.schema}.${t.name}`];
-    if (mapped) {
-      const dot = mapped.indexOf('.');
-      return { schema: mapped.slice(0, dot), name: mapped.slice(dot + 1) };
-    }
-    return { schema: this.config.schema ?? t.schema, name: t.name };
+    return targetTableName(this.config, t);
   }
 
   private cachedTable(ev: ChangeEvent): TargetTable | null {
