@@ -216,4 +216,110 @@ describe('PostgreSQL -> PostgreSQL schema shapes', () => {
       expect(await stop(run)).toBeNull();
     }
   });
+
+  it('a re-snapshot after teardown leaves the target equal to the source, keyless tables included', async () => {
+    const sourceUrl = await server.createDatabase('rs_src');
+    const targetUrl = await server.createDatabase('rs_dst');
+    await server.query(
+      'rs_src',
+      `create table keyed (id integer primary key, v text);
+       create table loose (a integer, b text);
+       alter table loose replica identity full;
+       insert into keyed select g, 'v' || g from generate_series(1, 9) g;
+       insert into loose select g % 3, 'b' || g from generate_series(1, 9) g`,
+    );
+    const source = `{ type: postgres, url: "${sourceUrl}", tables: [public.keyed, public.loose] }`;
+    const target = `{ type: postgres, url: "${targetUrl}" }`;
+    const file = path.join(dir, 'rs.yaml');
+    fs.writeFileSync(file, `pipelines:\n  - name: rs\n    source: ${source}\n    target: ${target}\n`);
+    const tables = ['public.keyed', 'public.loose'];
+    for (let round = 0; round < 3; round++) {
+      const run = start('rs', source, target);
+      try {
+        await expectEqual(run, sourceUrl, targetUrl, tables);
+      } finally {
+        expect(await stop(run)).toBeNull();
+      }
+      const down = await tributary(['teardown', '-c', file, '--yes']);
+      expect(down.code, down.stdout + down.stderr).toBe(0);
+      // Changed while no pipeline runs: only a snapshot that empties the target first can follow this.
+      await server.query(
+        'rs_src',
+        `delete from keyed where id = ${round + 1}; delete from loose where b = 'b${round + 1}'`,
+      );
+    }
+    const final = start('rs', source, target);
+    try {
+      await expectEqual(final, sourceUrl, targetUrl, tables);
+    } finally {
+      expect(await stop(final)).toBeNull();
+    }
+    expect(await pgTableDigest(targetUrl, 'public.loose')).toMatchObject({ rows: 6 });
+  });
+
+  it('TRUNCATE of tables linked by a foreign key is one statement, and their snapshot empties them first', async () => {
+    const sourceUrl = await server.createDatabase('fk_src');
+    const targetUrl = await server.createDatabase('fk_dst');
+    const ddl = `create table parent (id integer primary key, v text);
+       create table child (id integer primary key, parent_id integer references parent (id), v text);`;
+    await server.query('fk_src', ddl);
+    // The target has the same foreign key, made beforehand (and a row of an earlier run the source no longer has).
+    await server.query('fk_dst', ddl);
+    await server.query('fk_dst', "insert into parent values (99, 'old'); insert into child values (99, 99, 'old')");
+    await server.query(
+      'fk_src',
+      `insert into parent select g, 'p' || g from generate_series(1, 5) g;
+       insert into child select g, g, 'c' || g from generate_series(1, 5) g`,
+    );
+    const source = `{ type: postgres, url: "${sourceUrl}", tables: [public.parent, public.child] }`;
+    const target = `{ type: postgres, url: "${targetUrl}" }`;
+    const run = start('fk', source, target);
+    try {
+      await expectEqual(run, sourceUrl, targetUrl, ['public.parent', 'public.child']);
+      await server.query(
+        'fk_src',
+        `truncate parent, child; insert into parent values (7, 'after'); insert into child values (7, 7, 'after')`,
+      );
+      await expectEqual(run, sourceUrl, targetUrl, ['public.parent', 'public.child']);
+    } finally {
+      expect(await stop(run)).toBeNull();
+    }
+  });
+
+  it('target triggers enabled for replication fire on replicated rows', async () => {
+    const sourceUrl = await server.createDatabase('tg_src');
+    const targetUrl = await server.createDatabase('tg_dst');
+    await server.query('tg_src', 'create table events (id integer primary key, v text)');
+    await server.query(
+      'tg_dst',
+      `create table events (id integer primary key, v text);
+       create table audit (id integer, op text);
+       create function audit_row() returns trigger language plpgsql as
+         $$ begin insert into audit values (coalesce(new.id, old.id), tg_op); return null; end $$;
+       create trigger events_audit after insert or update or delete on events for each row execute function audit_row();
+       alter table events enable replica trigger events_audit`,
+    );
+    const run = start(
+      'tg',
+      `{ type: postgres, url: "${sourceUrl}", tables: [public.events] }`,
+      `{ type: postgres, url: "${targetUrl}" }`,
+    );
+    try {
+      // Net effects per batch reach the target (an insert and a delete of one row in one batch cancel out): wait between.
+      await server.query('tg_src', "insert into events select g, 'e' || g from generate_series(1, 4) g");
+      await expectEqual(run, sourceUrl, targetUrl, ['public.events']);
+      await server.query('tg_src', 'delete from events where id = 4');
+      await expectEqual(run, sourceUrl, targetUrl, ['public.events']);
+    } finally {
+      expect(await stop(run)).toBeNull();
+    }
+    const audit = await server.query<{ op: string; n: string }>(
+      'tg_dst',
+      'select op, count(*) as n from audit group by op order by op',
+    );
+    expect(audit).toEqual([
+      { op: 'DELETE', n: '1' },
+      { op: 'INSERT', n: '4' },
+    ]);
+  });
 });

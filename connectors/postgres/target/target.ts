@@ -10,7 +10,7 @@ import {
 import type { Checkpoint } from '../../../src/core/checkpoint.ts';
 import type { ConnectorContext } from '../../../src/core/connector-context.ts';
 import type { Target } from '../../../src/core/target.ts';
-import { ConnectionError, errorKind, TributaryError } from '../../../src/errors.ts';
+import { ConnectionError, errorKind, SchemaMismatchError, TributaryError } from '../../../src/errors.ts';
 import { TransactionalApply } from '../../sql/transactional-apply.ts';
 import {
   ensureCheckpointTable,
@@ -38,6 +38,12 @@ import { syncTable } from './table-sync.ts';
 /** Session settings matching the canonical value forms (docs/value-forms.md). */
 const SESSION_SQL =
   "set timezone to 'UTC'; set datestyle to 'ISO, MDY'; set intervalstyle to 'postgres'; set extra_float_digits to 3";
+
+/**
+ * Changes are applied as PostgreSQL's own logical replication applies them: in replica mode, so target triggers
+ * marked ENABLE REPLICA (or ALWAYS) fire, ordinary ones and foreign-key checks do not (the source checked them).
+ */
+const REPLICA_ROLE_SQL = 'set session_replication_role = replica';
 
 /** Prepared statements kept per connection; beyond this, statements run unnamed. */
 const MAX_PREPARED = 500;
@@ -109,6 +115,8 @@ export class PostgresTarget implements Target {
   private readonly mysqlValues: MysqlValueConverter;
   /** Values nulled per `mysql_zero_dates: null`, per `table.column`: total, and not yet reported. */
   private readonly zeroDatesNulled = new Map<string, { total: number; unreported: number }>();
+  /** The session could be put in replica mode (the user may set session_replication_role). */
+  private replicaRole = false;
   private zeroDatesReportedAt = 0;
 
   constructor(
@@ -189,6 +197,7 @@ export class PostgresTarget implements Target {
     try {
       await client.connect();
       await client.query(SESSION_SQL);
+      this.replicaRole = await this.enterReplicaRole(client);
       await ensureCheckpointTable(client);
       stored = await loadCheckpoint(client, this.ctx.pipeline);
     } catch (err) {
@@ -201,6 +210,21 @@ export class PostgresTarget implements Target {
     this.tables.clear();
     this.ctx.logger.info({ event: 'target_connected', url: this.config.url });
     return stored;
+  }
+
+  /** Replica mode when the user may set it; otherwise said once, and tables with replica triggers stop (syncTable). */
+  private async enterReplicaRole(client: pg.Client): Promise<boolean> {
+    try {
+      await client.query(REPLICA_ROLE_SQL);
+      return true;
+    } catch (err) {
+      if ((err as { code?: unknown }).code !== '42501') throw err;
+      this.warnOnce('replica-role', {
+        event: 'target_replica_role_unavailable',
+        hint: 'The target user may not set session_replication_role: ordinary target triggers and foreign-key checks fire on replicated rows, ENABLE REPLICA triggers do not. Run GRANT SET ON PARAMETER session_replication_role TO <user>; (PostgreSQL 15+) or connect as a superuser.',
+      });
+      return false;
+    }
   }
 
   private async reload(): Promise<Checkpoint | null | undefined> {
@@ -303,8 +327,22 @@ export class PostgresTarget implements Target {
       { createTables: this.config.create_tables, alterTables: this.config.alter_tables },
       this.ctx.logger,
     );
+    if (!this.replicaRole) await this.refuseReplicaTriggers(table);
     this.tables.set(table.sourceId, { schema: ev.schema, shape: shapeOf(ev.schema), table });
     return table;
+  }
+
+  /** Triggers meant to fire on replicated rows only cannot fire outside replica mode: stop rather than skip them. */
+  private async refuseReplicaTriggers(table: TargetTable): Promise<void> {
+    const { rows } = await this.client!.query<{ name: string }>(
+      `select tgname as name from pg_trigger where tgrelid = to_regclass($1) and tgenabled = 'R' and not tgisinternal`,
+      [table.qname],
+    );
+    if (rows.length === 0) return;
+    throw new SchemaMismatchError(
+      `target table ${table.schema}.${table.name} has trigger${rows.length === 1 ? '' : 's'} ${rows.map((r) => r.name).join(', ')} enabled for replication only (ENABLE REPLICA TRIGGER), but the target user may not set session_replication_role = replica, so ${rows.length === 1 ? 'it' : 'they'} would not fire`,
+      'Run GRANT SET ON PARAMETER session_replication_role TO <target user>; (PostgreSQL 15+) or connect as a superuser, or ALTER TABLE ... ENABLE ALWAYS TRIGGER to fire it in any mode; then restart the pipeline.',
+    );
   }
 
   /** Names, once per table, the MySQL columns whose PostgreSQL type does not keep everything (docs/type-mapping.md). */
@@ -425,13 +463,22 @@ export class PostgresTarget implements Target {
       if (!this.txOpen) await this.begin();
       let table = this.cachedTable(ev);
       if (!table) {
-        await flush();
+        // A TRUNCATE of several tables stays one statement (tables linked by a foreign key need that); while it is
+        // pending no row run is.
+        if (!(ev.op === 'truncate' && truncate)) await flush();
         this.currentTable = `${ev.table.schema}.${ev.table.name}`;
         table = await this.syncTable(ev);
       }
       this.currentTable = table.sourceId;
 
       if (ev.op === 'truncate') {
+        if (ev.source.snapshot && table.hasForeignKeys) {
+          // Emptied before its snapshot rows: TRUNCATE refuses a table that another table references, even when that
+          // one is emptied next. In replica mode DELETE checks no foreign key either.
+          await flush();
+          await this.exec(`delete from ${table.qname}`);
+          continue;
+        }
         const at = positionText(ev);
         const restartIdentity = ev.truncate?.restartIdentity ?? false;
         const current = truncate as TruncateRun | null;
