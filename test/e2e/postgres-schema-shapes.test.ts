@@ -322,4 +322,95 @@ describe('PostgreSQL -> PostgreSQL schema shapes', () => {
       { op: 'INSERT', n: '4' },
     ]);
   });
+
+  it('a table with no columns replicates its rows', async () => {
+    const sourceUrl = await server.createDatabase('nc_src');
+    const targetUrl = await server.createDatabase('nc_dst');
+    await server.query(
+      'nc_src',
+      `create table nocols (); alter table nocols replica identity full;
+       insert into nocols default values; insert into nocols default values`,
+    );
+    const run = start(
+      'nc',
+      `{ type: postgres, url: "${sourceUrl}", tables: [public.nocols] }`,
+      `{ type: postgres, url: "${targetUrl}" }`,
+    );
+    try {
+      await expectEqual(run, sourceUrl, targetUrl, ['public.nocols']);
+      await server.query('nc_src', 'insert into nocols default values; insert into nocols default values');
+      await expectEqual(run, sourceUrl, targetUrl, ['public.nocols']);
+      await server.query('nc_src', 'delete from nocols');
+      await expectEqual(run, sourceUrl, targetUrl, ['public.nocols']);
+    } finally {
+      expect(await stop(run)).toBeNull();
+    }
+  });
+
+  it('a REPLICA IDENTITY FULL table dropped before its changes are read stops nothing', async () => {
+    const sourceUrl = await server.createDatabase('dr_src');
+    const targetUrl = await server.createDatabase('dr_dst');
+    await server.query(
+      'dr_src',
+      `create table gone (a integer primary key, b text); alter table gone replica identity full;
+       create table stays (id integer primary key, v text);
+       insert into gone values (1, 'x'), (2, 'y'); insert into stays values (1, 'a')`,
+    );
+    // Every table the user owns: a dropped table is simply no longer one of them.
+    const source = `{ type: postgres, url: "${sourceUrl}" }`;
+    const target = `{ type: postgres, url: "${targetUrl}" }`;
+    const first = start('dr', source, target);
+    try {
+      await expectEqual(first, sourceUrl, targetUrl, ['public.gone', 'public.stays']);
+    } finally {
+      expect(await stop(first)).toBeNull();
+    }
+    // While stopped: changes to the table, then the table is dropped; the stream reads them after the drop.
+    await server.query(
+      'dr_src',
+      `update gone set b = 'z' where a = 1; delete from gone where a = 2; insert into stays values (2, 'b');
+       drop table gone; insert into stays values (3, 'c')`,
+    );
+    const second = start('dr', source, target);
+    try {
+      await expectEqual(second, sourceUrl, targetUrl, ['public.stays']);
+      await server.query('dr_src', "update stays set v = 'later' where id = 1");
+      await expectEqual(second, sourceUrl, targetUrl, ['public.stays']);
+    } finally {
+      expect(await stop(second)).toBeNull();
+    }
+    const gone = await server.query<{ a: number; b: string }>('dr_dst', 'select a, b from gone order by a');
+    expect(gone).toEqual([{ a: 1, b: 'z' }]);
+  });
+
+  it('a FOR ALL TABLES publication with a partitioned table: followed under the partitioned table, or refused with the fix', async () => {
+    const sourceUrl = await server.createDatabase('pa_src');
+    const targetUrl = await server.createDatabase('pa_dst');
+    await server.query(
+      'pa_src',
+      `create table meas (id integer, at date, v integer, primary key (id, at)) partition by range (at);
+       create table meas_2024 partition of meas for values from ('2024-01-01') to ('2025-01-01');
+       create table meas_2025 partition of meas for values from ('2025-01-01') to ('2026-01-01');
+       insert into meas values (1, '2024-05-01', 1), (2, '2025-05-01', 2);
+       create publication tributary_pa for all tables`,
+    );
+    const source = `{ type: postgres, url: "${sourceUrl}", tables: [public.meas] }`;
+    const target = `{ type: postgres, url: "${targetUrl}" }`;
+    const checked = await validate('pa', source, target);
+    expect(checked.code).toBe(1);
+    expect(checked.stdout).toContain('publish_via_partition_root');
+    const refused = start('pa', source, target);
+    const failure = await refused.ended;
+    expect(String((failure as Error).message)).toContain('publish_via_partition_root');
+    // The fix as printed, then the pipeline follows the partitioned table.
+    await server.query('pa_src', 'alter publication tributary_pa set (publish_via_partition_root = true)');
+    const run = start('pa', source, target);
+    try {
+      await expectEqual(run, sourceUrl, targetUrl, ['public.meas']);
+      await server.query('pa_src', "insert into meas values (3, '2024-07-01', 3); update meas set v = 20 where id = 2");
+      await expectEqual(run, sourceUrl, targetUrl, ['public.meas']);
+    } finally {
+      expect(await stop(run)).toBeNull();
+    }
+  });
 });

@@ -189,6 +189,8 @@ interface ServerFacts {
   slot_exists: boolean;
   slot_plugin: string | null;
   pubs: string[];
+  /** Existing publications of ours that publish a partitioned table's changes under its partitions' names. */
+  leaf_pubs: string[];
   can_create: boolean;
   db: string;
 }
@@ -211,6 +213,7 @@ export async function checkServer(
               exists (select 1 from pg_replication_slots where slot_name = $1) as slot_exists,
               (select plugin::text from pg_replication_slots where slot_name = $1) as slot_plugin,
               array(select pubname::text from pg_publication where pubname in ($2, $3)) as pubs,
+              array(select pubname::text from pg_publication where pubname in ($2, $3) and not pubviaroot) as leaf_pubs,
               has_database_privilege(current_database(), 'CREATE') as can_create, current_database() as db
          from pg_roles r where r.rolname = current_user`,
       [names.slot, names.publication, names.insertOnlyPublication],
@@ -261,6 +264,11 @@ export async function checkServer(
     });
   for (const t of tables) {
     const name = `${t.table.schema}.${t.table.name}`;
+    for (const pub of t.partitioned ? facts.leaf_pubs : [])
+      problems.push({
+        message: `publication ${pub} exists without publish_via_partition_root, so changes of the partitioned table ${name} would arrive under the names of its partitions`,
+        hint: `Run ALTER PUBLICATION ${quoteIdent(pub)} SET (publish_via_partition_root = true); (or drop the publication to let the pipeline create it).`,
+      });
     if (!t.canSelect)
       problems.push({
         message: `user ${facts.user} cannot SELECT from ${name}`,
@@ -312,9 +320,15 @@ export async function ensurePublications(
         [pub],
       )
     ).rows;
-    const exists =
-      existing.length > 0 ||
-      (await client.query('select 1 from pg_publication where pubname = $1', [pub])).rows.length > 0;
+    const found = (
+      await client.query<{ all: boolean }>('select puballtables as all from pg_publication where pubname = $1', [pub])
+    ).rows[0];
+    const exists = found !== undefined;
+    if (found?.all) {
+      // FOR ALL TABLES publishes every table already (tables cannot be added to it).
+      result.push(pub);
+      continue;
+    }
     if (!exists) {
       if (list.length === 0) continue;
       // Changes of partitions appear under their partitioned table (PostgreSQL 13+).

@@ -58,8 +58,11 @@ export function upsertSql(table: TargetTable, columns: string[]): string {
   return `insert into ${table.qname} as t (${list}) select ${select} from ${unnestFrom(columns.length)} on conflict (${table.keyColumns.map(quoteIdent).join(', ')}) ${action}`;
 }
 
-/** Plain multi-row insert (tables without a key). */
+/**
+ * Plain multi-row insert (tables without a key). A table with no columns takes the row count as its one parameter.
+ */
 export function insertSql(table: TargetTable, columns: string[]): string {
+  if (columns.length === 0) return `insert into ${table.qname} select from generate_series(1, $1::int)`;
   const list = columns.map(quoteIdent).join(', ');
   const select = columns.map((c, i) => `u.x${i + 1}::${castOf(table, c)}`).join(', ');
   return `insert into ${table.qname} (${list}) select ${select} from ${unnestFrom(columns.length)}`;

@@ -110,8 +110,9 @@ export async function syncTable(
   const qname = `${quoteIdent(target.schema)}.${quoteIdent(target.name)}`;
   const where = `table ${sourceId} -> ${target.schema}.${target.name}`;
   const canon = await canonicalTypes(db, source, where);
-  const identity: TargetTable['identity'] =
-    source.keyColumns.length > 0 ? 'key' : source.beforeImage === 'full' ? 'full' : 'none';
+  let keyColumns = [...source.keyColumns];
+  let identity: TargetTable['identity'] =
+    keyColumns.length > 0 ? 'key' : source.beforeImage === 'full' ? 'full' : 'none';
   let catalog = await readCatalog(db, qname);
 
   if (!catalog) {
@@ -132,8 +133,14 @@ export async function syncTable(
       .filter((c) => c.keyPos !== null)
       .sort((a, b) => a.keyPos! - b.keyPos!)
       .map((c) => c.name);
-    const sameKeys =
-      targetKeys.length === source.keyColumns.length && source.keyColumns.every((k) => targetKeys.includes(k));
+    const names = new Set(source.columns.map((c) => c.name));
+    if (identity === 'full' && targetKeys.length > 0 && targetKeys.every((k) => names.has(k))) {
+      // Full old rows carry every column, so the target's key finds them: a REPLICA IDENTITY FULL table whose key
+      // the source can no longer name (dropped before its changes were read) keeps the key it was created with.
+      keyColumns = targetKeys;
+      identity = 'key';
+    }
+    const sameKeys = targetKeys.length === keyColumns.length && keyColumns.every((k) => targetKeys.includes(k));
     if (!sameKeys) {
       throw new SchemaMismatchError(
         `${where}: the source key (${source.keyColumns.join(', ') || 'none'}) differs from the target primary key (${targetKeys.join(', ') || 'none'})`,
@@ -204,7 +211,7 @@ export async function syncTable(
     schema: target.schema,
     name: target.name,
     qname,
-    keyColumns: [...source.keyColumns],
+    keyColumns,
     identity,
     columns,
     hasForeignKeys: fk.rows[0]?.fk === true,

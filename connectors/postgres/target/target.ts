@@ -558,8 +558,8 @@ export class PostgresTarget implements Target {
       const copy = run.rows.length >= this.config.copy_min_rows;
       for (const { columns, rows } of groupByShape(run.rows).values()) {
         const cols = columns.filter((c) => run.table.columns.has(c));
-        if (copy) await copyRows(this.client!, run.table, cols, rows);
-        else await this.exec(insertSql(run.table, cols), columnArrays(cols, rows));
+        if (copy && cols.length > 0) await copyRows(this.client!, run.table, cols, rows);
+        else await this.exec(insertSql(run.table, cols), cols.length > 0 ? columnArrays(cols, rows) : [rows.length]);
       }
       return;
     }
