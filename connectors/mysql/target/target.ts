@@ -693,10 +693,7 @@ export class MysqlTarget implements Target {
       return;
     }
     const usable = Object.keys(before).filter((c) => before[c] !== UNCHANGED && table.columns.has(c));
-    const exact = usable.filter((c) => !table.columns.get(c)!.inexact);
-    const match = (exact.length > 0 ? exact : usable).map((c) =>
-      nullSafeMatch(table.columns.get(c)!, this.literal(table, c, before), this.flavor),
-    );
+    const match = usable.map((c) => nullSafeMatch(table.columns.get(c)!, this.literal(table, c, before), this.flavor));
     if (match.length === 0) return;
     if (ev.op === 'delete') {
       const [matched] = await this.execMany([deleteOneSql(table, match)]);
