@@ -6,6 +6,8 @@
  * truncate silently).
  */
 
+import { type Row, UNCHANGED } from '../../../src/core/change-event.ts';
+
 export function quoteIdent(name: string): string {
   return `"${name.replace(/"/g, '""')}"`;
 }
@@ -108,4 +110,14 @@ export function updateOneSql(table: TargetTable, setColumns: string[], matchColu
 
 export function truncateSql(tables: TargetTable[], restartIdentity: boolean): string {
   return `truncate ${tables.map((t) => t.qname).join(', ')}${restartIdentity ? ' restart identity' : ''}`;
+}
+
+/** Column-major text arrays for an unnest statement. */
+export function columnArrays(columns: string[], rows: Row[]): (string | null)[][] {
+  return columns.map((c) =>
+    rows.map((r) => {
+      const v = r[c];
+      return v === undefined || v === null || v === UNCHANGED ? null : v;
+    }),
+  );
 }

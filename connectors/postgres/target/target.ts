@@ -11,6 +11,8 @@ import type { Checkpoint } from '../../../src/core/checkpoint.ts';
 import type { ConnectorContext } from '../../../src/core/connector-context.ts';
 import type { Target } from '../../../src/core/target.ts';
 import { ConnectionError, errorKind, SchemaMismatchError, TributaryError } from '../../../src/errors.ts';
+import { applyEvents, type RowRun, type SqlDialect, type TruncateRun } from '../../sql/apply-planner.ts';
+import { groupByShape, knownColumns } from '../../sql/row-runs.ts';
 import { TransactionalApply } from '../../sql/transactional-apply.ts';
 import {
   ensureCheckpointTable,
@@ -22,8 +24,8 @@ import {
 import { type PostgresTargetConfig, targetTableName } from './config.ts';
 import { copyRows } from './copy-writer.ts';
 import { MysqlValueConverter, mappedSchema, type NulledValue, pgColumnType } from './mysql-types.ts';
-import { columnArrays, groupByShape, hasUnchanged, KeyedRun, keyChanged, knownColumns } from './row-runs.ts';
 import {
+  columnArrays,
   deleteOneSql,
   deleteSql,
   insertSql,
@@ -64,28 +66,8 @@ interface CachedTable {
   table: TargetTable;
 }
 
-type RowRun =
-  /** onlyReads: every change of the run is a snapshot read. */
-  { kind: 'keyed'; run: KeyedRun; onlyReads: boolean } | { kind: 'append'; table: TargetTable; rows: Row[] };
-
-interface TruncateRun {
-  tables: TargetTable[];
-  restartIdentity: boolean;
-  /** Source position of the TRUNCATE: tables truncated by one source statement go in one statement. */
-  at: string;
-}
-
-function runSize(run: RowRun): number {
-  return run.kind === 'keyed' ? run.run.size : run.rows.length;
-}
-
 function shapeOf(schema: TableSchema): string {
   return JSON.stringify([schema.columns.map((c) => [c.name, c.type]), schema.keyColumns, schema.beforeImage]);
-}
-
-function positionText(ev: ChangeEvent): string {
-  const p = ev.source.position;
-  return p.kind === 'postgres' ? (p.commitLsn ?? p.lsn) : `${p.file}:${p.pos}`;
 }
 
 /**
@@ -97,6 +79,8 @@ export class PostgresTarget implements Target {
 
   /** Write queue, group commit, failure latch and replay skipping; this class does the PostgreSQL part. */
   private readonly writer: TransactionalApply;
+  /** This target's part of the shared apply planner. */
+  private readonly dialect: SqlDialect<TargetTable>;
   private client: pg.Client | null = null;
   private broken = false;
   private txOpen = false;
@@ -139,6 +123,19 @@ export class PostgresTarget implements Target {
       ctx,
       config.group_commit_max_batches,
     );
+    this.dialect = {
+      beforeEvent: () => (this.txOpen ? undefined : this.begin()),
+      cachedTable: (ev) => this.cachedTable(ev),
+      syncTable: (ev) => this.syncTable(ev),
+      setCurrentTable: (id) => {
+        this.currentTable = id;
+      },
+      truncate: (run) => this.truncate(run),
+      flushRun: (run) => this.flushRun(run),
+      moveKeyPartial: (table, before, after) => this.moveKeyPartial(table, before, after),
+      applyKeylessChange: (table, ev) => this.applyKeylessChange(table, ev),
+      warnOnce: (key, fields) => this.warnOnce(key, fields),
+    };
   }
 
   open(): Promise<void> {
@@ -415,124 +412,21 @@ export class PostgresTarget implements Target {
     this.ctx.logger.warn(fields);
   }
 
-  /**
-   * Applies events in order, merging consecutive row changes per table into set-based statements. Runs of different
-   * tables are kept open side by side (and sent in order of first appearance) unless a table takes part in a foreign
-   * key on the target, where the order between tables matters: then every switch of table sends what is pending.
-   */
+  /** MySQL values the PostgreSQL types do not accept are converted first, then the shared planner applies them. */
   private async applyEvents(events: ChangeEvent[]): Promise<void> {
-    const pending = new Map<TargetTable, RowRun>();
-    let truncate: TruncateRun | null = null;
-    let last: TargetTable | null = null;
-    const flush = async () => {
-      if (truncate) {
-        const t = truncate;
-        truncate = null;
-        await this.exec(truncateSql(t.tables, t.restartIdentity));
-      }
-      for (const run of pending.values()) await this.flushRun(run);
-      pending.clear();
-      last = null;
-    };
-    /** The open run of the table just written to, while it has room (no await per event on the common path). */
-    const sameRun = (table: TargetTable): RowRun | undefined => {
-      const current = last === table ? pending.get(table) : undefined;
-      return current && runSize(current) < this.config.statement_max_rows ? current : undefined;
-    };
-    const runFor = async (table: TargetTable): Promise<RowRun> => {
-      if (truncate) await flush();
-      const reorderable = !table.hasForeignKeys && ![...pending.keys()].some((t) => t.hasForeignKeys);
-      const run = pending.get(table);
-      if (run && (last === table || reorderable) && runSize(run) < this.config.statement_max_rows) {
-        last = table;
-        return run;
-      }
-      if (run || !(pending.size === 0 || reorderable)) await flush();
-      const fresh: RowRun =
-        table.identity === 'key'
-          ? { kind: 'keyed', run: new KeyedRun(table), onlyReads: true }
-          : { kind: 'append', table, rows: [] };
-      pending.set(table, fresh);
-      last = table;
-      return fresh;
-    };
-
-    for (const raw of events) {
-      if (raw.op === 'message') continue;
-      const ev = raw.source.connector === 'mysql' ? this.mysqlRows(raw) : raw;
-      if (!this.txOpen) await this.begin();
-      let table = this.cachedTable(ev);
-      if (!table) {
-        // A TRUNCATE of several tables stays one statement (tables linked by a foreign key need that); while it is
-        // pending no row run is.
-        if (!(ev.op === 'truncate' && truncate)) await flush();
-        this.currentTable = `${ev.table.schema}.${ev.table.name}`;
-        table = await this.syncTable(ev);
-      }
-      this.currentTable = table.sourceId;
-
-      if (ev.op === 'truncate') {
-        if (ev.source.snapshot && table.hasForeignKeys) {
-          // Emptied before its snapshot rows: TRUNCATE refuses a table that another table references, even when that
-          // one is emptied next. In replica mode DELETE checks no foreign key either.
-          await flush();
-          await this.exec(`delete from ${table.qname}`);
-          continue;
-        }
-        const at = positionText(ev);
-        const restartIdentity = ev.truncate?.restartIdentity ?? false;
-        const current = truncate as TruncateRun | null;
-        if (current && current.at === at && current.restartIdentity === restartIdentity) {
-          if (!current.tables.includes(table)) current.tables.push(table);
-        } else {
-          await flush();
-          truncate = { tables: [table], restartIdentity, at };
-        }
-        continue;
-      }
-
-      if (table.identity === 'key') {
-        if (
-          ev.op === 'update' &&
-          ev.after &&
-          hasUnchanged(ev.after) &&
-          keyChanged(table.keyColumns, ev.before, ev.after)
-        ) {
-          // A key change without the full new row: move the row in place, after everything before it.
-          await flush();
-          await this.moveKeyPartial(table, ev.before!, ev.after);
-          continue;
-        }
-        const run = sameRun(table) ?? (await runFor(table));
-        if (run.kind === 'keyed') {
-          if (ev.op !== 'read') run.onlyReads = false;
-          run.run.add(ev);
-        }
-        continue;
-      }
-
-      // Tables without a key.
-      if (ev.op === 'insert' || ev.op === 'read') {
-        if (!ev.after) continue;
-        const run = sameRun(table) ?? (await runFor(table));
-        if (run.kind === 'append') run.rows.push(ev.after);
-        continue;
-      }
-      if (table.identity === 'none') {
-        this.warnOnce(`keyless:${table.sourceId}`, {
-          event: 'target_keyless_change_skipped',
-          table: table.sourceId,
-          op: ev.op,
-          hint: 'The table has neither a primary key nor REPLICA IDENTITY FULL at the source: only inserts can be applied. Add a primary key or set REPLICA IDENTITY FULL at the source.',
-        });
-        continue;
-      }
-      await flush();
-      await this.applyKeylessChange(table, ev);
-    }
-    await flush();
-    this.currentTable = null;
+    const input = events[0]?.source.connector === 'mysql' ? events.map((ev) => this.mysqlRows(ev)) : events;
+    await applyEvents(input, this.dialect, { maxRunRows: this.config.statement_max_rows });
     this.reportZeroDates();
+  }
+
+  private async truncate(run: TruncateRun<TargetTable>): Promise<void> {
+    if (run.snapshot && run.tables.some((t) => t.hasForeignKeys)) {
+      // Emptied before its snapshot rows: TRUNCATE refuses a table that another table references, even when that
+      // one is emptied next. In replica mode DELETE checks no foreign key either.
+      for (const t of run.tables) await this.exec(`delete from ${t.qname}`);
+      return;
+    }
+    await this.exec(truncateSql(run.tables, run.restartIdentity));
   }
 
   private async moveKeyPartial(table: TargetTable, before: Row, after: Row): Promise<void> {
@@ -553,7 +447,7 @@ export class PostgresTarget implements Target {
     });
   }
 
-  private async flushRun(run: RowRun): Promise<void> {
+  private async flushRun(run: RowRun<TargetTable>): Promise<void> {
     if (run.kind === 'append') {
       const copy = run.rows.length >= this.config.copy_min_rows;
       for (const { columns, rows } of groupByShape(run.rows).values()) {
