@@ -23,7 +23,7 @@ import {
 } from './checkpoint-store.ts';
 import { type PostgresTargetConfig, targetTableName } from './config.ts';
 import { copyRows } from './copy-writer.ts';
-import { MysqlValueConverter, mappedSchema, type NulledValue, pgColumnType } from './mysql-types.ts';
+import { MysqlEventConversion } from './mysql-events.ts';
 import {
   columnArrays,
   deleteOneSql,
@@ -96,21 +96,17 @@ export class PostgresTarget implements Target {
   private readonly emptyAtStart = new Map<string, boolean>();
   /** Tables where a snapshot read met an existing row in a table thought empty: never COPY without a savepoint. */
   private readonly bareCopyFailed = new Set<string>();
-  private readonly mysqlValues: MysqlValueConverter;
-  /** Values nulled per `mysql_zero_dates: null`, per `table.column`: total, and not yet reported. */
-  private readonly zeroDatesNulled = new Map<string, { total: number; unreported: number }>();
+  /** Events from a MySQL source pass through this step first (types and values PostgreSQL accepts). */
+  private readonly fromMysql: MysqlEventConversion;
   /** The session could be put in replica mode (the user may set session_replication_role). */
   private replicaRole = false;
-  private zeroDatesReportedAt = 0;
 
   constructor(
     private readonly config: PostgresTargetConfig,
     private readonly ctx: ConnectorContext,
   ) {
     this.checkpointStore = new PostgresCheckpointStore(config.url, { connectTimeoutMs: config.connect_timeout_ms });
-    this.mysqlValues = new MysqlValueConverter(config.mysql_zero_dates, (schema, nulled) =>
-      this.zeroDateNulled(schema, nulled),
-    );
+    this.fromMysql = new MysqlEventConversion(config.mysql_zero_dates, ctx.logger);
     this.writer = new TransactionalApply(
       {
         connect: () => this.connect(),
@@ -151,7 +147,7 @@ export class PostgresTarget implements Target {
   }
 
   async close(): Promise<void> {
-    this.reportZeroDates(true);
+    this.fromMysql.report(true);
     await this.reset().catch(() => undefined);
     const client = this.client;
     this.client = null;
@@ -315,11 +311,9 @@ export class PostgresTarget implements Target {
   }
 
   private async syncTable(ev: ChangeEvent): Promise<TargetTable> {
-    const fromMysql = ev.source.connector === 'mysql';
-    if (fromMysql) this.reportLossyMysqlColumns(ev.schema);
     const table = await syncTable(
       this.client!,
-      fromMysql ? mappedSchema(ev.schema) : ev.schema,
+      ev.source.connector === 'mysql' ? this.fromMysql.schema(ev.schema) : ev.schema,
       this.targetName(ev.table),
       { createTables: this.config.create_tables, alterTables: this.config.alter_tables },
       this.ctx.logger,
@@ -342,70 +336,6 @@ export class PostgresTarget implements Target {
     );
   }
 
-  /** Names, once per table, the MySQL columns whose PostgreSQL type does not keep everything (docs/type-mapping.md). */
-  private reportLossyMysqlColumns(schema: TableSchema): void {
-    const id = `${schema.table.schema}.${schema.table.name}`;
-    for (const c of schema.columns) {
-      const { type, lossy } = pgColumnType(c);
-      if (!lossy || this.warned.has(`lossy:${id}.${c.name}:${c.type}`)) continue;
-      this.warned.add(`lossy:${id}.${c.name}:${c.type}`);
-      this.ctx.logger.info({
-        event: 'target_column_mapped_lossy',
-        table: id,
-        column: c.name,
-        source_type: c.type,
-        type,
-        lossy,
-      });
-    }
-  }
-
-  /** A MySQL event with the values the mapped PostgreSQL types do not accept converted (the same event otherwise). */
-  private mysqlRows(ev: ChangeEvent): ChangeEvent {
-    const s = ev.schema;
-    if (!this.mysqlValues.columnsToConvert(s)) return ev;
-    const before = this.mysqlValues.convertRow(s, ev.before);
-    const after = this.mysqlValues.convertRow(s, ev.after);
-    const key = this.mysqlValues.convertRow(s, ev.key);
-    if (before === ev.before && after === ev.after && key === ev.key) return ev;
-    return { ...ev, before, after, key };
-  }
-
-  private zeroDateNulled(schema: TableSchema, nulled: NulledValue): void {
-    const table = `${schema.table.schema}.${schema.table.name}`;
-    const id = `${table}.${nulled.column}`;
-    let count = this.zeroDatesNulled.get(id);
-    if (!count) {
-      count = { total: 0, unreported: 0 };
-      this.zeroDatesNulled.set(id, count);
-      this.ctx.logger.warn({
-        event: 'target_mysql_zero_date_nulled',
-        table,
-        column: nulled.column,
-        value: nulled.value,
-        key: Object.fromEntries(schema.keyColumns.map((k) => [k, nulled.row[k]])),
-        hint: 'mysql_zero_dates is null: MySQL dates PostgreSQL has no value for are stored as NULL in this column. Counts follow in target_mysql_zero_dates_nulled.',
-      });
-    }
-    count.total++;
-    count.unreported++;
-  }
-
-  /** Counts of nulled MySQL dates per column since the last report, at most once a minute (and when asked). */
-  private reportZeroDates(force = false): void {
-    if (this.zeroDatesNulled.size === 0) return;
-    if (!force && Date.now() - this.zeroDatesReportedAt < 60_000) return;
-    const columns: Record<string, { rows: number; total: number }> = {};
-    for (const [id, c] of this.zeroDatesNulled) {
-      if (c.unreported === 0) continue;
-      columns[id] = { rows: c.unreported, total: c.total };
-      c.unreported = 0;
-    }
-    if (Object.keys(columns).length === 0) return;
-    this.zeroDatesReportedAt = Date.now();
-    this.ctx.logger.warn({ event: 'target_mysql_zero_dates_nulled', columns });
-  }
-
   private warnOnce(key: string, fields: Record<string, unknown>): void {
     if (this.warned.has(key)) return;
     this.warned.add(key);
@@ -414,9 +344,9 @@ export class PostgresTarget implements Target {
 
   /** MySQL values the PostgreSQL types do not accept are converted first, then the shared planner applies them. */
   private async applyEvents(events: ChangeEvent[]): Promise<void> {
-    const input = events[0]?.source.connector === 'mysql' ? events.map((ev) => this.mysqlRows(ev)) : events;
+    const input = events[0]?.source.connector === 'mysql' ? events.map((ev) => this.fromMysql.event(ev)) : events;
     await applyEvents(input, this.dialect, { maxRunRows: this.config.statement_max_rows });
-    this.reportZeroDates();
+    this.fromMysql.report();
   }
 
   private async truncate(run: TruncateRun<TargetTable>): Promise<void> {
