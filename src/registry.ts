@@ -23,7 +23,8 @@ export interface SourceConnector<C = SourceConfig> {
 
 export interface TargetConnector<C = TargetConfig> {
   create(config: C, ctx: ConnectorContext): Target;
-  preflight?(config: C, ctx: ConnectorContext): Promise<PreflightProblem[]>;
+  /** Checks of the target server; `source` lets it check what the source's tables need (e.g. their types). */
+  preflight?(config: C, ctx: ConnectorContext, source?: SourceConfig): Promise<PreflightProblem[]>;
   /** A store reading the checkpoints the target keeps with its data, for `status` without running. */
   checkpointStore?(config: C, ctx: ConnectorContext): CheckpointStore;
 }

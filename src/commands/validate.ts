@@ -26,7 +26,7 @@ export async function validateCommand(file: string, options: { offline: boolean 
       const { source, target } = await loadConnectors(pipeline);
       const [s, t] = await Promise.all([
         source.preflight?.(pipeline.source, ctx) ?? [],
-        target.preflight?.(pipeline.target, ctx) ?? [],
+        target.preflight?.(pipeline.target, ctx, pipeline.source) ?? [],
       ]);
       problems.push(...s.map((p) => ({ ...p, message: `source: ${p.message}` })));
       problems.push(...t.map((p) => ({ ...p, message: `target: ${p.message}` })));

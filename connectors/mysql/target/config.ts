@@ -34,7 +34,7 @@ export const mysqlTargetConfig = z.strictObject({
     .enum(['error', 'null'])
     .default('error')
     .describe(
-      'A float NaN or Infinity (MySQL cannot store them): `error` stops naming table, column and key; `null` stores NULL and logs a warning.',
+      'A float NaN or Infinity, or one inside a float or numeric array (MySQL and JSON cannot store them): `error` stops naming table, column and key; `null` stores NULL for the value and logs a warning.',
     ),
   date_out_of_range: z
     .enum(['error', 'null'])

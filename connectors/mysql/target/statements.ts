@@ -51,10 +51,18 @@ export function updateByKeySql(table: TargetTable, set: [string, string][], keyL
   return `UPDATE ${table.qname} SET ${set.map(([c, v]) => `${quoteId(c)} = ${v}`).join(', ')} WHERE ${keyCondition(table, keyLiterals)}`;
 }
 
-/** NULL-safe equality of a column with a literal; MySQL's JSON type compares as JSON, so the literal is cast. */
+/**
+ * NULL-safe equality of a column with a literal. MySQL's JSON type compares as JSON, so the literal is cast; a float
+ * literal is cast to the column's precision, so a FLOAT holds exactly the value it is compared with (a decimal
+ * literal such as 0.1 never equals the single-precision value stored from it).
+ */
 export function nullSafeMatch(column: TargetColumn, literal: string, flavor: 'mariadb' | 'mysql'): string {
-  const rhs =
-    flavor === 'mysql' && column.dataType === 'json' && literal !== 'NULL' ? `CAST(${literal} AS JSON)` : literal;
+  let rhs = literal;
+  if (literal !== 'NULL') {
+    if (flavor === 'mysql' && column.dataType === 'json') rhs = `CAST(${literal} AS JSON)`;
+    else if (column.dataType === 'float') rhs = `CAST(${literal} AS FLOAT)`;
+    else if (column.dataType === 'double' || column.dataType === 'real') rhs = `CAST(${literal} AS DOUBLE)`;
+  }
   return `${quoteId(column.name)} <=> ${rhs}`;
 }
 

@@ -7,7 +7,6 @@ import {
   type ColumnTypeChoice,
   type Encoder,
   encoderFor,
-  inexactMatch,
   isSafeMysqlType,
   type MappingOptions,
   NULLED,
@@ -22,8 +21,6 @@ type Conn = mysql.Connection | mysql.PoolConnection;
 export interface TargetColumn extends TargetColumnType {
   name: string;
   encode: Encoder;
-  /** Left out of the NULL-safe full-row match of keyless tables (single-precision floats do not compare exactly). */
-  inexact: boolean;
 }
 
 export interface TargetTable {
@@ -341,7 +338,7 @@ export async function syncTable(
         'Change the target column so it holds the source values, then restart the pipeline.',
       );
     }
-    columns.set(col.name, { ...have, name: col.name, encode, inexact: inexactMatch(have) });
+    columns.set(col.name, { ...have, name: col.name, encode });
   }
   const [fk] = await db.query(
     `SELECT 1 AS x FROM information_schema.KEY_COLUMN_USAGE

@@ -224,6 +224,24 @@ describe('MysqlTarget', () => {
     expect(ctx.logs.some((l) => l.event === 'target_keyless_change_skipped' && l.table === 'public.bare')).toBe(true);
   });
 
+  it('matches keyless rows on FLOAT and DOUBLE columns too, so the row changed is the one the source changed', async () => {
+    const { target, q, src } = await setup('t_keyless_float', {}, 'mysql');
+    const m = tableSchema('src.m', [col('n', 'int', 'int'), col('f', 'float', 'float'), col('d', 'double', 'float')], {
+      beforeImage: 'full',
+    });
+    const r = (f: string, d: string) => ({ n: '1', f, d });
+    await target.write(
+      src.batch(src.tx((t) => t.insert(m, r('0.1', '0.5')).insert(m, r('0.2', '0.5')).insert(m, r('0.1', '0.7')))),
+    );
+    // Rows differing only in the FLOAT column, then only in the DOUBLE column: the second of each is meant.
+    await target.write(src.batch(src.tx((t) => t.delete(m, r('0.2', '0.5')))));
+    await target.write(src.batch(src.tx((t) => t.update(m, { n: '2', f: '0.1', d: '0.7' }, r('0.1', '0.7')))));
+    expect(await q('select n, round(f, 3) as f, d from m order by n, f, d')).toEqual([
+      { n: 1, f: 0.1, d: 0.5 },
+      { n: 2, f: 0.1, d: 0.7 },
+    ]);
+  });
+
   it('keeps unchanged TOAST columns and reports a missing row', async () => {
     const { target, q, src, ctx } = await setup('t_toast');
     const docs = tableSchema('public.docs', [

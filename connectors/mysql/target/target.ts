@@ -13,8 +13,8 @@ import type { Target } from '../../../src/core/target.ts';
 import { ConnectionError, errorKind, SchemaMismatchError, TributaryError } from '../../../src/errors.ts';
 import { redactUrl } from '../../../src/observability/logger.ts';
 // Shared with the PostgreSQL target: collapsing a run of row changes per key, grouping rows by their columns.
-import { groupByShape, hasUnchanged, KeyedRun, keyChanged, knownColumns } from '../../postgres/target/row-runs.ts';
-import type { TargetTable as PgTargetTable } from '../../postgres/target/statements.ts';
+import { applyEvents, type RowRun, type SqlDialect, type TruncateRun } from '../../sql/apply-planner.ts';
+import { groupByShape, knownColumns } from '../../sql/row-runs.ts';
 import { TransactionalApply } from '../../sql/transactional-apply.ts';
 import { connectionOptions, parseMysqlUrl } from '../source/connection.ts';
 import {
@@ -62,14 +62,6 @@ interface CachedTable {
   table: TargetTable;
 }
 
-type RowRun =
-  | { kind: 'keyed'; table: TargetTable; run: KeyedRun }
-  | { kind: 'append'; table: TargetTable; rows: Row[] };
-
-function runSize(run: RowRun): number {
-  return run.kind === 'keyed' ? run.run.size : run.rows.length;
-}
-
 function shapeOf(schema: TableSchema): string {
   return JSON.stringify([schema.columns.map((c) => [c.name, c.type, c.kind]), schema.keyColumns, schema.beforeImage]);
 }
@@ -87,6 +79,8 @@ export class MysqlTarget implements Target {
 
   /** Write queue, group commit, failure latch and replay skipping; this class does the MySQL part. */
   private readonly writer: TransactionalApply;
+  /** This target's part of the shared apply planner. */
+  private readonly dialect: SqlDialect<TargetTable>;
   private conn: mysql.Connection | null = null;
   private broken = false;
   /** Statements ran since the last COMMIT / ROLLBACK. */
@@ -117,6 +111,18 @@ export class MysqlTarget implements Target {
       ctx,
       config.group_commit_max_batches,
     );
+    this.dialect = {
+      cachedTable: (ev) => this.cachedTable(ev),
+      syncTable: (ev) => this.syncTable(ev),
+      setCurrentTable: (id) => {
+        this.currentTable = id;
+      },
+      truncate: (run) => this.truncateRun(run),
+      flushRun: (run) => this.flushRun(run),
+      moveKeyPartial: (table, before, after) => this.moveKeyPartial(table, before, after),
+      applyKeylessChange: (table, ev) => this.applyKeylessChange(table, ev),
+      warnOnce: (key, fields) => this.warnOnce(key, fields),
+    };
   }
 
   open(): Promise<void> {
@@ -380,91 +386,12 @@ export class MysqlTarget implements Target {
     this.ctx.logger.warn(fields);
   }
 
-  /**
-   * Applies events in order, merging consecutive row changes per table into set-based statements. Runs of different
-   * tables are kept open side by side (and sent in order of first appearance) unless a table takes part in a foreign
-   * key on the target, where the order between tables matters: then every switch of table sends what is pending.
-   */
-  private async applyEvents(events: ChangeEvent[]): Promise<void> {
-    const pending = new Map<TargetTable, RowRun>();
-    let last: TargetTable | null = null;
-    const flush = async () => {
-      for (const run of pending.values()) await this.flushRun(run);
-      pending.clear();
-      last = null;
-    };
-    const runFor = async (table: TargetTable): Promise<RowRun> => {
-      const reorderable = !table.hasForeignKeys && ![...pending.keys()].some((t) => t.hasForeignKeys);
-      const run = pending.get(table);
-      if (run && (last === table || reorderable) && runSize(run) < this.config.statement_max_rows * 4) {
-        last = table;
-        return run;
-      }
-      if (run || !(pending.size === 0 || reorderable)) await flush();
-      const fresh: RowRun =
-        table.identity === 'key'
-          ? // KeyedRun reads only keyColumns of the table it is given.
-            { kind: 'keyed', table, run: new KeyedRun(table as unknown as PgTargetTable) }
-          : { kind: 'append', table, rows: [] };
-      pending.set(table, fresh);
-      last = table;
-      return fresh;
-    };
+  private applyEvents(events: ChangeEvent[]): Promise<void> {
+    return applyEvents(events, this.dialect, { maxRunRows: this.config.statement_max_rows * 4 });
+  }
 
-    for (const ev of events) {
-      if (ev.op === 'message') continue;
-      let table = this.cachedTable(ev);
-      if (!table) {
-        await flush();
-        this.currentTable = `${ev.table.schema}.${ev.table.name}`;
-        table = await this.syncTable(ev);
-      }
-      this.currentTable = table.sourceId;
-
-      if (ev.op === 'truncate') {
-        await flush();
-        await this.truncate(table);
-        continue;
-      }
-
-      if (table.identity === 'key') {
-        if (
-          ev.op === 'update' &&
-          ev.after &&
-          hasUnchanged(ev.after) &&
-          keyChanged(table.keyColumns, ev.before, ev.after)
-        ) {
-          // A key change without the full new row: move the row in place, after everything before it.
-          await flush();
-          await this.moveKeyPartial(table, ev.before!, ev.after);
-          continue;
-        }
-        const run = await runFor(table);
-        if (run.kind === 'keyed') run.run.add(ev);
-        continue;
-      }
-
-      // Tables without a key.
-      if (ev.op === 'insert' || ev.op === 'read') {
-        if (!ev.after) continue;
-        const run = await runFor(table);
-        if (run.kind === 'append') run.rows.push(ev.after);
-        continue;
-      }
-      if (table.identity === 'none') {
-        this.warnOnce(`keyless:${table.sourceId}`, {
-          event: 'target_keyless_change_skipped',
-          table: table.sourceId,
-          op: ev.op,
-          hint: 'The table has neither a primary key nor a full before image at the source (PostgreSQL REPLICA IDENTITY FULL, MySQL binlog_row_image=FULL): only inserts can be applied. Add a primary key or send full before images.',
-        });
-        continue;
-      }
-      await flush();
-      await this.applyKeylessChange(table, ev);
-    }
-    await flush();
-    this.currentTable = null;
+  private async truncateRun(run: TruncateRun<TargetTable>): Promise<void> {
+    for (const table of run.tables) await this.truncate(table);
   }
 
   /**
@@ -618,7 +545,7 @@ export class MysqlTarget implements Target {
     });
   }
 
-  private async flushRun(run: RowRun): Promise<void> {
+  private async flushRun(run: RowRun<TargetTable>): Promise<void> {
     const { table } = run;
     this.currentTable = table.sourceId;
     if (run.kind === 'append') {
@@ -693,10 +620,7 @@ export class MysqlTarget implements Target {
       return;
     }
     const usable = Object.keys(before).filter((c) => before[c] !== UNCHANGED && table.columns.has(c));
-    const exact = usable.filter((c) => !table.columns.get(c)!.inexact);
-    const match = (exact.length > 0 ? exact : usable).map((c) =>
-      nullSafeMatch(table.columns.get(c)!, this.literal(table, c, before), this.flavor),
-    );
+    const match = usable.map((c) => nullSafeMatch(table.columns.get(c)!, this.literal(table, c, before), this.flavor));
     if (match.length === 0) return;
     if (ev.op === 'delete') {
       const [matched] = await this.execMany([deleteOneSql(table, match)]);

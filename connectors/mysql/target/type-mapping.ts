@@ -398,17 +398,33 @@ export function timetzToUtc(text: string): string {
   return `${pad(Math.floor(secs / 3600))}:${pad(Math.floor((secs % 3600) / 60))}:${pad(secs % 60)}${m[4] ?? ''}`;
 }
 
+/** NaN or an infinity inside an array: JSON has no number for it (a string would change the element's type). */
+class NonfiniteElement extends Error {
+  constructor(readonly value: string) {
+    super(`${value} inside an array`);
+  }
+}
+
+const NONFINITE_RE = /^[+-]?(?:NaN|Infinity)$/i;
+
 /** JSON for one array element of the given kind (numbers stay numbers, JSON elements stay JSON). */
 function elementToJson(kind: ValueKind | undefined): (text: string) => string {
   switch (kind) {
     case 'int':
       return intToJson;
     case 'float':
-      return floatToJson;
+      return (t) => {
+        if (NONFINITE_RE.test(t)) throw new NonfiniteElement(t);
+        return floatToJson(t);
+      };
     case 'bool':
       return boolToJson;
     case 'decimal':
-      return (t) => (DECIMAL_RE.test(t) ? t.replace(/^(-?)0+(?=\d)/, '$1') : stringToJson(t));
+      return (t) => {
+        if (DECIMAL_RE.test(t)) return t.replace(/^(-?)0+(?=\d)/, '$1');
+        if (NONFINITE_RE.test(t)) throw new NonfiniteElement(t);
+        return stringToJson(t);
+      };
     case 'json':
       return (t) => t;
     default:
@@ -464,6 +480,14 @@ export function encoderFor(
         try {
           return quote(arrayToJson(t, el));
         } catch (err) {
+          if (err instanceof NonfiniteElement) {
+            // As a scalar NaN in a FLOAT/DOUBLE column: stop, or NULL for the whole value when configured.
+            if (options.floatNonfinite === 'null') return NULLED;
+            throw new ValueConversionError(
+              `${err.value} inside an array cannot be stored in a MySQL JSON column`,
+              'Set float_nonfinite: null to store NULL for such arrays instead (a warning is logged), or fix the value at the source.',
+            );
+          }
           throw new ValueConversionError((err as Error).message, 'Check the source column type.');
         }
       };
@@ -530,9 +554,4 @@ export function encoderFor(
   }
   // MariaDB UUID / INET4 / INET6 and anything else: the text form.
   return quote;
-}
-
-/** Kinds whose values the NULL-safe full-row match cannot compare exactly (single-precision floats). */
-export function inexactMatch(target: TargetColumnType): boolean {
-  return target.dataType === 'float';
 }

@@ -309,6 +309,48 @@ describe('MysqlTarget types (MariaDB)', () => {
     expect(nulled.sort()).toEqual(['d', 'f']);
   });
 
+  it('NaN and infinities inside float and numeric arrays stop like scalar NaN, or store NULL when configured', async () => {
+    const arrays = tableSchema('public.arrs', [
+      col('id', 'integer', 'int', true),
+      col('fa', 'double precision[]', 'array', false, 'float'),
+      col('na', 'numeric[]', 'array', false, 'decimal'),
+    ]);
+    const strict = await setup('arr_strict');
+    for (const row of [
+      { id: '1', fa: '{1.5,NaN}', na: null },
+      { id: '2', fa: '{-Infinity}', na: null },
+      { id: '3', fa: null, na: '{1.25,NaN}' },
+    ]) {
+      const err = await strict.target
+        .write(strict.src.batch(strict.src.tx((t) => t.insert(arrays, row))))
+        .catch((e) => e);
+      expect(err).toBeInstanceOf(SchemaMismatchError);
+      expect((err as Error).message).toMatch(/inside an array cannot be stored/);
+      expect((err as SchemaMismatchError).hint).toMatch(/float_nonfinite: null/);
+      await strict.target.reset();
+    }
+    const lenient = await setup('arr_lenient', { float_nonfinite: 'null' });
+    await lenient.target.write(
+      lenient.src.batch(
+        lenient.src.tx((t) =>
+          t
+            .insert(arrays, { id: '1', fa: '{1.5,NaN}', na: '{1.25}' })
+            .insert(arrays, { id: '2', fa: '{2.5}', na: '{NaN}' }),
+        ),
+      ),
+    );
+    expect(await lenient.q('select id, fa, na from arrs order by id')).toEqual([
+      { id: 1, fa: null, na: [1.25] },
+      { id: 2, fa: [2.5], na: null },
+    ]);
+    expect(
+      lenient.ctx.logs
+        .filter((l) => l.event === 'target_value_nulled')
+        .map((l) => l.column)
+        .sort(),
+    ).toEqual(['fa', 'na']);
+  });
+
   it('creates MySQL-sourced columns with the source types and stores the values unchanged', async () => {
     const { target, q, columnTypes, src } = await setup('my_types', {}, 'mysql');
     const t = tableSchema('shop.things', [

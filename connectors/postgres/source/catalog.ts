@@ -189,6 +189,8 @@ interface ServerFacts {
   slot_exists: boolean;
   slot_plugin: string | null;
   pubs: string[];
+  /** Existing publications of ours that publish a partitioned table's changes under its partitions' names. */
+  leaf_pubs: string[];
   can_create: boolean;
   db: string;
 }
@@ -211,6 +213,7 @@ export async function checkServer(
               exists (select 1 from pg_replication_slots where slot_name = $1) as slot_exists,
               (select plugin::text from pg_replication_slots where slot_name = $1) as slot_plugin,
               array(select pubname::text from pg_publication where pubname in ($2, $3)) as pubs,
+              array(select pubname::text from pg_publication where pubname in ($2, $3) and not pubviaroot) as leaf_pubs,
               has_database_privilege(current_database(), 'CREATE') as can_create, current_database() as db
          from pg_roles r where r.rolname = current_user`,
       [names.slot, names.publication, names.insertOnlyPublication],
@@ -261,6 +264,11 @@ export async function checkServer(
     });
   for (const t of tables) {
     const name = `${t.table.schema}.${t.table.name}`;
+    for (const pub of t.partitioned ? facts.leaf_pubs : [])
+      problems.push({
+        message: `publication ${pub} exists without publish_via_partition_root, so changes of the partitioned table ${name} would arrive under the names of its partitions`,
+        hint: `Run ALTER PUBLICATION ${quoteIdent(pub)} SET (publish_via_partition_root = true); (or drop the publication to let the pipeline create it).`,
+      });
     if (!t.canSelect)
       problems.push({
         message: `user ${facts.user} cannot SELECT from ${name}`,
@@ -312,9 +320,15 @@ export async function ensurePublications(
         [pub],
       )
     ).rows;
-    const exists =
-      existing.length > 0 ||
-      (await client.query('select 1 from pg_publication where pubname = $1', [pub])).rows.length > 0;
+    const found = (
+      await client.query<{ all: boolean }>('select puballtables as all from pg_publication where pubname = $1', [pub])
+    ).rows[0];
+    const exists = found !== undefined;
+    if (found?.all) {
+      // FOR ALL TABLES publishes every table already (tables cannot be added to it).
+      result.push(pub);
+      continue;
+    }
     if (!exists) {
       if (list.length === 0) continue;
       // Changes of partitions appear under their partitioned table (PostgreSQL 13+).
@@ -373,21 +387,25 @@ const COLUMN_FACTS_SQL = `
 
 const isTrue = (v: unknown): boolean => v === true || v === 't';
 
-/** Key columns from the catalog: primary key, else the replica identity index, else none. */
-async function catalogKey(client: pg.Client, relid: number): Promise<string[]> {
+/**
+ * Key columns from the catalog, the same ones the stream flags: the replica identity index under REPLICA IDENTITY
+ * USING INDEX (even when the table also has a primary key), else the primary key. INCLUDE columns of the index are
+ * not part of the key.
+ */
+export async function catalogKey(client: pg.Client, relid: number, replicaIdentity: string): Promise<string[]> {
   const rows = (
     await client.query<{ name: string; primary: boolean }>(
       `select a.attname as name, i.indisprimary as primary
          from pg_index i
          cross join lateral unnest(i.indkey) with ordinality k(attnum, ord)
          join pg_attribute a on a.attrelid = i.indrelid and a.attnum = k.attnum
-        where i.indrelid = $1 and (i.indisprimary or i.indisreplident)
-        order by i.indisprimary desc, k.ord`,
-      [relid],
+        where i.indrelid = $1 and k.ord <= i.indnkeyatts
+          and (case when $2 = 'i' then i.indisreplident else i.indisprimary end)
+        order by k.ord`,
+      [relid, replicaIdentity],
     )
   ).rows;
-  const primary = rows.filter((r) => r.primary === true || (r.primary as unknown) === 't');
-  return (primary.length > 0 ? primary : rows).map((r) => r.name);
+  return rows.map((r) => r.name);
 }
 
 function beforeImageOf(replicaIdentity: string, keyCount: number): TableSchema['beforeImage'] {
@@ -418,7 +436,7 @@ export async function tableSchemaFromCatalog(
     not_null: isTrue(c.not_null),
     volatile_default: isTrue(c.volatile_default),
   }));
-  const keyColumns = t.replicaIdentity === 'n' ? [] : await catalogKey(client, t.oid);
+  const keyColumns = t.replicaIdentity === 'n' ? [] : await catalogKey(client, t.oid, t.replicaIdentity);
   const types = await resolver.resolve(
     client,
     cols.map((c) => c.type_oid),
@@ -473,7 +491,8 @@ export async function tableSchemaFromRelation(
   const factsByName = new Map(facts.rows.map((r) => [r.name, r]));
   const names = new Set(raw.columns.map((c) => c.name));
   let keyColumns: string[];
-  if (raw.replicaIdentity === 'f') keyColumns = (await catalogKey(client, raw.relid)).filter((k) => names.has(k));
+  if (raw.replicaIdentity === 'f')
+    keyColumns = (await catalogKey(client, raw.relid, raw.replicaIdentity)).filter((k) => names.has(k));
   else keyColumns = raw.columns.filter((c) => c.isKey).map((c) => c.name);
   const columns: ColumnInfo[] = raw.columns.map((c, i) => {
     const info = types.get(c.typeOid)!;

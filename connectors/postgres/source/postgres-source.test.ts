@@ -36,7 +36,8 @@ class Reader {
     for (;;) {
       if (Date.now() > deadline) throw new Error(`timed out after ${events.length} events`);
       const b = await this.next();
-      events.push(...b.events);
+      // Every snapshot empties each table first; the tests of those truncates read `batches`.
+      events.push(...b.events.filter((e) => !(e.op === 'truncate' && e.source.snapshot)));
       if (commit && b.checkpoint) await this.source.commit(b.checkpoint);
       if (done(events, b)) return events;
     }
@@ -616,7 +617,8 @@ describe.each(FLAVORS)('PostgresSource on %s PostgreSQL', (_name, flavor) => {
     await server.query(db, 'delete from s where id <= 50');
     ({ source, reader } = await open(config, 'redo', null, small));
     try {
-      const ev = await reader.until((_e, b) => b.checkpoint !== null);
+      await reader.until((_e, b) => b.checkpoint !== null);
+      const ev = reader.batches.flatMap((b) => b.events);
       expect(ev[0]).toMatchObject({ op: 'truncate', source: { snapshot: 'true' } });
       const state = replay([...partial, ...ev]);
       expect(state.size).toBe(2950);
@@ -725,7 +727,8 @@ describe.each(FLAVORS)('PostgresSource on %s PostgreSQL', (_name, flavor) => {
       lost,
     );
     try {
-      const ev = await again.reader.until((_e, b) => b.checkpoint !== null);
+      await again.reader.until((_e, b) => b.checkpoint !== null);
+      const ev = again.reader.batches.flatMap((b) => b.events);
       expect(ev.map((e) => [e.op, e.source.snapshot])).toEqual([
         ['truncate', 'true'],
         ['read', 'first'],

@@ -9,8 +9,8 @@
  * transaction using it (keyset chunks by key; keyless tables through a cursor), then streaming starts at the slot's
  * consistent point. The exported snapshot cannot outlive its connection, so a snapshot is not resumable: it carries
  * no checkpoint until it is complete. If a previous run stopped mid-snapshot (no streaming checkpoint but the slot
- * exists), the slot is dropped and recreated and every table's rows are preceded by a snapshot `truncate` event, so
- * targets drop what the partial copy wrote.
+ * exists), the slot is dropped and recreated. Every table's snapshot rows are preceded by a snapshot `truncate` event,
+ * so targets drop what a partial copy or an earlier run (before a teardown) wrote.
  */
 import type pg from 'pg';
 import { type BatchOptions, DEFAULT_BATCH_OPTIONS } from '../../../src/config/batch.ts';
@@ -173,7 +173,7 @@ export class PostgresSource implements Source {
       const client = await connect(this.config, { rawValues: true });
       await client.query('begin isolation level repeatable read read only');
       const lsn = (await client.query<{ lsn: string }>('select pg_current_wal_lsn()::text as lsn')).rows[0]!.lsn;
-      this.snapshot = { consistentPoint: parseLsn(lsn), client, truncateFirst: from !== null, only: true };
+      this.snapshot = { consistentPoint: parseLsn(lsn), client, truncateFirst: true, only: true };
       return;
     }
     this.publications = await this.ensurePublications(meta);
@@ -188,13 +188,11 @@ export class PostgresSource implements Source {
         `replication slot ${this.names.slot} is in use by server process ${slot.active_pid}`,
         'Another process streams from this slot (or a previous run has not disconnected yet); the pipeline retries. Make sure only one pipeline uses each slot_name.',
       );
-    let hadSlot = slot !== undefined;
     if (slot?.wal_status === 'lost') {
       if (from?.phase === 'stream') return this.slotLost(from, 'its WAL was removed (wal_status lost)');
       // Nothing was streamed from it yet: a new slot (and snapshot) replaces it below.
       await this.dropSlot();
       slot = undefined;
-      hadSlot = true;
     }
 
     if (from && from.phase === 'stream') {
@@ -227,15 +225,13 @@ export class PostgresSource implements Source {
       this.skipUpTo = this.startLsn;
       return;
     }
-    let truncateFirst = false;
     if (slot) {
       // Nothing was streamed from it (no stream checkpoint): a previous snapshot did not finish. Redo it.
       this.log('snapshot_restart', { slot: this.names.slot, reason: 'slot exists without a streaming checkpoint' });
       await this.dropSlot();
-      truncateFirst = true;
     }
-    if (from || hadSlot) truncateFirst = true;
-    await this.beginSnapshot(truncateFirst);
+    // Always: the target may hold rows of an earlier run (after teardown) that the source no longer has.
+    await this.beginSnapshot(true);
   }
 
   private ensurePublications(meta: pg.Client): Promise<string[]> {

@@ -56,3 +56,16 @@ export const postgresTargetConfig = z.strictObject({
     .describe('Longest wait for a connection to the target database.'),
 });
 export type PostgresTargetConfig = z.infer<typeof postgresTargetConfig>;
+
+/** The target `schema` and `name` of a source table: a rename from `tables`, else `schema` or the source schema. */
+export function targetTableName(
+  config: Pick<PostgresTargetConfig, 'schema' | 'tables'>,
+  t: { schema: string; name: string },
+): { schema: string; name: string } {
+  const mapped = config.tables?.[`${t.schema}.${t.name}`];
+  if (mapped) {
+    const dot = mapped.indexOf('.');
+    return { schema: mapped.slice(0, dot), name: mapped.slice(dot + 1) };
+  }
+  return { schema: config.schema ?? t.schema, name: t.name };
+}

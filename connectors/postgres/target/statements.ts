@@ -6,6 +6,8 @@
  * truncate silently).
  */
 
+import { type Row, UNCHANGED } from '../../../src/core/change-event.ts';
+
 export function quoteIdent(name: string): string {
   return `"${name.replace(/"/g, '""')}"`;
 }
@@ -58,8 +60,11 @@ export function upsertSql(table: TargetTable, columns: string[]): string {
   return `insert into ${table.qname} as t (${list}) select ${select} from ${unnestFrom(columns.length)} on conflict (${table.keyColumns.map(quoteIdent).join(', ')}) ${action}`;
 }
 
-/** Plain multi-row insert (tables without a key). */
+/**
+ * Plain multi-row insert (tables without a key). A table with no columns takes the row count as its one parameter.
+ */
 export function insertSql(table: TargetTable, columns: string[]): string {
+  if (columns.length === 0) return `insert into ${table.qname} select from generate_series(1, $1::int)`;
   const list = columns.map(quoteIdent).join(', ');
   const select = columns.map((c, i) => `u.x${i + 1}::${castOf(table, c)}`).join(', ');
   return `insert into ${table.qname} (${list}) select ${select} from ${unnestFrom(columns.length)}`;
@@ -105,4 +110,14 @@ export function updateOneSql(table: TargetTable, setColumns: string[], matchColu
 
 export function truncateSql(tables: TargetTable[], restartIdentity: boolean): string {
   return `truncate ${tables.map((t) => t.qname).join(', ')}${restartIdentity ? ' restart identity' : ''}`;
+}
+
+/** Column-major text arrays for an unnest statement. */
+export function columnArrays(columns: string[], rows: Row[]): (string | null)[][] {
+  return columns.map((c) =>
+    rows.map((r) => {
+      const v = r[c];
+      return v === undefined || v === null || v === UNCHANGED ? null : v;
+    }),
+  );
 }

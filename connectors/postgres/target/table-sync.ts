@@ -27,9 +27,11 @@ async function readCatalog(db: Queryable, qname: string): Promise<CatalogColumn[
   if (exists.rows[0]?.oid == null) return null;
   const result = await db.query(
     `select a.attname as name, format_type(a.atttypid, a.atttypmod) as type, format_type(a.atttypid, null) as base,
-            array_position(i.indkey::int2[], a.attnum) as key_pos
+            array_position(i.indkey::int2[], a.attnum) - array_lower(i.indkey::int2[], 1) as key_pos
      from pg_attribute a
      left join pg_index i on i.indrelid = a.attrelid and i.indisprimary
+       -- INCLUDE columns of the primary key index are not part of the key
+       and array_position(i.indkey::int2[], a.attnum) - array_lower(i.indkey::int2[], 1) < i.indnkeyatts
      where a.attrelid = to_regclass($1) and a.attnum > 0 and not a.attisdropped
      order by a.attnum`,
     [qname],
@@ -67,13 +69,26 @@ async function canonicalTypes(
       `Create the type${missing.length === 1 ? '' : 's'} on the target (same schema and name) before starting the pipeline.${enumHint}`,
     );
   }
-  const probe = await db.query(`select ${types.map((t, i) => `null::${t} as c${i}`).join(', ')}`);
+  // A domain is named as it is (it takes no modifiers); the server would describe it by its base type. Other types
+  // are described by a query that is planned but never run: casting NULL to a NOT NULL domain (or one whose check
+  // calls a function) would fail.
+  const kinds = await db.query(
+    "select t, format_type(o, null) as name, typtype = 'd' as domain from unnest($1::text[]) with ordinality as u(t, n), to_regtype(t) as o join pg_type y on y.oid = o order by n",
+    [types],
+  );
+  const map = new Map<string, { type: string; base: string }>();
+  const probed: string[] = [];
+  for (const r of kinds.rows as { t: string; name: string; domain: boolean }[]) {
+    if (r.domain) map.set(r.t, { type: r.name, base: r.name });
+    else probed.push(r.t);
+  }
+  if (probed.length === 0) return map;
+  const probe = await db.query(`select ${probed.map((t, i) => `null::${t} as c${i}`).join(', ')} where false`);
   const named = await db.query(
     'select format_type(o, m) as type, format_type(o, null) as base from unnest($1::oid[], $2::int[]) with ordinality as u(o, m, n) order by n',
     [probe.fields.map((f) => f.dataTypeID), probe.fields.map((f) => f.dataTypeModifier)],
   );
-  const map = new Map<string, { type: string; base: string }>();
-  types.forEach((t, i) => {
+  probed.forEach((t, i) => {
     map.set(t, named.rows[i] as { type: string; base: string });
   });
   return map;
@@ -95,8 +110,9 @@ export async function syncTable(
   const qname = `${quoteIdent(target.schema)}.${quoteIdent(target.name)}`;
   const where = `table ${sourceId} -> ${target.schema}.${target.name}`;
   const canon = await canonicalTypes(db, source, where);
-  const identity: TargetTable['identity'] =
-    source.keyColumns.length > 0 ? 'key' : source.beforeImage === 'full' ? 'full' : 'none';
+  let keyColumns = [...source.keyColumns];
+  let identity: TargetTable['identity'] =
+    keyColumns.length > 0 ? 'key' : source.beforeImage === 'full' ? 'full' : 'none';
   let catalog = await readCatalog(db, qname);
 
   if (!catalog) {
@@ -117,8 +133,14 @@ export async function syncTable(
       .filter((c) => c.keyPos !== null)
       .sort((a, b) => a.keyPos! - b.keyPos!)
       .map((c) => c.name);
-    const sameKeys =
-      targetKeys.length === source.keyColumns.length && source.keyColumns.every((k) => targetKeys.includes(k));
+    const names = new Set(source.columns.map((c) => c.name));
+    if (identity === 'full' && targetKeys.length > 0 && targetKeys.every((k) => names.has(k))) {
+      // Full old rows carry every column, so the target's key finds them: a REPLICA IDENTITY FULL table whose key
+      // the source can no longer name (dropped before its changes were read) keeps the key it was created with.
+      keyColumns = targetKeys;
+      identity = 'key';
+    }
+    const sameKeys = targetKeys.length === keyColumns.length && keyColumns.every((k) => targetKeys.includes(k));
     if (!sameKeys) {
       throw new SchemaMismatchError(
         `${where}: the source key (${source.keyColumns.join(', ') || 'none'}) differs from the target primary key (${targetKeys.join(', ') || 'none'})`,
@@ -189,7 +211,7 @@ export async function syncTable(
     schema: target.schema,
     name: target.name,
     qname,
-    keyColumns: [...source.keyColumns],
+    keyColumns,
     identity,
     columns,
     hasForeignKeys: fk.rows[0]?.fk === true,

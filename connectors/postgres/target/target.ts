@@ -10,7 +10,9 @@ import {
 import type { Checkpoint } from '../../../src/core/checkpoint.ts';
 import type { ConnectorContext } from '../../../src/core/connector-context.ts';
 import type { Target } from '../../../src/core/target.ts';
-import { ConnectionError, errorKind, TributaryError } from '../../../src/errors.ts';
+import { ConnectionError, errorKind, SchemaMismatchError, TributaryError } from '../../../src/errors.ts';
+import { applyEvents, type RowRun, type SqlDialect, type TruncateRun } from '../../sql/apply-planner.ts';
+import { groupByShape, knownColumns } from '../../sql/row-runs.ts';
 import { TransactionalApply } from '../../sql/transactional-apply.ts';
 import {
   ensureCheckpointTable,
@@ -19,11 +21,11 @@ import {
   saveCheckpoint,
   wrapConnectionError,
 } from './checkpoint-store.ts';
-import type { PostgresTargetConfig } from './config.ts';
+import { type PostgresTargetConfig, targetTableName } from './config.ts';
 import { copyRows } from './copy-writer.ts';
-import { MysqlValueConverter, mappedSchema, type NulledValue, pgColumnType } from './mysql-types.ts';
-import { columnArrays, groupByShape, hasUnchanged, KeyedRun, keyChanged, knownColumns } from './row-runs.ts';
+import { MysqlEventConversion } from './mysql-events.ts';
 import {
+  columnArrays,
   deleteOneSql,
   deleteSql,
   insertSql,
@@ -38,6 +40,12 @@ import { syncTable } from './table-sync.ts';
 /** Session settings matching the canonical value forms (docs/value-forms.md). */
 const SESSION_SQL =
   "set timezone to 'UTC'; set datestyle to 'ISO, MDY'; set intervalstyle to 'postgres'; set extra_float_digits to 3";
+
+/**
+ * Changes are applied as PostgreSQL's own logical replication applies them: in replica mode, so target triggers
+ * marked ENABLE REPLICA (or ALWAYS) fire, ordinary ones and foreign-key checks do not (the source checked them).
+ */
+const REPLICA_ROLE_SQL = 'set session_replication_role = replica';
 
 /** Prepared statements kept per connection; beyond this, statements run unnamed. */
 const MAX_PREPARED = 500;
@@ -58,28 +66,8 @@ interface CachedTable {
   table: TargetTable;
 }
 
-type RowRun =
-  /** onlyReads: every change of the run is a snapshot read. */
-  { kind: 'keyed'; run: KeyedRun; onlyReads: boolean } | { kind: 'append'; table: TargetTable; rows: Row[] };
-
-interface TruncateRun {
-  tables: TargetTable[];
-  restartIdentity: boolean;
-  /** Source position of the TRUNCATE: tables truncated by one source statement go in one statement. */
-  at: string;
-}
-
-function runSize(run: RowRun): number {
-  return run.kind === 'keyed' ? run.run.size : run.rows.length;
-}
-
 function shapeOf(schema: TableSchema): string {
   return JSON.stringify([schema.columns.map((c) => [c.name, c.type]), schema.keyColumns, schema.beforeImage]);
-}
-
-function positionText(ev: ChangeEvent): string {
-  const p = ev.source.position;
-  return p.kind === 'postgres' ? (p.commitLsn ?? p.lsn) : `${p.file}:${p.pos}`;
 }
 
 /**
@@ -91,6 +79,8 @@ export class PostgresTarget implements Target {
 
   /** Write queue, group commit, failure latch and replay skipping; this class does the PostgreSQL part. */
   private readonly writer: TransactionalApply;
+  /** This target's part of the shared apply planner. */
+  private readonly dialect: SqlDialect<TargetTable>;
   private client: pg.Client | null = null;
   private broken = false;
   private txOpen = false;
@@ -106,19 +96,17 @@ export class PostgresTarget implements Target {
   private readonly emptyAtStart = new Map<string, boolean>();
   /** Tables where a snapshot read met an existing row in a table thought empty: never COPY without a savepoint. */
   private readonly bareCopyFailed = new Set<string>();
-  private readonly mysqlValues: MysqlValueConverter;
-  /** Values nulled per `mysql_zero_dates: null`, per `table.column`: total, and not yet reported. */
-  private readonly zeroDatesNulled = new Map<string, { total: number; unreported: number }>();
-  private zeroDatesReportedAt = 0;
+  /** Events from a MySQL source pass through this step first (types and values PostgreSQL accepts). */
+  private readonly fromMysql: MysqlEventConversion;
+  /** The session could be put in replica mode (the user may set session_replication_role). */
+  private replicaRole = false;
 
   constructor(
     private readonly config: PostgresTargetConfig,
     private readonly ctx: ConnectorContext,
   ) {
     this.checkpointStore = new PostgresCheckpointStore(config.url, { connectTimeoutMs: config.connect_timeout_ms });
-    this.mysqlValues = new MysqlValueConverter(config.mysql_zero_dates, (schema, nulled) =>
-      this.zeroDateNulled(schema, nulled),
-    );
+    this.fromMysql = new MysqlEventConversion(config.mysql_zero_dates, ctx.logger);
     this.writer = new TransactionalApply(
       {
         connect: () => this.connect(),
@@ -131,6 +119,19 @@ export class PostgresTarget implements Target {
       ctx,
       config.group_commit_max_batches,
     );
+    this.dialect = {
+      beforeEvent: () => (this.txOpen ? undefined : this.begin()),
+      cachedTable: (ev) => this.cachedTable(ev),
+      syncTable: (ev) => this.syncTable(ev),
+      setCurrentTable: (id) => {
+        this.currentTable = id;
+      },
+      truncate: (run) => this.truncate(run),
+      flushRun: (run) => this.flushRun(run),
+      moveKeyPartial: (table, before, after) => this.moveKeyPartial(table, before, after),
+      applyKeylessChange: (table, ev) => this.applyKeylessChange(table, ev),
+      warnOnce: (key, fields) => this.warnOnce(key, fields),
+    };
   }
 
   open(): Promise<void> {
@@ -146,7 +147,7 @@ export class PostgresTarget implements Target {
   }
 
   async close(): Promise<void> {
-    this.reportZeroDates(true);
+    this.fromMysql.report(true);
     await this.reset().catch(() => undefined);
     const client = this.client;
     this.client = null;
@@ -189,6 +190,7 @@ export class PostgresTarget implements Target {
     try {
       await client.connect();
       await client.query(SESSION_SQL);
+      this.replicaRole = await this.enterReplicaRole(client);
       await ensureCheckpointTable(client);
       stored = await loadCheckpoint(client, this.ctx.pipeline);
     } catch (err) {
@@ -201,6 +203,21 @@ export class PostgresTarget implements Target {
     this.tables.clear();
     this.ctx.logger.info({ event: 'target_connected', url: this.config.url });
     return stored;
+  }
+
+  /** Replica mode when the user may set it; otherwise said once, and tables with replica triggers stop (syncTable). */
+  private async enterReplicaRole(client: pg.Client): Promise<boolean> {
+    try {
+      await client.query(REPLICA_ROLE_SQL);
+      return true;
+    } catch (err) {
+      if ((err as { code?: unknown }).code !== '42501') throw err;
+      this.warnOnce('replica-role', {
+        event: 'target_replica_role_unavailable',
+        hint: 'The target user may not set session_replication_role: ordinary target triggers and foreign-key checks fire on replicated rows, ENABLE REPLICA triggers do not. Run GRANT SET ON PARAMETER session_replication_role TO <user>; (PostgreSQL 15+) or connect as a superuser.',
+      });
+      return false;
+    }
   }
 
   private async reload(): Promise<Checkpoint | null | undefined> {
@@ -278,12 +295,7 @@ export class PostgresTarget implements Target {
   // ---- applying events -----------------------------------------------------------------------------------------
 
   private targetName(t: TableRef): { schema: string; name: string } {
-    const mapped = this.config.tables?.[`${t.schema}.${t.name}`];
-    if (mapped) {
-      const dot = mapped.indexOf('.');
-      return { schema: mapped.slice(0, dot), name: mapped.slice(dot + 1) };
-    }
-    return { schema: this.config.schema ?? t.schema, name: t.name };
+    return targetTableName(this.config, t);
   }
 
   private cachedTable(ev: ChangeEvent): TargetTable | null {
@@ -299,81 +311,29 @@ export class PostgresTarget implements Target {
   }
 
   private async syncTable(ev: ChangeEvent): Promise<TargetTable> {
-    const fromMysql = ev.source.connector === 'mysql';
-    if (fromMysql) this.reportLossyMysqlColumns(ev.schema);
     const table = await syncTable(
       this.client!,
-      fromMysql ? mappedSchema(ev.schema) : ev.schema,
+      ev.source.connector === 'mysql' ? this.fromMysql.schema(ev.schema) : ev.schema,
       this.targetName(ev.table),
       { createTables: this.config.create_tables, alterTables: this.config.alter_tables },
       this.ctx.logger,
     );
+    if (!this.replicaRole) await this.refuseReplicaTriggers(table);
     this.tables.set(table.sourceId, { schema: ev.schema, shape: shapeOf(ev.schema), table });
     return table;
   }
 
-  /** Names, once per table, the MySQL columns whose PostgreSQL type does not keep everything (docs/type-mapping.md). */
-  private reportLossyMysqlColumns(schema: TableSchema): void {
-    const id = `${schema.table.schema}.${schema.table.name}`;
-    for (const c of schema.columns) {
-      const { type, lossy } = pgColumnType(c);
-      if (!lossy || this.warned.has(`lossy:${id}.${c.name}:${c.type}`)) continue;
-      this.warned.add(`lossy:${id}.${c.name}:${c.type}`);
-      this.ctx.logger.info({
-        event: 'target_column_mapped_lossy',
-        table: id,
-        column: c.name,
-        source_type: c.type,
-        type,
-        lossy,
-      });
-    }
-  }
-
-  /** A MySQL event with the values the mapped PostgreSQL types do not accept converted (the same event otherwise). */
-  private mysqlRows(ev: ChangeEvent): ChangeEvent {
-    const s = ev.schema;
-    if (!this.mysqlValues.columnsToConvert(s)) return ev;
-    const before = this.mysqlValues.convertRow(s, ev.before);
-    const after = this.mysqlValues.convertRow(s, ev.after);
-    const key = this.mysqlValues.convertRow(s, ev.key);
-    if (before === ev.before && after === ev.after && key === ev.key) return ev;
-    return { ...ev, before, after, key };
-  }
-
-  private zeroDateNulled(schema: TableSchema, nulled: NulledValue): void {
-    const table = `${schema.table.schema}.${schema.table.name}`;
-    const id = `${table}.${nulled.column}`;
-    let count = this.zeroDatesNulled.get(id);
-    if (!count) {
-      count = { total: 0, unreported: 0 };
-      this.zeroDatesNulled.set(id, count);
-      this.ctx.logger.warn({
-        event: 'target_mysql_zero_date_nulled',
-        table,
-        column: nulled.column,
-        value: nulled.value,
-        key: Object.fromEntries(schema.keyColumns.map((k) => [k, nulled.row[k]])),
-        hint: 'mysql_zero_dates is null: MySQL dates PostgreSQL has no value for are stored as NULL in this column. Counts follow in target_mysql_zero_dates_nulled.',
-      });
-    }
-    count.total++;
-    count.unreported++;
-  }
-
-  /** Counts of nulled MySQL dates per column since the last report, at most once a minute (and when asked). */
-  private reportZeroDates(force = false): void {
-    if (this.zeroDatesNulled.size === 0) return;
-    if (!force && Date.now() - this.zeroDatesReportedAt < 60_000) return;
-    const columns: Record<string, { rows: number; total: number }> = {};
-    for (const [id, c] of this.zeroDatesNulled) {
-      if (c.unreported === 0) continue;
-      columns[id] = { rows: c.unreported, total: c.total };
-      c.unreported = 0;
-    }
-    if (Object.keys(columns).length === 0) return;
-    this.zeroDatesReportedAt = Date.now();
-    this.ctx.logger.warn({ event: 'target_mysql_zero_dates_nulled', columns });
+  /** Triggers meant to fire on replicated rows only cannot fire outside replica mode: stop rather than skip them. */
+  private async refuseReplicaTriggers(table: TargetTable): Promise<void> {
+    const { rows } = await this.client!.query<{ name: string }>(
+      `select tgname as name from pg_trigger where tgrelid = to_regclass($1) and tgenabled = 'R' and not tgisinternal`,
+      [table.qname],
+    );
+    if (rows.length === 0) return;
+    throw new SchemaMismatchError(
+      `target table ${table.schema}.${table.name} has trigger${rows.length === 1 ? '' : 's'} ${rows.map((r) => r.name).join(', ')} enabled for replication only (ENABLE REPLICA TRIGGER), but the target user may not set session_replication_role = replica, so ${rows.length === 1 ? 'it' : 'they'} would not fire`,
+      'Run GRANT SET ON PARAMETER session_replication_role TO <target user>; (PostgreSQL 15+) or connect as a superuser, or ALTER TABLE ... ENABLE ALWAYS TRIGGER to fire it in any mode; then restart the pipeline.',
+    );
   }
 
   private warnOnce(key: string, fields: Record<string, unknown>): void {
@@ -382,115 +342,21 @@ export class PostgresTarget implements Target {
     this.ctx.logger.warn(fields);
   }
 
-  /**
-   * Applies events in order, merging consecutive row changes per table into set-based statements. Runs of different
-   * tables are kept open side by side (and sent in order of first appearance) unless a table takes part in a foreign
-   * key on the target, where the order between tables matters: then every switch of table sends what is pending.
-   */
+  /** MySQL values the PostgreSQL types do not accept are converted first, then the shared planner applies them. */
   private async applyEvents(events: ChangeEvent[]): Promise<void> {
-    const pending = new Map<TargetTable, RowRun>();
-    let truncate: TruncateRun | null = null;
-    let last: TargetTable | null = null;
-    const flush = async () => {
-      if (truncate) {
-        const t = truncate;
-        truncate = null;
-        await this.exec(truncateSql(t.tables, t.restartIdentity));
-      }
-      for (const run of pending.values()) await this.flushRun(run);
-      pending.clear();
-      last = null;
-    };
-    /** The open run of the table just written to, while it has room (no await per event on the common path). */
-    const sameRun = (table: TargetTable): RowRun | undefined => {
-      const current = last === table ? pending.get(table) : undefined;
-      return current && runSize(current) < this.config.statement_max_rows ? current : undefined;
-    };
-    const runFor = async (table: TargetTable): Promise<RowRun> => {
-      if (truncate) await flush();
-      const reorderable = !table.hasForeignKeys && ![...pending.keys()].some((t) => t.hasForeignKeys);
-      const run = pending.get(table);
-      if (run && (last === table || reorderable) && runSize(run) < this.config.statement_max_rows) {
-        last = table;
-        return run;
-      }
-      if (run || !(pending.size === 0 || reorderable)) await flush();
-      const fresh: RowRun =
-        table.identity === 'key'
-          ? { kind: 'keyed', run: new KeyedRun(table), onlyReads: true }
-          : { kind: 'append', table, rows: [] };
-      pending.set(table, fresh);
-      last = table;
-      return fresh;
-    };
+    const input = events[0]?.source.connector === 'mysql' ? events.map((ev) => this.fromMysql.event(ev)) : events;
+    await applyEvents(input, this.dialect, { maxRunRows: this.config.statement_max_rows });
+    this.fromMysql.report();
+  }
 
-    for (const raw of events) {
-      if (raw.op === 'message') continue;
-      const ev = raw.source.connector === 'mysql' ? this.mysqlRows(raw) : raw;
-      if (!this.txOpen) await this.begin();
-      let table = this.cachedTable(ev);
-      if (!table) {
-        await flush();
-        this.currentTable = `${ev.table.schema}.${ev.table.name}`;
-        table = await this.syncTable(ev);
-      }
-      this.currentTable = table.sourceId;
-
-      if (ev.op === 'truncate') {
-        const at = positionText(ev);
-        const restartIdentity = ev.truncate?.restartIdentity ?? false;
-        const current = truncate as TruncateRun | null;
-        if (current && current.at === at && current.restartIdentity === restartIdentity) {
-          if (!current.tables.includes(table)) current.tables.push(table);
-        } else {
-          await flush();
-          truncate = { tables: [table], restartIdentity, at };
-        }
-        continue;
-      }
-
-      if (table.identity === 'key') {
-        if (
-          ev.op === 'update' &&
-          ev.after &&
-          hasUnchanged(ev.after) &&
-          keyChanged(table.keyColumns, ev.before, ev.after)
-        ) {
-          // A key change without the full new row: move the row in place, after everything before it.
-          await flush();
-          await this.moveKeyPartial(table, ev.before!, ev.after);
-          continue;
-        }
-        const run = sameRun(table) ?? (await runFor(table));
-        if (run.kind === 'keyed') {
-          if (ev.op !== 'read') run.onlyReads = false;
-          run.run.add(ev);
-        }
-        continue;
-      }
-
-      // Tables without a key.
-      if (ev.op === 'insert' || ev.op === 'read') {
-        if (!ev.after) continue;
-        const run = sameRun(table) ?? (await runFor(table));
-        if (run.kind === 'append') run.rows.push(ev.after);
-        continue;
-      }
-      if (table.identity === 'none') {
-        this.warnOnce(`keyless:${table.sourceId}`, {
-          event: 'target_keyless_change_skipped',
-          table: table.sourceId,
-          op: ev.op,
-          hint: 'The table has neither a primary key nor REPLICA IDENTITY FULL at the source: only inserts can be applied. Add a primary key or set REPLICA IDENTITY FULL at the source.',
-        });
-        continue;
-      }
-      await flush();
-      await this.applyKeylessChange(table, ev);
+  private async truncate(run: TruncateRun<TargetTable>): Promise<void> {
+    if (run.snapshot && run.tables.some((t) => t.hasForeignKeys)) {
+      // Emptied before its snapshot rows: TRUNCATE refuses a table that another table references, even when that
+      // one is emptied next. In replica mode DELETE checks no foreign key either.
+      for (const t of run.tables) await this.exec(`delete from ${t.qname}`);
+      return;
     }
-    await flush();
-    this.currentTable = null;
-    this.reportZeroDates();
+    await this.exec(truncateSql(run.tables, run.restartIdentity));
   }
 
   private async moveKeyPartial(table: TargetTable, before: Row, after: Row): Promise<void> {
@@ -511,13 +377,13 @@ export class PostgresTarget implements Target {
     });
   }
 
-  private async flushRun(run: RowRun): Promise<void> {
+  private async flushRun(run: RowRun<TargetTable>): Promise<void> {
     if (run.kind === 'append') {
       const copy = run.rows.length >= this.config.copy_min_rows;
       for (const { columns, rows } of groupByShape(run.rows).values()) {
         const cols = columns.filter((c) => run.table.columns.has(c));
-        if (copy) await copyRows(this.client!, run.table, cols, rows);
-        else await this.exec(insertSql(run.table, cols), columnArrays(cols, rows));
+        if (copy && cols.length > 0) await copyRows(this.client!, run.table, cols, rows);
+        else await this.exec(insertSql(run.table, cols), cols.length > 0 ? columnArrays(cols, rows) : [rows.length]);
       }
       return;
     }

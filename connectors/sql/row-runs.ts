@@ -1,5 +1,9 @@
-import { type CellValue, type ChangeEvent, type Row, UNCHANGED } from '../../../src/core/change-event.ts';
-import type { TargetTable } from './statements.ts';
+import { type CellValue, type ChangeEvent, type Row, UNCHANGED } from '../../src/core/change-event.ts';
+
+/** What a run needs of its table: the key columns that identify a row. */
+export interface KeyedTable {
+  keyColumns: string[];
+}
 
 /**
  * A run of consecutive row changes to one keyed table, collapsed per key so it can be sent as a few set-based
@@ -47,12 +51,12 @@ function runKey(keyColumns: string[], row: Row): string | null {
   return keyText(keyColumns, row);
 }
 
-export class KeyedRun {
+export class KeyedRun<T extends KeyedTable = KeyedTable> {
   readonly ops = new Map<string | null, KeyState>();
   /** Partial updates that found their row deleted earlier in the run (the source and target disagree). */
   orphanedPartials = 0;
 
-  constructor(readonly table: TargetTable) {}
+  constructor(readonly table: T) {}
 
   get size(): number {
     return this.ops.size;
@@ -162,14 +166,4 @@ function sameKeys(a: string[], b: string[]): boolean {
   if (a.length !== b.length) return false;
   for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
   return true;
-}
-
-/** Column-major text arrays for an unnest statement. */
-export function columnArrays(columns: string[], rows: Row[]): (string | null)[][] {
-  return columns.map((c) =>
-    rows.map((r) => {
-      const v = r[c];
-      return v === undefined || v === null || v === UNCHANGED ? null : v;
-    }),
-  );
 }
