@@ -3,25 +3,16 @@ import { describe, expect, it } from 'vitest';
 import type { ChangeBatch } from '../../src/core/change-batch.ts';
 import type { ChangeEvent, TableSchema } from '../../src/core/change-event.ts';
 import { ConnectionError, TributaryError } from '../../src/errors.ts';
+import { testKafkaBrokers } from '../../test/harness/kafka-test-broker.ts';
 import { kafkaTargetConfig } from './config.ts';
 import { readTopicMessages } from './kafka-client.ts';
 import { KafkaTarget } from './kafka-target.ts';
 
 /**
- * Against a real broker: set KAFKA_BROKERS=host:port[,host:port]. Without it the broker tests are skipped and say so.
- * The unreachable-broker test needs no broker (it connects to a closed port) and always runs.
+ * Against a real broker: the run's broker (test/harness/kafka-global-setup.ts), or KAFKA_BROKERS=host:port. Without
+ * one the broker tests are skipped and say why. The unreachable-broker test needs no broker and always runs.
  */
-const brokers = process.env.KAFKA_BROKERS?.split(',').filter(Boolean);
-const SKIP_REASON = 'KAFKA_BROKERS is not set, no Kafka broker to test against';
-const BROKER_TESTS = [
-  'creates the topic and every message is readable once write() resolves',
-  'create_topics: false with a missing topic is an operator error naming it',
-  'a message above the topic max.message.bytes is an operator error',
-  'transaction and heartbeat topics receive BEGIN/END and heartbeats',
-];
-if (!brokers) {
-  for (const name of BROKER_TESTS) console.warn(`SKIPPED kafka integration test "${name}": ${SKIP_REASON}`);
-}
+const { brokers, skipReason } = testKafkaBrokers();
 
 const logger = pino({ level: 'silent' });
 const ctx = { pipeline: 'it', logger };
@@ -88,8 +79,8 @@ describe('Kafka client without a broker', () => {
   });
 });
 
-describe.skipIf(!brokers)(`Kafka target against a real broker${brokers ? '' : ` (skipped: ${SKIP_REASON})`}`, () => {
-  it(BROKER_TESTS[0]!, async () => {
+describe.skipIf(!brokers)(`Kafka target against a real broker${skipReason ? ` (skipped: ${skipReason})` : ''}`, () => {
+  it('creates the topic and every message is readable once write() resolves', async () => {
     const t = new KafkaTarget(config({ topic_partitions: 3 }), ctx);
     await t.open();
     const events = [
@@ -111,7 +102,7 @@ describe.skipIf(!brokers)(`Kafka target against a real broker${brokers ? '' : ` 
     expect(big.headers['tributary.lsn']).toBe('0/10');
   });
 
-  it(BROKER_TESTS[1]!, async () => {
+  it('create_topics: false with a missing topic is an operator error naming it', async () => {
     const t = new KafkaTarget(config({ create_topics: false, topics: { 'public.items': `${prefix}.absent` } }), ctx);
     await t.open();
     const err = await t.write(batch(0, [ev('insert', '1', 'a')])).catch((e) => e);
@@ -121,7 +112,7 @@ describe.skipIf(!brokers)(`Kafka target against a real broker${brokers ? '' : ` 
     expect(err.message).toContain(`${prefix}.absent`);
   });
 
-  it(BROKER_TESTS[2]!, async () => {
+  it('a message above the topic max.message.bytes is an operator error', async () => {
     const t = new KafkaTarget(
       config({
         topics: { 'public.items': `${prefix}.small` },
@@ -137,7 +128,7 @@ describe.skipIf(!brokers)(`Kafka target against a real broker${brokers ? '' : ` 
     expect(err.kind).toBe('operator');
   });
 
-  it(BROKER_TESTS[3]!, async () => {
+  it('transaction and heartbeat topics receive BEGIN/END and heartbeats', async () => {
     const t = new KafkaTarget(
       config({ transaction_topic: `${prefix}.transaction`, heartbeat_topic: `__debezium-heartbeat.${prefix}` }),
       ctx,

@@ -1,0 +1,252 @@
+import { type ChildProcess, execFile, execFileSync, spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { freePort } from './free-port.ts';
+
+const execFileAsync = promisify(execFile);
+
+/**
+ * A throwaway Apache Kafka broker for tests and benchmarks: one KRaft node (broker and controller in one JVM) from
+ * the jars of Maven Central that test/harness/kafka/pom.xml names, on free loopback ports, with its log directory in
+ * a temporary directory. The jars are fetched once with `mvn dependency:copy-dependencies` into a user cache
+ * directory and reused by later runs.
+ */
+export interface KafkaBroker {
+  /** host:port of the PLAINTEXT listener. */
+  bootstrap: string;
+  port: number;
+  /** Process id of the running JVM, or undefined while stopped. */
+  readonly pid: number | undefined;
+  /** The broker's own log (server.log plus the JVM's output), for failure messages. */
+  log(): string;
+  /** kill -9: no controlled shutdown, nothing flushed beyond what the OS holds. */
+  kill9(): Promise<void>;
+  /** Starts the broker again on the same ports and log directory (after kill9 or stopProcess). */
+  start(): Promise<void>;
+  /** Runs a Kafka command-line class (e.g. org.apache.kafka.tools.GetOffsetShell) with the broker's jars. */
+  runTool(mainClass: string, args: string[], timeoutMs?: number): Promise<{ stdout: string; stderr: string }>;
+  /** Kills the broker and deletes its directory. */
+  stop(): Promise<void>;
+}
+
+export interface StartKafkaOptions {
+  /** Extra server.properties lines (e.g. message.max.bytes). */
+  settings?: Record<string, string | number>;
+}
+
+const POM = fileURLToPath(new URL('./kafka/pom.xml', import.meta.url));
+
+/** Why a broker cannot be started here (a missing tool), or undefined when it can. */
+export function kafkaToolingMissing(): string | undefined {
+  for (const tool of ['java', 'mvn']) {
+    try {
+      execFileSync('sh', ['-c', `command -v ${tool}`], { stdio: 'ignore' });
+    } catch {
+      return `\`${tool}\` is not installed (the Kafka tests start a broker from Maven Central jars and need java and mvn; or set KAFKA_BROKERS)`;
+    }
+  }
+  return undefined;
+}
+
+function cacheRoot(): string {
+  const base = process.env.XDG_CACHE_HOME || path.join(os.homedir(), '.cache');
+  return path.join(base, 'tributary');
+}
+
+/**
+ * The directory holding the broker's jars, fetched on first use. The cache is keyed by the pom's content, so a
+ * version change fetches anew; a half-finished fetch never becomes the cache (it is renamed into place at the end).
+ */
+export async function kafkaJars(): Promise<string> {
+  const pom = fs.readFileSync(POM);
+  const key = createHash('sha256').update(pom).digest('hex').slice(0, 12);
+  const version = /<kafka\.version>([^<]+)</.exec(pom.toString())?.[1] ?? 'unknown';
+  const lib = path.join(cacheRoot(), `kafka-${version}-${key}`, 'lib');
+  if (fs.existsSync(path.join(lib, '.complete'))) return lib;
+  fs.mkdirSync(path.dirname(lib), { recursive: true });
+  const partial = fs.mkdtempSync(path.join(path.dirname(lib), 'lib-partial-'));
+  try {
+    await execFileAsync(
+      'mvn',
+      ['-q', '-B', '-f', POM, 'dependency:copy-dependencies', `-DoutputDirectory=${partial}`],
+      { timeout: 600_000, maxBuffer: 16 << 20 },
+    ).catch((err: { stdout?: string; stderr?: string; message: string }) => {
+      throw new Error(`mvn could not fetch the Kafka jars: ${err.message}\n${err.stdout ?? ''}${err.stderr ?? ''}`);
+    });
+    fs.writeFileSync(path.join(partial, '.complete'), '');
+    try {
+      fs.renameSync(partial, lib);
+    } catch (err) {
+      // Another run put the same jars in place meanwhile.
+      if (!fs.existsSync(path.join(lib, '.complete'))) throw err;
+    }
+  } finally {
+    fs.rmSync(partial, { recursive: true, force: true });
+  }
+  return lib;
+}
+
+/** Log4j 2 configuration: the broker's log goes to server.log in its directory, quiet request loggers. */
+function log4jProperties(dir: string): string {
+  return `status = warn
+appender.file.type = File
+appender.file.name = file
+appender.file.fileName = ${path.join(dir, 'server.log')}
+appender.file.layout.type = PatternLayout
+appender.file.layout.pattern = [%d] %p %m (%c)%n
+rootLogger.level = info
+rootLogger.appenderRef.file.ref = file
+logger.request.name = kafka.request.logger
+logger.request.level = warn
+logger.controller.name = org.apache.kafka.controller
+logger.controller.level = warn
+logger.state.name = state.change.logger
+logger.state.level = warn
+`;
+}
+
+export async function startKafkaBroker(options: StartKafkaOptions = {}): Promise<KafkaBroker> {
+  const lib = await kafkaJars();
+  const classpath = `${lib}/*`;
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tributary-kafka-'));
+  const [port, controllerPort] = [await freePort(), await freePort()];
+  const properties: Record<string, string | number> = {
+    'process.roles': 'broker,controller',
+    'node.id': 1,
+    'controller.quorum.voters': `1@127.0.0.1:${controllerPort}`,
+    listeners: `PLAINTEXT://127.0.0.1:${port},CONTROLLER://127.0.0.1:${controllerPort}`,
+    'advertised.listeners': `PLAINTEXT://127.0.0.1:${port}`,
+    'controller.listener.names': 'CONTROLLER',
+    'inter.broker.listener.name': 'PLAINTEXT',
+    'listener.security.protocol.map': 'PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT',
+    'log.dirs': path.join(dir, 'data'),
+    'auto.create.topics.enable': 'false',
+    'num.partitions': 1,
+    'offsets.topic.replication.factor': 1,
+    'offsets.topic.num.partitions': 3,
+    'transaction.state.log.replication.factor': 1,
+    'transaction.state.log.min.isr': 1,
+    'transaction.state.log.num.partitions': 3,
+    'share.coordinator.state.topic.replication.factor': 1,
+    'share.coordinator.state.topic.min.isr': 1,
+    'group.initial.rebalance.delay.ms': 0,
+    ...options.settings,
+  };
+  const propertiesFile = path.join(dir, 'server.properties');
+  fs.writeFileSync(
+    propertiesFile,
+    `${Object.entries(properties)
+      .map(([k, v]) => `${k}=${v}`)
+      .join('\n')}\n`,
+  );
+  fs.writeFileSync(path.join(dir, 'log4j2.properties'), log4jProperties(dir));
+  const jvm = [
+    '-Xms128m',
+    '-Xmx512m',
+    '-XX:+UseSerialGC',
+    '-Djava.awt.headless=true',
+    `-Dlog4j2.configurationFile=${path.join(dir, 'log4j2.properties')}`,
+    '-cp',
+    classpath,
+  ];
+  const java = (args: string[]) => execFileAsync('java', [...jvm, ...args], { cwd: dir, maxBuffer: 16 << 20 });
+
+  const clusterId = (await java(['kafka.tools.StorageTool', 'random-uuid'])).stdout.trim();
+  await java(['kafka.tools.StorageTool', 'format', '-t', clusterId, '-c', propertiesFile]);
+
+  const serverLog = path.join(dir, 'server.log');
+  const outputLog = path.join(dir, 'jvm.log');
+  let child: ChildProcess | undefined;
+  let exited: Promise<void> = Promise.resolve();
+  const readLog = () =>
+    [serverLog, outputLog]
+      .filter((f) => fs.existsSync(f))
+      .map((f) => fs.readFileSync(f, 'utf8'))
+      .join('\n');
+  const killNow = () => {
+    if (child && child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  };
+  process.once('exit', killNow);
+
+  const start = async () => {
+    if (child && child.exitCode === null && child.signalCode === null) throw new Error('the broker is running');
+    const startedBefore = fs.existsSync(serverLog) ? fs.statSync(serverLog).size : 0;
+    const out = fs.openSync(outputLog, 'a');
+    const proc = spawn('java', [...jvm, 'kafka.Kafka', propertiesFile], { cwd: dir, stdio: ['ignore', out, out] });
+    fs.closeSync(out);
+    child = proc;
+    exited = new Promise((resolve) => proc.once('exit', () => resolve()));
+    const deadline = Date.now() + 120_000;
+    for (;;) {
+      if (proc.exitCode !== null || proc.signalCode !== null) {
+        throw new Error(
+          `the Kafka broker exited while starting (${proc.exitCode ?? proc.signalCode})\n${tail(readLog())}`,
+        );
+      }
+      const text = fs.existsSync(serverLog) ? fs.readFileSync(serverLog, 'utf8').slice(startedBefore) : '';
+      if (/Kafka Server started/.test(text) && (await accepts(port))) return;
+      if (Date.now() > deadline) {
+        proc.kill('SIGKILL');
+        throw new Error(`the Kafka broker did not start within 120 s\n${tail(readLog())}`);
+      }
+      await new Promise((r) => setTimeout(r, 250));
+    }
+  };
+
+  try {
+    await start();
+  } catch (err) {
+    killNow();
+    fs.rmSync(dir, { recursive: true, force: true });
+    throw err;
+  }
+
+  return {
+    bootstrap: `127.0.0.1:${port}`,
+    port,
+    get pid() {
+      return child && child.exitCode === null && child.signalCode === null ? child.pid : undefined;
+    },
+    log: readLog,
+    async kill9() {
+      killNow();
+      await exited;
+    },
+    start,
+    async runTool(mainClass, args, timeoutMs = 120_000) {
+      const { stdout, stderr } = await execFileAsync('java', [...jvm, mainClass, ...args], {
+        cwd: dir,
+        timeout: timeoutMs,
+        maxBuffer: 256 << 20,
+      });
+      return { stdout, stderr };
+    },
+    async stop() {
+      process.off('exit', killNow);
+      // Its data is deleted next: a controlled shutdown (tens of seconds for a lone KRaft node) buys nothing.
+      killNow();
+      await exited;
+      fs.rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+function accepts(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = net.connect(port, '127.0.0.1');
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once('error', () => resolve(false));
+  });
+}
+
+function tail(text: string, chars = 6000): string {
+  return text.length <= chars ? text : text.slice(-chars);
+}
