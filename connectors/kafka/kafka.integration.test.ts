@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import type { ChangeBatch } from '../../src/core/change-batch.ts';
 import type { ChangeEvent, TableSchema } from '../../src/core/change-event.ts';
 import { ConnectionError, TributaryError } from '../../src/errors.ts';
+import { kafkaTool, topicEndOffsets } from '../../test/harness/kafka-broker.ts';
 import { testKafkaBrokers } from '../../test/harness/kafka-test-broker.ts';
 import { kafkaTargetConfig } from './config.ts';
 import { readTopicMessages } from './kafka-client.ts';
@@ -140,5 +141,48 @@ describe.skipIf(!brokers)(`Kafka target against a real broker${skipReason ? ` (s
     expect(tx.map((m) => JSON.parse(m.value!).status)).toEqual(['BEGIN', 'END']);
     const hb = await readTopicMessages(config({}), `__debezium-heartbeat.${prefix}`, 1, 20_000);
     expect(hb).toHaveLength(1);
+  });
+
+  it('a 10,000-row transaction of ~500-byte rows reaches a broker with default limits (batches cut below message.max.bytes)', async () => {
+    const t = new KafkaTarget(config({ topics: { 'public.items': `${prefix}.backlog` }, topic_partitions: 2 }), ctx);
+    await t.open();
+    const rows = Array.from({ length: 10_000 }, (_, i) => ev('insert', String(i), 'x'.repeat(450), '900'));
+    expect(Buffer.byteLength(JSON.stringify(rows[0]!.after))).toBeGreaterThan(450);
+    await t.write(batch(0, rows));
+    await t.close();
+    // Judged by the broker's own offsets (Kafka's GetOffsetShell), not by our client.
+    const offsets = await topicEndOffsets(brokers!.join(','), `${prefix}.backlog`);
+    expect([...offsets.values()].reduce((a, b) => a + b, 0)).toBe(10_000);
+  });
+
+  it('a topic whose max.message.bytes was lowered: batches fit it, and only a single larger message is refused, naming table and key', async () => {
+    const topic = `${prefix}.lowered`;
+    await kafkaTool('org.apache.kafka.tools.TopicCommand', [
+      '--bootstrap-server',
+      brokers!.join(','),
+      '--create',
+      '--topic',
+      topic,
+      '--partitions',
+      '1',
+      '--config',
+      'max.message.bytes=20000',
+    ]);
+    const t = new KafkaTarget(config({ topics: { 'public.items': topic }, create_topics: false }), ctx);
+    await t.open();
+    await t.write(
+      batch(
+        0,
+        Array.from({ length: 2_000 }, (_, i) => ev('insert', String(i), 'y'.repeat(450))),
+      ),
+    );
+    const err = await t.write(batch(1, [ev('insert', '424242', 'z'.repeat(30_000))])).catch((e) => e);
+    await t.close();
+    expect(err).toBeInstanceOf(TributaryError);
+    expect(err.kind).toBe('operator');
+    expect(err.message).toContain('table public.items key {"id":424242}');
+    expect(err.message).toContain('max.message.bytes 20000');
+    const offsets = await topicEndOffsets(brokers!.join(','), topic);
+    expect(offsets.get(0)).toBe(2_000);
   });
 });

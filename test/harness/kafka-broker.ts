@@ -91,6 +91,40 @@ export async function kafkaJars(): Promise<string> {
   return lib;
 }
 
+/**
+ * Runs a Kafka command-line class (org.apache.kafka.tools.GetOffsetShell, TopicCommand, ConfigCommand, ...) with the
+ * broker's jars, against any broker: tests judge what reached the broker with Kafka's own tools.
+ */
+export async function kafkaTool(
+  mainClass: string,
+  args: string[],
+  timeoutMs = 120_000,
+): Promise<{ stdout: string; stderr: string }> {
+  const lib = await kafkaJars();
+  return execFileAsync('java', ['-Xmx256m', '-XX:+UseSerialGC', '-cp', `${lib}/*`, mainClass, ...args], {
+    timeout: timeoutMs,
+    maxBuffer: 256 << 20,
+  });
+}
+
+/** Sum of a topic's end offsets per partition, as Kafka's GetOffsetShell reports them. */
+export async function topicEndOffsets(bootstrap: string, topic: string): Promise<Map<number, number>> {
+  const { stdout } = await kafkaTool('org.apache.kafka.tools.GetOffsetShell', [
+    '--bootstrap-server',
+    bootstrap,
+    '--topic',
+    topic,
+    '--time',
+    '-1',
+  ]);
+  const offsets = new Map<number, number>();
+  for (const line of stdout.split('\n')) {
+    const m = /^(.+):(\d+):(\d+)$/.exec(line.trim());
+    if (m && m[1] === topic) offsets.set(Number(m[2]), Number(m[3]));
+  }
+  return offsets;
+}
+
 /** Log4j 2 configuration: the broker's log goes to server.log in its directory, quiet request loggers. */
 function log4jProperties(dir: string): string {
   return `status = warn
