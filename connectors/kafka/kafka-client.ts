@@ -13,6 +13,7 @@ import {
   type KafkaConfig,
   logLevel,
   type Message,
+  Partitioners,
   type Producer,
   type SASLOptions,
 } from 'kafkajs';
@@ -69,7 +70,10 @@ class Connection {
           if (this.ended) return; // the retries of an ended connection failing: expected, not news
           const { message, ...fields } = log;
           const entry = { event: 'kafka_client_log', message, ...fields };
-          if (level <= logLevel.ERROR) logger.error(entry);
+          // Error responses kafkajs retries itself (coordinator loading, leader moving): a send that finally fails
+          // reports the cause through our own error.
+          if (typeof message === 'string' && message.startsWith('Response ')) logger.debug(entry);
+          else if (level <= logLevel.ERROR) logger.error(entry);
           else if (level === logLevel.WARN) logger.warn(entry);
           else logger.debug(entry);
         },
@@ -81,6 +85,9 @@ class Connection {
       idempotent: true,
       maxInFlightRequests: 1,
       allowAutoTopicCreation: false,
+      retry: { retries: Number.MAX_SAFE_INTEGER },
+      // Unused (every message names its partition: partitioner.ts); set so kafkajs does not warn about its default.
+      createPartitioner: Partitioners.DefaultPartitioner,
     });
   }
 
@@ -145,9 +152,10 @@ class KafkaJsClient implements KafkaClient {
 
   async createTopics(specs: TopicSpec[]): Promise<void> {
     const admin = await this.current().adminClient();
+    const topics = specs.map((s) => s.topic);
     try {
       await admin.createTopics({
-        waitForLeaders: true,
+        waitForLeaders: false,
         topics: specs.map((s) => ({
           topic: s.topic,
           numPartitions: s.partitions,
@@ -157,8 +165,33 @@ class KafkaJsClient implements KafkaClient {
       });
     } catch (err) {
       // Created meanwhile by someone else: fine.
-      if (errorType(err) === 'TOPIC_ALREADY_EXISTS') return;
-      throw translate(err, `cannot create Kafka topics ${specs.map((s) => s.topic).join(', ')}`);
+      if (errorType(err) !== 'TOPIC_ALREADY_EXISTS')
+        throw translate(err, `cannot create Kafka topics ${topics.join(', ')}`);
+    }
+    await this.waitForLeaders(admin, topics);
+  }
+
+  /**
+   * A created topic takes a moment to reach the brokers' metadata; until then requests about it fail with
+   * UNKNOWN_TOPIC_OR_PARTITION or LEADER_NOT_AVAILABLE. Waits until every partition has a leader.
+   */
+  private async waitForLeaders(admin: Admin, topics: string[]): Promise<void> {
+    const deadline = Date.now() + this.config.request_timeout_ms;
+    for (;;) {
+      try {
+        const { topics: found } = await admin.fetchTopicMetadata({ topics });
+        const ready = found.length === topics.length && found.every((t) => t.partitions.every((p) => p.leader >= 0));
+        if (ready) return;
+      } catch (err) {
+        if (Date.now() > deadline) throw translate(err, `Kafka topics ${topics.join(', ')} have no leader yet`);
+      }
+      if (Date.now() > deadline) {
+        throw new ConnectionError(
+          `Kafka topics ${topics.join(', ')} were created but have no leader after ${this.config.request_timeout_ms} ms`,
+          'Check the brokers are healthy; the pipeline retries from its last checkpoint.',
+        );
+      }
+      await new Promise((r) => setTimeout(r, 100));
     }
   }
 

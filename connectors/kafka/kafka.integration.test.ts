@@ -76,6 +76,8 @@ describe('Kafka client without a broker', () => {
     const err = await t.open().catch((e) => e);
     expect(err).toBeInstanceOf(ConnectionError);
     expect(err.kind).toBe('retryable');
+    expect(err.message).toMatch(/cannot connect to Kafka brokers 127\.0\.0\.1:1: .*ECONNREFUSED/);
+    expect(err.hint).toContain('reachable');
     await t.close().catch(() => {});
   });
 });

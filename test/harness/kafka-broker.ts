@@ -24,6 +24,12 @@ export interface KafkaBroker {
   readonly pid: number | undefined;
   /** The broker's own log (server.log plus the JVM's output), for failure messages. */
   log(): string;
+  /** SIGSTOP: the broker holds every connection open and answers nothing, until resume(). */
+  pause(): void;
+  /** SIGCONT after pause(). */
+  resume(): void;
+  /** The produce requests the broker completed, as its request logger wrote them (needs `requestLog: true`). */
+  produceRequests(): { acks: number; clientId: string }[];
   /** kill -9: no controlled shutdown, nothing flushed beyond what the OS holds. */
   kill9(): Promise<void>;
   /** Starts the broker again on the same ports and log directory (after kill9 or stopProcess). */
@@ -37,6 +43,8 @@ export interface KafkaBroker {
 export interface StartKafkaOptions {
   /** Extra server.properties lines (e.g. message.max.bytes). */
   settings?: Record<string, string | number>;
+  /** Log every request the broker completes to request.log (for checks of what clients asked for). */
+  requestLog?: boolean;
 }
 
 const POM = fileURLToPath(new URL('./kafka/pom.xml', import.meta.url));
@@ -125,9 +133,23 @@ export async function topicEndOffsets(bootstrap: string, topic: string): Promise
   return offsets;
 }
 
-/** Log4j 2 configuration: the broker's log goes to server.log in its directory, quiet request loggers. */
-function log4jProperties(dir: string): string {
-  return `status = warn
+/** Log4j 2 configuration: the broker's log goes to server.log in its directory; requests to request.log if asked. */
+function log4jProperties(dir: string, requestLog: boolean): string {
+  const requests = requestLog
+    ? `appender.requests.type = File
+appender.requests.name = requests
+appender.requests.fileName = ${path.join(dir, 'request.log')}
+appender.requests.layout.type = PatternLayout
+appender.requests.layout.pattern = %m%n
+logger.request.name = kafka.request.logger
+logger.request.level = debug
+logger.request.additivity = false
+logger.request.appenderRef.requests.ref = requests
+`
+    : `logger.request.name = kafka.request.logger
+logger.request.level = warn
+`;
+  return `${requests}status = warn
 appender.file.type = File
 appender.file.name = file
 appender.file.fileName = ${path.join(dir, 'server.log')}
@@ -135,8 +157,6 @@ appender.file.layout.type = PatternLayout
 appender.file.layout.pattern = [%d] %p %m (%c)%n
 rootLogger.level = info
 rootLogger.appenderRef.file.ref = file
-logger.request.name = kafka.request.logger
-logger.request.level = warn
 logger.controller.name = org.apache.kafka.controller
 logger.controller.level = warn
 logger.state.name = state.change.logger
@@ -178,7 +198,7 @@ export async function startKafkaBroker(options: StartKafkaOptions = {}): Promise
       .map(([k, v]) => `${k}=${v}`)
       .join('\n')}\n`,
   );
-  fs.writeFileSync(path.join(dir, 'log4j2.properties'), log4jProperties(dir));
+  fs.writeFileSync(path.join(dir, 'log4j2.properties'), log4jProperties(dir, options.requestLog === true));
   const jvm = [
     '-Xms128m',
     '-Xmx512m',
@@ -247,6 +267,28 @@ export async function startKafkaBroker(options: StartKafkaOptions = {}): Promise
       return child && child.exitCode === null && child.signalCode === null ? child.pid : undefined;
     },
     log: readLog,
+    pause() {
+      if (child?.pid) process.kill(child.pid, 'SIGSTOP');
+    },
+    resume() {
+      if (child?.pid) process.kill(child.pid, 'SIGCONT');
+    },
+    produceRequests() {
+      const file = path.join(dir, 'request.log');
+      if (!fs.existsSync(file)) return [];
+      const out: { acks: number; clientId: string }[] = [];
+      for (const line of fs.readFileSync(file, 'utf8').split('\n')) {
+        const json = line.indexOf('{');
+        if (!line.startsWith('Completed request:') || json < 0) continue;
+        const entry = JSON.parse(line.slice(json)) as {
+          requestHeader?: { requestApiKey?: number; clientId?: string };
+          request?: { acks?: number };
+        };
+        if (entry.requestHeader?.requestApiKey !== 0) continue;
+        out.push({ acks: entry.request?.acks ?? Number.NaN, clientId: entry.requestHeader.clientId ?? '' });
+      }
+      return out;
+    },
     async kill9() {
       killNow();
       await exited;
