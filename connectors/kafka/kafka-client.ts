@@ -4,10 +4,9 @@
 import { readFileSync } from 'node:fs';
 import net from 'node:net';
 import tls, { type ConnectionOptions } from 'node:tls';
-import {
+import kafkajs, {
   type Admin,
   CompressionTypes,
-  ConfigResourceTypes,
   type ISocketFactory,
   Kafka,
   type KafkaConfig,
@@ -21,6 +20,9 @@ import { ConnectionError, TributaryError } from '../../src/errors.ts';
 import type { Logger } from '../../src/observability/logger.ts';
 import type { KafkaClient, OutgoingMessage, TopicLayout, TopicSpec } from './client.ts';
 import type { KafkaTargetConfig } from './config.ts';
+
+// Not found by Node's named-export detection of the CommonJS package: taken from its default export.
+const { ConfigResourceTypes } = kafkajs;
 
 export function createKafkaJsClient(config: KafkaTargetConfig, logger: Logger): KafkaClient {
   return new KafkaJsClient(config, logger);

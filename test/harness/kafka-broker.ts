@@ -133,6 +133,72 @@ export async function topicEndOffsets(bootstrap: string, topic: string): Promise
   return offsets;
 }
 
+/** A record as Kafka's ConsoleConsumer printed it. */
+export interface ConsumedRecord {
+  partition: number;
+  offset: number;
+  headers: Record<string, string>;
+  key: string | null;
+  value: string | null;
+}
+
+/**
+ * Every record of a topic from the beginning up to its current end offsets, read with Kafka's own
+ * ConsoleConsumer (not with the client the product uses), in offset order per partition.
+ */
+export async function consumeTopic(bootstrap: string, topic: string): Promise<ConsumedRecord[]> {
+  const total = [...(await topicEndOffsets(bootstrap, topic)).values()].reduce((a, b) => a + b, 0);
+  if (total === 0) return [];
+  const { stdout } = await kafkaTool(
+    'org.apache.kafka.tools.consumer.ConsoleConsumer',
+    [
+      '--bootstrap-server',
+      bootstrap,
+      '--topic',
+      topic,
+      '--from-beginning',
+      '--max-messages',
+      String(total),
+      '--timeout-ms',
+      '60000',
+      '--property',
+      'print.partition=true',
+      '--property',
+      'print.offset=true',
+      '--property',
+      'print.headers=true',
+      '--property',
+      'print.key=true',
+    ],
+    600_000,
+  );
+  const records: ConsumedRecord[] = [];
+  // Default formatting: tab-separated fields, headers `k:v,k:v` (our header values hold no comma), "null" for null
+  // (never one of our keys or values, which are JSON objects).
+  const nullText = 'null';
+  for (const line of stdout.split('\n')) {
+    if (!line.startsWith('Partition:')) continue;
+    const [partition, offset, headers, key, ...value] = line.split('\t');
+    const parsedHeaders: Record<string, string> = {};
+    if (headers !== 'NO_HEADERS') {
+      for (const h of headers!.split(',')) {
+        const at = h.indexOf(':');
+        parsedHeaders[h.slice(0, at)] = h.slice(at + 1);
+      }
+    }
+    const valueText = value.join('\t');
+    records.push({
+      partition: Number(partition!.slice('Partition:'.length)),
+      offset: Number(offset!.slice('Offset:'.length)),
+      headers: parsedHeaders,
+      key: key === nullText ? null : key!,
+      value: valueText === nullText ? null : valueText,
+    });
+  }
+  records.sort((a, b) => a.partition - b.partition || a.offset - b.offset);
+  return records;
+}
+
 /** Log4j 2 configuration: the broker's log goes to server.log in its directory; requests to request.log if asked. */
 function log4jProperties(dir: string, requestLog: boolean): string {
   const requests = requestLog
