@@ -31,7 +31,7 @@ export function createKafkaJsClient(config: KafkaTargetConfig, logger: Logger): 
 /**
  * One connection's worth of kafkajs objects. kafkajs retries a produce request on its own (the idempotent producer
  * keeps its guarantee only with unlimited retries), and such a retry reconnects even after `disconnect()`. A send
- * given up by us must never land later, behind the replay that follows: so every connection has its own sockets,
+ * given up by us must not be sent again behind the replay that follows: so every connection has its own sockets,
  * and an ended connection destroys them and refuses new ones, which ends any retry still running inside it.
  */
 class Connection {
