@@ -16,8 +16,9 @@ import { b4 } from './scenarios/b4-snapshot.ts';
 import { b5 } from './scenarios/b5-latency.ts';
 import { b6 } from './scenarios/b6-big-transaction.ts';
 import { b7 } from './scenarios/b7-mysql-to-postgres.ts';
+import { b8 } from './scenarios/b8-postgres-to-kafka.ts';
 
-const SCENARIOS: Scenario[] = [b1, b2, b3, b4, b5, b6, b7];
+const SCENARIOS: Scenario[] = [b1, b2, b3, b4, b5, b6, b7, b8];
 
 const { values } = parseArgs({
   options: {

@@ -5,6 +5,8 @@
 
 export interface OutgoingMessage {
   topic: string;
+  /** Chosen by the target (partitioner.ts), so it knows the record batch each message joins. */
+  partition: number;
   /** JSON text, or null for messages without a key. */
   key: string | null;
   /** JSON text, or null for a tombstone. */
@@ -20,16 +22,28 @@ export interface TopicSpec {
   configs: Record<string, string>;
 }
 
+/** What the target must know of a topic to produce to it. */
+export interface TopicLayout {
+  partitions: number;
+  /** The topic's effective `max.message.bytes` (its own setting, else the broker's `message.max.bytes`). */
+  maxMessageBytes: number;
+  /** `cleanup.policy` includes compact: records without a key are refused by the broker. */
+  compacted: boolean;
+}
+
 export interface KafkaClient {
   connect(): Promise<void>;
   /** Which of `topics` exist on the cluster. */
   existingTopics(topics: string[]): Promise<Set<string>>;
   createTopics(specs: TopicSpec[]): Promise<void>;
+  /** Partition count and limits of existing topics. */
+  describeTopics(topics: string[]): Promise<Map<string, TopicLayout>>;
   /**
    * Produces the messages with acks from all in-sync replicas and resolves only when every one is acknowledged.
-   * Messages with the same key go to the same partition in the given order. Rejects with a TributaryError
-   * (ConnectionError when worth retrying).
+   * Each message goes to its own `partition`; messages of one partition keep their order. Rejects with a
+   * TributaryError (ConnectionError when worth retrying).
    */
   send(messages: OutgoingMessage[]): Promise<void>;
+  /** Ends the connection; a send still retrying inside the client can no longer reach a broker afterwards. */
   disconnect(): Promise<void>;
 }

@@ -65,18 +65,8 @@ export const kafkaTargetConfig = z.strictObject({
     .int()
     .positive()
     .default(4 * 1024 * 1024)
-    .describe('Most bytes (key + value + headers) in one produce request.'),
-  max_message_bytes: z
-    .number()
-    .int()
-    .positive()
-    .default(1_000_000)
-    .describe("Largest message (key + value + headers) sent; keep it at or below the topic's max.message.bytes."),
-  oversize: z
-    .enum(['fail', 'skip'])
-    .default('fail')
     .describe(
-      'A message above max_message_bytes: `fail` stops the pipeline with an error naming table and key; `skip` logs the table, key and position at error level and counts it, then goes on.',
+      "Most record bytes in one produce request (an upper bound; a larger single message goes alone). Each partition's record batch also stays below its topic's max.message.bytes, read from the cluster at start.",
     ),
   retries: z
     .number()
@@ -84,7 +74,7 @@ export const kafkaTargetConfig = z.strictObject({
     .positive()
     .default(8)
     .describe(
-      'Retries of a failed produce request before the write fails and the pipeline restarts from its checkpoint.',
+      'Retries of connecting to the cluster and of admin requests. A produce request is retried until send_timeout_ms; then the producer is replaced and the pipeline restarts from its checkpoint.',
     ),
   request_timeout_ms: z.number().int().positive().default(30_000).describe('Timeout of one request to a broker.'),
   connection_timeout_ms: z.number().int().positive().default(10_000).describe('Timeout of connecting to a broker.'),

@@ -1,9 +1,9 @@
 import { ConnectionError } from '../../src/errors.ts';
-import type { KafkaClient, OutgoingMessage, TopicSpec } from './client.ts';
+import type { KafkaClient, OutgoingMessage, TopicLayout, TopicSpec } from './client.ts';
 
 /**
  * A Kafka cluster in memory, for tests of the target's own logic (routing, ordering, acks, failures). It stands in
- * for the broker protocol only: partitions by key hash, keeps each partition's log in order, and lets a test delay
+ * for the broker protocol only: keeps each partition's log in order, and lets a test delay
  * or fail acknowledgements.
  */
 export class InMemoryKafkaClient implements KafkaClient {
@@ -38,6 +38,21 @@ export class InMemoryKafkaClient implements KafkaClient {
     for (const s of specs) if (!this.topics.has(s.topic)) this.addTopic(s);
   }
 
+  async describeTopics(topics: string[]): Promise<Map<string, TopicLayout>> {
+    this.fail();
+    const out = new Map<string, TopicLayout>();
+    for (const topic of topics) {
+      const t = this.topics.get(topic);
+      if (!t) continue;
+      out.set(topic, {
+        partitions: t.partitions.length,
+        maxMessageBytes: Number(t.spec.configs['max.message.bytes'] ?? 1_048_588),
+        compacted: (t.spec.configs['cleanup.policy'] ?? 'delete').includes('compact'),
+      });
+    }
+    return out;
+  }
+
   async send(messages: OutgoingMessage[]): Promise<void> {
     this.sends.push(messages);
     this.fail();
@@ -48,7 +63,9 @@ export class InMemoryKafkaClient implements KafkaClient {
     this.fail();
     for (const m of messages) {
       const t = this.topics.get(m.topic)!;
-      t.partitions[partitionOf(m.key, t.partitions.length)]!.push(m);
+      const partition = t.partitions[m.partition];
+      if (!partition) throw new Error(`UNKNOWN_TOPIC_OR_PARTITION ${m.topic} partition ${m.partition}`);
+      partition.push(m);
       this.acked.push(m);
     }
   }
@@ -72,11 +89,4 @@ export class InMemoryKafkaClient implements KafkaClient {
       throw new ConnectionError('connect ECONNREFUSED 127.0.0.1:9092', 'broker down (in-memory test cluster)');
     }
   }
-}
-
-function partitionOf(key: string | null, n: number): number {
-  if (key === null) return 0;
-  let h = 0;
-  for (let i = 0; i < key.length; i++) h = (h * 31 + key.charCodeAt(i)) | 0;
-  return Math.abs(h) % n;
 }

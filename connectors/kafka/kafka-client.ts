@@ -2,10 +2,12 @@
  * The kafkajs implementation of KafkaClient. The only file that imports kafkajs.
  */
 import { readFileSync } from 'node:fs';
-import type { ConnectionOptions } from 'node:tls';
-import {
+import net from 'node:net';
+import tls, { type ConnectionOptions } from 'node:tls';
+import kafkajs, {
   type Admin,
   CompressionTypes,
+  type ISocketFactory,
   Kafka,
   type KafkaConfig,
   logLevel,
@@ -16,23 +18,44 @@ import {
 } from 'kafkajs';
 import { ConnectionError, TributaryError } from '../../src/errors.ts';
 import type { Logger } from '../../src/observability/logger.ts';
-import type { KafkaClient, OutgoingMessage, TopicSpec } from './client.ts';
+import type { KafkaClient, OutgoingMessage, TopicLayout, TopicSpec } from './client.ts';
 import type { KafkaTargetConfig } from './config.ts';
+
+// Not found by Node's named-export detection of the CommonJS package: taken from its default export.
+const { ConfigResourceTypes } = kafkajs;
 
 export function createKafkaJsClient(config: KafkaTargetConfig, logger: Logger): KafkaClient {
   return new KafkaJsClient(config, logger);
 }
 
-class KafkaJsClient implements KafkaClient {
-  private readonly kafka: Kafka;
-  private readonly producer: Producer;
+/**
+ * One connection's worth of kafkajs objects. kafkajs retries a produce request on its own (the idempotent producer
+ * keeps its guarantee only with unlimited retries), and such a retry reconnects even after `disconnect()`. A send
+ * given up by us must not be sent again behind the replay that follows: so every connection has its own sockets,
+ * and an ended connection destroys them and refuses new ones, which ends any retry still running inside it.
+ */
+class Connection {
+  readonly kafka: Kafka;
+  readonly producer: Producer;
   private admin: Admin | null = null;
-  private readonly compression: CompressionTypes;
+  private readonly sockets = new Set<net.Socket>();
+  private ended = false;
 
-  constructor(
-    private readonly config: KafkaTargetConfig,
-    private readonly logger: Logger,
-  ) {
+  constructor(config: KafkaTargetConfig, logger: Logger) {
+    const socketFactory: ISocketFactory = ({ host, port, ssl, onConnect }) => {
+      if (this.ended) {
+        const refused = new net.Socket();
+        process.nextTick(() => refused.destroy(new Error('this Kafka connection was ended')));
+        return refused;
+      }
+      const socket = ssl
+        ? tls.connect({ host, port, ...(net.isIP(host) ? {} : { servername: host }), ...ssl }, onConnect)
+        : net.connect({ host, port }, onConnect);
+      socket.setKeepAlive(true, 60_000);
+      this.sockets.add(socket);
+      socket.once('close', () => this.sockets.delete(socket));
+      return socket;
+    };
     const kafkaConfig: KafkaConfig = {
       clientId: config.client_id,
       brokers: config.brokers,
@@ -41,37 +64,36 @@ class KafkaJsClient implements KafkaClient {
       retry: { retries: config.retries },
       ssl: tlsOptions(config.tls),
       sasl: saslOptions(config.sasl),
+      socketFactory,
       logLevel: logLevel.WARN,
       logCreator:
         () =>
         ({ level, log }) => {
+          if (this.ended) return; // the retries of an ended connection failing: expected, not news
           const { message, ...fields } = log;
           const entry = { event: 'kafka_client_log', message, ...fields };
-          if (level <= logLevel.ERROR) this.logger.error(entry);
-          else if (level === logLevel.WARN) this.logger.warn(entry);
-          else this.logger.debug(entry);
+          // Error responses kafkajs retries itself (coordinator loading, leader moving): a send that finally fails
+          // reports the cause through our own error.
+          if (typeof message === 'string' && message.startsWith('Response ')) logger.debug(entry);
+          else if (level <= logLevel.ERROR) logger.error(entry);
+          else if (level === logLevel.WARN) logger.warn(entry);
+          else logger.debug(entry);
         },
     };
     this.kafka = new Kafka(kafkaConfig);
+    // Idempotent with acks=all and one request in flight: the broker drops a retried duplicate and keeps order.
+    // No retry limit here (kafkajs's default for idempotence); send_timeout_ms bounds a send from the outside.
     this.producer = this.kafka.producer({
       idempotent: true,
       maxInFlightRequests: 1,
       allowAutoTopicCreation: false,
+      retry: { retries: Number.MAX_SAFE_INTEGER },
+      // Unused (every message names its partition: partitioner.ts); set so kafkajs does not warn about its default.
       createPartitioner: Partitioners.DefaultPartitioner,
-      retry: { retries: config.retries },
     });
-    this.compression = config.compression === 'gzip' ? CompressionTypes.GZIP : CompressionTypes.None;
   }
 
-  async connect(): Promise<void> {
-    try {
-      await this.producer.connect();
-    } catch (err) {
-      throw translate(err, `cannot connect to Kafka brokers ${this.config.brokers.join(', ')}`);
-    }
-  }
-
-  private async adminClient(): Promise<Admin> {
+  async adminClient(): Promise<Admin> {
     if (!this.admin) {
       const admin = this.kafka.admin();
       try {
@@ -84,8 +106,44 @@ class KafkaJsClient implements KafkaClient {
     return this.admin;
   }
 
+  async end(): Promise<void> {
+    this.ended = true;
+    for (const socket of this.sockets) socket.destroy();
+    await Promise.allSettled([this.producer.disconnect(), this.admin?.disconnect()]);
+    this.admin = null;
+  }
+}
+
+class KafkaJsClient implements KafkaClient {
+  private connection: Connection | null = null;
+  private readonly compression: CompressionTypes;
+  private brokerMaxMessageBytes: number | undefined;
+
+  constructor(
+    private readonly config: KafkaTargetConfig,
+    private readonly logger: Logger,
+  ) {
+    this.compression = config.compression === 'gzip' ? CompressionTypes.GZIP : CompressionTypes.None;
+  }
+
+  async connect(): Promise<void> {
+    await this.connection?.end();
+    const connection = new Connection(this.config, this.logger);
+    this.connection = connection;
+    try {
+      await connection.producer.connect();
+    } catch (err) {
+      throw translate(err, `cannot connect to Kafka brokers ${this.config.brokers.join(', ')}`);
+    }
+  }
+
+  private current(): Connection {
+    if (!this.connection) throw new TributaryError('fatal', 'kafka client used before connect()');
+    return this.connection;
+  }
+
   async existingTopics(topics: string[]): Promise<Set<string>> {
-    const admin = await this.adminClient();
+    const admin = await this.current().adminClient();
     try {
       const all = new Set(await admin.listTopics());
       return new Set(topics.filter((t) => all.has(t)));
@@ -95,10 +153,11 @@ class KafkaJsClient implements KafkaClient {
   }
 
   async createTopics(specs: TopicSpec[]): Promise<void> {
-    const admin = await this.adminClient();
+    const admin = await this.current().adminClient();
+    const topics = specs.map((s) => s.topic);
     try {
       await admin.createTopics({
-        waitForLeaders: true,
+        waitForLeaders: false,
         topics: specs.map((s) => ({
           topic: s.topic,
           numPartitions: s.partitions,
@@ -108,9 +167,81 @@ class KafkaJsClient implements KafkaClient {
       });
     } catch (err) {
       // Created meanwhile by someone else: fine.
-      if ((err as { type?: string }).type === 'TOPIC_ALREADY_EXISTS') return;
-      throw translate(err, `cannot create Kafka topics ${specs.map((s) => s.topic).join(', ')}`);
+      if (errorType(err) !== 'TOPIC_ALREADY_EXISTS')
+        throw translate(err, `cannot create Kafka topics ${topics.join(', ')}`);
     }
+    await this.waitForLeaders(admin, topics);
+  }
+
+  /**
+   * A created topic takes a moment to reach the brokers' metadata; until then requests about it fail with
+   * UNKNOWN_TOPIC_OR_PARTITION or LEADER_NOT_AVAILABLE. Waits until every partition has a leader.
+   */
+  private async waitForLeaders(admin: Admin, topics: string[]): Promise<void> {
+    const deadline = Date.now() + this.config.request_timeout_ms;
+    for (;;) {
+      try {
+        const { topics: found } = await admin.fetchTopicMetadata({ topics });
+        const ready = found.length === topics.length && found.every((t) => t.partitions.every((p) => p.leader >= 0));
+        if (ready) return;
+      } catch (err) {
+        if (Date.now() > deadline) throw translate(err, `Kafka topics ${topics.join(', ')} have no leader yet`);
+      }
+      if (Date.now() > deadline) {
+        throw new ConnectionError(
+          `Kafka topics ${topics.join(', ')} were created but have no leader after ${this.config.request_timeout_ms} ms`,
+          'Check the brokers are healthy; the pipeline retries from its last checkpoint.',
+        );
+      }
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+
+  async describeTopics(topics: string[]): Promise<Map<string, TopicLayout>> {
+    const admin = await this.current().adminClient();
+    const out = new Map<string, TopicLayout>();
+    try {
+      const brokerLimit = await this.brokerLimit(admin);
+      const metadata = await admin.fetchTopicMetadata({ topics });
+      const configs = await admin.describeConfigs({
+        includeSynonyms: false,
+        resources: topics.map((name) => ({
+          type: ConfigResourceTypes.TOPIC,
+          name,
+          configNames: ['max.message.bytes', 'cleanup.policy'],
+        })),
+      });
+      for (const t of metadata.topics) {
+        const entries = configs.resources.find((r) => r.resourceName === t.name)?.configEntries ?? [];
+        const value = (name: string) => entries.find((e) => e.configName === name)?.configValue;
+        out.set(t.name, {
+          partitions: t.partitions.length,
+          maxMessageBytes: Number(value('max.message.bytes') ?? brokerLimit),
+          compacted: (value('cleanup.policy') ?? '').includes('compact'),
+        });
+      }
+    } catch (err) {
+      throw translate(err, `cannot describe Kafka topics ${topics.join(', ')}`);
+    }
+    return out;
+  }
+
+  /** The broker's message.max.bytes (the default of every topic's max.message.bytes), read once and logged. */
+  private async brokerLimit(admin: Admin): Promise<number> {
+    if (this.brokerMaxMessageBytes === undefined) {
+      const cluster = await admin.describeCluster();
+      const broker = cluster.brokers.find((b) => b.nodeId === cluster.controller) ?? cluster.brokers[0];
+      const configs = await admin.describeConfigs({
+        includeSynonyms: false,
+        resources: [
+          { type: ConfigResourceTypes.BROKER, name: String(broker?.nodeId), configNames: ['message.max.bytes'] },
+        ],
+      });
+      const value = configs.resources[0]?.configEntries.find((e) => e.configName === 'message.max.bytes')?.configValue;
+      this.brokerMaxMessageBytes = Number(value ?? 1_048_588);
+      this.logger.info({ event: 'kafka_broker_limits', message_max_bytes: this.brokerMaxMessageBytes });
+    }
+    return this.brokerMaxMessageBytes;
   }
 
   async send(messages: OutgoingMessage[]): Promise<void> {
@@ -121,10 +252,10 @@ class KafkaJsClient implements KafkaClient {
         list = [];
         byTopic.set(m.topic, list);
       }
-      list.push({ key: m.key, value: m.value, headers: m.headers });
+      list.push({ key: m.key, value: m.value, headers: m.headers, partition: m.partition });
     }
     try {
-      await this.producer.sendBatch({
+      await this.current().producer.sendBatch({
         acks: -1,
         timeout: this.config.request_timeout_ms,
         compression: this.compression,
@@ -136,8 +267,9 @@ class KafkaJsClient implements KafkaClient {
   }
 
   async disconnect(): Promise<void> {
-    await Promise.allSettled([this.producer.disconnect(), this.admin?.disconnect()]);
-    this.admin = null;
+    const connection = this.connection;
+    this.connection = null;
+    await connection?.end();
   }
 }
 
@@ -146,12 +278,17 @@ function translate(err: unknown, what: string): TributaryError {
   if (err instanceof TributaryError) return err;
   const e = err as { name?: string; type?: string; message?: string; retriable?: boolean; cause?: unknown };
   const detail = e.message ?? String(err);
-  const type = e.type ?? causeType(e);
+  const type = errorType(err);
   switch (type) {
     case 'MESSAGE_TOO_LARGE':
     case 'RECORD_LIST_TOO_LARGE':
       return new TributaryError('operator', `${what}: ${detail}`, {
-        hint: "A message exceeds the broker's or topic's size limit: lower max_message_bytes to match max.message.bytes (messages above it then fail or are skipped by the `oversize` setting), or raise the topic limit.",
+        hint: "A record batch was cut below the topic's max.message.bytes as read at start: the topic's or broker's limit was lowered since. Restart the pipeline to read the limits again.",
+        cause: err,
+      });
+    case 'INVALID_RECORD':
+      return new TributaryError('operator', `${what}: the broker refused a record as invalid: ${detail}`, {
+        hint: 'A compacted topic refuses records without a key (TRUNCATE, tables without a primary key): route such tables to a topic with cleanup.policy delete.',
         cause: err,
       });
     case 'TOPIC_AUTHORIZATION_FAILED':
@@ -187,11 +324,12 @@ function translate(err: unknown, what: string): TributaryError {
   );
 }
 
-function causeType(e: { cause?: unknown }): string | undefined {
-  let c = e.cause as { type?: string; cause?: unknown } | undefined;
-  for (let i = 0; c && i < 5; i++) {
+/** The Kafka error code name of a kafkajs error, looking through the wrappers of its retry machinery. */
+function errorType(err: unknown): string | undefined {
+  let c = err as { type?: string; cause?: unknown; originalError?: unknown } | undefined;
+  for (let i = 0; c && i < 6; i++) {
     if (c.type) return c.type;
-    c = c.cause as typeof c;
+    c = (c.cause ?? c.originalError) as typeof c;
   }
   return undefined;
 }

@@ -11,6 +11,7 @@ import type { OutgoingMessage } from './client.ts';
 import { kafkaTargetConfig } from './config.ts';
 import { InMemoryKafkaClient } from './in-memory-client.ts';
 import { KafkaTarget } from './kafka-target.ts';
+import { RECORD_BATCH_OVERHEAD, recordSize } from './record-size.ts';
 
 const logger = pino({ level: 'silent' });
 const ctx = { pipeline: 'p1', logger };
@@ -307,44 +308,47 @@ describe('KafkaTarget topics, oversize, transactions, heartbeats', () => {
     expect(client.sends).toHaveLength(0);
   });
 
-  it('an oversize message fails with table, key and position; `skip` logs, counts and sends the rest', async () => {
+  it("a message its topic's max.message.bytes cannot take fails with table, key and position; nothing is sent", async () => {
     const big = ev('insert', '7', 'x'.repeat(5000));
-    const { t, client } = target({ max_message_bytes: 2000 });
+    const { t, client } = target({ topic_configs: { 'max.message.bytes': '2000' } });
     await t.open();
     const err = await t.write(batch(0, [ev('insert', '1', 'a'), big])).catch((e) => e);
     expect(err).toBeInstanceOf(TributaryError);
     expect(err.kind).toBe('operator');
     expect(err.message).toMatch(
-      /public\.orders key \{"id":7\} \(LSN 0\/100\) is \d+ bytes, above max_message_bytes 2000/,
+      /table public\.orders key \{"id":7\} \(LSN 0\/100\) is \d+ bytes, more than topic srv\.public\.orders takes \(max\.message\.bytes 2000/,
     );
     expect(client.sends).toHaveLength(0); // nothing of the batch went out
-    const lines: unknown[] = [];
-    const skipCtx = {
-      pipeline: 'p1',
-      logger: pino({ level: 'error' }, { write: (s: string) => lines.push(JSON.parse(s)) }),
-    };
-    const config = kafkaTargetConfig.parse({
-      type: 'kafka',
-      brokers: ['b'],
-      topic_prefix: 'srv',
-      max_message_bytes: 2000,
-      oversize: 'skip',
-      linger_ms: 0,
-    });
-    const skipClient = new InMemoryKafkaClient();
-    const s = new KafkaTarget(config, skipCtx, { client: skipClient });
-    await s.open();
-    await s.write(batch(0, [ev('insert', '1', 'a'), big, ev('insert', '2', 'b')]));
-    expect(skipClient.acked.map((m) => m.key)).toEqual(['{"id":1}', '{"id":2}']);
-    expect(s.skippedOversize).toBe(1);
-    expect(lines).toEqual([
-      expect.objectContaining({
-        event: 'kafka_message_skipped_oversize',
-        table: 'public.orders',
-        key: '{"id":7}',
-        position: 'LSN 0/100',
-      }),
-    ]);
+  });
+
+  it('record batches stay below the topic limit and produce requests below batch_max_bytes', async () => {
+    const client = new InMemoryKafkaClient();
+    const { t } = target(
+      { topic_partitions: 3, topic_configs: { 'max.message.bytes': '20000' }, batch_max_bytes: 50_000, linger_ms: 5 },
+      client,
+    );
+    await t.open();
+    const events = Array.from({ length: 600 }, (_, i) => ev('insert', String(i), 'v'.repeat(400)));
+    await t.write(batch(0, events));
+    const size = (m: OutgoingMessage) => recordSize(m);
+    for (const request of client.sends) {
+      expect(request.reduce((n, m) => n + size(m), 0)).toBeLessThanOrEqual(50_000);
+      const perPartition = new Map<number, number>();
+      for (const m of request) perPartition.set(m.partition, (perPartition.get(m.partition) ?? 0) + size(m));
+      for (const bytes of perPartition.values()) expect(bytes + RECORD_BATCH_OVERHEAD).toBeLessThanOrEqual(20_000);
+    }
+    expect(client.acked).toHaveLength(600);
+  });
+
+  it('a record without a key for a compacted topic is an operator error naming the cause', async () => {
+    const { t, client } = target({ topic_configs: { 'cleanup.policy': 'compact' } });
+    await t.open();
+    const err = await t.write(batch(0, [ev('insert', '1', 'a'), ev('truncate', '1', null)])).catch((e) => e);
+    expect(err).toBeInstanceOf(TributaryError);
+    expect(err.kind).toBe('operator');
+    expect(err.message).toContain('compacted');
+    expect(err.message).toContain('TRUNCATE');
+    expect(client.sends).toHaveLength(0);
   });
 
   it('transaction topic: BEGIN before the first event, END with per-table counts at the commit', async () => {
@@ -465,7 +469,7 @@ describe('KafkaTarget write order', () => {
   });
 
   it('after a failed write (oversize), later writes fail instead of leaving a gap', async () => {
-    const { t, client } = target({ max_message_bytes: 500 });
+    const { t, client } = target({ topic_configs: { 'max.message.bytes': '500' } });
     await t.open();
     await expect(t.write(batch(0, [ev('insert', '1', 'x'.repeat(1000))]))).rejects.toMatchObject({ kind: 'operator' });
     await expect(t.write(batch(1, [ev('insert', '2', 'b')]))).rejects.toBeInstanceOf(TributaryError);

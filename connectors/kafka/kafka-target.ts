@@ -12,13 +12,18 @@ import {
   TransactionTracker,
 } from '../../src/envelope/transaction.ts';
 import { TributaryError } from '../../src/errors.ts';
-import type { KafkaClient, OutgoingMessage } from './client.ts';
+import type { KafkaClient, OutgoingMessage, TopicLayout } from './client.ts';
 import type { KafkaTargetConfig } from './config.ts';
+import { partitionFor } from './partitioner.ts';
+import { RECORD_BATCH_OVERHEAD, recordBatchBudget, recordSize } from './record-size.ts';
 import { Sender } from './sender.ts';
 import { TopicRouter } from './topic-router.ts';
 
-/** Bytes a record adds beyond key, value and headers (record framing, timestamps, varints); an estimate. */
-const RECORD_OVERHEAD = 64;
+/** A message before its topic is known to exist: no partition yet, and the event it came from (for errors). */
+interface Pending {
+  message: OutgoingMessage;
+  event: ChangeEvent | null;
+}
 
 const TX_KEY_SCHEMA =
   '{"type":"struct","fields":[{"type":"string","optional":false,"field":"id"}],"optional":false,"name":"io.debezium.connector.common.TransactionMetadataKey"}';
@@ -48,14 +53,13 @@ export class KafkaTarget implements Target {
   private readonly clock: () => number;
   private client: KafkaClient | null;
   private sender: Sender | null = null;
-  private readonly knownTopics = new Set<string>();
+  /** Topics checked (created when allowed) and described since open(): partitions and size limit. */
+  private readonly layouts = new Map<string, TopicLayout>();
   private topicCheck: Promise<void> = Promise.resolve();
   private queueing: Promise<void> = Promise.resolve();
   private failed: unknown = null;
   private lastHeartbeatMs = Number.NEGATIVE_INFINITY;
   private readonly serverKey: string;
-  /** Messages skipped because of `oversize: skip`. */
-  skippedOversize = 0;
 
   constructor(
     readonly config: KafkaTargetConfig,
@@ -80,11 +84,15 @@ export class KafkaTarget implements Target {
       this.client = createKafkaJsClient(this.config, this.ctx.logger);
     }
     await this.client.connect();
+    // Topics are described anew on every start: partitions and limits may have changed meanwhile.
+    this.layouts.clear();
+    const compressed = this.config.compression !== 'none';
     this.sender = new Sender(this.client, {
       lingerMs: this.config.linger_ms,
       maxMessages: this.config.batch_max_messages,
       maxBytes: this.config.batch_max_bytes,
       sendTimeoutMs: this.config.send_timeout_ms,
+      recordBatchBudget: (topic) => recordBatchBudget(this.layouts.get(topic)!.maxMessageBytes, compressed),
     });
     this.tracker?.reset();
     this.ctx.logger.info({ event: 'kafka_target_opened', brokers: this.config.brokers });
@@ -94,10 +102,9 @@ export class KafkaTarget implements Target {
     const sender = this.sender;
     if (!sender) throw new TributaryError('fatal', 'kafka target written before open()');
     if (this.failed) throw this.failedError();
-    const messages: OutgoingMessage[] = [];
-    const sizes: number[] = [];
+    const pending: Pending[] = [];
     try {
-      this.collect(batch, messages, sizes);
+      this.collect(batch, pending);
     } catch (err) {
       this.failed ??= err;
       throw err;
@@ -106,13 +113,15 @@ export class KafkaTarget implements Target {
     // every later write (a later message must never overtake a lost earlier one).
     const step = this.queueing.then(async () => {
       if (this.failed) throw this.failedError();
+      let placed: { messages: OutgoingMessage[]; sizes: number[] };
       try {
-        await this.ensureTopics(messages);
+        await this.ensureTopics(pending);
+        placed = this.place(pending);
       } catch (err) {
         this.failed ??= err;
         throw err;
       }
-      return { acked: sender.enqueue(messages, sizes) };
+      return { acked: sender.enqueue(placed.messages, placed.sizes) };
     });
     this.queueing = step.then(
       () => {},
@@ -147,7 +156,7 @@ export class KafkaTarget implements Target {
   }
 
   /** Encodes the batch into messages, with transaction and heartbeat records. Synchronous: order is batch order. */
-  private collect(batch: ChangeBatch, messages: OutgoingMessage[], sizes: number[]): void {
+  private collect(batch: ChangeBatch, messages: Pending[]): void {
     const records: EncodedRecord[] = [];
     const txTopic = this.config.transaction_topic;
     for (const event of batch.events) {
@@ -155,16 +164,16 @@ export class KafkaTarget implements Target {
       if (this.tracker) {
         const step = this.tracker.step(event);
         position = step.position;
-        if (txTopic && step.ended) this.push(messages, sizes, this.transactionMessage(txTopic, step.ended));
-        if (txTopic && step.began) this.push(messages, sizes, this.transactionMessage(txTopic, step.began));
+        if (txTopic && step.ended) this.push(messages, this.transactionMessage(txTopic, step.ended));
+        if (txTopic && step.began) this.push(messages, this.transactionMessage(txTopic, step.began));
       }
       this.encoder.encode(event, records, position);
-      for (const r of records) this.pushRecord(r, messages, sizes);
+      for (const r of records) this.pushRecord(r, messages);
       records.length = 0;
     }
     if (batch.checkpoint && this.tracker) {
       const ended = this.tracker.commit();
-      if (txTopic && ended) this.push(messages, sizes, this.transactionMessage(txTopic, ended));
+      if (txTopic && ended) this.push(messages, this.transactionMessage(txTopic, ended));
     }
     const heartbeatTopic = this.config.heartbeat_topic;
     if (heartbeatTopic) {
@@ -176,59 +185,68 @@ export class KafkaTarget implements Target {
           : this.serverKey;
         const payload = `{"ts_ms":${now}}`;
         const value = this.config.schemas ? `{"schema":${HEARTBEAT_VALUE_SCHEMA},"payload":${payload}}` : payload;
-        this.push(messages, sizes, { topic: heartbeatTopic, key, value, headers: this.baseHeaders() });
+        this.push(messages, { topic: heartbeatTopic, key, value, headers: this.baseHeaders() });
       }
     }
   }
 
-  private pushRecord(r: EncodedRecord, messages: OutgoingMessage[], sizes: number[]): void {
+  private pushRecord(r: EncodedRecord, messages: Pending[]): void {
     const event = r.event;
     const topic = event.op === 'message' ? this.router.messageTopic() : this.router.topicFor(event.table);
     const headers = this.config.headers ? positionHeaders(event, this.ctx.pipeline) : {};
     if (r.newKey !== undefined) headers['__debezium.newkey'] = r.newKey;
     if (r.oldKey !== undefined) headers['__debezium.oldkey'] = r.oldKey;
-    const m: OutgoingMessage = { topic, key: r.key, value: r.value, headers };
-    const size = messageSize(m, this.config.max_message_bytes);
-    if (size > this.config.max_message_bytes) {
-      this.oversize(m, size, event);
-      return;
-    }
-    messages.push(m);
-    sizes.push(size);
+    messages.push({ message: { topic, partition: -1, key: r.key, value: r.value, headers }, event });
   }
 
-  private push(messages: OutgoingMessage[], sizes: number[], m: OutgoingMessage): void {
-    messages.push(m);
-    sizes.push(messageSize(m, Number.POSITIVE_INFINITY));
+  private push(messages: Pending[], m: Omit<OutgoingMessage, 'partition'>): void {
+    messages.push({ message: { ...m, partition: -1 }, event: null });
   }
 
-  private oversize(m: OutgoingMessage, size: number, event: ChangeEvent): void {
-    const table = `${event.table.schema}.${event.table.name}`;
-    const key = truncate(m.key ?? 'null', 300);
-    const position = describePosition(event.source.position);
-    if (this.config.oversize === 'skip') {
-      this.skippedOversize++;
-      this.ctx.logger.error({
-        event: 'kafka_message_skipped_oversize',
-        table,
-        key,
-        topic: m.topic,
-        bytes: size,
-        max_message_bytes: this.config.max_message_bytes,
-        position,
-      });
-      return;
+  /**
+   * Gives each message its partition and size, and refuses what its topic cannot take: a record larger than a whole
+   * record batch may be (the only "too large" case: batches are cut below the limit), or a record without a key
+   * for a compacted topic. Either stops the pipeline naming table and key; nothing is skipped.
+   */
+  private place(pending: Pending[]): { messages: OutgoingMessage[]; sizes: number[] } {
+    const messages: OutgoingMessage[] = [];
+    const sizes: number[] = [];
+    const compressed = this.config.compression !== 'none';
+    for (const { message: m, event } of pending) {
+      const layout = this.layouts.get(m.topic)!;
+      const group = event && event.op !== 'message' ? `${event.table.schema}.${event.table.name}` : m.topic;
+      m.partition = partitionFor(m.key, group, layout.partitions);
+      const size = recordSize(m);
+      if (size > recordBatchBudget(layout.maxMessageBytes, compressed)) this.tooLarge(m, size, layout, event);
+      if (m.key === null && layout.compacted) this.keylessOnCompacted(m, event);
+      messages.push(m);
+      sizes.push(size);
     }
+    return { messages, sizes };
+  }
+
+  private tooLarge(m: OutgoingMessage, size: number, layout: TopicLayout, event: ChangeEvent | null): never {
     throw new TributaryError(
       'operator',
-      `kafka target: the message for table ${table} key ${key} (${position}) is ${size} bytes, above max_message_bytes ${this.config.max_message_bytes}`,
+      `kafka target: the message for ${describeOrigin(m, event)} is ${size} bytes, more than topic ${m.topic} takes (max.message.bytes ${layout.maxMessageBytes}, of which a record batch header uses ${RECORD_BATCH_OVERHEAD}${this.config.compression === 'none' ? '' : ' and compression a safety margin'})`,
       {
-        hint: "Raise max_message_bytes together with the topic's max.message.bytes (and the broker's message.max.bytes), or set oversize: skip to log and skip such messages.",
+        hint: `Raise the topic's max.message.bytes (kafka-configs --alter --entity-type topics --entity-name ${m.topic} --add-config max.message.bytes=N; for topics this target creates, topic_configs) and restart: limits are read at start.`,
       },
     );
   }
 
-  private transactionMessage(topic: string, t: TransactionBegin | TransactionEnd): OutgoingMessage {
+  private keylessOnCompacted(m: OutgoingMessage, event: ChangeEvent | null): never {
+    const what = event?.op === 'truncate' ? 'a TRUNCATE (it has no key)' : 'a row of a table without a primary key';
+    throw new TributaryError(
+      'operator',
+      `kafka target: topic ${m.topic} is compacted (cleanup.policy compact) and refuses records without a key, but ${what} must go there: ${describeOrigin(m, event)}`,
+      {
+        hint: 'Give the table a primary key (or a replica identity index), route it to a topic with cleanup.policy delete (`topics` / `topic_routes`), or drop compact from the topic; restart afterwards.',
+      },
+    );
+  }
+
+  private transactionMessage(topic: string, t: TransactionBegin | TransactionEnd): Omit<OutgoingMessage, 'partition'> {
     const keyPayload = `{"id":${JSON.stringify(t.id)}}`;
     const payload = 'eventCount' in t ? endJson(t) : beginJson(t);
     return {
@@ -243,11 +261,11 @@ export class KafkaTarget implements Target {
     return this.config.headers ? { 'tributary.pipeline': this.ctx.pipeline } : {};
   }
 
-  /** Makes sure every topic of these messages exists (creating it when allowed). Checks run one at a time. */
-  private ensureTopics(messages: OutgoingMessage[]): Promise<void> {
+  /** Makes sure every topic of these messages exists (creating it when allowed) and is described. One at a time. */
+  private ensureTopics(pending: Pending[]): Promise<void> {
     let missing: string[] | null = null;
-    for (const m of messages) {
-      if (this.knownTopics.has(m.topic)) continue;
+    for (const { message: m } of pending) {
+      if (this.layouts.has(m.topic)) continue;
       missing ??= [];
       if (!missing.includes(m.topic)) missing.push(m.topic);
     }
@@ -260,7 +278,7 @@ export class KafkaTarget implements Target {
 
   private async checkTopics(topics: string[]): Promise<void> {
     const client = this.client!;
-    const unknown = topics.filter((t) => !this.knownTopics.has(t));
+    const unknown = topics.filter((t) => !this.layouts.has(t));
     if (unknown.length === 0) return;
     const existing = await client.existingTopics(unknown);
     const absent = unknown.filter((t) => !existing.has(t));
@@ -280,8 +298,24 @@ export class KafkaTarget implements Target {
       );
       this.ctx.logger.info({ event: 'kafka_topics_created', topics: absent });
     }
-    for (const t of unknown) this.knownTopics.add(t);
+    const layouts = await client.describeTopics(unknown);
+    for (const topic of unknown) {
+      const layout = layouts.get(topic);
+      if (!layout) {
+        throw new TributaryError('retryable', `kafka target: topic ${topic} has no metadata yet`, {
+          hint: 'The topic was deleted or is still being created; the pipeline retries from its checkpoint.',
+        });
+      }
+      this.layouts.set(topic, layout);
+      this.ctx.logger.info({ event: 'kafka_topic_described', topic, ...layout });
+    }
   }
+}
+
+function describeOrigin(m: OutgoingMessage, event: ChangeEvent | null): string {
+  const key = truncate(m.key ?? 'null', 300);
+  if (!event) return `topic ${m.topic} key ${key}`;
+  return `table ${event.table.schema}.${event.table.name} key ${key} (${describePosition(event.source.position)})`;
 }
 
 /** Headers naming where the change came from, so consumers can deduplicate replays. */
@@ -300,21 +334,6 @@ export function positionHeaders(event: ChangeEvent, pipeline: string): Record<st
   if (event.source.txId !== undefined) h['tributary.tx_id'] = event.source.txId;
   if (event.source.snapshot !== false) h['tributary.snapshot'] = event.source.snapshot;
   return h;
-}
-
-/**
- * Bytes of a message (UTF-8 key + value + headers + framing estimate). Strings shorter than a third of the limit
- * cannot exceed it, so the exact count is skipped for them.
- */
-function messageSize(m: OutgoingMessage, limit: number): number {
-  let chars = RECORD_OVERHEAD + (m.key?.length ?? 0) + (m.value?.length ?? 0);
-  for (const k in m.headers) chars += k.length + m.headers[k]!.length + 2;
-  if (chars * 3 <= limit) return chars; // an upper bound on UTF-8 bytes is within the limit: close enough
-  let bytes = RECORD_OVERHEAD;
-  if (m.key) bytes += Buffer.byteLength(m.key);
-  if (m.value) bytes += Buffer.byteLength(m.value);
-  for (const k in m.headers) bytes += Buffer.byteLength(k) + Buffer.byteLength(m.headers[k]!) + 2;
-  return bytes;
 }
 
 function describePosition(p: SourcePosition): string {

@@ -4,6 +4,8 @@ import type { KafkaClient, OutgoingMessage } from './client.ts';
 interface Group {
   messages: OutgoingMessage[];
   bytes: number;
+  /** Record bytes per topic partition: each becomes one record batch, which must fit the topic's limit. */
+  partitionBytes: Map<string, number>;
   done: Promise<void>;
   resolve: () => void;
   reject: (err: unknown) => void;
@@ -14,11 +16,16 @@ export interface SenderLimits {
   maxMessages: number;
   maxBytes: number;
   sendTimeoutMs: number;
+  /** Record bytes one record batch of the topic may carry (record-size.ts). */
+  recordBatchBudget(topic: string): number;
 }
 
 /**
  * Groups messages of consecutive writes into produce requests (up to linger_ms, batch_max_messages,
  * batch_max_bytes) and sends the groups one at a time, in order, so messages of one key keep their order.
+ * A group closes before a message that would take it past a limit, so the limits are upper bounds: on the request
+ * (messages, bytes), and on each partition's record batch (the topic's `max.message.bytes`). Only a message larger
+ * than batch_max_bytes on its own goes alone; the target refuses any message its topic cannot take.
  *
  * A group's promise resolves when the client reports every message acknowledged. After a failure every later group
  * fails without being sent, until `reset()`: a later message must never overtake a lost earlier one.
@@ -39,12 +46,29 @@ export class Sender {
   enqueue(messages: OutgoingMessage[], sizes: number[]): Promise<void> {
     if (this.failure) return Promise.reject(this.failure);
     if (messages.length === 0) return this.open ? this.open.done : this.last;
+    const { maxMessages, maxBytes } = this.limits;
     for (let i = 0; i < messages.length; i++) {
-      if (!this.open) this.open = this.newGroup();
-      const g = this.open;
-      g.messages.push(messages[i]!);
-      g.bytes += sizes[i]!;
-      if (g.messages.length >= this.limits.maxMessages || g.bytes >= this.limits.maxBytes) this.seal();
+      const m = messages[i]!;
+      const size = sizes[i]!;
+      const partition = `${m.topic}\u0000${m.partition}`;
+      let g = this.open;
+      if (
+        g &&
+        (g.messages.length >= maxMessages ||
+          g.bytes + size > maxBytes ||
+          (g.partitionBytes.get(partition) ?? 0) + size > this.limits.recordBatchBudget(m.topic))
+      ) {
+        this.seal();
+        g = null;
+      }
+      if (!g) {
+        g = this.newGroup();
+        this.open = g;
+      }
+      g.messages.push(m);
+      g.bytes += size;
+      g.partitionBytes.set(partition, (g.partitionBytes.get(partition) ?? 0) + size);
+      if (g.messages.length >= maxMessages || g.bytes >= maxBytes) this.seal();
     }
     const waitFor = this.open ? this.open.done : this.last;
     if (this.open) {
@@ -76,7 +100,7 @@ export class Sender {
       reject = rej;
     });
     done.catch(() => {}); // callers observe it; never an unhandled rejection
-    const g: Group = { messages: [], bytes: 0, done, resolve, reject };
+    const g: Group = { messages: [], bytes: 0, partitionBytes: new Map(), done, resolve, reject };
     this.last = done;
     return g;
   }
