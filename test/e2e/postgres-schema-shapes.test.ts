@@ -413,4 +413,42 @@ describe('PostgreSQL -> PostgreSQL schema shapes', () => {
       expect(await stop(run)).toBeNull();
     }
   });
+
+  it('a target user that may not enter replica mode stops once on a replica trigger, and runs once granted', async () => {
+    const sourceUrl = await server.createDatabase('rr_src');
+    const targetUrl = await server.createDatabase('rr_dst');
+    await server.query(
+      'rr_src',
+      "create table events (id integer primary key, v text); insert into events values (1, 'a')",
+    );
+    await server.query(
+      'rr_dst',
+      `do $$ begin if not exists (select from pg_roles where rolname = 'applier') then create role applier login; end if; end $$;
+       grant create on database rr_dst to applier;
+       create table events (id integer primary key, v text);
+       create table audit (id integer);
+       grant all on events, audit to applier;
+       create function audit_row() returns trigger language plpgsql as $$ begin insert into audit values (new.id); return null; end $$;
+       create trigger events_audit after insert on events for each row execute function audit_row();
+       alter table events enable replica trigger events_audit`,
+    );
+    const target = new URL(targetUrl);
+    target.username = 'applier';
+    target.password = '';
+    const source = `{ type: postgres, url: "${sourceUrl}", tables: [public.events] }`;
+    const targetYaml = `{ type: postgres, url: "${target.toString()}" }`;
+    const refused = start('rr', source, targetYaml);
+    const failure = (await refused.ended) as Error & { hint?: string };
+    expect(failure?.message).toContain('enabled for replication only');
+    expect(failure?.hint).toContain('GRANT SET ON PARAMETER session_replication_role');
+    // What the hint says, then the same pipeline runs and the trigger fires.
+    await server.query('rr_dst', 'grant set on parameter session_replication_role to applier');
+    const run = start('rr', source, targetYaml);
+    try {
+      await expectEqual(run, sourceUrl, targetUrl, ['public.events']);
+    } finally {
+      expect(await stop(run)).toBeNull();
+    }
+    expect(await server.query('rr_dst', 'select id from audit')).toEqual([{ id: 1 }]);
+  });
 });
