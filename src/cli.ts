@@ -103,6 +103,9 @@ try {
 } catch (err) {
   process.exitCode = report(err);
 }
+// The command is done (a daemon has drained and saved its checkpoints): a driver's idle timer must not keep the
+// process alive for seconds after it said "stopped".
+process.exit();
 
 function report(err: unknown): number {
   if (err instanceof CommanderError) {

@@ -7,6 +7,7 @@ import { runWorkload, SHOP_SCHEMA, tableDigest } from '../demo/workload.ts';
 import { TributaryError } from '../errors.ts';
 import { ExitCode } from '../exit-codes.ts';
 import { createLogger } from '../observability/logger.ts';
+import { stopWhenNpmParentExits } from './parent-watch.ts';
 
 const TABLES = ['public.customers', 'public.orders'];
 
@@ -27,6 +28,7 @@ export async function demoCommand(options: { seconds: number }): Promise<number>
   const onSignal = () => stopping.abort();
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
+  const unwatch = stopWhenNpmParentExits(onSignal);
   try {
     const admin = new pg.Client({ connectionString: server.url('postgres') });
     await admin.connect();
@@ -94,6 +96,7 @@ pipelines:
     say(equal.ok ? '\nSource and replica match.' : '\nSource and replica DIFFER.');
     return equal.ok ? ExitCode.ok : ExitCode.invalid;
   } finally {
+    unwatch();
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
     await server.stop();

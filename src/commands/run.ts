@@ -1,7 +1,9 @@
 import { loadConfig } from '../config/load.ts';
-import { Daemon } from '../daemon.ts';
+import { Daemon, PipelinesFailedError } from '../daemon.ts';
+import { errorKind } from '../errors.ts';
 import { ExitCode } from '../exit-codes.ts';
 import { createLogger } from '../observability/logger.ts';
+import { stopWhenNpmParentExits } from './parent-watch.ts';
 
 /** `tributary run`: the daemon, until SIGTERM/SIGINT; a second signal exits at once (checkpoints stay consistent). */
 export async function runCommand(file: string): Promise<number> {
@@ -21,11 +23,21 @@ export async function runCommand(file: string): Promise<number> {
   };
   process.on('SIGTERM', onSignal);
   process.on('SIGINT', onSignal);
+  const unwatch = stopWhenNpmParentExits(() => {
+    logger.info({ event: 'npm_exited' }, 'npm, which started this process, has exited');
+    onSignal('SIGTERM');
+  });
   try {
     await daemon.run();
     logger.info({ event: 'stopped' }, 'stopped');
     return ExitCode.ok;
+  } catch (err) {
+    // Each failure was logged, with what to do, when its pipeline stopped: say it once, not again here.
+    if (!(err instanceof PipelinesFailedError)) throw err;
+    logger.error({ event: 'stopped', failed: err.failures.map((f) => f.pipeline) }, `stopped: ${err.message}`);
+    return err.failures.some((f) => errorKind(f.error) === 'fatal') ? ExitCode.internal : ExitCode.failed;
   } finally {
+    unwatch();
     process.off('SIGTERM', onSignal);
     process.off('SIGINT', onSignal);
     logger.flush();

@@ -1,4 +1,5 @@
 import http from 'node:http';
+import { TributaryError } from '../errors.ts';
 import type { PipelineState } from '../pipeline/pipeline.ts';
 import type { PipelineMetrics } from './metrics.ts';
 
@@ -39,8 +40,27 @@ export function startHttpServer(
     res.end('not found: try /metrics, /healthz or /status\n');
   });
   return new Promise((resolve, reject) => {
-    server.once('error', reject);
+    server.once('error', (err: NodeJS.ErrnoException) => reject(listenError(listen, err)));
     server.listen(port, host, () => resolve(server));
+  });
+}
+
+/** Why the endpoint cannot listen, in the operator's terms. */
+function listenError(listen: string, err: NodeJS.ErrnoException): Error {
+  const reasons: Record<string, [string, string]> = {
+    EADDRINUSE: ['is already in use', 'Stop the process that listens there, or choose another port in http.listen.'],
+    EACCES: ['needs privileges this process lacks', 'Choose a port above 1023 in http.listen, or grant the privilege.'],
+    EADDRNOTAVAIL: [
+      'is not an address of this machine',
+      'Use 127.0.0.1, 0.0.0.0 or an address of this machine in http.listen.',
+    ],
+    ENOTFOUND: ['names a host that does not resolve', 'Fix the host part of http.listen.'],
+  };
+  const reason = err.code ? reasons[err.code] : undefined;
+  if (!reason) return err;
+  return new TributaryError('operator', `the HTTP endpoint cannot listen on ${listen}: the address ${reason[0]}`, {
+    hint: reason[1],
+    cause: err,
   });
 }
 

@@ -1,8 +1,9 @@
 import fs from 'node:fs';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { tributary } from '../harness/cli.ts';
+import { tributary, tributaryInTerminal } from '../harness/cli.ts';
 
 describe('tributary CLI', () => {
   it('prints help', async () => {
@@ -32,6 +33,32 @@ describe('tributary CLI', () => {
     expect(stderr).not.toContain('hunter2');
   });
 
+  it('validate fails on a checkpoint file or output that cannot be written (run would fail on it)', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tributary-cli-'));
+    const file = path.join(dir, 'unwritable.yaml');
+    fs.writeFileSync(
+      file,
+      `pipelines:
+  - name: p
+    source: { type: postgres, url: "postgres://u@127.0.0.1:1/app" }
+    target: { type: jsonl, path: /proc/tributary/out.jsonl }
+    checkpoints: { type: file, path: /proc/tributary/p.json }
+  - name: fine
+    source: { type: postgres, url: "postgres://u@127.0.0.1:1/app" }
+    target: { type: jsonl, path: out/fine.jsonl }
+    checkpoints: { type: file, path: state/fine.json }
+`,
+    );
+    const { code, stdout } = await tributary(['validate', '--offline', '-c', file]);
+    expect(code, stdout).toBe(1);
+    expect(stdout).toContain('pipeline p: 2 problem(s)');
+    expect(stdout).toContain('the checkpoint file /proc/tributary/p.json cannot be written');
+    expect(stdout).toContain('the output file /proc/tributary/out.jsonl cannot be written');
+    expect(stdout).not.toContain('pipeline fine');
+    // The check leaves nothing behind.
+    expect(fs.readdirSync(dir)).toEqual(['unwritable.yaml']);
+  });
+
   it('a missing config file is a clear error', async () => {
     const { code, stderr } = await tributary(['run', '-c', '/nonexistent/tributary.yaml']);
     expect(code).toBe(1);
@@ -41,5 +68,32 @@ describe('tributary CLI', () => {
   it('an unknown command is a usage error', async () => {
     const { code } = await tributary(['frobnicate']);
     expect(code).toBe(64);
+  });
+
+  it('an HTTP port already in use is an operator error that says what to do, once, on a terminal too', async () => {
+    const busy = net.createServer();
+    await new Promise<void>((resolve) => busy.listen(0, '127.0.0.1', resolve));
+    const { port } = busy.address() as net.AddressInfo;
+    try {
+      const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'tributary-cli-')), 'busy.yaml');
+      fs.writeFileSync(
+        file,
+        `http: { listen: "127.0.0.1:${port}" }
+pipelines:
+  - name: p
+    source: { type: postgres, url: "postgres://u@127.0.0.1:1/app" }
+    target: { type: jsonl, path: out.jsonl }
+`,
+      );
+      const { code, output } = await tributaryInTerminal(['run', '-c', file]);
+      expect(code, output).toBe(2);
+      expect(output).toContain(`the HTTP endpoint cannot listen on 127.0.0.1:${port}: the address is already in use`);
+      expect(output).toContain('choose another port in http.listen');
+      expect(output).not.toContain('internal error');
+      expect(output.match(/already in use/g)).toHaveLength(1);
+      expect(output).not.toMatch(/\n\s+at /);
+    } finally {
+      busy.close();
+    }
   });
 });

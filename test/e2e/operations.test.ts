@@ -1,8 +1,9 @@
+import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { tributary } from '../harness/cli.ts';
+import { tributary, tributaryInTerminal } from '../harness/cli.ts';
 import { freePort } from '../harness/free-port.ts';
 import { type PgServer, startPostgres } from '../harness/postgres.ts';
 import { ReplicatorProcess } from '../harness/replicator-process.ts';
@@ -109,5 +110,106 @@ pipelines:
     expect(code).toBe(0);
     expect(await server.query('ops_src', 'select 1 from pg_replication_slots')).toHaveLength(0);
     expect(await server.query('ops_dst', 'select 1 from tributary.checkpoints')).toHaveLength(0);
+  });
+});
+
+/** How the process stops: on a signal through npm, promptly, and as a whole when one pipeline needs an operator. */
+describe('stopping the daemon', () => {
+  let server: PgServer;
+  let dir: string;
+  let sourceUrl: string;
+
+  beforeAll(async () => {
+    server = await startPostgres();
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tributary-stop-'));
+    sourceUrl = await server.createDatabase('stop_src');
+    await server.query('stop_src', 'create table items (id int primary key, name text)');
+  });
+  afterAll(async () => {
+    await server?.stop();
+    if (dir) fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  const pipelineYaml = (name: string, table: string) => `  - name: ${name}
+    source: { type: postgres, url: "${sourceUrl}", tables: [${table}] }
+    target: { type: jsonl, path: ${path.join(dir, `${name}.jsonl`)} }
+    checkpoints: { type: file, path: ${name}.checkpoint.json }
+`;
+  const slotActive = async (slot: string) =>
+    (
+      await server.query<{ active: boolean }>(
+        'stop_src',
+        'select active from pg_replication_slots where slot_name = $1',
+        [slot],
+      )
+    )[0]?.active ?? false;
+  const waitFor = async (what: string, check: () => boolean | Promise<boolean>, timeoutMs = 60_000) => {
+    const deadline = Date.now() + timeoutMs;
+    while (!(await check())) {
+      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+  };
+  /** Processes whose command line names this file: what is still running of a test's daemon. */
+  const processesNaming = (file: string) =>
+    fs
+      .readdirSync('/proc')
+      .filter((pid) => /^\d+$/.test(pid))
+      .filter((pid) => {
+        try {
+          return fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(file);
+        } catch {
+          return false;
+        }
+      });
+
+  it('one pipeline stopping for an operator error stops the process (exit 2), said once, no stack trace', async () => {
+    const file = path.join(dir, 'one-fails.yaml');
+    fs.writeFileSync(
+      file,
+      `pipelines:\n${pipelineYaml('healthy', 'public.items')}${pipelineYaml('broken', 'public.missing')}`,
+    );
+    const { code, output } = await tributaryInTerminal(['run', '-c', file]);
+    expect(code, output).toBe(2);
+    expect(output.match(/table public.missing does not exist/g), output).toHaveLength(1);
+    expect(output).toContain('Create it or remove it from source.tables');
+    expect(output).toContain('pipeline broken stopped on an error: stopping the others');
+    expect(output).not.toMatch(/\n\s+at /);
+    expect(output).not.toContain('internal error');
+    // The healthy pipeline drained and let go of its slot: nothing runs on.
+    expect(await slotActive('tributary_healthy')).toBe(false);
+    expect(processesNaming(file)).toEqual([]);
+  });
+
+  it('npx tributary run stops on a SIGTERM sent to npx, releasing its slot', async () => {
+    const file = path.join(dir, 'npx.yaml');
+    fs.writeFileSync(file, `pipelines:\n${pipelineYaml('via_npx', 'public.items')}`);
+    const logFile = path.join(dir, 'npx.log');
+    const log = fs.openSync(logFile, 'w');
+    const npx = spawn('npx', ['tributary', 'run', '-c', file], { stdio: ['ignore', log, log] });
+    fs.closeSync(log);
+    await waitFor('streaming', () => fs.readFileSync(logFile, 'utf8').includes('streaming_started'), 120_000);
+    expect(await slotActive('tributary_via_npx')).toBe(true);
+    npx.kill('SIGTERM');
+    await waitFor('the daemon to exit', () => processesNaming(file).length === 0, 30_000);
+    expect(fs.readFileSync(logFile, 'utf8')).toContain('"event":"stopped"');
+    expect(await slotActive('tributary_via_npx')).toBe(false);
+  });
+
+  it('exits right after it says "stopped"', async () => {
+    const file = path.join(dir, 'prompt.yaml');
+    fs.writeFileSync(file, `pipelines:\n${pipelineYaml('prompt', 'public.items')}`);
+    const replicator = new ReplicatorProcess(file, path.join(dir, 'prompt.log'));
+    replicator.start();
+    await waitFor('streaming', () => replicator.log().includes('streaming_started'));
+    expect(await replicator.stop()).toBe(0);
+    const exitedAt = Date.now();
+    const stoppedLine = replicator
+      .log()
+      .split('\n')
+      .find((line) => line.includes('"event":"stopped"'));
+    const stoppedAt = Date.parse(JSON.parse(stoppedLine ?? '{}').time);
+    // Before, a driver's 2 s timer kept the process alive after "stopped"; now the command exits when done.
+    expect(exitedAt - stoppedAt).toBeLessThan(1500);
   });
 });

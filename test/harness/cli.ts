@@ -16,3 +16,26 @@ export async function tributary(args: string[], env: NodeJS.ProcessEnv = {}) {
     return { code: e.code, stdout: e.stdout, stderr: e.stderr };
   }
 }
+
+/**
+ * Runs the real `tributary` bin on a pseudo-terminal (util-linux `script`), as a person at a terminal sees it:
+ * stdout and stderr arrive together in `output`.
+ */
+export async function tributaryInTerminal(args: string[], env: NodeJS.ProcessEnv = {}) {
+  const command = ['node', 'bin/tributary.js', ...args].map(shellQuote).join(' ');
+  const terminalEnv = { ...process.env, CI: '', NO_COLOR: '1', TERM: 'xterm', ...env };
+  try {
+    const { stdout } = await run('script', ['-qec', command, '/dev/null'], {
+      env: terminalEnv,
+      maxBuffer: 64 * 1024 * 1024,
+    });
+    return { code: 0, output: stdout.replaceAll('\r\n', '\n') };
+  } catch (err) {
+    const e = err as { code: number; stdout: string };
+    return { code: e.code, output: e.stdout.replaceAll('\r\n', '\n') };
+  }
+}
+
+function shellQuote(arg: string): string {
+  return /^[\w@%+=:,./-]+$/.test(arg) ? arg : `'${arg.replaceAll("'", "'\\''")}'`;
+}

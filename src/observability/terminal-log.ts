@@ -1,0 +1,58 @@
+/**
+ * Log lines for a person at a terminal: one line per event (time, level, pipeline, message, a few short fields),
+ * the hint of an error on the next line, never a stack trace unless TRIBUTARY_DEBUG is set. Machines get the JSON
+ * lines; this only formats them.
+ */
+
+const LEVELS: Record<string, { label: string; colour: string }> = {
+  trace: { label: 'TRACE', colour: '\x1b[90m' },
+  debug: { label: 'DEBUG', colour: '\x1b[90m' },
+  info: { label: 'INFO ', colour: '\x1b[32m' },
+  warn: { label: 'WARN ', colour: '\x1b[33m' },
+  error: { label: 'ERROR', colour: '\x1b[31m' },
+  fatal: { label: 'FATAL', colour: '\x1b[31m' },
+};
+const RESET = '\x1b[0m';
+const DIM = '\x1b[2m';
+/** Fields shown elsewhere on the line, or too routine to repeat. */
+const SHOWN_ELSEWHERE = new Set(['level', 'time', 'msg', 'event', 'pipeline', 'err']);
+const LONGEST_FIELD = 80;
+
+export interface TerminalLogOptions {
+  colour: boolean;
+  debug: boolean;
+}
+
+/** Formats one JSON log line; returns the line unchanged when it is not JSON. */
+export function formatForTerminal(jsonLine: string, options: TerminalLogOptions): string {
+  let entry: Record<string, unknown>;
+  try {
+    entry = JSON.parse(jsonLine);
+  } catch {
+    return jsonLine;
+  }
+  const paint = (code: string, text: string) => (options.colour ? `${code}${text}${RESET}` : text);
+  const level = LEVELS[String(entry.level)] ?? { label: String(entry.level).toUpperCase(), colour: '' };
+  const time = typeof entry.time === 'string' ? entry.time.slice(11, 23) : '';
+  const event = typeof entry.event === 'string' ? entry.event : '';
+  const err = entry.err as { message?: string; hint?: string; stack?: string; kind?: string } | undefined;
+  let message = typeof entry.msg === 'string' && entry.msg ? entry.msg : '';
+  if (!message && err?.message) message = err.message;
+  if (!message) message = event.replaceAll('_', ' ');
+  // The first line carries the message; a hint (second line onwards) goes below, indented.
+  const [first = '', ...rest] = message.split('\n');
+  const fields = Object.entries(entry)
+    .filter(([key, value]) => !SHOWN_ELSEWHERE.has(key) && value !== null && value !== undefined)
+    .map(([key, value]) => `${key}=${typeof value === 'string' ? value : JSON.stringify(value)}`)
+    .filter((field) => field.length <= LONGEST_FIELD);
+  const pipeline = typeof entry.pipeline === 'string' ? `${paint(DIM, `[${entry.pipeline}]`)} ` : '';
+  const lines = [
+    `${paint(DIM, time)} ${paint(level.colour, level.label)} ${pipeline}${first}${fields.length ? ` ${paint(DIM, fields.join(' '))}` : ''}`,
+    ...rest.map((line) => `    ${line}`),
+  ];
+  if (err?.hint && !message.includes(err.hint)) lines.push(...err.hint.split('\n').map((line) => `    ${line}`));
+  if (err?.stack && options.debug) {
+    lines.push(...err.stack.split('\n').map((line) => `    ${line}`));
+  }
+  return `${lines.join('\n')}\n`;
+}
