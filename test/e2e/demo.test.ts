@@ -1,9 +1,10 @@
-import { execFile, execFileSync } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
+import { copyCheckout as copyWorkingTree } from '../harness/checkout-copy.ts';
 import { tributary } from '../harness/cli.ts';
 
 const run = promisify(execFile);
@@ -32,21 +33,7 @@ describe.runIf(process.getuid?.() === 0)('as root, from a checkout inside a mode
   const copyCheckout = () => {
     if (fs.existsSync(checkout)) return;
     expect(fs.statSync(privateDir).mode & 0o777).toBe(0o700);
-    const files = execFileSync('git', ['ls-files', '-z', '--cached', '--others', '--exclude-standard'], {
-      encoding: 'utf8',
-    })
-      .split('\0')
-      .filter((f) => f && fs.existsSync(f));
-    for (const file of files) {
-      fs.mkdirSync(path.join(checkout, path.dirname(file)), { recursive: true });
-      fs.copyFileSync(file, path.join(checkout, file));
-      fs.chmodSync(path.join(checkout, file), fs.statSync(file).mode);
-    }
-    try {
-      execFileSync('cp', ['-al', 'node_modules', path.join(checkout, 'node_modules')]);
-    } catch {
-      execFileSync('cp', ['-a', 'node_modules', path.join(checkout, 'node_modules')]);
-    }
+    copyWorkingTree(checkout);
   };
 
   const tmpEntries = () => new Set(fs.readdirSync(os.tmpdir()));
