@@ -1,4 +1,5 @@
 import { sqlString } from './dialect.ts';
+import { jsonEquivalent } from './json-equivalence.ts';
 import type { SidePlan, TablePlan } from './plan.ts';
 import type { Difference, KeyValue } from './types.ts';
 
@@ -103,6 +104,29 @@ async function valuesByKey(side: SidePlan, keys: KeyValue[]): Promise<Map<string
   return out;
 }
 
+/** Whether column `i` holds the same value on both sides: the same canonical text, or the same JSON value. */
+function sameValue(plan: TablePlan, i: number, a: string | null, b: string | null): boolean {
+  if (a === b) return true;
+  return a !== null && b !== null && plan.jsonColumns[i] === true && jsonEquivalent(a, b);
+}
+
+/** Drops rows listed as different whose only differences are JSON texts of the same value. */
+async function withoutSameJson(
+  plan: TablePlan,
+  diffs: { kind: Difference['kind']; key: KeyValue }[],
+): Promise<{ kind: Difference['kind']; key: KeyValue }[]> {
+  if (!plan.jsonColumns.includes(true)) return diffs;
+  const keys = diffs.filter((d) => d.kind === 'different').map((d) => d.key);
+  const [sv, tv] = await Promise.all([valuesByKey(plan.source, keys), valuesByKey(plan.target, keys)]);
+  return diffs.filter((d) => {
+    if (d.kind !== 'different') return true;
+    const a = sv.get(JSON.stringify(d.key));
+    const b = tv.get(JSON.stringify(d.key));
+    if (!a || !b) return true;
+    return !plan.columns.every((_, i) => sameValue(plan, i, a[i] ?? null, b[i] ?? null));
+  });
+}
+
 /**
  * Differences of two ordered leaf listings, in key order: rows missing at the target and rows whose hashes differ
  * at their source position, rows only at the target after the source row that precedes them at the target.
@@ -181,19 +205,27 @@ export async function compareKeyed(plan: TablePlan, options: CompareOptions): Pr
       }
     }
     const [sl, tl] = await Promise.all([leafRows(source, range), leafRows(target, range)]);
-    const diffs = diffLeaf(sl, tl, plan.keyCompare);
+    const listed = diffLeaf(sl, tl, plan.keyCompare);
+    const diffs = await withoutSameJson(plan, listed);
+    sameJsonRows += listed.length - diffs.length;
     const room = options.maxDiffs - found.length;
     if (diffs.length > room) truncated = true;
     found.push(...diffs.slice(0, room));
   };
+  // A differing range whose only differences were JSON texts of the same values is no difference.
+  let sameJsonRows = 0;
+  let explainedRanges = 0;
   for (const d of differing) {
     if (full()) {
       truncated = true;
       break;
     }
+    const [foundBefore, sameBefore] = [found.length, sameJsonRows];
     await bisect(d.range, d.s, d.t);
+    if (!full() && found.length === foundBefore && sameJsonRows > sameBefore) explainedRanges += 1;
   }
-  if (found.length === 0 && options.maxDiffs > 0 && differing.length > 0) truncated = true;
+  const realDiffering = differing.length - explainedRanges;
+  if (found.length === 0 && options.maxDiffs > 0 && realDiffering > 0) truncated = true;
 
   const differentKeys = found.filter((f) => f.kind === 'different').map((f) => f.key);
   const [sv, tv] = await Promise.all([valuesByKey(source, differentKeys), valuesByKey(target, differentKeys)]);
@@ -202,7 +234,7 @@ export async function compareKeyed(plan: TablePlan, options: CompareOptions): Pr
     if (f.kind !== 'different') return { kind: f.kind, key };
     const a = sv.get(JSON.stringify(f.key));
     const b = tv.get(JSON.stringify(f.key));
-    const columns = plan.columns.filter((_, i) => a?.[i] !== b?.[i]);
+    const columns = plan.columns.filter((_, i) => !sameValue(plan, i, a?.[i] ?? null, b?.[i] ?? null));
     return {
       kind: f.kind,
       key,
@@ -211,7 +243,7 @@ export async function compareKeyed(plan: TablePlan, options: CompareOptions): Pr
       target: Object.fromEntries(columns.map((c) => [c, b?.[plan.columns.indexOf(c)] ?? null])),
     };
   });
-  return { sourceRows, targetRows, ranges: top.length, differingRanges: differing.length, differences, truncated };
+  return { sourceRows, targetRows, ranges: top.length, differingRanges: realDiffering, differences, truncated };
 }
 
 /**
