@@ -2,6 +2,7 @@ import http from 'node:http';
 import { TributaryError } from '../errors.ts';
 import type { PipelineState } from '../pipeline/pipeline.ts';
 import type { PipelineMetrics } from './metrics.ts';
+import { reportOf } from './status-report.ts';
 
 /** /metrics (Prometheus), /healthz (200 while no pipeline failed), /status (JSON). */
 export function startHttpServer(
@@ -33,7 +34,7 @@ export function startHttpServer(
     }
     if (url === '/status') {
       res.writeHead(200, { 'content-type': 'application/json' });
-      res.end(JSON.stringify({ pipelines: states() }, null, 2));
+      res.end(JSON.stringify({ pipelines: states().map(reportOf) }, null, 2));
       return;
     }
     res.writeHead(404);

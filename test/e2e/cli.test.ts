@@ -1,3 +1,4 @@
+import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
@@ -57,6 +58,60 @@ describe('tributary CLI', () => {
     expect(stdout).not.toContain('pipeline fine');
     // The check leaves nothing behind.
     expect(fs.readdirSync(dir)).toEqual(['unwritable.yaml']);
+  });
+
+  it('finds its config without -c: $TRIBUTARY_CONFIG, else ./tributary.yaml; says how when there is none', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tributary-cli-'));
+    const minimal = (name: string) =>
+      `pipelines:\n  - name: ${name}\n    source: { type: postgres, url: x }\n    target: { type: jsonl, path: out.jsonl }\n`;
+    const none = await tributary(['validate', '--offline'], { TRIBUTARY_CONFIG: '' }, dir);
+    expect(none.code).toBe(1);
+    expect(none.stderr).toContain('no config file: pass -c FILE, set TRIBUTARY_CONFIG, or create tributary.yaml');
+    fs.writeFileSync(path.join(dir, 'tributary.yaml'), minimal('here'));
+    fs.writeFileSync(path.join(dir, 'other.yaml'), minimal('there'));
+    const found = await tributary(['validate', '--offline'], { TRIBUTARY_CONFIG: '' }, dir);
+    expect(found.stdout).toContain('tributary.yaml: configuration is valid');
+    const fromEnv = await tributary(['validate', '--offline'], { TRIBUTARY_CONFIG: path.join(dir, 'other.yaml') }, dir);
+    expect(fromEnv.stdout).toContain('other.yaml: configuration is valid');
+  });
+
+  it('run --pipeline with a name the config lacks lists the names it has', async () => {
+    const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'tributary-cli-')), 'two.yaml');
+    fs.writeFileSync(
+      file,
+      `pipelines:
+  - { name: orders, source: { type: postgres, url: x }, target: { type: jsonl, path: a.jsonl } }
+  - { name: users, source: { type: postgres, url: x }, target: { type: jsonl, path: b.jsonl } }
+`,
+    );
+    const { code, stderr } = await tributary(['run', '-c', file, '--pipeline', 'order']);
+    expect(code).toBe(2);
+    expect(stderr).toContain('no pipeline named "order"');
+    expect(stderr).toContain('Pipelines of this config: orders, users');
+  });
+
+  it('every command has examples in its help, and bash completion completes commands and options', async () => {
+    for (const command of ['run', 'validate', 'status', 'teardown', 'verify', 'demo', 'completion']) {
+      const { stdout } = await tributary([command, '--help']);
+      expect(stdout, command).toMatch(/Examples?:\n {2}\S/);
+    }
+    const { stdout: script } = await tributary(['completion', 'bash']);
+    const scriptFile = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'tributary-cli-')), 'completion.sh');
+    fs.writeFileSync(scriptFile, script);
+    const complete = (words: string[]) =>
+      new Promise<string>((resolve, reject) =>
+        execFile(
+          'bash',
+          [
+            '-c',
+            `source ${scriptFile}; COMP_WORDS=(${words.join(' ')}); COMP_CWORD=${words.length - 1}; _tributary; echo "\${COMPREPLY[@]}"`,
+          ],
+          (err, stdout) => (err ? reject(err) : resolve(stdout.trim())),
+        ),
+      );
+    expect(await complete(['tributary', 'te'])).toBe('teardown');
+    expect(await complete(['tributary', 'run', '--pi'])).toBe('--pipeline');
+    expect(await complete(['tributary', 'verify', '--max'])).toBe('--max-diffs');
   });
 
   it('a missing config file is a clear error', async () => {

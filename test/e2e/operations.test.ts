@@ -86,6 +86,18 @@ pipelines:
       expect(report).toMatchObject({ name: 'ops', status: 'running', phase: 'stream' });
       expect(report.checkpoint.kind).toBe('postgres');
       expect(typeof report.retained_bytes).toBe('number');
+      // The same shape as the daemon's own /status.
+      const served = ((await (await fetch(`http://${listen}/status`)).json()) as { pipelines: object[] }).pipelines[0]!;
+      expect(Object.keys(report).sort()).toEqual(Object.keys(served).sort());
+      const readable = await tributary(['status', '-c', configFile]);
+      expect(readable.stdout).toMatch(
+        /^ops: running, phase stream\n\s+checkpoint\s+postgres lsn=[0-9A-F]+\/[0-9A-F]+\n/,
+      );
+
+      const busy = await tributary(['teardown', '-c', configFile, '--yes']);
+      expect(busy.code, busy.stdout + busy.stderr).toBe(2);
+      expect(busy.stderr).toContain('pipeline ops is running');
+      expect(busy.stderr).toContain('Stop it first');
 
       const metrics = await (await fetch(`http://${listen}/metrics`)).text();
       expect(metrics).toMatch(/tributary_events_total\{pipeline="ops",table="public.accounts",op="read"\} 1000/);
@@ -101,15 +113,20 @@ pipelines:
     expect(replicator.log()).toContain('"event":"stopped"');
 
     const stopped = await tributary(['status', '-c', configFile]);
-    expect(stopped.stdout).toMatch(/ops: not running, phase stream, checkpoint/);
+    expect(stopped.stdout).toMatch(/ops: not running, phase stream\n\s+checkpoint\s+postgres lsn=/);
 
     const dry = await tributary(['teardown', '-c', configFile]);
     expect(dry.stdout).toContain('would drop');
     expect(await server.query('ops_src', 'select 1 from pg_replication_slots')).toHaveLength(1);
-    const { code } = await tributary(['teardown', '-c', configFile, '--yes']);
-    expect(code).toBe(0);
+    const dropped = await tributary(['teardown', '-c', configFile, '--yes']);
+    expect(dropped.code).toBe(0);
+    expect(dropped.stdout).toBe(
+      'ops: dropped replication slot tributary_ops, publication tributary_ops, checkpoint (stream phase)\n',
+    );
     expect(await server.query('ops_src', 'select 1 from pg_replication_slots')).toHaveLength(0);
     expect(await server.query('ops_dst', 'select 1 from tributary.checkpoints')).toHaveLength(0);
+    const again = await tributary(['teardown', '-c', configFile, '--yes']);
+    expect(again.stdout).toBe('ops: nothing to drop\n');
   });
 });
 

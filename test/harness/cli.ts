@@ -1,13 +1,15 @@
 import { execFile } from 'node:child_process';
+import path from 'node:path';
 import { promisify } from 'node:util';
 
 const run = promisify(execFile);
 
 /** Runs the real `tributary` bin and returns its exit code and output. */
-export async function tributary(args: string[], env: NodeJS.ProcessEnv = {}) {
+export async function tributary(args: string[], env: NodeJS.ProcessEnv = {}, cwd?: string) {
   try {
-    const { stdout, stderr } = await run('node', ['bin/tributary.js', ...args], {
+    const { stdout, stderr } = await run('node', [path.resolve('bin/tributary.js'), ...args], {
       env: { ...process.env, ...env },
+      cwd,
       maxBuffer: 64 * 1024 * 1024,
     });
     return { code: 0, stdout, stderr };
