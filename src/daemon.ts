@@ -45,6 +45,8 @@ export class Daemon {
     for (const pipelineConfig of config.pipelines) {
       this.pipelines.push(await this.createPipeline(pipelineConfig, configDir));
     }
+    this.metrics.pipelineStatuses = () =>
+      this.pipelines.map((p) => ({ pipeline: p.state.name, status: p.state.status }));
     this.metrics.checkpointSavedAt = () =>
       this.pipelines.map((p) => ({ pipeline: p.state.name, atMs: p.state.checkpointSavedAtMs }));
     if (config.http) {
