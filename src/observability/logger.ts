@@ -39,7 +39,11 @@ export function createLogger(options: { level?: string; pretty?: boolean; destin
   };
   const fd = options.destination ?? 2;
   if (pretty) {
-    const terminal = { colour: !process.env.NO_COLOR, debug: Boolean(process.env.TRIBUTARY_DEBUG) };
+    const terminal = {
+      colour: !process.env.NO_COLOR,
+      debug: Boolean(process.env.TRIBUTARY_DEBUG),
+      shownHints: new Map<string, string>(),
+    };
     const out = pino.destination({ dest: fd, sync: true });
     return pino(base, { write: (line: string) => out.write(formatForTerminal(line, terminal)) });
   }

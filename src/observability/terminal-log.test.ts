@@ -49,3 +49,25 @@ describe('terminal log lines', () => {
     expect(line).toBe('03:04:05.678 INFO  x\n');
   });
 });
+
+describe('retries at a terminal', () => {
+  it('one line per retry; the advice only on the first', () => {
+    const shownHints = new Map<string, string>();
+    const retry = (ms: number) =>
+      formatForTerminal(
+        JSON.stringify({
+          level: 'warn',
+          time: '2026-01-02T03:04:05.678Z',
+          pipeline: 'p',
+          event: 'pipeline_retrying',
+          delay_ms: ms,
+          msg: `cannot connect to the target\nCheck that it runs. (retrying in ${ms} ms)`,
+        }),
+        { colour: false, debug: false, shownHints },
+      );
+    expect(retry(300)).toBe(
+      '03:04:05.678 WARN  [p] cannot connect to the target\n    Check that it runs. (retrying in 300 ms)\n',
+    );
+    expect(retry(700)).toBe('03:04:05.678 WARN  [p] cannot connect to the target (retrying in 700 ms)\n');
+  });
+});

@@ -15,12 +15,16 @@ const LEVELS: Record<string, { label: string; colour: string }> = {
 const RESET = '\x1b[0m';
 const DIM = '\x1b[2m';
 /** Fields shown elsewhere on the line, or too routine to repeat. */
-const SHOWN_ELSEWHERE = new Set(['level', 'time', 'msg', 'event', 'pipeline', 'err']);
+const SHOWN_ELSEWHERE = new Set(['level', 'time', 'msg', 'event', 'pipeline', 'err', 'delay_ms']);
 const LONGEST_FIELD = 80;
 
 export interface TerminalLogOptions {
   colour: boolean;
   debug: boolean;
+  /**
+   * The last hint shown per pipeline and event: a retry repeating the same advice shows it once, not on every line.
+   */
+  shownHints?: Map<string, string>;
 }
 
 /** Formats one JSON log line; returns the line unchanged when it is not JSON. */
@@ -46,11 +50,17 @@ export function formatForTerminal(jsonLine: string, options: TerminalLogOptions)
     .map(([key, value]) => `${key}=${typeof value === 'string' ? value : JSON.stringify(value)}`)
     .filter((field) => field.length <= LONGEST_FIELD);
   const pipeline = typeof entry.pipeline === 'string' ? `${paint(DIM, `[${entry.pipeline}]`)} ` : '';
+  const details = [...rest];
+  if (err?.hint && !message.includes(err.hint)) details.push(...err.hint.split('\n'));
+  const hintKey = `${String(entry.pipeline)}|${event}`;
+  const detailText = details.join('\n').replace(/\(retrying in \d+ ms\)/, '');
+  const repeated = options.shownHints?.get(hintKey) === detailText && details.length > 0;
+  options.shownHints?.set(hintKey, detailText);
+  const retryNote = repeated ? (/ \(retrying in \d+ ms\)$/.exec(details[details.length - 1] ?? '')?.[0] ?? '') : '';
   const lines = [
-    `${paint(DIM, time)} ${paint(level.colour, level.label)} ${pipeline}${first}${fields.length ? ` ${paint(DIM, fields.join(' '))}` : ''}`,
-    ...rest.map((line) => `    ${line}`),
+    `${paint(DIM, time)} ${paint(level.colour, level.label)} ${pipeline}${first}${retryNote}${fields.length ? ` ${paint(DIM, fields.join(' '))}` : ''}`,
+    ...(repeated ? [] : details.map((line) => `    ${line}`)),
   ];
-  if (err?.hint && !message.includes(err.hint)) lines.push(...err.hint.split('\n').map((line) => `    ${line}`));
   if (err?.stack && options.debug) {
     lines.push(...err.stack.split('\n').map((line) => `    ${line}`));
   }

@@ -213,6 +213,42 @@ describe('stopping the daemon', () => {
     expect(await slotActive('tributary_via_npx')).toBe(false);
   });
 
+  it('a target unreachable at start: the process waits and retries, and status says so', async () => {
+    const listen = `127.0.0.1:${await freePort()}`;
+    const file = path.join(dir, 'unreachable.yaml');
+    fs.writeFileSync(
+      file,
+      `http: { listen: "${listen}" }
+pipelines:
+  - name: waiting
+    source: { type: postgres, url: "${sourceUrl}", tables: [public.items] }
+    target: { type: postgres, url: "postgres://nobody@127.0.0.1:1/none" }
+`,
+    );
+    const replicator = new ReplicatorProcess(file, path.join(dir, 'waiting.log'));
+    replicator.start();
+    try {
+      let report: { status: string; last_error: { message: string } | null } | undefined;
+      await waitFor('status retrying', async () => {
+        const { stdout } = await tributary(['status', '-c', file, '--json']);
+        report = stdout ? JSON.parse(stdout).pipelines[0] : undefined;
+        return report?.status === 'retrying' && report.last_error !== null;
+      });
+      expect(report!.last_error!.message).toContain('target');
+      const readable = await tributary(['status', '-c', file]);
+      expect(readable.stdout).toContain('waiting: retrying (waiting for a server; see last error)');
+      expect(readable.stdout).toMatch(/last error\s+\(retryable\) .*target/);
+      expect((await fetch(`http://${listen}/healthz`)).status).toBe(200);
+    } finally {
+      expect(await replicator.stop()).toBe(0);
+    }
+    const retries = replicator
+      .log()
+      .split('\n')
+      .filter((l) => l.includes('"event":"pipeline_retrying"'));
+    expect(retries.length).toBeGreaterThan(0);
+  });
+
   it('exits right after it says "stopped"', async () => {
     const file = path.join(dir, 'prompt.yaml');
     fs.writeFileSync(file, `pipelines:\n${pipelineYaml('prompt', 'public.items')}`);
