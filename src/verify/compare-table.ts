@@ -1,5 +1,6 @@
+import { TributaryError } from '../errors.ts';
 import { sqlString } from './dialect.ts';
-import { jsonEquivalent } from './json-equivalence.ts';
+import { canonicalJson, jsonEquivalent } from './json-equivalence.ts';
 import type { SidePlan, TablePlan } from './plan.ts';
 import type { Difference, KeyValue } from './types.ts';
 
@@ -309,18 +310,64 @@ export async function compareKeyless(plan: TablePlan, options: CompareOptions): 
       found.filter((f) => f.a === 0).map((f) => f.h),
     ),
   ]);
-  const differences: Difference[] = found.map(({ h, a, c }) => ({
-    kind: a > c ? 'missing_at_target' : 'extra_at_target',
-    source_count: a,
-    target_count: c,
-    ...(a > 0 ? { source: sr.get(h) ?? {} } : { target: tr.get(h) ?? {} }),
-  }));
+  const rowOf = (f: { h: string; a: number }) => (f.a > 0 ? sr.get(f.h) : tr.get(f.h)) ?? {};
+  const { merged, groups } = sameJsonRows(plan, found, rowOf);
+  if (merged.size > 0 && truncated) {
+    throw new TributaryError(
+      'operator',
+      `more than ${options.maxDiffs} rows of this keyless table differ, some only in how their JSON is written: verify cannot tell whether the rest do too`,
+      { hint: 'Raise --max-diffs above the number of rows, or give the table a primary key.' },
+    );
+  }
+  const differences: Difference[] = [...found.filter((f) => !merged.has(f.h)), ...groups]
+    .sort((x, y) => (x.h < y.h ? -1 : 1))
+    .map((f) => ({
+      kind: f.a > f.c ? 'missing_at_target' : 'extra_at_target',
+      source_count: f.a,
+      target_count: f.c,
+      ...(f.a > 0 ? { source: rowOf(f) } : { target: rowOf(f) }),
+    }));
   return {
     sourceRows: total(sb),
     targetRows: total(tb),
     ranges: names.length,
-    differingRanges: differing.length,
+    differingRanges: differences.length === 0 && !truncated ? 0 : differing.length,
     differences,
     truncated,
   };
+}
+
+/**
+ * Keyless rows whose hashes differ only because their JSON is written differently: rows with the same values (JSON
+ * compared as values) are one group, counted together. Returns the hashes merged into groups, and each group that
+ * still differs in count as one entry.
+ */
+function sameJsonRows(
+  plan: TablePlan,
+  found: { h: string; a: number; c: number }[],
+  rowOf: (f: { h: string; a: number }) => Record<string, string | null>,
+): { merged: Set<string>; groups: { h: string; a: number; c: number }[] } {
+  const merged = new Set<string>();
+  const groups: { h: string; a: number; c: number }[] = [];
+  if (!plan.jsonColumns.includes(true)) return { merged, groups };
+  const signature = (row: Record<string, string | null>) =>
+    JSON.stringify(
+      plan.columns.map((column, i) => {
+        const value = row[column] ?? null;
+        return value !== null && plan.jsonColumns[i] ? (canonicalJson(value) ?? value) : value;
+      }),
+    );
+  const bySignature = new Map<string, { h: string; a: number; c: number }[]>();
+  for (const f of found) {
+    const key = signature(rowOf(f));
+    bySignature.set(key, [...(bySignature.get(key) ?? []), f]);
+  }
+  for (const members of bySignature.values()) {
+    if (members.length < 2) continue;
+    for (const m of members) merged.add(m.h);
+    const a = members.reduce((sum, m) => sum + m.a, 0);
+    const c = members.reduce((sum, m) => sum + m.c, 0);
+    if (a !== c) groups.push({ h: (members.find((m) => m.a > 0) ?? members[0]!).h, a, c });
+  }
+  return { merged, groups };
 }

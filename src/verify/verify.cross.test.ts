@@ -267,4 +267,28 @@ describe('verify across engines never gives a wrong verdict on JSON, arrays and 
     const report = await verifyPipeline(pipeline('mysql', ['shop.docs']).config, { maxDiffs: 20 });
     expect(report.tables[0]).toMatchObject({ status: 'equal' });
   });
+
+  it('a keyless table: rows whose JSON is only written differently are equal, a changed value is not', async () => {
+    await pg.query(
+      'xe',
+      `drop table if exists shop.events; create table shop.events (j json, n int);
+       insert into shop.events values ('{"b": 1, "a": [1.50]}', 1), ('{"b": 1, "a": [1.50]}', 1), ('[]', 2)`,
+    );
+    await my.query('drop table if exists shop.events');
+    await my.query('create table shop.events (j json, n int)');
+    await my.query(
+      `insert into shop.events values ('{"a":[1.5],"b":1}', 1), ('{"a": [15e-1], "b": 1}', 1), ('[ ]', 2)`,
+    );
+    const config = pipeline('postgres', ['shop.events']).config;
+    expect((await verifyPipeline(config, { maxDiffs: 20 })).tables[0]).toMatchObject({ status: 'equal', key: null });
+    await my.query(`update shop.events set j = '{"a": [1.5], "b": 2}' where j = '{"a":[1.5],"b":1}'`);
+    const changed = await verifyPipeline(config, { maxDiffs: 20 });
+    expect(changed.tables[0]!.status).toBe('different');
+    expect(changed.tables[0]!.differences).toMatchObject(
+      [
+        { kind: 'extra_at_target', source_count: 0, target_count: 1, target: { j: '{"a": [1.5], "b": 2}', n: '1' } },
+        { kind: 'missing_at_target', source_count: 2, target_count: 1 },
+      ].sort(() => 0),
+    );
+  });
 });
