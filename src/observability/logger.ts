@@ -17,7 +17,9 @@ const SECRET_KEYS = ['password', 'sasl.password', '*.password', '*.*.password', 
  * is logged with its message and hint, without a stack trace (TRIBUTARY_DEBUG=1 adds it).
  */
 export function createLogger(options: { level?: string; pretty?: boolean; destination?: number } = {}): Logger {
-  const pretty = options.pretty ?? (process.stderr.isTTY && !process.env.CI);
+  const format = process.env.TRIBUTARY_LOG_FORMAT;
+  const pretty =
+    options.pretty ?? (format === 'json' ? false : format === 'terminal' || (process.stderr.isTTY && !process.env.CI));
   const base: pino.LoggerOptions = {
     level: options.level ?? process.env.TRIBUTARY_LOG_LEVEL ?? 'info',
     base: undefined,
