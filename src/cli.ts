@@ -169,7 +169,8 @@ try {
   process.exitCode = report(err);
 }
 // The command is done (a daemon has drained and saved its checkpoints): a driver's idle timer must not keep the
-// process alive for seconds after it said "stopped".
+// process alive for seconds after it said "stopped". Output to a pipe is written asynchronously: let it drain first.
+await Promise.all([process.stdout, process.stderr].map((s) => new Promise((resolve) => s.write('', resolve))));
 process.exit();
 
 function collect(value: string, all: string[]): string[] {

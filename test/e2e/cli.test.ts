@@ -114,6 +114,25 @@ describe('tributary CLI', () => {
     expect(await complete(['tributary', 'verify', '--max'])).toBe('--max-diffs');
   });
 
+  it('long output reaches a slow reader whole (the process exits only after its output is written)', async () => {
+    const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'tributary-cli-')), 'many.yaml');
+    const keys = Array.from({ length: 4000 }, (_, i) => `  unknown_key_number_${i}: 1`).join('\n');
+    fs.writeFileSync(file, `http:\n${keys}\npipelines: []\n`);
+    const expected = (await tributary(['validate', '--offline', '-c', file])).stderr.length;
+    expect(expected).toBeGreaterThan(200_000);
+    const slow = await new Promise<string>((resolve, reject) =>
+      execFile(
+        'bash',
+        [
+          '-c',
+          `node ${path.resolve('bin/tributary.js')} validate --offline -c ${file} 2>&1 >/dev/null | (sleep 1; wc -c)`,
+        ],
+        (err, stdout) => (err ? reject(err) : resolve(stdout.trim())),
+      ),
+    );
+    expect(Number(slow)).toBe(expected);
+  });
+
   it('a missing config file is a clear error', async () => {
     const { code, stderr } = await tributary(['run', '-c', '/nonexistent/tributary.yaml']);
     expect(code).toBe(1);
