@@ -1,5 +1,5 @@
 import type { Db } from './db.ts';
-import { type Dialect, expandedTupleCompare, sqlString, type TableScope, utf8Hex } from './dialect.ts';
+import { type Dialect, expandedTupleCompare, parseTableName, sqlString, type TableScope, utf8Hex } from './dialect.ts';
 import type { ColumnDef, TableDef, TableName } from './types.ts';
 
 const SYSTEM_DATABASES = ['mysql', 'information_schema', 'performance_schema', 'sys', 'tributary'];
@@ -79,8 +79,7 @@ export function mysqlDialect(): Dialect {
         out.push(...rows.map((r) => ({ schema: r.schema!, name: r.name! })));
       }
       for (const t of scope.tables ?? []) {
-        const dot = t.indexOf('.');
-        const table = { schema: t.slice(0, dot), name: t.slice(dot + 1) };
+        const table = parseTableName(t);
         if (!out.some((o) => o.schema === table.schema && o.name === table.name)) out.push(table);
       }
       if (scope.databases?.length || scope.tables?.length) return out;

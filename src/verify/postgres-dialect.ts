@@ -1,5 +1,5 @@
 import type { Db } from './db.ts';
-import { type Dialect, sqlString, type TableScope } from './dialect.ts';
+import { type Dialect, parseTableName, sqlString, type TableScope } from './dialect.ts';
 import type { ColumnDef, Kind, TableDef, TableName } from './types.ts';
 
 const SYSTEM_SCHEMAS = ['pg_catalog', 'information_schema', 'tributary'];
@@ -68,10 +68,7 @@ export function postgresDialect(db?: Db): Dialect {
     engine: 'postgres',
     async listTables(conn: Db, scope: TableScope): Promise<TableName[]> {
       if (scope.tables?.length) {
-        return scope.tables.map((t) => {
-          const dot = t.indexOf('.');
-          return { schema: t.slice(0, dot), name: t.slice(dot + 1) };
-        });
+        return scope.tables.map(parseTableName);
       }
       const rows = await conn.query(
         `select n.nspname as schema, c.relname as name from pg_class c join pg_namespace n on n.oid = c.relnamespace

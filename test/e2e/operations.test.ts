@@ -266,3 +266,51 @@ pipelines:
     expect(exitedAt - stoppedAt).toBeLessThan(1500);
   });
 });
+
+describe('a table whose schema has a space and whose name has a dot', () => {
+  let server: PgServer;
+  let dir: string;
+  afterAll(async () => {
+    await server?.stop();
+    if (dir) fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('is named in tables with quotes, replicates, and verify compares it', async () => {
+    server = await startPostgres();
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tributary-names-'));
+    const sourceUrl = await server.createDatabase('names_src');
+    const targetUrl = await server.createDatabase('names_dst');
+    const table = '"sales data"."q1.2024"';
+    await server.query(
+      'names_src',
+      `create schema "sales data"; create table ${table} (id int primary key, amount numeric(10,2));
+       insert into ${table} select g, g * 1.25 from generate_series(1, 50) g;
+       create table public.other (id int primary key)`,
+    );
+    const file = path.join(dir, 'names.yaml');
+    fs.writeFileSync(
+      file,
+      `pipelines:
+  - name: names
+    source: { type: postgres, url: "${sourceUrl}", tables: ['${table}'] }
+    target: { type: postgres, url: "${targetUrl}" }
+`,
+    );
+    const valid = await tributary(['validate', '-c', file]);
+    expect(valid.code, valid.stdout + valid.stderr).toBe(0);
+    const replicator = new ReplicatorProcess(file, path.join(dir, 'names.log'));
+    replicator.start();
+    try {
+      await server.query('names_src', `update ${table} set amount = amount + 1 where id <= 5`);
+      const result = await waitForEqualTables(sourceUrl, targetUrl, [table], 60_000);
+      expect(result.equal, replicator.log()).toBe(true);
+    } finally {
+      expect(await replicator.stop()).toBe(0);
+    }
+    const verified = await tributary(['verify', '-c', file, '--table', table]);
+    expect(verified.code, verified.stdout + verified.stderr).toBe(0);
+    expect(verified.stdout).toContain('sales data.q1.2024');
+    // public.other is not listed, so not replicated.
+    expect(await server.query('names_dst', "select 1 from pg_tables where tablename = 'other'")).toHaveLength(0);
+  });
+});
