@@ -66,8 +66,8 @@ describe('retries at a terminal', () => {
         { colour: false, debug: false, shownHints },
       );
     expect(retry(300)).toBe(
-      '03:04:05.678 WARN  [p] cannot connect to the target\n    Check that it runs. (retrying in 300 ms)\n',
+      '03:04:05.678 WARN  [p] cannot connect to the target\n    Check that it runs. (next try at 03:04:05, in 0.3 s)\n',
     );
-    expect(retry(700)).toBe('03:04:05.678 WARN  [p] cannot connect to the target (retrying in 700 ms)\n');
+    expect(retry(2700)).toBe('03:04:05.678 WARN  [p] cannot connect to the target (next try at 03:04:08, in 2.7 s)\n');
   });
 });

@@ -41,6 +41,14 @@ export function formatForTerminal(jsonLine: string, options: TerminalLogOptions)
   const event = typeof entry.event === 'string' ? entry.event : '';
   const err = entry.err as { message?: string; hint?: string; stack?: string; kind?: string } | undefined;
   let message = typeof entry.msg === 'string' && entry.msg ? entry.msg : '';
+  if (typeof entry.delay_ms === 'number' && typeof entry.time === 'string') {
+    // When the next try is, on the clock a person reads the log by.
+    const at = new Date(Date.parse(entry.time) + entry.delay_ms).toISOString().slice(11, 19);
+    message = message.replace(
+      /\(retrying in \d+ ms\)/,
+      `(next try at ${at}, in ${(entry.delay_ms / 1000).toFixed(1)} s)`,
+    );
+  }
   if (!message && err?.message) message = err.message;
   if (!message) message = event.replaceAll('_', ' ');
   // The first line carries the message; a hint (second line onwards) goes below, indented.
@@ -53,10 +61,10 @@ export function formatForTerminal(jsonLine: string, options: TerminalLogOptions)
   const details = [...rest];
   if (err?.hint && !message.includes(err.hint)) details.push(...err.hint.split('\n'));
   const hintKey = `${String(entry.pipeline)}|${event}`;
-  const detailText = details.join('\n').replace(/\(retrying in \d+ ms\)/, '');
+  const detailText = details.join('\n').replace(/\(next try at .*\)$/, '');
   const repeated = options.shownHints?.get(hintKey) === detailText && details.length > 0;
   options.shownHints?.set(hintKey, detailText);
-  const retryNote = repeated ? (/ \(retrying in \d+ ms\)$/.exec(details[details.length - 1] ?? '')?.[0] ?? '') : '';
+  const retryNote = repeated ? (/ \(next try at [^)]*\)$/.exec(details[details.length - 1] ?? '')?.[0] ?? '') : '';
   const lines = [
     `${paint(DIM, time)} ${paint(level.colour, level.label)} ${pipeline}${first}${retryNote}${fields.length ? ` ${paint(DIM, fields.join(' '))}` : ''}`,
     ...(repeated ? [] : details.map((line) => `    ${line}`)),
