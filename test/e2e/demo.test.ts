@@ -36,19 +36,26 @@ describe.runIf(process.getuid?.() === 0)('as root, from a checkout inside a mode
     copyWorkingTree(checkout);
   };
 
-  const tmpEntries = () => new Set(fs.readdirSync(os.tmpdir()));
-
   it('npx tributary demo works and leaves nothing behind in the temporary directory', async () => {
     copyCheckout();
-    const before = tmpEntries();
-    const { stdout, stderr } = await run('npx', ['tributary', 'demo', '--seconds', '2'], {
-      cwd: checkout,
-      maxBuffer: 64 * 1024 * 1024,
-    }).catch((err: { stdout: string; stderr: string }) => ({ ...err, failed: true }));
-    expect(stderr).not.toMatch(/EACCES|Unhandled|\n\s+at /);
-    expect(stdout).toContain('Source and replica match.');
-    const left = [...tmpEntries()].filter((e) => !before.has(e) && /tributary|pg-password/.test(e));
-    expect(left).toEqual([]);
+    // Its own temporary directory (reachable by every user, as /tmp is), so that other tests' files do not count.
+    const passwordFiles = () => fs.readdirSync(os.tmpdir()).filter((e) => e.startsWith('pg-password'));
+    const passwordFilesBefore = passwordFiles();
+    const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'tributary-demo-tmp-'));
+    fs.chmodSync(tmp, 0o1777);
+    try {
+      const { stdout, stderr } = await run('npx', ['tributary', 'demo', '--seconds', '2'], {
+        cwd: checkout,
+        env: { ...process.env, TMPDIR: tmp },
+        maxBuffer: 64 * 1024 * 1024,
+      }).catch((err: { stdout: string; stderr: string }) => ({ ...err, failed: true }));
+      expect(stderr).not.toMatch(/EACCES|Unhandled|\n\s+at /);
+      expect(stdout).toContain('Source and replica match.');
+      expect(fs.readdirSync(tmp)).toEqual([]);
+      expect(passwordFiles()).toEqual(passwordFilesBefore);
+    } finally {
+      fs.rmSync(tmp, { recursive: true, force: true });
+    }
   });
 
   it('the test harness starts the embedded PostgreSQL from there', async () => {
