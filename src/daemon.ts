@@ -3,6 +3,7 @@ import path from 'node:path';
 import type { LoadedConfig } from './config/load.ts';
 import type { PipelineConfig } from './config/schema.ts';
 import type { ConnectorContext } from './core/connector-context.ts';
+import { errorKind, TributaryError } from './errors.ts';
 import { startHttpServer } from './observability/http.ts';
 import type { Logger } from './observability/logger.ts';
 import { PipelineMetrics } from './observability/metrics.ts';
@@ -13,12 +14,13 @@ import { checkpointStoreFor, loadConnectors } from './registry.ts';
  * Pipelines that stopped on an error needing an operator (or a bug). Each was logged by its pipeline when it
  * happened; this only carries them to the exit code.
  */
-export class PipelinesFailedError extends Error {
+export class PipelinesFailedError extends TributaryError {
   constructor(readonly failures: { pipeline: string; error: unknown }[]) {
     super(
+      failures.some((f) => errorKind(f.error) === 'fatal') ? 'fatal' : 'operator',
       `pipeline${failures.length === 1 ? '' : 's'} ${failures.map((f) => f.pipeline).join(', ')} stopped on an error`,
+      { hint: 'What happened and what to do is in the log lines above.' },
     );
-    this.name = 'PipelinesFailedError';
   }
 }
 
