@@ -1,7 +1,31 @@
+import fs from 'node:fs';
+import path from 'node:path';
 import { configDefaults, defineConfig } from 'vitest/config';
 
 /** Test files that need a Kafka broker: the `kafka` project starts one for the run (test/harness/kafka-global-setup.ts). */
 const KAFKA_BROKER_TESTS = ['connectors/kafka/**/*.integration.test.ts', 'test/**/*kafka*.test.ts'];
+
+/**
+ * Tests beside the code that start a real server (a database, a broker) are the ones that reach the test harness,
+ * directly or through a connector's test-support/test-builder file. Everything else there is a unit test:
+ * `npm run test:unit` runs those alone, in seconds, with nothing installed but Node. Found by reading the files, so
+ * a new server test can never land in the unit project by being forgotten in a list.
+ */
+function testsBesideCodeThatNeedServers(): string[] {
+  const found: string[] = [];
+  const walk = (dir: string) => {
+    for (const entry of fs.readdirSync(dir, { withFileTypes: true })) {
+      const file = path.join(dir, entry.name);
+      if (entry.isDirectory()) walk(file);
+      else if (entry.name.endsWith('.test.ts') && /harness\/|test-support|test-builder/.test(fs.readFileSync(file, 'utf8')))
+        found.push(file.split(path.sep).join('/'));
+    }
+  };
+  for (const root of ['src', 'connectors']) walk(root);
+  return found;
+}
+
+const needsServers = testsBesideCodeThatNeedServers();
 
 export default defineConfig({
   test: {
@@ -10,13 +34,20 @@ export default defineConfig({
     // Integration tests start their own servers; two cores do not like many at once.
     maxWorkers: 2,
     minWorkers: 1,
-    reporters: process.env.CI ? ['default'] : ['default'],
     projects: [
       {
         extends: true,
         test: {
-          name: 'main',
-          include: ['src/**/*.test.ts', 'connectors/**/*.test.ts', 'test/**/*.test.ts'],
+          name: 'unit',
+          include: ['src/**/*.test.ts', 'connectors/**/*.test.ts'],
+          exclude: [...configDefaults.exclude, ...needsServers, ...KAFKA_BROKER_TESTS],
+        },
+      },
+      {
+        extends: true,
+        test: {
+          name: 'integration',
+          include: [...needsServers, 'test/**/*.test.ts'],
           exclude: [...configDefaults.exclude, ...KAFKA_BROKER_TESTS],
         },
       },

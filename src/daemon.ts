@@ -3,17 +3,37 @@ import path from 'node:path';
 import type { LoadedConfig } from './config/load.ts';
 import type { PipelineConfig } from './config/schema.ts';
 import type { ConnectorContext } from './core/connector-context.ts';
+import { errorKind, TributaryError } from './errors.ts';
 import { startHttpServer } from './observability/http.ts';
 import type { Logger } from './observability/logger.ts';
 import { PipelineMetrics } from './observability/metrics.ts';
 import { Pipeline } from './pipeline/pipeline.ts';
 import { checkpointStoreFor, loadConnectors } from './registry.ts';
 
-/** Runs every pipeline of a config until stopped; serves the HTTP endpoint. */
+/**
+ * Pipelines that stopped on an error needing an operator (or a bug). Each was logged by its pipeline when it
+ * happened; this only carries them to the exit code.
+ */
+export class PipelinesFailedError extends TributaryError {
+  constructor(readonly failures: { pipeline: string; error: unknown }[]) {
+    super(
+      failures.some((f) => errorKind(f.error) === 'fatal') ? 'fatal' : 'operator',
+      `pipeline${failures.length === 1 ? '' : 's'} ${failures.map((f) => f.pipeline).join(', ')} stopped on an error`,
+      { hint: 'What happened and what to do is in the log lines above.' },
+    );
+  }
+}
+
+/**
+ * Runs every pipeline of a config until stopped; serves the HTTP endpoint. When one pipeline stops on an error that
+ * needs an operator, the others drain, save their checkpoints and stop too, and the process exits: a process that
+ * runs is a process whose pipelines all run, and a supervisor sees the failure.
+ */
 export class Daemon {
   readonly pipelines: Pipeline[] = [];
   readonly metrics = new PipelineMetrics();
   private server?: http.Server;
+  private stopping = false;
 
   constructor(
     private readonly loaded: LoadedConfig,
@@ -27,6 +47,8 @@ export class Daemon {
     for (const pipelineConfig of config.pipelines) {
       this.pipelines.push(await this.createPipeline(pipelineConfig, configDir));
     }
+    this.metrics.pipelineStatuses = () =>
+      this.pipelines.map((p) => ({ pipeline: p.state.name, status: p.state.status }));
     this.metrics.checkpointSavedAt = () =>
       this.pipelines.map((p) => ({ pipeline: p.state.name, atMs: p.state.checkpointSavedAtMs }));
     if (config.http) {
@@ -37,9 +59,23 @@ export class Daemon {
       );
     }
     try {
-      const results = await Promise.allSettled(this.pipelines.map((p) => p.run()));
-      const failure = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
-      if (failure) throw failure.reason;
+      const failures: { pipeline: string; error: unknown }[] = [];
+      await Promise.all(
+        this.pipelines.map((p) =>
+          p.run().catch((error: unknown) => {
+            failures.push({ pipeline: p.state.name, error });
+            const running = this.pipelines.filter((other) => other !== p && other.state.status !== 'failed');
+            if (!this.stopping && running.length > 0) {
+              this.logger.error(
+                { event: 'stopping_other_pipelines', failed: p.state.name, stopping: running.map((o) => o.state.name) },
+                `pipeline ${p.state.name} stopped on an error: stopping the others (they save their checkpoints)`,
+              );
+            }
+            this.stop();
+          }),
+        ),
+      );
+      if (failures.length > 0) throw new PipelinesFailedError(failures);
     } finally {
       await new Promise((resolve) => (this.server ? this.server.close(resolve) : resolve(undefined)));
     }
@@ -47,7 +83,8 @@ export class Daemon {
 
   /** Asks every pipeline to drain and stop. */
   stop(): void {
-    for (const p of this.pipelines) p.stop();
+    this.stopping = true;
+    for (const p of this.pipelines) if (p.state.status !== 'failed') p.stop();
   }
 
   private async createPipeline(config: PipelineConfig, configDir: string): Promise<Pipeline> {

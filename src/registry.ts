@@ -15,8 +15,8 @@ export interface SourceConnector<C = SourceConfig> {
   create(config: C, ctx: ConnectorContext, options: { batch: BatchConfig }): Source;
   /** Server and privilege checks for `tributary validate`. */
   preflight?(config: C, ctx: ConnectorContext): Promise<PreflightProblem[]>;
-  /** Drops what the source created at the server (slots, publications). */
-  teardown?(config: C, ctx: ConnectorContext): Promise<void>;
+  /** Drops what the source created at the server (slots, publications); returns what was there and was dropped. */
+  teardown?(config: C, ctx: ConnectorContext): Promise<string[] | undefined>;
   /** Facts for `tributary status` that only the server knows (e.g. WAL retained by the slot). */
   status?(config: C, ctx: ConnectorContext, checkpoint: Checkpoint | null): Promise<SourceStatus>;
 }

@@ -1,33 +1,34 @@
-import fs from 'node:fs';
 import path from 'node:path';
 import pg from 'pg';
 import { parseConfig } from '../config/load.ts';
 import { Daemon } from '../daemon.ts';
 import { startEmbeddedPostgres } from '../demo/embedded-server.ts';
 import { runWorkload, SHOP_SCHEMA, tableDigest } from '../demo/workload.ts';
+import { TributaryError } from '../errors.ts';
 import { ExitCode } from '../exit-codes.ts';
 import { createLogger } from '../observability/logger.ts';
+import { stopWhenNpmParentExits } from './parent-watch.ts';
 
 const TABLES = ['public.customers', 'public.orders'];
 
 /**
  * `tributary demo`: an embedded PostgreSQL with a `shop` database and a `replica` database, a live workload on the
- * shop, the replicator between them, and a comparison at the end. Everything lives in ./.tributary/demo and is
+ * shop, the replicator between them, and a comparison at the end. Everything lives in a temporary directory and is
  * removed afterwards.
  */
 export async function demoCommand(options: { seconds: number }): Promise<number> {
   const say = (line: string) => process.stdout.write(`${line}\n`);
-  const dir = path.resolve('.tributary', 'demo');
-  const serverLog: string[] = [];
-  say('Starting an embedded PostgreSQL (logical decoding on) in ./.tributary/demo ...');
-  const server = await startEmbeddedPostgres(dir, (line) => serverLog.push(line)).catch((err) => {
-    process.stderr.write(serverLog.join(''));
-    throw err;
+  say('Starting an embedded PostgreSQL (logical decoding on) in a temporary directory ...');
+  const server = await startEmbeddedPostgres().catch((err: Error) => {
+    throw new TributaryError('operator', err.message, {
+      hint: 'The demo needs nothing but this package: run npm install again, or report the output above.',
+    });
   });
   const stopping = new AbortController();
   const onSignal = () => stopping.abort();
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
+  const unwatch = stopWhenNpmParentExits(onSignal);
   try {
     const admin = new pg.Client({ connectionString: server.url('postgres') });
     await admin.connect();
@@ -47,7 +48,7 @@ pipelines:
     source: { type: postgres, url: "${server.url('shop')}", tables: [${TABLES.join(', ')}], snapshot: initial }
     target: { type: postgres, url: "${server.url('replica')}" }
 `,
-      path.join(dir, 'demo.yaml'),
+      path.join(server.dir, 'demo.yaml'),
     );
     const logger = createLogger({ level: process.env.TRIBUTARY_LOG_LEVEL ?? 'warn' });
     const daemon = new Daemon(loaded, logger);
@@ -95,16 +96,11 @@ pipelines:
     say(equal.ok ? '\nSource and replica match.' : '\nSource and replica DIFFER.');
     return equal.ok ? ExitCode.ok : ExitCode.invalid;
   } finally {
+    unwatch();
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
     await server.stop();
-    // Leave no trace: the parent directory goes too when the demo was all it held.
-    try {
-      fs.rmdirSync(path.dirname(dir));
-    } catch {
-      // not empty: something else of the user's lives there
-    }
-    say('Cleaned up ./.tributary/demo.');
+    say('Stopped the embedded PostgreSQL and removed its data.');
   }
 }
 

@@ -1,41 +1,34 @@
 import path from 'node:path';
 import { loadConfig } from '../config/load.ts';
-import type { Checkpoint } from '../core/checkpoint.ts';
 import { describeError } from '../errors.ts';
 import { ExitCode } from '../exit-codes.ts';
 import { createLogger } from '../observability/logger.ts';
-import type { PipelineState } from '../pipeline/pipeline.ts';
+import { formatReport, type PipelineStatusReport } from '../observability/status-report.ts';
 import { checkpointStoreFor, loadConnectors } from '../registry.ts';
-
-interface PipelineReport {
-  name: string;
-  /** From the running daemon's /status when it answers, else `not running`. */
-  status: string;
-  phase: string;
-  checkpoint: Checkpoint['position'] | null;
-  lag_seconds: number | null;
-  /** PostgreSQL: WAL the slot retains, in bytes. */
-  retained_bytes: number | null;
-  error?: string;
-}
+import { liveStates } from './live-status.ts';
 
 /** `tributary status`: what the stores and servers say, plus the live daemon's view when it is running. */
 export async function statusCommand(file: string, options: { json: boolean }): Promise<number> {
   const { config } = loadConfig(file);
   const logger = createLogger({ level: 'error' });
-  const live = config.http ? await fetchLive(config.http.listen) : undefined;
-  const reports: PipelineReport[] = [];
+  const live = config.http ? await liveStates(config.http.listen) : undefined;
+  const reports: PipelineStatusReport[] = [];
   for (const pipeline of config.pipelines) {
     const ctx = { pipeline: pipeline.name, logger };
     const liveState = live?.find((s) => s.name === pipeline.name);
-    const report: PipelineReport = {
-      name: pipeline.name,
-      status: liveState?.status ?? 'not running',
-      phase: 'not started',
-      checkpoint: null,
-      lag_seconds: liveState?.lagSeconds ?? null,
-      retained_bytes: null,
-    };
+    const report: PipelineStatusReport = liveState
+      ? { ...liveState }
+      : {
+          name: pipeline.name,
+          status: 'not running',
+          phase: 'not started',
+          checkpoint: null,
+          checkpoint_saved_at: null,
+          lag_seconds: null,
+          restarts: null,
+          last_error: null,
+          retained_bytes: null,
+        };
     try {
       const { source, target } = await loadConnectors(pipeline);
       const store = await checkpointStoreFor(
@@ -45,7 +38,8 @@ export async function statusCommand(file: string, options: { json: boolean }): P
       );
       const checkpoint = await store.load(pipeline.name);
       await store.close?.();
-      if (checkpoint) {
+      // A running daemon's view is the newer one; the store's when none runs.
+      if (checkpoint && !liveState) {
         report.phase = checkpoint.phase;
         report.checkpoint = checkpoint.position;
       }
@@ -59,22 +53,7 @@ export async function statusCommand(file: string, options: { json: boolean }): P
   if (options.json) {
     process.stdout.write(`${JSON.stringify({ pipelines: reports }, null, 2)}\n`);
   } else {
-    for (const r of reports) {
-      const position = r.checkpoint ? JSON.stringify(r.checkpoint) : 'none';
-      process.stdout.write(
-        `${r.name}: ${r.status}, phase ${r.phase}, checkpoint ${position}, lag ${r.lag_seconds === null ? 'n/a' : `${r.lag_seconds.toFixed(1)} s`}` +
-          `${r.retained_bytes === null ? '' : `, WAL retained ${r.retained_bytes} bytes`}${r.error ? `\n  error: ${r.error}` : ''}\n`,
-      );
-    }
+    for (const r of reports) process.stdout.write(formatReport(r));
   }
   return reports.some((r) => r.error) ? ExitCode.failed : ExitCode.ok;
-}
-
-async function fetchLive(listen: string): Promise<PipelineState[] | undefined> {
-  try {
-    const res = await fetch(`http://${listen}/status`, { signal: AbortSignal.timeout(1000) });
-    return ((await res.json()) as { pipelines: PipelineState[] }).pipelines;
-  } catch {
-    return undefined;
-  }
 }

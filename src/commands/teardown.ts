@@ -4,6 +4,7 @@ import { TributaryError } from '../errors.ts';
 import { ExitCode } from '../exit-codes.ts';
 import { createLogger } from '../observability/logger.ts';
 import { checkpointStoreFor, loadConnectors } from '../registry.ts';
+import { liveStates } from './live-status.ts';
 
 /**
  * `tributary teardown`: drops the slots and publications a pipeline created, and its checkpoint. Without --yes it
@@ -26,19 +27,39 @@ export async function teardownCommand(file: string, options: { pipeline?: string
     process.stdout.write('run again with --yes to do it (the next run re-snapshots)\n');
     return ExitCode.ok;
   }
+  const live = config.http ? await liveStates(config.http.listen) : undefined;
+  for (const pipeline of pipelines) {
+    const state = live?.find((s) => s.name === pipeline.name);
+    if (state && state.status !== 'failed' && state.status !== 'stopped') {
+      throw new TributaryError(
+        'operator',
+        `pipeline ${pipeline.name} is running (${state.status}, per http://${config.http!.listen}/status)`,
+        {
+          hint: 'Stop it first (SIGTERM to tributary run), then run teardown again.',
+        },
+      );
+    }
+  }
   const logger = createLogger({ level: 'warn' });
   for (const pipeline of pipelines) {
     const ctx = { pipeline: pipeline.name, logger };
     const { source, target } = await loadConnectors(pipeline);
-    await source.teardown?.(pipeline.source, ctx);
+    const dropped = [...((await source.teardown?.(pipeline.source, ctx)) ?? [])];
     const store = await checkpointStoreFor(
       pipeline,
       path.dirname(path.resolve(file)),
       target.checkpointStore?.(pipeline.target, ctx),
     );
-    await store.clear?.(pipeline.name);
-    await store.close?.();
-    process.stdout.write(`${pipeline.name}: dropped\n`);
+    try {
+      const checkpoint = await store.load(pipeline.name).catch(() => null);
+      await store.clear?.(pipeline.name);
+      if (checkpoint) dropped.push(`checkpoint (${checkpoint.phase} phase)`);
+    } finally {
+      await store.close?.();
+    }
+    process.stdout.write(
+      dropped.length ? `${pipeline.name}: dropped ${dropped.join(', ')}\n` : `${pipeline.name}: nothing to drop\n`,
+    );
   }
   return ExitCode.ok;
 }

@@ -68,3 +68,65 @@ pipelines:
     expect(problems.map((p) => p.path)).toEqual(['pipelines[1].name', 'pipelines[1].checkpoints.path']);
   });
 });
+
+describe('config mistakes say what to fix', () => {
+  it('a wrong type says what was expected and what was given', () => {
+    const problems = problemsOf(`pipelines:
+  - name: p
+    source: { type: postgres, url: 5432, tables: public.t }
+    target: { type: jsonl, path: out.jsonl }
+    batch: { max_events: "many" }
+`);
+    expect(problems).toEqual(
+      expect.arrayContaining([
+        { path: 'pipelines[0].source.url', message: 'expected string, got number 5432' },
+        { path: 'pipelines[0].source.tables', message: 'expected a list, got string "public.t"' },
+        { path: 'pipelines[0].batch.max_events', message: 'expected number, got string "many"' },
+      ]),
+    );
+    expect(problemsOf('pipelines:\n  - name: p\n    target: { type: jsonl, path: x }\n')).toContainEqual({
+      path: 'pipelines[0].source',
+      message: 'required (expected a mapping)',
+    });
+  });
+
+  it('an unknown key names the nearest valid one, among the keys of its kind', () => {
+    const problems = problemsOf(`htp: { listen: "127.0.0.1:1" }
+pipelines:
+  - name: p
+    source: { type: postgres, url: x, snapshto: initial }
+    target: { type: mysql, url: x, float_nonfinit: error }
+    retyr: {}
+`);
+    expect(problems).toEqual(
+      expect.arrayContaining([
+        { path: 'htp', message: 'unknown key: did you mean http?' },
+        { path: 'pipelines[0].source.snapshto', message: 'unknown key: did you mean snapshot?' },
+        { path: 'pipelines[0].target.float_nonfinit', message: 'unknown key: did you mean float_nonfinite?' },
+        { path: 'pipelines[0].retyr', message: 'unknown key: did you mean retry?' },
+      ]),
+    );
+  });
+
+  it('a YAML syntax error shows the line, the column and a caret under the spot', () => {
+    const [problem] = problemsOf('pipelines:\n  - name: p\n    source: { type: postgres, url: x\n    target: {}\n');
+    expect(problem!.path).toBe('line 4, column 5');
+    expect(problem!.message).toContain('    target: {}');
+    expect(problem!.message).toMatch(/\n\s+\^/);
+  });
+
+  it('a bare null where the string "null" is meant says to quote it; the quoted form loads', () => {
+    const yaml = (value: string) =>
+      `pipelines:\n  - name: p\n    source: { type: postgres, url: x }\n    target: { type: mysql, url: x, float_nonfinite: ${value} }\n`;
+    expect(problemsOf(yaml('null'))[0]!.message).toContain('write "null" in quotes');
+    expect(problemsOf(yaml('"null"'))).toEqual([]);
+  });
+
+  it('a relative JSON lines path is relative to the config file, not to the working directory', () => {
+    const { config } = parseConfig(
+      'pipelines:\n  - name: p\n    source: { type: postgres, url: x }\n    target: { type: jsonl, path: out/p.jsonl }\n',
+      '/etc/tributary/tributary.yaml',
+    );
+    expect(config.pipelines[0]!.target).toMatchObject({ path: '/etc/tributary/out/p.jsonl' });
+  });
+});

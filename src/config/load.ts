@@ -4,6 +4,7 @@ import { parseDocument } from 'yaml';
 import type { z } from 'zod';
 import { ConfigError, type ConfigProblem } from '../errors.ts';
 import { interpolate } from './interpolate.ts';
+import { knownKeys } from './reference.ts';
 import { type Config, configSchema } from './schema.ts';
 
 export interface LoadedConfig {
@@ -25,22 +26,37 @@ export function loadConfig(file: string, env: NodeJS.ProcessEnv = process.env): 
 
 export function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv = process.env): LoadedConfig {
   const document = parseDocument(text, { prettyErrors: true });
-  if (document.errors.length > 0) {
-    throw new ConfigError(
-      file,
-      document.errors.map((e) => ({
-        path: e.linePos ? `line ${e.linePos[0].line}, column ${e.linePos[0].col}` : '',
-        message: e.message.split('\n')[0] ?? e.message,
-      })),
-    );
-  }
+  if (document.errors.length > 0) throw new ConfigError(file, document.errors.map(yamlProblem));
   const problems: ConfigProblem[] = [];
   const raw = interpolate(document.toJS(), env, problems);
   const parsed = configSchema.safeParse(raw ?? {});
-  if (!parsed.success) problems.push(...parsed.error.issues.flatMap(describeIssue));
+  if (!parsed.success) problems.push(...parsed.error.issues.flatMap((issue) => describeIssue(issue, raw)));
   if (parsed.success) problems.push(...crossChecks(parsed.data, file));
   if (problems.length > 0) throw new ConfigError(file, problems);
-  return { file, config: parsed.data! };
+  return { file, config: resolvePaths(parsed.data!, path.dirname(path.resolve(file))) };
+}
+
+/** A YAML syntax error: where (line, column) and what, with the offending line and a caret under the spot. */
+function yamlProblem(error: {
+  message: string;
+  linePos?: [{ line: number; col: number }, ...unknown[]];
+}): ConfigProblem {
+  const [first = '', ...frame] = error.message.split('\n');
+  const what = first.replace(/ at line \d+, column \d+:?$/, '');
+  const context = frame.filter((line) => line.trim() !== '').map((line) => `    ${line}`);
+  return {
+    path: error.linePos ? `line ${error.linePos[0].line}, column ${error.linePos[0].col}` : '',
+    message: [what, ...context].join('\n'),
+  };
+}
+
+/** Relative file paths in the config mean relative to the config file, wherever the command runs. */
+function resolvePaths(config: Config, configDir: string): Config {
+  for (const pipeline of config.pipelines) {
+    const target = pipeline.target;
+    if (target.type === 'jsonl' && target.path !== '-') target.path = path.resolve(configDir, target.path);
+  }
+  return config;
 }
 
 /** Checks no single key can make: unique names, distinct checkpoint files, a target that can hold checkpoints. */
@@ -82,31 +98,93 @@ export function formatPath(segments: readonly PropertyKey[]): string {
   return out;
 }
 
-function describeIssue(issue: z.core.$ZodIssue): ConfigProblem[] {
+/** The value at a key path of the raw config, and whether the key is there at all. */
+function valueAt(raw: unknown, segments: readonly PropertyKey[]): { present: boolean; value?: unknown } {
+  let current: unknown = raw;
+  for (const s of segments) {
+    if (current === null || typeof current !== 'object' || !Object.hasOwn(current, s)) return { present: false };
+    current = (current as Record<PropertyKey, unknown>)[s];
+  }
+  return { present: true, value: current };
+}
+
+/** The valid key nearest in spelling to an unknown one, among the keys its mapping accepts. */
+function nearestKey(raw: unknown, parent: readonly PropertyKey[], key: string): string | undefined {
+  const parentPath = parent
+    .map((s) => (typeof s === 'number' ? '[]' : `.${String(s)}`))
+    .join('')
+    .replace(/^\./, '');
+  const type = (valueAt(raw, parent).value as { type?: unknown } | undefined)?.type;
+  const siblings = knownKeys()
+    .filter((k) => !k.variant || k.variant === `type: ${String(type)}`)
+    .map((k) => k.path)
+    .filter((p) => p.startsWith(parentPath ? `${parentPath}.` : '') && !p.slice(parentPath.length + 1).includes('.'))
+    .map((p) => p.slice(parentPath ? parentPath.length + 1 : 0))
+    .filter((k) => !k.includes('['));
+  let best: { key: string; distance: number } | undefined;
+  for (const candidate of new Set(siblings)) {
+    const distance = editDistance(key.toLowerCase(), candidate);
+    if (!best || distance < best.distance) best = { key: candidate, distance };
+  }
+  return best && best.distance <= Math.max(2, Math.floor(key.length / 3)) ? best.key : undefined;
+}
+
+function editDistance(a: string, b: string): number {
+  let previous = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const current = [i];
+    for (let j = 1; j <= b.length; j++) {
+      current[j] = Math.min(previous[j]! + 1, current[j - 1]! + 1, previous[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+    }
+    previous = current;
+  }
+  return previous[b.length]!;
+}
+
+function describeIssue(issue: z.core.$ZodIssue, raw: unknown): ConfigProblem[] {
   const at = formatPath(issue.path);
   switch (issue.code) {
     case 'unrecognized_keys':
-      return issue.keys.map((key) => ({
-        path: at ? `${at}.${key}` : key,
-        message: 'unknown key (check the spelling; docs/configuration.md lists every key)',
-      }));
+      return issue.keys.map((key) => {
+        const suggestion = nearestKey(raw, issue.path, key);
+        return {
+          path: at ? `${at}.${key}` : key,
+          message: suggestion
+            ? `unknown key: did you mean ${suggestion}?`
+            : 'unknown key (check the spelling; docs/configuration.md lists every key)',
+        };
+      });
     case 'invalid_union': {
       const options = (issue as { options?: unknown[] }).options;
       if (options) return [{ path: at, message: `expected one of: ${options.join(', ')}` }];
       return [{ path: at, message: issue.message }];
     }
-    case 'invalid_type':
+    case 'invalid_type': {
+      const given = valueAt(raw, issue.path);
+      const expected =
+        issue.expected === 'array' ? 'a list' : issue.expected === 'object' ? 'a mapping' : issue.expected;
       return [
         {
           path: at,
-          message:
-            issue.input === undefined
-              ? `required (expected ${issue.expected})`
-              : `expected ${issue.expected}, got ${typeName(issue.input)}`,
+          message: given.present
+            ? `expected ${expected}, got ${typeName(given.value)}`
+            : `required (expected ${expected})`,
         },
       ];
-    case 'invalid_value':
-      return [{ path: at, message: `expected one of: ${issue.values.map((v) => JSON.stringify(v)).join(', ')}` }];
+    }
+    case 'invalid_value': {
+      const given = valueAt(raw, issue.path);
+      const quoteNull =
+        given.present && given.value === null && issue.values.includes('null')
+          ? ' (write "null" in quotes: a bare null is YAML for "no value")'
+          : '';
+      return [
+        {
+          path: at,
+          message: `expected one of: ${issue.values.map((v) => JSON.stringify(v)).join(', ')}${given.present ? `, got ${typeName(given.value)}` : ''}${quoteNull}`,
+        },
+      ];
+    }
     default:
       return [{ path: at, message: issue.message }];
   }

@@ -21,3 +21,12 @@ describe('configuration reference', () => {
     expect(() => loadConfig(path.join('config', file), { ...process.env })).not.toThrow();
   });
 });
+
+describe('configuration reference spelling', () => {
+  it('shows values YAML would not read as strings in quotes, as they must be written', () => {
+    const line = configurationReference()
+      .split('\n')
+      .find((l) => l.includes('`pipelines[].target.float_nonfinite`'));
+    expect(line).toContain('`"null"`');
+  });
+});

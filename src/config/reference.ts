@@ -1,3 +1,4 @@
+import { parse } from 'yaml';
 import type { z } from 'zod';
 import { configSchema } from './schema.ts';
 
@@ -40,6 +41,11 @@ function unwrap(schema: z.ZodType): {
   return { inner: current, optional, defaultValue, description };
 }
 
+/** A string as it must be written in YAML to stay a string: `"null"`, `"on"`, `"1"` quoted, others bare. */
+function yamlString(value: string): string {
+  return parse(value) === value ? value : JSON.stringify(value);
+}
+
 function typeName(schema: z.ZodType): string {
   const def = defOf(schema);
   switch (def.type) {
@@ -55,7 +61,7 @@ function typeName(schema: z.ZodType): string {
       return 'boolean';
     case 'enum':
       return Object.values(def.entries as Record<string, string>)
-        .map((v) => `\`${v}\``)
+        .map((v) => `\`${yamlString(v)}\``)
         .join(' \\| ');
     case 'literal':
       return (def.values as unknown[]).map((v) => `\`${String(v)}\``).join(' \\| ');
@@ -130,6 +136,16 @@ function walkObject(
     });
     if (isContainer) walk(inner, path, rows);
   }
+}
+
+/** Every key the schema accepts: its path (`pipelines[].source.url`) and the variant it belongs to (`type: postgres`). */
+export function knownKeys(): { path: string; variant?: string }[] {
+  const rows: Row[] = [];
+  walk(configSchema, '', rows);
+  return rows.map((r) => {
+    const m = /^`([^`]+)`(?: \((.+)\))?$/.exec(r.key);
+    return { path: m?.[1] ?? r.key, variant: m?.[2] };
+  });
 }
 
 export function configurationReference(): string {

@@ -1,6 +1,8 @@
 import http from 'node:http';
+import { TributaryError } from '../errors.ts';
 import type { PipelineState } from '../pipeline/pipeline.ts';
 import type { PipelineMetrics } from './metrics.ts';
+import { reportOf } from './status-report.ts';
 
 /** /metrics (Prometheus), /healthz (200 while no pipeline failed), /status (JSON). */
 export function startHttpServer(
@@ -32,15 +34,34 @@ export function startHttpServer(
     }
     if (url === '/status') {
       res.writeHead(200, { 'content-type': 'application/json' });
-      res.end(JSON.stringify({ pipelines: states() }, null, 2));
+      res.end(JSON.stringify({ pipelines: states().map(reportOf) }, null, 2));
       return;
     }
     res.writeHead(404);
     res.end('not found: try /metrics, /healthz or /status\n');
   });
   return new Promise((resolve, reject) => {
-    server.once('error', reject);
+    server.once('error', (err: NodeJS.ErrnoException) => reject(listenError(listen, err)));
     server.listen(port, host, () => resolve(server));
+  });
+}
+
+/** Why the endpoint cannot listen, in the operator's terms. */
+function listenError(listen: string, err: NodeJS.ErrnoException): Error {
+  const reasons: Record<string, [string, string]> = {
+    EADDRINUSE: ['is already in use', 'Stop the process that listens there, or choose another port in http.listen.'],
+    EACCES: ['needs privileges this process lacks', 'Choose a port above 1023 in http.listen, or grant the privilege.'],
+    EADDRNOTAVAIL: [
+      'is not an address of this machine',
+      'Use 127.0.0.1, 0.0.0.0 or an address of this machine in http.listen.',
+    ],
+    ENOTFOUND: ['names a host that does not resolve', 'Fix the host part of http.listen.'],
+  };
+  const reason = err.code ? reasons[err.code] : undefined;
+  if (!reason) return err;
+  return new TributaryError('operator', `the HTTP endpoint cannot listen on ${listen}: the address ${reason[0]}`, {
+    hint: reason[1],
+    cause: err,
   });
 }
 

@@ -1,4 +1,6 @@
 import pino, { type Logger } from 'pino';
+import { TributaryError } from '../errors.ts';
+import { formatForTerminal } from './terminal-log.ts';
 
 export type { Logger };
 
@@ -10,11 +12,14 @@ export function redactUrl(text: string): string {
 const SECRET_KEYS = ['password', 'sasl.password', '*.password', '*.*.password', 'url', '*.url', '*.*.url'];
 
 /**
- * JSON lines with a stable `event` name per message; pretty on a TTY. Secrets are redacted: password keys entirely,
- * URLs keep everything but the password.
+ * JSON lines with a stable `event` name per message; one short line per event on a TTY. Secrets are redacted:
+ * password keys entirely, URLs keep everything but the password. An error that needs an operator or will be retried
+ * is logged with its message and hint, without a stack trace (TRIBUTARY_DEBUG=1 adds it).
  */
 export function createLogger(options: { level?: string; pretty?: boolean; destination?: number } = {}): Logger {
-  const pretty = options.pretty ?? (process.stderr.isTTY && !process.env.CI);
+  const format = process.env.TRIBUTARY_LOG_FORMAT;
+  const pretty =
+    options.pretty ?? (format === 'json' ? false : format === 'terminal' || (process.stderr.isTTY && !process.env.CI));
   const base: pino.LoggerOptions = {
     level: options.level ?? process.env.TRIBUTARY_LOG_LEVEL ?? 'info',
     base: undefined,
@@ -25,6 +30,7 @@ export function createLogger(options: { level?: string; pretty?: boolean; destin
         path[path.length - 1] === 'url' && typeof value === 'string' ? redactUrl(value) : '***',
     },
     formatters: { level: (label) => ({ level: label }) },
+    serializers: { err: serializeError },
     hooks: {
       // Error messages from drivers can echo connection strings.
       logMethod(args, method) {
@@ -35,10 +41,20 @@ export function createLogger(options: { level?: string; pretty?: boolean; destin
   };
   const fd = options.destination ?? 2;
   if (pretty) {
-    return pino(
-      base,
-      pino.transport({ target: 'pino-pretty', options: { destination: fd, translateTime: 'SYS:HH:MM:ss.l' } }),
-    );
+    const terminal = {
+      colour: !process.env.NO_COLOR,
+      debug: Boolean(process.env.TRIBUTARY_DEBUG),
+      shownHints: new Map<string, string>(),
+    };
+    const out = pino.destination({ dest: fd, sync: true });
+    return pino(base, { write: (line: string) => out.write(formatForTerminal(line, terminal)) });
   }
   return pino(base, pino.destination({ dest: fd, sync: false }));
+}
+
+function serializeError(err: unknown): unknown {
+  if (err instanceof TributaryError && err.kind !== 'fatal' && !process.env.TRIBUTARY_DEBUG) {
+    return { type: err.name, kind: err.kind, message: err.message, hint: err.hint };
+  }
+  return pino.stdSerializers.err(err as Error);
 }

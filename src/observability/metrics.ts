@@ -2,7 +2,12 @@ import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom
 import type { ChangeBatch } from '../core/change-batch.ts';
 import { tableId } from '../core/change-event.ts';
 
-/** Prometheus metrics of all pipelines of one daemon. */
+const PIPELINE_STATUSES = ['starting', 'running', 'retrying', 'stopping', 'stopped', 'failed'] as const;
+
+/**
+ * Prometheus metrics of all pipelines of one daemon, named by Prometheus conventions (unit suffixes, `_total` for
+ * counters). docs/operations.md lists them; deploy/grafana-dashboard.json charts them.
+ */
 export class PipelineMetrics {
   readonly registry = new Registry();
   readonly events = new Counter({
@@ -50,8 +55,24 @@ export class PipelineMetrics {
     registers: [this.registry],
   });
 
+  /** Set by the daemon: each pipeline's status, read at scrape time. */
+  pipelineStatuses: () => { pipeline: string; status: string }[] = () => [];
+  readonly pipelineStatus = new Gauge({
+    name: 'tributary_pipeline_status',
+    help: 'The status of each pipeline: 1 for its current status (starting, running, retrying, stopping, stopped, failed), 0 for the others.',
+    labelNames: ['pipeline', 'status'] as const,
+    registers: [this.registry],
+    collect: () => {
+      this.pipelineStatus.reset();
+      for (const { pipeline, status } of this.pipelineStatuses()) {
+        for (const s of PIPELINE_STATUSES) this.pipelineStatus.set({ pipeline, status: s }, s === status ? 1 : 0);
+      }
+    },
+  });
+
   constructor() {
-    collectDefaultMetrics({ register: this.registry, prefix: 'tributary_process_' });
+    // The standard process_* and nodejs_* metrics, under their usual names so existing dashboards find them.
+    collectDefaultMetrics({ register: this.registry });
   }
 
   /** Counts a batch's events per table and op with one counter update per distinct pair, not per event. */

@@ -1,4 +1,6 @@
+import { TributaryError } from '../errors.ts';
 import { sqlString } from './dialect.ts';
+import { canonicalJson, jsonEquivalent } from './json-equivalence.ts';
 import type { SidePlan, TablePlan } from './plan.ts';
 import type { Difference, KeyValue } from './types.ts';
 
@@ -103,6 +105,29 @@ async function valuesByKey(side: SidePlan, keys: KeyValue[]): Promise<Map<string
   return out;
 }
 
+/** Whether column `i` holds the same value on both sides: the same canonical text, or the same JSON value. */
+function sameValue(plan: TablePlan, i: number, a: string | null, b: string | null): boolean {
+  if (a === b) return true;
+  return a !== null && b !== null && plan.jsonColumns[i] === true && jsonEquivalent(a, b);
+}
+
+/** Drops rows listed as different whose only differences are JSON texts of the same value. */
+async function withoutSameJson(
+  plan: TablePlan,
+  diffs: { kind: Difference['kind']; key: KeyValue }[],
+): Promise<{ kind: Difference['kind']; key: KeyValue }[]> {
+  if (!plan.jsonColumns.includes(true)) return diffs;
+  const keys = diffs.filter((d) => d.kind === 'different').map((d) => d.key);
+  const [sv, tv] = await Promise.all([valuesByKey(plan.source, keys), valuesByKey(plan.target, keys)]);
+  return diffs.filter((d) => {
+    if (d.kind !== 'different') return true;
+    const a = sv.get(JSON.stringify(d.key));
+    const b = tv.get(JSON.stringify(d.key));
+    if (!a || !b) return true;
+    return !plan.columns.every((_, i) => sameValue(plan, i, a[i] ?? null, b[i] ?? null));
+  });
+}
+
 /**
  * Differences of two ordered leaf listings, in key order: rows missing at the target and rows whose hashes differ
  * at their source position, rows only at the target after the source row that precedes them at the target.
@@ -181,19 +206,27 @@ export async function compareKeyed(plan: TablePlan, options: CompareOptions): Pr
       }
     }
     const [sl, tl] = await Promise.all([leafRows(source, range), leafRows(target, range)]);
-    const diffs = diffLeaf(sl, tl, plan.keyCompare);
+    const listed = diffLeaf(sl, tl, plan.keyCompare);
+    const diffs = await withoutSameJson(plan, listed);
+    sameJsonRows += listed.length - diffs.length;
     const room = options.maxDiffs - found.length;
     if (diffs.length > room) truncated = true;
     found.push(...diffs.slice(0, room));
   };
+  // A differing range whose only differences were JSON texts of the same values is no difference.
+  let sameJsonRows = 0;
+  let explainedRanges = 0;
   for (const d of differing) {
     if (full()) {
       truncated = true;
       break;
     }
+    const [foundBefore, sameBefore] = [found.length, sameJsonRows];
     await bisect(d.range, d.s, d.t);
+    if (!full() && found.length === foundBefore && sameJsonRows > sameBefore) explainedRanges += 1;
   }
-  if (found.length === 0 && options.maxDiffs > 0 && differing.length > 0) truncated = true;
+  const realDiffering = differing.length - explainedRanges;
+  if (found.length === 0 && options.maxDiffs > 0 && realDiffering > 0) truncated = true;
 
   const differentKeys = found.filter((f) => f.kind === 'different').map((f) => f.key);
   const [sv, tv] = await Promise.all([valuesByKey(source, differentKeys), valuesByKey(target, differentKeys)]);
@@ -202,7 +235,7 @@ export async function compareKeyed(plan: TablePlan, options: CompareOptions): Pr
     if (f.kind !== 'different') return { kind: f.kind, key };
     const a = sv.get(JSON.stringify(f.key));
     const b = tv.get(JSON.stringify(f.key));
-    const columns = plan.columns.filter((_, i) => a?.[i] !== b?.[i]);
+    const columns = plan.columns.filter((_, i) => !sameValue(plan, i, a?.[i] ?? null, b?.[i] ?? null));
     return {
       kind: f.kind,
       key,
@@ -211,7 +244,7 @@ export async function compareKeyed(plan: TablePlan, options: CompareOptions): Pr
       target: Object.fromEntries(columns.map((c) => [c, b?.[plan.columns.indexOf(c)] ?? null])),
     };
   });
-  return { sourceRows, targetRows, ranges: top.length, differingRanges: differing.length, differences, truncated };
+  return { sourceRows, targetRows, ranges: top.length, differingRanges: realDiffering, differences, truncated };
 }
 
 /**
@@ -277,18 +310,64 @@ export async function compareKeyless(plan: TablePlan, options: CompareOptions): 
       found.filter((f) => f.a === 0).map((f) => f.h),
     ),
   ]);
-  const differences: Difference[] = found.map(({ h, a, c }) => ({
-    kind: a > c ? 'missing_at_target' : 'extra_at_target',
-    source_count: a,
-    target_count: c,
-    ...(a > 0 ? { source: sr.get(h) ?? {} } : { target: tr.get(h) ?? {} }),
-  }));
+  const rowOf = (f: { h: string; a: number }) => (f.a > 0 ? sr.get(f.h) : tr.get(f.h)) ?? {};
+  const { merged, groups } = sameJsonRows(plan, found, rowOf);
+  if (merged.size > 0 && truncated) {
+    throw new TributaryError(
+      'operator',
+      `more than ${options.maxDiffs} rows of this keyless table differ, some only in how their JSON is written: verify cannot tell whether the rest do too`,
+      { hint: 'Raise --max-diffs above the number of rows, or give the table a primary key.' },
+    );
+  }
+  const differences: Difference[] = [...found.filter((f) => !merged.has(f.h)), ...groups]
+    .sort((x, y) => (x.h < y.h ? -1 : 1))
+    .map((f) => ({
+      kind: f.a > f.c ? 'missing_at_target' : 'extra_at_target',
+      source_count: f.a,
+      target_count: f.c,
+      ...(f.a > 0 ? { source: rowOf(f) } : { target: rowOf(f) }),
+    }));
   return {
     sourceRows: total(sb),
     targetRows: total(tb),
     ranges: names.length,
-    differingRanges: differing.length,
+    differingRanges: differences.length === 0 && !truncated ? 0 : differing.length,
     differences,
     truncated,
   };
+}
+
+/**
+ * Keyless rows whose hashes differ only because their JSON is written differently: rows with the same values (JSON
+ * compared as values) are one group, counted together. Returns the hashes merged into groups, and each group that
+ * still differs in count as one entry.
+ */
+function sameJsonRows(
+  plan: TablePlan,
+  found: { h: string; a: number; c: number }[],
+  rowOf: (f: { h: string; a: number }) => Record<string, string | null>,
+): { merged: Set<string>; groups: { h: string; a: number; c: number }[] } {
+  const merged = new Set<string>();
+  const groups: { h: string; a: number; c: number }[] = [];
+  if (!plan.jsonColumns.includes(true)) return { merged, groups };
+  const signature = (row: Record<string, string | null>) =>
+    JSON.stringify(
+      plan.columns.map((column, i) => {
+        const value = row[column] ?? null;
+        return value !== null && plan.jsonColumns[i] ? (canonicalJson(value) ?? value) : value;
+      }),
+    );
+  const bySignature = new Map<string, { h: string; a: number; c: number }[]>();
+  for (const f of found) {
+    const key = signature(rowOf(f));
+    bySignature.set(key, [...(bySignature.get(key) ?? []), f]);
+  }
+  for (const members of bySignature.values()) {
+    if (members.length < 2) continue;
+    for (const m of members) merged.add(m.h);
+    const a = members.reduce((sum, m) => sum + m.a, 0);
+    const c = members.reduce((sum, m) => sum + m.c, 0);
+    if (a !== c) groups.push({ h: (members.find((m) => m.a > 0) ?? members[0]!).h, a, c });
+  }
+  return { merged, groups };
 }

@@ -1,3 +1,4 @@
+import { parseQualifiedName } from '../config/table-name.ts';
 import type { Db } from './db.ts';
 import type { ColumnDef, Engine, Kind, TableDef, TableName } from './types.ts';
 
@@ -42,10 +43,9 @@ export interface TableScope {
   databases?: string[];
 }
 
+/** A configured `schema.table` (parts may be double-quoted); a bare name has no schema. */
 export function parseTableName(text: string): TableName {
-  const dot = text.indexOf('.');
-  if (dot <= 0 || dot === text.length - 1) return { schema: '', name: text };
-  return { schema: text.slice(0, dot), name: text.slice(dot + 1) };
+  return parseQualifiedName(text) ?? { schema: '', name: text };
 }
 
 /** Literal-safe text for SQL string literals: single quotes doubled (both engines, standard strings). */

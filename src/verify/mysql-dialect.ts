@@ -1,5 +1,5 @@
 import type { Db } from './db.ts';
-import { type Dialect, expandedTupleCompare, sqlString, type TableScope, utf8Hex } from './dialect.ts';
+import { type Dialect, expandedTupleCompare, parseTableName, sqlString, type TableScope, utf8Hex } from './dialect.ts';
 import type { ColumnDef, TableDef, TableName } from './types.ts';
 
 const SYSTEM_DATABASES = ['mysql', 'information_schema', 'performance_schema', 'sys', 'tributary'];
@@ -79,8 +79,7 @@ export function mysqlDialect(): Dialect {
         out.push(...rows.map((r) => ({ schema: r.schema!, name: r.name! })));
       }
       for (const t of scope.tables ?? []) {
-        const dot = t.indexOf('.');
-        const table = { schema: t.slice(0, dot), name: t.slice(dot + 1) };
+        const table = parseTableName(t);
         if (!out.some((o) => o.schema === table.schema && o.name === table.name)) out.push(table);
       }
       if (scope.databases?.length || scope.tables?.length) return out;
@@ -149,7 +148,8 @@ export function mysqlDialect(): Dialect {
           return `IF(${x} = 0, '0', CONCAT(${mantissa}, 'e', CAST(${e} AS SIGNED)))`;
         }
         case 'json':
-          return `REGEXP_REPLACE(CAST(${ref} AS CHAR), '[[:space:]]+', '')`;
+          // The text as stored; rows whose texts differ are compared as JSON values in Node.
+          return `CAST(${ref} AS CHAR)`;
         case 'date':
           return `DATE_FORMAT(${ref}, '%Y-%m-%d')`;
         case 'time':

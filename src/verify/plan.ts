@@ -29,6 +29,11 @@ export interface TablePlan {
   /** Primary-key columns of the source; empty: compared as a multiset of rows. */
   key: string[];
   loose: string[];
+  /**
+   * Per compared column: whether both sides render it as JSON text across engines, so differing texts may still be
+   * the same value (compared as JSON before a row counts as different).
+   */
+  jsonColumns: boolean[];
   /** Source columns missing at the target: a difference by itself. */
   missingColumns: string[];
   notes: string[];
@@ -71,7 +76,7 @@ export function pairKinds(a: ColumnDef, b: ColumnDef, cross: boolean): [Kind, Ki
   const has = (k: Kind) => a.kind === k || b.kind === k;
   if (has('bool') && ((a.kind === 'bool' && b.maybeBool) || (b.kind === 'bool' && a.maybeBool)))
     return ['bool', 'bool'];
-  if (has('json') && has('text')) return ['json', 'json'];
+  if (has('json') && (has('text') || has('array'))) return ['json', 'json'];
   if (has('time') && has('interval')) return ['time', 'time'];
   if (has('float') && (has('decimal') || has('int'))) return ['float', 'float'];
   return [a.kind, b.kind];
@@ -149,6 +154,7 @@ export function planTable(
     columns: pairs.map((p) => p.s.name),
     key,
     loose,
+    jsonColumns: pairs.map((p) => cross && p.kinds[0] === 'json' && p.kinds[1] === 'json'),
     missingColumns,
     notes,
     keyCompare: keyComparer(

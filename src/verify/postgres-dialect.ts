@@ -1,11 +1,12 @@
 import type { Db } from './db.ts';
-import { type Dialect, sqlString, type TableScope } from './dialect.ts';
+import { type Dialect, parseTableName, sqlString, type TableScope } from './dialect.ts';
 import type { ColumnDef, Kind, TableDef, TableName } from './types.ts';
 
 const SYSTEM_SCHEMAS = ['pg_catalog', 'information_schema', 'tributary'];
 
 function kindOf(baseType: string, typtype: string, category: string): Kind {
   if (typtype === 'e') return 'text';
+  if (category === 'A') return 'array';
   switch (baseType) {
     case 'bool':
       return 'bool';
@@ -36,6 +37,7 @@ function kindOf(baseType: string, typtype: string, category: string): Kind {
     case 'date':
       return 'date';
     case 'time':
+    case 'timetz':
       return 'time';
     case 'interval':
       return 'interval';
@@ -66,10 +68,7 @@ export function postgresDialect(db?: Db): Dialect {
     engine: 'postgres',
     async listTables(conn: Db, scope: TableScope): Promise<TableName[]> {
       if (scope.tables?.length) {
-        return scope.tables.map((t) => {
-          const dot = t.indexOf('.');
-          return { schema: t.slice(0, dot), name: t.slice(dot + 1) };
-        });
+        return scope.tables.map(parseTableName);
       }
       const rows = await conn.query(
         `select n.nspname as schema, c.relname as name from pg_class c join pg_namespace n on n.oid = c.relnamespace
@@ -139,13 +138,17 @@ export function postgresDialect(db?: Db): Dialect {
         case 'bytes':
           return `encode(${ref}, 'hex')`;
         case 'json':
-          return `regexp_replace(${ref}::jsonb::text, '\\s+', '', 'g')`;
+          // The text as stored (never through jsonb, which refuses \u0000): equal texts hash equal, and rows whose
+          // texts differ are compared as JSON values in Node (json-equivalence.ts).
+          return column.kind === 'array' ? `to_json(${ref})::text` : `${ref}::text`;
         case 'time': {
           // As MySQL's TIME_FORMAT(t, '%H:%i:%s.%f') prints a TIME, which may be negative or above 24 hours: PostgreSQL
-          // time and interval columns (MySQL TIME replicates into interval) compare on the same text.
-          const seconds = `abs(extract(epoch from ${ref}::interval))`;
+          // time and interval columns (MySQL TIME replicates into interval) compare on the same text. A timetz
+          // replicates as its UTC time.
+          const time = /with time zone/.test(column.type) ? `(${ref} at time zone 'UTC')::time` : ref;
+          const seconds = `abs(extract(epoch from ${time}::interval))`;
           const hours = `floor(${seconds} / 3600)::bigint::text`;
-          return `(case when ${ref}::interval < interval '0' then '-' else '' end) || lpad(${hours}, greatest(2, length(${hours})), '0') || ':' || lpad(floor(mod(${seconds}, 3600) / 60)::text, 2, '0') || ':' || to_char(mod(${seconds}, 60), 'FM00.000000')`;
+          return `(case when ${time}::interval < interval '0' then '-' else '' end) || lpad(${hours}, greatest(2, length(${hours})), '0') || ':' || lpad(floor(mod(${seconds}, 3600) / 60)::text, 2, '0') || ':' || to_char(mod(${seconds}, 60), 'FM00.000000')`;
         }
         case 'timestamp':
           return `case when isfinite(${ref}) then to_char(${ref}, 'YYYY-MM-DD HH24:MI:SS.US') else ${ref}::text end`;

@@ -31,6 +31,8 @@ export type Kind =
   | 'timestamp'
   | 'timestamptz'
   | 'bits'
+  /** PostgreSQL array: compared as JSON when paired with a JSON column (arrays replicate into MySQL JSON). */
+  | 'array'
   | 'other';
 
 export interface ColumnDef {

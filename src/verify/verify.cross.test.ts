@@ -217,3 +217,78 @@ describe('verify across engines, more shapes', () => {
     }
   });
 });
+
+describe('verify across engines never gives a wrong verdict on JSON, arrays and timetz', () => {
+  const setUp = async (pgColumns: string, pgRows: string, myColumns: string, myRows: string) => {
+    await pg.query(
+      'xe',
+      `create schema if not exists shop; drop table if exists shop.docs; create table shop.docs (id int primary key, ${pgColumns})`,
+    );
+    if (pgRows) await pg.query('xe', `insert into shop.docs values ${pgRows}`);
+    await my.query('drop table if exists shop.docs');
+    await my.query(`create table shop.docs (id int primary key, ${myColumns})`);
+    if (myRows) await my.query(`insert into shop.docs values ${myRows}`);
+  };
+
+  it('JSON strings that differ only in inner whitespace are different', async () => {
+    await setUp('j jsonb', `(1, '{"a": "x y"}')`, 'j json', `(1, '{"a": "xy"}')`);
+    const report = await verifyPipeline(pipeline('postgres', ['shop.docs']).config, { maxDiffs: 20 });
+    expect(report.tables[0]).toMatchObject({ status: 'different' });
+    expect(report.tables[0]!.differences[0]).toMatchObject({ key: { id: '1' }, columns: ['j'] });
+  });
+
+  it('json with duplicate keys, escapes and \\u0000, arrays and timetz, replicated as the target holds them, are equal', async () => {
+    await setUp(
+      'j json, ints int[], words text[], nums numeric[], t timetz',
+      `(1, '{"a": 1, "a": 2, "s": "\\u00e9\\n\\u0000"}', '{1,2,3}', '{"a","b c",NULL}', '{1.50,-2}', '01:04:05.5+02'),
+       (2, '[1.5e3, {"b": true, "a": null}]', '{}', '{{x,y},{z,w}}', null, '23:59:59-01')`,
+      'j json, ints json, words json, nums json, t time(6)',
+      `(1, '{"a": 2, "s": "é\\\\n\\\\u0000"}', '[1, 2, 3]', '["a", "b c", null]', '[1.5, -2]', '23:04:05.5'),
+       (2, '[1500, {"a": null, "b": true}]', '[]', '[["x","y"],["z","w"]]', null, '00:59:59')`,
+    );
+    const report = await verifyPipeline(pipeline('postgres', ['shop.docs']).config, { maxDiffs: 20 });
+    expect(report.error).toBeUndefined();
+    expect(report.tables[0], JSON.stringify(report.tables[0])).toMatchObject({ status: 'equal', differences: [] });
+    // And a real difference inside the same shapes is still found.
+    await my.query(`update shop.docs set words = '["a", "b  c", null]' where id = 1`);
+    const changed = await verifyPipeline(pipeline('postgres', ['shop.docs']).config, { maxDiffs: 20 });
+    expect(changed.tables[0]!.differences).toMatchObject([{ key: { id: '1' }, columns: ['words'] }]);
+  });
+
+  it('MySQL JSON numbers in exponent form equal the PostgreSQL numbers they replicated into', async () => {
+    await my.query('drop table if exists shop.docs');
+    await my.query('create table shop.docs (id int primary key, j json)');
+    await my.query(`insert into shop.docs values (1, '{"n": 1.5e3, "m": [1E-2, 2.50]}')`);
+    await pg.query(
+      'xe',
+      `drop table if exists shop.docs; create table shop.docs (id int primary key, j json);
+       insert into shop.docs values (1, '{"m": [0.01, 2.5], "n": 1500}')`,
+    );
+    const report = await verifyPipeline(pipeline('mysql', ['shop.docs']).config, { maxDiffs: 20 });
+    expect(report.tables[0]).toMatchObject({ status: 'equal' });
+  });
+
+  it('a keyless table: rows whose JSON is only written differently are equal, a changed value is not', async () => {
+    await pg.query(
+      'xe',
+      `drop table if exists shop.events; create table shop.events (j json, n int);
+       insert into shop.events values ('{"b": 1, "a": [1.50]}', 1), ('{"b": 1, "a": [1.50]}', 1), ('[]', 2)`,
+    );
+    await my.query('drop table if exists shop.events');
+    await my.query('create table shop.events (j json, n int)');
+    await my.query(
+      `insert into shop.events values ('{"a":[1.5],"b":1}', 1), ('{"a": [15e-1], "b": 1}', 1), ('[ ]', 2)`,
+    );
+    const config = pipeline('postgres', ['shop.events']).config;
+    expect((await verifyPipeline(config, { maxDiffs: 20 })).tables[0]).toMatchObject({ status: 'equal', key: null });
+    await my.query(`update shop.events set j = '{"a": [1.5], "b": 2}' where j = '{"a":[1.5],"b":1}'`);
+    const changed = await verifyPipeline(config, { maxDiffs: 20 });
+    expect(changed.tables[0]!.status).toBe('different');
+    expect(changed.tables[0]!.differences).toMatchObject(
+      [
+        { kind: 'extra_at_target', source_count: 0, target_count: 1, target: { j: '{"a": [1.5], "b": 2}', n: '1' } },
+        { kind: 'missing_at_target', source_count: 2, target_count: 1 },
+      ].sort(() => 0),
+    );
+  });
+});

@@ -1,4 +1,5 @@
 import type { PipelineConfig } from '../config/schema.ts';
+import { parseQualifiedName } from '../config/table-name.ts';
 import { describeError, TributaryError } from '../errors.ts';
 import { redactUrl } from '../observability/logger.ts';
 import { compareKeyed, compareKeyless } from './compare-table.ts';
@@ -90,7 +91,10 @@ export async function verifyPipeline(pipeline: PipelineConfig, options: VerifyOp
 function selectTables(all: TableName[], wanted: string[]): TableName[] {
   const out: TableName[] = [];
   for (const w of wanted) {
-    const matches = all.filter((t) => (w.includes('.') ? tableLabel(t) === w : t.name === w));
+    const wanted = parseQualifiedName(w);
+    const matches = all.filter((t) =>
+      wanted ? t.schema === wanted.schema && t.name === wanted.name : tableLabel(t) === w || t.name === w,
+    );
     if (matches.length === 0)
       throw new TributaryError('operator', `table ${w} is not among the tables this pipeline replicates`, {
         hint: `tables of the pipeline: ${all.map(tableLabel).join(', ') || '(none)'}`,

@@ -1,9 +1,10 @@
-import { execFile, spawn } from 'node:child_process';
+import { execFile, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import pg from 'pg';
+import { reachableBinaries } from '../../src/demo/server-binaries.ts';
 import { freePort } from './free-port.ts';
 import { chownTree, serviceAccount } from './os-user.ts';
 
@@ -124,8 +125,11 @@ async function externalServer(url: string): Promise<PgServer> {
   };
 }
 
-async function throwawayServer(binDir: string, settings: Record<string, string | number>): Promise<PgServer> {
+async function throwawayServer(givenBinDir: string, settings: Record<string, string | number>): Promise<PgServer> {
   const account = serviceAccount('postgres');
+  // As root the server runs as `postgres`, which may not reach binaries inside a private checkout.
+  const binaries = reachableBinaries(givenBinDir, account);
+  const binDir = binaries.binDir;
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tributary-pg-'));
   const dataDir = path.join(dir, 'data');
   chownTree(dir, account);
@@ -162,6 +166,7 @@ async function throwawayServer(binDir: string, settings: Record<string, string |
     const log = fs.existsSync(path.join(dir, 'server.log'))
       ? fs.readFileSync(path.join(dir, 'server.log'), 'utf8')
       : '';
+    binaries.release();
     throw new Error(`PostgreSQL did not start: ${(err as Error).message}\n${log}`);
   }
   const base = `postgres://postgres@127.0.0.1:${port}/postgres`;
@@ -170,11 +175,12 @@ async function throwawayServer(binDir: string, settings: Record<string, string |
     if (stopped) return;
     stopped = true;
     // Synchronous last resort when the test process exits without calling stop().
-    spawn(path.join(binDir, 'pg_ctl'), ['-D', dataDir, '-m', 'immediate', 'stop'], {
+    spawnSync(path.join(binDir, 'pg_ctl'), ['-D', dataDir, '-m', 'immediate', 'stop'], {
       uid: account?.uid,
       gid: account?.gid,
       stdio: 'ignore',
     });
+    binaries.release();
   };
   process.once('exit', cleanup);
   return {
@@ -190,6 +196,7 @@ async function throwawayServer(binDir: string, settings: Record<string, string |
       process.off('exit', cleanup);
       await stopServer().catch(() => undefined);
       fs.rmSync(dir, { recursive: true, force: true });
+      binaries.release();
     },
   };
 }

@@ -341,7 +341,7 @@ function floatEncoder(options: MappingOptions): Encoder {
       if (options.floatNonfinite === 'null') return NULLED;
       throw new ValueConversionError(
         `${text} cannot be stored in a MySQL FLOAT/DOUBLE column`,
-        'Set float_nonfinite: null to store NULL instead (a warning is logged), or fix the value at the source.',
+        'Set float_nonfinite: "null" to store NULL instead (a warning is logged), or fix the value at the source.',
       );
     }
     throw new ValueConversionError(`${JSON.stringify(text)} is not a number`, 'Check the source column type.');

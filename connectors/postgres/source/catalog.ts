@@ -2,7 +2,9 @@
  * Connections and catalog queries of the PostgreSQL source: session settings, table discovery, table schemas,
  * preflight checks and publications. The `pg` driver is used here and in replication-stream.ts only.
  */
+
 import pg from 'pg';
+import { parseQualifiedName } from '../../../src/config/table-name.ts';
 import type { ColumnInfo, TableRef, TableSchema } from '../../../src/core/change-event.ts';
 import type { PreflightProblem } from '../../../src/core/connector-context.ts';
 import { ConnectionError, SourceSetupError, TributaryError } from '../../../src/errors.ts';
@@ -160,11 +162,12 @@ export async function listTables(
     const mine = rows.filter((r) => r.is_owner && r.can_select && r.schema !== 'tributary');
     return { tables: mine.map(toSourceTable), missing: [] };
   }
-  const byName = new Map(rows.map((r) => [`${r.schema}.${r.name}`, r]));
+  const byName = new Map(rows.map((r) => [JSON.stringify([r.schema, r.name]), r]));
   const tables: SourceTable[] = [];
   const missing: string[] = [];
   for (const name of config.tables) {
-    const row = byName.get(name);
+    const parsed = parseQualifiedName(name);
+    const row = parsed && byName.get(JSON.stringify([parsed.schema, parsed.name]));
     if (row) tables.push(toSourceTable(row));
     else missing.push(name);
   }

@@ -1,6 +1,7 @@
 import { z } from 'zod';
+import { parseQualifiedName, TABLE_NAME_HELP } from '../../../src/config/table-name.ts';
 
-const tableName = z.string().regex(/^[^.\s]+\.[^.\s]+$/, 'expected schema.table, e.g. public.accounts');
+const tableName = z.string().refine((t) => parseQualifiedName(t) !== undefined, TABLE_NAME_HELP);
 const identifier = z
   .string()
   .regex(/^[a-z_][a-z0-9_]{0,62}$/, 'expected a lowercase identifier (letters, digits, _), at most 63 characters');
@@ -12,7 +13,9 @@ export const postgresSourceConfig = z.strictObject({
     .array(tableName)
     .min(1)
     .optional()
-    .describe('Tables to replicate as schema.table; omitted means every table the user can publish.'),
+    .describe(
+      'Tables to replicate as schema.table (quote a part holding a dot or a space: "my schema"."a.b"); omitted means every table the user can publish.',
+    ),
   snapshot: z
     .enum(['initial', 'never', 'initial_only'])
     .default('initial')

@@ -752,15 +752,30 @@ export async function preflightPostgresSource(
   }
 }
 
-/** Drops the slot and the publications (for `tributary teardown`). */
+/** Drops the slot and the publications (for `tributary teardown`); returns what existed and was dropped. */
 export async function teardownPostgresSource(
   config: PostgresSourceConfig | PostgresSourceConfigInput,
   ctx: ConnectorContext,
-): Promise<void> {
+): Promise<string[]> {
   const cfg = postgresSourceConfig.parse(config);
   const names = replicationNames(cfg, ctx.pipeline);
   const client = await connect(cfg);
   try {
+    const slot = await client.query<{ active_pid: number | null }>(
+      'select active_pid from pg_replication_slots where slot_name = $1',
+      [names.slot],
+    );
+    if (slot.rows[0]?.active_pid) {
+      throw new TributaryError(
+        'operator',
+        `replication slot ${names.slot} is in use by server process ${slot.rows[0].active_pid}: pipeline ${ctx.pipeline} is running`,
+        { hint: 'Stop it first (SIGTERM to tributary run), then run teardown again.' },
+      );
+    }
+    const publications = await client.query<{ pubname: string }>(
+      'select pubname from pg_publication where pubname = any($1::text[]) order by pubname',
+      [[names.publication, names.insertOnlyPublication]],
+    );
     await dropSlotWithRetry(client, names.slot);
     await client.query(`drop publication if exists ${quoteIdent(names.publication)}`);
     await client.query(`drop publication if exists ${quoteIdent(names.insertOnlyPublication)}`);
@@ -770,6 +785,10 @@ export async function teardownPostgresSource(
       slot: names.slot,
       publication: names.publication,
     });
+    return [
+      ...(slot.rows.length > 0 ? [`replication slot ${names.slot}`] : []),
+      ...publications.rows.map((r) => `publication ${r.pubname}`),
+    ];
   } finally {
     await client.end().catch(() => undefined);
   }

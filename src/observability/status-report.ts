@@ -1,0 +1,71 @@
+import type { Checkpoint } from '../core/checkpoint.ts';
+import type { PipelineState } from '../pipeline/pipeline.ts';
+
+/**
+ * What /status serves and `tributary status --json` prints, one shape for both: a running daemon's view, or what the
+ * checkpoint store and the source say when none runs (status `not running`).
+ */
+export interface PipelineStatusReport {
+  name: string;
+  /** starting | running | retrying | stopping | stopped | failed, or `not running`. */
+  status: string;
+  phase: string;
+  checkpoint: Checkpoint['position'] | null;
+  /** ISO time the last checkpoint was saved by the running daemon. */
+  checkpoint_saved_at: string | null;
+  lag_seconds: number | null;
+  restarts: number | null;
+  last_error: { kind: string; message: string } | null;
+  /** PostgreSQL: WAL the slot retains, in bytes (only `tributary status` asks the server). */
+  retained_bytes: number | null;
+  /** Why the status command could not read the checkpoint or the source. */
+  error?: string;
+}
+
+export function reportOf(state: PipelineState): PipelineStatusReport {
+  return {
+    name: state.name,
+    status: state.status,
+    phase: state.phase,
+    checkpoint: state.checkpoint?.position ?? null,
+    checkpoint_saved_at: state.checkpointSavedAtMs === null ? null : new Date(state.checkpointSavedAtMs).toISOString(),
+    lag_seconds: state.lagSeconds,
+    restarts: state.restarts,
+    last_error: state.lastError,
+    retained_bytes: null,
+  };
+}
+
+/** A report for a person: one line per pipeline, then its facts indented. */
+export function formatReport(r: PipelineStatusReport): string {
+  const waiting = r.status === 'retrying' && r.last_error ? ' (waiting for a server; see last error)' : '';
+  const lines = [`${r.name}: ${r.status}${waiting}, phase ${r.phase}`];
+  lines.push(`  checkpoint   ${r.checkpoint ? positionText(r.checkpoint) : 'none'}`);
+  if (r.checkpoint_saved_at) lines.push(`  saved at     ${r.checkpoint_saved_at}`);
+  if (r.lag_seconds !== null) lines.push(`  lag          ${r.lag_seconds.toFixed(1)} s`);
+  if (r.retained_bytes !== null) lines.push(`  WAL retained ${bytesText(r.retained_bytes)}`);
+  if (r.restarts) lines.push(`  restarts     ${r.restarts}`);
+  if (r.last_error)
+    lines.push(`  last error   (${r.last_error.kind}) ${r.last_error.message.replaceAll('\n', '\n               ')}`);
+  if (r.error) lines.push(`  error        ${r.error.replaceAll('\n', '\n               ')}`);
+  return `${lines.join('\n')}\n`;
+}
+
+function positionText(position: Checkpoint['position']): string {
+  const { kind, ...rest } = position as { kind: string } & Record<string, unknown>;
+  return `${kind} ${Object.entries(rest)
+    .filter(([, v]) => v !== undefined && v !== null && v !== '')
+    .map(([k, v]) => `${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`)
+    .join(' ')}`;
+}
+
+function bytesText(bytes: number): string {
+  const units = ['bytes', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let value = bytes;
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit += 1;
+  }
+  return unit === 0 ? `${bytes} bytes` : `${value.toFixed(1)} ${units[unit]}`;
+}
