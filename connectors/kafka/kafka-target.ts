@@ -163,7 +163,7 @@ export class KafkaTarget implements Target {
       records.length = 0;
     }
     if (batch.checkpoint && this.tracker) {
-      const ended = this.tracker.commit();
+      const ended = this.tracker.commit(batch.checkpoint);
       if (txTopic && ended) this.push(messages, sizes, this.transactionMessage(txTopic, ended));
     }
     const heartbeatTopic = this.config.heartbeat_topic;

@@ -20,7 +20,15 @@ import {
   UNCHANGED,
 } from '../core/change-event.ts';
 import { SchemaMismatchError } from '../errors.ts';
-import { envelopeSchema, keyStructSchema, messageKeySchema, messageValueSchema } from './schemas.ts';
+import { DEFAULT_MODES, type DebeziumModes, debeziumColumn } from './debezium-values.ts';
+import {
+  envelopeSchema,
+  type FieldTypeOf,
+  keyStructSchema,
+  messageKeySchema,
+  messageValueSchema,
+  nativeFieldType,
+} from './schemas.ts';
 import { converterFor, type ValueToJson } from './values.ts';
 
 export type EnvelopeFormat = 'debezium' | 'native';
@@ -37,7 +45,9 @@ export interface EnvelopeOptions {
   transactionMetadata: boolean;
   /** Logical server name, the `source.name` field (the topic prefix for Kafka). */
   serverName: string;
-  /** Replicator clock for `ts_ms`; tests pass a fixed one. */
+  /** Debezium's value handling modes (decimal, time precision, binary, interval, unsigned bigint); Debezium's defaults when absent. */
+  modes?: DebeziumModes;
+  /** Replicator clock for `ts_ms` (milliseconds); tests pass a fixed one. Without it, a microsecond clock. */
   clock?: () => number;
 }
 
@@ -96,7 +106,9 @@ const OP_CODES = { insert: 'c', update: 'u', delete: 'd', read: 'r', truncate: '
 export class EnvelopeEncoder {
   readonly options: Readonly<EnvelopeOptions>;
   private readonly tables = new WeakMap<TableSchema, CompiledTable>();
-  private readonly clock: () => number;
+  private readonly clockUs: () => number;
+  private readonly modes: DebeziumModes;
+  private readonly fieldTypeOf: FieldTypeOf;
   private readonly unavailable: string;
   private readonly serverNameJson: string;
   private readonly versionJson: string;
@@ -104,11 +116,15 @@ export class EnvelopeEncoder {
 
   constructor(options: EnvelopeOptions) {
     this.options = options;
-    this.clock = options.clock ?? Date.now;
+    const clock = options.clock;
+    this.clockUs = clock ? () => Math.trunc(clock() * 1000) : nowMicros;
+    this.modes = options.modes ?? DEFAULT_MODES;
     this.unavailable = q(options.unavailableValue);
     this.serverNameJson = q(options.serverName);
     this.versionJson = q(ENVELOPE_VERSION);
     this.native = options.format === 'native';
+    const modes = this.modes;
+    this.fieldTypeOf = this.native ? nativeFieldType : (c) => debeziumColumn(c, modes).schema;
   }
 
   /**
@@ -116,14 +132,14 @@ export class EnvelopeEncoder {
    * delete + tombstone + create. `tx` places the event in its transaction (with transaction metadata on).
    */
   encode(event: ChangeEvent, out: EncodedRecord[], tx?: TransactionPosition | null): void {
-    const tsMs = this.clock();
+    const tsMs = this.processedTimeJson();
     if (event.op === 'message') {
       out.push(this.encodeMessage(event, tsMs, tx ?? null));
       return;
     }
     const t = this.compiled(event.schema);
     const source = this.sourceJson(event.source, t);
-    const txJson = tx && this.options.transactionMetadata ? transactionJson(tx) : '';
+    const txJson = tx && this.options.transactionMetadata ? transactionJson(tx) : 'null';
     switch (event.op) {
       case 'truncate': {
         const payload = this.envelope(t, 'null', 'null', source, 't', tsMs, txJson, event);
@@ -150,7 +166,12 @@ export class EnvelopeEncoder {
           if (this.options.tombstones) {
             out.push({ event, type: 'tombstone', key: oldKeyWrapped, value: null, newKey });
           }
-          const create = this.envelope(t, 'null', this.row(t, after), source, 'c', tsMs, txJson, event);
+          // The create is the transaction's next event after the delete.
+          const createTx =
+            tx && this.options.transactionMetadata
+              ? transactionJson({ ...tx, totalOrder: tx.totalOrder + 1, dataCollectionOrder: tx.dataCollectionOrder + 1 })
+              : 'null';
+          const create = this.envelope(t, 'null', this.row(t, after), source, 'c', tsMs, createTx, event);
           out.push({ event, type: 'change', key: this.wrapKey(t, newKey), value: this.wrapValue(t, create), oldKey });
           return;
         }
@@ -178,7 +199,7 @@ export class EnvelopeEncoder {
           source,
           OP_CODES[event.op],
           tsMs,
-          event.op === 'read' ? '' : txJson,
+          event.op === 'read' ? 'null' : txJson,
           event,
         );
         out.push({ event, type: 'change', key, value: this.wrapValue(t, payload) });
@@ -210,10 +231,15 @@ export class EnvelopeEncoder {
 
   private compile(schema: TableSchema): CompiledTable {
     const valueOpts = { zeroDates: this.native ? ('keep' as const) : ('null' as const) };
+    const modes = this.modes;
     const columns: CompiledColumn[] = schema.columns.map((c) => ({
       name: c.name,
       prefix: `${q(c.name)}:`,
-      convert: guarded(schema, c, converterFor(c.kind, c.elementKind, valueOpts)),
+      convert: guarded(
+        schema,
+        c,
+        this.native ? converterFor(c.kind, c.elementKind, valueOpts) : debeziumColumn(c, modes).convert,
+      ),
     }));
     const byName = new Map(columns.map((c) => [c.name, c]));
     const keyInfos: ColumnInfo[] = [];
@@ -239,7 +265,7 @@ export class EnvelopeEncoder {
       schemaJson: q(schema.table.schema),
       tableJson: q(schema.table.name),
       keyWrap: this.options.schemas
-        ? `{"schema":${keyStructSchema(schema, keyInfos, this.options.serverName)},"payload":`
+        ? `{"schema":${keyStructSchema(schema, keyInfos, this.options.serverName, this.fieldTypeOf)},"payload":`
         : '',
       // The value schema depends on the connector (source block); filled lazily per connector.
       valueWrap: '',
@@ -335,14 +361,14 @@ export class EnvelopeEncoder {
     after: string,
     source: string,
     op: string,
-    tsMs: number,
+    tsJson: string,
     txJson: string,
     event: ChangeEvent,
   ): string {
     if (this.options.schemas && t.valueWrap === '') {
-      t.valueWrap = `{"schema":${envelopeSchema(event.schema, event.source.connector, this.options.serverName, this.native)},"payload":`;
+      t.valueWrap = `{"schema":${envelopeSchema(event.schema, event.source.connector, this.options.serverName, this.native, this.fieldTypeOf)},"payload":`;
     }
-    let out = `{"before":${before},"after":${after},"source":${source},"op":"${op}","ts_ms":${tsMs}${txJson}`;
+    let out = `{"before":${before},"after":${after},"source":${source},"transaction":${txJson},"op":"${op}",${tsJson}`;
     if (this.native) {
       out += t.nativeExtra;
       if (event.op === 'truncate' && event.truncate) {
@@ -352,9 +378,17 @@ export class EnvelopeEncoder {
     return `${out}}`;
   }
 
+  /** `"ts_ms":..,"ts_us":..,"ts_ns":..` of the moment the event is encoded (the replicator's processing time). */
+  private processedTimeJson(): string {
+    const us = this.clockUs();
+    return `"ts_ms":${Math.floor(us / 1000)},"ts_us":${us},"ts_ns":${us}000`;
+  }
+
   private sourceJson(s: SourceInfo, t: CompiledTable | null, messageSchema?: string, messageTable?: string): string {
     const snapshot = s.snapshot === false ? '"false"' : q(s.snapshot);
-    const head = `{"version":${this.versionJson},"connector":"${s.connector}","name":${this.serverNameJson},"ts_ms":${Math.trunc(s.commitTimeMs)},"snapshot":${snapshot},"db":${q(s.db)}`;
+    const commitUs = s.commitTimeUs ?? Math.trunc(s.commitTimeMs) * 1000;
+    const head = `{"version":${this.versionJson},"connector":"${s.connector}","name":${this.serverNameJson},"ts_ms":${Math.floor(commitUs / 1000)},"snapshot":${snapshot},"db":${q(s.db)}`;
+    const times = `"ts_us":${commitUs},"ts_ns":${commitUs}000`;
     const p = s.position;
     const schemaJson = t ? t.schemaJson : messageSchema === undefined ? '""' : q(messageSchema);
     const tableJson = t ? t.tableJson : messageTable === undefined ? '""' : q(messageTable);
@@ -362,22 +396,24 @@ export class EnvelopeEncoder {
       const lsn = lsnToDecimal(p.lsn);
       const last = p.lastCommitLsn ? `\\"${lsnToDecimal(p.lastCommitLsn)}\\"` : 'null';
       const txId = s.txId === undefined ? 'null' : /^\d+$/.test(s.txId) ? s.txId : q(s.txId);
-      return `${head},"sequence":"[${last},\\"${lsn}\\"]","schema":${schemaJson},"table":${tableJson},"txId":${txId},"lsn":${lsn},"xmin":null}`;
+      return `${head},"sequence":"[${last},\\"${lsn}\\"]",${times},"schema":${schemaJson},"table":${tableJson},"txId":${txId},"lsn":${lsn},"xmin":null,"origin":null,"origin_lsn":null}`;
     }
-    return `${head},"sequence":null,"table":${t ? t.tableJson : 'null'},"server_id":${Math.trunc(p.serverId)},"gtid":${
+    return `${head},"sequence":null,${times},"table":${t ? t.tableJson : 'null'},"server_id":${Math.trunc(p.serverId)},"gtid":${
       p.gtid === undefined ? 'null' : q(p.gtid)
     },"file":${q(p.file)},"pos":${Math.trunc(p.pos)},"row":${Math.trunc(p.row)},"thread":null,"query":null}`;
   }
 
-  private encodeMessage(event: ChangeEvent, tsMs: number, tx: TransactionPosition | null): EncodedRecord {
+  private encodeMessage(event: ChangeEvent, tsJson: string, tx: TransactionPosition | null): EncodedRecord {
     const m = event.message;
     const prefix = m?.prefix ?? '';
     const keyPayload = `{"prefix":${q(prefix)}}`;
     const source = this.sourceJson(event.source, null, '', '');
-    const txJson = tx && this.options.transactionMetadata && m?.transactional ? transactionJson(tx) : '';
+    const txJson = tx && this.options.transactionMetadata && m?.transactional ? transactionJson(tx) : 'null';
     const content = q(m?.contentBase64 ?? '');
     const transactional = this.native ? `,"transactional":${m?.transactional ?? false}` : '';
-    const payload = `{"op":"m","ts_ms":${tsMs},"source":${source},"message":{"prefix":${q(prefix)},"content":${content}${transactional}}${txJson}}`;
+    // Debezium's message value has only ts_ms of the processing times, and this field order.
+    const tsMs = tsJson.slice(0, tsJson.indexOf(','));
+    const payload = `{"op":"m",${tsMs},"source":${source},"transaction":${txJson},"message":{"prefix":${q(prefix)},"content":${content}${transactional}}}`;
     if (!this.options.schemas) return { event, type: 'message', key: keyPayload, value: payload };
     const connector = event.source.connector;
     return {
@@ -390,7 +426,23 @@ export class EnvelopeEncoder {
 }
 
 function transactionJson(tx: TransactionPosition): string {
-  return `,"transaction":{"id":${q(tx.id)},"total_order":${tx.totalOrder},"data_collection_order":${tx.dataCollectionOrder}}`;
+  return `{"id":${q(tx.id)},"total_order":${tx.totalOrder},"data_collection_order":${tx.dataCollectionOrder}}`;
+}
+
+/** Microseconds since the epoch, from the high-resolution clock. */
+function nowMicros(): number {
+  return Math.trunc((performance.timeOrigin + performance.now()) * 1000);
+}
+
+/** An update that changes the row's primary key (written as a delete and a create). */
+export function isKeyChange(event: ChangeEvent): boolean {
+  return (
+    event.op === 'update' &&
+    event.before !== null &&
+    event.after !== null &&
+    event.schema.keyColumns.length > 0 &&
+    keyChanged(event.schema.keyColumns, event.before, event.after)
+  );
 }
 
 function keyChanged(keyNames: string[], before: Row, after: Row): boolean {

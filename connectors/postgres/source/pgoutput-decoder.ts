@@ -74,6 +74,11 @@ function readPgTimeMs(buf: Buffer, pos: number): number {
   return Math.floor((hi * 4294967296 + lo) / 1000) + PG_EPOCH_MS;
 }
 
+/** The same timestamp in microseconds since the Unix epoch (exact: below 2^53 until the year 2255). */
+function readPgTimeUs(buf: Buffer, pos: number): number {
+  return buf.readInt32BE(pos) * 4294967296 + buf.readUInt32BE(pos + 4) + PG_EPOCH_MS * 1000;
+}
+
 export function lsnText(hi: number, lo: number): string {
   return `${hi.toString(16).toUpperCase()}/${lo.toString(16).toUpperCase()}`;
 }
@@ -84,6 +89,7 @@ export class PgoutputDecoder {
   // Current transaction (set by Begin).
   private xid = '';
   private commitTimeMs = 0;
+  private commitTimeUs = 0;
   private lastCommitLsn: string | undefined;
 
   constructor(private readonly db: string) {}
@@ -119,6 +125,7 @@ export class PgoutputDecoder {
         const xid = buf.readUInt32BE(p + 16);
         this.xid = String(xid);
         this.commitTimeMs = commitTimeMs;
+        this.commitTimeUs = readPgTimeUs(buf, p + 8);
         return { type: 'begin', finalLsn, commitTimeMs, xid };
       }
       case 0x43: {
@@ -212,6 +219,7 @@ export class PgoutputDecoder {
         position: { kind: 'postgres', lsn, lastCommitLsn: this.lastCommitLsn },
         txId: transactional ? this.xid : undefined,
         commitTimeMs,
+        commitTimeUs: transactional ? this.commitTimeUs : undefined,
         snapshot: false,
       },
       message: { prefix, contentBase64: content.toString('base64'), transactional },
@@ -241,6 +249,7 @@ export class PgoutputDecoder {
       position: { kind: 'postgres', lsn: lsnText(lsnHi, lsnLo), lastCommitLsn: this.lastCommitLsn },
       txId: this.xid,
       commitTimeMs: this.commitTimeMs,
+      commitTimeUs: this.commitTimeUs,
       snapshot: false,
     };
     const image = after ?? before;

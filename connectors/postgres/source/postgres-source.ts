@@ -61,6 +61,8 @@ class CommitMark {
   constructor(
     readonly lsn: bigint,
     readonly timeMs: number,
+    /** The last commit's end LSN at this mark (null before the first streamed commit). */
+    readonly lastCommitLsn: string | null,
   ) {}
 }
 
@@ -146,6 +148,8 @@ export class PostgresSource implements Source {
   private skipTx = false;
   private txCommitTimeMs = 0;
   private lastCommitAt = Date.now();
+  /** End LSN of the last streamed commit (Debezium's sequence[0]); null before the first one. */
+  private lastCommitLsn: string | null = null;
   // Relation messages are resolved against the catalog while the raw stream waits.
   private blocked = false;
   private backlog: Buffer[] = [];
@@ -240,7 +244,10 @@ export class PostgresSource implements Source {
       this.startLsn = at;
       this.skipUpTo = at;
       this.durableLsn = at;
-      this.decoder.setLastCommitLsn(formatLsn(at));
+      // Debezium's sequence[0] continues from the checkpoint, so replayed events are written identically.
+      const last = from.position.kind === 'postgres' ? from.position.lastCommitLsn : undefined;
+      this.lastCommitLsn = last === undefined ? formatLsn(at) : last;
+      this.decoder.setLastCommitLsn(this.lastCommitLsn ?? undefined);
       this.stream = await ReplicationStream.open(this.config);
       return;
     }
@@ -283,7 +290,9 @@ export class PostgresSource implements Source {
     const cp = parseLsn(created.consistentPoint);
     this.startLsn = cp;
     this.skipUpTo = cp;
-    this.decoder.setLastCommitLsn(created.consistentPoint);
+    // Like Debezium: no commit was streamed yet, so the first transaction's sequence starts with null.
+    this.lastCommitLsn = null;
+    this.decoder.setLastCommitLsn(undefined);
     this.snapshot = { consistentPoint: cp, client, truncateFirst, only: false };
   }
 
@@ -338,11 +347,11 @@ export class PostgresSource implements Source {
     return { seq: this.seq++, events, checkpoint, bytes };
   }
 
-  private checkpointAt(lsn: bigint, timeMs: number | undefined): Checkpoint {
+  private checkpointAt(lsn: bigint, timeMs: number | undefined, lastCommitLsn: string | null): Checkpoint {
     const cp: Checkpoint = {
       pipeline: this.ctx.pipeline,
       phase: 'stream',
-      position: { kind: 'postgres', lsn: formatLsn(lsn) },
+      position: { kind: 'postgres', lsn: formatLsn(lsn), lastCommitLsn },
     };
     if (timeMs !== undefined) cp.sourceTimeMs = timeMs;
     return cp;
@@ -370,6 +379,8 @@ export class PostgresSource implements Source {
     };
     try {
       const tables = await this.snapshotTables(client, plan.only);
+      // The snapshot transaction's id, the txId of every read event (as Debezium writes it).
+      const xid = (await client.query<{ x: string }>('select txid_current()::text as x')).rows[0]?.x;
       this.log('snapshot_started', {
         tables: tables.length,
         consistent_point: cpText,
@@ -379,10 +390,11 @@ export class PostgresSource implements Source {
         if (this.closed) return;
         const schema = await tableSchemaFromCatalog(client, this.resolver, t);
         this.knownColumns.set(t.oid, new Set(schema.columns.map((c) => c.name)));
-        const source = (snapshot: 'true' | 'first'): ChangeEvent['source'] => ({
+        const source = (snapshot: 'true' | 'first' | 'first_in_data_collection'): ChangeEvent['source'] => ({
           connector: 'postgresql',
           db: this.db,
           position: { kind: 'postgres', lsn: cpText },
+          txId: xid,
           commitTimeMs: started,
           snapshot,
         });
@@ -401,6 +413,8 @@ export class PostgresSource implements Source {
         }
         // One source block for every read event of the table (events are never mutated; `last` replaces it).
         const readSource = source('true');
+        const firstSource = source(first ? 'first' : 'first_in_data_collection');
+        let tableFirst = true;
         const table = schema.table;
         const keyCols = schema.keyColumns;
         const key0 = keyCols.length === 1 ? keyCols[0]! : null;
@@ -429,9 +443,10 @@ export class PostgresSource implements Source {
               key,
               before: null,
               after: row,
-              source: first ? source('first') : readSource,
+              source: tableFirst ? firstSource : readSource,
             });
             first = false;
+            tableFirst = false;
             st.bytes += size;
             rows++;
             if (st.events.length >= this.batch.max_events || st.bytes >= this.batch.max_bytes) {
@@ -441,6 +456,10 @@ export class PostgresSource implements Source {
           }
           if (this.closed) return;
         }
+        // Debezium's marker on a table's last row (the row is still held back, in this or the pending batch).
+        const tableLast = st.events[st.events.length - 1] ?? st.pending?.events[st.pending.events.length - 1];
+        if (!tableFirst && tableLast?.op === 'read')
+          tableLast.source = { ...tableLast.source, snapshot: 'last_in_data_collection' };
       }
       await client.query('commit');
       const ready = flush();
@@ -458,7 +477,7 @@ export class PostgresSource implements Source {
         };
         this.finished = true;
       } else {
-        last.checkpoint = this.checkpointAt(plan.consistentPoint, started);
+        last.checkpoint = this.checkpointAt(plan.consistentPoint, started, null);
         this.lastMarkLsn = plan.consistentPoint;
       }
       this.log('snapshot_done', { rows, ms: Date.now() - started });
@@ -493,6 +512,13 @@ export class PostgresSource implements Source {
         [only ? [this.names.publication, this.names.insertOnlyPublication] : this.publications],
       )
     ).rows;
+    // Tables listed in the config are read in that order (as Debezium reads its table.include.list).
+    const listed = this.config.tables ?? [];
+    const rank = (r: { schema: string; name: string }) => {
+      const i = listed.indexOf(`${r.schema}.${r.name}`);
+      return i < 0 ? listed.length : i;
+    };
+    rows.sort((a, b) => rank(a) - rank(b));
     return rows.map((r) => ({
       oid: Number(r.oid),
       table: { schema: r.schema, name: r.name },
@@ -643,7 +669,7 @@ export class PostgresSource implements Source {
           return;
         }
         this.stampCommit(msg.endLsn);
-        this.pushMark(msg.endLsn, msg.commitTimeMs);
+        this.pushMark(msg.endLsn, msg.commitTimeMs, true);
         return;
       case 'relation':
         this.onRelation(msg.relation);
@@ -672,7 +698,7 @@ export class PostgresSource implements Source {
             MESSAGE_SCHEMA,
           );
           this.push(ev, msg.content.length + EVENT_OVERHEAD);
-          this.pushMark(msg.lsn, Date.now());
+          this.pushMark(msg.lsn, Date.now(), false);
         }
         return;
       }
@@ -681,11 +707,15 @@ export class PostgresSource implements Source {
     }
   }
 
-  private pushMark(lsn: bigint, timeMs: number): void {
+  /** `commit`: a transaction's commit (Debezium's sequence[0] moves); otherwise an idle advance or a message. */
+  private pushMark(lsn: bigint, timeMs: number, commit: boolean): void {
     if (lsn <= this.lastMarkLsn) return;
     this.lastMarkLsn = lsn;
-    this.decoder.setLastCommitLsn(formatLsn(lsn));
-    this.push(new CommitMark(lsn, timeMs), 0);
+    if (commit) {
+      this.lastCommitLsn = formatLsn(lsn);
+      this.decoder.setLastCommitLsn(this.lastCommitLsn);
+    }
+    this.push(new CommitMark(lsn, timeMs, this.lastCommitLsn), 0);
   }
 
   private onKeepalive(walEnd: bigint, reply: boolean): void {
@@ -693,7 +723,7 @@ export class PostgresSource implements Source {
     // Idle advancement: with no transaction open and nothing queued, everything committed up to the server's WAL
     // end has been received. The mark becomes an empty batch that moves the slot once it is committed.
     if (!this.inTx && !this.blocked && this.queue.length === this.head && walEnd > this.lastMarkLsn) {
-      this.pushMark(walEnd, Date.now());
+      this.pushMark(walEnd, Date.now(), false);
     }
   }
 
@@ -848,7 +878,7 @@ export class PostgresSource implements Source {
     let taken = events;
     let takenBytes = bytes;
     if (mark) {
-      checkpoint = this.checkpointAt(mark.lsn, mark.timeMs);
+      checkpoint = this.checkpointAt(mark.lsn, mark.timeMs, mark.lastCommitLsn);
       if (eventsAtMark < events.length) {
         // Leave the unfinished transaction for the next batch.
         taken = events.slice(0, eventsAtMark);
