@@ -5,7 +5,6 @@ import pino from 'pino';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { ChangeBatch } from '../../src/core/change-batch.ts';
 import type { ChangeEvent } from '../../src/core/change-event.ts';
-import { TributaryError } from '../../src/errors.ts';
 import {
   DEFAULT_UNAVAILABLE_VALUE,
   type EncodedRecord,
@@ -13,6 +12,7 @@ import {
   keyValueLine,
 } from '../../src/envelope/encoder.ts';
 import { TransactionTracker } from '../../src/envelope/transaction.ts';
+import { TributaryError } from '../../src/errors.ts';
 import { FIXED_NOW, postgresEvents } from '../../test/golden/events.ts';
 import { type JsonlTargetConfig, jsonlTargetConfig } from './config.ts';
 import { target } from './index.ts';

@@ -171,7 +171,11 @@ function intColumn(t: string, modes: DebeziumModes): DebeziumColumn {
     if (modes.bigintUnsigned === 'precise')
       return {
         convert: (text) => decimalBytesJson(text, 0),
-        schema: named('bytes', 'org.apache.kafka.connect.data.Decimal', ',"parameters":{"scale":"0","connect.decimal.precision":"20"}'),
+        schema: named(
+          'bytes',
+          'org.apache.kafka.connect.data.Decimal',
+          ',"parameters":{"scale":"0","connect.decimal.precision":"20"}',
+        ),
       };
     // long mode: Debezium wraps values above 2^63-1 to negative numbers; we keep the exact value (documented).
     return { convert: intToJson, schema: '"type":"int64"' };
@@ -538,8 +542,7 @@ export function isoInstant(us: bigint, fractionDigits: number): string {
   const r = Number(rest);
   const secs = Math.floor(r / 1_000_000);
   const frac = String(r % 1_000_000).padStart(6, '0');
-  const year =
-    y > 9999 ? `+${y}` : y < 0 ? `-${String(-y).padStart(4, '0')}` : String(y).padStart(4, '0');
+  const year = y > 9999 ? `+${y}` : y < 0 ? `-${String(-y).padStart(4, '0')}` : String(y).padStart(4, '0');
   const time = `${pad2(Math.floor(secs / 3600))}:${pad2(Math.floor((secs % 3600) / 60))}:${pad2(secs % 60)}`;
   const fraction = fractionDigits > 0 ? `.${frac.slice(0, fractionDigits).padEnd(fractionDigits, '0')}` : '';
   return `${year}-${pad2(mo)}-${pad2(d)}T${time}${fraction}Z`;

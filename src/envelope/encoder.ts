@@ -169,7 +169,11 @@ export class EnvelopeEncoder {
           // The create is the transaction's next event after the delete.
           const createTx =
             tx && this.options.transactionMetadata
-              ? transactionJson({ ...tx, totalOrder: tx.totalOrder + 1, dataCollectionOrder: tx.dataCollectionOrder + 1 })
+              ? transactionJson({
+                  ...tx,
+                  totalOrder: tx.totalOrder + 1,
+                  dataCollectionOrder: tx.dataCollectionOrder + 1,
+                })
               : 'null';
           const create = this.envelope(t, 'null', this.row(t, after), source, 'c', tsMs, createTx, event);
           out.push({ event, type: 'change', key: this.wrapKey(t, newKey), value: this.wrapValue(t, create), oldKey });

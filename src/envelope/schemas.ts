@@ -64,7 +64,6 @@ function intType(t: string): 'int16' | 'int32' | 'int64' {
   return 'int64';
 }
 
-
 function columnField(c: ColumnInfo, fieldTypeOf: FieldTypeOf): string {
   const optional = !c.isKey && c.nullable !== false;
   return `{${withOptional(fieldTypeOf(c), optional)},"field":${q(c.name)}}`;

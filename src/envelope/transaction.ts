@@ -83,7 +83,9 @@ export class TransactionTracker {
    * checkpoint gives the commit's LSN when the events did not carry it.
    */
   commit(checkpoint?: Checkpoint | null): TransactionEnd | null {
-    return this.open ? this.finish(checkpoint?.position.kind === 'postgres' ? checkpoint.position.lsn : undefined) : null;
+    return this.open
+      ? this.finish(checkpoint?.position.kind === 'postgres' ? checkpoint.position.lsn : undefined)
+      : null;
   }
 
   /** Forgets an open transaction (the pipeline restarts and replays from its checkpoint). */

@@ -101,14 +101,15 @@ function compareRecord(topic: string, index: number, x: TopicRecord, y: TopicRec
   const dp = dv.payload;
   const tp = tv.payload;
   const keys = [...new Set([...Object.keys(dp), ...Object.keys(tp)])];
-  if (exactText(Object.keys(dp)) !== exactText(Object.keys(tp))) add('value.(field order)', Object.keys(dp), Object.keys(tp));
+  if (exactText(Object.keys(dp)) !== exactText(Object.keys(tp)))
+    add('value.(field order)', Object.keys(dp), Object.keys(tp));
   const snapshot = isObject(dp.source) && dp.source.snapshot !== 'false' && dp.source.snapshot !== undefined;
   for (const k of keys) {
     const path = `value.${k}`;
     if (k === 'ts_ms' || k === 'ts_us' || k === 'ts_ns') {
       checkTimes(path, dp, add, 'debezium');
       checkTimes(path, tp, add, 'tributary');
-      if ((k in dp) !== (k in tp)) add(path, dp[k], tp[k]);
+      if (k in dp !== k in tp) add(path, dp[k], tp[k]);
       continue;
     }
     if (k === 'source' && isObject(dp.source) && isObject(tp.source)) {
@@ -141,7 +142,12 @@ function checkTimes(path: string, o: { [key: string]: ExactJson }, add: Add, sid
       : field === 'ts_us'
         ? us !== null && ms !== null && us / 1000n === ms
         : ns !== null && us !== null && ns / 1000n === us;
-  if (!ok) add(`${path} (${side}: inconsistent times)`, side === 'debezium' ? o[field] : undefined, side === 'tributary' ? o[field] : undefined);
+  if (!ok)
+    add(
+      `${path} (${side}: inconsistent times)`,
+      side === 'debezium' ? o[field] : undefined,
+      side === 'tributary' ? o[field] : undefined,
+    );
 }
 
 const SNAPSHOT_RUN_FIELDS = new Set(['ts_ms', 'ts_us', 'ts_ns', 'txId', 'lsn', 'sequence']);
@@ -152,7 +158,8 @@ function compareSource(
   snapshot: boolean,
   add: Add,
 ): void {
-  if (exactText(Object.keys(d)) !== exactText(Object.keys(t))) add('value.source.(field order)', Object.keys(d), Object.keys(t));
+  if (exactText(Object.keys(d)) !== exactText(Object.keys(t)))
+    add('value.source.(field order)', Object.keys(d), Object.keys(t));
   for (const k of new Set([...Object.keys(d), ...Object.keys(t)])) {
     const path = `value.source.${k}`;
     if (k === 'ts_us' || k === 'ts_ns') {
@@ -161,7 +168,8 @@ function compareSource(
     }
     if (snapshot && SNAPSHOT_RUN_FIELDS.has(k)) {
       // Each side's own snapshot: same kind of value, not the same value.
-      const kind = (v: ExactJson | undefined) => (v === undefined ? 'absent' : v instanceof JsonNumber ? 'number' : v === null ? 'null' : typeof v);
+      const kind = (v: ExactJson | undefined) =>
+        v === undefined ? 'absent' : v instanceof JsonNumber ? 'number' : v === null ? 'null' : typeof v;
       if (kind(d[k]) !== kind(t[k])) add(`${path} (snapshot, kind)`, d[k], t[k]);
       continue;
     }
@@ -191,7 +199,8 @@ function deepCompare(path: string, a: ExactJson | undefined, b: ExactJson | unde
     const byName = (list: ExactJson[]) => new Map(list.map((f) => [String((f as { field: string }).field), f]));
     const x = byName(a);
     const y = byName(b);
-    for (const name of new Set([...x.keys(), ...y.keys()])) deepCompare(`${path}[${name}]`, x.get(name), y.get(name), add);
+    for (const name of new Set([...x.keys(), ...y.keys()]))
+      deepCompare(`${path}[${name}]`, x.get(name), y.get(name), add);
     const common = (list: string[], other: Map<string, ExactJson>) => list.filter((n) => other.has(n));
     const xo = common([...x.keys()], y);
     const yo = common([...y.keys()], x);
@@ -216,6 +225,9 @@ export function unexplained(differences: Difference[], known: KnownDifference[])
 
 export function formatDifferences(differences: Difference[]): string {
   return differences
-    .map((d) => `${d.topic}#${d.index} ${d.path}: debezium ${d.debezium.slice(0, 300)} | tributary ${d.tributary.slice(0, 300)}`)
+    .map(
+      (d) =>
+        `${d.topic}#${d.index} ${d.path}: debezium ${d.debezium.slice(0, 300)} | tributary ${d.tributary.slice(0, 300)}`,
+    )
     .join('\n');
 }

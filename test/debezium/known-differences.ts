@@ -8,7 +8,8 @@ const INT64_MIN = -(2n ** 63n);
 const INT64_MAX = 2n ** 63n - 1n;
 
 const columnOf = (path: string) => /^value\.(?:before|after)\.([^.[]+)/.exec(path)?.[1];
-const schemaColumnOf = (path: string) => /^schema\.value\.fields\[(?:before|after)\]\.fields\[([^\]]+)\]/.exec(path)?.[1];
+const schemaColumnOf = (path: string) =>
+  /^schema\.value\.fields\[(?:before|after)\]\.fields\[([^\]]+)\]/.exec(path)?.[1];
 
 function integer(text: string): bigint | null {
   return /^-?\d+$/.test(text) ? BigInt(text) : null;
@@ -34,10 +35,9 @@ export function postgresKnownDifferences(columns: {
     {
       id: 'dropped-types',
       reason:
-        'Debezium leaves box, circle, line, lseg, path, polygon, ranges of user-defined subtypes and composite types out of the event; we write PostgreSQL\'s text.',
+        "Debezium leaves box, circle, line, lseg, path, polygon, ranges of user-defined subtypes and composite types out of the event; we write PostgreSQL's text.",
       matches: (d) =>
-        d.debezium === '(absent)' &&
-        columns.dropped.includes(columnOf(d.path) ?? schemaColumnOf(d.path) ?? ''),
+        d.debezium === '(absent)' && columns.dropped.includes(columnOf(d.path) ?? schemaColumnOf(d.path) ?? ''),
     },
     {
       id: 'nested-arrays',
@@ -72,7 +72,7 @@ export function postgresKnownDifferences(columns: {
     {
       id: 'bc-dates-in-snapshot',
       reason:
-        'Debezium\'s snapshot drops the era of BC dates (4713 BC reads as 4713 AD; streamed changes are right); we write the BC date.',
+        "Debezium's snapshot drops the era of BC dates (4713 BC reads as 4713 AD; streamed changes are right); we write the BC date.",
       matches: (d) => {
         const a = integer(d.debezium);
         const b = integer(d.tributary);
@@ -86,7 +86,8 @@ export function postgresKnownDifferences(columns: {
     },
     {
       id: 'integer-domains',
-      reason: 'A domain over int2/int4 is declared int64 in our schema (Debezium uses the base type); values are equal.',
+      reason:
+        'A domain over int2/int4 is declared int64 in our schema (Debezium uses the base type); values are equal.',
       matches: (d) =>
         columns.integerDomains.includes(schemaColumnOf(d.path) ?? '') &&
         d.path.endsWith('.type') &&

@@ -10,9 +10,9 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { PostgresSource } from '../../connectors/postgres/source/postgres-source.ts';
-import { JsonlTarget } from '../../connectors/jsonl/jsonl-target.ts';
 import { jsonlTargetConfig } from '../../connectors/jsonl/config.ts';
+import { JsonlTarget } from '../../connectors/jsonl/jsonl-target.ts';
+import { PostgresSource } from '../../connectors/postgres/source/postgres-source.ts';
 import { createLogger } from '../../src/observability/logger.ts';
 import { TYPE_ROWS, TYPES_DDL } from '../fixtures/postgres-types.ts';
 import type { PgServer } from '../harness/postgres.ts';

@@ -3,8 +3,8 @@
  * file) encoded into topic records, and the jsonl target's lines mapped to their topics.
  */
 import type { ChangeEvent, TableSchema } from '../../src/core/change-event.ts';
-import type { Checkpoint } from '../../src/core/checkpoint.ts';
 import { UNCHANGED } from '../../src/core/change-event.ts';
+import type { Checkpoint } from '../../src/core/checkpoint.ts';
 import { type EncodedRecord, EnvelopeEncoder, type EnvelopeOptions } from '../../src/envelope/encoder.ts';
 import { TransactionTracker, transactionRecord } from '../../src/envelope/transaction.ts';
 import type { TopicRecord } from './compare.ts';
@@ -117,9 +117,7 @@ export function streamToLines(stream: RecordedStream): string[] {
       lines.push(JSON.stringify({ schemaId: id, schema: item.schema }));
     }
     const { schema: _schema, ...rest } = item;
-    lines.push(
-      JSON.stringify({ schemaRef: id, event: rest }, (_k, v) => (v === UNCHANGED ? { unchanged: true } : v)),
-    );
+    lines.push(JSON.stringify({ schemaRef: id, event: rest }, (_k, v) => (v === UNCHANGED ? { unchanged: true } : v)));
   }
   return lines;
 }
