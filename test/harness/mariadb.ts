@@ -28,6 +28,8 @@ export interface MysqlServer {
   query<T = any>(sql: string, params?: unknown[], database?: string): Promise<T[]>;
   /** Restart (clean shutdown, then start); only for throwaway servers. */
   restart?(): Promise<void>;
+  /** SIGKILL of the server process (no clean shutdown); only for throwaway servers that offer it. */
+  kill?(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -54,13 +56,13 @@ export async function startMariadb(options: StartMariadbOptions = {}): Promise<M
   return throwawayServer(options.options ?? {});
 }
 
-function withDatabase(url: string, database?: string): string {
+export function withDatabase(url: string, database?: string): string {
   const u = new URL(url);
   u.pathname = database ? `/${database}` : '/';
   return u.toString();
 }
 
-async function queryUrl<T>(url: string, sql: string, params?: unknown[]): Promise<T[]> {
+export async function queryUrl<T>(url: string, sql: string, params?: unknown[]): Promise<T[]> {
   const conn = await mysql.createConnection({
     uri: url,
     dateStrings: true,
@@ -77,13 +79,13 @@ async function queryUrl<T>(url: string, sql: string, params?: unknown[]): Promis
   }
 }
 
-async function describeServer(url: string): Promise<{ flavor: 'mariadb' | 'mysql'; version: string }> {
+export async function describeServer(url: string): Promise<{ flavor: 'mariadb' | 'mysql'; version: string }> {
   const rows = await queryUrl<{ v: string }>(url, 'select version() as v');
   const version = rows[0]!.v;
   return { flavor: /mariadb/i.test(version) ? 'mariadb' : 'mysql', version };
 }
 
-function common(
+export function common(
   base: string,
   host: string,
   port: number,
@@ -110,7 +112,13 @@ async function externalServer(url: string): Promise<MysqlServer> {
   };
 }
 
-async function waitForSocket(url: string, child: ChildProcess, logFile: string, timeoutMs = 60_000): Promise<void> {
+export async function waitForSocket(
+  url: string,
+  child: ChildProcess,
+  logFile: string,
+  timeoutMs = 60_000,
+  what = 'MariaDB',
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   let lastError: unknown;
   while (Date.now() < deadline) {
@@ -124,7 +132,7 @@ async function waitForSocket(url: string, child: ChildProcess, logFile: string, 
     }
   }
   const log = fs.existsSync(logFile) ? fs.readFileSync(logFile, 'utf8').slice(-4000) : '';
-  throw new Error(`MariaDB did not start (${(lastError as Error)?.message ?? 'exited'}):\n${log}`);
+  throw new Error(`${what} did not start (${(lastError as Error)?.message ?? 'exited'}):\n${log}`);
 }
 
 async function throwawayServer(extra: Record<string, string | number | null>): Promise<MysqlServer> {
