@@ -26,6 +26,9 @@ export interface MysqlServer {
   /** Runs SQL (one statement, `?` placeholders) and returns the rows (or the result header for writes). */
   // biome-ignore lint/suspicious/noExplicitAny: test helper returns whatever rows the query gives
   query<T = any>(sql: string, params?: unknown[], database?: string): Promise<T[]>;
+  /** A table expression with one column `seq` holding the integers from..to (MariaDB's `seq_1_to_N` engine, or
+   * a recursive CTE on MySQL). */
+  series(from: number, to: number): string;
   /** Restart (clean shutdown, then start); only for throwaway servers. */
   restart?(): Promise<void>;
   /** SIGKILL of the server process (no clean shutdown); only for throwaway servers that offer it. */
@@ -89,8 +92,13 @@ export function common(
   base: string,
   host: string,
   port: number,
+  flavor: 'mariadb' | 'mysql',
 ): Omit<MysqlServer, 'stop' | 'restart' | 'flavor' | 'version'> {
   return {
+    series: (from, to) =>
+      flavor === 'mariadb'
+        ? `seq_${from}_to_${to}`
+        : `(WITH RECURSIVE series_cte(seq) AS (SELECT ${from} UNION ALL SELECT seq + 1 FROM series_cte WHERE seq < ${to}) SELECT seq FROM series_cte) AS series_${from}_${to}`,
     host,
     port,
     url: (database) => withDatabase(base, database),
@@ -105,9 +113,10 @@ export function common(
 
 async function externalServer(url: string): Promise<MysqlServer> {
   const u = new URL(url);
+  const described = await describeServer(url);
   return {
-    ...common(url, u.hostname, Number(u.port || 3306)),
-    ...(await describeServer(url)),
+    ...common(url, u.hostname, Number(u.port || 3306), described.flavor),
+    ...described,
     async stop() {},
   };
 }
@@ -243,7 +252,7 @@ async function throwawayServer(extra: Record<string, string | number | null>): P
   }
 
   return {
-    ...common(base, '127.0.0.1', port),
+    ...common(base, '127.0.0.1', port, 'mariadb'),
     ...(await describeServer(base)),
     async restart() {
       await stopServer();

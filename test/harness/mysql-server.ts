@@ -126,8 +126,13 @@ export async function startMysql(options: StartMariadbOptions = {}): Promise<Mys
     'sync-binlog': 0,
     'performance-schema': 'OFF',
     'max-connections': 200,
+    // Test data comes from recursive CTEs (MariaDB has its sequence engine instead).
+    'cte-max-recursion-depth': 100_000_000,
     ...options.options,
   };
+  // MySQL writes a binlog unless told not to (MariaDB only when asked to).
+  if (options.options && 'log-bin' in options.options && options.options['log-bin'] === null)
+    defaults['skip-log-bin'] = '';
   const args = [
     root,
     '/usr/sbin/mysqld',
@@ -175,7 +180,7 @@ export async function startMysql(options: StartMariadbOptions = {}): Promise<Mys
   }
 
   return {
-    ...common(base, '127.0.0.1', port),
+    ...common(base, '127.0.0.1', port, 'mysql'),
     ...(await describeServer(base)),
     async restart() {
       await stopServer();

@@ -2,7 +2,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Row } from '../../../src/core/change-event.ts';
 import { errorKind, SchemaMismatchError } from '../../../src/errors.ts';
 import { col, EventSource, tableSchema, testContext } from '../../../test/fixtures/change-events.ts';
-import { type MysqlServer, startMariadb } from '../../../test/harness/mariadb.ts';
+import type { MysqlServer } from '../../../test/harness/mariadb.ts';
+import { mysqlFlavors } from '../../../test/harness/mysql-server.ts';
 import { mysqlTargetConfig } from './config.ts';
 import { MysqlTarget } from './target.ts';
 import { columnType, parsePgType, tableColumnTypes, timestamptzToUtc, timetzToUtc } from './type-mapping.ts';
@@ -88,9 +89,9 @@ describe('type mapping (no server)', () => {
 let server: MysqlServer;
 const open: MysqlTarget[] = [];
 
-describe('MysqlTarget types (MariaDB)', () => {
+describe.each(mysqlFlavors())('MysqlTarget types (MariaDB) ($name)', (flavor) => {
   beforeAll(async () => {
-    server = await startMariadb();
+    server = await flavor.start();
   }, 120_000);
   afterAll(async () => {
     for (const t of open) await t.close().catch(() => undefined);
