@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Row, type SourcePosition, UNCHANGED } from '../../../src/core/change-event.ts';
 import { errorKind, SchemaMismatchError } from '../../../src/errors.ts';
 import { col, EventSource, tableSchema, testContext } from '../../../test/fixtures/change-events.ts';
+import { mariadbColumnType } from '../../../test/fixtures/mysql-types.ts';
 import type { MysqlServer } from '../../../test/harness/mariadb.ts';
 import { mysqlFlavors } from '../../../test/harness/mysql-server.ts';
 import { mysqlTargetConfig } from './config.ts';
@@ -248,7 +249,9 @@ describe.each(mysqlFlavors())('MySQL target on $name', (flavor) => {
           ),
         ),
       );
-      expect(await q('select id, title, length(body) as len from docs')).toEqual([{ id: 1, title: 'b', len: 100_000 }]);
+      expect(await q('select id, title, cast(length(body) as char) as len from docs')).toEqual([
+        { id: 1, title: 'b', len: '100000' },
+      ]);
       expect(ctx.logs.some((l) => l.event === 'target_row_missing' && l.rows === 1)).toBe(true);
       // An insert then an update with an unchanged column in the same run: merged.
       await target.write(
@@ -285,7 +288,7 @@ describe.each(mysqlFlavors())('MySQL target on $name', (flavor) => {
       const cols = await q<{ c: string; t: string }>(
         "select column_name as c, column_type as t from information_schema.columns where table_schema = 't_schema' and table_name = 'items' order by ordinal_position",
       );
-      expect(cols).toEqual([
+      expect(cols.map((c) => ({ ...c, t: mariadbColumnType(c.t) }))).toEqual([
         { c: 'id', t: 'int(11)' },
         { c: 'name', t: 'varchar(40)' },
         { c: 'price', t: 'decimal(8,2)' },

@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Row } from '../../../src/core/change-event.ts';
 import { errorKind, SchemaMismatchError } from '../../../src/errors.ts';
 import { col, EventSource, tableSchema, testContext } from '../../../test/fixtures/change-events.ts';
+import { mariadbColumnType } from '../../../test/fixtures/mysql-types.ts';
 import type { MysqlServer } from '../../../test/harness/mariadb.ts';
 import { mysqlFlavors } from '../../../test/harness/mysql-server.ts';
 import { mysqlTargetConfig } from './config.ts';
@@ -116,7 +117,7 @@ describe.each(mysqlFlavors())('MysqlTarget types (MariaDB) ($name)', (flavor) =>
           await q<{ c: string; t: string }>(
             `select column_name as c, column_type as t from information_schema.columns where table_schema = '${db}' and table_name = '${table}' order by ordinal_position`,
           )
-        ).map((r) => [r.c, r.t]),
+        ).map((r) => [r.c, mariadbColumnType(r.t)]),
       );
     return { target, q, ctx, columnTypes, src: new EventSource(ctx.pipeline, engine) };
   }
@@ -245,6 +246,8 @@ describe.each(mysqlFlavors())('MysqlTarget types (MariaDB) ($name)', (flavor) =>
       f8: 0.30000000000000004,
       mo: '$1,234.50',
       jv: 1,
+      // MySQL stores JSON in its binary form and prints it with a space after each separator.
+      ...(server.flavor === 'mysql' ? { arr: '[1, null, 3]', tarr: '["a b", "c,d", null, "NULL"]', jv: '1' } : {}),
     });
     expect(rows[0]).toMatchObject({ id: '-9223372036854775808', bo: 0, n: '-0.01' });
     expect(ctx.logs.some((l) => l.event === 'target_column_mapped_lossy' && l.column === 'tz')).toBe(true);
