@@ -202,7 +202,8 @@ describe.each(mysqlFlavors())('$name -> PostgreSQL', (flavor) => {
         expect([...after.keys()]).toEqual(['2', '3', '4']);
         expect(after.get('3')).toEqual({
           ...EXPECTED,
-          tm: '100:00:00',
+          // TIME(0) from '100:00:00.5': MariaDB truncates the fraction, MySQL rounds it.
+          tm: myServer.flavor === 'mysql' ? '100:00:01' : '100:00:00',
           tmn: '-00:00:00.001',
           st: 'x,y,z',
           en: 'c',
