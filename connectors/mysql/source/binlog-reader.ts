@@ -5,6 +5,7 @@
  * once the consumer drained the buffer below half of that.
  */
 import ZongJi from '@vlasky/zongji';
+import { type ExecutedGtids, executedGtids } from '../flavor.ts';
 
 export interface BinlogColumn {
   name: string;
@@ -118,8 +119,8 @@ export class BinlogReader {
   private groupBegun = false;
   private gtid: string | undefined;
   private mariadb = false;
-  /** MariaDB executed GTID position, tracked per domain. */
-  private readonly mariadbDomains = new Map<string, string>();
+  /** Executed GTIDs (MariaDB position per domain, MySQL set), from the start point on. */
+  private readonly executed: ExecutedGtids;
   private readonly tables = new Map<number, BinlogTable>();
   private readonly options: BinlogReaderOptions;
   private startedResolve: (() => void) | null = null;
@@ -134,9 +135,7 @@ export class BinlogReader {
       this.posKnown = false;
     }
     const initial = 'gtidSet' in options.start ? options.start.gtidSet : options.initialGtidSet;
-    if (initial && this.mariadb) {
-      for (const g of initial.split(',')) this.addMariadbGtid(g.trim());
-    }
+    this.executed = executedGtids(options.flavor, initial ?? '');
   }
 
   /** Connects and starts the dump; resolves once the server accepted it (or rejects with its error). */
@@ -290,19 +289,8 @@ export class BinlogReader {
     conn?.resume();
   }
 
-  private addMariadbGtid(gtid: string): void {
-    const m = /^(\d+)-\d+-\d+$/.exec(gtid);
-    if (m) this.mariadbDomains.set(m[1]!, gtid);
-  }
-
   private gtidSet(): string | undefined {
-    if (this.mariadb) {
-      return [...this.mariadbDomains.entries()]
-        .sort((a, b) => Number(a[0]) - Number(b[0]))
-        .map(([, g]) => g)
-        .join(',');
-    }
-    return this.zongji?.gtidSet;
+    return this.executed.toString() || undefined;
   }
 
   private tableOf(event: ZEvent): BinlogTable | undefined {
@@ -409,7 +397,7 @@ export class BinlogReader {
         }
         if (!this.groupBegun) this.begin(event, timestampMs);
         const pos = this.endOf(event);
-        if (this.mariadb && this.gtid) this.addMariadbGtid(this.gtid);
+        if (this.gtid) this.executed.add(this.gtid);
         this.push({
           type: 'statement',
           query,
@@ -461,7 +449,7 @@ export class BinlogReader {
 
   private commit(event: ZEvent, timestampMs: number): void {
     const pos = this.endOf(event);
-    if (this.mariadb && this.gtid) this.addMariadbGtid(this.gtid);
+    if (this.gtid) this.executed.add(this.gtid);
     this.push({
       type: 'commit',
       file: this.file,

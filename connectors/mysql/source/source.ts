@@ -18,12 +18,13 @@ import {
   currentCoordinates,
   detectFlavor,
   type Flavor,
+  gtidSetAt,
   isPurgedBinlogError,
   SYSTEM_DATABASES,
   startConsistentSnapshot,
 } from '../flavor.ts';
 import { type BinlogEvent, BinlogReader, type BinlogTable, type RawRow, UNKNOWN_POS } from './binlog-reader.ts';
-import { type ColumnDefaultFact, existingRowsValue } from './column-defaults.ts';
+import { type ColumnDefaultFact, existingRowsValue, useMysqlTimestampDefaults } from './column-defaults.ts';
 import type { MysqlSourceConfig } from './config.ts';
 import { connect, type MysqlEndpoint, parseMysqlUrl } from './connection.ts';
 import { type DdlTable, parseTableDdl, type TableDdl } from './ddl.ts';
@@ -222,8 +223,10 @@ export class MysqlSource implements Source {
     }
     if (from?.phase === 'stream' && from.position.kind === 'mysql') {
       const p = from.position;
+      // A checkpoint without GTIDs (written before they were tracked): the executed set at its offset.
+      const gtidSet = p.gtidSet ?? (await gtidSetAt(this.conn, this.flavor, p.file, p.pos));
       const byGtid = this.config.resume_by_gtid && !!p.gtidSet;
-      this.streamFrom = { file: p.file, pos: p.pos, gtidSet: p.gtidSet ?? '', byGtid };
+      this.streamFrom = { file: p.file, pos: p.pos, gtidSet, byGtid };
       this.lastCommitted = from;
       try {
         await this.checkRetained(this.streamFrom);
@@ -514,6 +517,7 @@ export class MysqlSource implements Source {
         },
       ]),
     );
+    if (this.flavor === 'mysql') await useMysqlTimestampDefaults(c, db, name, entry.facts);
     return entry;
   }
 
