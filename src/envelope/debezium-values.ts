@@ -49,11 +49,212 @@ const quote = JSON.stringify as (s: string) => string;
 
 const ISO_OPTS: ValueOptions = { zeroDates: 'null' };
 
+export type Connector = 'postgresql' | 'mysql';
+
 export function debeziumColumn(
   column: Pick<ColumnInfo, 'kind' | 'type' | 'elementKind'>,
   modes: DebeziumModes,
+  connector: Connector = 'postgresql',
 ): DebeziumColumn {
+  if (connector === 'mysql') {
+    const mysql = mysqlColumn(column.kind, column.type.toLowerCase(), modes, column.type);
+    if (mysql) return mysql;
+  }
   return columnFor(column.kind, column.type, column.elementKind, modes);
+}
+
+/**
+ * MySQL columns where Debezium's MySQL connector differs from its PostgreSQL one: DATETIME, TIME and TIMESTAMP
+ * default to precision 0; TIME is always microseconds (its default adaptive_time_microseconds) and may be negative;
+ * JSON is compact; geometries are WKB.
+ */
+function mysqlColumn(kind: ValueKind, t: string, modes: DebeziumModes, typeName: string): DebeziumColumn | null {
+  const precision = precisionOf(t, 0);
+  switch (kind) {
+    case 'timestamp':
+      return timestampColumn(precision, modes);
+    case 'timestamptz':
+      return {
+        convert: zonedTimestampToJson(precision),
+        schema: named('string', 'io.debezium.time.ZonedTimestamp'),
+      };
+    case 'time':
+      if (modes.time === 'isostring') return null;
+      return {
+        convert: (text) => {
+          const us = parseSignedTimeMicros(text);
+          if (us === null) return keptText(text);
+          return String(modes.time === 'connect' ? Math.trunc(us / 1000) : us);
+        },
+        schema:
+          modes.time === 'connect'
+            ? '"type":"int32","name":"org.apache.kafka.connect.data.Time","version":1'
+            : named('int64', 'io.debezium.time.MicroTime'),
+      };
+    case 'json':
+      return { convert: (text) => quote(compactJson(text)), schema: named('string', 'io.debezium.data.Json') };
+    case 'geometry':
+      return geometryColumn(t);
+    case 'int':
+      return t.startsWith('year') ? { convert: intToJson, schema: named('int32', 'io.debezium.time.Year') } : null;
+    case 'enum':
+    case 'set': {
+      // The labels are in the column type: enum('a','b') / set('x','y').
+      const labels = [...typeName.matchAll(/'((?:[^']|'')*)'/g)].map((m) => m[1]!.replace(/''/g, "'"));
+      const name = kind === 'enum' ? 'io.debezium.data.Enum' : 'io.debezium.data.EnumSet';
+      return {
+        convert: stringToJson,
+        schema: named('string', name, `,"parameters":{"allowed":${quote(labels.join(','))}}`),
+      };
+    }
+    default:
+      return null;
+  }
+}
+
+/** `-838:59:59`, `12:34:56.789012` -> signed microseconds. */
+function parseSignedTimeMicros(text: string): number | null {
+  const m = /^(-)?(\d+):(\d\d):(\d\d)(?:\.(\d{1,6}))?$/.exec(text);
+  if (!m) return null;
+  const us = ((Number(m[2]) * 60 + Number(m[3])) * 60 + Number(m[4])) * 1_000_000 + Number((m[5] ?? '').padEnd(6, '0'));
+  return m[1] ? -us : us;
+}
+
+/** JSON text without whitespace outside strings (numbers keep their exact text). */
+export function compactJson(text: string): string {
+  let out = '';
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i]!;
+    if (inString) {
+      out += c;
+      if (c === '\\') out += text[++i] ?? '';
+      else if (c === '"') inString = false;
+    } else if (c === '"') {
+      inString = true;
+      out += c;
+    } else if (c !== ' ' && c !== '\n' && c !== '\t' && c !== '\r') out += c;
+  }
+  return out;
+}
+
+function geometryColumn(t: string): DebeziumColumn {
+  const point = t === 'point';
+  return {
+    convert: (text) => {
+      const wkb = wktToWkb(text);
+      if (!wkb) return keptText(text);
+      const b64 = wkb.toString('base64');
+      if (!point) return `{"wkb":"${b64}","srid":null}`;
+      return `{"x":${floatToJson(String(wkb.readDoubleLE(5)))},"y":${floatToJson(String(wkb.readDoubleLE(13)))},"wkb":"${b64}","srid":null}`;
+    },
+    schema: point
+      ? '"type":"struct","fields":[{"type":"double","optional":false,"field":"x"},{"type":"double","optional":false,"field":"y"},{"type":"bytes","optional":true,"field":"wkb"},{"type":"int32","optional":true,"field":"srid"}],"name":"io.debezium.data.geometry.Point","version":1,"doc":"Geometry (POINT)"'
+      : '"type":"struct","fields":[{"type":"bytes","optional":false,"field":"wkb"},{"type":"int32","optional":true,"field":"srid"}],"name":"io.debezium.data.geometry.Geometry","version":1,"doc":"Geometry"',
+  };
+}
+
+const WKB_TYPES: Record<string, number> = {
+  POINT: 1,
+  LINESTRING: 2,
+  POLYGON: 3,
+  MULTIPOINT: 4,
+  MULTILINESTRING: 5,
+  MULTIPOLYGON: 6,
+  GEOMETRYCOLLECTION: 7,
+};
+
+/** WKT (as the MySQL source writes it) -> little-endian WKB, or null when it is not WKT. */
+export function wktToWkb(text: string): Buffer | null {
+  const parts: Buffer[] = [];
+  let i = 0;
+  const u8 = (v: number) => parts.push(Buffer.from([v]));
+  const u32 = (v: number) => {
+    const b = Buffer.alloc(4);
+    b.writeUInt32LE(v);
+    parts.push(b);
+  };
+  const f64 = (v: number) => {
+    const b = Buffer.alloc(8);
+    b.writeDoubleLE(v);
+    parts.push(b);
+  };
+  const expect = (c: string) => {
+    if (text[i] !== c) throw new Error(`expected ${c}`);
+    i++;
+  };
+  const word = () => {
+    const m = /^[A-Z]+/.exec(text.slice(i));
+    if (!m) throw new Error('expected a geometry type');
+    i += m[0].length;
+    return m[0];
+  };
+  const coordinate = () => {
+    const m = /^\s*(\S+?)\s+([^\s,)]+)/.exec(text.slice(i));
+    if (!m) throw new Error('expected a coordinate');
+    i += m[0].length;
+    f64(Number(m[1]));
+    f64(Number(m[2]));
+  };
+  const list = (item: () => void) => {
+    expect('(');
+    const at = parts.length;
+    u32(0);
+    let n = 0;
+    for (;;) {
+      item();
+      n++;
+      if (text[i] === ',') {
+        i++;
+        continue;
+      }
+      expect(')');
+      parts[at]!.writeUInt32LE(n);
+      return;
+    }
+  };
+  const header = (type: number) => {
+    u8(1);
+    u32(type);
+  };
+  const geometry = (): void => {
+    const name = word();
+    const type = WKB_TYPES[name];
+    if (type === undefined) throw new Error(`unknown geometry ${name}`);
+    header(type);
+    const ring = () => list(coordinate);
+    if (type === 1) {
+      expect('(');
+      coordinate();
+      expect(')');
+    } else if (type === 2) ring();
+    else if (type === 3) list(ring);
+    else if (type === 4)
+      list(() => {
+        header(1);
+        const paren = text[i] === '(';
+        if (paren) i++;
+        coordinate();
+        if (paren) expect(')');
+      });
+    else if (type === 5)
+      list(() => {
+        header(2);
+        ring();
+      });
+    else if (type === 6)
+      list(() => {
+        header(3);
+        list(ring);
+      });
+    else list(geometry);
+  };
+  try {
+    geometry();
+    return i === text.length ? Buffer.concat(parts) : null;
+  } catch {
+    return null;
+  }
 }
 
 function columnFor(
@@ -410,6 +611,12 @@ export function civilDate(days: number): [number, number, number] {
 
 const DATE_RE = /^(\d+)-(\d\d)-(\d\d)/;
 
+/** MySQL's zero dates (`0000-00-00`, or a month or day of 00): Debezium writes null. */
+function isZeroDate(text: string): boolean {
+  const m = DATE_RE.exec(text);
+  return m !== null && (m[2] === '00' || m[3] === '00');
+}
+
 /** `YYYY-MM-DD[...][ BC]` -> epoch days, or null when not a date. */
 function parseDays(text: string): number | null {
   const m = DATE_RE.exec(text);
@@ -442,6 +649,7 @@ function dateColumn(modes: DebeziumModes): DebeziumColumn {
       : named('int32', 'io.debezium.time.Date');
   return {
     convert: (text) => {
+      if (isZeroDate(text)) return 'null';
       const days = parseDays(text);
       // Debezium writes a meaningless number for infinity (it differs between snapshot and streaming): keep the text.
       return days === null ? keptText(text) : String(days);
@@ -501,6 +709,7 @@ function timestampColumn(precision: number, modes: DebeziumModes): DebeziumColum
     convert: (text) => {
       if (text === 'infinity') return millis ? INFINITY_MS['+'] : INFINITY_US['+'];
       if (text === '-infinity') return millis ? INFINITY_MS['-'] : INFINITY_US['-'];
+      if (isZeroDate(text)) return 'null';
       const us = timestampMicrosText(text);
       if (us === null) return keptText(text);
       return millis ? microsToMillisText(us) : us;
@@ -515,6 +724,7 @@ const ZONE_RE = /([+-])(\d\d)(?::(\d\d))?(?::(\d\d))?$/;
 export function zonedTimestampToJson(fractionDigits: number): ValueToJson {
   return (text) => {
     if (text === 'infinity' || text === '-infinity') return quote(text);
+    if (isZeroDate(text)) return 'null';
     const bc = text.endsWith(' BC');
     const body = bc ? text.slice(0, -3) : text;
     const zone = ZONE_RE.exec(body.slice(body.indexOf(' ') + 1));

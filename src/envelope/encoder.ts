@@ -33,6 +33,8 @@ import { converterFor, type ValueToJson } from './values.ts';
 
 export type EnvelopeFormat = 'debezium' | 'native';
 
+type Connector = SourceInfo['connector'];
+
 export interface EnvelopeOptions {
   format: EnvelopeFormat;
   /** Wrap key and value as `{"schema": ..., "payload": ...}` (Kafka Connect JsonConverter with schemas.enable). */
@@ -108,7 +110,6 @@ export class EnvelopeEncoder {
   private readonly tables = new WeakMap<TableSchema, CompiledTable>();
   private readonly clockUs: () => number;
   private readonly modes: DebeziumModes;
-  private readonly fieldTypeOf: FieldTypeOf;
   private readonly unavailable: string;
   private readonly serverNameJson: string;
   private readonly versionJson: string;
@@ -123,8 +124,6 @@ export class EnvelopeEncoder {
     this.serverNameJson = q(options.serverName);
     this.versionJson = q(ENVELOPE_VERSION);
     this.native = options.format === 'native';
-    const modes = this.modes;
-    this.fieldTypeOf = this.native ? nativeFieldType : (c) => debeziumColumn(c, modes).schema;
   }
 
   /**
@@ -137,11 +136,14 @@ export class EnvelopeEncoder {
       out.push(this.encodeMessage(event, tsMs, tx ?? null));
       return;
     }
-    const t = this.compiled(event.schema);
+    const t = this.compiled(event.schema, event.source.connector);
     const source = this.sourceJson(event.source, t);
     const txJson = tx && this.options.transactionMetadata ? transactionJson(tx) : 'null';
     switch (event.op) {
       case 'truncate': {
+        // A snapshot's truncate only tells database targets to clear a table before its rows are copied again;
+        // Debezium writes no such event, so its format leaves it out.
+        if (!this.native && event.source.snapshot !== false) return;
         const payload = this.envelope(t, 'null', 'null', source, 't', tsMs, txJson, event);
         out.push({ event, type: 'change', key: null, value: this.wrapValue(t, payload) });
         return;
@@ -215,25 +217,32 @@ export class EnvelopeEncoder {
   keyOf(event: ChangeEvent): string | null {
     if (event.op === 'message') return `{"prefix":${q(event.message?.prefix ?? '')}}`;
     if (event.op === 'truncate') return null;
-    const t = this.compiled(event.schema);
+    const t = this.compiled(event.schema, event.source.connector);
     return this.keyPayload(t, event, event.after ?? event.before);
   }
 
   /** Row object JSON (every column of the table schema, in order). Exposed for tests and the native format. */
-  rowJson(schema: TableSchema, row: Row): string {
-    return this.row(this.compiled(schema), row);
+  rowJson(schema: TableSchema, row: Row, connector: Connector = 'postgresql'): string {
+    return this.row(this.compiled(schema, connector), row);
   }
 
-  private compiled(schema: TableSchema): CompiledTable {
+  /** The Connect schema of a column (Debezium's for the connector, or the native format's). */
+  private fieldTypeFor(connector: Connector): FieldTypeOf {
+    if (this.native) return nativeFieldType;
+    const modes = this.modes;
+    return (c) => debeziumColumn(c, modes, connector).schema;
+  }
+
+  private compiled(schema: TableSchema, connector: Connector): CompiledTable {
     let t = this.tables.get(schema);
     if (!t) {
-      t = this.compile(schema);
+      t = this.compile(schema, connector);
       this.tables.set(schema, t);
     }
     return t;
   }
 
-  private compile(schema: TableSchema): CompiledTable {
+  private compile(schema: TableSchema, connector: Connector): CompiledTable {
     const valueOpts = { zeroDates: this.native ? ('keep' as const) : ('null' as const) };
     const modes = this.modes;
     const columns: CompiledColumn[] = schema.columns.map((c) => ({
@@ -242,7 +251,7 @@ export class EnvelopeEncoder {
       convert: guarded(
         schema,
         c,
-        this.native ? converterFor(c.kind, c.elementKind, valueOpts) : debeziumColumn(c, modes).convert,
+        this.native ? converterFor(c.kind, c.elementKind, valueOpts) : debeziumColumn(c, modes, connector).convert,
       ),
     }));
     const byName = new Map(columns.map((c) => [c.name, c]));
@@ -269,7 +278,7 @@ export class EnvelopeEncoder {
       schemaJson: q(schema.table.schema),
       tableJson: q(schema.table.name),
       keyWrap: this.options.schemas
-        ? `{"schema":${keyStructSchema(schema, keyInfos, this.options.serverName, this.fieldTypeOf)},"payload":`
+        ? `{"schema":${keyStructSchema(schema, keyInfos, this.options.serverName, this.fieldTypeFor(connector))},"payload":`
         : '',
       // The value schema depends on the connector (source block); filled lazily per connector.
       valueWrap: '',
@@ -370,7 +379,7 @@ export class EnvelopeEncoder {
     event: ChangeEvent,
   ): string {
     if (this.options.schemas && t.valueWrap === '') {
-      t.valueWrap = `{"schema":${envelopeSchema(event.schema, event.source.connector, this.options.serverName, this.native, this.fieldTypeOf)},"payload":`;
+      t.valueWrap = `{"schema":${envelopeSchema(event.schema, event.source.connector, this.options.serverName, this.native, this.fieldTypeFor(event.source.connector))},"payload":`;
     }
     let out = `{"before":${before},"after":${after},"source":${source},"transaction":${txJson},"op":"${op}",${tsJson}`;
     if (this.native) {

@@ -3,13 +3,14 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { compareTopics, formatDifferences, unexplained } from './compare.ts';
 import { goldenLineToRecord } from './debezium.ts';
-import { POSTGRES_WORKLOAD_COLUMNS, postgresKnownDifferences } from './known-differences.ts';
+import { mysqlKnownDifferences, POSTGRES_WORKLOAD_COLUMNS, postgresKnownDifferences } from './known-differences.ts';
+import { MYSQL_SERVER_NAME } from './mysql-workload.ts';
 import { SERVER_NAME } from './postgres-workload.ts';
 import { encodeToTopics, linesToStream } from './tributary-records.ts';
 
 /**
  * Our encoder against real Debezium 3.6.1's output, without running Debezium: test/golden/debezium/ holds what
- * Debezium wrote for the PostgreSQL comparison workload and the events our source produced in the same run
+ * Debezium wrote for the PostgreSQL and MySQL 9.7 comparison workloads and the events our source produced in the same run
  * (regenerate both with `npx tsx test/debezium/regenerate-golden.ts`). Every difference must be a documented one.
  */
 const DIR = path.resolve(import.meta.dirname, '../golden/debezium');
@@ -41,5 +42,22 @@ describe('Debezium golden files (PostgreSQL)', () => {
     const differences = compareTopics(debezium, ours);
     expect(formatDifferences(unexplained(differences, known))).toBe('');
     expect(debezium.filter((r) => r.destination === `${SERVER_NAME}.transaction`).length).toBeGreaterThan(10);
+  });
+});
+
+describe('Debezium golden files (MySQL 9.7)', () => {
+  const stream = linesToStream(read('mysql-source-events.jsonl'));
+  const known = mysqlKnownDifferences(MYSQL_SERVER_NAME);
+
+  it.each([
+    ['defaults (schemas off)', 'mysql-defaults.jsonl', false],
+    ['JSON schemas', 'mysql-schemas.jsonl', true],
+  ])('%s: only documented differences', (_name, file, schemas) => {
+    const debezium = read(file).map(goldenLineToRecord);
+    const ours = encodeToTopics(stream, { serverName: MYSQL_SERVER_NAME, schemas });
+    const differences = compareTopics(debezium, ours);
+    expect(formatDifferences(unexplained(differences, known))).toBe('');
+    const ops = new Set(debezium.map((r) => /"op":"(\w)"/.exec(r.value ?? '')?.[1] ?? 'other'));
+    expect([...ops].sort()).toEqual(['c', 'd', 'other', 'r', 'u']);
   });
 });

@@ -376,7 +376,7 @@ export class MysqlSource implements Source {
       const sourceInfo = (db: string, snapshot: SourceInfo['snapshot']): SourceInfo => ({
         connector: 'mysql',
         db,
-        position: { kind: 'mysql', file: coords.file, pos: coords.pos, serverId: this.serverId, row: 0 },
+        position: { kind: 'mysql', file: coords.file, pos: coords.pos, serverId: 0, row: 0 },
         commitTimeMs: startedAt,
         snapshot,
       });
@@ -387,7 +387,9 @@ export class MysqlSource implements Source {
         state: { snapshot: { tablesDone: [...done] } },
         sourceTimeMs: startedAt,
       });
-      for (const t of tables) {
+      // Debezium's snapshot markers need each table's last row: it is held back until the next row or the table's end.
+      let held: { event: ChangeEvent; bytes: number } | null = null;
+      for (const [tableIndex, t] of tables.entries()) {
         const entry = await this.describeTable(conn, t.db, t.name);
         if (!entry) continue;
         const { schema, columns } = entry;
@@ -440,16 +442,33 @@ export class MysqlSource implements Source {
             const key: Row | null =
               keys.length > 0 ? (Object.fromEntries(keys.map((k) => [k, after[k] ?? null])) as Row) : null;
             const bytes = estimateBytes(after) + 100;
-            builder.add(
-              { op: 'read', table: schema.table, schema, key, before: null, after, source: sourceInfo(t.db, 'true') },
+            const marker: SourceInfo['snapshot'] =
+              held === null ? (tableIndex === 0 ? 'first' : 'first_in_data_collection') : 'true';
+            if (held) builder.add(held.event, held.bytes);
+            held = {
+              event: {
+                op: 'read',
+                table: schema.table,
+                schema,
+                key,
+                before: null,
+                after,
+                source: sourceInfo(t.db, marker),
+              },
               bytes,
-            );
+            };
             if (builder.full()) yield builder.take(0);
           }
           if (list.length < this.config.snapshot_chunk_rows) break;
           offset += list.length;
           const last = list[list.length - 1]!;
           lastKey = keyIdx.map((i) => keyParam(last[i] ?? null, columns[i]!));
+        }
+        if (held) {
+          const lastTable = tableIndex === tables.length - 1;
+          held.event.source = { ...held.event.source, snapshot: lastTable ? 'last' : 'last_in_data_collection' };
+          builder.add(held.event, held.bytes);
+          held = null;
         }
         done.push(`${t.db}.${t.name}`);
         builder.commit(snapshotCp());

@@ -367,7 +367,6 @@ export class PostgresSource implements Source {
       events: [],
       bytes: 0,
     };
-    let first = true;
     let rows = 0;
     const flush = (): ChangeBatch | null => {
       if (st.events.length === 0) return null;
@@ -413,7 +412,8 @@ export class PostgresSource implements Source {
         }
         // One source block for every read event of the table (events are never mutated; `last` replaces it).
         const readSource = source('true');
-        const firstSource = source(first ? 'first' : 'first_in_data_collection');
+        // Debezium: `first` only on the first table's first row, `first_in_data_collection` on other tables'.
+        const firstSource = source(t === tables[0] ? 'first' : 'first_in_data_collection');
         let tableFirst = true;
         const table = schema.table;
         const keyCols = schema.keyColumns;
@@ -445,7 +445,6 @@ export class PostgresSource implements Source {
               after: row,
               source: tableFirst ? firstSource : readSource,
             });
-            first = false;
             tableFirst = false;
             st.bytes += size;
             rows++;
