@@ -28,6 +28,8 @@ import {
   messageKeySchema,
   messageValueSchema,
   nativeFieldType,
+  SCHEMA_CHANGE_KEY_SCHEMA,
+  SCHEMA_CHANGE_VALUE_SCHEMA,
 } from './schemas.ts';
 import { converterFor, type ValueToJson } from './values.ts';
 
@@ -55,13 +57,17 @@ export interface EnvelopeOptions {
 
 export const DEFAULT_UNAVAILABLE_VALUE = '__debezium_unavailable_value';
 
+/** Prefix of the messages in which the MySQL source passes on DDL statements. */
+const DDL_PREFIX = 'tributary.ddl';
+
 /** The `version` field of every source block. */
 export const ENVELOPE_VERSION: string = `tributary-${(pkg as { version: string }).version}`;
 
 /** One message to write: key and value as JSON text; value null is a tombstone. */
 export interface EncodedRecord {
   event: ChangeEvent;
-  type: 'change' | 'tombstone' | 'message';
+  /** `schema_change`: a MySQL DDL statement in Debezium's schema-change shape (Kafka: the `<prefix>` topic). */
+  type: 'change' | 'tombstone' | 'message' | 'schema_change';
   /** JSON text, or null when the message has no key (table without key, truncate). */
   key: string | null;
   /** JSON text, or null for a tombstone. */
@@ -133,6 +139,10 @@ export class EnvelopeEncoder {
   encode(event: ChangeEvent, out: EncodedRecord[], tx?: TransactionPosition | null): void {
     const tsMs = this.processedTimeJson();
     if (event.op === 'message') {
+      if (!this.native && event.message?.prefix === DDL_PREFIX && event.source.connector === 'mysql') {
+        out.push(this.encodeSchemaChange(event, tsMs));
+        return;
+      }
       out.push(this.encodeMessage(event, tsMs, tx ?? null));
       return;
     }
@@ -411,9 +421,29 @@ export class EnvelopeEncoder {
       const txId = s.txId === undefined ? 'null' : /^\d+$/.test(s.txId) ? s.txId : q(s.txId);
       return `${head},"sequence":"[${last},\\"${lsn}\\"]",${times},"schema":${schemaJson},"table":${tableJson},"txId":${txId},"lsn":${lsn},"xmin":null,"origin":null,"origin_lsn":null}`;
     }
-    return `${head},"sequence":null,${times},"table":${t ? t.tableJson : 'null'},"server_id":${Math.trunc(p.serverId)},"gtid":${
+    const mysqlTable = t ? t.tableJson : messageTable ? q(messageTable) : 'null';
+    return `${head},"sequence":null,${times},"table":${mysqlTable},"server_id":${Math.trunc(p.serverId)},"gtid":${
       p.gtid === undefined ? 'null' : q(p.gtid)
     },"file":${q(p.file)},"pos":${Math.trunc(p.pos)},"row":${Math.trunc(p.row)},"thread":null,"query":null}`;
+  }
+
+  /**
+   * A MySQL DDL statement (the source's `tributary.ddl` message) as Debezium's schema-change record. `tableChanges`
+   * stays empty: the table's new definition is not part of the event (docs/event-format.md).
+   */
+  private encodeSchemaChange(event: ChangeEvent, tsJson: string): EncodedRecord {
+    const db = q(event.source.db);
+    const ddl = q(Buffer.from(event.message?.contentBase64 ?? '', 'base64').toString('utf8'));
+    const source = this.sourceJson(event.source, null, undefined, event.table.name);
+    const key = `{"databaseName":${db}}`;
+    const value = `{"source":${source},${tsJson.slice(0, tsJson.indexOf(','))},"databaseName":${db},"schemaName":null,"ddl":${ddl},"tableChanges":[]}`;
+    if (!this.options.schemas) return { event, type: 'schema_change', key, value };
+    return {
+      event,
+      type: 'schema_change',
+      key: `{"schema":${SCHEMA_CHANGE_KEY_SCHEMA},"payload":${key}}`,
+      value: `{"schema":${SCHEMA_CHANGE_VALUE_SCHEMA},"payload":${value}}`,
+    };
   }
 
   private encodeMessage(event: ChangeEvent, tsJson: string, tx: TransactionPosition | null): EncodedRecord {

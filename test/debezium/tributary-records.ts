@@ -50,7 +50,12 @@ export function encodeToTopics(
     pushTx(step.began);
     const records: EncodedRecord[] = [];
     encoder.encode(item, records, step.position);
-    for (const r of records) out.push({ destination: topicOf(server, item), key: r.key, value: r.value });
+    for (const r of records)
+      out.push({
+        destination: r.type === 'schema_change' ? server : topicOf(server, item),
+        key: r.key,
+        value: r.value,
+      });
   }
   return out;
 }

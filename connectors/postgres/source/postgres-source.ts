@@ -378,8 +378,10 @@ export class PostgresSource implements Source {
     };
     try {
       const tables = await this.snapshotTables(client, plan.only);
-      // The snapshot transaction's id, the txId of every read event (as Debezium writes it).
-      const xid = (await client.query<{ x: string }>('select txid_current()::text as x')).rows[0]?.x;
+      // The snapshot's transaction id for the read events (Debezium writes its snapshot transaction's): the first id
+      // the snapshot does not see, read without assigning an id (that would write WAL and hold up a shutdown).
+      const xid = (await client.query<{ x: string }>('select txid_snapshot_xmax(txid_current_snapshot())::text as x'))
+        .rows[0]?.x;
       this.log('snapshot_started', {
         tables: tables.length,
         consistent_point: cpText,
