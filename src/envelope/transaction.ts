@@ -60,7 +60,11 @@ export class TransactionTracker {
     if (!inTx) return { position: null, ended: null, began: null };
     let ended: TransactionEnd | null = null;
     let began: TransactionBegin | null = null;
-    if (this.open && this.open.txId !== txId) ended = this.finish();
+    if (this.open && this.open.txId !== txId) {
+      // The next transaction's sequence[0] is the commit LSN of the one that ended.
+      const p = event.source.position;
+      ended = this.finish(p.kind === 'postgres' ? p.lastCommitLsn : undefined);
+    }
     if (!this.open) {
       const id = transactionId(event);
       this.open = { txId, id, count: 0, perTable: new Map(), last: event };
