@@ -58,7 +58,7 @@ export interface EnvelopeOptions {
 export const DEFAULT_UNAVAILABLE_VALUE = '__debezium_unavailable_value';
 
 /** Prefix of the messages in which the MySQL source passes on DDL statements. */
-const DDL_PREFIX = 'tributary.ddl';
+export const DDL_PREFIX = 'tributary.ddl';
 
 /** The `version` field of every source block. */
 export const ENVELOPE_VERSION: string = `tributary-${(pkg as { version: string }).version}`;

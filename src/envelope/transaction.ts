@@ -4,12 +4,13 @@
  *
  * A transaction is the run of consecutive streamed events with the same `source.txId`. It ends when an event of
  * another transaction arrives, or when a batch that carries a checkpoint ends (batches end on commits only).
- * Snapshot reads and events without a transaction id (non-transactional messages) are not part of a transaction.
+ * Snapshot reads, events without a transaction id (non-transactional messages) and DDL statements (schema changes,
+ * as in Debezium) are not part of a transaction.
  */
 import type { ChangeEvent } from '../core/change-event.ts';
 import type { Checkpoint } from '../core/checkpoint.ts';
 import type { TransactionPosition } from './encoder.ts';
-import { isKeyChange, lsnToDecimal } from './encoder.ts';
+import { DDL_PREFIX, isKeyChange, lsnToDecimal } from './encoder.ts';
 
 export interface TransactionBegin {
   id: string;
@@ -56,7 +57,7 @@ export class TransactionTracker {
       txId !== undefined &&
       event.op !== 'read' &&
       event.source.snapshot === false &&
-      (event.op !== 'message' || event.message?.transactional !== false);
+      (event.op !== 'message' || (event.message?.transactional !== false && event.message?.prefix !== DDL_PREFIX));
     if (!inTx) return { position: null, ended: null, began: null };
     let ended: TransactionEnd | null = null;
     let began: TransactionBegin | null = null;

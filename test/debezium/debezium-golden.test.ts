@@ -56,10 +56,10 @@ describe('Debezium golden files (MySQL 9.7)', () => {
 
   it.each([
     ['defaults (schemas off)', 'mysql-defaults.jsonl', false],
-    ['JSON schemas', 'mysql-schemas.jsonl', true],
+    ['JSON schemas and transaction metadata', 'mysql-schemas-transactions.jsonl', true],
   ])('%s: only documented differences', (_name, file, schemas) => {
     const debezium = withoutSnapshotSchemaChanges(read(file).map(goldenLineToRecord), MYSQL_SERVER_NAME);
-    const ours = encodeToTopics(stream, { serverName: MYSQL_SERVER_NAME, schemas });
+    const ours = encodeToTopics(stream, { serverName: MYSQL_SERVER_NAME, schemas, transactionMetadata: schemas });
     const differences = compareTopics(debezium, ours);
     expect(formatDifferences(unexplained(differences, known))).toBe('');
     const ops = new Set(debezium.map((r) => /"op":"(\w)"/.exec(r.value ?? '')?.[1] ?? 'other'));

@@ -27,10 +27,10 @@ describe.skipIf(unavailable !== null)('Debezium 3.6.1 and Tributary on the same 
 
   it.each([
     ['defaults (schemas off)', false],
-    ['JSON schemas', true],
+    ['JSON schemas and transaction metadata', true],
   ])('%s: only documented differences', (_name, schemas) => {
     const debezium = withoutSnapshotSchemaChanges(schemas ? run.debeziumSchemas : run.debezium, MYSQL_SERVER_NAME);
-    const ours = encodeToTopics(run.events, { serverName: MYSQL_SERVER_NAME, schemas });
+    const ours = encodeToTopics(run.events, { serverName: MYSQL_SERVER_NAME, schemas, transactionMetadata: schemas });
     expect(formatDifferences(unexplained(compareTopics(debezium, ours), known))).toBe('');
     expect(debezium.length).toBeGreaterThan(10);
   });

@@ -1,7 +1,8 @@
 /**
  * One MySQL workload run through real Debezium (connector-mysql, schema history in a file) and through Tributary's
  * MySQL source at the same time: snapshot of every type in our MySQL type table, then inserts, updates, deletes, a
- * primary-key change and a DDL statement. Debezium runs with its defaults (schemas off) and with JSON schemas.
+ * primary-key change and a DDL statement. Debezium runs with its defaults (schemas off) and with JSON schemas and
+ * transaction metadata.
  */
 import { mysqlSourceConfig } from '../../connectors/mysql/source/config.ts';
 import { MysqlSource } from '../../connectors/mysql/source/source.ts';
@@ -68,7 +69,7 @@ export async function runMysqlWorkload(server: MysqlServer): Promise<MysqlRun> {
     },
   });
   const b = runDebezium({
-    properties: props(5402, true),
+    properties: { ...props(5402, true), 'provide.transaction.metadata': true },
     until: (r) => {
       seen.b = r;
       return streamed.started && sawDone(r);
