@@ -187,7 +187,18 @@ export class EnvelopeEncoder {
                   dataCollectionOrder: tx.dataCollectionOrder + 1,
                 })
               : 'null';
-          const create = this.envelope(t, 'null', this.row(t, after), source, 'c', tsMs, createTx, event);
+          // The create must carry the whole row, since the old key's row is deleted (and tombstoned): an unchanged
+          // TOAST value comes from the before image when the source sent it (REPLICA IDENTITY FULL).
+          const create = this.envelope(
+            t,
+            'null',
+            this.row(t, filledFrom(after, before)),
+            source,
+            'c',
+            tsMs,
+            createTx,
+            event,
+          );
           out.push({ event, type: 'change', key: this.wrapKey(t, newKey), value: this.wrapValue(t, create), oldKey });
           return;
         }
@@ -404,14 +415,14 @@ export class EnvelopeEncoder {
   /** `"ts_ms":..,"ts_us":..,"ts_ns":..` of the moment the event is encoded (the replicator's processing time). */
   private processedTimeJson(): string {
     const us = this.clockUs();
-    return `"ts_ms":${Math.floor(us / 1000)},"ts_us":${us},"ts_ns":${us}000`;
+    return `"ts_ms":${Math.floor(us / 1000)},"ts_us":${us},"ts_ns":${nanosText(us)}`;
   }
 
   private sourceJson(s: SourceInfo, t: CompiledTable | null, messageSchema?: string, messageTable?: string): string {
     const snapshot = s.snapshot === false ? '"false"' : q(s.snapshot);
     const commitUs = s.commitTimeUs ?? Math.trunc(s.commitTimeMs) * 1000;
     const head = `{"version":${this.versionJson},"connector":"${s.connector}","name":${this.serverNameJson},"ts_ms":${Math.floor(commitUs / 1000)},"snapshot":${snapshot},"db":${q(s.db)}`;
-    const times = `"ts_us":${commitUs},"ts_ns":${commitUs}000`;
+    const times = `"ts_us":${commitUs},"ts_ns":${nanosText(commitUs)}`;
     const p = s.position;
     const schemaJson = t ? t.schemaJson : messageSchema === undefined ? '""' : q(messageSchema);
     const tableJson = t ? t.tableJson : messageTable === undefined ? '""' : q(messageTable);
@@ -472,9 +483,27 @@ function transactionJson(tx: TransactionPosition): string {
   return `{"id":${q(tx.id)},"total_order":${tx.totalOrder},"data_collection_order":${tx.dataCollectionOrder}}`;
 }
 
+/** Nanoseconds as JSON digits from whole microseconds (exact: a JS number would round above 2^53). */
+function nanosText(us: number): string {
+  return us === 0 ? '0' : `${us}000`;
+}
+
 /** Microseconds since the epoch, from the high-resolution clock. */
 function nowMicros(): number {
   return Math.trunc((performance.timeOrigin + performance.now()) * 1000);
+}
+
+/** `after` with each unchanged (not resent) value taken from `before` where `before` has it. */
+function filledFrom(after: Row, before: Row): Row {
+  let out: Row | null = null;
+  for (const name in after) {
+    if (after[name] !== UNCHANGED) continue;
+    const old = before[name];
+    if (old === undefined || old === UNCHANGED) continue;
+    out ??= { ...after };
+    out[name] = old;
+  }
+  return out ?? after;
 }
 
 /** An update that changes the row's primary key (written as a delete and a create). */
