@@ -28,6 +28,8 @@ describe('Debezium value encodings (defaults)', () => {
   it('decimal.handling.mode string and double', () => {
     expect(json('decimal', 'numeric(10,2)', '12.50', { decimal: 'string' })).toBe('"12.50"');
     expect(json('decimal', 'numeric(10,2)', '12.50', { decimal: 'double' })).toBe('12.5');
+    expect(json('decimal', 'numeric', 'NaN', { decimal: 'string' })).toBe('"NAN"');
+    expect(json('decimal', 'numeric', '-Infinity', { decimal: 'string' })).toBe('"NEGATIVE_INFINITY"');
     expect(json('other', 'money', '-$92,233,720,368,547,758.08', { decimal: 'string' })).toBe(
       '"-92233720368547758.08"',
     );

@@ -464,8 +464,15 @@ function variableDecimalJson(text: string): string {
   return `{"scale":${scale},"value":"${twosComplementBytes(unscaled).toString('base64')}"}`;
 }
 
+/** Debezium's names for the special values in decimal.handling.mode=string. */
+const SPECIAL_DECIMALS: Record<string, string> = {
+  NaN: '"NAN"',
+  Infinity: '"POSITIVE_INFINITY"',
+  '-Infinity': '"NEGATIVE_INFINITY"',
+};
+
 function decimalPlainString(text: string): string {
-  return quote(text);
+  return SPECIAL_DECIMALS[text] ?? quote(text);
 }
 
 function decimalToDouble(text: string): string {
@@ -475,6 +482,20 @@ function decimalToDouble(text: string): string {
 }
 
 // --- binary, bits, money ----------------------------------------------------------------------------------------
+
+/** Message content (base64) as binary.handling.mode writes bytes, with its Connect type. */
+export function binaryContent(base64: string, modes: DebeziumModes): { json: string; type: string } {
+  switch (modes.binary) {
+    case 'hex':
+      return { json: `"${Buffer.from(base64, 'base64').toString('hex')}"`, type: 'string' };
+    case 'base64-url-safe':
+      return { json: `"${Buffer.from(base64, 'base64').toString('base64url')}"`, type: 'string' };
+    case 'base64':
+      return { json: quote(base64), type: 'string' };
+    default:
+      return { json: quote(base64), type: 'bytes' };
+  }
+}
 
 function hexOfBytea(text: string): string {
   if (text.length >= 2 && text.charCodeAt(0) === 92 && (text.charCodeAt(1) === 120 || text.charCodeAt(1) === 88)) {

@@ -20,7 +20,7 @@ import {
   UNCHANGED,
 } from '../core/change-event.ts';
 import { SchemaMismatchError } from '../errors.ts';
-import { DEFAULT_MODES, type DebeziumModes, debeziumColumn } from './debezium-values.ts';
+import { binaryContent, DEFAULT_MODES, type DebeziumModes, debeziumColumn } from './debezium-values.ts';
 import {
   envelopeSchema,
   type FieldTypeOf,
@@ -463,18 +463,20 @@ export class EnvelopeEncoder {
     const keyPayload = `{"prefix":${q(prefix)}}`;
     const source = this.sourceJson(event.source, null, '', '');
     const txJson = tx && this.options.transactionMetadata && m?.transactional ? transactionJson(tx) : 'null';
-    const content = q(m?.contentBase64 ?? '');
+    const content = this.native
+      ? { json: q(m?.contentBase64 ?? ''), type: 'bytes' }
+      : binaryContent(m?.contentBase64 ?? '', this.modes);
     const transactional = this.native ? `,"transactional":${m?.transactional ?? false}` : '';
     // Debezium's message value has only ts_ms of the processing times, and this field order.
     const tsMs = tsJson.slice(0, tsJson.indexOf(','));
-    const payload = `{"op":"m",${tsMs},"source":${source},"transaction":${txJson},"message":{"prefix":${q(prefix)},"content":${content}${transactional}}}`;
+    const payload = `{"op":"m",${tsMs},"source":${source},"transaction":${txJson},"message":{"prefix":${q(prefix)},"content":${content.json}${transactional}}}`;
     if (!this.options.schemas) return { event, type: 'message', key: keyPayload, value: payload };
     const connector = event.source.connector;
     return {
       event,
       type: 'message',
       key: `{"schema":${messageKeySchema(connector)},"payload":${keyPayload}}`,
-      value: `{"schema":${messageValueSchema(connector, this.native)},"payload":${payload}}`,
+      value: `{"schema":${messageValueSchema(connector, this.native, content.type)},"payload":${payload}}`,
     };
   }
 }

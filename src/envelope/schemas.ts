@@ -136,9 +136,9 @@ export function messageKeySchema(connector: 'postgresql' | 'mysql'): string {
   return `{"type":"struct","fields":[{"type":"string","optional":true,"field":"prefix"}],"optional":false,"name":"io.debezium.connector.${connector}.MessageKey","version":1}`;
 }
 
-export function messageValueSchema(connector: 'postgresql' | 'mysql', native: boolean): string {
+export function messageValueSchema(connector: 'postgresql' | 'mysql', native: boolean, contentType = 'bytes'): string {
   const source = connector === 'postgresql' ? POSTGRES_SOURCE_SCHEMA : MYSQL_SOURCE_SCHEMA;
-  return `{"type":"struct","fields":[{"type":"string","optional":false,"field":"op"},{"type":"int64","optional":true,"field":"ts_ms"},${source},${TRANSACTION_SCHEMA},{"type":"struct","fields":[{"type":"string","optional":true,"field":"prefix"},{"type":"bytes","optional":true,"field":"content"}${
+  return `{"type":"struct","fields":[{"type":"string","optional":false,"field":"op"},{"type":"int64","optional":true,"field":"ts_ms"},${source},${TRANSACTION_SCHEMA},{"type":"struct","fields":[{"type":"string","optional":true,"field":"prefix"},{"type":"${contentType}","optional":true,"field":"content"}${
     native ? ',{"type":"boolean","optional":true,"field":"transactional"}' : ''
   }],"optional":false,"name":"io.debezium.connector.${connector}.Message","version":1,"field":"message"}],"optional":false,"name":"io.debezium.connector.${connector}.MessageValue","version":1}`;
 }

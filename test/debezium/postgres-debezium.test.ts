@@ -1,9 +1,11 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { z } from 'zod';
+import { envelopeKeys, envelopeOptions } from '../../src/envelope/config.ts';
 import { type PgServer, startPostgres } from '../harness/postgres.ts';
 import { compareTopics, formatDifferences, unexplained } from './compare.ts';
 import { debeziumUnavailable } from './debezium.ts';
 import { POSTGRES_WORKLOAD_COLUMNS, postgresKnownDifferences } from './known-differences.ts';
-import { type PostgresRun, runPostgresWorkload, SERVER_NAME } from './postgres-workload.ts';
+import { ALTERNATIVE_MODES, type PostgresRun, runPostgresWorkload, SERVER_NAME } from './postgres-workload.ts';
 import { encodeToTopics, jsonlToTopics } from './tributary-records.ts';
 
 /**
@@ -28,6 +30,13 @@ describe.skipIf(unavailable !== null)('Debezium 3.6.1 and Tributary on the same 
     const differences = compareTopics(run.debezium, jsonlToTopics(run.tributaryLines, SERVER_NAME));
     expect(formatDifferences(unexplained(differences, known))).toBe('');
     expect(run.debezium.length).toBeGreaterThan(30);
+  });
+
+  it("with Debezium's other modes, selected by the same option names", () => {
+    const config = z.strictObject(envelopeKeys).parse({ ...ALTERNATIVE_MODES });
+    const modes = envelopeOptions(config, SERVER_NAME, true).modes;
+    const ours = encodeToTopics(run.events, { serverName: SERVER_NAME, schemas: true, modes });
+    expect(formatDifferences(unexplained(compareTopics(run.debeziumModes, ours), known))).toBe('');
   });
 
   it('with JSON schemas and transaction metadata, too', () => {

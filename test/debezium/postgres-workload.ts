@@ -59,6 +59,8 @@ export interface PostgresRun {
   debezium: DebeziumRecord[];
   /** Debezium with JSON schemas and transaction metadata. */
   debeziumSchemasTx: DebeziumRecord[];
+  /** Debezium with JSON schemas and its other modes (ALTERNATIVE_MODES). */
+  debeziumModes: DebeziumRecord[];
   /** Tributary's jsonl target output (schemas off, tombstones on), one line per record. */
   tributaryLines: string[];
   /** Tributary's source events, in order, with the commits that ended batches. */
@@ -76,6 +78,14 @@ const COMMON = {
   'skipped.operations': 'none',
 };
 
+/** Debezium's non-default modes, under its own option names (the envelope keys of the same names select them). */
+export const ALTERNATIVE_MODES = {
+  'decimal.handling.mode': 'string',
+  'time.precision.mode': 'connect',
+  'binary.handling.mode': 'hex',
+  'interval.handling.mode': 'string',
+} as const;
+
 function schemasOption(on: boolean): Record<string, boolean> {
   return { 'key.converter.schemas.enable': on, 'value.converter.schemas.enable': on };
 }
@@ -85,7 +95,7 @@ export async function runPostgresWorkload(server: PgServer): Promise<PostgresRun
   await server.query(DATABASE, SETUP_SQL);
   const work = fs.mkdtempSync(path.join(os.tmpdir(), 'tributary-dbzref-'));
   const jsonlFile = path.join(work, 'events.jsonl');
-  const seen: { a: DebeziumRecord[]; b: DebeziumRecord[] } = { a: [], b: [] };
+  const seen: { a: DebeziumRecord[]; b: DebeziumRecord[]; c: DebeziumRecord[] } = { a: [], b: [], c: [] };
   const streamed = { started: false };
   const debeziumA = runDebezium({
     properties: postgresConnectorProperties(server, DATABASE, {
@@ -112,24 +122,42 @@ export async function runPostgresWorkload(server: PgServer): Promise<PostgresRun
       return streamed.started && sawDone(r);
     },
   });
+  const debeziumC = runDebezium({
+    properties: postgresConnectorProperties(server, DATABASE, {
+      ...COMMON,
+      ...schemasOption(true),
+      ...ALTERNATIVE_MODES,
+      'slot.name': 'dbz_modes',
+      'publication.name': 'dbz_modes',
+    }),
+    until: (r) => {
+      seen.c = r;
+      return streamed.started && sawDone(r);
+    },
+  });
   const tributary = runTributary(server, jsonlFile, streamed);
   try {
     const deadline = Date.now() + 240_000;
-    while (!(snapshotDone(seen.a) && snapshotDone(seen.b) && tributary.snapshotDone())) {
+    while (!(snapshotDone(seen.a) && snapshotDone(seen.b) && snapshotDone(seen.c) && tributary.snapshotDone())) {
       if (Date.now() > deadline) throw new Error('snapshots did not finish in time');
       await new Promise((r) => setTimeout(r, 250));
     }
     for (const sql of STREAM_SQL) await server.query(DATABASE, sql);
     streamed.started = true;
-    const [debezium, debeziumSchemasTx, events] = await Promise.all([debeziumA, debeziumB, tributary.done]);
+    const [debezium, debeziumSchemasTx, debeziumModes, events] = await Promise.all([
+      debeziumA,
+      debeziumB,
+      debeziumC,
+      tributary.done,
+    ]);
     const tributaryLines = fs
       .readFileSync(jsonlFile, 'utf8')
       .split('\n')
       .filter((l) => l !== '');
-    return { debezium, debeziumSchemasTx, tributaryLines, events };
+    return { debezium, debeziumSchemasTx, debeziumModes, tributaryLines, events };
   } finally {
     tributary.stop();
-    await Promise.allSettled([debeziumA, debeziumB, tributary.done]);
+    await Promise.allSettled([debeziumA, debeziumB, debeziumC, tributary.done]);
     fs.rmSync(work, { recursive: true, force: true });
   }
 }

@@ -37,6 +37,7 @@ if (only === undefined || only === 'postgres') {
     const run = await runPostgresWorkload(server);
     write('postgres-defaults.jsonl', run.debezium.map(recordToGoldenLine));
     write('postgres-schemas-transactions.jsonl', run.debeziumSchemasTx.map(recordToGoldenLine));
+    write('postgres-modes.jsonl', run.debeziumModes.map(recordToGoldenLine));
     write('postgres-source-events.jsonl', streamToLines(run.events));
   } finally {
     await server.stop();
