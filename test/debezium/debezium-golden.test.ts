@@ -11,7 +11,7 @@ import {
   postgresKnownDifferences,
   withoutSnapshotSchemaChanges,
 } from './known-differences.ts';
-import { MYSQL_SERVER_NAME } from './mysql-workload.ts';
+import { MYSQL_ALTERNATIVE_MODES, MYSQL_SERVER_NAME } from './mysql-workload.ts';
 import { ALTERNATIVE_MODES, SERVER_NAME } from './postgres-workload.ts';
 import { encodeToTopics, linesToStream } from './tributary-records.ts';
 
@@ -53,15 +53,19 @@ describe('Debezium golden files (PostgreSQL)', () => {
 
   it("Debezium's other modes, selected by its own option names: only documented differences", () => {
     const debezium = read('postgres-modes.jsonl').map(goldenLineToRecord);
-    const ours = encodeToTopics(stream, { serverName: SERVER_NAME, schemas: true, modes: modesFromOptions() });
+    const ours = encodeToTopics(stream, {
+      serverName: SERVER_NAME,
+      schemas: true,
+      modes: modesFromOptions(ALTERNATIVE_MODES),
+    });
     const differences = compareTopics(debezium, ours);
     expect(formatDifferences(unexplained(differences, known))).toBe('');
   });
 });
 
 /** The envelope options of the same names as Debezium's (a target's config keys), parsed like a config. */
-function modesFromOptions() {
-  const config = z.strictObject(envelopeKeys).parse({ ...ALTERNATIVE_MODES });
+function modesFromOptions(options: Record<string, string>) {
+  const config = z.strictObject(envelopeKeys).parse({ ...options });
   return envelopeOptions(config, SERVER_NAME, true).modes;
 }
 
@@ -79,5 +83,12 @@ describe('Debezium golden files (MySQL 9.7)', () => {
     expect(formatDifferences(unexplained(differences, known))).toBe('');
     const ops = new Set(debezium.map((r) => /"op":"(\w)"/.exec(r.value ?? '')?.[1] ?? 'other'));
     expect([...ops].sort()).toEqual(['c', 'd', 'other', 'r', 'u']);
+  });
+
+  it("Debezium's other modes (unsigned bigint precise, decimal string, connect times, base64 binary)", () => {
+    const debezium = withoutSnapshotSchemaChanges(read('mysql-modes.jsonl').map(goldenLineToRecord), MYSQL_SERVER_NAME);
+    const modes = modesFromOptions(MYSQL_ALTERNATIVE_MODES);
+    const ours = encodeToTopics(stream, { serverName: MYSQL_SERVER_NAME, schemas: true, modes });
+    expect(formatDifferences(unexplained(compareTopics(debezium, ours), known))).toBe('');
   });
 });

@@ -139,6 +139,12 @@ export function mysqlKnownDifferences(serverName: string): KnownDifference[] {
       matches: (d) => column(d) !== undefined && d.tributary === '0' && ['2000', '1900'].includes(d.debezium),
     },
     {
+      id: 'negative-time-connect',
+      reason:
+        'A negative TIME with time.precision.mode=connect: Debezium writes null (Kafka Connect Time cannot be negative); we write the negative milliseconds.',
+      matches: (d) => column(d) !== undefined && d.debezium === 'null' && (integer(d.tributary) ?? 0n) < 0n,
+    },
+    {
       id: 'json-in-snapshot',
       reason:
         "Debezium's snapshot writes MySQL's JSON text with spaces, its streamed changes the compact form; we write the compact form always.",

@@ -1,10 +1,12 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { z } from 'zod';
+import { envelopeKeys, envelopeOptions } from '../../src/envelope/config.ts';
 import type { MysqlServer } from '../harness/mariadb.ts';
 import { mysqlUnavailableReason, startMysql } from '../harness/mysql-server.ts';
 import { compareTopics, formatDifferences, unexplained } from './compare.ts';
 import { debeziumUnavailable } from './debezium.ts';
 import { mysqlKnownDifferences, withoutSnapshotSchemaChanges } from './known-differences.ts';
-import { MYSQL_SERVER_NAME, type MysqlRun, runMysqlWorkload } from './mysql-workload.ts';
+import { MYSQL_ALTERNATIVE_MODES, MYSQL_SERVER_NAME, type MysqlRun, runMysqlWorkload } from './mysql-workload.ts';
 import { encodeToTopics } from './tributary-records.ts';
 
 /**
@@ -33,5 +35,13 @@ describe.skipIf(unavailable !== null)('Debezium 3.6.1 and Tributary on the same 
     const ours = encodeToTopics(run.events, { serverName: MYSQL_SERVER_NAME, schemas, transactionMetadata: schemas });
     expect(formatDifferences(unexplained(compareTopics(debezium, ours), known))).toBe('');
     expect(debezium.length).toBeGreaterThan(10);
+  });
+
+  it("Debezium's other modes, selected by the same option names", () => {
+    const config = z.strictObject(envelopeKeys).parse({ ...MYSQL_ALTERNATIVE_MODES });
+    const modes = envelopeOptions(config, MYSQL_SERVER_NAME, true).modes;
+    const debezium = withoutSnapshotSchemaChanges(run.debeziumModes, MYSQL_SERVER_NAME);
+    const ours = encodeToTopics(run.events, { serverName: MYSQL_SERVER_NAME, schemas: true, modes });
+    expect(formatDifferences(unexplained(compareTopics(debezium, ours), known))).toBe('');
   });
 });

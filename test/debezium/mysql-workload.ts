@@ -32,9 +32,19 @@ export const MYSQL_STREAM_SQL: string[] = [
   'INSERT INTO done VALUES (1)',
 ];
 
+/** Debezium's non-default modes for MySQL, under its own option names. */
+export const MYSQL_ALTERNATIVE_MODES = {
+  'bigint.unsigned.handling.mode': 'precise',
+  'decimal.handling.mode': 'string',
+  'time.precision.mode': 'connect',
+  'binary.handling.mode': 'base64',
+} as const;
+
 export interface MysqlRun {
   debezium: DebeziumRecord[];
   debeziumSchemas: DebeziumRecord[];
+  /** Debezium with JSON schemas and MYSQL_ALTERNATIVE_MODES. */
+  debeziumModes: DebeziumRecord[];
   events: RecordedStream;
 }
 
@@ -47,7 +57,7 @@ export async function runMysqlWorkload(server: MysqlServer): Promise<MysqlRun> {
   await server.query("SET GLOBAL sql_mode = ''");
   for (const sql of SETUP_SQL) await server.query(sql, [], MYSQL_DATABASE);
   const streamed = { started: false };
-  const seen: { a: DebeziumRecord[]; b: DebeziumRecord[] } = { a: [], b: [] };
+  const seen: { a: DebeziumRecord[]; b: DebeziumRecord[]; c: DebeziumRecord[] } = { a: [], b: [], c: [] };
   const props = (serverId: number, schemas: boolean) => ({
     name: `debezium-reference-${serverId}`,
     'connector.class': 'io.debezium.connector.mysql.MySqlConnector',
@@ -72,6 +82,13 @@ export async function runMysqlWorkload(server: MysqlServer): Promise<MysqlRun> {
     properties: { ...props(5402, true), 'provide.transaction.metadata': true },
     until: (r) => {
       seen.b = r;
+      return streamed.started && sawDone(r);
+    },
+  });
+  const c = runDebezium({
+    properties: { ...props(5404, true), ...MYSQL_ALTERNATIVE_MODES },
+    until: (r) => {
+      seen.c = r;
       return streamed.started && sawDone(r);
     },
   });
@@ -100,16 +117,16 @@ export async function runMysqlWorkload(server: MysqlServer): Promise<MysqlRun> {
   })();
   try {
     const deadline = Date.now() + 240_000;
-    while (!(snapshotDone(seen.a) && snapshotDone(seen.b) && snapshotFinished)) {
+    while (!(snapshotDone(seen.a) && snapshotDone(seen.b) && snapshotDone(seen.c) && snapshotFinished)) {
       if (Date.now() > deadline) throw new Error('snapshots did not finish in time');
       await new Promise((r) => setTimeout(r, 250));
     }
     for (const sql of MYSQL_STREAM_SQL) await server.query(sql, [], MYSQL_DATABASE);
     streamed.started = true;
-    const [debezium, debeziumSchemas] = await Promise.all([a, b, tributary]);
-    return { debezium, debeziumSchemas, events };
+    const [debezium, debeziumSchemas, debeziumModes] = await Promise.all([a, b, c, tributary]);
+    return { debezium, debeziumSchemas, debeziumModes, events };
   } finally {
     void source.close();
-    await Promise.allSettled([a, b, tributary]);
+    await Promise.allSettled([a, b, c, tributary]);
   }
 }

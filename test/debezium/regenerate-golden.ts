@@ -49,6 +49,7 @@ if (only === undefined || only === 'mysql') {
     const run = await runMysqlWorkload(server);
     write('mysql-defaults.jsonl', run.debezium.map(recordToGoldenLine));
     write('mysql-schemas-transactions.jsonl', run.debeziumSchemas.map(recordToGoldenLine));
+    write('mysql-modes.jsonl', run.debeziumModes.map(recordToGoldenLine));
     write('mysql-source-events.jsonl', streamToLines(run.events));
   } finally {
     await server.stop();
