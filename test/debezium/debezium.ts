@@ -43,28 +43,51 @@ export function debeziumUnavailable(): string | null {
   return missing.length > 0 ? `Debezium reference skipped: ${missing.join(', ')} not found on the PATH` : null;
 }
 
-/** Fetches the jars (once) and compiles the runner (once); returns the classpath. */
+/**
+ * Fetches the jars (once) and compiles the runner (once); returns the classpath. Each is built in a private
+ * directory and renamed into place, so test files preparing at the same time do not see half a result.
+ */
 export async function prepareDebezium(): Promise<string> {
   const dir = cacheDir();
   const lib = path.join(dir, 'lib');
   const classes = path.join(dir, 'classes');
-  const stamp = path.join(lib, '.complete');
-  if (!fs.existsSync(stamp)) {
-    fs.mkdirSync(lib, { recursive: true });
-    await execFileAsync(
-      'mvn',
-      ['-q', '-B', '-f', path.join(HERE, 'pom.xml'), 'dependency:copy-dependencies', `-DoutputDirectory=${lib}`],
-      { maxBuffer: 64 << 20 },
-    );
-    fs.writeFileSync(stamp, '');
+  fs.mkdirSync(dir, { recursive: true });
+  if (!fs.existsSync(path.join(lib, '.complete'))) {
+    await buildInPlace(lib, async (tmp) => {
+      await execFileAsync(
+        'mvn',
+        ['-q', '-B', '-f', path.join(HERE, 'pom.xml'), 'dependency:copy-dependencies', `-DoutputDirectory=${tmp}`],
+        { maxBuffer: 64 << 20 },
+      );
+      fs.writeFileSync(path.join(tmp, '.complete'), '');
+    });
   }
   const source = path.join(HERE, 'DebeziumReference.java');
   const compiled = path.join(classes, 'DebeziumReference.class');
   if (!fs.existsSync(compiled) || fs.statSync(compiled).mtimeMs < fs.statSync(source).mtimeMs) {
-    fs.mkdirSync(classes, { recursive: true });
-    await execFileAsync('javac', ['-d', classes, '-cp', `${lib}/*`, source]);
+    fs.rmSync(classes, { recursive: true, force: true });
+    await buildInPlace(classes, (tmp) => execFileAsync('javac', ['-d', tmp, '-cp', `${lib}/*`, source]));
   }
   return `${lib}/*${path.delimiter}${classes}`;
+}
+
+/** Builds `target` in a sibling temporary directory and renames it into place (another builder may win). */
+async function buildInPlace(target: string, build: (tmp: string) => Promise<unknown>): Promise<void> {
+  const tmp = fs.mkdtempSync(`${target}.tmp-`);
+  try {
+    await build(tmp);
+    try {
+      fs.renameSync(tmp, target);
+    } catch {
+      // Another test file finished first; an incomplete leftover (no stamp) is replaced.
+      if (fs.existsSync(path.join(target, '.complete')) || fs.existsSync(path.join(target, 'DebeziumReference.class')))
+        return;
+      fs.rmSync(target, { recursive: true, force: true });
+      fs.renameSync(tmp, target);
+    }
+  } finally {
+    fs.rmSync(tmp, { recursive: true, force: true });
+  }
 }
 
 export interface RunDebeziumOptions {
