@@ -137,13 +137,13 @@ export class EnvelopeEncoder {
    * delete + tombstone + create. `tx` places the event in its transaction (with transaction metadata on).
    */
   encode(event: ChangeEvent, out: EncodedRecord[], tx?: TransactionPosition | null): void {
-    const tsMs = this.processedTimeJson();
+    const times = this.processedTimeJson();
     if (event.op === 'message') {
       if (!this.native && event.message?.prefix === DDL_PREFIX && event.source.connector === 'mysql') {
-        out.push(this.encodeSchemaChange(event, tsMs));
+        out.push(this.encodeSchemaChange(event, times));
         return;
       }
-      out.push(this.encodeMessage(event, tsMs, tx ?? null));
+      out.push(this.encodeMessage(event, times, tx ?? null));
       return;
     }
     const t = this.compiled(event.schema, event.source.connector);
@@ -154,14 +154,14 @@ export class EnvelopeEncoder {
         // A snapshot's truncate only tells database targets to clear a table before its rows are copied again;
         // Debezium writes no such event, so its format leaves it out.
         if (!this.native && event.source.snapshot !== false) return;
-        const payload = this.envelope(t, 'null', 'null', source, 't', tsMs, txJson, event);
+        const payload = this.envelope(t, 'null', 'null', source, 't', times, txJson, event);
         out.push({ event, type: 'change', key: null, value: this.wrapValue(t, payload) });
         return;
       }
       case 'delete': {
         const keyPayload = this.keyPayload(t, event, event.before);
         const key = this.wrapKey(t, keyPayload);
-        const payload = this.envelope(t, this.row(t, event.before), 'null', source, 'd', tsMs, txJson, event);
+        const payload = this.envelope(t, this.row(t, event.before), 'null', source, 'd', times, txJson, event);
         out.push({ event, type: 'change', key, value: this.wrapValue(t, payload) });
         if (this.options.tombstones && key !== null) out.push({ event, type: 'tombstone', key, value: null });
         return;
@@ -173,7 +173,7 @@ export class EnvelopeEncoder {
           const oldKey = this.keyFromRow(t, before);
           const newKey = this.keyFromRow(t, after);
           const oldKeyWrapped = this.wrapKey(t, oldKey);
-          const del = this.envelope(t, this.row(t, before), 'null', source, 'd', tsMs, txJson, event);
+          const del = this.envelope(t, this.row(t, before), 'null', source, 'd', times, txJson, event);
           out.push({ event, type: 'change', key: oldKeyWrapped, value: this.wrapValue(t, del), newKey });
           if (this.options.tombstones) {
             out.push({ event, type: 'tombstone', key: oldKeyWrapped, value: null, newKey });
@@ -195,7 +195,7 @@ export class EnvelopeEncoder {
             this.row(t, filledFrom(after, before)),
             source,
             'c',
-            tsMs,
+            times,
             createTx,
             event,
           );
@@ -209,7 +209,7 @@ export class EnvelopeEncoder {
           after ? this.row(t, after) : 'null',
           source,
           'u',
-          tsMs,
+          times,
           txJson,
           event,
         );
@@ -225,7 +225,7 @@ export class EnvelopeEncoder {
           event.after ? this.row(t, event.after) : 'null',
           source,
           OP_CODES[event.op],
-          tsMs,
+          times,
           event.op === 'read' ? 'null' : txJson,
           event,
         );
