@@ -17,7 +17,10 @@ function testsBesideCodeThatNeedServers(): string[] {
     for (const entry of fs.readdirSync(dir, { withFileTypes: true })) {
       const file = path.join(dir, entry.name);
       if (entry.isDirectory()) walk(file);
-      else if (entry.name.endsWith('.test.ts') && /harness\/|test-support|test-builder/.test(fs.readFileSync(file, 'utf8')))
+      else if (
+        entry.name.endsWith('.test.ts') &&
+        /harness\/|test-support|test-builder/.test(fs.readFileSync(file, 'utf8'))
+      )
         found.push(file.split(path.sep).join('/'));
     }
   };

@@ -360,7 +360,7 @@ describe('KafkaTarget topics, oversize, transactions, heartbeats', () => {
     await t.write(batch(1, [ev('update', '1', 'c'), ev('insert', '3', 'd', '11', small, '0/300')]));
     const tx = values(client.messages('srv.transaction'));
     expect(tx).toEqual([
-      { status: 'BEGIN', id: '10:512', event_count: null, data_collections: null, ts_ms: 1000 },
+      { status: 'BEGIN', id: '10:256', event_count: null, data_collections: null, ts_ms: 1000 },
       {
         status: 'END',
         id: '10:512',
@@ -371,7 +371,7 @@ describe('KafkaTarget topics, oversize, transactions, heartbeats', () => {
         ],
         ts_ms: 1000,
       },
-      { status: 'BEGIN', id: '11:512', event_count: null, data_collections: null, ts_ms: 1000 },
+      { status: 'BEGIN', id: '11:768', event_count: null, data_collections: null, ts_ms: 1000 },
       {
         status: 'END',
         id: '11:512',
@@ -380,12 +380,13 @@ describe('KafkaTarget topics, oversize, transactions, heartbeats', () => {
         ts_ms: 1000,
       },
     ]);
-    expect(client.messages('srv.transaction')[0]!.key).toBe('{"id":"10:512"}');
+    expect(client.messages('srv.transaction')[0]!.key).toBe('{"id":"10:256"}');
     const orders = values(client.messages('srv.public.orders'));
     expect(orders.map((v) => v.transaction)).toEqual([
-      { id: '10:512', total_order: 1, data_collection_order: 1 },
-      { id: '10:512', total_order: 3, data_collection_order: 2 },
-      { id: '11:512', total_order: 1, data_collection_order: 1 },
+      // Debezium's ids: txId and the LSN of the event itself (BEGIN has the first event's, END the commit's)
+      { id: '10:256', total_order: 1, data_collection_order: 1 },
+      { id: '10:256', total_order: 3, data_collection_order: 2 },
+      { id: '11:768', total_order: 1, data_collection_order: 1 },
     ]);
     // BEGIN precedes the transaction's events and END follows them in send order
     const order = client.sends

@@ -172,7 +172,7 @@ export class KafkaTarget implements Target {
       records.length = 0;
     }
     if (batch.checkpoint && this.tracker) {
-      const ended = this.tracker.commit();
+      const ended = this.tracker.commit(batch.checkpoint);
       if (txTopic && ended) this.push(messages, this.transactionMessage(txTopic, ended));
     }
     const heartbeatTopic = this.config.heartbeat_topic;
@@ -192,7 +192,13 @@ export class KafkaTarget implements Target {
 
   private pushRecord(r: EncodedRecord, messages: Pending[]): void {
     const event = r.event;
-    const topic = event.op === 'message' ? this.router.messageTopic() : this.router.topicFor(event.table);
+    // Schema changes go to the topic named by the prefix alone, as Debezium's do.
+    const topic =
+      r.type === 'schema_change'
+        ? this.config.topic_prefix
+        : event.op === 'message'
+          ? this.router.messageTopic()
+          : this.router.topicFor(event.table);
     const headers = this.config.headers ? positionHeaders(event, this.ctx.pipeline) : {};
     if (r.newKey !== undefined) headers['__debezium.newkey'] = r.newKey;
     if (r.oldKey !== undefined) headers['__debezium.oldkey'] = r.oldKey;

@@ -3,6 +3,7 @@
  * take a consistent snapshot and learn its binlog coordinates, where the current binlog position lives.
  */
 import type mysql from 'mysql2/promise';
+import { MysqlGtidSet } from './gtid-set.ts';
 
 export type Flavor = 'mariadb' | 'mysql';
 
@@ -137,6 +138,53 @@ export class MariadbGtidPosition {
       .sort((a, b) => a[0] - b[0])
       .map(([, g]) => g)
       .join(',');
+  }
+}
+
+/** The executed GTIDs as transactions commit: MariaDB's last GTID per domain, or MySQL's GTID set. */
+export interface ExecutedGtids {
+  /** Records a committed transaction's GTID. */
+  add(gtid: string): void;
+  /** The position/set to resume from ('' when none). */
+  toString(): string;
+}
+
+export function executedGtids(flavor: Flavor, initial: string): ExecutedGtids {
+  return flavor === 'mariadb' ? new MariadbGtidPosition(initial) : MysqlGtidSet.parse(initial);
+}
+
+/**
+ * The executed GTIDs exactly at a binlog file and offset, for a checkpoint that has only those ('' when the server
+ * has no GTIDs there or the file is gone). MariaDB computes it (`BINLOG_GTID_POS`); on MySQL it is the file's
+ * Previous_gtids plus the GTIDs of the file's transactions that end at or before the offset.
+ */
+export async function gtidSetAt(conn: Conn, flavor: Flavor, file: string, pos: number): Promise<string> {
+  try {
+    if (flavor === 'mariadb') return await mariadbGtidAt(conn, file, pos);
+    const [mode] = await rows(conn, 'SELECT @@GLOBAL.gtid_mode AS m');
+    if (String(mode?.m).toUpperCase() === 'OFF') return '';
+    const events = await rows(conn, 'SHOW BINLOG EVENTS IN ?', [file]);
+    let set = MysqlGtidSet.parse('');
+    let pending: string | undefined;
+    for (const e of events) {
+      if (Number(e.Pos) >= pos) break;
+      const info = String(e.Info ?? '');
+      if (e.Event_type === 'Previous_gtids') set = MysqlGtidSet.parse(info);
+      else if (e.Event_type === 'Gtid' || e.Event_type === 'Gtid_tagged') {
+        if (pending) set.add(pending);
+        pending = /GTID_NEXT\s*=\s*'([^']+)'/.exec(info)?.[1];
+      }
+      // A group whose events all lie before the offset committed before it.
+      if (pending && Number(e.End_log_pos) <= pos && (e.Event_type === 'Xid' || e.Event_type === 'Query')) {
+        if (e.Event_type === 'Xid' || !/^BEGIN/i.test(info)) {
+          set.add(pending);
+          pending = undefined;
+        }
+      }
+    }
+    return set.toString();
+  } catch {
+    return '';
   }
 }
 

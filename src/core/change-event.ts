@@ -104,8 +104,14 @@ export interface SourceInfo {
   txId?: string;
   /** Commit time at the source, milliseconds since the epoch. */
   commitTimeMs: number;
-  /** `false` for streamed changes; snapshot marker otherwise. */
-  snapshot: false | 'true' | 'first' | 'last';
+  /** The same instant in microseconds, when the source knows it that finely (PostgreSQL commit timestamps). */
+  commitTimeUs?: number;
+  /**
+   * `false` for streamed changes; snapshot marker otherwise, as Debezium writes it: `first` / `last` for the first and
+   * last read of the whole snapshot, `first_in_data_collection` / `last_in_data_collection` for a table's first and
+   * last row, `true` in between.
+   */
+  snapshot: false | 'true' | 'first' | 'last' | 'first_in_data_collection' | 'last_in_data_collection';
 }
 
 export interface LogicalMessage {

@@ -7,6 +7,12 @@ export type CheckpointPosition =
       kind: 'postgres';
       /** Commit end LSN of the last fully delivered transaction (`X/Y`). Resume streams changes after it. */
       lsn: string;
+      /**
+       * End LSN of the last transaction commit at or before `lsn` (`lsn` itself unless an idle advance moved past
+       * it), null when none was streamed yet: the first element of the next change's `source.sequence`, so a replay
+       * writes the same events. Absent in checkpoints of older versions (then `lsn` is used).
+       */
+      lastCommitLsn?: string | null;
     }
   | {
       kind: 'mysql';

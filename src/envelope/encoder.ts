@@ -20,10 +20,22 @@ import {
   UNCHANGED,
 } from '../core/change-event.ts';
 import { SchemaMismatchError } from '../errors.ts';
-import { envelopeSchema, keyStructSchema, messageKeySchema, messageValueSchema } from './schemas.ts';
+import { binaryContent, DEFAULT_MODES, type DebeziumModes, debeziumColumn } from './debezium-values.ts';
+import {
+  envelopeSchema,
+  type FieldTypeOf,
+  keyStructSchema,
+  messageKeySchema,
+  messageValueSchema,
+  nativeFieldType,
+  SCHEMA_CHANGE_KEY_SCHEMA,
+  SCHEMA_CHANGE_VALUE_SCHEMA,
+} from './schemas.ts';
 import { converterFor, type ValueToJson } from './values.ts';
 
 export type EnvelopeFormat = 'debezium' | 'native';
+
+type Connector = SourceInfo['connector'];
 
 export interface EnvelopeOptions {
   format: EnvelopeFormat;
@@ -37,11 +49,16 @@ export interface EnvelopeOptions {
   transactionMetadata: boolean;
   /** Logical server name, the `source.name` field (the topic prefix for Kafka). */
   serverName: string;
-  /** Replicator clock for `ts_ms`; tests pass a fixed one. */
+  /** Debezium's value handling modes (decimal, time precision, binary, interval, unsigned bigint); Debezium's defaults when absent. */
+  modes?: DebeziumModes;
+  /** Replicator clock for `ts_ms` (milliseconds); tests pass a fixed one. Without it, a microsecond clock. */
   clock?: () => number;
 }
 
 export const DEFAULT_UNAVAILABLE_VALUE = '__debezium_unavailable_value';
+
+/** Prefix of the messages in which the MySQL source passes on DDL statements. */
+export const DDL_PREFIX = 'tributary.ddl';
 
 /** The `version` field of every source block. */
 export const ENVELOPE_VERSION: string = `tributary-${(pkg as { version: string }).version}`;
@@ -49,7 +66,8 @@ export const ENVELOPE_VERSION: string = `tributary-${(pkg as { version: string }
 /** One message to write: key and value as JSON text; value null is a tombstone. */
 export interface EncodedRecord {
   event: ChangeEvent;
-  type: 'change' | 'tombstone' | 'message';
+  /** `schema_change`: a MySQL DDL statement in Debezium's schema-change shape (Kafka: the `<prefix>` topic). */
+  type: 'change' | 'tombstone' | 'message' | 'schema_change';
   /** JSON text, or null when the message has no key (table without key, truncate). */
   key: string | null;
   /** JSON text, or null for a tombstone. */
@@ -96,7 +114,8 @@ const OP_CODES = { insert: 'c', update: 'u', delete: 'd', read: 'r', truncate: '
 export class EnvelopeEncoder {
   readonly options: Readonly<EnvelopeOptions>;
   private readonly tables = new WeakMap<TableSchema, CompiledTable>();
-  private readonly clock: () => number;
+  private readonly clockUs: () => number;
+  private readonly modes: DebeziumModes;
   private readonly unavailable: string;
   private readonly serverNameJson: string;
   private readonly versionJson: string;
@@ -104,7 +123,9 @@ export class EnvelopeEncoder {
 
   constructor(options: EnvelopeOptions) {
     this.options = options;
-    this.clock = options.clock ?? Date.now;
+    const clock = options.clock;
+    this.clockUs = clock ? () => Math.trunc(clock() * 1000) : nowMicros;
+    this.modes = options.modes ?? DEFAULT_MODES;
     this.unavailable = q(options.unavailableValue);
     this.serverNameJson = q(options.serverName);
     this.versionJson = q(ENVELOPE_VERSION);
@@ -116,24 +137,31 @@ export class EnvelopeEncoder {
    * delete + tombstone + create. `tx` places the event in its transaction (with transaction metadata on).
    */
   encode(event: ChangeEvent, out: EncodedRecord[], tx?: TransactionPosition | null): void {
-    const tsMs = this.clock();
+    const times = this.processedTimeJson();
     if (event.op === 'message') {
-      out.push(this.encodeMessage(event, tsMs, tx ?? null));
+      if (!this.native && event.message?.prefix === DDL_PREFIX && event.source.connector === 'mysql') {
+        out.push(this.encodeSchemaChange(event, times));
+        return;
+      }
+      out.push(this.encodeMessage(event, times, tx ?? null));
       return;
     }
-    const t = this.compiled(event.schema);
+    const t = this.compiled(event.schema, event.source.connector);
     const source = this.sourceJson(event.source, t);
-    const txJson = tx && this.options.transactionMetadata ? transactionJson(tx) : '';
+    const txJson = tx && this.options.transactionMetadata ? transactionJson(tx) : 'null';
     switch (event.op) {
       case 'truncate': {
-        const payload = this.envelope(t, 'null', 'null', source, 't', tsMs, txJson, event);
+        // A snapshot's truncate only tells database targets to clear a table before its rows are copied again;
+        // Debezium writes no such event, so its format leaves it out.
+        if (!this.native && event.source.snapshot !== false) return;
+        const payload = this.envelope(t, 'null', 'null', source, 't', times, txJson, event);
         out.push({ event, type: 'change', key: null, value: this.wrapValue(t, payload) });
         return;
       }
       case 'delete': {
         const keyPayload = this.keyPayload(t, event, event.before);
         const key = this.wrapKey(t, keyPayload);
-        const payload = this.envelope(t, this.row(t, event.before), 'null', source, 'd', tsMs, txJson, event);
+        const payload = this.envelope(t, this.row(t, event.before), 'null', source, 'd', times, txJson, event);
         out.push({ event, type: 'change', key, value: this.wrapValue(t, payload) });
         if (this.options.tombstones && key !== null) out.push({ event, type: 'tombstone', key, value: null });
         return;
@@ -145,12 +173,32 @@ export class EnvelopeEncoder {
           const oldKey = this.keyFromRow(t, before);
           const newKey = this.keyFromRow(t, after);
           const oldKeyWrapped = this.wrapKey(t, oldKey);
-          const del = this.envelope(t, this.row(t, before), 'null', source, 'd', tsMs, txJson, event);
+          const del = this.envelope(t, this.row(t, before), 'null', source, 'd', times, txJson, event);
           out.push({ event, type: 'change', key: oldKeyWrapped, value: this.wrapValue(t, del), newKey });
           if (this.options.tombstones) {
             out.push({ event, type: 'tombstone', key: oldKeyWrapped, value: null, newKey });
           }
-          const create = this.envelope(t, 'null', this.row(t, after), source, 'c', tsMs, txJson, event);
+          // The create is the transaction's next event after the delete.
+          const createTx =
+            tx && this.options.transactionMetadata
+              ? transactionJson({
+                  ...tx,
+                  totalOrder: tx.totalOrder + 1,
+                  dataCollectionOrder: tx.dataCollectionOrder + 1,
+                })
+              : 'null';
+          // The create must carry the whole row, since the old key's row is deleted (and tombstoned): an unchanged
+          // TOAST value comes from the before image when the source sent it (REPLICA IDENTITY FULL).
+          const create = this.envelope(
+            t,
+            'null',
+            this.row(t, filledFrom(after, before)),
+            source,
+            'c',
+            times,
+            createTx,
+            event,
+          );
           out.push({ event, type: 'change', key: this.wrapKey(t, newKey), value: this.wrapValue(t, create), oldKey });
           return;
         }
@@ -161,7 +209,7 @@ export class EnvelopeEncoder {
           after ? this.row(t, after) : 'null',
           source,
           'u',
-          tsMs,
+          times,
           txJson,
           event,
         );
@@ -177,8 +225,8 @@ export class EnvelopeEncoder {
           event.after ? this.row(t, event.after) : 'null',
           source,
           OP_CODES[event.op],
-          tsMs,
-          event.op === 'read' ? '' : txJson,
+          times,
+          event.op === 'read' ? 'null' : txJson,
           event,
         );
         out.push({ event, type: 'change', key, value: this.wrapValue(t, payload) });
@@ -190,30 +238,42 @@ export class EnvelopeEncoder {
   keyOf(event: ChangeEvent): string | null {
     if (event.op === 'message') return `{"prefix":${q(event.message?.prefix ?? '')}}`;
     if (event.op === 'truncate') return null;
-    const t = this.compiled(event.schema);
+    const t = this.compiled(event.schema, event.source.connector);
     return this.keyPayload(t, event, event.after ?? event.before);
   }
 
   /** Row object JSON (every column of the table schema, in order). Exposed for tests and the native format. */
-  rowJson(schema: TableSchema, row: Row): string {
-    return this.row(this.compiled(schema), row);
+  rowJson(schema: TableSchema, row: Row, connector: Connector = 'postgresql'): string {
+    return this.row(this.compiled(schema, connector), row);
   }
 
-  private compiled(schema: TableSchema): CompiledTable {
+  /** The Connect schema of a column (Debezium's for the connector, or the native format's). */
+  private fieldTypeFor(connector: Connector): FieldTypeOf {
+    if (this.native) return nativeFieldType;
+    const modes = this.modes;
+    return (c) => debeziumColumn(c, modes, connector).schema;
+  }
+
+  private compiled(schema: TableSchema, connector: Connector): CompiledTable {
     let t = this.tables.get(schema);
     if (!t) {
-      t = this.compile(schema);
+      t = this.compile(schema, connector);
       this.tables.set(schema, t);
     }
     return t;
   }
 
-  private compile(schema: TableSchema): CompiledTable {
+  private compile(schema: TableSchema, connector: Connector): CompiledTable {
     const valueOpts = { zeroDates: this.native ? ('keep' as const) : ('null' as const) };
+    const modes = this.modes;
     const columns: CompiledColumn[] = schema.columns.map((c) => ({
       name: c.name,
       prefix: `${q(c.name)}:`,
-      convert: guarded(schema, c, converterFor(c.kind, c.elementKind, valueOpts)),
+      convert: guarded(
+        schema,
+        c,
+        this.native ? converterFor(c.kind, c.elementKind, valueOpts) : debeziumColumn(c, modes, connector).convert,
+      ),
     }));
     const byName = new Map(columns.map((c) => [c.name, c]));
     const keyInfos: ColumnInfo[] = [];
@@ -239,7 +299,7 @@ export class EnvelopeEncoder {
       schemaJson: q(schema.table.schema),
       tableJson: q(schema.table.name),
       keyWrap: this.options.schemas
-        ? `{"schema":${keyStructSchema(schema, keyInfos, this.options.serverName)},"payload":`
+        ? `{"schema":${keyStructSchema(schema, keyInfos, this.options.serverName, this.fieldTypeFor(connector))},"payload":`
         : '',
       // The value schema depends on the connector (source block); filled lazily per connector.
       valueWrap: '',
@@ -335,14 +395,14 @@ export class EnvelopeEncoder {
     after: string,
     source: string,
     op: string,
-    tsMs: number,
+    tsJson: string,
     txJson: string,
     event: ChangeEvent,
   ): string {
     if (this.options.schemas && t.valueWrap === '') {
-      t.valueWrap = `{"schema":${envelopeSchema(event.schema, event.source.connector, this.options.serverName, this.native)},"payload":`;
+      t.valueWrap = `{"schema":${envelopeSchema(event.schema, event.source.connector, this.options.serverName, this.native, this.fieldTypeFor(event.source.connector))},"payload":`;
     }
-    let out = `{"before":${before},"after":${after},"source":${source},"op":"${op}","ts_ms":${tsMs}${txJson}`;
+    let out = `{"before":${before},"after":${after},"source":${source},"transaction":${txJson},"op":"${op}",${tsJson}`;
     if (this.native) {
       out += t.nativeExtra;
       if (event.op === 'truncate' && event.truncate) {
@@ -352,9 +412,17 @@ export class EnvelopeEncoder {
     return `${out}}`;
   }
 
+  /** `"ts_ms":..,"ts_us":..,"ts_ns":..` of the moment the event is encoded (the replicator's processing time). */
+  private processedTimeJson(): string {
+    const us = this.clockUs();
+    return `"ts_ms":${Math.floor(us / 1000)},"ts_us":${us},"ts_ns":${nanosText(us)}`;
+  }
+
   private sourceJson(s: SourceInfo, t: CompiledTable | null, messageSchema?: string, messageTable?: string): string {
     const snapshot = s.snapshot === false ? '"false"' : q(s.snapshot);
-    const head = `{"version":${this.versionJson},"connector":"${s.connector}","name":${this.serverNameJson},"ts_ms":${Math.trunc(s.commitTimeMs)},"snapshot":${snapshot},"db":${q(s.db)}`;
+    const commitUs = s.commitTimeUs ?? Math.trunc(s.commitTimeMs) * 1000;
+    const head = `{"version":${this.versionJson},"connector":"${s.connector}","name":${this.serverNameJson},"ts_ms":${Math.floor(commitUs / 1000)},"snapshot":${snapshot},"db":${q(s.db)}`;
+    const times = `"ts_us":${commitUs},"ts_ns":${nanosText(commitUs)}`;
     const p = s.position;
     const schemaJson = t ? t.schemaJson : messageSchema === undefined ? '""' : q(messageSchema);
     const tableJson = t ? t.tableJson : messageTable === undefined ? '""' : q(messageTable);
@@ -362,35 +430,93 @@ export class EnvelopeEncoder {
       const lsn = lsnToDecimal(p.lsn);
       const last = p.lastCommitLsn ? `\\"${lsnToDecimal(p.lastCommitLsn)}\\"` : 'null';
       const txId = s.txId === undefined ? 'null' : /^\d+$/.test(s.txId) ? s.txId : q(s.txId);
-      return `${head},"sequence":"[${last},\\"${lsn}\\"]","schema":${schemaJson},"table":${tableJson},"txId":${txId},"lsn":${lsn},"xmin":null}`;
+      return `${head},"sequence":"[${last},\\"${lsn}\\"]",${times},"schema":${schemaJson},"table":${tableJson},"txId":${txId},"lsn":${lsn},"xmin":null,"origin":null,"origin_lsn":null}`;
     }
-    return `${head},"sequence":null,"table":${t ? t.tableJson : 'null'},"server_id":${Math.trunc(p.serverId)},"gtid":${
+    const mysqlTable = t ? t.tableJson : messageTable ? q(messageTable) : 'null';
+    return `${head},"sequence":null,${times},"table":${mysqlTable},"server_id":${Math.trunc(p.serverId)},"gtid":${
       p.gtid === undefined ? 'null' : q(p.gtid)
     },"file":${q(p.file)},"pos":${Math.trunc(p.pos)},"row":${Math.trunc(p.row)},"thread":null,"query":null}`;
   }
 
-  private encodeMessage(event: ChangeEvent, tsMs: number, tx: TransactionPosition | null): EncodedRecord {
+  /**
+   * A MySQL DDL statement (the source's `tributary.ddl` message) as Debezium's schema-change record. `tableChanges`
+   * stays empty: the table's new definition is not part of the event (docs/event-format.md).
+   */
+  private encodeSchemaChange(event: ChangeEvent, tsJson: string): EncodedRecord {
+    const db = q(event.source.db);
+    const ddl = q(Buffer.from(event.message?.contentBase64 ?? '', 'base64').toString('utf8'));
+    const source = this.sourceJson(event.source, null, undefined, event.table.name);
+    const key = `{"databaseName":${db}}`;
+    const value = `{"source":${source},${tsJson.slice(0, tsJson.indexOf(','))},"databaseName":${db},"schemaName":null,"ddl":${ddl},"tableChanges":[]}`;
+    if (!this.options.schemas) return { event, type: 'schema_change', key, value };
+    return {
+      event,
+      type: 'schema_change',
+      key: `{"schema":${SCHEMA_CHANGE_KEY_SCHEMA},"payload":${key}}`,
+      value: `{"schema":${SCHEMA_CHANGE_VALUE_SCHEMA},"payload":${value}}`,
+    };
+  }
+
+  private encodeMessage(event: ChangeEvent, tsJson: string, tx: TransactionPosition | null): EncodedRecord {
     const m = event.message;
     const prefix = m?.prefix ?? '';
     const keyPayload = `{"prefix":${q(prefix)}}`;
     const source = this.sourceJson(event.source, null, '', '');
-    const txJson = tx && this.options.transactionMetadata && m?.transactional ? transactionJson(tx) : '';
-    const content = q(m?.contentBase64 ?? '');
+    const txJson = tx && this.options.transactionMetadata && m?.transactional ? transactionJson(tx) : 'null';
+    const content = this.native
+      ? { json: q(m?.contentBase64 ?? ''), type: 'bytes' }
+      : binaryContent(m?.contentBase64 ?? '', this.modes);
     const transactional = this.native ? `,"transactional":${m?.transactional ?? false}` : '';
-    const payload = `{"op":"m","ts_ms":${tsMs},"source":${source},"message":{"prefix":${q(prefix)},"content":${content}${transactional}}${txJson}}`;
+    // Debezium's message value has only ts_ms of the processing times, and this field order.
+    const tsMs = tsJson.slice(0, tsJson.indexOf(','));
+    const payload = `{"op":"m",${tsMs},"source":${source},"transaction":${txJson},"message":{"prefix":${q(prefix)},"content":${content.json}${transactional}}}`;
     if (!this.options.schemas) return { event, type: 'message', key: keyPayload, value: payload };
     const connector = event.source.connector;
     return {
       event,
       type: 'message',
       key: `{"schema":${messageKeySchema(connector)},"payload":${keyPayload}}`,
-      value: `{"schema":${messageValueSchema(connector, this.native)},"payload":${payload}}`,
+      value: `{"schema":${messageValueSchema(connector, this.native, content.type)},"payload":${payload}}`,
     };
   }
 }
 
 function transactionJson(tx: TransactionPosition): string {
-  return `,"transaction":{"id":${q(tx.id)},"total_order":${tx.totalOrder},"data_collection_order":${tx.dataCollectionOrder}}`;
+  return `{"id":${q(tx.id)},"total_order":${tx.totalOrder},"data_collection_order":${tx.dataCollectionOrder}}`;
+}
+
+/** Nanoseconds as JSON digits from whole microseconds (exact: a JS number would round above 2^53). */
+function nanosText(us: number): string {
+  return us === 0 ? '0' : `${us}000`;
+}
+
+/** Microseconds since the epoch, from the high-resolution clock. */
+function nowMicros(): number {
+  return Math.trunc((performance.timeOrigin + performance.now()) * 1000);
+}
+
+/** `after` with each unchanged (not resent) value taken from `before` where `before` has it. */
+function filledFrom(after: Row, before: Row): Row {
+  let out: Row | null = null;
+  for (const name in after) {
+    if (after[name] !== UNCHANGED) continue;
+    const old = before[name];
+    if (old === undefined || old === UNCHANGED) continue;
+    out ??= { ...after };
+    out[name] = old;
+  }
+  return out ?? after;
+}
+
+/** An update that changes the row's primary key (written as a delete and a create). */
+export function isKeyChange(event: ChangeEvent): boolean {
+  return (
+    event.op === 'update' &&
+    event.before !== null &&
+    event.after !== null &&
+    event.schema.keyColumns.length > 0 &&
+    keyChanged(event.schema.keyColumns, event.before, event.after)
+  );
 }
 
 function keyChanged(keyNames: string[], before: Row, after: Row): boolean {

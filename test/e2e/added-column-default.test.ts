@@ -9,7 +9,8 @@ import { PostgresTarget } from '../../connectors/postgres/target/target.ts';
 import type { Target } from '../../src/core/target.ts';
 import { Pipeline } from '../../src/pipeline/pipeline.ts';
 import { testContext } from '../fixtures/change-events.ts';
-import { type MysqlServer, startMariadb } from '../harness/mariadb.ts';
+import type { MysqlServer } from '../harness/mariadb.ts';
+import { mysqlFlavors } from '../harness/mysql-server.ts';
 import { type PgServer, startPostgres } from '../harness/postgres.ts';
 
 /**
@@ -40,186 +41,188 @@ const ADDED = 'abcdefghijklmno'.split('');
 
 const BATCH = { max_events: 1000, max_bytes: 4 * 1024 * 1024, max_wait_ms: 20 };
 
-let pgServer: PgServer;
-let myServer: MysqlServer;
+describe.each(mysqlFlavors())('PostgreSQL -> $name', (flavor) => {
+  let pgServer: PgServer;
+  let myServer: MysqlServer;
 
-beforeAll(async () => {
-  [pgServer, myServer] = await Promise.all([startPostgres(), startMariadb()]);
-});
-afterAll(async () => {
-  await Promise.all([pgServer?.stop(), myServer?.stop()]);
-});
-
-async function textRows(url: string, sql: string): Promise<Record<string, string | null>[]> {
-  const u = new URL(url);
-  u.searchParams.set('options', CANONICAL_SESSION_OPTIONS);
-  const client = new pg.Client({
-    connectionString: u.toString(),
-    types: { getTypeParser: () => (v: string) => v },
-  } as pg.ClientConfig);
-  await client.connect();
-  try {
-    return (await client.query(sql)).rows;
-  } finally {
-    await client.end();
-  }
-}
-
-async function waitFor(
-  what: string,
-  check: () => Promise<boolean>,
-  ctx: ReturnType<typeof testContext>,
-  timeoutMs = 60_000,
-): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check().catch(() => false))) {
-    if (Date.now() > deadline) {
-      const problems = ctx.logs.filter((l) => Number(l.level) >= 40);
-      throw new Error(`timed out waiting for ${what}: ${JSON.stringify(problems.slice(-3))}`);
-    }
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-}
-
-/** Runs a pipeline from a fresh source database `db` (table t with three rows) into the given target. */
-async function startPipeline(name: string, db: string, makeTarget: (ctx: ReturnType<typeof testContext>) => Target) {
-  const sourceUrl = await pgServer.createDatabase(db);
-  await pgServer.query(db, 'create table t (id int primary key, name text)');
-  await pgServer.query(db, "insert into t values (1, 'ann'), (2, 'bob'), (3, 'cy')");
-  const ctx = testContext(name);
-  const pipeline = new Pipeline({
-    name,
-    createParts: () => {
-      const target = makeTarget(ctx);
-      const source = new PostgresSource(
-        { type: 'postgres', url: sourceUrl, tables: ['public.t'], heartbeat_interval_ms: 500 },
-        ctx,
-        { batch: BATCH },
-      );
-      return { source, target, store: target.checkpointStore! };
-    },
-    maxInFlight: 4,
-    maxInFlightBytes: 64 * 1024 * 1024,
-    initialBackoffMs: 100,
-    maxBackoffMs: 1000,
-    logger: ctx.logger,
+  beforeAll(async () => {
+    [pgServer, myServer] = await Promise.all([startPostgres(), flavor.start()]);
   });
-  const running = pipeline.run();
-  const stop = async () => {
-    pipeline.stop();
-    await running;
-  };
-  return { sourceUrl, ctx, stop, running };
-}
+  afterAll(async () => {
+    await Promise.all([pgServer?.stop(), myServer?.stop()]);
+  });
 
-const volatileWarnings = (ctx: ReturnType<typeof testContext>) =>
-  ctx.logs.filter((l) => l.event === 'source_column_added_with_volatile_default');
-
-describe('a column added at the PostgreSQL source with a default', () => {
-  it('PostgreSQL -> PostgreSQL: existing rows get the source value; a volatile default is reported', async () => {
-    const targetUrl = await pgServer.createDatabase('acd_pg_dst');
-    const { sourceUrl, ctx, stop, running } = await startPipeline('acd_pg', 'acd_pg_src', (c) => {
-      return new PostgresTarget(postgresTargetConfig.parse({ type: 'postgres', url: targetUrl }), c);
-    });
-    running.catch(() => undefined);
+  async function textRows(url: string, sql: string): Promise<Record<string, string | null>[]> {
+    const u = new URL(url);
+    u.searchParams.set('options', CANONICAL_SESSION_OPTIONS);
+    const client = new pg.Client({
+      connectionString: u.toString(),
+      types: { getTypeParser: () => (v: string) => v },
+    } as pg.ClientConfig);
+    await client.connect();
     try {
-      await waitFor('snapshot', async () => (await textRows(targetUrl, 'select * from t')).length === 3, ctx);
-      await pgServer.query('acd_pg_src', ADD_CONSTANT);
-      await pgServer.query('acd_pg_src', "update t set name = 'ann2' where id = 1");
-      await pgServer.query('acd_pg_src', "insert into t (id, name, a, b) values (4, 'dan', 7, 'x')");
-      const all = 'select * from t order by id';
-      await waitFor('stream', async () => (await textRows(targetUrl, all)).length === 4, ctx);
-      const source = await textRows(sourceUrl, all);
-      expect(source[1]!.b).toBe('a, "b" c\\d {x} \'q\'');
-      expect(source[1]!.f).toBe('{"x, y","q\\"z",NULL}');
-      expect(source[1]!.n).toBe('(1,1),(0,0)');
-      expect(await textRows(targetUrl, all)).toEqual(source);
-      // The defaults gave existing rows their value and are gone: replicated rows carry every column.
-      expect(await textRows(targetUrl, "select adnum from pg_attrdef where adrelid = 't'::regclass")).toEqual([]);
-      expect(volatileWarnings(ctx)).toEqual([]);
-
-      // now() is stable: evaluated once and kept as the missing value, so it is followed like a constant.
-      await pgServer.query('acd_pg_src', 'alter table t add column added_at timestamptz default now()');
-      await pgServer.query('acd_pg_src', "update t set name = 'cy2' where id = 3");
-      const nameIs = (id: number, name: string) => async () =>
-        (await textRows(targetUrl, `select name from t where id = ${id}`))[0]?.name === name;
-      await waitFor('update', nameIs(3, 'cy2'), ctx);
-      expect(await textRows(targetUrl, all)).toEqual(await textRows(sourceUrl, all));
-
-      // A volatile default rewrites the table without WAL for the existing rows: reported, not invented.
-      await pgServer.query('acd_pg_src', 'alter table t add column r float8 default random()');
-      await pgServer.query('acd_pg_src', 'alter table t add column serial_no int generated always as identity');
-      await pgServer.query('acd_pg_src', "update t set name = 'bob2' where id = 2");
-      await waitFor('update', nameIs(2, 'bob2'), ctx);
-      expect(volatileWarnings(ctx).map((l) => [l.table, l.column])).toEqual([
-        ['public.t', 'r'],
-        ['public.t', 'serial_no'],
-      ]);
-      // The target holds what it was sent: NULL in the rows that existed before (what the warning is about).
-      expect(await textRows(targetUrl, 'select id from t where r is null order by id')).toEqual([
-        { id: '1' },
-        { id: '3' },
-        { id: '4' },
-      ]);
-
-      // A constant default whose kept value a rewrite dropped before the next change: reported too.
-      await pgServer.query('acd_pg_src', 'alter table t add column z int default 5');
-      await pgServer.query('acd_pg_src', 'vacuum full t');
-      await pgServer.query('acd_pg_src', "update t set name = 'dan2' where id = 4");
-      await waitFor('update', nameIs(4, 'dan2'), ctx);
-      const lost = ctx.logs.filter((l) => l.event === 'source_column_added_existing_value_unknown');
-      expect(lost.map((l) => [l.table, l.column])).toEqual([['public.t', 'z']]);
-      expect(String(volatileWarnings(ctx)[0]!.hint)).toMatch(/Re-snapshot the table/);
-      expect(volatileWarnings(ctx)[0]!.level).toBe(40);
+      return (await client.query(sql)).rows;
     } finally {
-      await stop();
+      await client.end();
     }
-  });
+  }
 
-  it('PostgreSQL -> MariaDB: existing rows get the source value (DEFAULT or, for LOB columns, an UPDATE)', async () => {
-    await myServer.query('DROP DATABASE IF EXISTS acd');
-    const { ctx, stop, running } = await startPipeline('acd_my', 'acd_my_src', (c) => {
-      return new MysqlTarget(mysqlTargetConfig.parse({ type: 'mysql', url: myServer.url(), database: 'acd' }), c);
+  async function waitFor(
+    what: string,
+    check: () => Promise<boolean>,
+    ctx: ReturnType<typeof testContext>,
+    timeoutMs = 60_000,
+  ): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (!(await check().catch(() => false))) {
+      if (Date.now() > deadline) {
+        const problems = ctx.logs.filter((l) => Number(l.level) >= 40);
+        throw new Error(`timed out waiting for ${what}: ${JSON.stringify(problems.slice(-3))}`);
+      }
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  }
+
+  /** Runs a pipeline from a fresh source database `db` (table t with three rows) into the given target. */
+  async function startPipeline(name: string, db: string, makeTarget: (ctx: ReturnType<typeof testContext>) => Target) {
+    const sourceUrl = await pgServer.createDatabase(db);
+    await pgServer.query(db, 'create table t (id int primary key, name text)');
+    await pgServer.query(db, "insert into t values (1, 'ann'), (2, 'bob'), (3, 'cy')");
+    const ctx = testContext(name);
+    const pipeline = new Pipeline({
+      name,
+      createParts: () => {
+        const target = makeTarget(ctx);
+        const source = new PostgresSource(
+          { type: 'postgres', url: sourceUrl, tables: ['public.t'], heartbeat_interval_ms: 500 },
+          ctx,
+          { batch: BATCH },
+        );
+        return { source, target, store: target.checkpointStore! };
+      },
+      maxInFlight: 4,
+      maxInFlightBytes: 64 * 1024 * 1024,
+      initialBackoffMs: 100,
+      maxBackoffMs: 1000,
+      logger: ctx.logger,
     });
-    running.catch(() => undefined);
-    const rows = () =>
-      myServer.query<Record<string, unknown>>(
-        `SELECT id, name, ${ADDED.map((c) => (c === 'k' ? 'HEX(k) AS k' : c)).join(', ')} FROM t ORDER BY id`,
-        [],
-        'acd',
-      );
-    try {
-      const snapshotted = async () => (await myServer.query('SELECT id FROM t', [], 'acd')).length === 3;
-      await waitFor('snapshot', snapshotted, ctx);
-      await pgServer.query('acd_my_src', ADD_CONSTANT);
-      await pgServer.query('acd_my_src', "update t set name = 'ann2' where id = 1");
-      await waitFor('stream', async () => (await rows())[0]?.name === 'ann2', ctx);
-      const got = await rows();
-      // Row 1 came through the stream with every column: the rows that existed before must read the same.
-      const added = (r: Record<string, unknown>) => Object.fromEntries(ADDED.map((c) => [c, r[c]]));
-      expect(added(got[0]!)).toMatchObject({
-        a: 0,
-        b: 'a, "b" c\\d {x} \'q\'',
-        c: null,
-        d: '12.50',
-        e: '2024-01-02 01:04:05.123456',
-        g: 'NULL',
-        h: '',
-        i: 1,
-        k: '00FF',
-        n: '(1,1),(0,0)',
-        o: '1 day 02:00:00',
+    const running = pipeline.run();
+    const stop = async () => {
+      pipeline.stop();
+      await running;
+    };
+    return { sourceUrl, ctx, stop, running };
+  }
+
+  const volatileWarnings = (ctx: ReturnType<typeof testContext>) =>
+    ctx.logs.filter((l) => l.event === 'source_column_added_with_volatile_default');
+
+  describe('a column added at the PostgreSQL source with a default', () => {
+    it('PostgreSQL -> PostgreSQL: existing rows get the source value; a volatile default is reported', async () => {
+      const targetUrl = await pgServer.createDatabase('acd_pg_dst');
+      const { sourceUrl, ctx, stop, running } = await startPipeline('acd_pg', 'acd_pg_src', (c) => {
+        return new PostgresTarget(postgresTargetConfig.parse({ type: 'postgres', url: targetUrl }), c);
       });
-      expect(added(got[1]!)).toEqual(added(got[0]!));
-      expect(added(got[2]!)).toEqual(added(got[0]!));
-      const defaults = await myServer.query<{ name: string; def: string | null }>(
-        `SELECT COLUMN_NAME AS name, COLUMN_DEFAULT AS def FROM information_schema.COLUMNS
+      running.catch(() => undefined);
+      try {
+        await waitFor('snapshot', async () => (await textRows(targetUrl, 'select * from t')).length === 3, ctx);
+        await pgServer.query('acd_pg_src', ADD_CONSTANT);
+        await pgServer.query('acd_pg_src', "update t set name = 'ann2' where id = 1");
+        await pgServer.query('acd_pg_src', "insert into t (id, name, a, b) values (4, 'dan', 7, 'x')");
+        const all = 'select * from t order by id';
+        await waitFor('stream', async () => (await textRows(targetUrl, all)).length === 4, ctx);
+        const source = await textRows(sourceUrl, all);
+        expect(source[1]!.b).toBe('a, "b" c\\d {x} \'q\'');
+        expect(source[1]!.f).toBe('{"x, y","q\\"z",NULL}');
+        expect(source[1]!.n).toBe('(1,1),(0,0)');
+        expect(await textRows(targetUrl, all)).toEqual(source);
+        // The defaults gave existing rows their value and are gone: replicated rows carry every column.
+        expect(await textRows(targetUrl, "select adnum from pg_attrdef where adrelid = 't'::regclass")).toEqual([]);
+        expect(volatileWarnings(ctx)).toEqual([]);
+
+        // now() is stable: evaluated once and kept as the missing value, so it is followed like a constant.
+        await pgServer.query('acd_pg_src', 'alter table t add column added_at timestamptz default now()');
+        await pgServer.query('acd_pg_src', "update t set name = 'cy2' where id = 3");
+        const nameIs = (id: number, name: string) => async () =>
+          (await textRows(targetUrl, `select name from t where id = ${id}`))[0]?.name === name;
+        await waitFor('update', nameIs(3, 'cy2'), ctx);
+        expect(await textRows(targetUrl, all)).toEqual(await textRows(sourceUrl, all));
+
+        // A volatile default rewrites the table without WAL for the existing rows: reported, not invented.
+        await pgServer.query('acd_pg_src', 'alter table t add column r float8 default random()');
+        await pgServer.query('acd_pg_src', 'alter table t add column serial_no int generated always as identity');
+        await pgServer.query('acd_pg_src', "update t set name = 'bob2' where id = 2");
+        await waitFor('update', nameIs(2, 'bob2'), ctx);
+        expect(volatileWarnings(ctx).map((l) => [l.table, l.column])).toEqual([
+          ['public.t', 'r'],
+          ['public.t', 'serial_no'],
+        ]);
+        // The target holds what it was sent: NULL in the rows that existed before (what the warning is about).
+        expect(await textRows(targetUrl, 'select id from t where r is null order by id')).toEqual([
+          { id: '1' },
+          { id: '3' },
+          { id: '4' },
+        ]);
+
+        // A constant default whose kept value a rewrite dropped before the next change: reported too.
+        await pgServer.query('acd_pg_src', 'alter table t add column z int default 5');
+        await pgServer.query('acd_pg_src', 'vacuum full t');
+        await pgServer.query('acd_pg_src', "update t set name = 'dan2' where id = 4");
+        await waitFor('update', nameIs(4, 'dan2'), ctx);
+        const lost = ctx.logs.filter((l) => l.event === 'source_column_added_existing_value_unknown');
+        expect(lost.map((l) => [l.table, l.column])).toEqual([['public.t', 'z']]);
+        expect(String(volatileWarnings(ctx)[0]!.hint)).toMatch(/Re-snapshot the table/);
+        expect(volatileWarnings(ctx)[0]!.level).toBe(40);
+      } finally {
+        await stop();
+      }
+    });
+
+    it('PostgreSQL -> MariaDB: existing rows get the source value (DEFAULT or, for LOB columns, an UPDATE)', async () => {
+      await myServer.query('DROP DATABASE IF EXISTS acd');
+      const { ctx, stop, running } = await startPipeline('acd_my', 'acd_my_src', (c) => {
+        return new MysqlTarget(mysqlTargetConfig.parse({ type: 'mysql', url: myServer.url(), database: 'acd' }), c);
+      });
+      running.catch(() => undefined);
+      const rows = () =>
+        myServer.query<Record<string, unknown>>(
+          `SELECT id, name, ${ADDED.map((c) => (c === 'k' ? 'HEX(k) AS k' : c)).join(', ')} FROM t ORDER BY id`,
+          [],
+          'acd',
+        );
+      try {
+        const snapshotted = async () => (await myServer.query('SELECT id FROM t', [], 'acd')).length === 3;
+        await waitFor('snapshot', snapshotted, ctx);
+        await pgServer.query('acd_my_src', ADD_CONSTANT);
+        await pgServer.query('acd_my_src', "update t set name = 'ann2' where id = 1");
+        await waitFor('stream', async () => (await rows())[0]?.name === 'ann2', ctx);
+        const got = await rows();
+        // Row 1 came through the stream with every column: the rows that existed before must read the same.
+        const added = (r: Record<string, unknown>) => Object.fromEntries(ADDED.map((c) => [c, r[c]]));
+        expect(added(got[0]!)).toMatchObject({
+          a: 0,
+          b: 'a, "b" c\\d {x} \'q\'',
+          c: null,
+          d: '12.50',
+          e: '2024-01-02 01:04:05.123456',
+          g: 'NULL',
+          h: '',
+          i: 1,
+          k: '00FF',
+          n: '(1,1),(0,0)',
+          o: '1 day 02:00:00',
+        });
+        expect(added(got[1]!)).toEqual(added(got[0]!));
+        expect(added(got[2]!)).toEqual(added(got[0]!));
+        const defaults = await myServer.query<{ name: string; def: string | null }>(
+          `SELECT COLUMN_NAME AS name, COLUMN_DEFAULT AS def FROM information_schema.COLUMNS
           WHERE TABLE_SCHEMA = 'acd' AND TABLE_NAME = 't' AND COLUMN_DEFAULT IS NOT NULL AND COLUMN_DEFAULT <> 'NULL'`,
-      );
-      expect(defaults).toEqual([]);
-      expect(volatileWarnings(ctx)).toEqual([]);
-    } finally {
-      await stop();
-    }
+        );
+        expect(defaults).toEqual([]);
+        expect(volatileWarnings(ctx)).toEqual([]);
+      } finally {
+        await stop();
+      }
+    });
   });
 });

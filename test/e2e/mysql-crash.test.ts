@@ -5,7 +5,8 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { tributary } from '../harness/cli.ts';
-import { type MysqlServer, startMariadb } from '../harness/mariadb.ts';
+import type { MysqlServer } from '../harness/mariadb.ts';
+import { mysqlFlavors } from '../harness/mysql-server.ts';
 import { type PgServer, startPostgres } from '../harness/postgres.ts';
 import { ReplicatorProcess } from '../harness/replicator-process.ts';
 
@@ -39,13 +40,13 @@ async function verifyUntilEqual(configFile: string, timeoutMs: number) {
  * MySQL target under crashes: a sysbench load MariaDB -> MariaDB, and a pgbench load PostgreSQL -> MariaDB, each
  * with SIGKILL restarts, end identical (checked by `tributary verify`, across engines for the second).
  */
-describe('replication into MariaDB with SIGKILL restarts', () => {
+describe.each(mysqlFlavors())('replication into MariaDB with SIGKILL restarts ($name)', (flavor) => {
   let mariadb: MysqlServer;
   let postgres: PgServer;
   let dir: string;
 
   beforeAll(async () => {
-    [mariadb, postgres] = await Promise.all([startMariadb(), startPostgres()]);
+    [mariadb, postgres] = await Promise.all([flavor.start(), startPostgres()]);
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tributary-mysql-crash-'));
   });
   afterAll(async () => {

@@ -9,7 +9,8 @@ import { PostgresTarget } from '../../connectors/postgres/target/target.ts';
 import { Pipeline } from '../../src/pipeline/pipeline.ts';
 import { testContext } from '../fixtures/change-events.ts';
 import { MYSQL_TYPES_COLUMNS, MYSQL_TYPES_DDL, MYSQL_TYPES_VALUES } from '../fixtures/mysql-types.ts';
-import { type MysqlServer, startMariadb } from '../harness/mariadb.ts';
+import type { MysqlServer } from '../harness/mariadb.ts';
+import { mysqlFlavors } from '../harness/mysql-server.ts';
 import { type PgServer, startPostgres } from '../harness/postgres.ts';
 
 /**
@@ -69,182 +70,185 @@ const AT_POSTGRES: Record<string, [string, string | null]> = {
 const EXPECTED = Object.fromEntries(Object.entries(AT_POSTGRES).map(([k, [, v]]) => [k, v]));
 const ALL_NULL = Object.fromEntries(Object.keys(AT_POSTGRES).map((k) => [k, null]));
 
-let pgServer: PgServer;
-let myServer: MysqlServer;
+describe.each(mysqlFlavors())('$name -> PostgreSQL', (flavor) => {
+  let pgServer: PgServer;
+  let myServer: MysqlServer;
 
-beforeAll(async () => {
-  [pgServer, myServer] = await Promise.all([startPostgres(), startMariadb()]);
-});
-afterAll(async () => {
-  await Promise.all([pgServer?.stop(), myServer?.stop()]);
-});
-
-async function mysqlSession(database: string): Promise<mysql.Connection> {
-  const conn = await mysql.createConnection({ uri: myServer.url(database), multipleStatements: true });
-  await conn.query("SET time_zone = '+00:00', sql_mode = ''");
-  return conn;
-}
-
-async function textRows(url: string, sql: string): Promise<Record<string, string | null>[]> {
-  const u = new URL(url);
-  u.searchParams.set('options', CANONICAL_SESSION_OPTIONS);
-  const client = new pg.Client({
-    connectionString: u.toString(),
-    types: { getTypeParser: () => (v: string) => v },
-  } as pg.ClientConfig);
-  await client.connect();
-  try {
-    return (await client.query(sql)).rows;
-  } finally {
-    await client.end();
-  }
-}
-
-async function waitFor(what: string, check: () => Promise<boolean>, ctx: ReturnType<typeof testContext>) {
-  const deadline = Date.now() + 60_000;
-  while (!(await check().catch(() => false))) {
-    if (Date.now() > deadline) {
-      const problems = ctx.logs.filter((l) => Number(l.level) >= 40);
-      throw new Error(`timed out waiting for ${what}: ${JSON.stringify(problems.slice(-3))}`);
-    }
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-}
-
-function startPipeline(name: string, database: string, targetUrl: string, target: Record<string, unknown>) {
-  const ctx = testContext(name);
-  const pipeline = new Pipeline({
-    name,
-    createParts: () => {
-      const t = new PostgresTarget(postgresTargetConfig.parse({ type: 'postgres', url: targetUrl, ...target }), ctx);
-      const source = new MysqlSource(
-        mysqlSourceConfig.parse({
-          type: 'mysql',
-          url: myServer.url(),
-          databases: [database],
-          heartbeat_interval_ms: 500,
-        }),
-        ctx,
-        { batch: { max_events: 1000, max_bytes: 4 * 1024 * 1024, max_wait_ms: 20 } },
-      );
-      return { source, target: t, store: t.checkpointStore };
-    },
-    maxInFlight: 4,
-    maxInFlightBytes: 64 * 1024 * 1024,
-    initialBackoffMs: 100,
-    maxBackoffMs: 1000,
-    logger: ctx.logger,
+  beforeAll(async () => {
+    [pgServer, myServer] = await Promise.all([startPostgres(), flavor.start()]);
   });
-  // An operator error ends run() with it; the tests read it from pipeline.state.
-  const running = pipeline.run().catch(() => undefined);
-  const stop = async () => {
-    pipeline.stop();
-    await running;
-  };
-  return { ctx, pipeline, stop };
-}
+  afterAll(async () => {
+    await Promise.all([pgServer?.stop(), myServer?.stop()]);
+  });
 
-describe('MariaDB -> PostgreSQL: every MySQL type', () => {
-  it('creates the mapped types and stores every value as the mapping says (snapshot, stream, update, delete)', async () => {
-    await myServer.createDatabase('m2p_src');
-    const conn = await mysqlSession('m2p_src');
-    await conn.query(MYSQL_TYPES_DDL);
-    await conn.query(`INSERT INTO types (id, ${MYSQL_TYPES_COLUMNS}) VALUES (1, ${MYSQL_TYPES_VALUES.slice(1)}`);
-    await conn.query('INSERT INTO types (id) VALUES (2)');
-    const targetUrl = await pgServer.createDatabase('m2p_dst');
-    const { ctx, stop } = startPipeline('m2p', 'm2p_src', targetUrl, { mysql_zero_dates: 'null' });
-    const all = () => textRows(targetUrl, 'select * from m2p_src.types order by id');
-    const byId = async () => new Map((await all()).map(({ id, ...rest }) => [id, rest]));
+  async function mysqlSession(database: string): Promise<mysql.Connection> {
+    const conn = await mysql.createConnection({ uri: myServer.url(database), multipleStatements: true });
+    await conn.query("SET time_zone = '+00:00', sql_mode = ''");
+    return conn;
+  }
+
+  async function textRows(url: string, sql: string): Promise<Record<string, string | null>[]> {
+    const u = new URL(url);
+    u.searchParams.set('options', CANONICAL_SESSION_OPTIONS);
+    const client = new pg.Client({
+      connectionString: u.toString(),
+      types: { getTypeParser: () => (v: string) => v },
+    } as pg.ClientConfig);
+    await client.connect();
     try {
-      await waitFor('snapshot', async () => (await all()).length === 2, ctx);
-      await conn.query(`INSERT INTO types (id, ${MYSQL_TYPES_COLUMNS}) VALUES (3, ${MYSQL_TYPES_VALUES.slice(1)}`);
-      await conn.query('INSERT INTO types (id) VALUES (4)');
-      await waitFor('stream', async () => (await all()).length === 4, ctx);
+      return (await client.query(sql)).rows;
+    } finally {
+      await client.end();
+    }
+  }
 
-      const types = await textRows(
-        targetUrl,
-        `select attname as name, format_type(atttypid, atttypmod) as type from pg_attribute
+  async function waitFor(what: string, check: () => Promise<boolean>, ctx: ReturnType<typeof testContext>) {
+    const deadline = Date.now() + 60_000;
+    while (!(await check().catch(() => false))) {
+      if (Date.now() > deadline) {
+        const problems = ctx.logs.filter((l) => Number(l.level) >= 40);
+        throw new Error(`timed out waiting for ${what}: ${JSON.stringify(problems.slice(-3))}`);
+      }
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  }
+
+  function startPipeline(name: string, database: string, targetUrl: string, target: Record<string, unknown>) {
+    const ctx = testContext(name);
+    const pipeline = new Pipeline({
+      name,
+      createParts: () => {
+        const t = new PostgresTarget(postgresTargetConfig.parse({ type: 'postgres', url: targetUrl, ...target }), ctx);
+        const source = new MysqlSource(
+          mysqlSourceConfig.parse({
+            type: 'mysql',
+            url: myServer.url(),
+            databases: [database],
+            heartbeat_interval_ms: 500,
+          }),
+          ctx,
+          { batch: { max_events: 1000, max_bytes: 4 * 1024 * 1024, max_wait_ms: 20 } },
+        );
+        return { source, target: t, store: t.checkpointStore };
+      },
+      maxInFlight: 4,
+      maxInFlightBytes: 64 * 1024 * 1024,
+      initialBackoffMs: 100,
+      maxBackoffMs: 1000,
+      logger: ctx.logger,
+    });
+    // An operator error ends run() with it; the tests read it from pipeline.state.
+    const running = pipeline.run().catch(() => undefined);
+    const stop = async () => {
+      pipeline.stop();
+      await running;
+    };
+    return { ctx, pipeline, stop };
+  }
+
+  describe('MariaDB -> PostgreSQL: every MySQL type', () => {
+    it('creates the mapped types and stores every value as the mapping says (snapshot, stream, update, delete)', async () => {
+      await myServer.createDatabase('m2p_src');
+      const conn = await mysqlSession('m2p_src');
+      await conn.query(MYSQL_TYPES_DDL);
+      await conn.query(`INSERT INTO types (id, ${MYSQL_TYPES_COLUMNS}) VALUES (1, ${MYSQL_TYPES_VALUES.slice(1)}`);
+      await conn.query('INSERT INTO types (id) VALUES (2)');
+      const targetUrl = await pgServer.createDatabase('m2p_dst');
+      const { ctx, stop } = startPipeline('m2p', 'm2p_src', targetUrl, { mysql_zero_dates: 'null' });
+      const all = () => textRows(targetUrl, 'select * from m2p_src.types order by id');
+      const byId = async () => new Map((await all()).map(({ id, ...rest }) => [id, rest]));
+      try {
+        await waitFor('snapshot', async () => (await all()).length === 2, ctx);
+        await conn.query(`INSERT INTO types (id, ${MYSQL_TYPES_COLUMNS}) VALUES (3, ${MYSQL_TYPES_VALUES.slice(1)}`);
+        await conn.query('INSERT INTO types (id) VALUES (4)');
+        await waitFor('stream', async () => (await all()).length === 4, ctx);
+
+        const types = await textRows(
+          targetUrl,
+          `select attname as name, format_type(atttypid, atttypmod) as type from pg_attribute
           where attrelid = 'm2p_src.types'::regclass and attnum > 0 and not attisdropped order by attnum`,
-      );
-      expect(Object.fromEntries(types.map((t) => [t.name, t.type]))).toEqual({
-        id: 'integer',
-        ...Object.fromEntries(Object.entries(AT_POSTGRES).map(([k, [t]]) => [k, t])),
-      });
-      const rows = await byId();
-      expect(rows.get('1')).toEqual(EXPECTED); // snapshot
-      expect(rows.get('3')).toEqual(EXPECTED); // streamed
-      expect(rows.get('2')).toEqual(ALL_NULL);
-      expect(rows.get('4')).toEqual(ALL_NULL);
+        );
+        expect(Object.fromEntries(types.map((t) => [t.name, t.type]))).toEqual({
+          id: 'integer',
+          ...Object.fromEntries(Object.entries(AT_POSTGRES).map(([k, [t]]) => [k, t])),
+        });
+        const rows = await byId();
+        expect(rows.get('1')).toEqual(EXPECTED); // snapshot
+        expect(rows.get('3')).toEqual(EXPECTED); // streamed
+        expect(rows.get('2')).toEqual(ALL_NULL);
+        expect(rows.get('4')).toEqual(ALL_NULL);
 
-      // The zero dates were reported: once per column, and counted.
-      const nulled = ctx.logs.filter((l) => l.event === 'target_mysql_zero_date_nulled');
-      expect(nulled.map((l) => l.column).sort()).toEqual(['zd', 'zdt', 'zts']);
-      expect(nulled.every((l) => Number(l.level) === 40)).toBe(true);
-      const counted = ctx.logs.filter((l) => l.event === 'target_mysql_zero_dates_nulled');
-      expect(counted[0]?.columns).toMatchObject({ 'm2p_src.types.zd': { total: expect.any(Number) } });
-      const lossy = ctx.logs.filter((l) => l.event === 'target_column_mapped_lossy').map((l) => l.column);
-      expect(lossy).toEqual(expect.arrayContaining(['en', 'st', 'g', 'tm', 'yr', 'zd']));
+        // The zero dates were reported: once per column, and counted.
+        const nulled = ctx.logs.filter((l) => l.event === 'target_mysql_zero_date_nulled');
+        expect(nulled.map((l) => l.column).sort()).toEqual(['zd', 'zdt', 'zts']);
+        expect(nulled.every((l) => Number(l.level) === 40)).toBe(true);
+        const counted = ctx.logs.filter((l) => l.event === 'target_mysql_zero_dates_nulled');
+        expect(counted[0]?.columns).toMatchObject({ 'm2p_src.types.zd': { total: expect.any(Number) } });
+        const lossy = ctx.logs.filter((l) => l.event === 'target_column_mapped_lossy').map((l) => l.column);
+        expect(lossy).toEqual(expect.arrayContaining(['en', 'st', 'g', 'tm', 'yr', 'zd']));
 
-      await conn.query(
-        `UPDATE types SET tm = '100:00:00.5', tmn = '-00:00:00.001', st = 'x,y,z', en = 'c', biu = 0, b10 = b'1111111111',
+        await conn.query(
+          `UPDATE types SET tm = '100:00:00.5', tmn = '-00:00:00.001', st = 'x,y,z', en = 'c', biu = 0, b10 = b'1111111111',
            dt = '2024-00-10', zd = '2000-01-31', zts = '1970-01-01 00:00:01', js = '[1, "é"]',
            g = ST_GeomFromText('POLYGON((0 0,1 0,1 1,0 0))'), vc = NULL WHERE id = 3`,
-      );
-      await conn.query('DELETE FROM types WHERE id = 1');
-      await waitFor(
-        'update and delete',
-        async () => (await all()).length === 3 && (await byId()).get('3')!.st === 'x,y,z',
-        ctx,
-      );
-      const after = await byId();
-      expect([...after.keys()]).toEqual(['2', '3', '4']);
-      expect(after.get('3')).toEqual({
-        ...EXPECTED,
-        tm: '100:00:00',
-        tmn: '-00:00:00.001',
-        st: 'x,y,z',
-        en: 'c',
-        biu: '0',
-        b10: '1111111111',
-        dt: null,
-        zd: '2000-01-31',
-        zts: '1970-01-01 00:00:01+00',
-        js: '[1, "é"]',
-        g: 'POLYGON((0 0,1 0,1 1,0 0))',
-        vc: null,
-      });
-      expect(
-        ctx.logs
-          .filter((l) => l.event === 'target_mysql_zero_date_nulled')
-          .map((l) => l.column)
-          .sort(),
-      ).toEqual(['dt', 'zd', 'zdt', 'zts']);
-    } finally {
-      await stop();
-      await conn.end();
-    }
-  });
+        );
+        await conn.query('DELETE FROM types WHERE id = 1');
+        await waitFor(
+          'update and delete',
+          async () => (await all()).length === 3 && (await byId()).get('3')!.st === 'x,y,z',
+          ctx,
+        );
+        const after = await byId();
+        expect([...after.keys()]).toEqual(['2', '3', '4']);
+        expect(after.get('3')).toEqual({
+          ...EXPECTED,
+          // TIME(0) from '100:00:00.5': MariaDB truncates the fraction, MySQL rounds it.
+          tm: myServer.flavor === 'mysql' ? '100:00:01' : '100:00:00',
+          tmn: '-00:00:00.001',
+          st: 'x,y,z',
+          en: 'c',
+          biu: '0',
+          b10: '1111111111',
+          dt: null,
+          zd: '2000-01-31',
+          zts: '1970-01-01 00:00:01+00',
+          js: '[1, "é"]',
+          g: 'POLYGON((0 0,1 0,1 1,0 0))',
+          vc: null,
+        });
+        expect(
+          ctx.logs
+            .filter((l) => l.event === 'target_mysql_zero_date_nulled')
+            .map((l) => l.column)
+            .sort(),
+        ).toEqual(['dt', 'zd', 'zdt', 'zts']);
+      } finally {
+        await stop();
+        await conn.end();
+      }
+    });
 
-  it('mysql_zero_dates: error (the default) stops the pipeline naming table, column and key', async () => {
-    await myServer.createDatabase('m2p_err');
-    const conn = await mysqlSession('m2p_err');
-    await conn.query('CREATE TABLE z (id INT PRIMARY KEY, d DATE)');
-    await conn.query("INSERT INTO z VALUES (1, '2024-01-01'), (2, '0000-00-00')");
-    const targetUrl = await pgServer.createDatabase('m2p_err_dst');
-    const { ctx, pipeline, stop } = startPipeline('m2p_err', 'm2p_err', targetUrl, {});
-    try {
-      await waitFor('failure', async () => pipeline.state.status === 'failed', ctx);
-      expect(pipeline.state.lastError).toMatchObject({ kind: 'operator' });
-      expect(pipeline.state.lastError!.message).toContain(
-        'table m2p_err.z column d (key {"id":"2"}): the MySQL date "0000-00-00" does not exist in PostgreSQL',
-      );
-      // Nothing of the snapshot transaction was committed.
-      expect(await textRows(targetUrl, "select count(*) as n from pg_tables where schemaname = 'm2p_err'")).toEqual([
-        { n: '0' },
-      ]);
-    } finally {
-      await stop();
-      await conn.end();
-    }
+    it('mysql_zero_dates: error (the default) stops the pipeline naming table, column and key', async () => {
+      await myServer.createDatabase('m2p_err');
+      const conn = await mysqlSession('m2p_err');
+      await conn.query('CREATE TABLE z (id INT PRIMARY KEY, d DATE)');
+      await conn.query("INSERT INTO z VALUES (1, '2024-01-01'), (2, '0000-00-00')");
+      const targetUrl = await pgServer.createDatabase('m2p_err_dst');
+      const { ctx, pipeline, stop } = startPipeline('m2p_err', 'm2p_err', targetUrl, {});
+      try {
+        await waitFor('failure', async () => pipeline.state.status === 'failed', ctx);
+        expect(pipeline.state.lastError).toMatchObject({ kind: 'operator' });
+        expect(pipeline.state.lastError!.message).toContain(
+          'table m2p_err.z column d (key {"id":"2"}): the MySQL date "0000-00-00" does not exist in PostgreSQL',
+        );
+        // Nothing of the snapshot transaction was committed.
+        expect(await textRows(targetUrl, "select count(*) as n from pg_tables where schemaname = 'm2p_err'")).toEqual([
+          { n: '0' },
+        ]);
+      } finally {
+        await stop();
+        await conn.end();
+      }
+    });
   });
 });

@@ -4,7 +4,8 @@ import { parseConfig } from '../../src/config/load.ts';
 import { Daemon } from '../../src/daemon.ts';
 import { createLogger } from '../../src/observability/logger.ts';
 import { TYPE_ROWS, TYPES_DDL } from '../fixtures/postgres-types.ts';
-import { type MysqlServer, startMariadb } from '../harness/mariadb.ts';
+import type { MysqlServer } from '../harness/mariadb.ts';
+import { mysqlFlavors } from '../harness/mysql-server.ts';
 import { type PgServer, startPostgres } from '../harness/postgres.ts';
 
 /**
@@ -161,22 +162,50 @@ const EXPECTED: Record<number, Row> = {
   },
 };
 
-describe('PostgreSQL -> MariaDB maps every type as docs/type-mapping.md says', () => {
-  let pgServer: PgServer;
-  let myServer: MysqlServer;
-  beforeAll(async () => {
-    [pgServer, myServer] = await Promise.all([startPostgres(), startMariadb()]);
-  });
-  afterAll(async () => {
-    await Promise.all([pgServer?.stop(), myServer?.stop()]);
-  });
+/** Target columns of JSON type (MariaDB keeps their text; MySQL stores binary JSON). */
+const JSON_COLUMNS = ['j', 'jb', 'ai', 'at'];
 
-  it('snapshot and streamed rows hold the documented values', async () => {
-    const sourceUrl = await pgServer.createDatabase('types_src');
-    await pgServer.query('types_src', TYPES_DDL);
-    await pgServer.query('types_src', TYPE_ROWS);
-    const loaded = parseConfig(
-      `pipelines:
+/**
+ * JSON text as MySQL prints its binary JSON: numbers as doubles (`2.50` is `2.5`, `1e+100` is `1e100`), `, ` and `: `
+ * separators, object
+ * keys ordered by length, then bytes.
+ */
+function mysqlJsonText(text: string): string {
+  const print = (v: unknown): string => {
+    if (Array.isArray(v)) return `[${v.map(print).join(', ')}]`;
+    if (v && typeof v === 'object') {
+      const keys = Object.keys(v).sort((a, b) => a.length - b.length || (a < b ? -1 : a > b ? 1 : 0));
+      return `{${keys.map((k) => `${JSON.stringify(k)}: ${print((v as Record<string, unknown>)[k])}`).join(', ')}}`;
+    }
+    return typeof v === 'number' ? String(v).replace('e+', 'e') : JSON.stringify(v);
+  };
+  return print(JSON.parse(text));
+}
+
+function expectedOn(server: MysqlServer, id: number): Row {
+  const row = { ...EXPECTED[id]! };
+  if (server.flavor === 'mysql') for (const c of JSON_COLUMNS) if (row[c] != null) row[c] = mysqlJsonText(row[c]!);
+  return row;
+}
+
+describe.each(mysqlFlavors())(
+  'PostgreSQL -> MariaDB maps every type as docs/type-mapping.md says ($name)',
+  (flavor) => {
+    let pgServer: PgServer;
+    let myServer: MysqlServer;
+    beforeAll(async () => {
+      [pgServer, myServer] = await Promise.all([startPostgres(), flavor.start()]);
+    });
+    afterAll(async () => {
+      await Promise.all([pgServer?.stop(), myServer?.stop()]);
+    });
+
+    it('snapshot and streamed rows hold the documented values', async () => {
+      const sourceUrl = await pgServer.createDatabase('types_src');
+      await pgServer.query('types_src', TYPES_DDL);
+      await pgServer.query('types_src', TYPE_ROWS);
+      const loaded = parseConfig(
+        `pipelines:
   - name: types
     source: { type: postgres, url: "${sourceUrl}", tables: [public.alltypes] }
     target:
@@ -187,58 +216,61 @@ describe('PostgreSQL -> MariaDB maps every type as docs/type-mapping.md says', (
       float_nonfinite: "null"
       date_out_of_range: "null"
 `,
-      'types.yaml',
-    );
-    const daemon = new Daemon(loaded, createLogger({ level: 'warn', pretty: false }));
-    const running = daemon.run();
-    const conn = await mysql.createConnection({
-      uri: myServer.url(),
-      dateStrings: true,
-      supportBigNumbers: true,
-      bigNumberStrings: true,
-      timezone: 'Z',
-      // Numbers and JSON as the text the server sends (no JS number or JSON.parse in between).
-      jsonStrings: true,
-      typeCast: (field, next) =>
-        ['TINY', 'SHORT', 'LONG', 'LONGLONG', 'FLOAT', 'DOUBLE', 'NEWDECIMAL'].includes(field.type)
-          ? field.string()
-          : next(),
-    });
-    const read = async (): Promise<Record<number, Row>> => {
-      const select = COLUMNS.map((c) => (c === 'pt' ? 'ST_AsText(pt) AS pt' : `\`${c}\``)).join(', ');
-      const [rows] = await conn.query(`SELECT id, ${select} FROM types_replica.alltypes ORDER BY id`).catch(() => [[]]);
-      return Object.fromEntries(
-        (rows as Record<string, unknown>[]).map(({ id, ...r }) => [
-          Number(id),
-          Object.fromEntries(
-            Object.entries(r).map(([k, v]) => [k, Buffer.isBuffer(v) ? v.toString('hex') : (v as string | null)]),
-          ),
-        ]),
+        'types.yaml',
       );
-    };
-    const waitFor = async (ids: number[]) => {
-      const deadline = Date.now() + 30_000;
-      let rows: Record<number, Row> = {};
-      while (Date.now() < deadline) {
-        rows = await read();
-        if (ids.every((id) => rows[id])) break;
-        await new Promise((r) => setTimeout(r, 200));
+      const daemon = new Daemon(loaded, createLogger({ level: 'warn', pretty: false }));
+      const running = daemon.run();
+      const conn = await mysql.createConnection({
+        uri: myServer.url(),
+        dateStrings: true,
+        supportBigNumbers: true,
+        bigNumberStrings: true,
+        timezone: 'Z',
+        // Numbers and JSON as the text the server sends (no JS number or JSON.parse in between).
+        jsonStrings: true,
+        typeCast: (field, next) =>
+          ['TINY', 'SHORT', 'LONG', 'LONGLONG', 'FLOAT', 'DOUBLE', 'NEWDECIMAL'].includes(field.type)
+            ? field.string()
+            : next(),
+      });
+      const read = async (): Promise<Record<number, Row>> => {
+        const select = COLUMNS.map((c) => (c === 'pt' ? 'ST_AsText(pt) AS pt' : `\`${c}\``)).join(', ');
+        const [rows] = await conn
+          .query(`SELECT id, ${select} FROM types_replica.alltypes ORDER BY id`)
+          .catch(() => [[]]);
+        return Object.fromEntries(
+          (rows as Record<string, unknown>[]).map(({ id, ...r }) => [
+            Number(id),
+            Object.fromEntries(
+              Object.entries(r).map(([k, v]) => [k, Buffer.isBuffer(v) ? v.toString('hex') : (v as string | null)]),
+            ),
+          ]),
+        );
+      };
+      const waitFor = async (ids: number[]) => {
+        const deadline = Date.now() + 30_000;
+        let rows: Record<number, Row> = {};
+        while (Date.now() < deadline) {
+          rows = await read();
+          if (ids.every((id) => rows[id])) break;
+          await new Promise((r) => setTimeout(r, 200));
+        }
+        return rows;
+      };
+      try {
+        const snapshot = await waitFor([1, 2, 3, 4]);
+        for (const id of [1, 2, 3, 4]) expect({ id, ...snapshot[id] }).toEqual({ id, ...expectedOn(myServer, id) });
+        // Streamed: the same rows inserted again under id + 10.
+        await pgServer.query('types_src', `insert into alltypes select id + 10, ${COLUMNS.join(', ')} from alltypes`);
+        const streamed = await waitFor([11, 12, 13, 14]);
+        for (const id of [1, 2, 3, 4]) {
+          expect({ id: id + 10, ...streamed[id + 10] }).toEqual({ id: id + 10, ...expectedOn(myServer, id) });
+        }
+      } finally {
+        await conn.end();
+        daemon.stop();
+        await running;
       }
-      return rows;
-    };
-    try {
-      const snapshot = await waitFor([1, 2, 3, 4]);
-      for (const id of [1, 2, 3, 4]) expect({ id, ...snapshot[id] }).toEqual({ id, ...EXPECTED[id] });
-      // Streamed: the same rows inserted again under id + 10.
-      await pgServer.query('types_src', `insert into alltypes select id + 10, ${COLUMNS.join(', ')} from alltypes`);
-      const streamed = await waitFor([11, 12, 13, 14]);
-      for (const id of [1, 2, 3, 4]) {
-        expect({ id: id + 10, ...streamed[id + 10] }).toEqual({ id: id + 10, ...EXPECTED[id] });
-      }
-    } finally {
-      await conn.end();
-      daemon.stop();
-      await running;
-    }
-  });
-});
+    });
+  },
+);

@@ -2,7 +2,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type MysqlServer, startMariadb } from '../harness/mariadb.ts';
+import type { MysqlServer } from '../harness/mariadb.ts';
+import { mysqlFlavors } from '../harness/mysql-server.ts';
 import { type PgServer, startPostgres } from '../harness/postgres.ts';
 import { Replicator, waitUntil, writePipelineConfig } from './fault-kit.ts';
 
@@ -17,14 +18,14 @@ import { Replicator, waitUntil, writePipelineConfig } from './fault-kit.ts';
  * - PostgreSQL target: `eventCovered` compares the event position with the stored checkpoint; pos 4 is "before" it,
  *   so the whole first transaction after every restart is silently skipped: data loss on the target.
  */
-describe('MariaDB source: first transaction after a GTID resume', () => {
+describe.each(mysqlFlavors())('MariaDB source: first transaction after a GTID resume ($name)', (flavor) => {
   let mariadb: MysqlServer;
   let target: PgServer;
   let dir: string;
   let targetUrl: string;
 
   beforeAll(async () => {
-    [mariadb, target] = await Promise.all([startMariadb({ throwaway: true }), startPostgres()]);
+    [mariadb, target] = await Promise.all([flavor.start({ throwaway: true }), startPostgres()]);
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tributary-fault-gtid-'));
     targetUrl = await target.createDatabase('gtid_dst');
   });

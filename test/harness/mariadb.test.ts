@@ -1,10 +1,11 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type MysqlServer, startMariadb } from './mariadb.ts';
+import type { MysqlServer } from './mariadb.ts';
+import { mysqlFlavors } from './mysql-server.ts';
 
-describe('mariadb harness', () => {
+describe.each(mysqlFlavors())('$name harness', (flavor) => {
   let server: MysqlServer;
   beforeAll(async () => {
-    server = await startMariadb();
+    server = await flavor.start();
   });
   afterAll(async () => server?.stop());
 
@@ -18,6 +19,11 @@ describe('mariadb harness', () => {
     expect(vars.binlog_row_image).toBe('FULL');
     if (server.flavor === 'mariadb' || vars.binlog_row_metadata) expect(vars.binlog_row_metadata).toBe('FULL');
     expect(['mariadb', 'mysql']).toContain(server.flavor);
+    if (flavor.name !== 'external') expect(server.flavor).toBe(flavor.name);
+    if (server.flavor === 'mysql') {
+      const [gtid] = await server.query<{ m: string }>('select @@gtid_mode as m');
+      expect(gtid!.m).toBe('ON');
+    }
   });
 
   it('creates databases and runs queries with parameters', async () => {

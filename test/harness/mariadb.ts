@@ -26,8 +26,13 @@ export interface MysqlServer {
   /** Runs SQL (one statement, `?` placeholders) and returns the rows (or the result header for writes). */
   // biome-ignore lint/suspicious/noExplicitAny: test helper returns whatever rows the query gives
   query<T = any>(sql: string, params?: unknown[], database?: string): Promise<T[]>;
+  /** A table expression with one column `seq` holding the integers from..to (MariaDB's `seq_1_to_N` engine, or
+   * a recursive CTE on MySQL). */
+  series(from: number, to: number): string;
   /** Restart (clean shutdown, then start); only for throwaway servers. */
   restart?(): Promise<void>;
+  /** SIGKILL of the server process (no clean shutdown); only for throwaway servers that offer it. */
+  kill?(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -54,13 +59,13 @@ export async function startMariadb(options: StartMariadbOptions = {}): Promise<M
   return throwawayServer(options.options ?? {});
 }
 
-function withDatabase(url: string, database?: string): string {
+export function withDatabase(url: string, database?: string): string {
   const u = new URL(url);
   u.pathname = database ? `/${database}` : '/';
   return u.toString();
 }
 
-async function queryUrl<T>(url: string, sql: string, params?: unknown[]): Promise<T[]> {
+export async function queryUrl<T>(url: string, sql: string, params?: unknown[]): Promise<T[]> {
   const conn = await mysql.createConnection({
     uri: url,
     dateStrings: true,
@@ -77,18 +82,23 @@ async function queryUrl<T>(url: string, sql: string, params?: unknown[]): Promis
   }
 }
 
-async function describeServer(url: string): Promise<{ flavor: 'mariadb' | 'mysql'; version: string }> {
+export async function describeServer(url: string): Promise<{ flavor: 'mariadb' | 'mysql'; version: string }> {
   const rows = await queryUrl<{ v: string }>(url, 'select version() as v');
   const version = rows[0]!.v;
   return { flavor: /mariadb/i.test(version) ? 'mariadb' : 'mysql', version };
 }
 
-function common(
+export function common(
   base: string,
   host: string,
   port: number,
+  flavor: 'mariadb' | 'mysql',
 ): Omit<MysqlServer, 'stop' | 'restart' | 'flavor' | 'version'> {
   return {
+    series: (from, to) =>
+      flavor === 'mariadb'
+        ? `seq_${from}_to_${to}`
+        : `(WITH RECURSIVE series_cte(seq) AS (SELECT ${from} UNION ALL SELECT seq + 1 FROM series_cte WHERE seq < ${to}) SELECT seq FROM series_cte) AS series_${from}_${to}`,
     host,
     port,
     url: (database) => withDatabase(base, database),
@@ -103,14 +113,21 @@ function common(
 
 async function externalServer(url: string): Promise<MysqlServer> {
   const u = new URL(url);
+  const described = await describeServer(url);
   return {
-    ...common(url, u.hostname, Number(u.port || 3306)),
-    ...(await describeServer(url)),
+    ...common(url, u.hostname, Number(u.port || 3306), described.flavor),
+    ...described,
     async stop() {},
   };
 }
 
-async function waitForSocket(url: string, child: ChildProcess, logFile: string, timeoutMs = 60_000): Promise<void> {
+export async function waitForSocket(
+  url: string,
+  child: ChildProcess,
+  logFile: string,
+  timeoutMs = 60_000,
+  what = 'MariaDB',
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   let lastError: unknown;
   while (Date.now() < deadline) {
@@ -124,7 +141,7 @@ async function waitForSocket(url: string, child: ChildProcess, logFile: string, 
     }
   }
   const log = fs.existsSync(logFile) ? fs.readFileSync(logFile, 'utf8').slice(-4000) : '';
-  throw new Error(`MariaDB did not start (${(lastError as Error)?.message ?? 'exited'}):\n${log}`);
+  throw new Error(`${what} did not start (${(lastError as Error)?.message ?? 'exited'}):\n${log}`);
 }
 
 async function throwawayServer(extra: Record<string, string | number | null>): Promise<MysqlServer> {
@@ -235,7 +252,7 @@ async function throwawayServer(extra: Record<string, string | number | null>): P
   }
 
   return {
-    ...common(base, '127.0.0.1', port),
+    ...common(base, '127.0.0.1', port, 'mariadb'),
     ...(await describeServer(base)),
     async restart() {
       await stopServer();

@@ -1,13 +1,14 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type MysqlServer, startMariadb } from '../../../test/harness/mariadb.ts';
+import type { MysqlServer } from '../../../test/harness/mariadb.ts';
+import { mysqlFlavors } from '../../../test/harness/mysql-server.ts';
 import { makeSource, session } from './test-support.ts';
 
 const ROWS = 200_000;
 
-describe('mysql source: one big transaction', () => {
+describe.each(mysqlFlavors())('mysql source: one big transaction ($name)', (flavor) => {
   let server: MysqlServer;
   beforeAll(async () => {
-    server = await startMariadb();
+    server = await flavor.start();
   });
   afterAll(async () => server?.stop());
 
@@ -28,7 +29,7 @@ describe('mysql source: one big transaction', () => {
       peak = Math.max(peak, process.memoryUsage().rss);
     }, 20);
     let paused = false;
-    await conn.query(`INSERT INTO t SELECT seq, REPEAT('x', 150) FROM seq_1_to_${ROWS}`);
+    await conn.query(`INSERT INTO t SELECT seq, REPEAT('x', 150) FROM ${server.series(1, ROWS)}`);
     const started = Date.now();
     let count = 0;
     let batches = 0;

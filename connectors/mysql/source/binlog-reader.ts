@@ -6,6 +6,7 @@
  */
 import ZongJi from '@vlasky/zongji';
 import { TributaryError } from '../../../src/errors.ts';
+import { type ExecutedGtids, executedGtids } from '../flavor.ts';
 
 export interface BinlogColumn {
   name: string;
@@ -119,8 +120,8 @@ export class BinlogReader {
   private groupBegun = false;
   private gtid: string | undefined;
   private mariadb = false;
-  /** MariaDB executed GTID position, tracked per domain. */
-  private readonly mariadbDomains = new Map<string, string>();
+  /** Executed GTIDs (MariaDB position per domain, MySQL set), from the start point on. */
+  private readonly executed: ExecutedGtids;
   private readonly tables = new Map<number, BinlogTable>();
   private readonly options: BinlogReaderOptions;
   private startedResolve: (() => void) | null = null;
@@ -135,9 +136,7 @@ export class BinlogReader {
       this.posKnown = false;
     }
     const initial = 'gtidSet' in options.start ? options.start.gtidSet : options.initialGtidSet;
-    if (initial && this.mariadb) {
-      for (const g of initial.split(',')) this.addMariadbGtid(g.trim());
-    }
+    this.executed = executedGtids(options.flavor, initial ?? '');
   }
 
   /** Connects and starts the dump; resolves once the server accepted it (or rejects with its error). */
@@ -302,19 +301,8 @@ export class BinlogReader {
     conn?.resume();
   }
 
-  private addMariadbGtid(gtid: string): void {
-    const m = /^(\d+)-\d+-\d+$/.exec(gtid);
-    if (m) this.mariadbDomains.set(m[1]!, gtid);
-  }
-
   private gtidSet(): string | undefined {
-    if (this.mariadb) {
-      return [...this.mariadbDomains.entries()]
-        .sort((a, b) => Number(a[0]) - Number(b[0]))
-        .map(([, g]) => g)
-        .join(',');
-    }
-    return this.zongji?.gtidSet;
+    return this.executed.toString() || undefined;
   }
 
   private tableOf(event: ZEvent): BinlogTable | undefined {
@@ -428,7 +416,7 @@ export class BinlogReader {
         }
         if (!this.groupBegun) this.begin(event, timestampMs);
         const pos = this.endOf(event);
-        if (this.mariadb && this.gtid) this.addMariadbGtid(this.gtid);
+        if (this.gtid) this.executed.add(this.gtid);
         this.push({
           type: 'statement',
           query,
@@ -480,7 +468,7 @@ export class BinlogReader {
 
   private commit(event: ZEvent, timestampMs: number): void {
     const pos = this.endOf(event);
-    if (this.mariadb && this.gtid) this.addMariadbGtid(this.gtid);
+    if (this.gtid) this.executed.add(this.gtid);
     this.push({
       type: 'commit',
       file: this.file,

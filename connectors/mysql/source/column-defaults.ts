@@ -4,6 +4,7 @@
  * The server writes nothing to the binlog for those rows (MariaDB instant ADD COLUMN, MySQL 8 INSTANT, and table
  * rebuilds alike), so this is the only way a target can give them the source's value.
  */
+import type mysql from 'mysql2/promise';
 import type { ValueKind } from '../../../src/core/change-event.ts';
 import { float32ToString, float64ToString } from './values.ts';
 
@@ -203,4 +204,30 @@ export function existingRowsValue(f: ColumnDefaultFact, flavor: 'mariadb' | 'mys
   if (/^'.*'$/s.test(d)) return constantValue(f, unquoteMysqlString(d), true);
   if (/^-?\d+(\.\d+)?(e[+-]?\d+)?$/i.test(d) || /^b'[01]*'$/i.test(d)) return constantValue(f, d, false);
   return { volatile: `default expression ${d}` };
+}
+
+/**
+ * MySQL's INFORMATION_SCHEMA shows a TIMESTAMP column's constant default as it was written, in the time zone of the
+ * session that wrote it (unknown here); SHOW CREATE TABLE shows the stored instant in the reading session's zone
+ * (UTC). Replaces the former by the latter for every such column of `facts`.
+ */
+export async function useMysqlTimestampDefaults(
+  conn: mysql.Connection,
+  db: string,
+  table: string,
+  facts: Map<string, ColumnDefaultFact>,
+): Promise<void> {
+  const affected = [...facts.values()].filter(
+    (f) => /^timestamp\b/i.test(f.type) && f.columnDefault !== null && !/default_generated/i.test(f.extra),
+  );
+  if (affected.length === 0) return;
+  const quote = (s: string) => `\`${s.replace(/`/g, '``')}\``;
+  const [rows] = await conn.query(`SHOW CREATE TABLE ${quote(db)}.${quote(table)}`);
+  const text = String(Object.values((rows as Record<string, unknown>[])[0] ?? {})[1] ?? '');
+  for (const line of text.split('\n')) {
+    const m = /^\s*`((?:[^`]|``)+)` timestamp(?:\(\d\))?(?: NULL)? DEFAULT '([^']*)'/i.exec(line);
+    if (!m) continue;
+    const fact = facts.get(m[1]!.replace(/``/g, '`').toLowerCase());
+    if (fact && affected.includes(fact)) fact.columnDefault = m[2]!;
+  }
 }

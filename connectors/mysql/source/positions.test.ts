@@ -1,7 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ChangeBatch } from '../../../src/core/change-batch.ts';
 import { type CheckpointPosition, comparePositions } from '../../../src/core/checkpoint.ts';
-import { type MysqlServer, startMariadb } from '../../../test/harness/mariadb.ts';
+import type { MysqlServer } from '../../../test/harness/mariadb.ts';
+import { mysqlFlavors } from '../../../test/harness/mysql-server.ts';
 import { events, lastCheckpoint, makeSource, Puller, session } from './test-support.ts';
 
 interface BinlogEventRow {
@@ -20,7 +21,11 @@ async function groupsByGtid(server: MysqlServer): Promise<Map<string, { file: st
     const rows = await server.query<BinlogEventRow>(`SHOW BINLOG EVENTS IN '${file}'`);
     let open: { gtid: string; start: number } | null = null;
     for (const r of rows) {
-      const gtid = /GTID (\d+-\d+-\d+)/.exec(r.Info ?? '')?.[1];
+      // MariaDB: `BEGIN GTID 0-1-5`; MySQL: `SET @@SESSION.GTID_NEXT= 'uuid:5'`.
+      const gtid = /GTID (\d+-\d+-\d+)|GTID_NEXT= '([^']+)'/
+        .exec(r.Info ?? '')
+        ?.slice(1)
+        .find(Boolean);
       if (r.Event_type === 'Gtid' && gtid) {
         // A transaction ends with its XID event; a standalone group (DDL) is its GTID event and one statement.
         open = { gtid, start: Number(r.Pos) };
@@ -41,10 +46,10 @@ function mysqlPos(p: CheckpointPosition): { file: string; pos: number } {
   return { file: p.file, pos: p.pos };
 }
 
-describe('mysql source: positions of events and checkpoints', () => {
+describe.each(mysqlFlavors())('mysql source: positions of events and checkpoints ($name)', (flavor) => {
   let server: MysqlServer;
   beforeAll(async () => {
-    server = await startMariadb();
+    server = await flavor.start();
   });
   afterAll(async () => server?.stop());
 
@@ -129,8 +134,8 @@ describe('mysql source: positions of events and checkpoints', () => {
       // Six transactions of exactly max_events rows, committed back to back (the reader sees them all at once),
       // then one of twice that size (split into two batches, the second with the checkpoint).
       for (let t = 0; t < 6; t++)
-        await conn.query(`INSERT INTO t SELECT seq, 'x' FROM seq_${t * 50 + 1}_to_${t * 50 + 50}`);
-      await conn.query("INSERT INTO t SELECT seq, 'y' FROM seq_301_to_400");
+        await conn.query(`INSERT INTO t SELECT seq, 'x' FROM ${server.series(t * 50 + 1, t * 50 + 50)}`);
+      await conn.query(`INSERT INTO t SELECT seq, 'y' FROM ${server.series(301, 400)}`);
       await p.until((b) => events(b).length === 400 && b[b.length - 1]!.checkpoint !== null, 15_000);
       const groups = await groupsByGtid(server);
       const withEvents = p.batches.filter((b: ChangeBatch) => b.events.length > 0);
@@ -165,8 +170,8 @@ describe('mysql source: positions of events and checkpoints', () => {
     try {
       for (let t = 0; t < 3; t++) {
         await conn.query('BEGIN');
-        await conn.query(`INSERT INTO t SELECT seq FROM seq_${t * 20 + 1}_to_${t * 20 + 10}`);
-        await conn.query(`INSERT INTO t SELECT seq FROM seq_${t * 20 + 11}_to_${t * 20 + 20}`);
+        await conn.query(`INSERT INTO t SELECT seq FROM ${server.series(t * 20 + 1, t * 20 + 10)}`);
+        await conn.query(`INSERT INTO t SELECT seq FROM ${server.series(t * 20 + 11, t * 20 + 20)}`);
         await conn.query('COMMIT');
       }
       await p.until((b) => events(b).length === 60 && b[b.length - 1]!.checkpoint !== null, 15_000);

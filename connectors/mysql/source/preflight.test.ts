@@ -1,15 +1,16 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SourceSetupError } from '../../../src/errors.ts';
-import { type MysqlServer, startMariadb } from '../../../test/harness/mariadb.ts';
+import type { MysqlServer } from '../../../test/harness/mariadb.ts';
+import { mysqlFlavors } from '../../../test/harness/mysql-server.ts';
 import { preflightMysqlSource } from './preflight.ts';
 import { events, lastCheckpoint, makeSource, Puller, session, silentLogger, sourceConfig } from './test-support.ts';
 
 const ctx = { pipeline: 'preflight', logger: silentLogger };
 
-describe('mysql source: preflight and purged binlogs', () => {
+describe.each(mysqlFlavors())('mysql source: preflight and purged binlogs ($name)', (flavor) => {
   let server: MysqlServer;
   beforeAll(async () => {
-    server = await startMariadb({ throwaway: true });
+    server = await flavor.start({ throwaway: true });
   });
   afterAll(async () => server?.stop());
 
@@ -30,8 +31,8 @@ describe('mysql source: preflight and purged binlogs', () => {
   });
 
   it('reports a server without a binlog, and one with minimal row metadata', async () => {
-    const noBinlog = await startMariadb({ options: { 'log-bin': null } });
-    const minimal = await startMariadb({
+    const noBinlog = await flavor.start({ options: { 'log-bin': null } });
+    const minimal = await flavor.start({
       options: { 'binlog-row-metadata': 'MINIMAL', 'binlog-row-image': 'MINIMAL' },
     });
     try {

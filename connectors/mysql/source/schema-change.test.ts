@@ -6,12 +6,13 @@ import type { Checkpoint } from '../../../src/core/checkpoint.ts';
 import { comparePositions } from '../../../src/core/checkpoint.ts';
 import { Pipeline } from '../../../src/pipeline/pipeline.ts';
 import { testContext } from '../../../test/fixtures/change-events.ts';
-import { type MysqlServer, startMariadb } from '../../../test/harness/mariadb.ts';
+import type { MysqlServer } from '../../../test/harness/mariadb.ts';
+import { mysqlFlavors } from '../../../test/harness/mysql-server.ts';
 import { type PgServer, startPostgres } from '../../../test/harness/postgres.ts';
 import { postgresTargetConfig } from '../../postgres/target/config.ts';
 import { PostgresTarget } from '../../postgres/target/target.ts';
 import { DDL_MESSAGE_PREFIX, MysqlSource } from './source.ts';
-import { events, lastCheckpoint, Puller, session, sourceConfig } from './test-support.ts';
+import { events, gtidPattern, lastCheckpoint, Puller, session, sourceConfig } from './test-support.ts';
 
 const BATCH = { max_events: 1000, max_bytes: 4 * 1024 * 1024, max_wait_ms: 50 };
 
@@ -33,10 +34,10 @@ function checkpointAfter(batches: ChangeBatch[], e: ChangeEvent): Checkpoint | n
   return b?.checkpoint ?? null;
 }
 
-describe('mysql source: schema changes', () => {
+describe.each(mysqlFlavors())('mysql source: schema changes ($name)', (flavor) => {
   let server: MysqlServer;
   beforeAll(async () => {
-    server = await startMariadb();
+    server = await flavor.start();
   });
   afterAll(async () => server?.stop());
 
@@ -104,7 +105,7 @@ describe('mysql source: schema changes', () => {
       expect(alterA!.table).toEqual({ schema: 'added', name: 't' });
       expect(alterA!.source.db).toBe('added');
       expect(alterA!.message).toMatchObject({ prefix: DDL_MESSAGE_PREFIX, transactional: true });
-      expect(alterA!.source.txId).toMatch(/^\d+-\d+-\d+$/);
+      expect(alterA!.source.txId).toMatch(gtidPattern(server));
       const positions = streamed.map((e) => e.source.position);
       for (let i = 1; i < positions.length; i++) {
         const a = positions[i - 1]!;
@@ -198,11 +199,11 @@ describe('mysql source: schema changes', () => {
   }
 });
 
-describe('MariaDB -> PostgreSQL: a column added with a default', () => {
+describe.each(mysqlFlavors())('MariaDB -> PostgreSQL: a column added with a default ($name)', (flavor) => {
   let pgServer: PgServer;
   let myServer: MysqlServer;
   beforeAll(async () => {
-    [pgServer, myServer] = await Promise.all([startPostgres(), startMariadb()]);
+    [pgServer, myServer] = await Promise.all([startPostgres(), flavor.start()]);
   });
   afterAll(async () => {
     await Promise.all([pgServer?.stop(), myServer?.stop()]);

@@ -20,12 +20,13 @@ import {
   currentCoordinates,
   detectFlavor,
   type Flavor,
+  gtidSetAt,
   isPurgedBinlogError,
   SYSTEM_DATABASES,
   startConsistentSnapshot,
 } from '../flavor.ts';
 import { type BinlogEvent, BinlogReader, type BinlogTable, type RawRow, UNKNOWN_POS } from './binlog-reader.ts';
-import { type ColumnDefaultFact, existingRowsValue } from './column-defaults.ts';
+import { type ColumnDefaultFact, existingRowsValue, useMysqlTimestampDefaults } from './column-defaults.ts';
 import type { MysqlSourceConfig } from './config.ts';
 import { connect, type MysqlEndpoint, parseMysqlUrl } from './connection.ts';
 import { type DdlTable, parseTableDdl, type TableDdl } from './ddl.ts';
@@ -151,8 +152,10 @@ export class MysqlSource implements Source {
     }
     if (from?.phase === 'stream' && from.position.kind === 'mysql') {
       const p = from.position;
+      // A checkpoint without GTIDs (written before they were tracked): the executed set at its offset.
+      const gtidSet = p.gtidSet ?? (await gtidSetAt(this.conn, this.flavor, p.file, p.pos));
       const byGtid = this.config.resume_by_gtid && !!p.gtidSet;
-      this.streamFrom = { file: p.file, pos: p.pos, gtidSet: p.gtidSet ?? '', byGtid };
+      this.streamFrom = { file: p.file, pos: p.pos, gtidSet, byGtid };
       this.lastCommitted = from;
       try {
         await this.checkRetained(this.streamFrom);
@@ -348,7 +351,7 @@ export class MysqlSource implements Source {
       const sourceInfo = (db: string, snapshot: SourceInfo['snapshot']): SourceInfo => ({
         connector: 'mysql',
         db,
-        position: { kind: 'mysql', file: coords.file, pos: coords.pos, serverId: this.serverId, row: 0 },
+        position: { kind: 'mysql', file: coords.file, pos: coords.pos, serverId: 0, row: 0 },
         commitTimeMs: startedAt,
         snapshot,
       });
@@ -359,7 +362,9 @@ export class MysqlSource implements Source {
         state: { snapshot: { tablesDone: [...done] } },
         sourceTimeMs: startedAt,
       });
-      for (const t of tables) {
+      // Debezium's snapshot markers need each table's last row: it is held back until the next row or the table's end.
+      let held: { event: ChangeEvent; bytes: number } | null = null;
+      for (const [tableIndex, t] of tables.entries()) {
         const entry = await this.describeTable(conn, t.db, t.name);
         if (!entry) continue;
         const { schema, columns } = entry;
@@ -412,16 +417,35 @@ export class MysqlSource implements Source {
             const key: Row | null =
               keys.length > 0 ? (Object.fromEntries(keys.map((k) => [k, after[k] ?? null])) as Row) : null;
             const bytes = estimateBytes(after) + 100;
-            batcher.push(
-              { op: 'read', table: schema.table, schema, key, before: null, after, source: sourceInfo(t.db, 'true') },
+            const marker: SourceInfo['snapshot'] =
+              held === null ? (tableIndex === 0 ? 'first' : 'first_in_data_collection') : 'true';
+            if (held) {
+              batcher.push(held.event, held.bytes);
+              if (batcher.wantsPause) await this.room(batcher);
+            }
+            held = {
+              event: {
+                op: 'read',
+                table: schema.table,
+                schema,
+                key,
+                before: null,
+                after,
+                source: sourceInfo(t.db, marker),
+              },
               bytes,
-            );
-            if (batcher.wantsPause) await this.room(batcher);
+            };
           }
           if (list.length < this.config.snapshot_chunk_rows) break;
           offset += list.length;
           const last = list[list.length - 1]!;
           lastKey = keyIdx.map((i) => keyParam(last[i] ?? null, columns[i]!));
+        }
+        if (held) {
+          const lastTable = tableIndex === tables.length - 1;
+          held.event.source = { ...held.event.source, snapshot: lastTable ? 'last' : 'last_in_data_collection' };
+          batcher.push(held.event, held.bytes);
+          held = null;
         }
         done.push(`${t.db}.${t.name}`);
         batcher.commit(snapshotCp());
@@ -490,6 +514,7 @@ export class MysqlSource implements Source {
         },
       ]),
     );
+    if (this.flavor === 'mysql') await useMysqlTimestampDefaults(c, db, name, entry.facts);
     return entry;
   }
 

@@ -89,3 +89,13 @@ export function lastCheckpoint(batches: ChangeBatch[]): Checkpoint | null {
   for (let i = batches.length - 1; i >= 0; i--) if (batches[i]!.checkpoint) return batches[i]!.checkpoint;
   return null;
 }
+
+/** One transaction's GTID as the server spells it (MariaDB `domain-server-seq`, MySQL `uuid:n`). */
+export function gtidPattern(server: MysqlServer): RegExp {
+  return server.flavor === 'mariadb' ? /^\d+-1-\d+$/ : /^[0-9a-f]{8}(-[0-9a-f]{4}){3}-[0-9a-f]{12}:\d+$/;
+}
+
+/** An executed GTID position or set as the server spells it (MariaDB `0-1-5,...`, MySQL `uuid:1-5,...`). */
+export function gtidSetPattern(server: MysqlServer): RegExp {
+  return server.flavor === 'mariadb' ? /^\d+-1-\d+/ : /^[0-9a-f]{8}(-[0-9a-f]{4}){3}-[0-9a-f]{12}:1-\d+/;
+}

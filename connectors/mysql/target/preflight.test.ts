@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { testContext } from '../../../test/fixtures/change-events.ts';
-import { type MysqlServer, startMariadb } from '../../../test/harness/mariadb.ts';
+import type { MysqlServer } from '../../../test/harness/mariadb.ts';
+import { mysqlFlavors } from '../../../test/harness/mysql-server.ts';
 import { mysqlTargetConfig } from './config.ts';
 import { target } from './index.ts';
 import { missingPrivileges, parseGrants } from './preflight.ts';
@@ -24,9 +25,9 @@ describe('grant parsing (no server)', () => {
 
 let server: MysqlServer;
 
-describe('MySQL target preflight (MariaDB)', () => {
+describe.each(mysqlFlavors())('MySQL target preflight (MariaDB) ($name)', (flavor) => {
   beforeAll(async () => {
-    server = await startMariadb();
+    server = await flavor.start();
   }, 120_000);
   afterAll(async () => server?.stop());
 

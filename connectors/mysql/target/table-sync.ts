@@ -219,10 +219,17 @@ export async function syncTable(
     }
     const cols = source.columns.map((_, i) => columnDef(i));
     if (source.keyColumns.length > 0) cols.push(`PRIMARY KEY (${source.keyColumns.map(quoteId).join(', ')})`);
-    await ddl(
-      `CREATE DATABASE IF NOT EXISTS ${quoteId(target.database)} CHARACTER SET utf8mb4 COLLATE ${options.collation}`,
-      sourceId,
-    );
+    // Only when missing: MySQL's CREATE DATABASE IF NOT EXISTS waits for an exclusive lock on the database even when
+    // it exists, which the open apply transaction (rows of other tables in it) holds against it.
+    const [schemata] = await db.query('SELECT 1 FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?', [
+      target.database,
+    ]);
+    if ((schemata as unknown[]).length === 0) {
+      await ddl(
+        `CREATE DATABASE IF NOT EXISTS ${quoteId(target.database)} CHARACTER SET utf8mb4 COLLATE ${options.collation}`,
+        sourceId,
+      );
+    }
     await ddl(
       `CREATE TABLE IF NOT EXISTS ${qname} (${cols.join(', ')}) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=${options.collation}`,
       sourceId,

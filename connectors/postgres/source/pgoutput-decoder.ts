@@ -116,6 +116,11 @@ function readPgTimeMs(buf: Buffer, pos: number): number {
   return Math.floor((hi * 4294967296 + lo) / 1000) + PG_EPOCH_MS;
 }
 
+/** The same timestamp in microseconds since the Unix epoch (exact: below 2^53 until the year 2255). */
+function readPgTimeUs(buf: Buffer, pos: number): number {
+  return buf.readInt32BE(pos) * 4294967296 + buf.readUInt32BE(pos + 4) + PG_EPOCH_MS * 1000;
+}
+
 export function lsnText(hi: number, lo: number): string {
   return `${hi.toString(16).toUpperCase()}/${lo.toString(16).toUpperCase()}`;
 }
@@ -126,6 +131,7 @@ export class PgoutputDecoder {
   // Current transaction (set by Begin).
   private xid = '';
   private commitTimeMs = 0;
+  private commitTimeUs = 0;
   private lastCommitLsn: string | undefined;
   private inTx = false;
   /** The open transaction was delivered before (its commit is covered by the resume point): dropped. */
@@ -138,7 +144,6 @@ export class PgoutputDecoder {
   /** Resume point: what ends at or before it was delivered already and is dropped. */
   resumeAfter(lsn: bigint): void {
     this.skipUpTo = lsn;
-    this.setLastCommitLsn(formatLsn(lsn));
   }
 
   /** Between a Begin and its Commit. */
@@ -177,8 +182,9 @@ export class PgoutputDecoder {
           this.skipTx = false;
           return;
         }
-        out.commit(decoded.endLsn, decoded.commitTimeMs);
+        // Set first: the commit's checkpoint carries it (Debezium's sequence[0] of the next change).
         this.lastCommitLsn = formatLsn(decoded.endLsn);
+        out.commit(decoded.endLsn, decoded.commitTimeMs);
         return;
       }
       case 'relation':
@@ -201,8 +207,8 @@ export class PgoutputDecoder {
         const now = Date.now();
         const lsn = formatLsn(decoded.lsn);
         out.change(this.messageEvent(decoded.prefix, decoded.content, false, lsn, now, MESSAGE_SCHEMA), size);
+        // Not a transaction commit: the last commit LSN (Debezium's sequence[0]) stays.
         out.commit(decoded.lsn, now);
-        this.lastCommitLsn = lsn;
         return;
       }
       case 'ignored':
@@ -226,6 +232,11 @@ export class PgoutputDecoder {
     this.lastCommitLsn = lsn;
   }
 
+  /** The end LSN of the last transaction commit streamed (or resumed from); null before the first one. */
+  get previousCommitLsn(): string | null {
+    return this.lastCommitLsn ?? null;
+  }
+
   /**
    * Decodes one pgoutput message at buf[start..end). `lsnHi/lsnLo` is the XLogData start LSN (the change's LSN).
    * Returns a change event, an array of events (truncate of several tables) or a control message.
@@ -241,6 +252,7 @@ export class PgoutputDecoder {
         const xid = buf.readUInt32BE(p + 16);
         this.xid = String(xid);
         this.commitTimeMs = commitTimeMs;
+        this.commitTimeUs = readPgTimeUs(buf, p + 8);
         return { type: 'begin', finalLsn, commitTimeMs, xid };
       }
       case 0x43: {
@@ -334,6 +346,7 @@ export class PgoutputDecoder {
         position: { kind: 'postgres', lsn, lastCommitLsn: this.lastCommitLsn },
         txId: transactional ? this.xid : undefined,
         commitTimeMs,
+        commitTimeUs: transactional ? this.commitTimeUs : undefined,
         snapshot: false,
       },
       message: { prefix, contentBase64: content.toString('base64'), transactional },
@@ -363,6 +376,7 @@ export class PgoutputDecoder {
       position: { kind: 'postgres', lsn: lsnText(lsnHi, lsnLo), lastCommitLsn: this.lastCommitLsn },
       txId: this.xid,
       commitTimeMs: this.commitTimeMs,
+      commitTimeUs: this.commitTimeUs,
       snapshot: false,
     };
     const image = after ?? before;

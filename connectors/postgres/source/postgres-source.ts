@@ -207,7 +207,9 @@ export class PostgresSource implements Source {
       this.startLsn = at;
       this.skipUpTo = at;
       this.durableLsn = at;
-      this.decoder.setLastCommitLsn(formatLsn(at));
+      // Debezium's sequence[0] continues from the checkpoint, so replayed events are written identically.
+      const last = from.position.kind === 'postgres' ? from.position.lastCommitLsn : undefined;
+      this.decoder.setLastCommitLsn(last === undefined ? formatLsn(at) : (last ?? undefined));
       this.stream = await ReplicationStream.open(this.config);
       return;
     }
@@ -248,7 +250,8 @@ export class PostgresSource implements Source {
     const cp = parseLsn(created.consistentPoint);
     this.startLsn = cp;
     this.skipUpTo = cp;
-    this.decoder.setLastCommitLsn(created.consistentPoint);
+    // Like Debezium: no commit was streamed yet, so the first transaction's sequence starts with null.
+    this.decoder.setLastCommitLsn(undefined);
     this.snapshot = { consistentPoint: cp, client, truncateFirst, only: false };
   }
 
@@ -299,11 +302,16 @@ export class PostgresSource implements Source {
     return { seq: this.seq++, events, checkpoint, bytes };
   }
 
-  private checkpointAt(lsn: bigint, timeMs: number | undefined): Checkpoint {
+  /** `lastCommitLsn`: the last transaction commit at or before `lsn` (what the next change's sequence starts with). */
+  private checkpointAt(
+    lsn: bigint,
+    timeMs: number | undefined,
+    lastCommitLsn: string | null = this.decoder.previousCommitLsn,
+  ): Checkpoint {
     const cp: Checkpoint = {
       pipeline: this.ctx.pipeline,
       phase: 'stream',
-      position: { kind: 'postgres', lsn: formatLsn(lsn) },
+      position: { kind: 'postgres', lsn: formatLsn(lsn), lastCommitLsn },
     };
     if (timeMs !== undefined) cp.sourceTimeMs = timeMs;
     return cp;
@@ -319,7 +327,6 @@ export class PostgresSource implements Source {
       events: [],
       bytes: 0,
     };
-    let first = true;
     let rows = 0;
     const flush = (): ChangeBatch | null => {
       if (st.events.length === 0) return null;
@@ -331,6 +338,10 @@ export class PostgresSource implements Source {
     };
     try {
       const tables = await this.snapshotTables(client, plan.only);
+      // The snapshot's transaction id for the read events (Debezium writes its snapshot transaction's): the first id
+      // the snapshot does not see, read without assigning an id (that would write WAL and hold up a shutdown).
+      const xid = (await client.query<{ x: string }>('select txid_snapshot_xmax(txid_current_snapshot())::text as x'))
+        .rows[0]?.x;
       this.log('snapshot_started', {
         tables: tables.length,
         consistent_point: cpText,
@@ -340,10 +351,11 @@ export class PostgresSource implements Source {
         if (this.closed || this.draining) return;
         const schema = await tableSchemaFromCatalog(client, this.resolver, t);
         this.knownColumns.set(t.oid, new Set(schema.columns.map((c) => c.name)));
-        const source = (snapshot: 'true' | 'first'): ChangeEvent['source'] => ({
+        const source = (snapshot: 'true' | 'first' | 'first_in_data_collection'): ChangeEvent['source'] => ({
           connector: 'postgresql',
           db: this.db,
           position: { kind: 'postgres', lsn: cpText },
+          txId: xid,
           commitTimeMs: started,
           snapshot,
         });
@@ -362,6 +374,9 @@ export class PostgresSource implements Source {
         }
         // One source block for every read event of the table (events are never mutated; `last` replaces it).
         const readSource = source('true');
+        // Debezium: `first` only on the first table's first row, `first_in_data_collection` on other tables'.
+        const firstSource = source(t === tables[0] ? 'first' : 'first_in_data_collection');
+        let tableFirst = true;
         const table = schema.table;
         const keyCols = schema.keyColumns;
         const key0 = keyCols.length === 1 ? keyCols[0]! : null;
@@ -390,9 +405,9 @@ export class PostgresSource implements Source {
               key,
               before: null,
               after: row,
-              source: first ? source('first') : readSource,
+              source: tableFirst ? firstSource : readSource,
             });
-            first = false;
+            tableFirst = false;
             st.bytes += size;
             rows++;
             if (st.events.length >= this.batch.max_events || st.bytes >= this.batch.max_bytes) {
@@ -402,6 +417,10 @@ export class PostgresSource implements Source {
           }
           if (this.closed || this.draining) return;
         }
+        // Debezium's marker on a table's last row (the row is still held back, in this or the pending batch).
+        const tableLast = st.events[st.events.length - 1] ?? st.pending?.events[st.pending.events.length - 1];
+        if (!tableFirst && tableLast?.op === 'read')
+          tableLast.source = { ...tableLast.source, snapshot: 'last_in_data_collection' };
       }
       await client.query('commit');
       const ready = flush();
@@ -419,7 +438,7 @@ export class PostgresSource implements Source {
         };
         this.finished = true;
       } else {
-        last.checkpoint = this.checkpointAt(plan.consistentPoint, started);
+        last.checkpoint = this.checkpointAt(plan.consistentPoint, started, null);
         this.lastMarkLsn = plan.consistentPoint;
       }
       this.log('snapshot_done', { rows, ms: Date.now() - started });
@@ -454,6 +473,13 @@ export class PostgresSource implements Source {
         [only ? [this.names.publication, this.names.insertOnlyPublication] : this.publications],
       )
     ).rows;
+    // Tables listed in the config are read in that order (as Debezium reads its table.include.list).
+    const listed = this.config.tables ?? [];
+    const rank = (r: { schema: string; name: string }) => {
+      const i = listed.indexOf(`${r.schema}.${r.name}`);
+      return i < 0 ? listed.length : i;
+    };
+    rows.sort((a, b) => rank(a) - rank(b));
     return rows.map((r) => ({
       oid: Number(r.oid),
       table: { schema: r.schema, name: r.name },
@@ -579,7 +605,6 @@ export class PostgresSource implements Source {
     // end too: without that bound they would drive checkpoints in a loop).
     if (this.decoder.inTransaction || this.blocked || walEnd <= this.lastMarkLsn) return;
     this.lastMarkLsn = walEnd;
-    this.decoder.setLastCommitLsn(formatLsn(walEnd));
     this.batcher?.commit(this.checkpointAt(walEnd, Date.now()));
   }
 
