@@ -253,6 +253,29 @@ describe.each(mysqlFlavors())('MySQL target on $name', (flavor) => {
       ]);
     });
 
+    it('applies TRUNCATE of tables linked by a foreign key on the target', async () => {
+      const { target, q, src, reopen } = await setup('t_fk_truncate');
+      const parent = tableSchema('public.parent', [col('id', 'integer', 'int', true), col('v', 'text')]);
+      const child = tableSchema('public.child', [
+        col('id', 'integer', 'int', true),
+        col('parent_id', 'integer', 'int'),
+        col('v', 'text'),
+      ]);
+      await target.write(
+        src.batch(
+          src.tx((t) => t.insert(parent, { id: '1', v: 'p' }).insert(child, { id: '1', parent_id: '1', v: 'c' })),
+        ),
+      );
+      await target.close();
+      await q('alter table child add foreign key (parent_id) references parent (id)');
+      const again = await reopen();
+      await again.write(
+        src.batch(src.tx((t) => t.truncate(parent).truncate(child).insert(parent, { id: '2', v: 'after' }))),
+      );
+      expect(await q('select id, v from parent')).toEqual([{ id: 2, v: 'after' }]);
+      expect(await q('select count(*) as n from child')).toEqual([{ n: '0' }]);
+    });
+
     it('keeps unchanged TOAST columns and reports a missing row', async () => {
       const { target, q, src, ctx } = await setup('t_toast');
       const docs = tableSchema('public.docs', [
