@@ -52,6 +52,63 @@ describe.each(mysqlFlavors())('mysql source: preflight and purged binlogs ($name
     }
   });
 
+  it.runIf(flavor.name === 'mysql')(
+    'refuses binlog settings whose events cannot be decoded: compressed transactions, partial JSON, partial row images',
+    async () => {
+      const settings = [
+        ['binlog_transaction_compression', 'ON', /binlog_transaction_compression is ON.*TRANSACTION_PAYLOAD/],
+        ['binlog_row_value_options', "'PARTIAL_JSON'", /binlog_row_value_options is PARTIAL_JSON/],
+        ['binlog_row_image', "'NOBLOB'", /binlog_row_image is NOBLOB/],
+      ] as const;
+      for (const [name, value, expected] of settings) {
+        const [before] = await server.query<{ Value: string }>('SHOW GLOBAL VARIABLES LIKE ?', [name]);
+        await server.query(`SET GLOBAL ${name} = ${value}`);
+        try {
+          const problems = await preflightMysqlSource(sourceConfig(server), ctx);
+          expect(problems.map((p) => p.message).join('\n')).toMatch(expected);
+          expect(problems.map((p) => p.hint).join('\n')).toContain(`SET GLOBAL ${name}`);
+          const source = makeSource(server, 'undecodable');
+          await expect(source.open(null)).rejects.toBeInstanceOf(SourceSetupError);
+          await source.close();
+        } finally {
+          await server.query(`SET GLOBAL ${name} = ?`, [before!.Value]);
+        }
+      }
+      expect(await preflightMysqlSource(sourceConfig(server), ctx)).toEqual([]);
+    },
+  );
+
+  it('refuses foreign keys whose cascades MariaDB does not log on replicated tables; MySQL logs them', async () => {
+    await server.createDatabase('fkcascade');
+    await server.query('CREATE TABLE fkcascade.parent (id INT PRIMARY KEY)');
+    await server.query(
+      'CREATE TABLE fkcascade.child (id INT PRIMARY KEY, pid INT, CONSTRAINT child_parent FOREIGN KEY (pid) REFERENCES fkcascade.parent (id) ON DELETE CASCADE)',
+    );
+    await server.query(
+      'CREATE TABLE fkcascade.plain (id INT PRIMARY KEY, pid INT, FOREIGN KEY (pid) REFERENCES fkcascade.parent (id))',
+    );
+    try {
+      const all = await preflightMysqlSource(sourceConfig(server, { databases: ['fkcascade'] }), ctx);
+      const withoutChild = await preflightMysqlSource(
+        sourceConfig(server, { tables: ['fkcascade.parent', 'fkcascade.plain'] }),
+        ctx,
+      );
+      if (server.flavor === 'mariadb') {
+        expect(all).toHaveLength(1);
+        expect(all[0]!.message).toMatch(
+          /cascade\.child \(child_parent ON DELETE CASCADE from parent\).*does not write the rows such an action changes/,
+        );
+        expect(all[0]!.hint).toContain('ALTER TABLE fkcascade.child DROP FOREIGN KEY child_parent');
+      } else {
+        // MySQL 9 writes the rows a cascade changes to the binlog (SQL-layer foreign keys): nothing to refuse.
+        expect(all).toEqual([]);
+      }
+      expect(withoutChild).toEqual([]);
+    } finally {
+      await server.query('DROP DATABASE fkcascade');
+    }
+  });
+
   it('stops with the position and the oldest binlog when the checkpoint was purged, or resnapshots', async () => {
     await server.createDatabase('purged');
     const conn = await session(server, 'purged');
