@@ -3,6 +3,7 @@ import { SourceSetupError } from '../../../src/errors.ts';
 import type { MysqlServer } from '../../../test/harness/mariadb.ts';
 import { mysqlFlavors } from '../../../test/harness/mysql-server.ts';
 import { preflightMysqlSource } from './preflight.ts';
+import { ServerBehindCheckpointError } from './server-behind.ts';
 import { events, lastCheckpoint, makeSource, Puller, session, silentLogger, sourceConfig } from './test-support.ts';
 
 const ctx = { pipeline: 'preflight', logger: silentLogger };
@@ -106,6 +107,46 @@ describe.each(mysqlFlavors())('mysql source: preflight and purged binlogs ($name
       expect(withoutChild).toEqual([]);
     } finally {
       await server.query('DROP DATABASE fkcascade');
+    }
+  });
+
+  it('says the server is behind, not that the binlog was purged, for a checkpoint ahead of the server', async () => {
+    await server.createDatabase('ahead');
+    await server.query('CREATE TABLE ahead.t (id INT PRIMARY KEY)');
+    const first = makeSource(server, 'ahead', { databases: ['ahead'] });
+    await first.open(null);
+    const p = new Puller(first);
+    await p.until((b) => b.some((x) => x.checkpoint?.phase === 'stream'));
+    const cp = lastCheckpoint(p.batches)!;
+    await p.end();
+    await first.close();
+    if (cp.position.kind !== 'mysql' || !cp.position.gtidSet) throw new Error('expected a GTID checkpoint');
+    const { file, pos, gtidSet } = cp.position;
+    // As after a failover to a replica that lagged, or on a server restored from a backup.
+    const aheadSet =
+      server.flavor === 'mariadb'
+        ? gtidSet.replace(/-(\d+)$/, (_, n: string) => `-${Number(n) + 1000}`)
+        : `${gtidSet},aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee:1-5`;
+    const next = file.replace(/\d+$/, (n) => String(Number(n) + 3).padStart(n.length, '0'));
+    const cases = [
+      { position: { kind: 'mysql' as const, file, pos, gtidSet: aheadSet }, says: /has not executed/ },
+      {
+        position: { kind: 'mysql' as const, file, pos: pos + 50_000_000 },
+        says: /past the end of this server's binlog/,
+      },
+      { position: { kind: 'mysql' as const, file: next, pos: 4 }, says: /past the end of this server's binlog/ },
+    ];
+    for (const c of cases) {
+      const s = makeSource(server, 'ahead', { databases: ['ahead'], resnapshot_on_purged_binlog: true });
+      const err = await s.open({ ...cp, position: c.position }).then(
+        () => null,
+        (e: unknown) => e,
+      );
+      await s.close();
+      expect(err).toBeInstanceOf(ServerBehindCheckpointError);
+      expect((err as Error).message).toMatch(c.says);
+      expect((err as Error).message).not.toMatch(/purged/);
+      expect((err as SourceSetupError).hint).toMatch(/caught up/);
     }
   });
 

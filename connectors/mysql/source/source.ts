@@ -30,6 +30,7 @@ import { connect, type MysqlEndpoint, parseMysqlUrl } from './connection.ts';
 import { type DdlTable, parseTableDdl, type TableDdl } from './ddl.ts';
 import { preflightMysqlSource } from './preflight.ts';
 import { RowDecoder } from './row-decoder.ts';
+import { checkServerReached } from './server-behind.ts';
 import { replicaServerId } from './server-id.ts';
 import {
   kindOfType,
@@ -260,6 +261,7 @@ export class MysqlSource implements Source {
   }
 
   private async checkRetained(from: BinlogCoordinates & { byGtid: boolean }): Promise<void> {
+    await checkServerReached(this.conn!, this.flavor, from);
     if (from.byGtid) return; // the server reports a purged GTID when the dump starts
     const logs = await binaryLogs(this.conn!);
     const found = logs.find((l) => l.name === from.file);
