@@ -92,6 +92,7 @@ export interface BinlogReaderOptions {
 
 const MYSQL_GEOMETRY = 255;
 const MYSQL_BLOB = 252;
+const MYSQL_JSON = 245;
 
 // biome-ignore lint/suspicious/noExplicitAny: zongji events are loosely typed
 type ZEvent = any;
@@ -302,7 +303,8 @@ export class BinlogReader {
     if (!entry?.columns) return;
     // Geometry values are decoded as raw bytes (MySQL's internal SRID + WKB) so that we format them ourselves;
     // zongji's own decoding loses the geometry's type. Both types read a length-prefixed value.
-    for (const col of entry.columns) if (col.type === MYSQL_GEOMETRY) col.type = MYSQL_BLOB;
+    // MySQL's binary JSON too: values.ts prints it as the server does (the library's text differs, e.g. DECIMAL).
+    for (const col of entry.columns) if (col.type === MYSQL_GEOMETRY || col.type === MYSQL_JSON) col.type = MYSQL_BLOB;
     const columns: BinlogColumn[] = entry.columnSchemas.map((s: ZEvent, i: number) => ({
       name: String(s.COLUMN_NAME),
       type: String(s.COLUMN_TYPE || '').toLowerCase(),
