@@ -21,6 +21,7 @@ import {
   gtidSetAt,
   isPurgedBinlogError,
   SYSTEM_DATABASES,
+  snapshotStreamsByGtid,
   startConsistentSnapshot,
 } from '../flavor.ts';
 import { type BinlogEvent, BinlogReader, type BinlogTable, type RawRow, UNKNOWN_POS } from './binlog-reader.ts';
@@ -340,7 +341,8 @@ export class MysqlSource implements Source {
         if (this.closed || !coords) return;
         this.needsSnapshot = false;
         if (this.config.snapshot === 'initial_only') return;
-        this.streamFrom = { ...coords, byGtid: false };
+        // A snapshot started without a lock is exact by its GTID set (see startConsistentSnapshot).
+        this.streamFrom = { ...coords, byGtid: snapshotStreamsByGtid(coords) };
         await this.startReader(this.streamFrom);
       }
       if (!this.reader) return;
