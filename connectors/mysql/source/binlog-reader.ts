@@ -119,7 +119,6 @@ export class BinlogReader {
   /** The open event group's begin was emitted (MySQL: by its GTID event, before its BEGIN query). */
   private groupBegun = false;
   private gtid: string | undefined;
-  private mariadb = false;
   /** Executed GTIDs (MariaDB position per domain, MySQL set), from the start point on. */
   private readonly executed: ExecutedGtids;
   private readonly tables = new Map<number, BinlogTable>();
@@ -128,7 +127,6 @@ export class BinlogReader {
 
   constructor(options: BinlogReaderOptions) {
     this.options = options;
-    this.mariadb = options.flavor === 'mariadb';
     if ('file' in options.start) {
       this.file = options.start.file;
       this.lastPos = options.start.pos;
@@ -358,13 +356,11 @@ export class BinlogReader {
         return;
       case 'mariadbgtid':
         this.atDumpStart = false;
-        this.mariadb = true;
         this.gtid = event.gtid;
         // Standalone groups (DDL) begin too: the statement's events carry the group's start.
         this.begin(event, timestampMs);
         return;
       case 'mariadbgtidlist':
-        this.mariadb = true;
         return;
       case 'tablemap':
         this.onTableMap(event);
