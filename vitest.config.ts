@@ -52,6 +52,8 @@ export default defineConfig({
           name: 'integration',
           include: [...needsServers, 'test/**/*.test.ts'],
           exclude: [...configDefaults.exclude, ...KAFKA_BROKER_TESTS],
+          // Builds the MySQL server tree (debootstrap) once before the tests that start MySQL servers.
+          globalSetup: ['test/harness/mysql-global-setup.ts'],
         },
       },
       {

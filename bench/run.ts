@@ -26,6 +26,7 @@ const { values } = parseArgs({
     only: { type: 'string' },
     runs: { type: 'string' },
     out: { type: 'string' },
+    'mysql-flavor': { type: 'string', default: 'mariadb' },
     help: { type: 'boolean', short: 'h', default: false },
   },
 });
@@ -36,7 +37,8 @@ if (values.help) {
   --quick     smaller data sets, one run per measurement (about 1 minute)
   --only      comma-separated scenario ids (${SCENARIOS.map((s) => s.id).join(', ')})
   --runs      runs per measurement (default 3, --quick 1)
-  --out       JSON results file (default bench/results/<date>.json)`);
+  --out       JSON results file (default bench/results/<date>.json)
+  --mysql-flavor  mariadb (default) or mysql: the server B2 and B7 read from`);
   process.exit(0);
 }
 
@@ -59,7 +61,12 @@ const selected = only ? SCENARIOS.filter((s) => only.includes(s.id)) : SCENARIOS
 
 const startedAt = new Date();
 const loadAverageAtStart = os.loadavg().map((l) => Math.round(l * 100) / 100);
-const pool = serverPool();
+const mysqlFlavor = values['mysql-flavor'];
+if (mysqlFlavor !== 'mariadb' && mysqlFlavor !== 'mysql') {
+  console.error(`--mysql-flavor expects mariadb or mysql, got ${mysqlFlavor}`);
+  process.exit(64);
+}
+const pool = serverPool(mysqlFlavor);
 const ctx: BenchContext = {
   quick,
   runs,

@@ -6,7 +6,10 @@ export interface BinlogPosition {
 }
 
 export async function binlogPosition(server: MysqlServer): Promise<BinlogPosition> {
-  const rows = await server.query<{ File: string; Position: number | string }>('show master status');
+  // MySQL 8.4+ renamed SHOW MASTER STATUS.
+  const rows = await server
+    .query<{ File: string; Position: number | string }>('show master status')
+    .catch(() => server.query<{ File: string; Position: number | string }>('show binary log status'));
   const row = rows[0];
   if (!row) throw new Error('the server has no binary log (show master status is empty)');
   return { file: row.File, pos: Number(row.Position) };
@@ -14,7 +17,7 @@ export async function binlogPosition(server: MysqlServer): Promise<BinlogPositio
 
 /**
  * Inserts rows (id, payload, n) into `database.table` in transactions of `perTx` rows, each statement autocommitted,
- * from MariaDB's sequence engine.
+ * from a generated series.
  */
 export async function insertInTransactions(
   server: MysqlServer,
@@ -27,7 +30,7 @@ export async function insertInTransactions(
     const hi = Math.min(lo + perTx - 1, rows);
     await server.query(
       `insert into ${table} (id, payload, n)
-         select seq, concat('payload of row ', seq, repeat('x', 40)), seq * 1000000000 from seq_${lo}_to_${hi}`,
+         select seq, concat('payload of row ', seq, repeat('x', 40)), seq * 1000000000 from ${server.series(lo, hi)}`,
       [],
       database,
     );

@@ -1,4 +1,5 @@
 import { type MysqlServer, startMariadb } from '../../test/harness/mariadb.ts';
+import { startMysql } from '../../test/harness/mysql-server.ts';
 import { type PgServer, startPostgres } from '../../test/harness/postgres.ts';
 import { MiB, median } from './measure.ts';
 import type { RunResult } from './pipeline-run.ts';
@@ -95,7 +96,12 @@ export function unavailableRow(id: string, scenario: string, unit: string, goal:
 }
 
 /** Lazily started shared servers, stopped at the end of the run. */
-export function serverPool(): { pg(): Promise<PgServer>; mariadb(): Promise<MysqlServer>; stop(): Promise<void> } {
+/** `mysqlFlavor`: which server the MySQL scenarios (B2, B7) run on. */
+export function serverPool(mysqlFlavor: 'mariadb' | 'mysql' = 'mariadb'): {
+  pg(): Promise<PgServer>;
+  mariadb(): Promise<MysqlServer>;
+  stop(): Promise<void>;
+} {
   let pg: Promise<PgServer> | null = null;
   let maria: Promise<MysqlServer> | null = null;
   return {
@@ -104,7 +110,7 @@ export function serverPool(): { pg(): Promise<PgServer>; mariadb(): Promise<Mysq
       return pg;
     },
     mariadb: () => {
-      maria ??= startMariadb({ throwaway: true });
+      maria ??= mysqlFlavor === 'mysql' ? startMysql({ throwaway: true }) : startMariadb({ throwaway: true });
       return maria;
     },
     async stop() {

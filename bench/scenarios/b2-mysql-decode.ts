@@ -66,7 +66,7 @@ export function zongjiRowsPerSecond(
 
 export const b2: Scenario = {
   id: 'B2',
-  title: 'MySQL (MariaDB) decode into a null target',
+  title: 'MySQL / MariaDB decode into a null target',
   async run(ctx: BenchContext) {
     const rows = ctx.quick ? 100_000 : 1_000_000;
     const perTx = 10_000;
@@ -138,7 +138,7 @@ export const b2: Scenario = {
     return [
       throughputRow(
         'B2',
-        `MySQL decode (${server.version.split('-')[0]} MariaDB), ${rows.toLocaleString('en')} rows in ${perTx.toLocaleString('en')}-row tx, null target`,
+        `MySQL decode (${server.version.split('-')[0]} ${server.flavor === 'mariadb' ? 'MariaDB' : 'MySQL'}), ${rows.toLocaleString('en')} rows in ${perTx.toLocaleString('en')}-row tx, null target`,
         'events/s',
         { kind: 'ratio-at-least', value: 0.5 },
         ours,

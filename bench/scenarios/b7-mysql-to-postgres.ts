@@ -1,5 +1,5 @@
 /**
- * B7: MySQL (MariaDB) -> PostgreSQL apply, rows/s, against COPY of the same rows into the same PostgreSQL database.
+ * B7: MySQL or MariaDB -> PostgreSQL apply, rows/s, against COPY of the same rows into the same PostgreSQL database.
  * The source starts from the binlog position taken before the rows are written (in-memory checkpoint store).
  * When the pipeline cannot run (e.g. the target cannot create a table from MySQL column types), the scenario is
  * reported as not available with the pipeline's error.
@@ -24,9 +24,9 @@ export const b7: Scenario = {
   title: 'MySQL -> PostgreSQL apply',
   async run(ctx: BenchContext) {
     const rows = ctx.quick ? 30_000 : 200_000;
-    const title = `MySQL -> PostgreSQL apply, ${rows.toLocaleString('en')} inserts in ${PER_TX}-row tx`;
     const goal = { kind: 'ratio-at-least', value: 0.25 } as const;
     const [maria, pgServer] = await Promise.all([ctx.mariadb(), ctx.pg()]);
+    const title = `${maria.flavor === 'mysql' ? 'MySQL' : 'MariaDB'} ${maria.version.split('-')[0]} -> PostgreSQL apply, ${rows.toLocaleString('en')} inserts in ${PER_TX}-row tx`;
     await maria.createDatabase(DB);
     await maria.query('create table b7 (id bigint primary key, payload varchar(200), n bigint) engine=InnoDB', [], DB);
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tributary-bench-b7-'));

@@ -3,6 +3,7 @@
  * take a consistent snapshot and learn its binlog coordinates, where the current binlog position lives.
  */
 import type mysql from 'mysql2/promise';
+import { SourceSetupError, TributaryError } from '../../src/errors.ts';
 import { MysqlGtidSet } from './gtid-set.ts';
 
 export type Flavor = 'mariadb' | 'mysql';
@@ -62,15 +63,39 @@ export async function mariadbGtidAt(conn: Conn, file: string, pos: number): Prom
   return r?.g == null ? '' : String(r.g);
 }
 
+/** How long the MySQL snapshot waits for the global read lock before it gives up on it (FLUSH TABLES WITH READ LOCK
+ * blocks every writer while it waits, e.g. behind a long query). */
+export const GLOBAL_LOCK_WAIT_SECONDS = 3;
+/** Attempts of the lock-free MySQL snapshot start before it takes the global read lock instead. */
+const LOCK_FREE_ATTEMPTS = 50;
+/** Attempts of the lock-free start when the global read lock is not an option. */
+const LOCK_FREE_ATTEMPTS_ONLY_WAY = 300;
+/** How long the lock-free start waits, after the snapshot began, for commits in flight to show in the GTID set. */
+const SETTLE_MS = 20;
+
+/** How the snapshot obtained its position: which lock it took. */
+export type SnapshotLocking = 'none' | 'global_read_lock';
+
 /**
  * Opens a transaction with a consistent snapshot on `conn` and returns the binlog coordinates it corresponds to:
  * every transaction committed before them is visible to the snapshot, none after.
  *
  * MariaDB: `START TRANSACTION WITH CONSISTENT SNAPSHOT` makes the binlog position part of the snapshot
  * (`binlog_snapshot_file/position` status), without any lock; `BINLOG_GTID_POS` turns it into the exact GTID position.
- * MySQL 8: a brief `FLUSH TABLES WITH READ LOCK` stops commits while the snapshot starts and the position is read.
+ *
+ * MySQL with gtid_mode=ON: no lock. The executed GTID set and binlog position are read just before and a moment
+ * after the snapshot starts; only when nothing committed in between is that position taken (else the snapshot
+ * transaction is rolled back and started again), and streaming then starts by the GTID set. An engine commit shows
+ * in the GTID set right after it; the moment covers that.
+ *
+ * MySQL otherwise (GTIDs off, or no quiet moment found on a busy server): `FLUSH TABLES WITH READ LOCK` (needs
+ * RELOAD) stops commits only while the snapshot starts and the position is read, and waits at most
+ * GLOBAL_LOCK_WAIT_SECONDS to get it (writers wait behind it meanwhile, e.g. while a long query runs).
  */
-export async function startConsistentSnapshot(conn: Conn, flavor: Flavor): Promise<BinlogCoordinates> {
+export async function startConsistentSnapshot(
+  conn: Conn,
+  flavor: Flavor,
+): Promise<BinlogCoordinates & { locking: SnapshotLocking }> {
   await conn.query('SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ');
   if (flavor === 'mariadb') {
     await conn.query('START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY');
@@ -79,17 +104,89 @@ export async function startConsistentSnapshot(conn: Conn, flavor: Flavor): Promi
     const file = v.binlog_snapshot_file;
     const pos = Number(v.binlog_snapshot_position);
     if (!file) throw new Error('binary logging is off (binlog_snapshot_file is empty)');
-    return { file, pos, gtidSet: await mariadbGtidAt(conn, file, pos) };
+    return { file, pos, gtidSet: await mariadbGtidAt(conn, file, pos), locking: 'none' };
   }
-  await conn.query('FLUSH TABLES WITH READ LOCK');
+  const [mode] = await rows(conn, 'SELECT @@GLOBAL.gtid_mode AS m');
+  const gtids = String(mode?.m).toUpperCase() === 'ON';
+  if (gtids) {
+    const quiet = await lockFreeSnapshot(conn, LOCK_FREE_ATTEMPTS);
+    if (quiet) return quiet;
+  }
+  const locked = await globalReadLock(conn);
+  if (locked === true) {
+    try {
+      await conn.query('START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY');
+      const status = await masterStatus(conn);
+      if (!status) throw new Error('binary logging is off (SHOW BINARY LOG STATUS returned nothing)');
+      return { file: status.file, pos: status.pos, gtidSet: status.gtid ?? '', locking: 'global_read_lock' };
+    } finally {
+      await conn.query('UNLOCK TABLES');
+    }
+  }
+  if (gtids) {
+    const quiet = await lockFreeSnapshot(conn, LOCK_FREE_ATTEMPTS_ONLY_WAY);
+    if (quiet) return quiet;
+    throw new TributaryError(
+      'retryable',
+      `the server committed transactions during each attempt to start the snapshot without a lock, and the global read lock ${locked === 'denied' ? 'is not allowed (no RELOAD privilege)' : `could not be had within ${GLOBAL_LOCK_WAIT_SECONDS} s`}`,
+      {
+        hint: 'the pipeline retries; to start on a busy server, GRANT RELOAD ON *.* TO the source user (the snapshot then blocks commits only for the milliseconds it takes to read the binlog position)',
+      },
+    );
+  }
+  if (locked === 'denied') {
+    throw new SourceSetupError(
+      'the snapshot needs the global read lock here (gtid_mode is not ON), and the source user may not take it (no RELOAD privilege)',
+      'GRANT RELOAD ON *.* TO the source user (the snapshot then blocks commits only for the milliseconds it takes to read the binlog position), or enable GTIDs (gtid_mode = ON, enforce_gtid_consistency = ON): then no lock is needed',
+    );
+  }
+  throw new TributaryError(
+    'retryable',
+    `the global read lock for the snapshot could not be had within ${GLOBAL_LOCK_WAIT_SECONDS} s (a long query or transaction holds tables open)`,
+    { hint: 'the pipeline retries; enable GTIDs (gtid_mode = ON) to snapshot without a lock' },
+  );
+}
+
+/** Whether streaming after this snapshot starts by its GTID set rather than its binlog offset. */
+export function snapshotStreamsByGtid(coords: { locking?: SnapshotLocking; gtidSet: string }): boolean {
+  return coords.locking === 'none' && coords.gtidSet.includes(':');
+}
+
+/** Takes MySQL's global read lock, waiting at most GLOBAL_LOCK_WAIT_SECONDS. */
+async function globalReadLock(conn: Conn): Promise<true | 'denied' | 'timeout'> {
+  const [before] = await rows(conn, 'SELECT @@SESSION.lock_wait_timeout AS t');
+  await conn.query(`SET SESSION lock_wait_timeout = ${GLOBAL_LOCK_WAIT_SECONDS}`);
   try {
-    await conn.query('START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY');
-    const status = await masterStatus(conn);
-    if (!status) throw new Error('binary logging is off (SHOW MASTER STATUS returned nothing)');
-    return { file: status.file, pos: status.pos, gtidSet: status.gtid ?? '' };
+    await conn.query('FLUSH TABLES WITH READ LOCK');
+    return true;
+  } catch (err) {
+    const code = (err as { code?: string }).code;
+    if (code === 'ER_SPECIFIC_ACCESS_DENIED_ERROR') return 'denied';
+    if (code === 'ER_LOCK_WAIT_TIMEOUT') return 'timeout';
+    throw err;
   } finally {
-    await conn.query('UNLOCK TABLES');
+    await conn.query(`SET SESSION lock_wait_timeout = ${Number(before?.t) || 31536000}`);
   }
+}
+
+/** The lock-free start (see startConsistentSnapshot), or null when no attempt found a moment without commits. */
+async function lockFreeSnapshot(
+  conn: Conn,
+  attempts: number,
+): Promise<(BinlogCoordinates & { locking: SnapshotLocking }) | null> {
+  for (let attempt = 0; attempt < attempts; attempt++) {
+    const before = await masterStatus(conn);
+    if (!before) throw new Error('binary logging is off (SHOW BINARY LOG STATUS returned nothing)');
+    await conn.query('START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY');
+    await new Promise((r) => setTimeout(r, SETTLE_MS));
+    const after = await masterStatus(conn);
+    if (after && after.file === before.file && after.pos === before.pos && after.gtid === before.gtid) {
+      return { file: after.file, pos: after.pos, gtidSet: after.gtid ?? '', locking: 'none' };
+    }
+    await conn.query('ROLLBACK');
+    await new Promise((r) => setTimeout(r, Math.min(5 * attempt, 50)));
+  }
+  return null;
 }
 
 /** Binlog files the server still has, oldest first. */

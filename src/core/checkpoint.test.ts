@@ -20,6 +20,19 @@ describe('MySQL checkpoint positions', () => {
     expect(comparePositions(at('binlog.000001', 300), at('binlog.000001', 900))).toBeLessThan(0);
   });
 
+  it('orders binlog files by number past .999999 (binlog.1000000 comes after binlog.999999)', () => {
+    const at = (file: string, pos: number) => ({ kind: 'mysql' as const, file, pos });
+    expect(comparePositions(at('binlog.1000000', 4), at('binlog.999999', 900))).toBeGreaterThan(0);
+    expect(comparePositions(at('binlog.999999', 900), at('binlog.1000000', 4))).toBeLessThan(0);
+    expect(comparePositions(at('binlog.1000001', 4), at('binlog.1000000', 900))).toBeGreaterThan(0);
+    expect(
+      compareCoverage(
+        { kind: 'mysql', file: 'binlog.1000000', pos: 4 },
+        { kind: 'mysql', file: 'binlog.999999', pos: 900 },
+      ),
+    ).toBeGreaterThan(0);
+  });
+
   it('tells whether a MariaDB GTID position includes a transaction', () => {
     expect(gtidCovers('0-1-100', '0-1-100')).toBe(true);
     expect(gtidCovers('0-1-100', '0-1-99')).toBe(true);

@@ -65,10 +65,25 @@ export function comparePositions(a: CheckpointPosition, b: CheckpointPosition): 
     return x < y ? -1 : x > y ? 1 : 0;
   }
   if (a.kind === 'mysql' && b.kind === 'mysql') {
-    if (a.file !== b.file) return a.file < b.file ? -1 : 1;
+    if (a.file !== b.file) return compareBinlogFiles(a.file, b.file);
     return a.pos - b.pos;
   }
   throw new Error(`cannot compare a ${a.kind} position with a ${b.kind} position`);
+}
+
+/**
+ * Orders binlog file names `base.NNNNNN` by their number: after `binlog.999999` comes `binlog.1000000`, which sorts
+ * before it as text. Names of different bases (another server's files) compare as text.
+ */
+export function compareBinlogFiles(a: string, b: string): number {
+  const x = /^(.*)\.(\d+)$/.exec(a);
+  const y = /^(.*)\.(\d+)$/.exec(b);
+  if (x && y && x[1] === y[1]) {
+    const m = BigInt(x[2]!);
+    const n = BigInt(y[2]!);
+    if (m !== n) return m < n ? -1 : 1;
+  }
+  return a === b ? 0 : a < b ? -1 : 1;
 }
 
 /**

@@ -21,8 +21,8 @@ export interface Dialect {
    * other engine (canonical forms); otherwise the plain text cast is enough.
    */
   canonical(ref: string, column: ColumnDef, kind: Kind, cross: boolean): string;
-  /** md5 (lowercase hex) over the pieces, each already null-safe text. */
-  md5(pieces: string[]): string;
+  /** SHA-256 (lowercase hex) over the pieces, each already null-safe text (MySQL 9.7 has no MD5()). */
+  rowHash(pieces: string[]): string;
   /** `piece` for one value: a marker for null, else char length + ':' + text (unambiguous concatenation). */
   nullSafePiece(ref: string, canonical: string): string;
   /** count and sum of a 60-bit slice of the hex hash `h`, both as text, over `from`. */

@@ -164,7 +164,7 @@ export function mysqlDialect(): Dialect {
       }
     },
 
-    md5: (pieces) => `MD5(CONCAT(${pieces.join(", '|', ")}))`,
+    rowHash: (pieces) => `SHA2(CONCAT(${pieces.join(", '|', ")}), 256)`,
     nullSafePiece: (ref, canonical) => {
       const text = `CONVERT(${canonical} USING utf8mb4)`;
       return `IF(${ref} IS NULL, '~', CONCAT(CHAR_LENGTH(${text}), ':', ${text}))`;

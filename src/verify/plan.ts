@@ -10,7 +10,7 @@ export interface SidePlan {
   def: TableDef;
   /** Quoted table name. */
   from: string;
-  /** md5 (hex) of the row's canonical text. */
+  /** SHA-256 (hex) of the row's canonical text. */
   hash: string;
   /** Canonical text of each key column (listed, and cast back into literals on either side). */
   keyCanon: string[];
@@ -138,7 +138,7 @@ export function planTable(
       dialect: d,
       def: at.def,
       from: d.quoteTable(at.def.table),
-      hash: d.md5(pairs.map((p) => d.nullSafePiece(d.quoteIdent(col(p).name), canon(p)))),
+      hash: d.rowHash(pairs.map((p) => d.nullSafePiece(d.quoteIdent(col(p).name), canon(p)))),
       keyCanon,
       keyOrder: keyPairs.map((p, i) => d.keyOrderExpr(d.quoteIdent(col(p).name), col(p), keyCanon[i]!, binary[i]!)),
       keyLiteral: (i, value) => d.keyLiteral(value, col(keyPairs[i]!), keyPairs[i]!.kinds[which], binary[i]!),

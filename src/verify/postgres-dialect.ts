@@ -159,7 +159,7 @@ export function postgresDialect(db?: Db): Dialect {
       }
     },
 
-    md5: (pieces) => `md5(${pieces.join(` || '|' || `)})`,
+    rowHash: (pieces) => `encode(sha256(convert_to(${pieces.join(` || '|' || `)}, 'UTF8')), 'hex')`,
     nullSafePiece: (ref, canonical) =>
       `case when ${ref} is null then '~' else char_length(${canonical})::text || ':' || ${canonical} end`,
     countAndSum: (h) =>

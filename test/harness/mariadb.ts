@@ -29,6 +29,10 @@ export interface MysqlServer {
   /** A table expression with one column `seq` holding the integers from..to (MariaDB's `seq_1_to_N` engine, or
    * a recursive CTE on MySQL). */
   series(from: number, to: number): string;
+  /** Makes this server a GTID replica of `primary` (own server_id needed) and waits until it runs. */
+  replicateFrom(primary: MysqlServer): Promise<void>;
+  /** Waits until this replica has executed everything `primary` has (by GTIDs). */
+  caughtUpWith(primary: MysqlServer, timeoutMs?: number): Promise<void>;
   /** Restart (clean shutdown, then start); only for throwaway servers. */
   restart?(): Promise<void>;
   /** SIGKILL of the server process (no clean shutdown); only for throwaway servers that offer it. */
@@ -108,6 +112,41 @@ export function common(
       return withDatabase(base, name);
     },
     query: (sql, params, database) => queryUrl(withDatabase(base, database), sql, params),
+    async replicateFrom(primary) {
+      if (flavor === 'mariadb') {
+        await queryUrl(
+          base,
+          `CHANGE MASTER TO MASTER_HOST = '${primary.host}', MASTER_PORT = ${primary.port}, MASTER_USER = 'root', MASTER_USE_GTID = slave_pos`,
+        );
+        await queryUrl(base, 'START SLAVE');
+      } else {
+        await queryUrl(
+          base,
+          `CHANGE REPLICATION SOURCE TO SOURCE_HOST = '${primary.host}', SOURCE_PORT = ${primary.port}, SOURCE_USER = 'root', SOURCE_AUTO_POSITION = 1, GET_SOURCE_PUBLIC_KEY = 1`,
+        );
+        await queryUrl(base, 'START REPLICA');
+      }
+    },
+    async caughtUpWith(primary, timeoutMs = 60_000) {
+      const deadline = Date.now() + timeoutMs;
+      for (;;) {
+        if (flavor === 'mariadb') {
+          const [p] = await primary.query<{ g: string }>('SELECT @@GLOBAL.gtid_binlog_pos AS g');
+          const [r] = await queryUrl<{ ok: number | null }>(base, 'SELECT MASTER_GTID_WAIT(?, 1) AS ok', [p!.g]);
+          if (Number(r?.ok) === 0) return;
+        } else {
+          const [p] = await primary.query<{ g: string }>('SELECT @@GLOBAL.gtid_executed AS g');
+          const [r] = await queryUrl<{ ok: number | null }>(base, 'SELECT WAIT_FOR_EXECUTED_GTID_SET(?, 1) AS ok', [
+            p!.g,
+          ]);
+          if (Number(r?.ok) === 0) return;
+        }
+        if (Date.now() > deadline) {
+          const status = await queryUrl(base, flavor === 'mariadb' ? 'SHOW SLAVE STATUS' : 'SHOW REPLICA STATUS');
+          throw new Error(`the replica did not catch up: ${JSON.stringify(status).slice(0, 2000)}`);
+        }
+      }
+    },
   };
 }
 

@@ -43,6 +43,7 @@ function onPath(command: string): boolean {
 
 /** Why a throwaway MySQL cannot run here, or undefined when it can (the tree may still need building). */
 export function mysqlUnavailableReason(): string | undefined {
+  if (process.env.TRIBUTARY_TEST_MYSQL_UNAVAILABLE) return process.env.TRIBUTARY_TEST_MYSQL_UNAVAILABLE;
   if (process.platform !== 'linux') return 'throwaway MySQL servers need Linux (chroot)';
   if (process.getuid?.() !== 0) return 'throwaway MySQL servers need root (they run mysqld with chroot)';
   if (rootReady(mysqlRootDir())) return undefined;
@@ -51,7 +52,7 @@ export function mysqlUnavailableReason(): string | undefined {
 }
 
 /** Builds the tree when it is missing (about a minute, once; concurrent callers wait for one build). */
-async function ensureRoot(): Promise<string> {
+export async function ensureRoot(): Promise<string> {
   const root = mysqlRootDir();
   if (rootReady(root)) return root;
   await execFileAsync('bash', [BUILD_SCRIPT, root], { timeout: 15 * 60_000, maxBuffer: 64 * 1024 * 1024 });

@@ -93,6 +93,7 @@ export interface BinlogReaderOptions {
 
 const MYSQL_GEOMETRY = 255;
 const MYSQL_BLOB = 252;
+const MYSQL_JSON = 245;
 
 // biome-ignore lint/suspicious/noExplicitAny: zongji events are loosely typed
 type ZEvent = any;
@@ -119,7 +120,6 @@ export class BinlogReader {
   /** The open event group's begin was emitted (MySQL: by its GTID event, before its BEGIN query). */
   private groupBegun = false;
   private gtid: string | undefined;
-  private mariadb = false;
   /** Executed GTIDs (MariaDB position per domain, MySQL set), from the start point on. */
   private readonly executed: ExecutedGtids;
   private readonly tables = new Map<number, BinlogTable>();
@@ -128,7 +128,6 @@ export class BinlogReader {
 
   constructor(options: BinlogReaderOptions) {
     this.options = options;
-    this.mariadb = options.flavor === 'mariadb';
     if ('file' in options.start) {
       this.file = options.start.file;
       this.lastPos = options.start.pos;
@@ -314,7 +313,8 @@ export class BinlogReader {
     if (!entry?.columns) return;
     // Geometry values are decoded as raw bytes (MySQL's internal SRID + WKB) so that we format them ourselves;
     // zongji's own decoding loses the geometry's type. Both types read a length-prefixed value.
-    for (const col of entry.columns) if (col.type === MYSQL_GEOMETRY) col.type = MYSQL_BLOB;
+    // MySQL's binary JSON too: values.ts prints it as the server does (the library's text differs, e.g. DECIMAL).
+    for (const col of entry.columns) if (col.type === MYSQL_GEOMETRY || col.type === MYSQL_JSON) col.type = MYSQL_BLOB;
     const columns: BinlogColumn[] = entry.columnSchemas.map((s: ZEvent, i: number) => ({
       name: String(s.COLUMN_NAME),
       type: String(s.COLUMN_TYPE || '').toLowerCase(),
@@ -370,13 +370,11 @@ export class BinlogReader {
         return;
       case 'mariadbgtid':
         this.atDumpStart = false;
-        this.mariadb = true;
         this.gtid = event.gtid;
         // Standalone groups (DDL) begin too: the statement's events carry the group's start.
         this.begin(event, timestampMs);
         return;
       case 'mariadbgtidlist':
-        this.mariadb = true;
         return;
       case 'tablemap':
         this.onTableMap(event);

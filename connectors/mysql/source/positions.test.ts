@@ -117,6 +117,41 @@ describe.each(mysqlFlavors())('mysql source: positions of events and checkpoints
     });
   }
 
+  it('a checkpoint with only a file and offset resumes with the executed GTIDs of that offset', async () => {
+    await server.createDatabase('nogtidcp');
+    const conn = await session(server, 'nogtidcp');
+    await conn.query('CREATE TABLE t (id INT PRIMARY KEY)');
+    const options = { databases: ['nogtidcp'], snapshot: 'never' as const };
+    const first = makeSource(server, 'nogtidcp', options);
+    await first.open(null);
+    const p1 = new Puller(first);
+    await conn.query('INSERT INTO t VALUES (1)');
+    await p1.until((b) => events(b).length === 1 && !!lastCheckpoint(b));
+    const cp = lastCheckpoint(p1.batches)!;
+    await p1.end();
+    await first.close();
+    if (cp.position.kind !== 'mysql') throw new Error('not a MySQL position');
+    // As written before checkpoints carried GTIDs.
+    const { file, pos } = cp.position;
+    await conn.query('INSERT INTO t VALUES (2)');
+    const second = makeSource(server, 'nogtidcp', options);
+    await second.open({ ...cp, position: { kind: 'mysql', file, pos } });
+    const p2 = new Puller(second);
+    try {
+      await p2.until((b) => events(b).length === 1 && !!lastCheckpoint(b));
+      expect(events(p2.batches).map((e) => String(e.after?.id))).toEqual(['2']);
+      const [executed] = await server.query<{ g: string }>(
+        server.flavor === 'mariadb' ? 'SELECT @@GLOBAL.gtid_binlog_pos AS g' : 'SELECT @@GLOBAL.gtid_executed AS g',
+      );
+      const after = lastCheckpoint(p2.batches)!.position;
+      expect(after.kind === 'mysql' && after.gtidSet?.replace(/\s/g, '')).toBe(executed!.g.replace(/\s/g, ''));
+    } finally {
+      await second.close();
+      await p2.end();
+      await conn.end();
+    }
+  });
+
   it('a batch that fills up exactly at a commit carries its checkpoint, transaction after transaction', async () => {
     await server.createDatabase('fullbatch');
     const conn = await session(server, 'fullbatch');

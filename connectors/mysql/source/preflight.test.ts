@@ -3,6 +3,7 @@ import { SourceSetupError } from '../../../src/errors.ts';
 import type { MysqlServer } from '../../../test/harness/mariadb.ts';
 import { mysqlFlavors } from '../../../test/harness/mysql-server.ts';
 import { preflightMysqlSource } from './preflight.ts';
+import { ServerBehindCheckpointError } from './server-behind.ts';
 import { events, lastCheckpoint, makeSource, Puller, session, silentLogger, sourceConfig } from './test-support.ts';
 
 const ctx = { pipeline: 'preflight', logger: silentLogger };
@@ -49,6 +50,103 @@ describe.each(mysqlFlavors())('mysql source: preflight and purged binlogs ($name
     } finally {
       await noBinlog.stop();
       await minimal.stop();
+    }
+  });
+
+  it.runIf(flavor.name === 'mysql')(
+    'refuses binlog settings whose events cannot be decoded: compressed transactions, partial JSON, partial row images',
+    async () => {
+      const settings = [
+        ['binlog_transaction_compression', 'ON', /binlog_transaction_compression is ON.*TRANSACTION_PAYLOAD/],
+        ['binlog_row_value_options', "'PARTIAL_JSON'", /binlog_row_value_options is PARTIAL_JSON/],
+        ['binlog_row_image', "'NOBLOB'", /binlog_row_image is NOBLOB/],
+      ] as const;
+      for (const [name, value, expected] of settings) {
+        const [before] = await server.query<{ Value: string }>('SHOW GLOBAL VARIABLES LIKE ?', [name]);
+        await server.query(`SET GLOBAL ${name} = ${value}`);
+        try {
+          const problems = await preflightMysqlSource(sourceConfig(server), ctx);
+          expect(problems.map((p) => p.message).join('\n')).toMatch(expected);
+          expect(problems.map((p) => p.hint).join('\n')).toContain(`SET GLOBAL ${name}`);
+          const source = makeSource(server, 'undecodable');
+          await expect(source.open(null)).rejects.toBeInstanceOf(SourceSetupError);
+          await source.close();
+        } finally {
+          await server.query(`SET GLOBAL ${name} = ?`, [before!.Value]);
+        }
+      }
+      expect(await preflightMysqlSource(sourceConfig(server), ctx)).toEqual([]);
+    },
+  );
+
+  it('refuses foreign keys whose cascades MariaDB does not log on replicated tables; MySQL logs them', async () => {
+    await server.createDatabase('fkcascade');
+    await server.query('CREATE TABLE fkcascade.parent (id INT PRIMARY KEY)');
+    await server.query(
+      'CREATE TABLE fkcascade.child (id INT PRIMARY KEY, pid INT, CONSTRAINT child_parent FOREIGN KEY (pid) REFERENCES fkcascade.parent (id) ON DELETE CASCADE)',
+    );
+    await server.query(
+      'CREATE TABLE fkcascade.plain (id INT PRIMARY KEY, pid INT, FOREIGN KEY (pid) REFERENCES fkcascade.parent (id))',
+    );
+    try {
+      const all = await preflightMysqlSource(sourceConfig(server, { databases: ['fkcascade'] }), ctx);
+      const withoutChild = await preflightMysqlSource(
+        sourceConfig(server, { tables: ['fkcascade.parent', 'fkcascade.plain'] }),
+        ctx,
+      );
+      if (server.flavor === 'mariadb') {
+        expect(all).toHaveLength(1);
+        expect(all[0]!.message).toMatch(
+          /cascade\.child \(child_parent ON DELETE CASCADE from parent\).*does not write the rows such an action changes/,
+        );
+        expect(all[0]!.hint).toContain('ALTER TABLE fkcascade.child DROP FOREIGN KEY child_parent');
+      } else {
+        // MySQL 9 writes the rows a cascade changes to the binlog (SQL-layer foreign keys): nothing to refuse.
+        expect(all).toEqual([]);
+      }
+      expect(withoutChild).toEqual([]);
+    } finally {
+      await server.query('DROP DATABASE fkcascade');
+    }
+  });
+
+  it('says the server is behind, not that the binlog was purged, for a checkpoint ahead of the server', async () => {
+    await server.createDatabase('ahead');
+    await server.query('CREATE TABLE ahead.t (id INT PRIMARY KEY)');
+    const first = makeSource(server, 'ahead', { databases: ['ahead'] });
+    await first.open(null);
+    const p = new Puller(first);
+    await p.until((b) => b.some((x) => x.checkpoint?.phase === 'stream'));
+    const cp = lastCheckpoint(p.batches)!;
+    await p.end();
+    await first.close();
+    if (cp.position.kind !== 'mysql' || !cp.position.gtidSet) throw new Error('expected a GTID checkpoint');
+    const { file, pos, gtidSet } = cp.position;
+    // As after a failover to a replica that lagged, or on a server restored from a backup.
+    const aheadSet =
+      server.flavor === 'mariadb'
+        ? gtidSet.replace(/-(\d+)$/, (_, n: string) => `-${Number(n) + 1000}`)
+        : `${gtidSet},aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee:1-5`;
+    const next = file.replace(/\d+$/, (n) => String(Number(n) + 3).padStart(n.length, '0'));
+    const cases = [
+      { position: { kind: 'mysql' as const, file, pos, gtidSet: aheadSet }, says: /has not executed/ },
+      {
+        position: { kind: 'mysql' as const, file, pos: pos + 50_000_000 },
+        says: /past the end of this server's binlog/,
+      },
+      { position: { kind: 'mysql' as const, file: next, pos: 4 }, says: /past the end of this server's binlog/ },
+    ];
+    for (const c of cases) {
+      const s = makeSource(server, 'ahead', { databases: ['ahead'], resnapshot_on_purged_binlog: true });
+      const err = await s.open({ ...cp, position: c.position }).then(
+        () => null,
+        (e: unknown) => e,
+      );
+      await s.close();
+      expect(err).toBeInstanceOf(ServerBehindCheckpointError);
+      expect((err as Error).message).toMatch(c.says);
+      expect((err as Error).message).not.toMatch(/purged/);
+      expect((err as SourceSetupError).hint).toMatch(/caught up/);
     }
   });
 

@@ -1,6 +1,7 @@
+import type mysql from 'mysql2/promise';
 import type { ConnectorContext, PreflightProblem } from '../../../src/core/connector-context.ts';
 import { describeError } from '../../../src/errors.ts';
-import { detectFlavor } from '../flavor.ts';
+import { detectFlavor, SYSTEM_DATABASES } from '../flavor.ts';
 import type { MysqlSourceConfig } from './config.ts';
 import { connect, parseMysqlUrl } from './connection.ts';
 import { replicaServerId } from './server-id.ts';
@@ -30,7 +31,7 @@ export async function preflightMysqlSource(
     const { flavor } = await detectFlavor(conn);
     const [varRows] = await conn.query(
       "SHOW GLOBAL VARIABLES WHERE Variable_name IN ('log_bin','binlog_format','binlog_row_image'," +
-        "'binlog_row_metadata','server_id')",
+        "'binlog_row_metadata','server_id','binlog_transaction_compression','binlog_row_value_options')",
     );
     const vars = Object.fromEntries(
       (varRows as { Variable_name: string; Value: string }[]).map((r) => [r.Variable_name.toLowerCase(), r.Value]),
@@ -65,6 +66,22 @@ export async function preflightMysqlSource(
         hint: `set binlog_row_metadata = FULL in ${section} (or SET GLOBAL binlog_row_metadata = 'FULL')`,
       });
     }
+    // MySQL settings whose events the binlog reader cannot decode: a transaction would be skipped, or a JSON column
+    // would arrive as a diff instead of its value.
+    if ((vars.binlog_transaction_compression ?? '').toUpperCase() === 'ON') {
+      problems.push({
+        message:
+          'binlog_transaction_compression is ON: compressed transactions (TRANSACTION_PAYLOAD events) cannot be decoded',
+        hint: `set binlog_transaction_compression = OFF in ${section} (or SET GLOBAL binlog_transaction_compression = OFF; sessions that set it themselves must stop doing so)`,
+      });
+    }
+    if (/PARTIAL_JSON/i.test(vars.binlog_row_value_options ?? '')) {
+      problems.push({
+        message:
+          'binlog_row_value_options is PARTIAL_JSON: updates of JSON columns are logged as diffs, which cannot be applied to the full value',
+        hint: `remove binlog_row_value_options from ${section} (or SET GLOBAL binlog_row_value_options = ''; sessions that set it themselves must stop doing so)`,
+      });
+    }
     const ownId = Number(vars.server_id);
     const ourId = replicaServerId(config, ctx.pipeline);
     if (ownId === ourId) {
@@ -87,6 +104,7 @@ export async function preflightMysqlSource(
         hint: `GRANT REPLICATION SLAVE, REPLICATION CLIENT, SELECT ON *.* TO '${endpoint.user}'@'%';`,
       });
     }
+    if (flavor === 'mariadb') problems.push(...(await cascadingForeignKeys(conn, config)));
     for (const t of config.tables ?? []) {
       const [db, name] = t.split('.') as [string, string];
       try {
@@ -114,4 +132,46 @@ export async function preflightMysqlSource(
     await conn.end().catch(() => undefined);
   }
   return problems;
+}
+
+/** Whether a table is replicated under the source's `databases` / `tables` (every non-system database when neither). */
+function replicated(config: MysqlSourceConfig, db: string, table: string): boolean {
+  const { databases, tables } = config;
+  if (!databases && !tables) return !SYSTEM_DATABASES.includes(db.toLowerCase());
+  return (databases ?? []).includes(db) || (tables ?? []).includes(`${db}.${table}`);
+}
+
+/**
+ * MariaDB does not write the rows that a foreign key's ON DELETE / ON UPDATE action (CASCADE, SET NULL, SET DEFAULT)
+ * changes to the binlog: the replica would keep child rows the source deleted, or old key values. Such keys on
+ * replicated tables are refused.
+ */
+async function cascadingForeignKeys(conn: mysql.Connection, config: MysqlSourceConfig): Promise<PreflightProblem[]> {
+  const [rows] = await conn.query(
+    'SELECT CONSTRAINT_SCHEMA AS db, TABLE_NAME AS child, REFERENCED_TABLE_NAME AS parent, CONSTRAINT_NAME AS name, ' +
+      'DELETE_RULE AS onDelete, UPDATE_RULE AS onUpdate FROM information_schema.REFERENTIAL_CONSTRAINTS ' +
+      "WHERE DELETE_RULE IN ('CASCADE', 'SET NULL', 'SET DEFAULT') OR UPDATE_RULE IN ('CASCADE', 'SET NULL', 'SET DEFAULT') " +
+      'ORDER BY CONSTRAINT_SCHEMA, TABLE_NAME, CONSTRAINT_NAME',
+  );
+  const found = (
+    rows as { db: string; child: string; parent: string; name: string; onDelete: string; onUpdate: string }[]
+  ).filter((r) => replicated(config, r.db, r.child));
+  if (found.length === 0) return [];
+  const actions = (r: (typeof found)[number]) =>
+    [
+      /CASCADE|SET/.test(r.onDelete) ? `ON DELETE ${r.onDelete}` : '',
+      /CASCADE|SET/.test(r.onUpdate) ? `ON UPDATE ${r.onUpdate}` : '',
+    ]
+      .filter(Boolean)
+      .join(' ');
+  const list = found.map((r) => `${r.db}.${r.child} (${r.name} ${actions(r)} from ${r.parent})`).join(', ');
+  return [
+    {
+      message: `foreign keys with ON DELETE/ON UPDATE actions on replicated tables: ${list}. MariaDB does not write the rows such an action changes to the binlog, so the target would keep them unchanged`,
+      hint:
+        'make the application change the child rows itself and redefine the key without the action (e.g. ALTER TABLE ' +
+        `${found[0]!.db}.${found[0]!.child} DROP FOREIGN KEY ${found[0]!.name}, ADD FOREIGN KEY ... ON DELETE RESTRICT ON UPDATE RESTRICT), ` +
+        'or leave the child tables out of the source (list the others in tables:)',
+    },
+  ];
 }

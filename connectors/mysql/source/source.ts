@@ -23,6 +23,7 @@ import {
   gtidSetAt,
   isPurgedBinlogError,
   SYSTEM_DATABASES,
+  snapshotStreamsByGtid,
   startConsistentSnapshot,
 } from '../flavor.ts';
 import { type BinlogEvent, BinlogReader, type BinlogTable, type RawRow, UNKNOWN_POS } from './binlog-reader.ts';
@@ -32,6 +33,7 @@ import { connect, type MysqlEndpoint, parseMysqlUrl } from './connection.ts';
 import { type DdlTable, parseTableDdl, type TableDdl } from './ddl.ts';
 import { preflightMysqlSource } from './preflight.ts';
 import { RowDecoder } from './row-decoder.ts';
+import { checkServerReached } from './server-behind.ts';
 import { replicaServerId } from './server-id.ts';
 import {
   kindOfType,
@@ -194,6 +196,7 @@ export class MysqlSource implements Source {
   }
 
   private async checkRetained(from: BinlogCoordinates & { byGtid: boolean }): Promise<void> {
+    await checkServerReached(this.conn!, this.flavor, from);
     if (from.byGtid) return; // the server reports a purged GTID when the dump starts
     const logs = await binaryLogs(this.conn!);
     const found = logs.find((l) => l.name === from.file);
@@ -278,7 +281,8 @@ export class MysqlSource implements Source {
         if (this.closed || this.draining || !coords) return;
         this.needsSnapshot = false;
         if (this.config.snapshot === 'initial_only') return;
-        this.streamFrom = { ...coords, byGtid: false };
+        // A snapshot started without a lock is exact by its GTID set (see startConsistentSnapshot).
+        this.streamFrom = { ...coords, byGtid: snapshotStreamsByGtid(coords) };
         await this.startReader(this.streamFrom);
       }
       if (!this.reader) return;

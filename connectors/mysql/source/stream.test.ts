@@ -48,67 +48,119 @@ describe.each(mysqlFlavors())('mysql source: snapshot and streaming ($name)', (f
   });
   afterAll(async () => server?.stop());
 
-  it('loses and duplicates nothing when writes continue during the snapshot', async () => {
-    await server.createDatabase('live');
-    const conn = await session(server, 'live');
-    await conn.query('CREATE TABLE t (id INT PRIMARY KEY, v INT NOT NULL, note VARCHAR(40))');
-    await conn.query('CREATE TABLE other (id INT PRIMARY KEY)');
-    await conn.query(`INSERT INTO t SELECT seq, 0, 'initial' FROM ${server.series(1, 20000)}`);
+  for (const withoutReload of [false, true]) {
+    it(`loses and duplicates nothing when writes continue during the snapshot${withoutReload ? ' (a user without RELOAD: no global lock)' : ''}`, async () => {
+      const live = withoutReload ? 'live_norel' : 'live';
+      await server.createDatabase(live);
+      const conn = await session(server, live);
+      await conn.query('CREATE TABLE t (id INT PRIMARY KEY, v INT NOT NULL, note VARCHAR(40))');
+      await conn.query('CREATE TABLE other (id INT PRIMARY KEY)');
+      await conn.query(`INSERT INTO t SELECT seq, 0, 'initial' FROM ${server.series(1, 20000)}`);
 
-    const source = makeSource(server, 'live', { databases: ['live'], snapshot_chunk_rows: 500 });
-    await source.open(null);
-    const puller = new Puller(source);
-    let writing = true;
-    let writes = 0;
-    const writer = (async () => {
-      let next = 20001;
-      while (writing) {
-        const k = 1 + Math.floor(Math.random() * 20000);
-        await conn.query('BEGIN');
-        await conn.query('INSERT INTO t VALUES (?, 1, ?)', [next++, 'new']);
-        await conn.query('UPDATE t SET v = v + 1 WHERE id = ?', [k]);
-        await conn.query('DELETE FROM t WHERE id = ?', [k + 7]);
-        await conn.query('COMMIT');
-        writes++;
+      let url = server.url();
+      if (withoutReload) {
+        // What a least-privilege replication user has (on MySQL: caching_sha2_password with a password, no TLS).
+        await server.query("CREATE USER IF NOT EXISTS 'norel'@'%' IDENTIFIED BY 'pw-norel'");
+        await server.query("GRANT REPLICATION SLAVE, REPLICATION CLIENT, SELECT ON *.* TO 'norel'@'%'");
+        url = url.replace('root@', 'norel:pw-norel@');
       }
-      await conn.query("INSERT INTO t VALUES (999999, 0, 'end')");
-    })();
-    try {
-      // Let the writer run through the whole snapshot and a little streaming.
-      await puller.until((b) => b.some((x) => x.checkpoint?.phase === 'stream'), 60_000);
-      const snapshotBatches = puller.batches.length;
+      const source = makeSource(server, live, { url, databases: [live], snapshot_chunk_rows: 500 });
+      await source.open(null);
+      const puller = new Puller(source);
+      let writing = true;
+      let writes = 0;
+      const writer = (async () => {
+        let next = 20001;
+        while (writing) {
+          const k = 1 + Math.floor(Math.random() * 20000);
+          await conn.query('BEGIN');
+          await conn.query('INSERT INTO t VALUES (?, 1, ?)', [next++, 'new']);
+          await conn.query('UPDATE t SET v = v + 1 WHERE id = ?', [k]);
+          await conn.query('DELETE FROM t WHERE id = ?', [k + 7]);
+          await conn.query('COMMIT');
+          writes++;
+          // Without a lock, the snapshot starts in a moment without commits (a busy server needs RELOAD).
+          if (withoutReload) await new Promise((r) => setTimeout(r, 40));
+        }
+        await conn.query("INSERT INTO t VALUES (999999, 0, 'end')");
+      })();
+      try {
+        // Let the writer run through the whole snapshot and a little streaming.
+        await puller.until((b) => b.some((x) => x.checkpoint?.phase === 'stream'), 60_000);
+        const snapshotBatches = puller.batches.length;
+        await new Promise((r) => setTimeout(r, 300));
+        writing = false;
+        await writer;
+        await puller.until((b) => events(b).some((e) => e.after?.id === '999999'), 60_000);
+        checkBatches(puller.batches);
+
+        const replica = new Replica();
+        for (const e of events(puller.batches)) replica.apply(e);
+        expect(replica.problems).toEqual([]);
+        const rows = await server.query<{ id: number; v: number; note: string }>(
+          'SELECT id, v, note FROM t ORDER BY id',
+          [],
+          live,
+        );
+        expect(replica.rows.size).toBe(rows.length);
+        for (const r of rows) {
+          expect(replica.rows.get(String(r.id))).toEqual({ id: String(r.id), v: String(r.v), note: r.note });
+        }
+        expect(writes).toBeGreaterThan(withoutReload ? 3 : 10);
+        // Snapshot batches before the hand-off never carry a stream checkpoint.
+        for (const b of puller.batches.slice(0, snapshotBatches - 1))
+          expect(b.checkpoint?.phase ?? 'none').not.toBe('stream');
+        const reads = events(puller.batches).filter((e) => e.op === 'read').length;
+        console.log(`snapshot: ${reads} rows read while ${writes} transactions were written`);
+      } finally {
+        writing = false;
+        await writer.catch(() => undefined);
+        await puller.end();
+        await source.close();
+        await conn.end();
+      }
+    });
+  }
+
+  it.runIf(flavor.name === 'mysql')(
+    'takes no global lock with GTIDs on: writers are not held behind a long query',
+    async () => {
+      await server.createDatabase('lockwait');
+      const conn = await session(server, 'lockwait');
+      await conn.query('CREATE TABLE t (id INT PRIMARY KEY)');
+      await conn.query('CREATE TABLE w (id INT PRIMARY KEY)');
+      await conn.query('INSERT INTO t VALUES (1), (2)');
+      // A long query keeps t open: FLUSH TABLES WITH READ LOCK would wait for it, and every writer behind the lock.
+      const reader = await session(server, 'lockwait');
+      const longQuery = reader.query('SELECT SLEEP(20) FROM t LIMIT 1').catch(() => undefined);
       await new Promise((r) => setTimeout(r, 300));
-      writing = false;
-      await writer;
-      await puller.until((b) => events(b).some((e) => e.after?.id === '999999'), 60_000);
-      checkBatches(puller.batches);
-
-      const replica = new Replica();
-      for (const e of events(puller.batches)) replica.apply(e);
-      expect(replica.problems).toEqual([]);
-      const rows = await server.query<{ id: number; v: number; note: string }>(
-        'SELECT id, v, note FROM t ORDER BY id',
-        [],
-        'live',
-      );
-      expect(replica.rows.size).toBe(rows.length);
-      for (const r of rows) {
-        expect(replica.rows.get(String(r.id))).toEqual({ id: String(r.id), v: String(r.v), note: r.note });
+      const source = makeSource(server, 'lockwait', { databases: ['lockwait'] });
+      await source.open(null);
+      const puller = new Puller(source);
+      try {
+        const snapshot = puller.until((b) => b.some((x) => x.checkpoint?.phase === 'stream'), 60_000);
+        await new Promise((r) => setTimeout(r, 500));
+        const started = Date.now();
+        await conn.query('INSERT INTO w VALUES (1)');
+        const insertMs = Date.now() - started;
+        await snapshot;
+        // Not held behind the long query (FLUSH TABLES WITH READ LOCK made it wait the 20 s).
+        expect(insertMs).toBeLessThan(12_000);
+        expect(
+          events(puller.batches)
+            .filter((e) => e.op === 'read')
+            .map((e) => `${e.table.name}:${String(e.after?.id)}`)
+            .sort(),
+        ).toEqual(expect.arrayContaining(['t:1', 't:2']));
+      } finally {
+        await puller.end();
+        await source.close();
+        await reader.destroy();
+        await longQuery;
+        await conn.end();
       }
-      expect(writes).toBeGreaterThan(10);
-      // Snapshot batches before the hand-off never carry a stream checkpoint.
-      for (const b of puller.batches.slice(0, snapshotBatches - 1))
-        expect(b.checkpoint?.phase ?? 'none').not.toBe('stream');
-      const reads = events(puller.batches).filter((e) => e.op === 'read').length;
-      console.log(`snapshot: ${reads} rows read while ${writes} transactions were written`);
-    } finally {
-      writing = false;
-      await writer.catch(() => undefined);
-      await puller.end();
-      await source.close();
-      await conn.end();
-    }
-  });
+    },
+  );
 
   for (const byGtid of [true, false]) {
     it(`resumes from a checkpoint without loss or redelivery (${byGtid ? 'GTID' : 'file+pos'})`, async () => {

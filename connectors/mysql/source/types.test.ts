@@ -122,4 +122,62 @@ describe.each(mysqlFlavors())('mysql source: value forms ($name)', (flavor) => {
       await source.close();
     }
   });
+
+  /** JSON documents of every kind MySQL's binary JSON holds (the first one as the adversarial trial found it). */
+  const jsonDocs = (server: MysqlServer) => [
+    "json_object('dec', CAST(1.50 AS DECIMAL(10,2)))",
+    `json_object('decimals', json_array(CAST(-1.500 AS DECIMAL(5,3)), CAST(0 AS DECIMAL(5,2)), CAST(-0.001 AS DECIMAL(6,3)),
+       CAST('12345678901234567890.123456789' AS DECIMAL(40,9)), CAST(7 AS DECIMAL(3,0))),
+     'doubles', json_array(1e0, 1e20, 1.5e-7, 0.1, 123456789012345678e0, 1e15, 123456789012345e0, 1e-15, 1.2e-16,
+       -2.5e300, 5e-324),
+     'ints', json_array(0, -1, 32767, -32768, 65535, 2147483647, -2147483648, 4294967295, 9223372036854775807,
+       -9223372036854775808, 18446744073709551615),
+     'literals', json_array(true, false, null),
+     'strings', json_array('', 'é😀 ✓', '"quoted" \\ back/slash', CONVERT(CHAR(1, 9, 10, 13, 31) USING utf8mb4)),
+     'times', json_array(CAST('2024-02-29' AS DATE), CAST('-838:59:59' AS TIME), CAST('12:34:56.5' AS TIME(1)),
+       CAST('2024-01-02 03:04:05.123456' AS DATETIME(6)), CAST('9999-12-31 23:59:59' AS DATETIME),
+       TIMESTAMP'2038-01-19 03:14:07'),
+     'opaque', json_array(x'00ff', CAST(x'616263' AS BINARY(4))),
+     'nested', json_object('b', json_object('cc', json_array(json_object(), json_array()), 'a', 1)))`,
+    // Large format (offsets of 4 bytes): over 64 KiB, with an array of many elements.
+    `json_object('big', REPEAT('x', 70000), 'many', (SELECT json_arrayagg(seq) FROM ${server.series(1, 5000)}),
+       'inline', json_array(1, 70000, -70000, true))`,
+    // Deeply nested.
+    `json_array(${'json_array('.repeat(60)}1${')'.repeat(60)})`,
+  ];
+
+  it.runIf(flavor.name === 'mysql')(
+    "binary JSON: snapshot and stream give the server's own text for every kind (DECIMAL, doubles, dates, large)",
+    async () => {
+      await server.createDatabase('json_db');
+      const conn = await session(server, 'json_db');
+      await conn.query('CREATE TABLE j (id INT PRIMARY KEY, doc JSON)');
+      const docs = jsonDocs(server);
+      for (const [i, d] of docs.entries()) await conn.query(`INSERT INTO j VALUES (${i + 1}, ${d})`);
+      const source = makeSource(server, 'json', { databases: ['json_db'] });
+      await source.open(null);
+      const puller = new Puller(source);
+      try {
+        await puller.until((b) => b.some((x) => x.checkpoint?.phase === 'stream'));
+        for (const [i, d] of docs.entries()) await conn.query(`INSERT INTO j VALUES (${i + 101}, ${d})`);
+        await puller.until((b) => events(b).filter((e) => e.op === 'insert').length >= docs.length);
+        // Judged by the server's own text of each document.
+        const [rows] = await conn.query('SELECT id, CAST(doc AS CHAR) AS text FROM j WHERE id < 100 ORDER BY id');
+        const printed = (rows as { id: number; text: string }[]).map((r) => r.text);
+        const read = events(puller.batches)
+          .filter((e) => e.op === 'read')
+          .map((e) => e.after!.doc);
+        const streamed = events(puller.batches)
+          .filter((e) => e.op === 'insert')
+          .map((e) => e.after!.doc);
+        expect(printed[0]).toBe('{"dec": 1.50}');
+        expect(read).toEqual(printed);
+        expect(streamed).toEqual(printed);
+      } finally {
+        await puller.end();
+        await source.close();
+        await conn.end();
+      }
+    },
+  );
 });

@@ -3,7 +3,9 @@
  * connectors/mysql/README.md). Two entry points that must agree byte for byte on the same stored value:
  * `binlogValue` (what the binlog decoder returns) and `snapshotValue` (the raw bytes of a text-protocol result).
  */
+
 import type { CellValue, ValueKind } from '../../../src/core/change-event.ts';
+import { mysqlBinaryJsonToText } from './binary-json.ts';
 
 export interface MysqlColumn {
   name: string;
@@ -209,7 +211,8 @@ export function binlogValue(v: unknown, col: MysqlColumn): CellValue {
       return `${String(v)}+00`;
     case 'json':
       if (typeof v === 'string') return v;
-      if (Buffer.isBuffer(v)) return v.toString('utf8');
+      // MySQL's JSON arrives as its binary form; MariaDB's (LONGTEXT) as text.
+      if (Buffer.isBuffer(v)) return col.type === 'json' ? mysqlBinaryJsonToText(v) : v.toString('utf8');
       return JSON.stringify(v);
     default:
       if (Buffer.isBuffer(v)) return v.toString('utf8');
