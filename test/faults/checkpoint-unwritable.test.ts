@@ -226,11 +226,23 @@ describe('fault: checkpoint file unwritable', () => {
   });
 });
 
-/** The `error: ...` line the command printed last, with the hint line after it ('' when there is none). */
+/**
+ * What the operator reads: the message and hint of the last failure the process logged (a `pipeline_failed` JSON
+ * line; on a terminal the same text is one short line), or the `error: ...` line a command printed before any
+ * pipeline ran ('' when there is none).
+ */
 function operatorMessage(log: string): string {
   const lines = log.trimEnd().split('\n');
   for (let at = lines.length - 1; at >= 0; at--) {
-    if (lines[at]!.startsWith('error: ')) return lines.slice(at, at + 2).join('\n');
+    const line = lines[at]!;
+    if (line.startsWith('error: ')) return lines.slice(at, at + 2).join('\n');
+    if (!line.startsWith('{')) continue;
+    try {
+      const entry = JSON.parse(line) as { event?: string; msg?: string };
+      if (entry.event === 'pipeline_failed' && entry.msg) return entry.msg;
+    } catch {
+      // not a log line
+    }
   }
   return '';
 }
