@@ -3,7 +3,7 @@ import path from 'node:path';
 import type { LoadedConfig } from './config/load.ts';
 import type { PipelineConfig } from './config/schema.ts';
 import type { ConnectorContext } from './core/connector-context.ts';
-import { errorKind, TributaryError } from './errors.ts';
+import { describeError, errorKind, TributaryError } from './errors.ts';
 import { startHttpServer } from './observability/http.ts';
 import type { Logger } from './observability/logger.ts';
 import { PipelineMetrics } from './observability/metrics.ts';
@@ -11,16 +11,25 @@ import { Pipeline } from './pipeline/pipeline.ts';
 import { checkpointStoreFor, loadConnectors } from './registry.ts';
 
 /**
- * Pipelines that stopped on an error needing an operator (or a bug). Each was logged by its pipeline when it
- * happened; this only carries them to the exit code.
+ * Pipelines that stopped on an error needing an operator (or a bug). Each was logged, with its hint, by its pipeline
+ * when it happened; `summary` is what the process says last (not the error again), while `message` carries the
+ * first failure's own text for callers that have no log.
  */
 export class PipelinesFailedError extends TributaryError {
+  readonly summary: string;
+
   constructor(readonly failures: { pipeline: string; error: unknown }[]) {
+    const first = failures[0];
     super(
       failures.some((f) => errorKind(f.error) === 'fatal') ? 'fatal' : 'operator',
-      `pipeline${failures.length === 1 ? '' : 's'} ${failures.map((f) => f.pipeline).join(', ')} stopped on an error`,
-      { hint: 'What happened and what to do is in the log lines above.' },
+      `pipeline ${first?.pipeline ?? ''} stopped: ${first ? describeError(first.error) : ''}`,
+      {
+        hint:
+          (failures.length === 1 && (first?.error as { hint?: string } | undefined)?.hint) ||
+          'What happened and what to do is in the log lines above.',
+      },
     );
+    this.summary = `pipeline${failures.length === 1 ? '' : 's'} ${failures.map((f) => f.pipeline).join(', ')} stopped on an error`;
   }
 }
 

@@ -34,7 +34,7 @@ export async function runCommand(file: string, options: { pipelines?: string[] }
   } catch (err) {
     // Each failure was logged, with what to do, when its pipeline stopped: say it once, not again here.
     if (!(err instanceof PipelinesFailedError)) throw err;
-    logger.error({ event: 'stopped', failed: err.failures.map((f) => f.pipeline) }, `stopped: ${err.message}`);
+    logger.error({ event: 'stopped', failed: err.failures.map((f) => f.pipeline) }, `stopped: ${err.summary}`);
     return err.failures.some((f) => errorKind(f.error) === 'fatal') ? ExitCode.internal : ExitCode.failed;
   } finally {
     unwatch();

@@ -52,7 +52,8 @@ export function formatReport(r: PipelineStatusReport): string {
 }
 
 function positionText(position: Checkpoint['position']): string {
-  const { kind, ...rest } = position as { kind: string } & Record<string, unknown>;
+  // lastCommitLsn only keeps replayed events identical (source.sequence); it says nothing to a person.
+  const { kind, lastCommitLsn: _, ...rest } = position as { kind: string } & Record<string, unknown>;
   return `${kind} ${Object.entries(rest)
     .filter(([, v]) => v !== undefined && v !== null && v !== '')
     .map(([k, v]) => `${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`)
