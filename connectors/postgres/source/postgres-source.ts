@@ -426,8 +426,13 @@ export class PostgresSource implements Source {
       const ready = flush();
       if (ready) yield ready;
       const last: ChangeBatch = st.pending ?? this.newBatch([], 0, null);
-      const lastEvent = last.events[last.events.length - 1];
-      if (lastEvent?.op === 'read') lastEvent.source = { ...lastEvent.source, snapshot: 'last' };
+      // Debezium's `last` goes on the snapshot's last read (tables after it may have had only their truncate).
+      for (let i = last.events.length - 1; i >= 0; i--) {
+        const e = last.events[i]!;
+        if (e.op !== 'read') continue;
+        e.source = { ...e.source, snapshot: 'last' };
+        break;
+      }
       if (plan.only) {
         last.checkpoint = {
           pipeline: this.ctx.pipeline,
