@@ -1,5 +1,6 @@
 import mysql from 'mysql2/promise';
 import pg from 'pg';
+import { postgresConnectionTarget, postgresTlsFailure } from '../../connectors/postgres/connection-tls.ts';
 import { ConnectionError, TributaryError } from '../errors.ts';
 import { redactUrl } from '../observability/logger.ts';
 import type { Engine } from './types.ts';
@@ -62,7 +63,7 @@ function queryError(role: string, sql: string, err: unknown): Error {
 
 async function connectPostgres(url: string, role: string, connectTimeoutMs: number): Promise<Db> {
   const client = new pg.Client({
-    connectionString: url,
+    ...postgresConnectionTarget(url),
     types: rawText,
     connectionTimeoutMillis: connectTimeoutMs,
     application_name: 'tributary-verify',
@@ -72,6 +73,8 @@ async function connectPostgres(url: string, role: string, connectTimeoutMs: numb
     await client.connect();
   } catch (err) {
     await client.end().catch(() => undefined);
+    const tls = postgresTlsFailure(err, `the ${role} (PostgreSQL at ${where(url)})`);
+    if (tls) throw tls;
     throw new ConnectionError(
       `cannot connect to the ${role} (PostgreSQL at ${where(url)}): ${(err as Error).message}`,
       'check that the server is running and that the url (host, port, database, user, password) is right',

@@ -1,0 +1,89 @@
+import { TributaryError } from '../errors.ts';
+
+/** How one kind of connection names its TLS settings, so a failure can say which one to change. */
+export interface TlsSettingNames {
+  /** The setting naming the CA file, e.g. `sslrootcert` in the url. */
+  ca: string;
+  /** How to keep verifying the certificate but not the host name (or undefined when there is no such mode). */
+  skipHostname?: string;
+  /** The settings naming the client certificate and key. */
+  clientCertificate: string;
+  /** How to turn TLS off for this connection. */
+  disable: string;
+}
+
+const UNTRUSTED = new Set([
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'UNABLE_TO_GET_ISSUER_CERT',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'CERT_SIGNATURE_FAILURE',
+  'CERT_UNTRUSTED',
+]);
+
+/**
+ * A failed TLS handshake is a setting to fix, not a network blip worth retrying: this turns the client library's
+ * error into an operator error naming the setting. Undefined when the error is not about TLS.
+ */
+export function tlsFailure(err: unknown, server: string, names: TlsSettingNames): TributaryError | undefined {
+  const found = findTlsCause(err);
+  if (!found) return undefined;
+  const { code, message } = found;
+  const operator = (what: string, hint: string) =>
+    new TributaryError('operator', `TLS to ${server} failed: ${what}`, { hint, cause: err });
+  if (code && UNTRUSTED.has(code))
+    return operator(
+      `the server's certificate is not signed by a CA we trust (${message})`,
+      `set ${names.ca} to the PEM file of the CA that signed the server's certificate`,
+    );
+  if (code === 'ERR_TLS_CERT_ALTNAME_INVALID')
+    return operator(
+      `the server's certificate does not name the host we connected to (${message})`,
+      `connect with a host name the certificate lists (subjectAltName)${names.skipHostname ? `, or ${names.skipHostname}` : ''}`,
+    );
+  if (code === 'CERT_HAS_EXPIRED' || code === 'CERT_NOT_YET_VALID')
+    return operator(
+      `the server's certificate is not valid now (${message})`,
+      "renew the server's certificate (or check this machine's clock)",
+    );
+  if (/certificate required|alert bad certificate|alert unknown ca|peer did not return a certificate/i.test(message))
+    return operator(
+      `the server refused our client certificate (${message})`,
+      `set ${names.clientCertificate} to a certificate (and key) signed by a CA the server trusts`,
+    );
+  if (/does not support (SSL|secure)|HANDSHAKE_NO_SSL_SUPPORT/i.test(`${code ?? ''} ${message}`))
+    return operator(
+      `the server does not accept TLS connections (${message})`,
+      `enable TLS on the server, or ${names.disable}`,
+    );
+  if (/wrong version number|unknown protocol/i.test(message))
+    return operator(
+      `the server did not answer in TLS (${message})`,
+      `check that the port is the server's TLS port, or ${names.disable}`,
+    );
+  return undefined;
+}
+
+function findTlsCause(err: unknown): { code?: string; message: string } | undefined {
+  for (
+    let e = err as { code?: string; message?: string; cause?: unknown } | undefined, depth = 0;
+    e && depth < 5;
+    depth++
+  ) {
+    const code = typeof e.code === 'string' ? e.code : undefined;
+    const message = e.message ?? String(e);
+    if (
+      (code &&
+        (UNTRUSTED.has(code) ||
+          code.startsWith('ERR_TLS_') ||
+          code.startsWith('ERR_SSL_') ||
+          code.startsWith('CERT_') ||
+          code === 'HANDSHAKE_NO_SSL_SUPPORT')) ||
+      /does not support (SSL|secure)|certificate required|wrong version number/i.test(message)
+    )
+      return { code, message };
+    e = e.cause as typeof e;
+  }
+  return undefined;
+}
