@@ -29,7 +29,11 @@ export const checkpointsConfig = z.discriminatedUnion('type', [
   }),
   z.strictObject({
     type: z.literal('postgres'),
-    url: z.string().describe('Database holding the tributary.checkpoints table (created when missing).'),
+    url: z
+      .string()
+      .describe(
+        'PostgreSQL database holding the tributary.checkpoints table (created when missing); TLS parameters as in a PostgreSQL source url.',
+      ),
   }),
   z.strictObject({
     type: z.literal('target'),

@@ -65,7 +65,25 @@ export function tlsFailure(err: unknown, server: string, names: TlsSettingNames)
   return undefined;
 }
 
+/** Some client libraries replace Node's error code with their own (mysql2: HANDSHAKE_SSL_ERROR); the message stays. */
+const CODE_BY_MESSAGE: [RegExp, string][] = [
+  [/self[- ]signed certificate in certificate chain/i, 'SELF_SIGNED_CERT_IN_CHAIN'],
+  [/self[- ]signed certificate/i, 'DEPTH_ZERO_SELF_SIGNED_CERT'],
+  [/unable to verify the first certificate/i, 'UNABLE_TO_VERIFY_LEAF_SIGNATURE'],
+  [/unable to get (local )?issuer certificate/i, 'UNABLE_TO_GET_ISSUER_CERT_LOCALLY'],
+  [/does not match certificate's altnames/i, 'ERR_TLS_CERT_ALTNAME_INVALID'],
+  [/certificate has expired/i, 'CERT_HAS_EXPIRED'],
+  [/certificate is not yet valid/i, 'CERT_NOT_YET_VALID'],
+];
+
 function findTlsCause(err: unknown): { code?: string; message: string } | undefined {
+  const found = findTlsError(err);
+  if (!found) return undefined;
+  const byMessage = CODE_BY_MESSAGE.find(([pattern]) => pattern.test(found.message))?.[1];
+  return { code: byMessage ?? found.code, message: found.message };
+}
+
+function findTlsError(err: unknown): { code?: string; message: string } | undefined {
   for (
     let e = err as { code?: string; message?: string; cause?: unknown } | undefined, depth = 0;
     e && depth < 5;
@@ -80,7 +98,8 @@ function findTlsCause(err: unknown): { code?: string; message: string } | undefi
           code.startsWith('ERR_SSL_') ||
           code.startsWith('CERT_') ||
           code === 'HANDSHAKE_NO_SSL_SUPPORT')) ||
-      /does not support (SSL|secure)|certificate required|wrong version number/i.test(message)
+      /does not support (SSL|secure)|certificate required|wrong version number/i.test(message) ||
+      CODE_BY_MESSAGE.some(([pattern]) => pattern.test(message))
     )
       return { code, message };
     e = e.cause as typeof e;

@@ -1,5 +1,6 @@
 import mysql from 'mysql2/promise';
 import pg from 'pg';
+import { mysqlTlsFailure, mysqlTlsOptions } from '../../connectors/mysql/connection-tls.ts';
 import { postgresConnectionTarget, postgresTlsFailure } from '../../connectors/postgres/connection-tls.ts';
 import { ConnectionError, TributaryError } from '../errors.ts';
 import { redactUrl } from '../observability/logger.ts';
@@ -112,12 +113,14 @@ async function connectMysql(url: string, role: string, connectTimeoutMs: number)
   let conn: mysql.Connection;
   try {
     const u = new URL(url);
+    const ssl = mysqlTlsOptions(u);
     conn = await mysql.createConnection({
       host: u.hostname || '127.0.0.1',
       port: Number(u.port || 3306),
       user: decodeURIComponent(u.username || 'root'),
       password: u.password ? decodeURIComponent(u.password) : undefined,
       database: u.pathname.length > 1 ? decodeURIComponent(u.pathname.slice(1)) : undefined,
+      ...(ssl ? { ssl } : {}),
       charset: 'utf8mb4',
       timezone: 'Z',
       connectTimeout: connectTimeoutMs,
@@ -127,6 +130,9 @@ async function connectMysql(url: string, role: string, connectTimeoutMs: number)
       },
     });
   } catch (err) {
+    if (err instanceof TributaryError) throw err;
+    const tls = mysqlTlsFailure(err, `the ${role} (MySQL at ${where(url)})`);
+    if (tls) throw tls;
     throw new ConnectionError(
       `cannot connect to the ${role} (MySQL at ${where(url)}): ${(err as Error).message}`,
       'check that the server is running and that the url (host, port, user, password) is right',

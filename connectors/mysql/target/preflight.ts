@@ -1,6 +1,8 @@
 import mysql from 'mysql2/promise';
 import type { ConnectorContext, PreflightProblem } from '../../../src/core/connector-context.ts';
+import { TributaryError } from '../../../src/errors.ts';
 import { redactUrl } from '../../../src/observability/logger.ts';
+import { mysqlTlsFailure } from '../connection-tls.ts';
 import { connectionOptions, parseMysqlUrl } from '../source/connection.ts';
 import type { MysqlTargetConfig } from './config.ts';
 
@@ -69,11 +71,12 @@ export function missingPrivileges(grants: Grant[], database: string, required: s
 
 /** Connectivity and privileges, each problem with what to run to fix it. */
 export async function preflight(config: MysqlTargetConfig, _ctx: ConnectorContext): Promise<PreflightProblem[]> {
-  const endpoint = parseMysqlUrl(config.url);
   let conn: mysql.Connection;
   try {
-    conn = await mysql.createConnection(connectionOptions(endpoint, config.connect_timeout_ms));
+    conn = await mysql.createConnection(connectionOptions(parseMysqlUrl(config.url), config.connect_timeout_ms));
   } catch (err) {
+    const known = err instanceof TributaryError ? err : mysqlTlsFailure(err, 'the MySQL target');
+    if (known) return [{ message: known.message, hint: known.hint ?? '' }];
     return [
       {
         message: `MySQL target: cannot connect to ${redactUrl(config.url)}: ${(err as Error).message}`,

@@ -16,6 +16,7 @@ import { redactUrl } from '../../../src/observability/logger.ts';
 import { applyEvents, type RowRun, type SqlDialect, type TruncateRun } from '../../sql/apply-planner.ts';
 import { groupByShape, knownColumns } from '../../sql/row-runs.ts';
 import { TransactionalApply } from '../../sql/transactional-apply.ts';
+import { mysqlTlsFailure } from '../connection-tls.ts';
 import { connectionOptions, parseMysqlUrl } from '../source/connection.ts';
 import {
   ensureCheckpointTable,
@@ -189,6 +190,8 @@ export class MysqlTarget implements Target {
           cause: err,
         });
       }
+      const tls = mysqlTlsFailure(err, `the target server at ${endpoint.host}:${endpoint.port}`);
+      if (tls) throw tls;
       throw new ConnectionError(
         `cannot connect to the target server at ${endpoint.host}:${endpoint.port}: ${e.message ?? String(err)}`,
         'Check that the server is running and the url (host, port, user, password) is right; the pipeline retries with backoff.',
