@@ -71,7 +71,16 @@ export const configSchema = z.strictObject({
         .string()
         .regex(/^[^:\s]+:\d+$/, 'expected host:port')
         .default('127.0.0.1:9464')
-        .describe('Address of /metrics, /healthz and /status.'),
+        .describe(
+          'host:port of /metrics, /healthz and /status. The default listens on the loopback interface only; 0.0.0.0:9464 listens on every interface (then set bearer_token, or guard the port otherwise).',
+        ),
+      bearer_token: z
+        .string()
+        .min(16, 'expected a token of at least 16 characters')
+        .optional()
+        .describe(
+          'When set, /status and /metrics answer only requests with the header `Authorization: Bearer <token>` (401 otherwise); /healthz stays open for probes. Write it as ${ENV_VAR} to keep it out of the file.',
+        ),
     })
     .optional()
     .describe('HTTP endpoint; omitted means no endpoint.'),
