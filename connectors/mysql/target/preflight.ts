@@ -4,6 +4,7 @@ import { TributaryError } from '../../../src/errors.ts';
 import { redactUrl } from '../../../src/observability/logger.ts';
 import { mysqlTlsFailure } from '../connection-tls.ts';
 import { connectionOptions, parseMysqlUrl } from '../source/connection.ts';
+import { checkpointTableOf } from './checkpoint-location.ts';
 import type { MysqlTargetConfig } from './config.ts';
 
 /** Privileges the target needs on every database it writes (DROP: TRUNCATE needs it). */
@@ -92,7 +93,7 @@ export async function preflight(config: MysqlTargetConfig, _ctx: ConnectorContex
     const user = String((who as { u: string }[])[0]?.u ?? 'user@host').replace(/^(.*)@(.*)$/, "'$1'@'$2'");
     const required = requiredPrivileges(config);
     const databases = new Map<string, string[]>();
-    const checkpointDb = config.checkpoint_table.slice(0, config.checkpoint_table.indexOf('.'));
+    const checkpointDb = checkpointTableOf(config).slice(0, checkpointTableOf(config).indexOf('.'));
     databases.set(checkpointDb, ['SELECT', 'INSERT', 'UPDATE', 'DELETE', 'CREATE']);
     if (config.database) databases.set(config.database, required);
     for (const t of Object.values(config.tables ?? {})) databases.set(t.slice(0, t.indexOf('.')), required);
