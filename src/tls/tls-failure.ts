@@ -102,7 +102,8 @@ function findTlsError(err: unknown): { code?: string; message: string } | undefi
       CODE_BY_MESSAGE.some(([pattern]) => pattern.test(message))
     )
       return { code, message };
-    e = e.cause as typeof e;
+    // kafkajs keeps the failure of its last retry as originalError.
+    e = (e.cause ?? (e as { originalError?: unknown }).originalError) as typeof e;
   }
   return undefined;
 }

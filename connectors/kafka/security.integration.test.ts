@@ -1,0 +1,125 @@
+import pino from 'pino';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { errorKind, TributaryError } from '../../src/errors.ts';
+import { type KafkaBroker, startKafkaBroker, topicEndOffsets } from '../../test/harness/kafka-broker.ts';
+import { testKafkaBrokers } from '../../test/harness/kafka-test-broker.ts';
+import {
+  createTestCertificates,
+  openSslAvailable,
+  type TestCertificates,
+} from '../../test/harness/tls-certificates.ts';
+import { kafkaTargetConfig } from './config.ts';
+import { createKafkaJsClient } from './kafka-client.ts';
+
+/**
+ * TLS and SASL to a real broker of its own, configured for them: an SSL listener with a certificate signed by a CA
+ * this test makes, and a SASL_SSL listener offering PLAIN and SCRAM-SHA-256/512. Success is judged by the broker's
+ * own offsets (read over its PLAINTEXT listener with Kafka's tools); failures must be operator errors saying what
+ * to change.
+ */
+const { brokers, skipReason } = testKafkaBrokers();
+const logger = pino({ level: 'silent' });
+const USER = { name: 'replicator', password: 'replicator-secret' };
+
+describe.skipIf(!brokers || !openSslAvailable())(
+  `Kafka over TLS and SASL${skipReason ? ` (skipped: ${skipReason})` : ''}`,
+  () => {
+    let broker: KafkaBroker;
+    let certs: TestCertificates;
+    let topics = 0;
+    beforeAll(async () => {
+      certs = createTestCertificates();
+      broker = await startKafkaBroker({
+        security: { serverCertFile: certs.serverCertFile, serverKeyFile: certs.serverKeyFile, users: [USER] },
+      });
+    });
+    afterAll(async () => {
+      await broker?.stop();
+      certs?.remove();
+    });
+
+    /** Creates a topic through the client, sends three records, and returns what the broker holds. */
+    async function produce(extra: Record<string, unknown>, bootstrap: string): Promise<number> {
+      const topic = `secured${++topics}`;
+      const config = kafkaTargetConfig.parse({
+        type: 'kafka',
+        brokers: [bootstrap],
+        topic_prefix: 'secured',
+        retries: 1,
+        connection_timeout_ms: 5_000,
+        ...extra,
+      });
+      const client = createKafkaJsClient(config, logger);
+      try {
+        await client.connect();
+        await client.createTopics([{ topic, partitions: 1, replicationFactor: 1, configs: {} }]);
+        await client.send(
+          [1, 2, 3].map((i) => ({ topic, partition: 0, key: `{"id":${i}}`, value: `{"v":${i}}`, headers: {} })),
+        );
+      } finally {
+        await client.disconnect();
+      }
+      return [...(await topicEndOffsets(broker.bootstrap, topic)).values()].reduce((a, b) => a + b, 0);
+    }
+
+    async function failure(extra: Record<string, unknown>, bootstrap: string): Promise<TributaryError> {
+      const err = await produce(extra, bootstrap).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect(err).toBeInstanceOf(TributaryError);
+      return err as TributaryError;
+    }
+
+    const tls = () => ({ tls: { ca_file: certs.caFile } });
+
+    it('produces over TLS verified against the CA file', async () => {
+      expect(await produce(tls(), broker.tlsBootstrap!)).toBe(3);
+    });
+
+    it.each(['plain', 'scram-sha-256', 'scram-sha-512'])('produces with SASL %s over TLS', async (mechanism) => {
+      const sasl = { mechanism, username: USER.name, password: USER.password };
+      expect(await produce({ ...tls(), sasl }, broker.saslTlsBootstrap!)).toBe(3);
+    });
+
+    it('a CA that did not sign the broker certificate is an operator error naming tls.ca_file', async () => {
+      const err = await failure({ tls: { ca_file: certs.otherCaFile } }, broker.tlsBootstrap!);
+      expect(errorKind(err)).toBe('operator');
+      expect(err.message).toMatch(
+        /TLS to the Kafka brokers failed: the server's certificate is not signed by a CA we trust/,
+      );
+      expect(err.hint).toMatch(/tls\.ca_file/);
+    });
+
+    it('a broker address the certificate does not list is an operator error naming tls.servername', async () => {
+      const err = await failure(tls(), broker.tlsBootstrap!.replace('localhost', '127.0.0.1'));
+      expect(errorKind(err)).toBe('operator');
+      expect(err.message).toMatch(/does not name the host we connected to/);
+      expect(err.hint).toMatch(/tls\.servername/);
+      // Naming the certificate's host explicitly is the documented way out.
+      const ok = await produce(
+        { tls: { ca_file: certs.caFile, servername: 'localhost' } },
+        broker.tlsBootstrap!.replace('localhost', '127.0.0.1'),
+      );
+      expect(ok).toBe(3);
+    });
+
+    it.each(['plain', 'scram-sha-256', 'scram-sha-512'])(
+      'a wrong SASL %s password is an operator error naming the sasl settings',
+      async (mechanism) => {
+        const sasl = { mechanism, username: USER.name, password: 'not-the-password' };
+        const err = await failure({ ...tls(), sasl }, broker.saslTlsBootstrap!);
+        expect(errorKind(err)).toBe('operator');
+        expect(err.message).toMatch(/the broker refused the SASL login/);
+        expect(err.hint).toMatch(/sasl\.username and sasl\.password/);
+      },
+    );
+
+    it('an unknown SCRAM user is refused the same way', async () => {
+      const sasl = { mechanism: 'scram-sha-512', username: 'nobody', password: USER.password };
+      const err = await failure({ ...tls(), sasl }, broker.saslTlsBootstrap!);
+      expect(errorKind(err)).toBe('operator');
+      expect(err.message).toMatch(/the broker refused the SASL login/);
+    });
+  },
+);
