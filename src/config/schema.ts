@@ -79,7 +79,7 @@ export const configSchema = z.strictObject({
         .min(16, 'expected a token of at least 16 characters')
         .optional()
         .describe(
-          'When set, /status and /metrics answer only requests with the header `Authorization: Bearer <token>` (401 otherwise); /healthz stays open for probes. Write it as ${ENV_VAR} to keep it out of the file.',
+          'When set, /status and /metrics answer only requests with the header `Authorization: Bearer <token>` (401 otherwise); /healthz stays open for probes. Take it from the environment (config interpolation) to keep it out of the file.',
         ),
     })
     .optional()
