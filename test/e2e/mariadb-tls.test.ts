@@ -113,7 +113,7 @@ describe.skipIf(!openSslAvailable() || !mariadbBinary())('MariaDB over TLS', () 
     }
   });
 
-  it('a wrong CA, and VERIFY_IDENTITY with an IP address, are operator errors saying what to change', async () => {
+  it('a wrong CA, a host name mismatch and VERIFY_IDENTITY with an IP address are operator errors saying what to change', async () => {
     const wrongCa = path.join(dir, 'wrong-ca.yaml');
     const wrongCaUrl = tlsUrl({ ...identity(), 'ssl-ca': certs.otherCaFile });
     fs.writeFileSync(
@@ -137,6 +137,30 @@ describe.skipIf(!openSslAvailable() || !mariadbBinary())('MariaDB over TLS', () 
       /VERIFY_IDENTITY needs a host name in the MySQL url, not the address 127.0.0.1/,
     );
     expect(b.stdout + b.stderr).toMatch(/ssl-mode=VERIFY_CA/);
+
+    // A certificate for another name: the server reloads its files with FLUSH SSL.
+    const serving = [certs.serverCertFile, certs.serverKeyFile].map((f) => fs.readFileSync(f));
+    fs.writeFileSync(certs.serverCertFile, fs.readFileSync(certs.otherNameCertFile));
+    fs.writeFileSync(certs.serverKeyFile, fs.readFileSync(certs.otherNameKeyFile));
+    await queryUrl(server.url(), 'FLUSH SSL');
+    try {
+      const named = path.join(dir, 'named.yaml');
+      const namedUrl = tlsUrl(identity());
+      fs.writeFileSync(
+        named,
+        `pipelines:\n  - name: named\n    source: { type: mysql, url: "${namedUrl}", databases: [x] }\n    target: { type: mysql, url: "${namedUrl}", database: y }\n`,
+      );
+      const c = await tributary(['validate', '-c', named]);
+      expect(c.code).not.toBe(0);
+      expect(c.stdout + c.stderr).toMatch(
+        /TLS to .* failed: the server's certificate does not name the host we connected to/,
+      );
+      expect(c.stdout + c.stderr).toMatch(/ssl-mode=VERIFY_CA/);
+    } finally {
+      fs.writeFileSync(certs.serverCertFile, serving[0]!);
+      fs.writeFileSync(certs.serverKeyFile, serving[1]!);
+      await queryUrl(server.url(), 'FLUSH SSL');
+    }
 
     const verified = await tributary(['verify', '-c', wrongCa]);
     expect(verified.code).toBe(2);

@@ -16,6 +16,9 @@ export interface TestCertificates {
   clientCertFile: string;
   clientKeyFile: string;
   otherCaFile: string;
+  /** A server certificate (and key) of the same CA for another name, db.invalid: a host name mismatch. */
+  otherNameCertFile: string;
+  otherNameKeyFile: string;
   /** Gives the server files to the OS account a server runs as (key files must be private to it). */
   handTo(account: { uid: number; gid: number } | undefined): void;
   remove(): void;
@@ -87,6 +90,11 @@ export function createTestCertificates(options: { clientName?: string } = {}): T
     'basicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\nsubjectAltName=DNS:localhost\n',
   );
   makeSigned(
+    'other-name',
+    '/CN=db.invalid',
+    'basicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\nsubjectAltName=DNS:db.invalid\n',
+  );
+  makeSigned(
     'client',
     `/CN=${options.clientName ?? 'tributary'}`,
     'basicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=clientAuth\n',
@@ -101,6 +109,8 @@ export function createTestCertificates(options: { clientName?: string } = {}): T
     clientCertFile: file('client.pem'),
     clientKeyFile: file('client.key'),
     otherCaFile: file('other-ca.pem'),
+    otherNameCertFile: file('other-name.pem'),
+    otherNameKeyFile: file('other-name.key'),
     handTo(account) {
       if (!account) return;
       for (const name of ['ca.pem', 'server.pem', 'server.key']) fs.chownSync(file(name), account.uid, account.gid);
