@@ -91,6 +91,13 @@ describe.skipIf(!brokers || !openSslAvailable())(
       expect(err.hint).toMatch(/tls\.ca_file/);
     });
 
+    it('TLS to a plain-text listener is an operator error saying to check the port or turn TLS off', async () => {
+      const err = await failure(tls(), broker.bootstrap);
+      expect(errorKind(err)).toBe('operator');
+      expect(err.message).toMatch(/TLS to the Kafka brokers failed/);
+      expect(err.hint).toMatch(/TLS port|tls: false/);
+    });
+
     it('a broker address the certificate does not list is an operator error naming tls.servername', async () => {
       const err = await failure(tls(), broker.tlsBootstrap!.replace('localhost', '127.0.0.1'));
       expect(errorKind(err)).toBe('operator');

@@ -47,7 +47,11 @@ export function tlsFailure(err: unknown, server: string, names: TlsSettingNames)
       `the server's certificate is not valid now (${message})`,
       "renew the server's certificate (or check this machine's clock)",
     );
-  if (/certificate required|alert bad certificate|alert unknown ca|peer did not return a certificate/i.test(message))
+  if (
+    /certificate required|alert bad certificate|alert unknown ca|peer did not return a certificate|requires a valid client certificate/i.test(
+      message,
+    )
+  )
     return operator(
       `the server refused our client certificate (${message})`,
       `set ${names.clientCertificate} to a certificate (and key) signed by a CA the server trusts`,
@@ -57,7 +61,7 @@ export function tlsFailure(err: unknown, server: string, names: TlsSettingNames)
       `the server does not accept TLS connections (${message})`,
       `enable TLS on the server, or ${names.disable}`,
     );
-  if (/wrong version number|unknown protocol/i.test(message))
+  if (/wrong version number|unknown protocol|disconnected before secure TLS connection/i.test(message))
     return operator(
       `the server did not answer in TLS (${message})`,
       `check that the port is the server's TLS port, or ${names.disable}`,
@@ -98,7 +102,9 @@ function findTlsError(err: unknown): { code?: string; message: string } | undefi
           code.startsWith('ERR_SSL_') ||
           code.startsWith('CERT_') ||
           code === 'HANDSHAKE_NO_SSL_SUPPORT')) ||
-      /does not support (SSL|secure)|certificate required|wrong version number/i.test(message) ||
+      /does not support (SSL|secure)|certificate required|requires a valid client certificate|wrong version number|before secure TLS connection/i.test(
+        message,
+      ) ||
       CODE_BY_MESSAGE.some(([pattern]) => pattern.test(message))
     )
       return { code, message };

@@ -142,6 +142,20 @@ describe.skipIf(!openSslAvailable())('PostgreSQL over TLS', () => {
     }
   });
 
+  it('a missing client certificate is an operator error naming sslcert and sslkey', async () => {
+    const store = new PostgresCheckpointStore(
+      tlsUrl('postgres', { sslmode: 'verify-full', sslrootcert: certs.caFile }),
+    );
+    try {
+      const err = (await store.load('p').catch((e: unknown) => e)) as { kind: string; message: string; hint: string };
+      expect(err.kind).toBe('operator');
+      expect(err.message).toMatch(/refused our client certificate/);
+      expect(err.hint).toMatch(/sslcert=<file>&sslkey=<file>/);
+    } finally {
+      await store.close();
+    }
+  });
+
   it('a host name the certificate does not list fails verify-full with a hint, and verify-ca accepts it', async () => {
     const file = path.join(dir, 'mismatch.yaml');
     const mismatchUrl = tlsUrl('postgres', full(), '127.0.0.1');
