@@ -2,6 +2,7 @@ import type http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { liveStates } from '../commands/live-status.ts';
+import { configSchema } from '../config/schema.ts';
 import { startHttpServer } from './http.ts';
 import { PipelineMetrics } from './metrics.ts';
 
@@ -53,5 +54,15 @@ describe('HTTP endpoint', () => {
     expect((await fetch(`${base}/status`)).status).toBe(200);
     expect((await fetch(`${base}/metrics`)).status).toBe(200);
     expect((await fetch(`${base}/healthz`)).status).toBe(200);
+  });
+
+  it('listens on the loopback interface unless told otherwise, and refuses a short token', () => {
+    const pipelines = [
+      { name: 'p', source: { type: 'postgres', url: 'postgres://x/y' }, target: { type: 'jsonl', path: 'o' } },
+    ];
+    expect(configSchema.parse({ http: {}, pipelines }).http?.listen).toBe('127.0.0.1:9464');
+    const short = configSchema.safeParse({ http: { bearer_token: 'short' }, pipelines });
+    expect(short.success).toBe(false);
+    expect(JSON.stringify(short.error?.issues)).toMatch(/at least 16 characters/);
   });
 });
