@@ -30,7 +30,12 @@ describe.skipIf(!brokers || !openSslAvailable())(
     beforeAll(async () => {
       certs = createTestCertificates();
       broker = await startKafkaBroker({
-        security: { serverCertFile: certs.serverCertFile, serverKeyFile: certs.serverKeyFile, users: [USER] },
+        security: {
+          serverCertFile: certs.serverCertFile,
+          serverKeyFile: certs.serverKeyFile,
+          users: [USER],
+          clientCaFile: certs.caFile,
+        },
       });
     });
     afterAll(async () => {
@@ -72,9 +77,20 @@ describe.skipIf(!brokers || !openSslAvailable())(
     }
 
     const tls = () => ({ tls: { ca_file: certs.caFile } });
+    /** The SSL listener requires a client certificate; the SASL_SSL listener does not. */
+    const mutual = (extra: Record<string, unknown> = {}) => ({
+      tls: { ca_file: certs.caFile, cert_file: certs.clientCertFile, key_file: certs.clientKeyFile, ...extra },
+    });
 
-    it('produces over TLS verified against the CA file', async () => {
-      expect(await produce(tls(), broker.tlsBootstrap!)).toBe(3);
+    it('produces over mutual TLS: broker verified against the CA file, client certificate presented', async () => {
+      expect(await produce(mutual(), broker.tlsBootstrap!)).toBe(3);
+    });
+
+    it('without the client certificate the listener refuses, and the error names tls.cert_file', async () => {
+      const err = await failure(tls(), broker.tlsBootstrap!);
+      expect(errorKind(err)).toBe('operator');
+      expect(err.message).toMatch(/refused our client certificate/);
+      expect(err.hint).toMatch(/tls\.cert_file and tls\.key_file/);
     });
 
     it.each(['plain', 'scram-sha-256', 'scram-sha-512'])('produces with SASL %s over TLS', async (mechanism) => {
@@ -83,7 +99,7 @@ describe.skipIf(!brokers || !openSslAvailable())(
     });
 
     it('a CA that did not sign the broker certificate is an operator error naming tls.ca_file', async () => {
-      const err = await failure({ tls: { ca_file: certs.otherCaFile } }, broker.tlsBootstrap!);
+      const err = await failure(mutual({ ca_file: certs.otherCaFile }), broker.tlsBootstrap!);
       expect(errorKind(err)).toBe('operator');
       expect(err.message).toMatch(
         /TLS to the Kafka brokers failed: the server's certificate is not signed by a CA we trust/,
@@ -99,13 +115,13 @@ describe.skipIf(!brokers || !openSslAvailable())(
     });
 
     it('a broker address the certificate does not list is an operator error naming tls.servername', async () => {
-      const err = await failure(tls(), broker.tlsBootstrap!.replace('localhost', '127.0.0.1'));
+      const err = await failure(mutual(), broker.tlsBootstrap!.replace('localhost', '127.0.0.1'));
       expect(errorKind(err)).toBe('operator');
       expect(err.message).toMatch(/does not name the host we connected to/);
       expect(err.hint).toMatch(/tls\.servername/);
       // Naming the certificate's host explicitly is the documented way out.
       const ok = await produce(
-        { tls: { ca_file: certs.caFile, servername: 'localhost' } },
+        mutual({ servername: 'localhost' }),
         broker.tlsBootstrap!.replace('localhost', '127.0.0.1'),
       );
       expect(ok).toBe(3);

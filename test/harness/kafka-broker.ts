@@ -63,6 +63,8 @@ export interface KafkaSecurityOptions {
   serverKeyFile: string;
   /** Users for SASL/PLAIN and SCRAM (both mechanisms) with their passwords. */
   users: { name: string; password: string }[];
+  /** When given, the SSL listener requires a client certificate signed by this CA (mutual TLS). */
+  clientCaFile?: string;
 }
 
 const POM = fileURLToPath(new URL('./kafka/pom.xml', import.meta.url));
@@ -429,13 +431,20 @@ async function securedListeners(security: KafkaSecurityOptions, dir: string) {
       'ssl.keystore.type': 'PEM',
       'ssl.keystore.location': keyStore,
       'ssl.client.auth': 'none',
+      ...(security.clientCaFile
+        ? {
+            'ssl.truststore.type': 'PEM',
+            'ssl.truststore.location': security.clientCaFile,
+            'listener.name.ssl.ssl.client.auth': 'required',
+          }
+        : {}),
       'sasl.enabled.mechanisms': ['PLAIN', ...scram].join(','),
       'listener.name.sasl_ssl.plain.sasl.jaas.config': `org.apache.kafka.common.security.plain.PlainLoginModule required ${plainUsers};`,
       'listener.name.sasl_ssl.scram-sha-256.sasl.jaas.config':
         'org.apache.kafka.common.security.scram.ScramLoginModule required;',
       'listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config':
         'org.apache.kafka.common.security.scram.ScramLoginModule required;',
-    } as Record<string, string>,
+    } as Record<string, string | number>,
     formatArgs: security.users.flatMap((u) =>
       scram.flatMap((m) => ['--add-scram', `${m}=[name=${u.name},password=${u.password}]`]),
     ),
