@@ -51,7 +51,7 @@ describe.skipIf(!brokers || !openSslAvailable())(
         brokers: [bootstrap],
         topic_prefix: 'secured',
         retries: 1,
-        connection_timeout_ms: 5_000,
+        connection_timeout_ms: 15_000,
         ...extra,
       });
       const client = createKafkaJsClient(config, logger);
