@@ -1,6 +1,10 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { errorKind, TributaryError } from '../../src/errors.ts';
+import { tributary } from '../../test/harness/cli.ts';
 import { type KafkaBroker, startKafkaBroker, topicEndOffsets } from '../../test/harness/kafka-broker.ts';
 import { testKafkaBrokers } from '../../test/harness/kafka-test-broker.ts';
 import {
@@ -112,6 +116,35 @@ describe.skipIf(!brokers || !openSslAvailable())(
       expect(errorKind(err)).toBe('operator');
       expect(err.message).toMatch(/TLS to the Kafka brokers failed/);
       expect(err.hint).toMatch(/TLS port|tls: false/);
+    });
+
+    it('`tributary validate` reports a wrong CA with the setting to change', async () => {
+      const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tributary-kafka-validate-'));
+      try {
+        const file = path.join(dir, 'kafka-tls.yaml');
+        fs.writeFileSync(
+          file,
+          `pipelines:
+  - name: kafkatls
+    source: { type: postgres, url: "postgres://nobody@127.0.0.1:1/none" }
+    target:
+      type: kafka
+      brokers: ["${broker.tlsBootstrap}"]
+      topic_prefix: secured
+      retries: 1
+      tls: { ca_file: "${certs.otherCaFile}", cert_file: "${certs.clientCertFile}", key_file: "${certs.clientKeyFile}" }
+`,
+        );
+        const result = await tributary(['validate', '-c', file]);
+        expect(result.code).not.toBe(0);
+        const out = result.stdout + result.stderr;
+        expect(out).toMatch(
+          /kafka target: .*TLS to the Kafka brokers failed: the server's certificate is not signed by a CA we trust/,
+        );
+        expect(out).toMatch(/tls\.ca_file/);
+      } finally {
+        fs.rmSync(dir, { recursive: true, force: true });
+      }
     });
 
     it('a broker address the certificate does not list is an operator error naming tls.servername', async () => {
