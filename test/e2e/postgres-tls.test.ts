@@ -142,6 +142,29 @@ describe.skipIf(!openSslAvailable())('PostgreSQL over TLS', () => {
     }
   });
 
+  it('a running pipeline stops (no endless retries) when the CA is wrong, saying which setting to change', async () => {
+    await server.createDatabase('tls_stop');
+    await server.query('tls_stop', 'create table t (id int primary key)');
+    const url = tlsUrl('tls_stop', { ...full(), sslrootcert: certs.otherCaFile });
+    const yaml = `pipelines:
+  - name: pgtlsstop
+    source: { type: postgres, url: "${url}", tables: [public.t] }
+    target: { type: jsonl, path: "${path.join(dir, 'stop.jsonl')}" }
+    checkpoints: { type: file, path: "${path.join(dir, 'stop.json')}" }
+`;
+    const daemon = new Daemon(parseConfig(yaml, 'stop.yaml'), createLogger({ level: 'silent', pretty: false }));
+    const ended = daemon.run().then(
+      () => null,
+      (err: unknown) => err,
+    );
+    const outcome = await Promise.race([ended, new Promise((r) => setTimeout(() => r('still running'), 60_000))]);
+    if (outcome === 'still running') daemon.stop();
+    const state = daemon.pipelines[0]!.state;
+    expect(state.status).toBe('failed');
+    expect(JSON.stringify(state.lastError)).toMatch(/not signed by a CA we trust/);
+    expect(JSON.stringify(state.lastError)).toMatch(/sslrootcert/);
+  });
+
   it('a missing client certificate is an operator error naming sslcert and sslkey', async () => {
     const store = new PostgresCheckpointStore(
       tlsUrl('postgres', { sslmode: 'verify-full', sslrootcert: certs.caFile }),
