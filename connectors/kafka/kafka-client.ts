@@ -313,7 +313,10 @@ function translate(err: unknown, what: string): TributaryError {
       });
   }
   const tls = tlsFailure(err, 'the Kafka brokers', KAFKA_TLS_SETTINGS);
-  if (tls) return new TributaryError('operator', `${what}: ${tls.message}`, { hint: tls.hint, cause: err });
+  if (tls)
+    return tls.kind === 'retryable'
+      ? new ConnectionError(`${what}: ${tls.message}`, tls.hint ?? '', err)
+      : new TributaryError(tls.kind, `${what}: ${tls.message}`, { hint: tls.hint, cause: err });
   const sasl = saslFailure(err);
   if (sasl) {
     const unsupported = /unsupported sasl mechanism|UNSUPPORTED_SASL_MECHANISM/i.test(sasl);

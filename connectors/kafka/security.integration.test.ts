@@ -111,9 +111,9 @@ describe.skipIf(!brokers || !openSslAvailable())(
       expect(err.hint).toMatch(/tls\.ca_file/);
     });
 
-    it('TLS to a plain-text listener is an operator error saying to check the port or turn TLS off', async () => {
+    it('TLS to a plain-text listener says to check the port or turn TLS off (retried: a restart looks alike)', async () => {
       const err = await failure(tls(), broker.bootstrap);
-      expect(errorKind(err)).toBe('operator');
+      expect(errorKind(err)).toBe('retryable');
       expect(err.message).toMatch(/TLS to the Kafka brokers failed/);
       expect(err.hint).toMatch(/TLS port|tls: false/);
     });

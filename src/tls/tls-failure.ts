@@ -1,4 +1,4 @@
-import { TributaryError } from '../errors.ts';
+import { ConnectionError, TributaryError } from '../errors.ts';
 
 /** How one kind of connection names its TLS settings, so a failure can say which one to change. */
 export interface TlsSettingNames {
@@ -61,10 +61,17 @@ export function tlsFailure(err: unknown, server: string, names: TlsSettingNames)
       `the server does not accept TLS connections (${message})`,
       `enable TLS on the server, or ${names.disable}`,
     );
-  if (/wrong version number|unknown protocol|disconnected before secure TLS connection/i.test(message))
+  if (/wrong version number|unknown protocol/i.test(message))
     return operator(
       `the server did not answer in TLS (${message})`,
       `check that the port is the server's TLS port, or ${names.disable}`,
+    );
+  // Also what a server restarting during the handshake looks like: worth retrying, with the likely fix named.
+  if (/disconnected before secure TLS connection/i.test(message))
+    return new ConnectionError(
+      `TLS to ${server} failed: the server closed the connection during the TLS handshake (${message})`,
+      `if this persists, check that the port is the server's TLS port, or ${names.disable}`,
+      err,
     );
   return undefined;
 }
