@@ -98,15 +98,15 @@ describe.skipIf(!openSslAvailable())('PostgreSQL over TLS', () => {
       await server.query('tls_src', `insert into t select g, 'late ' || g from generate_series(501, 600) g`);
       const result = await waitForEqualTables(server.url('tls_src'), server.url('tls_dst'), ['public.t'], 60_000);
       expect(result.equal, JSON.stringify(result.tables)).toBe(true);
-      // Judged by the server: every session of tls_user (walsender included) is encrypted.
-      const sessions = await server.query<{ n: number; encrypted: number; walsenders: number }>(
+      // Judged by the server: every connection of tls_user (walsender included) is encrypted.
+      const connections = await server.query<{ n: number; encrypted: number; walsenders: number }>(
         'postgres',
         `select count(*)::int as n, count(*) filter (where s.ssl)::int as encrypted,
                 count(*) filter (where a.backend_type = 'walsender')::int as walsenders
            from pg_stat_activity a join pg_stat_ssl s using (pid) where a.usename = 'tls_user'`,
       );
-      expect(sessions[0]!.walsenders).toBeGreaterThanOrEqual(1);
-      expect(sessions[0]!.encrypted).toBe(sessions[0]!.n);
+      expect(connections[0]!.walsenders).toBeGreaterThanOrEqual(1);
+      expect(connections[0]!.encrypted).toBe(connections[0]!.n);
     } finally {
       daemon.stop();
       await ended;
