@@ -61,7 +61,9 @@ export class Daemon {
     this.metrics.checkpointSavedAt = () =>
       this.pipelines.map((p) => ({ pipeline: p.state.name, atMs: p.state.checkpointSavedAtMs }));
     if (config.http) {
-      this.server = await startHttpServer(config.http.listen, this.metrics, () => this.pipelines.map((p) => p.state));
+      this.server = await startHttpServer(config.http.listen, this.metrics, () => this.pipelines.map((p) => p.state), {
+        bearerToken: config.http.bearer_token,
+      });
       this.logger.info(
         { event: 'http_listening', listen: config.http.listen },
         `metrics and status on http://${config.http.listen}`,

@@ -18,6 +18,7 @@ import kafkajs, {
 } from 'kafkajs';
 import { ConnectionError, TributaryError } from '../../src/errors.ts';
 import type { Logger } from '../../src/observability/logger.ts';
+import { type TlsSettingNames, tlsFailure } from '../../src/tls/tls-failure.ts';
 import type { KafkaClient, OutgoingMessage, TopicLayout, TopicSpec } from './client.ts';
 import type { KafkaTargetConfig } from './config.ts';
 
@@ -311,9 +312,18 @@ function translate(err: unknown, what: string): TributaryError {
         cause: err,
       });
   }
-  if (e.name === 'KafkaJSSASLAuthenticationError') {
-    return new TributaryError('operator', `${what}: ${detail}`, {
-      hint: 'Check the sasl mechanism, username and password.',
+  const tls = tlsFailure(err, 'the Kafka brokers', KAFKA_TLS_SETTINGS);
+  if (tls)
+    return tls.kind === 'retryable'
+      ? new ConnectionError(`${what}: ${tls.message}`, tls.hint ?? '', err)
+      : new TributaryError(tls.kind, `${what}: ${tls.message}`, { hint: tls.hint, cause: err });
+  const sasl = saslFailure(err);
+  if (sasl) {
+    const unsupported = /unsupported sasl mechanism|UNSUPPORTED_SASL_MECHANISM/i.test(sasl);
+    return new TributaryError('operator', `${what}: the broker refused the SASL login: ${sasl}`, {
+      hint: unsupported
+        ? "Choose a sasl.mechanism the broker's listener enables (sasl.enabled.mechanisms on the broker), or enable it there."
+        : 'Check sasl.username and sasl.password, and that the user exists for this mechanism on the broker (SCRAM users: kafka-configs --alter --entity-type users --entity-name <user> --add-config SCRAM-SHA-256=[password=...]).',
       cause: err,
     });
   }
@@ -322,6 +332,30 @@ function translate(err: unknown, what: string): TributaryError {
     'Check that the brokers are reachable and healthy; the pipeline retries from its last checkpoint.',
     err,
   );
+}
+
+const KAFKA_TLS_SETTINGS: TlsSettingNames = {
+  ca: 'tls.ca_file',
+  skipHostname: 'set tls.servername to a name the certificate lists (or list the brokers by that name)',
+  clientCertificate: 'tls.cert_file and tls.key_file',
+  disable: 'set tls: false',
+};
+
+/** The message of a SASL authentication failure somewhere in a kafkajs error chain. */
+function saslFailure(err: unknown): string | undefined {
+  let c = err as
+    | { name?: string; type?: string; message?: string; cause?: unknown; originalError?: unknown }
+    | undefined;
+  for (let i = 0; c && i < 6; i++) {
+    if (
+      c.name === 'KafkaJSSASLAuthenticationError' ||
+      c.type === 'SASL_AUTHENTICATION_FAILED' ||
+      c.type === 'UNSUPPORTED_SASL_MECHANISM'
+    )
+      return c.message ?? c.type;
+    c = (c.cause ?? c.originalError) as typeof c;
+  }
+  return undefined;
 }
 
 /** The Kafka error code name of a kafkajs error, looking through the wrappers of its retry machinery. */

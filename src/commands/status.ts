@@ -11,7 +11,7 @@ import { liveStates } from './live-status.ts';
 export async function statusCommand(file: string, options: { json: boolean }): Promise<number> {
   const { config } = loadConfig(file);
   const logger = createLogger({ level: 'error' });
-  const live = config.http ? await liveStates(config.http.listen) : undefined;
+  const live = config.http ? await liveStates(config.http.listen, config.http.bearer_token) : undefined;
   const reports: PipelineStatusReport[] = [];
   for (const pipeline of config.pipelines) {
     const ctx = { pipeline: pipeline.name, logger };

@@ -27,7 +27,7 @@ export async function teardownCommand(file: string, options: { pipeline?: string
     process.stdout.write('run again with --yes to do it (the next run re-snapshots)\n');
     return ExitCode.ok;
   }
-  const live = config.http ? await liveStates(config.http.listen) : undefined;
+  const live = config.http ? await liveStates(config.http.listen, config.http.bearer_token) : undefined;
   for (const pipeline of pipelines) {
     const state = live?.find((s) => s.name === pipeline.name);
     if (state && state.status !== 'failed' && state.status !== 'stopped') {

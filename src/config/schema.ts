@@ -29,7 +29,11 @@ export const checkpointsConfig = z.discriminatedUnion('type', [
   }),
   z.strictObject({
     type: z.literal('postgres'),
-    url: z.string().describe('Database holding the tributary.checkpoints table (created when missing).'),
+    url: z
+      .string()
+      .describe(
+        'PostgreSQL database holding the tributary.checkpoints table (created when missing); TLS parameters as in a PostgreSQL source url.',
+      ),
   }),
   z.strictObject({
     type: z.literal('target'),
@@ -67,7 +71,16 @@ export const configSchema = z.strictObject({
         .string()
         .regex(/^[^:\s]+:\d+$/, 'expected host:port')
         .default('127.0.0.1:9464')
-        .describe('Address of /metrics, /healthz and /status.'),
+        .describe(
+          'host:port of /metrics, /healthz and /status. The default listens on the loopback interface only; 0.0.0.0:9464 listens on every interface (then set bearer_token, or guard the port otherwise).',
+        ),
+      bearer_token: z
+        .string()
+        .min(16, 'expected a token of at least 16 characters')
+        .optional()
+        .describe(
+          'When set, /status and /metrics answer only requests with the header `Authorization: Bearer <token>` (401 otherwise); /healthz stays open for probes. Take it from the environment (config interpolation) to keep it out of the file.',
+        ),
     })
     .optional()
     .describe('HTTP endpoint; omitted means no endpoint.'),

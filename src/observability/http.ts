@@ -1,18 +1,28 @@
+import { createHash, timingSafeEqual } from 'node:crypto';
 import http from 'node:http';
 import { TributaryError } from '../errors.ts';
 import type { PipelineState } from '../pipeline/pipeline.ts';
 import type { PipelineMetrics } from './metrics.ts';
 import { reportOf } from './status-report.ts';
 
-/** /metrics (Prometheus), /healthz (200 while no pipeline failed), /status (JSON). */
+/**
+ * /metrics (Prometheus), /healthz (200 while no pipeline failed), /status (JSON). With a bearer token, /metrics
+ * and /status need it (they reveal table names, positions and errors); /healthz stays open for liveness probes.
+ */
 export function startHttpServer(
   listen: string,
   metrics: PipelineMetrics,
   states: () => PipelineState[],
+  options: { bearerToken?: string } = {},
 ): Promise<http.Server> {
   const [host, port] = splitHostPort(listen);
   const server = http.createServer((req, res) => {
     const url = req.url?.split('?')[0];
+    if ((url === '/metrics' || url === '/status') && !authorized(req, options.bearerToken)) {
+      res.writeHead(401, { 'content-type': 'text/plain', 'www-authenticate': 'Bearer realm="tributary"' });
+      res.end('unauthorized: send the header "Authorization: Bearer <http.bearer_token>"\n');
+      return;
+    }
     if (url === '/metrics') {
       metrics.registry.metrics().then(
         (text) => {
@@ -44,6 +54,16 @@ export function startHttpServer(
     server.once('error', (err: NodeJS.ErrnoException) => reject(listenError(listen, err)));
     server.listen(port, host, () => resolve(server));
   });
+}
+
+function authorized(req: http.IncomingMessage, token: string | undefined): boolean {
+  if (token === undefined) return true;
+  const match = /^Bearer\s+(\S+)\s*$/i.exec(req.headers.authorization ?? '');
+  if (!match) return false;
+  // Compared in constant time, so the answer's timing does not reveal how much of a guess was right.
+  const given = createHash('sha256').update(match[1]!).digest();
+  const expected = createHash('sha256').update(token).digest();
+  return timingSafeEqual(given, expected);
 }
 
 /** Why the endpoint cannot listen, in the operator's terms. */

@@ -1,5 +1,7 @@
 import mysql from 'mysql2/promise';
 import pg from 'pg';
+import { mysqlTlsFailure, mysqlTlsOptions } from '../../connectors/mysql/connection-tls.ts';
+import { postgresConnectionTarget, postgresTlsFailure } from '../../connectors/postgres/connection-tls.ts';
 import { ConnectionError, TributaryError } from '../errors.ts';
 import { redactUrl } from '../observability/logger.ts';
 import type { Engine } from './types.ts';
@@ -62,7 +64,7 @@ function queryError(role: string, sql: string, err: unknown): Error {
 
 async function connectPostgres(url: string, role: string, connectTimeoutMs: number): Promise<Db> {
   const client = new pg.Client({
-    connectionString: url,
+    ...postgresConnectionTarget(url),
     types: rawText,
     connectionTimeoutMillis: connectTimeoutMs,
     application_name: 'tributary-verify',
@@ -72,6 +74,8 @@ async function connectPostgres(url: string, role: string, connectTimeoutMs: numb
     await client.connect();
   } catch (err) {
     await client.end().catch(() => undefined);
+    const tls = postgresTlsFailure(err, `the ${role} (PostgreSQL at ${where(url)})`);
+    if (tls) throw tls;
     throw new ConnectionError(
       `cannot connect to the ${role} (PostgreSQL at ${where(url)}): ${(err as Error).message}`,
       'check that the server is running and that the url (host, port, database, user, password) is right',
@@ -109,12 +113,14 @@ async function connectMysql(url: string, role: string, connectTimeoutMs: number)
   let conn: mysql.Connection;
   try {
     const u = new URL(url);
+    const ssl = mysqlTlsOptions(u);
     conn = await mysql.createConnection({
       host: u.hostname || '127.0.0.1',
       port: Number(u.port || 3306),
       user: decodeURIComponent(u.username || 'root'),
       password: u.password ? decodeURIComponent(u.password) : undefined,
       database: u.pathname.length > 1 ? decodeURIComponent(u.pathname.slice(1)) : undefined,
+      ...(ssl ? { ssl } : {}),
       charset: 'utf8mb4',
       timezone: 'Z',
       connectTimeout: connectTimeoutMs,
@@ -124,6 +130,9 @@ async function connectMysql(url: string, role: string, connectTimeoutMs: number)
       },
     });
   } catch (err) {
+    if (err instanceof TributaryError) throw err;
+    const tls = mysqlTlsFailure(err, `the ${role} (MySQL at ${where(url)})`);
+    if (tls) throw tls;
     throw new ConnectionError(
       `cannot connect to the ${role} (MySQL at ${where(url)}): ${(err as Error).message}`,
       'check that the server is running and that the url (host, port, user, password) is right',

@@ -20,6 +20,9 @@ export interface KafkaBroker {
   /** host:port of the PLAINTEXT listener. */
   bootstrap: string;
   port: number;
+  /** With `security`: localhost:port of the TLS listener (no SASL) and of the SASL-over-TLS listener. */
+  tlsBootstrap?: string;
+  saslTlsBootstrap?: string;
   /** Process id of the running JVM, or undefined while stopped. */
   readonly pid: number | undefined;
   /** The broker's own log (server.log plus the JVM's output), for failure messages. */
@@ -45,6 +48,23 @@ export interface StartKafkaOptions {
   settings?: Record<string, string | number>;
   /** Log every request the broker completes to request.log (for checks of what clients asked for). */
   requestLog?: boolean;
+  /** Secured listeners beside PLAINTEXT (which the harness's own tools keep using). */
+  security?: KafkaSecurityOptions;
+}
+
+/**
+ * An SSL listener and a SASL_SSL listener, both advertised as `localhost` (the name the server certificate
+ * lists). SASL offers PLAIN (users from the JAAS line) and SCRAM-SHA-256/512 (users stored when the storage is
+ * formatted, as `kafka-storage format --add-scram` does).
+ */
+export interface KafkaSecurityOptions {
+  /** PEM files: the server certificate and its key (PKCS#8, unencrypted). */
+  serverCertFile: string;
+  serverKeyFile: string;
+  /** Users for SASL/PLAIN and SCRAM (both mechanisms) with their passwords. */
+  users: { name: string; password: string }[];
+  /** When given, the SSL listener requires a client certificate signed by this CA (mutual TLS). */
+  clientCaFile?: string;
 }
 
 const POM = fileURLToPath(new URL('./kafka/pom.xml', import.meta.url));
@@ -235,15 +255,17 @@ export async function startKafkaBroker(options: StartKafkaOptions = {}): Promise
   const classpath = `${lib}/*`;
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tributary-kafka-'));
   const [port, controllerPort] = [await freePort(), await freePort()];
+  const secured = options.security ? await securedListeners(options.security, dir) : undefined;
   const properties: Record<string, string | number> = {
     'process.roles': 'broker,controller',
     'node.id': 1,
     'controller.quorum.voters': `1@127.0.0.1:${controllerPort}`,
-    listeners: `PLAINTEXT://127.0.0.1:${port},CONTROLLER://127.0.0.1:${controllerPort}`,
-    'advertised.listeners': `PLAINTEXT://127.0.0.1:${port}`,
+    listeners: `PLAINTEXT://127.0.0.1:${port},CONTROLLER://127.0.0.1:${controllerPort}${secured?.listeners ?? ''}`,
+    'advertised.listeners': `PLAINTEXT://127.0.0.1:${port}${secured?.advertised ?? ''}`,
     'controller.listener.names': 'CONTROLLER',
     'inter.broker.listener.name': 'PLAINTEXT',
-    'listener.security.protocol.map': 'PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT',
+    'listener.security.protocol.map': `PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT${secured ? ',SSL:SSL,SASL_SSL:SASL_SSL' : ''}`,
+    ...secured?.properties,
     'log.dirs': path.join(dir, 'data'),
     'auto.create.topics.enable': 'false',
     'num.partitions': 1,
@@ -277,7 +299,15 @@ export async function startKafkaBroker(options: StartKafkaOptions = {}): Promise
   const java = (args: string[]) => execFileAsync('java', [...jvm, ...args], { cwd: dir, maxBuffer: 16 << 20 });
 
   const clusterId = (await java(['kafka.tools.StorageTool', 'random-uuid'])).stdout.trim();
-  await java(['kafka.tools.StorageTool', 'format', '-t', clusterId, '-c', propertiesFile]);
+  await java([
+    'kafka.tools.StorageTool',
+    'format',
+    '-t',
+    clusterId,
+    '-c',
+    propertiesFile,
+    ...(secured?.formatArgs ?? []),
+  ]);
 
   const serverLog = path.join(dir, 'server.log');
   const outputLog = path.join(dir, 'jvm.log');
@@ -329,6 +359,9 @@ export async function startKafkaBroker(options: StartKafkaOptions = {}): Promise
   return {
     bootstrap: `127.0.0.1:${port}`,
     port,
+    ...(secured
+      ? { tlsBootstrap: `localhost:${secured.tlsPort}`, saslTlsBootstrap: `localhost:${secured.saslPort}` }
+      : {}),
     get pid() {
       return child && child.exitCode === null && child.signalCode === null ? child.pid : undefined;
     },
@@ -375,6 +408,46 @@ export async function startKafkaBroker(options: StartKafkaOptions = {}): Promise
       await exited;
       fs.rmSync(dir, { recursive: true, force: true });
     },
+  };
+}
+
+async function securedListeners(security: KafkaSecurityOptions, dir: string) {
+  const [tlsPort, saslPort] = [await freePort(), await freePort()];
+  // A PEM key store is one file: the private key, then the certificate chain.
+  const keyStore = path.join(dir, 'server-keystore.pem');
+  fs.writeFileSync(
+    keyStore,
+    fs.readFileSync(security.serverKeyFile, 'utf8') + fs.readFileSync(security.serverCertFile, 'utf8'),
+  );
+  const jaasQuote = (s: string) => `"${s.replace(/["\\]/g, '\\$&')}"`;
+  const plainUsers = security.users.map((u) => `user_${u.name}=${jaasQuote(u.password)}`).join(' ');
+  const scram = ['SCRAM-SHA-256', 'SCRAM-SHA-512'];
+  return {
+    tlsPort,
+    saslPort,
+    listeners: `,SSL://127.0.0.1:${tlsPort},SASL_SSL://127.0.0.1:${saslPort}`,
+    advertised: `,SSL://localhost:${tlsPort},SASL_SSL://localhost:${saslPort}`,
+    properties: {
+      'ssl.keystore.type': 'PEM',
+      'ssl.keystore.location': keyStore,
+      'ssl.client.auth': 'none',
+      ...(security.clientCaFile
+        ? {
+            'ssl.truststore.type': 'PEM',
+            'ssl.truststore.location': security.clientCaFile,
+            'listener.name.ssl.ssl.client.auth': 'required',
+          }
+        : {}),
+      'sasl.enabled.mechanisms': ['PLAIN', ...scram].join(','),
+      'listener.name.sasl_ssl.plain.sasl.jaas.config': `org.apache.kafka.common.security.plain.PlainLoginModule required ${plainUsers};`,
+      'listener.name.sasl_ssl.scram-sha-256.sasl.jaas.config':
+        'org.apache.kafka.common.security.scram.ScramLoginModule required;',
+      'listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config':
+        'org.apache.kafka.common.security.scram.ScramLoginModule required;',
+    } as Record<string, string | number>,
+    formatArgs: security.users.flatMap((u) =>
+      scram.flatMap((m) => ['--add-scram', `${m}=[name=${u.name},password=${u.password}]`]),
+    ),
   };
 }
 

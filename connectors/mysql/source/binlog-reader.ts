@@ -5,6 +5,7 @@
  * once the consumer drained the buffer below half of that.
  */
 import ZongJi from '@vlasky/zongji';
+import type { SslOptions } from 'mysql2';
 import { TributaryError } from '../../../src/errors.ts';
 import { type ExecutedGtids, executedGtids } from '../flavor.ts';
 
@@ -79,6 +80,7 @@ export interface BinlogReaderOptions {
   port: number;
   user: string;
   password?: string;
+  ssl?: SslOptions;
   serverId: number;
   flavor: 'mariadb' | 'mysql';
   /** Start point: a GTID set (preferred when given) or file+position. */
@@ -153,6 +155,7 @@ export class BinlogReader {
       supportBigNumbers: true,
       bigNumberStrings: true,
       connectTimeout: o.connectTimeoutMs ?? 10_000,
+      ...(o.ssl ? { ssl: o.ssl } : {}),
     } as never);
     this.zongji = zongji;
     const started = new Promise<void>((resolve, reject) => {

@@ -4,7 +4,11 @@ const tableName = z.string().regex(/^[^.\s]+\.[^.\s]+$/, 'expected database.tabl
 
 export const mysqlSourceConfig = z.strictObject({
   type: z.literal('mysql'),
-  url: z.string().describe('Connection URL of the source server (mysql://user:password@host:port/).'),
+  url: z
+    .string()
+    .describe(
+      'Connection URL of the source server (mysql://user:password@host:port/). TLS: add ?ssl-mode=VERIFY_IDENTITY&ssl-ca=ca.pem (and ssl-cert/ssl-key for a client certificate); see docs/security.md.',
+    ),
   databases: z
     .array(z.string().min(1))
     .min(1)

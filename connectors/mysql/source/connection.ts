@@ -1,12 +1,16 @@
+import type { SslOptions } from 'mysql2';
 import mysql from 'mysql2/promise';
 import { ConnectionError } from '../../../src/errors.ts';
 import { redactUrl } from '../../../src/observability/logger.ts';
+import { mysqlTlsFailure, mysqlTlsOptions } from '../connection-tls.ts';
 
 export interface MysqlEndpoint {
   host: string;
   port: number;
   user: string;
   password?: string;
+  /** TLS options from the url's ssl-* parameters; undefined for plain text. */
+  ssl?: SslOptions;
 }
 
 export function parseMysqlUrl(url: string): MysqlEndpoint {
@@ -21,6 +25,7 @@ export function parseMysqlUrl(url: string): MysqlEndpoint {
     port: Number(u.port || 3306),
     user: decodeURIComponent(u.username || 'root'),
     password: u.password ? decodeURIComponent(u.password) : undefined,
+    ssl: mysqlTlsOptions(u),
   };
 }
 
@@ -38,6 +43,7 @@ export function connectionOptions(endpoint: MysqlEndpoint, connectTimeoutMs: num
     bigNumberStrings: true,
     decimalNumbers: false,
     connectTimeout: connectTimeoutMs,
+    ...(endpoint.ssl ? { ssl: endpoint.ssl } : {}),
   };
 }
 
@@ -49,6 +55,8 @@ export async function connect(endpoint: MysqlEndpoint, connectTimeoutMs: number)
   } catch (err) {
     const e = err as { code?: string; message?: string };
     if (e.code === 'ER_ACCESS_DENIED_ERROR' || e.code === 'ER_DBACCESS_DENIED_ERROR') throw err;
+    const tls = mysqlTlsFailure(err, `MySQL at ${endpoint.host}:${endpoint.port}`);
+    if (tls) throw tls;
     throw new ConnectionError(
       `cannot connect to MySQL at ${endpoint.host}:${endpoint.port}: ${e.message ?? String(err)}`,
       'check that the server is running and the url (host, port, user, password) is right',

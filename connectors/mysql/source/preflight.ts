@@ -22,7 +22,9 @@ export async function preflightMysqlSource(
     return [
       {
         message: `cannot connect to the source: ${describeError(err).split('\n')[0]}`,
-        hint: 'check the url (host, port, user, password) and that the server accepts TCP connections',
+        hint:
+          (err as { hint?: string }).hint ??
+          'check the url (host, port, user, password) and that the server accepts TCP connections',
       },
     ];
   }

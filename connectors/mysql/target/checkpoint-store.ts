@@ -3,6 +3,7 @@ import { advances, type Checkpoint, type CheckpointPosition } from '../../../src
 import type { CheckpointStore } from '../../../src/core/checkpoint-store.ts';
 import { ConnectionError, errorKind, TributaryError } from '../../../src/errors.ts';
 import { connect, parseMysqlUrl } from '../source/connection.ts';
+import { adoptLegacyCheckpoint } from './checkpoint-location.ts';
 
 type Conn = mysql.Connection | mysql.PoolConnection;
 
@@ -171,7 +172,10 @@ export class MysqlCheckpointStore implements CheckpointStore {
   }
 
   load(pipeline: string): Promise<Checkpoint | null> {
-    return this.run('loading the checkpoint failed', (db) => loadCheckpoint(db, this.table, pipeline));
+    return this.run('loading the checkpoint failed', async (db) => {
+      await adoptLegacyCheckpoint(db, this.table, pipeline);
+      return loadCheckpoint(db, this.table, pipeline);
+    });
   }
 
   async save(checkpoint: Checkpoint): Promise<void> {

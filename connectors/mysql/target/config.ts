@@ -4,7 +4,11 @@ const tableName = z.string().regex(/^[^.\s]+\.[^.\s]+$/, 'expected database.tabl
 
 export const mysqlTargetConfig = z.strictObject({
   type: z.literal('mysql'),
-  url: z.string().describe('Connection URL of the target server: mysql://user:password@host:port/'),
+  url: z
+    .string()
+    .describe(
+      'Connection URL of the target server (mysql://user:password@host:port/). TLS: add ?ssl-mode=VERIFY_IDENTITY&ssl-ca=ca.pem (and ssl-cert/ssl-key for a client certificate); see docs/security.md.',
+    ),
   database: z
     .string()
     .min(1)
@@ -43,8 +47,10 @@ export const mysqlTargetConfig = z.strictObject({
       'A PostgreSQL date or timestamp MySQL cannot hold (infinity, BC, year above 9999): `error` stops naming table, column and key; `null` stores NULL and logs a warning.',
     ),
   checkpoint_table: tableName
-    .default('tributary.tributary_checkpoints')
-    .describe('database.table where checkpoints are kept, written in the same transaction as the data.'),
+    .optional()
+    .describe(
+      "database.table where checkpoints are kept, written in the same transaction as the data. Default: tributary_checkpoints in the target database (`database`, else the url's database), or tributary.tributary_checkpoints when neither names one. A checkpoint found in tributary.tributary_checkpoints (the default of earlier versions) is moved here at start.",
+    ),
   group_commit_max_batches: z
     .number()
     .int()

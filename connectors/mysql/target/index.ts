@@ -1,4 +1,5 @@
 import type { TargetConnector } from '../../../src/registry.ts';
+import { checkpointTableOf } from './checkpoint-location.ts';
 import { MysqlCheckpointStore } from './checkpoint-store.ts';
 import type { MysqlTargetConfig } from './config.ts';
 import { preflight } from './preflight.ts';
@@ -11,5 +12,6 @@ export { MysqlTarget } from './target.ts';
 export const target: TargetConnector<MysqlTargetConfig> = {
   create: (config, ctx) => new MysqlTarget(config, ctx),
   preflight,
-  checkpointStore: (config) => new MysqlCheckpointStore(config.url, config.checkpoint_table, config.connect_timeout_ms),
+  checkpointStore: (config) =>
+    new MysqlCheckpointStore(config.url, checkpointTableOf(config), config.connect_timeout_ms),
 };

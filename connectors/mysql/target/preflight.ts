@@ -1,7 +1,10 @@
 import mysql from 'mysql2/promise';
 import type { ConnectorContext, PreflightProblem } from '../../../src/core/connector-context.ts';
+import { TributaryError } from '../../../src/errors.ts';
 import { redactUrl } from '../../../src/observability/logger.ts';
+import { mysqlTlsFailure } from '../connection-tls.ts';
 import { connectionOptions, parseMysqlUrl } from '../source/connection.ts';
+import { checkpointTableOf } from './checkpoint-location.ts';
 import type { MysqlTargetConfig } from './config.ts';
 
 /** Privileges the target needs on every database it writes (DROP: TRUNCATE needs it). */
@@ -69,11 +72,12 @@ export function missingPrivileges(grants: Grant[], database: string, required: s
 
 /** Connectivity and privileges, each problem with what to run to fix it. */
 export async function preflight(config: MysqlTargetConfig, _ctx: ConnectorContext): Promise<PreflightProblem[]> {
-  const endpoint = parseMysqlUrl(config.url);
   let conn: mysql.Connection;
   try {
-    conn = await mysql.createConnection(connectionOptions(endpoint, config.connect_timeout_ms));
+    conn = await mysql.createConnection(connectionOptions(parseMysqlUrl(config.url), config.connect_timeout_ms));
   } catch (err) {
+    const known = err instanceof TributaryError ? err : mysqlTlsFailure(err, 'the MySQL target');
+    if (known) return [{ message: known.message, hint: known.hint ?? '' }];
     return [
       {
         message: `MySQL target: cannot connect to ${redactUrl(config.url)}: ${(err as Error).message}`,
@@ -89,7 +93,7 @@ export async function preflight(config: MysqlTargetConfig, _ctx: ConnectorContex
     const user = String((who as { u: string }[])[0]?.u ?? 'user@host').replace(/^(.*)@(.*)$/, "'$1'@'$2'");
     const required = requiredPrivileges(config);
     const databases = new Map<string, string[]>();
-    const checkpointDb = config.checkpoint_table.slice(0, config.checkpoint_table.indexOf('.'));
+    const checkpointDb = checkpointTableOf(config).slice(0, checkpointTableOf(config).indexOf('.'));
     databases.set(checkpointDb, ['SELECT', 'INSERT', 'UPDATE', 'DELETE', 'CREATE']);
     if (config.database) databases.set(config.database, required);
     for (const t of Object.values(config.tables ?? {})) databases.set(t.slice(0, t.indexOf('.')), required);

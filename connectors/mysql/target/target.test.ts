@@ -57,7 +57,7 @@ describe.each(mysqlFlavors())('MySQL target on $name', (flavor) => {
 
   describe('MysqlTarget', () => {
     it('resolves write only after commit, keeps mid-transaction batches invisible, and ignores replays', async () => {
-      const { target, q, src, pipeline } = await setup('t_contract');
+      const { config, target, q, src, pipeline } = await setup('t_contract');
       const tx1 = src.tx((t) => t.insert(accounts, acct(1, 'ann')).insert(accounts, acct(2, 'bob')));
       const b1 = src.batch(tx1);
       await target.write(b1);
@@ -77,8 +77,9 @@ describe.each(mysqlFlavors())('MySQL target on $name', (flavor) => {
         { id: '2', name: 'bob', balance: '5.50' },
         { id: '3', name: 'cy', balance: '0.00' },
       ]);
+      // Kept in the target database itself (the default).
       const stored = await server.query<{ position: string; phase: string }>(
-        'select position, phase from tributary.tributary_checkpoints where pipeline = ?',
+        `select position, phase from \`${config.database}\`.tributary_checkpoints where pipeline = ?`,
         [pipeline],
       );
       expect(stored.map((r) => ({ ...r, position: JSON.parse(r.position) }))).toEqual([
@@ -367,7 +368,7 @@ describe.each(mysqlFlavors())('MySQL target on $name', (flavor) => {
 
     it('stops with SchemaMismatchError when the target cannot follow', async () => {
       const { target, q, src } = await setup('t_mismatch');
-      await server.query('CREATE DATABASE t_mismatch');
+      await server.query('CREATE DATABASE IF NOT EXISTS t_mismatch');
       await q('CREATE TABLE t_mismatch.k (id INT PRIMARY KEY, d DATE)');
       const k = tableSchema('public.k', [col('id', 'integer', 'int', true), col('d', 'integer', 'int')]);
       const err = await target.write(src.batch(src.tx((t) => t.insert(k, { id: '1', d: '5' })))).catch((e) => e);

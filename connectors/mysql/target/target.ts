@@ -16,7 +16,9 @@ import { redactUrl } from '../../../src/observability/logger.ts';
 import { applyEvents, type RowRun, type SqlDialect, type TruncateRun } from '../../sql/apply-planner.ts';
 import { groupByShape, knownColumns } from '../../sql/row-runs.ts';
 import { TransactionalApply } from '../../sql/transactional-apply.ts';
+import { mysqlTlsFailure } from '../connection-tls.ts';
 import { connectionOptions, parseMysqlUrl } from '../source/connection.ts';
+import { adoptLegacyCheckpoint, checkpointTableOf, LEGACY_CHECKPOINT_TABLE } from './checkpoint-location.ts';
 import {
   ensureCheckpointTable,
   isRetryableMysqlError,
@@ -76,6 +78,7 @@ function engineOf(ev: ChangeEvent): SourceEngine {
  */
 export class MysqlTarget implements Target {
   readonly checkpointStore: MysqlCheckpointStore;
+  private readonly checkpointTable: string;
 
   /** Write queue, group commit, failure latch and replay skipping; this class does the MySQL part. */
   private readonly writer: TransactionalApply;
@@ -97,7 +100,8 @@ export class MysqlTarget implements Target {
     private readonly config: MysqlTargetConfig,
     private readonly ctx: ConnectorContext,
   ) {
-    this.checkpointStore = new MysqlCheckpointStore(config.url, config.checkpoint_table, config.connect_timeout_ms);
+    this.checkpointTable = checkpointTableOf(config);
+    this.checkpointStore = new MysqlCheckpointStore(config.url, this.checkpointTable, config.connect_timeout_ms);
     this.maxStatementBytes = config.statement_max_bytes;
     this.writer = new TransactionalApply(
       {
@@ -158,7 +162,7 @@ export class MysqlTarget implements Target {
   }
 
   private async loadStored(conn: mysql.Connection): Promise<Checkpoint | null> {
-    const cp = await loadCheckpoint(conn, this.config.checkpoint_table, this.ctx.pipeline);
+    const cp = await loadCheckpoint(conn, this.checkpointTable, this.ctx.pipeline);
     await conn.query('COMMIT');
     return cp;
   }
@@ -189,6 +193,8 @@ export class MysqlTarget implements Target {
           cause: err,
         });
       }
+      const tls = mysqlTlsFailure(err, `the target server at ${endpoint.host}:${endpoint.port}`);
+      if (tls) throw tls;
       throw new ConnectionError(
         `cannot connect to the target server at ${endpoint.host}:${endpoint.port}: ${e.message ?? String(err)}`,
         'Check that the server is running and the url (host, port, user, password) is right; the pipeline retries with backoff.',
@@ -229,7 +235,13 @@ export class MysqlTarget implements Target {
         64 * 1024,
         Math.min(this.config.statement_max_bytes, Number(info.p) - PACKET_MARGIN),
       );
-      await ensureCheckpointTable(conn, this.config.checkpoint_table);
+      await ensureCheckpointTable(conn, this.checkpointTable);
+      if (await adoptLegacyCheckpoint(conn, this.checkpointTable, this.ctx.pipeline))
+        this.ctx.logger.info({
+          event: 'checkpoint_moved',
+          from: LEGACY_CHECKPOINT_TABLE,
+          to: this.checkpointTable,
+        });
       stored = await this.loadStored(conn);
     } catch (err) {
       conn.destroy();
@@ -306,7 +318,7 @@ export class MysqlTarget implements Target {
   private async commit(cp: Checkpoint): Promise<void> {
     const conn = this.conn!;
     this.txOpen = true;
-    await saveCheckpoint(conn, this.config.checkpoint_table, cp);
+    await saveCheckpoint(conn, this.checkpointTable, cp);
     await conn.query('COMMIT');
     this.txOpen = false;
     this.touched.clear();

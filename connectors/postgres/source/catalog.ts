@@ -8,6 +8,7 @@ import { parseQualifiedName } from '../../../src/config/table-name.ts';
 import type { ColumnInfo, TableRef, TableSchema } from '../../../src/core/change-event.ts';
 import type { PreflightProblem } from '../../../src/core/connector-context.ts';
 import { ConnectionError, SourceSetupError, TributaryError } from '../../../src/errors.ts';
+import { postgresConnectionTarget, postgresTlsFailure } from '../connection-tls.ts';
 import type { TypeResolver } from '../types.ts';
 import type { PostgresSourceConfig } from './config.ts';
 import type { RawRelation } from './pgoutput-decoder.ts';
@@ -53,6 +54,8 @@ export function connectFailure(url: string, err: unknown): TributaryError {
   const code = (err as { code?: string }).code;
   const message = err instanceof Error ? err.message : String(err);
   const where = describeTarget(url);
+  const tls = postgresTlsFailure(err, `PostgreSQL at ${where}`);
+  if (tls) return tls;
   if (code === '28P01' || code === '28000')
     return new SourceSetupError(
       `PostgreSQL at ${where} refused the login: ${message}`,
@@ -83,7 +86,7 @@ export async function connect(
   options: { replication?: boolean; rawValues?: boolean } = {},
 ): Promise<pg.Client> {
   const client = new pg.Client({
-    connectionString: sessionUrl(config.url),
+    ...postgresConnectionTarget(sessionUrl(config.url)),
     connectionTimeoutMillis: config.connect_timeout_ms,
     application_name: 'tributary',
     ...(options.replication ? { replication: 'database' } : {}),

@@ -8,7 +8,11 @@ const identifier = z
 
 export const postgresSourceConfig = z.strictObject({
   type: z.literal('postgres'),
-  url: z.string().describe('Connection URL of the source database (postgres://user:password@host:port/db).'),
+  url: z
+    .string()
+    .describe(
+      'Connection URL of the source database (postgres://user:password@host:port/db). TLS: add ?sslmode=verify-full&sslrootcert=ca.pem (and sslcert/sslkey for a client certificate); see docs/security.md.',
+    ),
   tables: z
     .array(tableName)
     .min(1)

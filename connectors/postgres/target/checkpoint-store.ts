@@ -2,6 +2,7 @@ import pg from 'pg';
 import { advances, type Checkpoint, type CheckpointPosition } from '../../../src/core/checkpoint.ts';
 import type { CheckpointStore } from '../../../src/core/checkpoint-store.ts';
 import { ConnectionError, errorKind, TributaryError } from '../../../src/errors.ts';
+import { postgresConnectionTarget, postgresTlsFailure } from '../connection-tls.ts';
 
 /** Anything that runs a query: a pg.Client inside an open transaction, or a pool. */
 export interface Queryable {
@@ -118,7 +119,7 @@ export class PostgresCheckpointStore implements CheckpointStore {
   private async db(): Promise<pg.Pool> {
     if (!this.pool) {
       const pool = new pg.Pool({
-        connectionString: this.url,
+        ...postgresConnectionTarget(this.url),
         max: 2,
         connectionTimeoutMillis: this.options.connectTimeoutMs ?? 10_000,
         application_name: 'tributary-checkpoints',
@@ -131,7 +132,7 @@ export class PostgresCheckpointStore implements CheckpointStore {
     if (!this.ready) {
       this.ready = ensureCheckpointTable(pool).catch((err) => {
         this.ready = null;
-        throw err;
+        throw postgresTlsFailure(err, 'the checkpoint PostgreSQL server') ?? err;
       });
     }
     await this.ready;

@@ -4,7 +4,11 @@ const tableName = z.string().regex(/^[^.\s]+\.[^.\s]+$/, 'expected schema.table,
 
 export const postgresTargetConfig = z.strictObject({
   type: z.literal('postgres'),
-  url: z.string().describe('Connection URL of the target database.'),
+  url: z
+    .string()
+    .describe(
+      'Connection URL of the target database (postgres://user:password@host:port/db). TLS: add ?sslmode=verify-full&sslrootcert=ca.pem (and sslcert/sslkey for a client certificate); see docs/security.md.',
+    ),
   schema: z
     .string()
     .min(1)

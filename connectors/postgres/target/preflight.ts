@@ -6,6 +6,7 @@
 import pg from 'pg';
 import type { SourceConfig } from '../../../src/config/schema.ts';
 import type { PreflightProblem } from '../../../src/core/connector-context.ts';
+import { postgresConnectionTarget, postgresTlsFailure } from '../connection-tls.ts';
 import { catalogKey, connect, listTables } from '../source/catalog.ts';
 import type { PostgresSourceConfig } from '../source/config.ts';
 import { userTypesOfTables } from '../source/user-types.ts';
@@ -17,10 +18,16 @@ export async function preflightPostgresTarget(
   _ctx: unknown,
   source?: SourceConfig,
 ): Promise<PreflightProblem[]> {
-  const client = new pg.Client({ connectionString: config.url, connectionTimeoutMillis: config.connect_timeout_ms });
+  let client: pg.Client;
   try {
+    client = new pg.Client({
+      ...postgresConnectionTarget(config.url),
+      connectionTimeoutMillis: config.connect_timeout_ms,
+    });
     await client.connect();
   } catch (err) {
+    const tls = postgresTlsFailure(err, 'the target PostgreSQL server');
+    if (tls) return [{ message: tls.message, hint: tls.hint ?? '' }];
     return [
       {
         message: `cannot connect to the target database: ${(err as Error).message}`,

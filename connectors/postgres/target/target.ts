@@ -14,6 +14,7 @@ import { ConnectionError, errorKind, SchemaMismatchError, TributaryError } from 
 import { applyEvents, type RowRun, type SqlDialect, type TruncateRun } from '../../sql/apply-planner.ts';
 import { groupByShape, knownColumns } from '../../sql/row-runs.ts';
 import { TransactionalApply } from '../../sql/transactional-apply.ts';
+import { postgresConnectionTarget, postgresTlsFailure } from '../connection-tls.ts';
 import {
   ensureCheckpointTable,
   loadCheckpoint,
@@ -178,7 +179,7 @@ export class PostgresTarget implements Target {
     }
     this.discardClient();
     const client = new pg.Client({
-      connectionString: this.config.url,
+      ...postgresConnectionTarget(this.config.url),
       connectionTimeoutMillis: this.config.connect_timeout_ms,
       application_name: 'tributary-target',
     });
@@ -195,7 +196,10 @@ export class PostgresTarget implements Target {
       stored = await loadCheckpoint(client, this.ctx.pipeline);
     } catch (err) {
       client.end().catch(() => undefined);
-      throw wrapConnectionError(err, 'connecting to the target database failed');
+      throw (
+        postgresTlsFailure(err, 'the target PostgreSQL server') ??
+        wrapConnectionError(err, 'connecting to the target database failed')
+      );
     }
     this.client = client;
     this.broken = false;
