@@ -141,6 +141,11 @@ export class PgoutputDecoder {
     this.setLastCommitLsn(formatLsn(lsn));
   }
 
+  /** The xid of the open (or last) transaction. */
+  get transactionId(): string {
+    return this.xid;
+  }
+
   /** Between a Begin and its Commit. */
   get inTransaction(): boolean {
     return this.inTx;

@@ -49,6 +49,7 @@ import {
   type RawRelation,
 } from './pgoutput-decoder.ts';
 import { ReplicationStream } from './replication-stream.ts';
+import { knownTableFromCatalog, type ResolvedRelation, resolveRelation, SchemaHistory } from './schema-history.ts';
 import { readTable } from './snapshot-reader.ts';
 
 /** Prefix of Tributary's own heartbeat messages (any pipeline's); they are consumed, never emitted. */
@@ -118,8 +119,8 @@ export class PostgresSource implements Source {
   // Relation messages are resolved against the catalog while the raw stream waits.
   private blocked = false;
   private backlog: { data: Buffer; hi: number; lo: number }[] = [];
-  /** Column names per relation OID as last seen (snapshot or Relation message), to tell newly added columns. */
-  private readonly knownColumns = new Map<number, Set<string>>();
+  /** Each table's columns by attribute number at the stream position (saved with every checkpoint). */
+  private history = new SchemaHistory();
   private closed = false;
   /** A clean stop asked to hand out what is complete and end. */
   private draining = false;
@@ -207,6 +208,7 @@ export class PostgresSource implements Source {
       this.startLsn = at;
       this.skipUpTo = at;
       this.durableLsn = at;
+      this.history = SchemaHistory.fromState(from.state);
       this.decoder.setLastCommitLsn(formatLsn(at));
       this.stream = await ReplicationStream.open(this.config);
       return;
@@ -304,6 +306,7 @@ export class PostgresSource implements Source {
       pipeline: this.ctx.pipeline,
       phase: 'stream',
       position: { kind: 'postgres', lsn: formatLsn(lsn) },
+      state: { schemaHistory: this.history.toState() },
     };
     if (timeMs !== undefined) cp.sourceTimeMs = timeMs;
     return cp;
@@ -339,7 +342,7 @@ export class PostgresSource implements Source {
       for (const t of tables) {
         if (this.closed || this.draining) return;
         const schema = await tableSchemaFromCatalog(client, this.resolver, t);
-        this.knownColumns.set(t.oid, new Set(schema.columns.map((c) => c.name)));
+        this.history.set(await knownTableFromCatalog(client, t.oid, t.table));
         const source = (snapshot: 'true' | 'first'): ChangeEvent['source'] => ({
           connector: 'postgresql',
           db: this.db,
@@ -586,10 +589,8 @@ export class PostgresSource implements Source {
   private onRelation(raw: RawRelation): void {
     this.blocked = true;
     this.stream?.hold('relation');
-    tableSchemaFromRelation(this.meta!, this.resolver, raw).then(
-      ({ schema, volatileDefaults, lostDefaults }) => {
-        this.warnUnknownExistingValues(raw, volatileDefaults, lostDefaults);
-        this.decoder.setRelation(raw.relid, schema);
+    this.resolveRelation(raw).then(
+      () => {
         this.blocked = false;
         const pending = this.backlog;
         this.backlog = [];
@@ -603,34 +604,74 @@ export class PostgresSource implements Source {
         }
         this.stream?.release('relation');
       },
-      (err: unknown) => this.fail(connectFailure(this.config.url, err)),
+      (err: unknown) => this.fail(err instanceof TributaryError ? err : connectFailure(this.config.url, err)),
     );
   }
 
   /**
-   * A column added with a volatile default (random(), clock_timestamp(), nextval(), an identity) made PostgreSQL
-   * rewrite the table with a value per existing row and write none of them as changes: the target cannot get them
-   * from the stream. The same holds for a constant default whose kept value (attmissingval) is gone because the table
-   * was rewritten before this Relation message was resolved (the catalog is read as it is now). Known only for columns
-   * new since the relation was last seen by this source (snapshot or Relation message).
+   * Matches a Relation message to the table's columns by identity (schema history), refuses what the stream cannot
+   * carry, and installs the new shape with what changed (renames, drops) for the targets.
    */
-  private warnUnknownExistingValues(raw: RawRelation, volatileDefaults: string[], lostDefaults: string[]): void {
-    const known = this.knownColumns.get(raw.relid);
-    this.knownColumns.set(raw.relid, new Set(raw.columns.map((c) => c.name)));
-    if (!known) return;
-    const table = `${raw.schema}.${raw.name}`;
-    for (const column of volatileDefaults) {
-      if (known.has(column)) continue;
-      this.ctx.logger.warn({
-        event: 'source_column_added_with_volatile_default',
-        pipeline: this.ctx.pipeline,
-        table,
-        column,
-        hint: `Column ${column} was added to ${table} with a volatile default (or as an identity): PostgreSQL gave every existing row its own value without logging it, so those rows have NULL in ${column} on the target. Re-snapshot the table, or fill the column on the target from the source.`,
+  private async resolveRelation(raw: RawRelation): Promise<void> {
+    const meta = this.meta!;
+    const resolved = await resolveRelation(meta, this.history.get(raw.relid), raw, this.decoder.transactionId);
+    const { schema, volatileDefaults, lostDefaults } = await tableSchemaFromRelation(
+      meta,
+      this.resolver,
+      raw,
+      resolved.attnums,
+    );
+    const added = new Set(resolved.changes.flatMap((c) => (c.kind === 'add' ? [c.column] : [])));
+    this.refuseUnstreamedValues(raw, resolved, volatileDefaults.filter((c) => added.has(c)));
+    this.warnUnknownExistingValues(raw, lostDefaults.filter((c) => added.has(c)));
+    if (resolved.changes.length > 0) schema.changes = resolved.changes;
+    if (resolved.renamedFrom) schema.renamedFrom = resolved.renamedFrom;
+    if (resolved.changes.length > 0 || resolved.renamedFrom)
+      this.log('source_schema_changed', {
+        table: `${raw.schema}.${raw.name}`,
+        ...(resolved.renamedFrom ? { renamed_from: `${resolved.renamedFrom.schema}.${resolved.renamedFrom.name}` } : {}),
+        changes: resolved.changes,
+        xid: this.decoder.transactionId,
       });
+    this.history.set(resolved.table);
+    this.decoder.setRelation(raw.relid, schema);
+  }
+
+  /**
+   * Values PostgreSQL changed in every row without writing them to the WAL cannot reach the target from the stream:
+   * a column retyped with a table rewrite (ALTER COLUMN TYPE, with or without USING), or added with a volatile default
+   * (random(), clock_timestamp(), nextval(), an identity). The pipeline stops here rather than keep old values.
+   */
+  private refuseUnstreamedValues(raw: RawRelation, resolved: ResolvedRelation, volatileAdded: string[]): void {
+    const table = `${raw.schema}.${raw.name}`;
+    const fix = `Copy ${table} again: run tributary teardown for this pipeline and start it over (a fresh snapshot of every table). To follow such a change without a copy, change the column in two steps the stream carries: add a new column, fill it with an UPDATE, then drop the old one and rename the new one.`;
+    const before = this.history.get(raw.relid);
+    if (resolved.rewritten && before) {
+      const byAttnum = new Map(before.columns.map((c) => [c.attnum, c]));
+      const retyped = raw.columns.filter((c, i) => {
+        const old = byAttnum.get(resolved.attnums[i]!);
+        return old !== undefined && (old.typeOid !== c.typeOid || old.typmod !== c.typmod);
+      });
+      if (retyped.length > 0)
+        throw new SourceSetupError(
+          `table ${table}: column ${retyped.map((c) => c.name).join(', ')} changed type with a rewrite of the table (transaction ${this.decoder.transactionId}): PostgreSQL wrote the converted values of the existing rows to the table but not to the WAL, so the target cannot get them from the stream`,
+          fix,
+        );
     }
+    if (volatileAdded.length > 0)
+      throw new SourceSetupError(
+        `table ${table}: column ${volatileAdded.join(', ')} was added with a volatile default or as an identity (transaction ${this.decoder.transactionId}): PostgreSQL gave every existing row its own value without writing it to the WAL, so the target cannot get those values from the stream`,
+        fix,
+      );
+  }
+
+  /**
+   * A constant default whose kept value (attmissingval) is gone because the table was rewritten before this Relation
+   * message was resolved (the catalog is read as it is now): existing rows may read a value the target cannot know.
+   */
+  private warnUnknownExistingValues(raw: RawRelation, lostDefaults: string[]): void {
+    const table = `${raw.schema}.${raw.name}`;
     for (const column of lostDefaults) {
-      if (known.has(column)) continue;
       this.ctx.logger.warn({
         event: 'source_column_added_existing_value_unknown',
         pipeline: this.ctx.pipeline,
@@ -704,6 +745,10 @@ export class PostgresSource implements Source {
           bufferedBytes: this.batcher?.stats().queuedBytes ?? 0,
           peakBufferedEvents: this.batcher?.stats().peakQueuedEvents ?? 0,
           paused: this.stream?.isPaused ?? false,
+          schemaHistory: this.history.toState().map((t) => ({
+            table: `${t.schema}.${t.name}`,
+            columns: t.columns.map((c) => `${c.attnum}:${c.name}`),
+          })),
         },
       };
     } finally {

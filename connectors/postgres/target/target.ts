@@ -67,7 +67,13 @@ interface CachedTable {
 }
 
 function shapeOf(schema: TableSchema): string {
-  return JSON.stringify([schema.columns.map((c) => [c.name, c.type]), schema.keyColumns, schema.beforeImage]);
+  return JSON.stringify([
+    schema.columns.map((c) => [c.name, c.type]),
+    schema.keyColumns,
+    schema.beforeImage,
+    schema.changes,
+    schema.renamedFrom,
+  ]);
 }
 
 /**
@@ -317,6 +323,7 @@ export class PostgresTarget implements Target {
       this.targetName(ev.table),
       { createTables: this.config.create_tables, alterTables: this.config.alter_tables },
       this.ctx.logger,
+      ev.schema.renamedFrom ? this.targetName(ev.schema.renamedFrom) : undefined,
     );
     if (!this.replicaRole) await this.refuseReplicaTriggers(table);
     this.tables.set(table.sourceId, { schema: ev.schema, shape: shapeOf(ev.schema), table });
