@@ -121,10 +121,7 @@ function startPipeline(cell: Cell, ctx: Ctx) {
   const makeTarget = (): Target =>
     cell.target === 'postgres'
       ? new PostgresTarget(postgresTargetConfig.parse({ type: 'postgres', url: cell.targetDb }), ctx)
-      : new MysqlTarget(
-          mysqlTargetConfig.parse({ type: 'mysql', url: myServer.url(), database: cell.targetDb }),
-          ctx,
-        );
+      : new MysqlTarget(mysqlTargetConfig.parse({ type: 'mysql', url: myServer.url(), database: cell.targetDb }), ctx);
   const pipeline = new Pipeline({
     name: cell.id,
     createParts: () => {
@@ -188,14 +185,7 @@ async function followed(name: string, target: TargetKind, mode: Mode, setup: str
 }
 
 /** The changes stop the pipeline with an error naming the table and the change; the target keeps what it had. */
-async function stops(
-  name: string,
-  target: TargetKind,
-  mode: Mode,
-  setup: string[],
-  changes: string[],
-  error: RegExp,
-) {
+async function stops(name: string, target: TargetKind, mode: Mode, setup: string[], changes: string[], error: RegExp) {
   const cell = await newCell(name, target, mode, setup);
   const ctx = testContext(cell.id);
   let run = startPipeline(cell, ctx);
@@ -278,7 +268,10 @@ describe.each(TARGETS)('PostgreSQL source -> %s target: schema changes', (target
         'swap',
         target,
         mode,
-        ['create table t (id int primary key, a text, b text)', "insert into t values (1, 'a1', 'b1'), (2, 'a2', 'b2')"],
+        [
+          'create table t (id int primary key, a text, b text)',
+          "insert into t values (1, 'a1', 'b1'), (2, 'a2', 'b2')",
+        ],
         [
           'alter table t rename column a to tmp',
           'alter table t rename column b to a',
@@ -295,7 +288,8 @@ describe.each(TARGETS)('PostgreSQL source -> %s target: schema changes', (target
       ]);
       // The pipeline follows public.t0 (its publication holds the table by identity, so a rename keeps it there).
       const ctx = testContext(cell.id);
-      const pipeline = () => {
+      let failure: Promise<Error | null> = Promise.resolve(null);
+      const pipeline = (table = 'public.t0') => {
         const p = new Pipeline({
           name: cell.id,
           createParts: () => {
@@ -307,7 +301,7 @@ describe.each(TARGETS)('PostgreSQL source -> %s target: schema changes', (target
                     ctx,
                   );
             const source = new PostgresSource(
-              { type: 'postgres', url: cell.sourceUrl, tables: ['public.t0'], heartbeat_interval_ms: 500 },
+              { type: 'postgres', url: cell.sourceUrl, tables: [table], heartbeat_interval_ms: 500 },
               ctx,
               { batch: BATCH },
             );
@@ -320,7 +314,10 @@ describe.each(TARGETS)('PostgreSQL source -> %s target: schema changes', (target
           logger: ctx.logger,
         });
         const running = p.run();
-        running.catch(() => undefined);
+        failure = running.then(
+          () => null,
+          (err: Error) => err,
+        );
         return async () => {
           p.stop();
           await running.catch(() => undefined);
@@ -351,13 +348,57 @@ describe.each(TARGETS)('PostgreSQL source -> %s target: schema changes', (target
         if (mode === 'behind') await stop();
         await pgServer.query(cell.id, 'alter table t0 rename to t');
         await pgServer.query(cell.id, "insert into t values (3, 'c')");
-        if (mode === 'behind') stop = pipeline();
+        if (mode === 'behind') {
+          // The configured name is gone: one stop that names the rename and the fix; with the fix it goes on.
+          stop = pipeline();
+          const err = (await failure) as (Error & { hint?: string }) | null;
+          expect(err?.message).toMatch(/table public\.t0 was renamed to public\.t at the source/);
+          expect(err && 'hint' in err ? err.hint : '').toMatch(/Replace public\.t0 by public\.t in source\.tables/);
+          stop = pipeline('public.t');
+        }
         await waitRows('t', 3);
         await waitEqual(cell, ctx);
         expect(await targetRows('t0').catch(() => 'gone')).toBe('gone');
       } finally {
         await stop();
       }
+    });
+
+    it('type changes PostgreSQL makes without a rewrite (varchar longer, numeric precision up) are followed', async () => {
+      await followed(
+        'widen',
+        target,
+        mode,
+        [
+          'create table t (id int primary key, s varchar(10), n numeric(10,2))',
+          "insert into t values (1, 'abc', 12345678.91), (2, null, -1.5)",
+        ],
+        [
+          'alter table t alter column s type varchar(20), alter column n type numeric(14,2)',
+          "insert into t values (3, 'abcdefghijklmnopqrst', 123456789012.34)",
+        ],
+      );
+    });
+
+    it('numeric scale up (numeric(10,2) -> numeric(12,4)) rewrites the table: stops with the fix', async () => {
+      await stops(
+        'scale',
+        target,
+        mode,
+        ['create table t (id int primary key, n numeric(10,2))', 'insert into t values (1, 1.25), (2, 2.5)'],
+        ['alter table t alter column n type numeric(12,4)', 'insert into t values (3, 3.1234)'],
+        /column n changed type with a rewrite/,
+      );
+    });
+
+    it('TRUNCATE is followed', async () => {
+      await followed(
+        'truncate',
+        target,
+        mode,
+        ['create table t (id int primary key, name text)', "insert into t values (1, 'a'), (2, 'b')"],
+        ['truncate t', "insert into t values (3, 'c')"],
+      );
     });
 
     it('ALTER COLUMN TYPE with a table rewrite (numeric scale down) stops with the fix', async () => {

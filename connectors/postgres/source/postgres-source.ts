@@ -164,7 +164,9 @@ export class PostgresSource implements Source {
     this.seq = 0;
     this.meta = await connect(this.config);
     const meta = this.meta;
-    throwProblems(await checkServer(meta, this.config, this.names));
+    const problems = await checkServer(meta, this.config, this.names);
+    if (from?.phase === 'stream') await this.explainRenamedTables(meta, SchemaHistory.fromState(from.state), problems);
+    throwProblems(problems);
     if (this.config.snapshot === 'initial_only') {
       if (from?.state?.snapshotComplete) {
         this.finished = true;
@@ -234,6 +236,30 @@ export class PostgresSource implements Source {
     }
     // Always: the target may hold rows of an earlier run (after teardown) that the source no longer has.
     await this.beginSnapshot(true);
+  }
+
+  /**
+   * A configured table that no longer exists under its name but is in the schema history was renamed at the source
+   * after the checkpoint: say so, and how to go on (the rename itself is then followed from the stream).
+   */
+  private async explainRenamedTables(meta: pg.Client, history: SchemaHistory, problems: PreflightProblem[]) {
+    const known = history.toState();
+    if (known.length === 0) return;
+    const now = await meta.query<{ relid: number; schema: string; name: string }>(
+      `select c.oid::int as relid, n.nspname as schema, c.relname as name
+         from pg_class c join pg_namespace n on n.oid = c.relnamespace where c.oid = any($1::oid[])`,
+      [known.map((t) => t.relid)],
+    );
+    const current = new Map(now.rows.map((r) => [r.relid, `${r.schema}.${r.name}`]));
+    for (const t of known) {
+      const old = `${t.schema}.${t.name}`;
+      const renamed = current.get(t.relid);
+      if (!renamed || renamed === old) continue;
+      const problem = problems.find((p) => p.message.startsWith(`table ${old} does not exist`));
+      if (!problem) continue;
+      problem.message = `table ${old} was renamed to ${renamed} at the source after the last checkpoint`;
+      problem.hint = `Replace ${old} by ${renamed} in source.tables, then restart the pipeline: the rename is followed (the target table is renamed too).`;
+    }
   }
 
   private ensurePublications(meta: pg.Client): Promise<string[]> {
@@ -622,14 +648,23 @@ export class PostgresSource implements Source {
       resolved.attnums,
     );
     const added = new Set(resolved.changes.flatMap((c) => (c.kind === 'add' ? [c.column] : [])));
-    this.refuseUnstreamedValues(raw, resolved, volatileDefaults.filter((c) => added.has(c)));
-    this.warnUnknownExistingValues(raw, lostDefaults.filter((c) => added.has(c)));
+    this.refuseUnstreamedValues(
+      raw,
+      resolved,
+      volatileDefaults.filter((c) => added.has(c)),
+    );
+    this.warnUnknownExistingValues(
+      raw,
+      lostDefaults.filter((c) => added.has(c)),
+    );
     if (resolved.changes.length > 0) schema.changes = resolved.changes;
     if (resolved.renamedFrom) schema.renamedFrom = resolved.renamedFrom;
     if (resolved.changes.length > 0 || resolved.renamedFrom)
       this.log('source_schema_changed', {
         table: `${raw.schema}.${raw.name}`,
-        ...(resolved.renamedFrom ? { renamed_from: `${resolved.renamedFrom.schema}.${resolved.renamedFrom.name}` } : {}),
+        ...(resolved.renamedFrom
+          ? { renamed_from: `${resolved.renamedFrom.schema}.${resolved.renamedFrom.name}` }
+          : {}),
         changes: resolved.changes,
         xid: this.decoder.transactionId,
       });

@@ -46,7 +46,7 @@ export interface ResolvedRelation {
   rewritten: boolean;
 }
 
-interface CatalogAttribute {
+export interface CatalogAttribute {
   attnum: number;
   name: string;
   typeOid: number;
@@ -153,7 +153,14 @@ export async function resolveRelation(
       { attnum: r.attnum, name: r.name, typeOid: r.type_oid, typmod: r.typmod, dropped: r.dropped, settled: r.settled },
     ]),
   );
-  const base: KnownTable = known ?? { relid: raw.relid, schema: raw.schema, name: raw.name, natts: 0, filenode: '', columns: [] };
+  const base: KnownTable = known ?? {
+    relid: raw.relid,
+    schema: raw.schema,
+    name: raw.name,
+    natts: 0,
+    filenode: '',
+    columns: [],
+  };
   const solutions = matchColumns(base, raw, catalog);
   const where = tableText(raw);
   if (solutions.length !== 1) {
@@ -208,7 +215,7 @@ export async function resolveRelation(
  * Every assignment of attribute numbers to the message's columns that the catalog allows (at most two are looked
  * for: one is the answer, two mean ambiguity).
  */
-function matchColumns(known: KnownTable, raw: RawRelation, catalog: Map<number, CatalogAttribute>): number[][] {
+export function matchColumns(known: KnownTable, raw: RawRelation, catalog: Map<number, CatalogAttribute>): number[][] {
   const knownLive = new Map(known.columns.map((c) => [c.attnum, c]));
   const attnums = [...catalog.keys()].sort((a, b) => a - b);
   const solutions: number[][] = [];
@@ -246,8 +253,14 @@ function matchColumns(known: KnownTable, raw: RawRelation, catalog: Map<number, 
     return true;
   };
 
+  // Bounded: a search this long means the evidence is too thin to choose; two "solutions" say so.
+  let budget = 200_000;
   const search = (i: number, from: number): void => {
     if (solutions.length > 1) return;
+    if (--budget < 0) {
+      solutions.push([], []);
+      return;
+    }
     if (i === raw.columns.length) {
       if (complete()) solutions.push([...chosen]);
       return;

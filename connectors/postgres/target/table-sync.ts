@@ -184,7 +184,11 @@ export async function syncTable(
     keyColumns.length > 0 ? 'key' : source.beforeImage === 'full' ? 'full' : 'none';
   if (renamedFrom) await followTableRename(db, renamedFrom, target, logger, sourceId);
   let catalog = await readCatalog(db, qname);
-  if (catalog && source.changes && (await applyColumnChanges(db, qname, where, source.changes, catalog, options, logger)))
+  if (
+    catalog &&
+    source.changes &&
+    (await applyColumnChanges(db, qname, where, source.changes, catalog, options, logger))
+  )
     catalog = await readCatalog(db, qname);
 
   if (!catalog) {
