@@ -150,6 +150,24 @@ function startPipeline(cell: Cell, ctx: Ctx) {
   };
 }
 
+/** Frees the cell's replication slot (the throwaway server has a limited number of them). */
+async function dropSlots(cell: Cell): Promise<void> {
+  for (let i = 0; i < 50; i++) {
+    await pgServer
+      .query(
+        cell.id,
+        'select pg_drop_replication_slot(slot_name) from pg_replication_slots where database = current_database() and not active',
+      )
+      .catch(() => undefined);
+    const left = await pgServer.query<{ n: number }>(
+      cell.id,
+      'select count(*)::int as n from pg_replication_slots where database = current_database()',
+    );
+    if (left[0]!.n === 0) return;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
 async function newCell(name: string, target: TargetKind, mode: Mode, setup: string[]): Promise<Cell> {
   const id = `sc_${name}_${target === 'postgres' ? 'pg' : 'my'}_${mode === 'streaming' ? 's' : 'b'}`;
   const sourceUrl = await pgServer.createDatabase(id);
@@ -180,6 +198,7 @@ async function followed(name: string, target: TargetKind, mode: Mode, setup: str
     expect((await compare(cell)).equal).toBe(true);
   } finally {
     await run.stop();
+    await dropSlots(cell);
   }
   return { cell, ctx };
 }
@@ -207,6 +226,7 @@ async function stops(name: string, target: TargetKind, mode: Mode, setup: string
     expect(await rowHashes(cell, 'target', columns)).toEqual(before);
   } finally {
     await run.stop();
+    await dropSlots(cell);
   }
 }
 
@@ -361,6 +381,7 @@ describe.each(TARGETS)('PostgreSQL source -> %s target: schema changes', (target
         expect(await targetRows('t0').catch(() => 'gone')).toBe('gone');
       } finally {
         await stop();
+        await dropSlots(cell);
       }
     });
 
@@ -433,5 +454,49 @@ describe.each(TARGETS)('PostgreSQL source -> %s target: schema changes', (target
         /column r was added with a volatile default/,
       );
     });
+  });
+});
+
+describe.each(MODES)('PostgreSQL source: an enum label added (%s)', (mode) => {
+  const setup = [
+    "create type mood as enum ('sad', 'happy')",
+    'create table t (id int primary key, m mood)',
+    "insert into t values (1, 'sad'), (2, 'happy')",
+  ];
+  const changes = ["alter type mood add value 'ok' before 'happy'", "insert into t values (3, 'ok')"];
+
+  it('MariaDB target (enum as VARCHAR): followed', async () => {
+    await followed('enum', 'mariadb', mode, setup, changes);
+  });
+
+  it('PostgreSQL target: stops once with the ALTER TYPE to run; after it, a restart goes on', async () => {
+    const cell = await newCell('enum', 'postgres', mode, setup);
+    const target = new pg.Client({ connectionString: cell.targetDb });
+    await target.connect();
+    try {
+      await target.query("create type mood as enum ('sad', 'happy')");
+      const ctx = testContext(cell.id);
+      let run = startPipeline(cell, ctx);
+      await waitEqual(cell, ctx);
+      if (mode === 'behind') await run.stop();
+      for (const sql of changes) await pgServer.query(cell.id, sql);
+      if (mode === 'behind') run = startPipeline(cell, ctx);
+      const failure = await run.running.then(
+        () => null,
+        (err: unknown) => err as Error & { hint?: string },
+      );
+      expect(failure?.message).toMatch(/table public\.t.*invalid input value for enum mood: "ok"/);
+      expect(failure?.hint).toContain("ALTER TYPE mood ADD VALUE 'ok'");
+      await target.query("alter type mood add value 'ok' before 'happy'");
+      run = startPipeline(cell, ctx);
+      try {
+        await waitEqual(cell, ctx);
+      } finally {
+        await run.stop();
+      }
+    } finally {
+      await target.end();
+      await dropSlots(cell);
+    }
   });
 });
