@@ -16,7 +16,24 @@ interface PipelineReport {
   lag_seconds: number | null;
   /** PostgreSQL: WAL the slot retains, in bytes. */
   retained_bytes: number | null;
+  /** Each table's columns by identity at the checkpoint (`attnum:name`), when the source keeps a schema history. */
+  schema_history?: { table: string; columns: string[] }[];
   error?: string;
+}
+
+interface SavedTable {
+  schema: string;
+  name: string;
+  columns: { attnum: number; name: string }[];
+}
+
+function schemaHistoryOf(checkpoint: Checkpoint): PipelineReport['schema_history'] {
+  const saved = checkpoint.state?.schemaHistory;
+  if (!Array.isArray(saved)) return undefined;
+  return (saved as SavedTable[]).map((t) => ({
+    table: `${t.schema}.${t.name}`,
+    columns: t.columns.map((c) => `${c.attnum}:${c.name}`),
+  }));
 }
 
 /** `tributary status`: what the stores and servers say, plus the live daemon's view when it is running. */
@@ -48,6 +65,8 @@ export async function statusCommand(file: string, options: { json: boolean }): P
       if (checkpoint) {
         report.phase = checkpoint.phase;
         report.checkpoint = checkpoint.position;
+        const history = schemaHistoryOf(checkpoint);
+        if (history) report.schema_history = history;
       }
       const sourceStatus = await source.status?.(pipeline.source, ctx, checkpoint);
       report.retained_bytes = sourceStatus?.retainedBytes ?? null;
