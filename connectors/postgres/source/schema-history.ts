@@ -189,7 +189,10 @@ export async function resolveRelation(
     if (before.typeOid !== col.typeOid || before.typmod !== col.typmod) retyped = true;
   });
   const current = cls.rows[0];
-  const rewritten = known !== undefined && current !== undefined && current.filenode !== known.filenode;
+  // A partitioned table has no storage of its own (file node 0): its partitions' rewrites cannot be seen here, so
+  // every type change of it counts as one.
+  const rewritten =
+    known !== undefined && current !== undefined && (current.filenode !== known.filenode || current.filenode === '0');
   let natts = Math.max(base.natts, ...attnums);
   for (const a of catalog.values()) if (a.settled) natts = Math.max(natts, a.attnum);
   const table: KnownTable = {
