@@ -146,6 +146,11 @@ export class PgoutputDecoder {
     return this.xid;
   }
 
+  /** The open transaction was delivered before and is being dropped. */
+  get skippingTransaction(): boolean {
+    return this.inTx && this.skipTx;
+  }
+
   /** Between a Begin and its Commit. */
   get inTransaction(): boolean {
     return this.inTx;

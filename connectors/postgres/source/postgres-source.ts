@@ -640,7 +640,16 @@ export class PostgresSource implements Source {
    */
   private async resolveRelation(raw: RawRelation): Promise<void> {
     const meta = this.meta!;
-    const resolved = await resolveRelation(meta, this.history.get(raw.relid), raw, this.decoder.transactionId);
+    const known = this.history.get(raw.relid);
+    if (this.decoder.skippingTransaction) {
+      // A transaction delivered before (resent after a server restart) describes a shape at or before the checkpoint,
+      // which the history has already passed: it only needs decoding, and changes nothing.
+      const byName = new Map(known?.columns.map((c) => [c.name, c.attnum]));
+      const attnums = raw.columns.map((c) => byName.get(c.name) ?? -1);
+      this.decoder.setRelation(raw.relid, (await tableSchemaFromRelation(meta, this.resolver, raw, attnums)).schema);
+      return;
+    }
+    const resolved = await resolveRelation(meta, known, raw, this.decoder.transactionId);
     const { schema, volatileDefaults, lostDefaults } = await tableSchemaFromRelation(
       meta,
       this.resolver,
