@@ -251,6 +251,18 @@ export class PostgresSource implements Source {
       [known.map((t) => t.relid)],
     );
     const current = new Map(now.rows.map((r) => [r.relid, `${r.schema}.${r.name}`]));
+    const byName = await meta.query<{ name: string; relid: number | null }>(
+      'select n as name, to_regclass(n)::oid::int as relid from unnest($1::text[]) with ordinality as u(n, i) order by i',
+      [known.map((t) => `${quoteIdent(t.schema)}.${quoteIdent(t.name)}`)],
+    );
+    known.forEach((t, i) => {
+      const relid = byName.rows[i]?.relid;
+      if (relid == null || relid === t.relid) return;
+      problems.push({
+        message: `table ${t.schema}.${t.name} is another table than the one replicated so far (dropped or renamed, and created again under its name at the source after the last checkpoint): the target still holds the old table's rows`,
+        hint: `Copy the tables again: run tributary teardown for this pipeline and start it over (a fresh snapshot; the target tables are emptied first).`,
+      });
+    });
     for (const t of known) {
       const old = `${t.schema}.${t.name}`;
       const renamed = current.get(t.relid);
