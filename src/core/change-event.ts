@@ -65,9 +65,25 @@ export interface ColumnInfo {
   missingValue?: string | null;
 }
 
+/**
+ * A column change known by column identity (a source that tracks it: PostgreSQL attribute numbers). A rename is not
+ * a drop and an add; a column dropped and added again under its name is a drop and an add.
+ */
+export type ColumnChange =
+  | { kind: 'rename'; from: string; to: string }
+  | { kind: 'drop'; column: string }
+  | { kind: 'add'; column: string };
+
 export interface TableSchema {
   table: TableRef;
   columns: ColumnInfo[];
+  /**
+   * How this shape differs from the table's previous one, when the source knows it by identity: a target applies these
+   * (renames, drops) before adding columns by name. Absent: compare by name.
+   */
+  changes?: ColumnChange[];
+  /** The table's previous name, when it was renamed at the source. */
+  renamedFrom?: TableRef;
   /** Primary-key (or replica identity) column names, in key order; empty when the table has none. */
   keyColumns: string[];
   /** How much of the old row the source sends on update/delete: `full` for REPLICA IDENTITY FULL or a MySQL FULL image. */

@@ -18,8 +18,26 @@ export interface PipelineStatusReport {
   last_error: { kind: string; message: string } | null;
   /** PostgreSQL: WAL the slot retains, in bytes (only `tributary status` asks the server). */
   retained_bytes: number | null;
+  /** Each table's columns by identity at the checkpoint (`attnum:name`), when the source keeps a schema history. */
+  schema_history?: { table: string; columns: string[] }[];
   /** Why the status command could not read the checkpoint or the source. */
   error?: string;
+}
+
+interface SavedTable {
+  schema: string;
+  name: string;
+  columns: { attnum: number; name: string }[];
+}
+
+/** The schema history a checkpoint carries (PostgreSQL sources), for people and `--json`. */
+export function schemaHistoryOf(checkpoint: Checkpoint): PipelineStatusReport['schema_history'] {
+  const saved = checkpoint.state?.schemaHistory;
+  if (!Array.isArray(saved)) return undefined;
+  return (saved as SavedTable[]).map((t) => ({
+    table: `${t.schema}.${t.name}`,
+    columns: t.columns.map((c) => `${c.attnum}:${c.name}`),
+  }));
 }
 
 export function reportOf(state: PipelineState): PipelineStatusReport {
@@ -33,6 +51,9 @@ export function reportOf(state: PipelineState): PipelineStatusReport {
     restarts: state.restarts,
     last_error: state.lastError,
     retained_bytes: null,
+    ...(state.checkpoint && schemaHistoryOf(state.checkpoint)
+      ? { schema_history: schemaHistoryOf(state.checkpoint) }
+      : {}),
   };
 }
 

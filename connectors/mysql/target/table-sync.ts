@@ -1,5 +1,5 @@
 import type mysql from 'mysql2/promise';
-import type { TableSchema } from '../../../src/core/change-event.ts';
+import type { ColumnChange, TableSchema } from '../../../src/core/change-event.ts';
 import { SchemaMismatchError } from '../../../src/errors.ts';
 import type { Logger } from '../../../src/observability/logger.ts';
 import { quoteId } from './checkpoint-store.ts';
@@ -159,6 +159,75 @@ export function holds(have: string, want: string): boolean | undefined {
 }
 
 /**
+ * Follows a source table rename: the target table of the old name becomes the one of the new name (when the new one
+ * does not exist yet; a replay finds it done).
+ */
+async function followTableRename(
+  db: Conn,
+  ddl: DdlRunner,
+  from: { database: string; name: string },
+  to: { database: string; name: string },
+  flavor: SyncOptions['flavor'],
+  logger: Logger,
+  sourceId: string,
+): Promise<void> {
+  if (!(await readCatalog(db, from.database, from.name, flavor))) return;
+  if (await readCatalog(db, to.database, to.name, flavor)) return;
+  await ddl(
+    `RENAME TABLE ${quoteId(from.database)}.${quoteId(from.name)} TO ${quoteId(to.database)}.${quoteId(to.name)}`,
+    sourceId,
+  );
+  logger.info({ event: 'target_table_renamed', table: sourceId, from: `${from.database}.${from.name}` });
+}
+
+/**
+ * Applies the column renames and drops the source made (known by column identity): a renamed column keeps its values,
+ * a dropped one goes (a column added again under its name is then added as new). Idempotent: a replay finds them done.
+ */
+async function applyColumnChanges(
+  ddl: DdlRunner,
+  qname: string,
+  where: string,
+  sourceId: string,
+  changes: ColumnChange[],
+  catalog: CatalogColumn[],
+  options: SyncOptions,
+  logger: Logger,
+): Promise<boolean> {
+  const have = new Set(catalog.map((c) => c.name.toLowerCase()));
+  const has = (name: string) => have.has(name.toLowerCase());
+  const drops = changes.flatMap((c) => (c.kind === 'drop' && has(c.column) ? [c.column] : []));
+  const renames = changes.flatMap((c) => (c.kind === 'rename' && has(c.from) ? [c] : []));
+  if (drops.length === 0 && renames.length === 0) return false;
+  if (!options.alterTables)
+    throw new SchemaMismatchError(
+      `${where}: the source ${[...renames.map((r) => `renamed column ${r.from} to ${r.to}`), ...drops.map((d) => `dropped column ${d}`)].join(', ')}`,
+      'Make the same change to the target table by hand, or set alter_tables: true to let the pipeline follow it; then restart the pipeline.',
+    );
+  const freed = new Set([...drops, ...renames.map((r) => r.from)].map((n) => n.toLowerCase()));
+  for (const r of renames) {
+    if (has(r.to) && !freed.has(r.to.toLowerCase()))
+      throw new SchemaMismatchError(
+        `${where}: the source renamed column ${r.from} to ${r.to}, but the target table already has a column ${r.to}`,
+        `Drop or rename ${r.to} on the target table, then restart the pipeline.`,
+      );
+  }
+  // One statement (MySQL's DDL is not transactional: all or nothing), through temporary names so swaps do not collide.
+  const parts = drops.map((c) => `DROP COLUMN ${quoteId(c)}`);
+  renames.forEach((r, i) => {
+    parts.push(`RENAME COLUMN ${quoteId(r.from)} TO ${quoteId(`tributary_rename_${i}`)}`);
+  });
+  await ddl(`ALTER TABLE ${qname} ${parts.join(', ')}`, sourceId);
+  if (renames.length > 0)
+    await ddl(
+      `ALTER TABLE ${qname} ${renames.map((r, i) => `RENAME COLUMN ${quoteId(`tributary_rename_${i}`)} TO ${quoteId(r.to)}`).join(', ')}`,
+      sourceId,
+    );
+  logger.info({ event: 'target_columns_changed', table: where, dropped: drops, renamed: renames });
+  return true;
+}
+
+/**
  * Makes the target table able to hold rows of this source table definition: creates a missing database and table,
  * adds new columns, widens columns the source widened. A change that would need data to be rewritten or guessed
  * (a column whose target type cannot hold the source values, a different primary key) throws SchemaMismatchError
@@ -172,6 +241,8 @@ export async function syncTable(
   target: { database: string; name: string },
   options: SyncOptions,
   logger: Logger,
+  /** The target table of the source table's previous name, when the source renamed it. */
+  renamedFrom?: { database: string; name: string },
 ): Promise<TargetTable> {
   const sourceId = `${source.table.schema}.${source.table.name}`;
   const qname = `${quoteId(target.database)}.${quoteId(target.name)}`;
@@ -209,7 +280,14 @@ export async function syncTable(
     }
   };
 
+  if (renamedFrom) await followTableRename(db, ddl, renamedFrom, target, options.flavor, logger, sourceId);
   let catalog = await readCatalog(db, target.database, target.name, options.flavor);
+  if (
+    catalog &&
+    source.changes &&
+    (await applyColumnChanges(ddl, qname, where, sourceId, source.changes, catalog.columns, options, logger))
+  )
+    catalog = await readCatalog(db, target.database, target.name, options.flavor);
   if (!catalog) {
     if (!options.createTables) {
       throw new SchemaMismatchError(

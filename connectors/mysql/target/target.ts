@@ -65,7 +65,13 @@ interface CachedTable {
 }
 
 function shapeOf(schema: TableSchema): string {
-  return JSON.stringify([schema.columns.map((c) => [c.name, c.type, c.kind]), schema.keyColumns, schema.beforeImage]);
+  return JSON.stringify([
+    schema.columns.map((c) => [c.name, c.type, c.kind]),
+    schema.keyColumns,
+    schema.beforeImage,
+    schema.changes,
+    schema.renamedFrom,
+  ]);
 }
 
 function engineOf(ev: ChangeEvent): SourceEngine {
@@ -387,6 +393,7 @@ export class MysqlTarget implements Target {
       this.targetName(ev.table),
       this.syncOptions(),
       this.ctx.logger,
+      ev.schema.renamedFrom ? this.targetName(ev.schema.renamedFrom) : undefined,
     );
     this.tables.set(table.sourceId, { schema: ev.schema, shape: shapeOf(ev.schema), table });
     return table;

@@ -473,6 +473,8 @@ export async function tableSchemaFromRelation(
   client: pg.Client,
   resolver: TypeResolver,
   raw: RawRelation,
+  /** Attribute number of each message column (schema history): facts are looked up by identity, not by name. */
+  attnums: number[],
 ): Promise<{ schema: TableSchema; volatileDefaults: string[]; lostDefaults: string[] }> {
   const oids = raw.columns.map((c) => c.typeOid);
   const typmods = raw.columns.map((c) => c.typmod);
@@ -482,19 +484,20 @@ export async function tableSchemaFromRelation(
       [oids, typmods],
     ),
     client.query<{
-      name: string;
+      attnum: number;
       not_null: boolean;
       missing: string | null;
       volatile_default: boolean;
       default_without_missing: boolean;
     }>(
-      `select a.attname as name, a.attnotnull as not_null, ${COLUMN_FACTS_SQL}
+      `select a.attnum::int as attnum, a.attnotnull as not_null, ${COLUMN_FACTS_SQL}
          from pg_attribute a where a.attrelid = $1 and a.attnum > 0 and not a.attisdropped`,
       [raw.relid],
     ),
     resolver.resolve(client, oids),
   ]);
-  const factsByName = new Map(facts.rows.map((r) => [r.name, r]));
+  const factsByAttnum = new Map(facts.rows.map((r) => [Number(r.attnum), r]));
+  const factOf = (i: number) => factsByAttnum.get(attnums[i]!);
   const names = new Set(raw.columns.map((c) => c.name));
   let keyColumns: string[];
   if (raw.replicaIdentity === 'f')
@@ -502,7 +505,7 @@ export async function tableSchemaFromRelation(
   else keyColumns = raw.columns.filter((c) => c.isKey).map((c) => c.name);
   const columns: ColumnInfo[] = raw.columns.map((c, i) => {
     const info = types.get(c.typeOid)!;
-    const fact = factsByName.get(c.name);
+    const fact = factOf(i);
     return {
       name: c.name,
       type: typeNames.rows[i]?.type ?? String(c.typeOid),
@@ -521,10 +524,10 @@ export async function tableSchemaFromRelation(
       keyColumns,
       beforeImage: beforeImageOf(raw.replicaIdentity, keyColumns.length),
     },
-    volatileDefaults: raw.columns.filter((c) => isTrue(factsByName.get(c.name)?.volatile_default)).map((c) => c.name),
+    volatileDefaults: raw.columns.filter((_, i) => isTrue(factOf(i)?.volatile_default)).map((c) => c.name),
     lostDefaults: raw.columns
-      .filter((c) => {
-        const f = factsByName.get(c.name);
+      .filter((_, i) => {
+        const f = factOf(i);
         return isTrue(f?.default_without_missing) && !isTrue(f?.volatile_default);
       })
       .map((c) => c.name),

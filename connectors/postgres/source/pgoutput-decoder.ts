@@ -146,6 +146,16 @@ export class PgoutputDecoder {
     this.skipUpTo = lsn;
   }
 
+  /** The xid of the open (or last) transaction. */
+  get transactionId(): string {
+    return this.xid;
+  }
+
+  /** The open transaction was delivered before and is being dropped. */
+  get skippingTransaction(): boolean {
+    return this.inTx && this.skipTx;
+  }
+
   /** Between a Begin and its Commit. */
   get inTransaction(): boolean {
     return this.inTx;

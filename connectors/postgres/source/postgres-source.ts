@@ -49,6 +49,7 @@ import {
   type RawRelation,
 } from './pgoutput-decoder.ts';
 import { ReplicationStream } from './replication-stream.ts';
+import { knownTableFromCatalog, type ResolvedRelation, resolveRelation, SchemaHistory } from './schema-history.ts';
 import { readTable } from './snapshot-reader.ts';
 
 /** Prefix of Tributary's own heartbeat messages (any pipeline's); they are consumed, never emitted. */
@@ -118,8 +119,8 @@ export class PostgresSource implements Source {
   // Relation messages are resolved against the catalog while the raw stream waits.
   private blocked = false;
   private backlog: { data: Buffer; hi: number; lo: number }[] = [];
-  /** Column names per relation OID as last seen (snapshot or Relation message), to tell newly added columns. */
-  private readonly knownColumns = new Map<number, Set<string>>();
+  /** Each table's columns by attribute number at the stream position (saved with every checkpoint). */
+  private history = new SchemaHistory();
   private closed = false;
   /** A clean stop asked to hand out what is complete and end. */
   private draining = false;
@@ -163,7 +164,9 @@ export class PostgresSource implements Source {
     this.seq = 0;
     this.meta = await connect(this.config);
     const meta = this.meta;
-    throwProblems(await checkServer(meta, this.config, this.names));
+    const problems = await checkServer(meta, this.config, this.names);
+    if (from?.phase === 'stream') await this.explainRenamedTables(meta, SchemaHistory.fromState(from.state), problems);
+    throwProblems(problems);
     if (this.config.snapshot === 'initial_only') {
       if (from?.state?.snapshotComplete) {
         this.finished = true;
@@ -207,6 +210,7 @@ export class PostgresSource implements Source {
       this.startLsn = at;
       this.skipUpTo = at;
       this.durableLsn = at;
+      this.history = SchemaHistory.fromState(from.state);
       // Debezium's sequence[0] continues from the checkpoint, so replayed events are written identically.
       const last = from.position.kind === 'postgres' ? from.position.lastCommitLsn : undefined;
       this.decoder.setLastCommitLsn(last === undefined ? formatLsn(at) : (last ?? undefined));
@@ -234,6 +238,42 @@ export class PostgresSource implements Source {
     }
     // Always: the target may hold rows of an earlier run (after teardown) that the source no longer has.
     await this.beginSnapshot(true);
+  }
+
+  /**
+   * A configured table that no longer exists under its name but is in the schema history was renamed at the source
+   * after the checkpoint: say so, and how to go on (the rename itself is then followed from the stream).
+   */
+  private async explainRenamedTables(meta: pg.Client, history: SchemaHistory, problems: PreflightProblem[]) {
+    const known = history.toState();
+    if (known.length === 0) return;
+    const now = await meta.query<{ relid: number; schema: string; name: string }>(
+      `select c.oid::int as relid, n.nspname as schema, c.relname as name
+         from pg_class c join pg_namespace n on n.oid = c.relnamespace where c.oid = any($1::oid[])`,
+      [known.map((t) => t.relid)],
+    );
+    const current = new Map(now.rows.map((r) => [r.relid, `${r.schema}.${r.name}`]));
+    const byName = await meta.query<{ name: string; relid: number | null }>(
+      'select n as name, to_regclass(n)::oid::int as relid from unnest($1::text[]) with ordinality as u(n, i) order by i',
+      [known.map((t) => `${quoteIdent(t.schema)}.${quoteIdent(t.name)}`)],
+    );
+    known.forEach((t, i) => {
+      const relid = byName.rows[i]?.relid;
+      if (relid == null || relid === t.relid) return;
+      problems.push({
+        message: `table ${t.schema}.${t.name} is another table than the one replicated so far (dropped or renamed, and created again under its name at the source after the last checkpoint): the target still holds the old table's rows`,
+        hint: `Copy the tables again: run tributary teardown for this pipeline and start it over (a fresh snapshot; the target tables are emptied first).`,
+      });
+    });
+    for (const t of known) {
+      const old = `${t.schema}.${t.name}`;
+      const renamed = current.get(t.relid);
+      if (!renamed || renamed === old) continue;
+      const problem = problems.find((p) => p.message.startsWith(`table ${old} does not exist`));
+      if (!problem) continue;
+      problem.message = `table ${old} was renamed to ${renamed} at the source after the last checkpoint`;
+      problem.hint = `Replace ${old} by ${renamed} in source.tables, then restart the pipeline: the rename is followed (the target table is renamed too).`;
+    }
   }
 
   private ensurePublications(meta: pg.Client): Promise<string[]> {
@@ -312,6 +352,7 @@ export class PostgresSource implements Source {
       pipeline: this.ctx.pipeline,
       phase: 'stream',
       position: { kind: 'postgres', lsn: formatLsn(lsn), lastCommitLsn },
+      state: { schemaHistory: this.history.toState() },
     };
     if (timeMs !== undefined) cp.sourceTimeMs = timeMs;
     return cp;
@@ -350,7 +391,7 @@ export class PostgresSource implements Source {
       for (const t of tables) {
         if (this.closed || this.draining) return;
         const schema = await tableSchemaFromCatalog(client, this.resolver, t);
-        this.knownColumns.set(t.oid, new Set(schema.columns.map((c) => c.name)));
+        this.history.set(await knownTableFromCatalog(client, t.oid, t.table));
         const source = (snapshot: 'true' | 'first' | 'first_in_data_collection'): ChangeEvent['source'] => ({
           connector: 'postgresql',
           db: this.db,
@@ -616,10 +657,8 @@ export class PostgresSource implements Source {
   private onRelation(raw: RawRelation): void {
     this.blocked = true;
     this.stream?.hold('relation');
-    tableSchemaFromRelation(this.meta!, this.resolver, raw).then(
-      ({ schema, volatileDefaults, lostDefaults }) => {
-        this.warnUnknownExistingValues(raw, volatileDefaults, lostDefaults);
-        this.decoder.setRelation(raw.relid, schema);
+    this.resolveRelation(raw).then(
+      () => {
         this.blocked = false;
         const pending = this.backlog;
         this.backlog = [];
@@ -633,34 +672,92 @@ export class PostgresSource implements Source {
         }
         this.stream?.release('relation');
       },
-      (err: unknown) => this.fail(connectFailure(this.config.url, err)),
+      (err: unknown) => this.fail(err instanceof TributaryError ? err : connectFailure(this.config.url, err)),
     );
   }
 
   /**
-   * A column added with a volatile default (random(), clock_timestamp(), nextval(), an identity) made PostgreSQL
-   * rewrite the table with a value per existing row and write none of them as changes: the target cannot get them
-   * from the stream. The same holds for a constant default whose kept value (attmissingval) is gone because the table
-   * was rewritten before this Relation message was resolved (the catalog is read as it is now). Known only for columns
-   * new since the relation was last seen by this source (snapshot or Relation message).
+   * Matches a Relation message to the table's columns by identity (schema history), refuses what the stream cannot
+   * carry, and installs the new shape with what changed (renames, drops) for the targets.
    */
-  private warnUnknownExistingValues(raw: RawRelation, volatileDefaults: string[], lostDefaults: string[]): void {
-    const known = this.knownColumns.get(raw.relid);
-    this.knownColumns.set(raw.relid, new Set(raw.columns.map((c) => c.name)));
-    if (!known) return;
-    const table = `${raw.schema}.${raw.name}`;
-    for (const column of volatileDefaults) {
-      if (known.has(column)) continue;
-      this.ctx.logger.warn({
-        event: 'source_column_added_with_volatile_default',
-        pipeline: this.ctx.pipeline,
-        table,
-        column,
-        hint: `Column ${column} was added to ${table} with a volatile default (or as an identity): PostgreSQL gave every existing row its own value without logging it, so those rows have NULL in ${column} on the target. Re-snapshot the table, or fill the column on the target from the source.`,
-      });
+  private async resolveRelation(raw: RawRelation): Promise<void> {
+    const meta = this.meta!;
+    const known = this.history.get(raw.relid);
+    if (this.decoder.skippingTransaction) {
+      // A transaction delivered before (resent after a server restart) describes a shape at or before the checkpoint,
+      // which the history has already passed: it only needs decoding, and changes nothing.
+      const byName = new Map(known?.columns.map((c) => [c.name, c.attnum]));
+      const attnums = raw.columns.map((c) => byName.get(c.name) ?? -1);
+      this.decoder.setRelation(raw.relid, (await tableSchemaFromRelation(meta, this.resolver, raw, attnums)).schema);
+      return;
     }
+    const resolved = await resolveRelation(meta, known, raw, this.decoder.transactionId);
+    const { schema, volatileDefaults, lostDefaults } = await tableSchemaFromRelation(
+      meta,
+      this.resolver,
+      raw,
+      resolved.attnums,
+    );
+    const added = new Set(resolved.changes.flatMap((c) => (c.kind === 'add' ? [c.column] : [])));
+    this.refuseUnstreamedValues(
+      raw,
+      resolved,
+      volatileDefaults.filter((c) => added.has(c)),
+    );
+    this.warnUnknownExistingValues(
+      raw,
+      lostDefaults.filter((c) => added.has(c)),
+    );
+    if (resolved.changes.length > 0) schema.changes = resolved.changes;
+    if (resolved.renamedFrom) schema.renamedFrom = resolved.renamedFrom;
+    if (resolved.changes.length > 0 || resolved.renamedFrom)
+      this.log('source_schema_changed', {
+        table: `${raw.schema}.${raw.name}`,
+        ...(resolved.renamedFrom
+          ? { renamed_from: `${resolved.renamedFrom.schema}.${resolved.renamedFrom.name}` }
+          : {}),
+        changes: resolved.changes,
+        xid: this.decoder.transactionId,
+      });
+    this.history.set(resolved.table);
+    this.decoder.setRelation(raw.relid, schema);
+  }
+
+  /**
+   * Values PostgreSQL changed in every row without writing them to the WAL cannot reach the target from the stream:
+   * a column retyped with a table rewrite (ALTER COLUMN TYPE, with or without USING), or added with a volatile default
+   * (random(), clock_timestamp(), nextval(), an identity). The pipeline stops here rather than keep old values.
+   */
+  private refuseUnstreamedValues(raw: RawRelation, resolved: ResolvedRelation, volatileAdded: string[]): void {
+    const table = `${raw.schema}.${raw.name}`;
+    const fix = `Copy ${table} again: run tributary teardown for this pipeline and start it over (a fresh snapshot of every table). To follow such a change without a copy, change the column in two steps the stream carries: add a new column, fill it with an UPDATE, then drop the old one and rename the new one.`;
+    const before = this.history.get(raw.relid);
+    if (resolved.rewritten && before) {
+      const byAttnum = new Map(before.columns.map((c) => [c.attnum, c]));
+      const retyped = raw.columns.filter((c, i) => {
+        const old = byAttnum.get(resolved.attnums[i]!);
+        return old !== undefined && (old.typeOid !== c.typeOid || old.typmod !== c.typmod);
+      });
+      if (retyped.length > 0)
+        throw new SourceSetupError(
+          `table ${table}: column ${retyped.map((c) => c.name).join(', ')} changed type with a rewrite of the table (transaction ${this.decoder.transactionId}): PostgreSQL wrote the converted values of the existing rows to the table but not to the WAL, so the target cannot get them from the stream`,
+          fix,
+        );
+    }
+    if (volatileAdded.length > 0)
+      throw new SourceSetupError(
+        `table ${table}: column ${volatileAdded.join(', ')} was added with a volatile default or as an identity (transaction ${this.decoder.transactionId}): PostgreSQL gave every existing row its own value without writing it to the WAL, so the target cannot get those values from the stream`,
+        fix,
+      );
+  }
+
+  /**
+   * A constant default whose kept value (attmissingval) is gone because the table was rewritten before this Relation
+   * message was resolved (the catalog is read as it is now): existing rows may read a value the target cannot know.
+   */
+  private warnUnknownExistingValues(raw: RawRelation, lostDefaults: string[]): void {
+    const table = `${raw.schema}.${raw.name}`;
     for (const column of lostDefaults) {
-      if (known.has(column)) continue;
       this.ctx.logger.warn({
         event: 'source_column_added_existing_value_unknown',
         pipeline: this.ctx.pipeline,
@@ -734,6 +831,10 @@ export class PostgresSource implements Source {
           bufferedBytes: this.batcher?.stats().queuedBytes ?? 0,
           peakBufferedEvents: this.batcher?.stats().peakQueuedEvents ?? 0,
           paused: this.stream?.isPaused ?? false,
+          schemaHistory: this.history.toState().map((t) => ({
+            table: `${t.schema}.${t.name}`,
+            columns: t.columns.map((c) => `${c.attnum}:${c.name}`),
+          })),
         },
       };
     } finally {

@@ -1,4 +1,4 @@
-import type { TableSchema } from '../../../src/core/change-event.ts';
+import type { ColumnChange, TableSchema } from '../../../src/core/change-event.ts';
 import { SchemaMismatchError } from '../../../src/errors.ts';
 import type { Logger } from '../../../src/observability/logger.ts';
 import type { Queryable } from './checkpoint-store.ts';
@@ -95,6 +95,73 @@ async function canonicalTypes(
 }
 
 /**
+ * Follows a source table rename: the target table of the old name becomes the one of the new name (when the new one
+ * does not exist yet; a replay finds it done).
+ */
+async function followTableRename(
+  db: Queryable,
+  from: { schema: string; name: string },
+  to: { schema: string; name: string },
+  logger: Logger,
+  sourceId: string,
+): Promise<void> {
+  const fromName = `${quoteIdent(from.schema)}.${quoteIdent(from.name)}`;
+  const toName = `${quoteIdent(to.schema)}.${quoteIdent(to.name)}`;
+  const found = await db.query('select to_regclass($1)::oid as old, to_regclass($2)::oid as new', [fromName, toName]);
+  if (found.rows[0]?.old == null || found.rows[0]?.new != null) return;
+  if (from.schema !== to.schema) {
+    await db.query(`create schema if not exists ${quoteIdent(to.schema)}`);
+    await db.query(`alter table ${fromName} set schema ${quoteIdent(to.schema)}`);
+  }
+  if (from.name !== to.name)
+    await db.query(`alter table ${quoteIdent(to.schema)}.${quoteIdent(from.name)} rename to ${quoteIdent(to.name)}`);
+  logger.info({ event: 'target_table_renamed', table: sourceId, from: `${from.schema}.${from.name}` });
+}
+
+/**
+ * Applies the column renames and drops the source made (known by column identity): a renamed column keeps its values,
+ * a dropped one goes (a column added again under its name is then added as new). Idempotent: a replay finds them done.
+ */
+async function applyColumnChanges(
+  db: Queryable,
+  qname: string,
+  where: string,
+  changes: ColumnChange[],
+  catalog: CatalogColumn[],
+  options: SyncOptions,
+  logger: Logger,
+): Promise<boolean> {
+  const have = new Set(catalog.map((c) => c.name));
+  const drops = changes.flatMap((c) => (c.kind === 'drop' && have.has(c.column) ? [c.column] : []));
+  const renames = changes.flatMap((c) => (c.kind === 'rename' && have.has(c.from) ? [c] : []));
+  if (drops.length === 0 && renames.length === 0) return false;
+  if (!options.alterTables)
+    throw new SchemaMismatchError(
+      `${where}: the source ${[...renames.map((r) => `renamed column ${r.from} to ${r.to}`), ...drops.map((d) => `dropped column ${d}`)].join(', ')}`,
+      'Make the same change to the target table by hand, or set alter_tables: true to let the pipeline follow it; then restart the pipeline.',
+    );
+  const freed = new Set([...drops, ...renames.map((r) => r.from)]);
+  for (const r of renames) {
+    if (have.has(r.to) && !freed.has(r.to))
+      throw new SchemaMismatchError(
+        `${where}: the source renamed column ${r.from} to ${r.to}, but the target table already has a column ${r.to}`,
+        `Drop or rename ${r.to} on the target table, then restart the pipeline.`,
+      );
+  }
+  const ddl: string[] = drops.map((c) => `alter table ${qname} drop column ${quoteIdent(c)}`);
+  // Through temporary names, so renames that swap names do not collide.
+  renames.forEach((r, i) => {
+    ddl.push(`alter table ${qname} rename column ${quoteIdent(r.from)} to ${quoteIdent(`tributary_rename_${i}`)}`);
+  });
+  renames.forEach((r, i) => {
+    ddl.push(`alter table ${qname} rename column ${quoteIdent(`tributary_rename_${i}`)} to ${quoteIdent(r.to)}`);
+  });
+  for (const statement of ddl) await db.query(statement);
+  logger.info({ event: 'target_columns_changed', table: where, dropped: drops, renamed: renames });
+  return true;
+}
+
+/**
  * Makes the target table able to hold rows of this source table definition: creates a missing schema and table,
  * adds new columns, widens columns the source widened. A change that would need data to be rewritten or guessed
  * (a column retyped incompatibly, a different primary key) throws SchemaMismatchError and changes nothing.
@@ -105,6 +172,8 @@ export async function syncTable(
   target: { schema: string; name: string },
   options: SyncOptions,
   logger: Logger,
+  /** The target table of the source table's previous name, when the source renamed it. */
+  renamedFrom?: { schema: string; name: string },
 ): Promise<TargetTable> {
   const sourceId = `${source.table.schema}.${source.table.name}`;
   const qname = `${quoteIdent(target.schema)}.${quoteIdent(target.name)}`;
@@ -113,7 +182,14 @@ export async function syncTable(
   let keyColumns = [...source.keyColumns];
   let identity: TargetTable['identity'] =
     keyColumns.length > 0 ? 'key' : source.beforeImage === 'full' ? 'full' : 'none';
+  if (renamedFrom) await followTableRename(db, renamedFrom, target, logger, sourceId);
   let catalog = await readCatalog(db, qname);
+  if (
+    catalog &&
+    source.changes &&
+    (await applyColumnChanges(db, qname, where, source.changes, catalog, options, logger))
+  )
+    catalog = await readCatalog(db, qname);
 
   if (!catalog) {
     if (!options.createTables) {

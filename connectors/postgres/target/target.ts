@@ -68,7 +68,13 @@ interface CachedTable {
 }
 
 function shapeOf(schema: TableSchema): string {
-  return JSON.stringify([schema.columns.map((c) => [c.name, c.type]), schema.keyColumns, schema.beforeImage]);
+  return JSON.stringify([
+    schema.columns.map((c) => [c.name, c.type]),
+    schema.keyColumns,
+    schema.beforeImage,
+    schema.changes,
+    schema.renamedFrom,
+  ]);
 }
 
 /**
@@ -285,6 +291,12 @@ export class PostgresTarget implements Target {
     if (wrapped !== err) return wrapped;
     const message = err instanceof Error ? err.message : String(err);
     const code = (err as { code?: unknown }).code;
+    const label = /^invalid input value for enum (\S+): "(.*)"$/.exec(message);
+    if (code === '22P02' && label)
+      return new TributaryError('operator', `writing batch ${batch.seq} to the target failed${where}: ${message}`, {
+        hint: `The source has a label the target's enum ${label[1]} lacks (added at the source after the type was copied). Run ALTER TYPE ${label[1]} ADD VALUE '${label[2]!.replace(/'/g, "''")}' on the target (at the same place in the order as at the source: BEFORE/AFTER), then restart the pipeline.`,
+        cause: err,
+      });
     if (typeof code === 'string' && /^(22|23|42)/.test(code)) {
       return new TributaryError('operator', `writing batch ${batch.seq} to the target failed${where}: ${message}`, {
         hint: 'The target table does not accept the source rows (its definition differs from the source). Make it match the source, then restart the pipeline.',
@@ -321,6 +333,7 @@ export class PostgresTarget implements Target {
       this.targetName(ev.table),
       { createTables: this.config.create_tables, alterTables: this.config.alter_tables },
       this.ctx.logger,
+      ev.schema.renamedFrom ? this.targetName(ev.schema.renamedFrom) : undefined,
     );
     if (!this.replicaRole) await this.refuseReplicaTriggers(table);
     this.tables.set(table.sourceId, { schema: ev.schema, shape: shapeOf(ev.schema), table });
