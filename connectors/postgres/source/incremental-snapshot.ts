@@ -1,0 +1,358 @@
+/**
+ * Incremental snapshot of PostgreSQL tables while streaming (the watermark algorithm of DBLog and Debezium's
+ * incremental snapshots). Per chunk of a table, in key order:
+ *
+ *   1. a low watermark is written to the WAL (`pg_logical_emit_message`, in its own transaction);
+ *   2. the chunk is read (`WHERE key > last ORDER BY key LIMIT n`) on an ordinary connection;
+ *   3. a high watermark is written.
+ *
+ * The stream never stops. Between the two watermarks it notes every key of the table that changes; when it reaches
+ * the high watermark it emits the chunk's rows without those keys, as snapshot reads in the high watermark's
+ * transaction. Why that is right for each key of the chunk: a key not changed between the watermarks has the same
+ * value at the read as at the high watermark, so the read row is correct at the position where it is emitted; a key
+ * changed in between gets its value from the stream (updates carry the whole new row and are applied as upserts).
+ * The first chunk of a table is preceded, at its low watermark, by a snapshot truncate, so the target drops rows the
+ * source no longer has; keys not read yet are either read later or get their value from the stream.
+ *
+ * Progress (the last key read of the table) moves only when a chunk is emitted, so the checkpoint of the high
+ * watermark's commit is the first to cover it: a restart resumes after the last chunk the target holds durably.
+ *
+ * A chunk is read again (not emitted) when, between its watermarks, an update without all columns arrived for the
+ * table (an unchanged TOAST value: the stream alone cannot give that row) or the table's shape changed.
+ */
+import type pg from 'pg';
+import type { ChangeEvent, Row, TableSchema } from '../../../src/core/change-event.ts';
+import { UNCHANGED } from '../../../src/core/change-event.ts';
+import type { Logger } from '../../../src/observability/logger.ts';
+import type { TypeResolver } from '../types.ts';
+import { type SourceTable, tableSchemaFromCatalog } from './catalog.ts';
+import { EVENT_OVERHEAD } from './pgoutput-decoder.ts';
+import { readKeyRange } from './snapshot-reader.ts';
+
+/** Prefix of the watermark messages; they are consumed by the source that wrote them, never emitted. */
+export const WATERMARK_PREFIX = 'tributary.snapshot.watermark';
+
+/** One table's incremental snapshot, as kept in the checkpoint. */
+export interface TableProgress {
+  /** `schema.name` */
+  table: string;
+  /** Key values (canonical text, key column order) of the last row emitted; null: nothing emitted yet. */
+  lastKey: string[] | null;
+  /** Rows emitted so far. */
+  rows: number;
+  /** Chunks emitted so far, and rows of them left to the stream (changed between the watermarks). */
+  chunks?: number;
+  superseded?: number;
+  /** An SQL condition limiting the rows read (a partial re-snapshot). */
+  where?: string;
+}
+
+/** What the checkpoint carries: tables whose existing rows were copied, and incremental snapshots still running. */
+export interface SnapshotState {
+  /** Tables the pipeline has copied (or streams since it started with their rows copied). */
+  tables: string[];
+  pending: TableProgress[];
+}
+
+interface Chunk {
+  id: number;
+  progress: TableProgress;
+  schema: TableSchema;
+  keyCols: string[];
+  /** Emit a snapshot truncate at the low watermark (the table's first chunk). */
+  truncateFirst: boolean;
+  /** Rows read, set before the high watermark is written. */
+  rows: Row[] | null;
+  /** Keys (see keyText) changed between the watermarks. */
+  changed: Set<string>;
+  /** The low watermark was seen in the stream. */
+  open: boolean;
+  /** Read again instead of emitting (see the file comment). */
+  redo: boolean;
+  /** The table was truncated at the source between the watermarks: every read row is stale. */
+  truncated: boolean;
+  done: (result: 'emitted' | 'redo') => void;
+}
+
+export interface IncrementalSnapshotHost {
+  pipeline: string;
+  slot: string;
+  db: string;
+  logger: Logger;
+  resolver: TypeResolver;
+  chunkRows: number;
+  /** Hands a snapshot event to the stream's open transaction (the watermark's). */
+  push(event: ChangeEvent, bytes: number): void;
+}
+
+function keyText(keyCols: readonly string[], row: Row): string {
+  return JSON.stringify(keyCols.map((k) => (row[k] === UNCHANGED ? null : row[k])));
+}
+
+function hasUnchanged(row: Row | null): boolean {
+  if (!row) return false;
+  for (const k in row) if (row[k] === UNCHANGED) return true;
+  return false;
+}
+
+export class IncrementalSnapshot {
+  private readonly state: SnapshotState;
+  /** A random id per run: watermarks of an earlier run, replayed after a restart, are ignored. */
+  private readonly run = Math.random().toString(36).slice(2, 10);
+  private nextChunkId = 1;
+  private chunk: Chunk | null = null;
+  private stopped = false;
+
+  constructor(
+    private readonly host: IncrementalSnapshotHost,
+    state: SnapshotState,
+  ) {
+    this.state = { tables: [...state.tables], pending: state.pending.map((p) => ({ ...p })) };
+  }
+
+  /** The state for a checkpoint at the current stream position (a copy: checkpoints are immutable). */
+  snapshotState(): SnapshotState {
+    return { tables: [...this.state.tables], pending: this.state.pending.map((p) => ({ ...p })) };
+  }
+
+  get hasWork(): boolean {
+    return this.state.pending.length > 0;
+  }
+
+  /** Requests a (re-)snapshot of a table; a running one for the same table is restarted. */
+  request(table: string, where?: string): void {
+    this.state.pending = this.state.pending.filter((p) => p.table !== table);
+    const p: TableProgress = { table, lastKey: null, rows: 0 };
+    if (where) p.where = where;
+    this.state.pending.push(p);
+  }
+
+  stop(): void {
+    this.stopped = true;
+    this.chunk?.done('redo');
+  }
+
+  // --- stream side (called synchronously from the decoder, in stream order)
+
+  /** True when `event` is one of our watermarks (consumed); otherwise notes changes between watermarks. */
+  observe(event: ChangeEvent): boolean {
+    if (event.op === 'message') {
+      if (event.message?.prefix !== WATERMARK_PREFIX) return false;
+      this.onWatermark(event);
+      return true;
+    }
+    const c = this.chunk;
+    if (!c?.open) return false;
+    const t = c.schema.table;
+    if (event.table.schema !== t.schema || event.table.name !== t.name) return false;
+    if (event.op === 'truncate') {
+      c.truncated = true;
+      return false;
+    }
+    // The table's shape changed since the chunk's schema was read: read the chunk again with the new one.
+    if (event.schema.columns.length !== c.schema.columns.length) c.redo = true;
+    if (hasUnchanged(event.after)) c.redo = true;
+    for (const row of [event.key, event.before, event.after]) if (row) c.changed.add(keyText(c.keyCols, row));
+    return false;
+  }
+
+  private onWatermark(event: ChangeEvent): void {
+    let mark: { slot?: string; run?: string; chunk?: number; mark?: string };
+    try {
+      mark = JSON.parse(Buffer.from(event.message!.contentBase64, 'base64').toString('utf8'));
+    } catch {
+      return;
+    }
+    const c = this.chunk;
+    if (mark.slot !== this.host.slot || mark.run !== this.run || !c || mark.chunk !== c.id) return;
+    const lsn = event.source.position.kind === 'postgres' ? event.source.position.lsn : '0/0';
+    const source: ChangeEvent['source'] = {
+      connector: 'postgresql',
+      db: this.host.db,
+      position: { kind: 'postgres', lsn },
+      txId: event.source.txId,
+      commitTimeMs: event.source.commitTimeMs,
+      snapshot: 'true',
+    };
+    if (mark.mark === 'low') {
+      c.open = true;
+      if (c.truncateFirst) {
+        this.host.push(
+          {
+            op: 'truncate',
+            table: c.schema.table,
+            schema: c.schema,
+            key: null,
+            before: null,
+            after: null,
+            source,
+            truncate: { cascade: false, restartIdentity: false },
+          },
+          EVENT_OVERHEAD,
+        );
+      }
+      return;
+    }
+    if (mark.mark !== 'high' || !c.open) return;
+    this.chunk = null;
+    if (c.redo || c.rows === null) {
+      c.done('redo');
+      return;
+    }
+    const rows = c.rows;
+    for (const row of rows) {
+      if (c.truncated || c.changed.has(keyText(c.keyCols, row))) {
+        c.progress.superseded = (c.progress.superseded ?? 0) + 1;
+        continue;
+      }
+      const key: Row = {};
+      for (const k of c.keyCols) key[k] = row[k] ?? null;
+      this.host.push(
+        { op: 'read', table: c.schema.table, schema: c.schema, key, before: null, after: row, source },
+        EVENT_OVERHEAD + 64,
+      );
+      c.progress.rows++;
+    }
+    c.progress.chunks = (c.progress.chunks ?? 0) + 1;
+    const last = rows[rows.length - 1];
+    if (last) c.progress.lastKey = c.keyCols.map((k) => String(last[k]));
+    if (rows.length < this.host.chunkRows) {
+      this.state.pending = this.state.pending.filter((p) => p !== c.progress);
+      if (!this.state.tables.includes(c.progress.table)) this.state.tables.push(c.progress.table);
+      this.host.logger.info({
+        event: 'incremental_snapshot_table_done',
+        pipeline: this.host.pipeline,
+        table: c.progress.table,
+        rows: c.progress.rows,
+        chunks: c.progress.chunks,
+        rows_left_to_stream: c.progress.superseded ?? 0,
+      });
+    }
+    c.done('emitted');
+  }
+
+  // --- reader side
+
+  /**
+   * Runs the pending snapshots chunk by chunk until none is left or `stop()`. `client` is an ordinary connection
+   * (values as raw text) that also writes the watermarks.
+   */
+  async runAll(client: pg.Client): Promise<void> {
+    while (!this.stopped) {
+      const progress = this.state.pending[0];
+      if (!progress) return;
+      const t = await this.sourceTable(client, progress.table);
+      if (!t) {
+        this.host.logger.warn({
+          event: 'incremental_snapshot_table_missing',
+          pipeline: this.host.pipeline,
+          table: progress.table,
+        });
+        this.state.pending = this.state.pending.filter((p) => p !== progress);
+        continue;
+      }
+      const schema = await tableSchemaFromCatalog(client, this.host.resolver, t);
+      const keyCols = schema.keyColumns;
+      if (keyCols.length === 0) {
+        this.host.logger.warn({
+          event: 'incremental_snapshot_keyless_table_skipped',
+          pipeline: this.host.pipeline,
+          table: progress.table,
+          hint: `${progress.table} has no primary key or replica identity index: its existing rows cannot be copied while streaming. Add a primary key, or copy it with a fresh pipeline (initial snapshot).`,
+        });
+        this.state.pending = this.state.pending.filter((p) => p !== progress);
+        continue;
+      }
+      this.host.logger.info({
+        event: 'incremental_snapshot_table_started',
+        pipeline: this.host.pipeline,
+        table: progress.table,
+        resume_after: progress.lastKey,
+        estimated_rows: await this.estimate(client, t.oid),
+      });
+      while (!this.stopped && this.state.pending.includes(progress)) {
+        await this.runChunk(client, progress, schema, keyCols);
+      }
+    }
+  }
+
+  private async runChunk(client: pg.Client, progress: TableProgress, schema: TableSchema, keyCols: string[]) {
+    let done!: (r: 'emitted' | 'redo') => void;
+    const finished = new Promise<'emitted' | 'redo'>((resolve) => {
+      done = resolve;
+    });
+    const c: Chunk = {
+      id: this.nextChunkId++,
+      progress,
+      schema,
+      keyCols,
+      truncateFirst: progress.lastKey === null,
+      rows: null,
+      changed: new Set(),
+      open: false,
+      redo: false,
+      truncated: false,
+      done,
+    };
+    this.chunk = c;
+    await this.watermark(client, c.id, 'low');
+    const after: Row | null = progress.lastKey
+      ? Object.fromEntries(keyCols.map((k, i) => [k, progress.lastKey![i]!]))
+      : null;
+    const rows: Row[] = [];
+    for await (const piece of readKeyRange(
+      client,
+      { oid: 0, table: schema.table, hasPrimaryKey: true, replicaIdentity: 'd', canSelect: true, isOwner: true },
+      schema,
+      keyCols,
+      after,
+      this.host.chunkRows,
+      progress.where,
+    )) {
+      for (const r of piece.rows) rows.push(r);
+    }
+    c.rows = rows;
+    await this.watermark(client, c.id, 'high');
+    await finished;
+  }
+
+  private async watermark(client: pg.Client, chunk: number, mark: 'low' | 'high'): Promise<void> {
+    const content = JSON.stringify({ slot: this.host.slot, run: this.run, chunk, mark });
+    await client.query('select pg_logical_emit_message(true, $1, $2)', [WATERMARK_PREFIX, content]);
+  }
+
+  private async sourceTable(client: pg.Client, name: string): Promise<SourceTable | null> {
+    const dot = name.indexOf('.');
+    const row = (
+      await client.query<{ oid: string; replident: string }>(
+        `select c.oid::int::text as oid, c.relreplident::text as replident
+           from pg_class c join pg_namespace n on n.oid = c.relnamespace where n.nspname = $1 and c.relname = $2`,
+        [name.slice(0, dot), name.slice(dot + 1)],
+      )
+    ).rows[0];
+    if (!row) return null;
+    return {
+      oid: Number(row.oid),
+      table: { schema: name.slice(0, dot), name: name.slice(dot + 1) },
+      hasPrimaryKey: false,
+      replicaIdentity: row.replident,
+      canSelect: true,
+      isOwner: true,
+    };
+  }
+
+  private async estimate(client: pg.Client, oid: number): Promise<number | null> {
+    const r = await client.query<{ n: string }>('select reltuples::bigint::text as n from pg_class where oid = $1', [
+      oid,
+    ]);
+    const n = Number(r.rows[0]?.n ?? -1);
+    return n >= 0 ? n : null;
+  }
+}
+
+/** Reads the incremental snapshot state from a checkpoint's `state` (absent in checkpoints of older versions). */
+export function snapshotStateOf(state: Record<string, unknown> | undefined): SnapshotState | null {
+  const s = state?.snapshot as SnapshotState | undefined;
+  if (!s || !Array.isArray(s.tables) || !Array.isArray(s.pending)) return null;
+  return s;
+}
