@@ -1,7 +1,11 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Pipeline } from '../../../src/pipeline/pipeline.ts';
 import { testContext } from '../../../test/fixtures/change-events.ts';
+import { tributary } from '../../../test/harness/cli.ts';
 import { type PgServer, startPostgres } from '../../../test/harness/postgres.ts';
 import { waitForEqualTables } from '../../../test/harness/table-digest.ts';
 import { PostgresCheckpointStore } from '../target/checkpoint-store.ts';
@@ -205,6 +209,89 @@ describe('PostgreSQL incremental snapshot while streaming', () => {
       await load.stop();
       await second.stop().catch(() => undefined);
       await store.close();
+    }
+  }, 240_000);
+
+  it('tributary snapshot re-copies a table of a running pipeline: stale target rows go, a --where range is repaired', async () => {
+    const { sourceUrl, targetUrl } = await setUp('inc_req');
+    const ctx = testContext('inc_req');
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'inc-req-'));
+    const file = path.join(dir, 'tributary.yaml');
+    writeFileSync(
+      file,
+      `pipelines:\n  - name: inc_req\n    source: { type: postgres, url: "${sourceUrl}", tables: [public.history, public.accounts] }\n    target: { type: postgres, url: "${targetUrl}" }\n`,
+    );
+    const running = pipelineFor('inc_req', sourceUrl, targetUrl, ['public.history', 'public.accounts'], ctx);
+    const load = startLoad(sourceUrl, 1);
+    const target = new pg.Client({ connectionString: targetUrl });
+    await target.connect();
+    try {
+      await until(
+        'the initial snapshot at the target',
+        async () =>
+          (await target.query("select count(*)::int as n from pg_tables where tablename = 'accounts'")).rows[0].n ===
+            1 && (await target.query('select count(*)::int as n from accounts')).rows[0].n > 0,
+        ctx,
+      );
+      // The target drifts: rows the source does not have (deleted there while they were not followed) and wrong values.
+      await target.query('set session_replication_role = replica');
+      await target.query(
+        `insert into accounts select g, 0, 'stale' from generate_series(${ROWS * 2}, ${ROWS * 2 + 99}) g`,
+      );
+      await target.query(`update accounts set note = 'drift' where id between 100 and 300`);
+
+      // A partial re-snapshot repairs the range it covers and empties nothing.
+      const partial = await tributary([
+        'snapshot',
+        '-c',
+        file,
+        '--pipeline',
+        'inc_req',
+        '--table',
+        'public.accounts',
+        '--where',
+        'id between 100 and 300',
+      ]);
+      expect(partial.stdout).toMatch(/re-snapshot of public\.accounts where id between 100 and 300 requested/);
+      expect(partial.code).toBe(0);
+      await until('the partial copy', () => ctx.logs.some((l) => l.event === 'incremental_snapshot_table_done'), ctx);
+      const drift = await target.query("select count(*)::int as n from accounts where note in ('drift', 'stale')");
+      expect(drift.rows[0].n).toBe(100);
+
+      // A whole-table re-snapshot leaves no stale row.
+      const whole = await tributary(['snapshot', '-c', file, '--pipeline', 'inc_req', '--table', 'accounts']);
+      expect(whole.code).toBe(0);
+      await until(
+        'the whole copy',
+        () => ctx.logs.filter((l) => l.event === 'incremental_snapshot_table_done').length === 2,
+        ctx,
+      );
+      await load.stop();
+      const result = await waitForEqualTables(sourceUrl, targetUrl, ['accounts', 'history'], 60_000);
+      expect(result).toMatchObject({ equal: true });
+
+      // Bad requests say what to fix.
+      const unknown = await tributary(['snapshot', '-c', file, '--pipeline', 'inc_req', '--table', 'public.nope']);
+      expect(unknown.code).not.toBe(0);
+      expect(unknown.stderr).toMatch(/does not replicate public\.nope/);
+      const badWhere = await tributary([
+        'snapshot',
+        '-c',
+        file,
+        '--pipeline',
+        'inc_req',
+        '--table',
+        'accounts',
+        '--where',
+        'nosuch > 1',
+      ]);
+      expect(badWhere.code).not.toBe(0);
+      expect(badWhere.stderr).toMatch(/--where does not run on public\.accounts/);
+    } finally {
+      await load.stop();
+      await target.end();
+      await running.stop();
+      rmSync(dir, { recursive: true, force: true });
     }
   }, 240_000);
 });

@@ -31,6 +31,11 @@ import { readKeyRange } from './snapshot-reader.ts';
 
 /** Prefix of the watermark messages; they are consumed by the source that wrote them, never emitted. */
 export const WATERMARK_PREFIX = 'tributary.snapshot.watermark';
+/**
+ * Prefix of a re-snapshot request (`tributary snapshot`): JSON `{slot, table, where?}` written to the WAL, so the
+ * request reaches the pipeline through its own stream, in order, even when it is not running at the time.
+ */
+export const REQUEST_PREFIX = 'tributary.snapshot.request';
 
 /** One table's incremental snapshot, as kept in the checkpoint. */
 export interface TableProgress {
@@ -83,6 +88,8 @@ export interface IncrementalSnapshotHost {
   chunkRows: number;
   /** Hands a snapshot event to the stream's open transaction (the watermark's). */
   push(event: ChangeEvent, bytes: number): void;
+  /** A request arrived through the stream: start copying if not running. */
+  requested(): void;
 }
 
 function keyText(keyCols: readonly string[], row: Row): string {
@@ -121,6 +128,7 @@ export class IncrementalSnapshot {
 
   /** Requests a (re-)snapshot of a table; a running one for the same table is restarted. */
   request(table: string, where?: string): void {
+    if (this.chunk?.progress.table === table) this.chunk.redo = true;
     this.state.pending = this.state.pending.filter((p) => p.table !== table);
     const p: TableProgress = { table, lastKey: null, rows: 0 };
     if (where) p.where = where;
@@ -137,8 +145,10 @@ export class IncrementalSnapshot {
   /** True when `event` is one of our watermarks (consumed); otherwise notes changes between watermarks. */
   observe(event: ChangeEvent): boolean {
     if (event.op === 'message') {
-      if (event.message?.prefix !== WATERMARK_PREFIX) return false;
-      this.onWatermark(event);
+      const prefix = event.message?.prefix;
+      if (prefix === WATERMARK_PREFIX) this.onWatermark(event);
+      else if (prefix === REQUEST_PREFIX) this.onRequest(event);
+      else return false;
       return true;
     }
     const c = this.chunk;
@@ -154,6 +164,25 @@ export class IncrementalSnapshot {
     if (hasUnchanged(event.after)) c.redo = true;
     for (const row of [event.key, event.before, event.after]) if (row) c.changed.add(keyText(c.keyCols, row));
     return false;
+  }
+
+  private onRequest(event: ChangeEvent): void {
+    let req: { slot?: string; table?: string; where?: string };
+    try {
+      req = JSON.parse(Buffer.from(event.message!.contentBase64, 'base64').toString('utf8'));
+    } catch {
+      return;
+    }
+    if (req.slot !== this.host.slot || typeof req.table !== 'string') return;
+    this.host.logger.info({
+      event: 'incremental_snapshot_requested',
+      pipeline: this.host.pipeline,
+      table: req.table,
+      where: req.where ?? null,
+      reason: 'snapshot request',
+    });
+    this.request(req.table, req.where || undefined);
+    this.host.requested();
   }
 
   private onWatermark(event: ChangeEvent): void {
@@ -286,7 +315,8 @@ export class IncrementalSnapshot {
       progress,
       schema,
       keyCols,
-      truncateFirst: progress.lastKey === null,
+      // A partial snapshot (where) only copies rows; a whole table's first chunk empties the target table first.
+      truncateFirst: progress.lastKey === null && !progress.where,
       rows: null,
       changed: new Set(),
       open: false,

@@ -105,6 +105,7 @@ export class PostgresSource implements Source {
   /** Copies of tables' existing rows while streaming, and which tables were copied (kept in the checkpoint). */
   private incremental: IncrementalSnapshot | null = null;
   private incrementalClient: pg.Client | null = null;
+  private incrementalRunning = false;
 
   /** Stream from here (START_REPLICATION position). */
   private startLsn = 0n;
@@ -274,6 +275,9 @@ export class PostgresSource implements Source {
         resolver: this.resolver,
         chunkRows: this.config.snapshot_chunk_rows,
         push: (event, bytes) => this.batcher!.push(event, bytes),
+        requested: () => {
+          if (this.incremental) this.startIncremental(this.incremental);
+        },
       },
       { tables: copied.filter((t) => published.includes(t)), pending },
     );
@@ -582,15 +586,20 @@ export class PostgresSource implements Source {
 
   /** Copies pending tables' existing rows chunk by chunk while the stream runs (incremental-snapshot.ts). */
   private startIncremental(incremental: IncrementalSnapshot): void {
+    if (this.incrementalRunning || this.closed || this.draining) return;
+    this.incrementalRunning = true;
     const run = async () => {
       const client = await connect(this.config, { rawValues: true });
       this.incrementalClient = client;
       try {
         await incremental.runAll(client);
       } finally {
+        this.incrementalRunning = false;
         this.incrementalClient = null;
         await client.end().catch(() => undefined);
       }
+      // A request that arrived while the last chunk finished.
+      if (incremental.hasWork) this.startIncremental(incremental);
     };
     run().catch((err: unknown) => {
       if (this.closed || this.draining) return;
