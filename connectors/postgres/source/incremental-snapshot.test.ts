@@ -3,6 +3,9 @@ import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { PipelineMetrics } from '../../../src/observability/metrics.ts';
+import { SnapshotProgress } from '../../../src/observability/snapshot-progress.ts';
+import { formatReport, reportOf } from '../../../src/observability/status-report.ts';
 import { Pipeline } from '../../../src/pipeline/pipeline.ts';
 import { testContext } from '../../../test/fixtures/change-events.ts';
 import { tributary } from '../../../test/harness/cli.ts';
@@ -79,13 +82,14 @@ describe('PostgreSQL incremental snapshot while streaming', () => {
     targetUrl: string,
     tables: string[],
     ctx: ReturnType<typeof testContext>,
+    chunkRows = 500,
   ) {
     const pipeline = new Pipeline({
       name,
       createParts: () => {
         const target = new PostgresTarget(postgresTargetConfig.parse({ type: 'postgres', url: targetUrl }), ctx);
         const source = new PostgresSource(
-          { type: 'postgres', url: sourceUrl, tables, heartbeat_interval_ms: 500, snapshot_chunk_rows: 500 },
+          { type: 'postgres', url: sourceUrl, tables, heartbeat_interval_ms: 500, snapshot_chunk_rows: chunkRows },
           ctx,
           { batch: BATCH },
         );
@@ -100,6 +104,7 @@ describe('PostgreSQL incremental snapshot while streaming', () => {
     const running = pipeline.run();
     running.catch(() => undefined);
     return {
+      pipeline,
       stop: async () => {
         pipeline.stop();
         await running;
@@ -137,8 +142,11 @@ describe('PostgreSQL incremental snapshot while streaming', () => {
     await until('first start', () => ctx.logs.some((l) => l.event === 'streaming_started'), ctx);
     await first.stop();
 
+    await server.query('inc_add_src', 'analyze accounts');
     const load = startLoad(sourceUrl, 2);
-    const second = pipelineFor('inc_add', sourceUrl, targetUrl, ['public.history', 'public.accounts'], ctx);
+    const progress = new SnapshotProgress();
+    const watched = { ...ctx, snapshotProgress: progress };
+    const second = pipelineFor('inc_add', sourceUrl, targetUrl, ['public.history', 'public.accounts'], watched);
     try {
       await until(
         'the incremental snapshot',
@@ -154,6 +162,27 @@ describe('PostgreSQL incremental snapshot while streaming', () => {
       // The copy was many chunks, with the load writing in between.
       expect(Number(done.rows)).toBeGreaterThan(ROWS / 2);
       expect(Number(done.chunks)).toBeGreaterThanOrEqual(ROWS / 500);
+
+      // Visible: per table rows copied, the estimate, rate and ETA, in status, /status and /metrics.
+      const [table] = progress.report();
+      expect(table).toMatchObject({
+        table: 'public.accounts',
+        status: 'done',
+        rows_copied: Number(done.rows),
+        estimated_rows: ROWS,
+        eta_seconds: 0,
+      });
+      expect(table!.rows_per_second).toBeGreaterThan(0);
+      const state = { ...second.pipeline.state, snapshot: progress };
+      expect(formatReport(reportOf(state))).toMatch(/snapshot {5}public\.accounts done: \d+ of ~20000 rows/);
+      const metrics = new PipelineMetrics();
+      metrics.snapshotTables = () => [{ pipeline: 'inc_add', tables: progress.report() }];
+      const text = await metrics.registry.metrics();
+      expect(text).toContain(`tributary_snapshot_rows_copied{pipeline="inc_add",table="public.accounts"} ${done.rows}`);
+      expect(text).toContain('tributary_snapshot_rows_estimated{pipeline="inc_add",table="public.accounts"} 20000');
+      expect(ctx.logs.some((l) => l.event === 'incremental_snapshot_table_started' && l.estimated_rows === ROWS)).toBe(
+        true,
+      );
     } finally {
       await load.stop();
       await second.stop();
@@ -170,7 +199,8 @@ describe('PostgreSQL incremental snapshot while streaming', () => {
     const load = startLoad(sourceUrl, 1);
     const store = new PostgresCheckpointStore(targetUrl);
     const tables = ['public.history', 'public.accounts'];
-    const second = pipelineFor('inc_resume', sourceUrl, targetUrl, tables, ctx);
+    // Small chunks: the copy takes many of them, so the stop falls in the middle.
+    const second = pipelineFor('inc_resume', sourceUrl, targetUrl, tables, ctx, 20);
     let stored: Awaited<ReturnType<PostgresCheckpointStore['load']>> = null;
     try {
       // Stop once the checkpoint holds some chunks of progress (and not all of it).
@@ -222,17 +252,16 @@ describe('PostgreSQL incremental snapshot while streaming', () => {
       `pipelines:\n  - name: inc_req\n    source: { type: postgres, url: "${sourceUrl}", tables: [public.history, public.accounts] }\n    target: { type: postgres, url: "${targetUrl}" }\n`,
     );
     const running = pipelineFor('inc_req', sourceUrl, targetUrl, ['public.history', 'public.accounts'], ctx);
-    const load = startLoad(sourceUrl, 1);
+    let load = { stop: async () => 0 };
     const target = new pg.Client({ connectionString: targetUrl });
     await target.connect();
     try {
       await until(
         'the initial snapshot at the target',
-        async () =>
-          (await target.query("select count(*)::int as n from pg_tables where tablename = 'accounts'")).rows[0].n ===
-            1 && (await target.query('select count(*)::int as n from accounts')).rows[0].n > 0,
+        async () => (await waitForEqualTables(sourceUrl, targetUrl, ['accounts'], 0)).equal,
         ctx,
       );
+      load = startLoad(sourceUrl, 1);
       // The target drifts: rows the source does not have (deleted there while they were not followed) and wrong values.
       await target.query('set session_replication_role = replica');
       await target.query(
@@ -255,8 +284,11 @@ describe('PostgreSQL incremental snapshot while streaming', () => {
       expect(partial.stdout).toMatch(/re-snapshot of public\.accounts where id between 100 and 300 requested/);
       expect(partial.code).toBe(0);
       await until('the partial copy', () => ctx.logs.some((l) => l.event === 'incremental_snapshot_table_done'), ctx);
-      const drift = await target.query("select count(*)::int as n from accounts where note in ('drift', 'stale')");
-      expect(drift.rows[0].n).toBe(100);
+      // The stale rows stay (nothing was emptied), the drifted range is repaired.
+      const drifted = async () =>
+        (await target.query("select count(*)::int as n from accounts where note in ('drift', 'stale')")).rows[0].n;
+      await until('the partial copy at the target', async () => (await drifted()) === 100, ctx);
+      expect((await target.query("select count(*)::int as n from accounts where note = 'stale'")).rows[0].n).toBe(100);
 
       // A whole-table re-snapshot leaves no stale row.
       const whole = await tributary(['snapshot', '-c', file, '--pipeline', 'inc_req', '--table', 'accounts']);

@@ -24,6 +24,7 @@ import type pg from 'pg';
 import type { ChangeEvent, Row, TableSchema } from '../../../src/core/change-event.ts';
 import { UNCHANGED } from '../../../src/core/change-event.ts';
 import type { Logger } from '../../../src/observability/logger.ts';
+import type { SnapshotProgress } from '../../../src/observability/snapshot-progress.ts';
 import type { TypeResolver } from '../types.ts';
 import { type SourceTable, tableSchemaFromCatalog } from './catalog.ts';
 import { EVENT_OVERHEAD } from './pgoutput-decoder.ts';
@@ -86,6 +87,7 @@ export interface IncrementalSnapshotHost {
   logger: Logger;
   resolver: TypeResolver;
   chunkRows: number;
+  progress?: SnapshotProgress;
   /** Hands a snapshot event to the stream's open transaction (the watermark's). */
   push(event: ChangeEvent, bytes: number): void;
   /** A request arrived through the stream: start copying if not running. */
@@ -229,6 +231,7 @@ export class IncrementalSnapshot {
       return;
     }
     const rows = c.rows;
+    const rowsBefore = c.progress.rows;
     for (const row of rows) {
       if (c.truncated || c.changed.has(keyText(c.keyCols, row))) {
         c.progress.superseded = (c.progress.superseded ?? 0) + 1;
@@ -243,11 +246,13 @@ export class IncrementalSnapshot {
       c.progress.rows++;
     }
     c.progress.chunks = (c.progress.chunks ?? 0) + 1;
+    this.host.progress?.add(c.progress.table, c.progress.rows - rowsBefore);
     const last = rows[rows.length - 1];
     if (last) c.progress.lastKey = c.keyCols.map((k) => String(last[k]));
     if (rows.length < this.host.chunkRows) {
       this.state.pending = this.state.pending.filter((p) => p !== c.progress);
       if (!this.state.tables.includes(c.progress.table)) this.state.tables.push(c.progress.table);
+      this.host.progress?.finish(c.progress.table);
       this.host.logger.info({
         event: 'incremental_snapshot_table_done',
         pipeline: this.host.pipeline,
@@ -292,12 +297,16 @@ export class IncrementalSnapshot {
         this.state.pending = this.state.pending.filter((p) => p !== progress);
         continue;
       }
+      const estimated = await this.estimate(client, t.oid);
+      this.host.progress?.start(progress.table, estimated, progress.rows);
       this.host.logger.info({
         event: 'incremental_snapshot_table_started',
         pipeline: this.host.pipeline,
         table: progress.table,
         resume_after: progress.lastKey,
-        estimated_rows: await this.estimate(client, t.oid),
+        rows_done: progress.rows,
+        estimated_rows: estimated,
+        where: progress.where ?? null,
       });
       while (!this.stopped && this.state.pending.includes(progress)) {
         await this.runChunk(client, progress, schema, keyCols);

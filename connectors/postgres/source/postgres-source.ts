@@ -274,6 +274,7 @@ export class PostgresSource implements Source {
         logger: this.ctx.logger,
         resolver: this.resolver,
         chunkRows: this.config.snapshot_chunk_rows,
+        progress: this.ctx.snapshotProgress,
         push: (event, bytes) => this.batcher!.push(event, bytes),
         requested: () => {
           if (this.incremental) this.startIncremental(this.incremental);
@@ -436,6 +437,17 @@ export class PostgresSource implements Source {
         const firstSource = source(t === tables[0] ? 'first' : 'first_in_data_collection');
         let tableFirst = true;
         const table = schema.table;
+        const name = `${table.schema}.${table.name}`;
+        const estimated = Number(
+          (
+            await client.query<{ n: string }>('select reltuples::bigint::text as n from pg_class where oid = $1', [
+              t.oid,
+            ])
+          ).rows[0]?.n ?? -1,
+        );
+        this.ctx.snapshotProgress?.start(name, estimated >= 0 ? estimated : null);
+        this.log('snapshot_table_started', { table: name, estimated_rows: estimated >= 0 ? estimated : null });
+        const rowsBefore = rows;
         const keyCols = schema.keyColumns;
         const key0 = keyCols.length === 1 ? keyCols[0]! : null;
         for await (const { rows: chunk, chars } of readTable(
@@ -473,8 +485,11 @@ export class PostgresSource implements Source {
               if (ready) yield ready;
             }
           }
+          this.ctx.snapshotProgress?.add(name, chunk.length);
           if (this.closed || this.draining) return;
         }
+        this.ctx.snapshotProgress?.finish(name);
+        this.log('snapshot_table_done', { table: name, rows: rows - rowsBefore });
         // Debezium's marker on a table's last row (the row is still held back, in this or the pending batch).
         const tableLast = st.events[st.events.length - 1] ?? st.pending?.events[st.pending.events.length - 1];
         if (!tableFirst && tableLast?.op === 'read')
