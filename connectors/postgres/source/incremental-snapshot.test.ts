@@ -326,4 +326,60 @@ describe('PostgreSQL incremental snapshot while streaming', () => {
       rmSync(dir, { recursive: true, force: true });
     }
   }, 240_000);
+
+  it('a keyless table added to the pipeline is copied whole at a fence; duplicates neither lost nor doubled under a load', async () => {
+    const { sourceUrl, targetUrl } = await setUp('inc_keyless');
+    const db = 'inc_keyless_src';
+    await server.query(db, 'create table tally (v int, note text)');
+    await server.query(db, 'alter table tally replica identity full');
+    // Every value three times: identical rows.
+    await server.query(db, 'insert into tally select g % 2000, md5((g % 2000)::text) from generate_series(1, 6000) g');
+    const ctx = testContext('inc_keyless');
+    const first = pipelineFor('inc_keyless', sourceUrl, targetUrl, ['public.history'], ctx);
+    await until('first start', () => ctx.logs.some((l) => l.event === 'streaming_started'), ctx);
+    await first.stop();
+
+    let running = true;
+    let writes = 0;
+    const writer = (async () => {
+      const client = new pg.Client({ connectionString: sourceUrl });
+      await client.connect();
+      try {
+        while (running) {
+          const v = Math.floor(Math.random() * 2000);
+          const r = Math.random();
+          if (r < 0.4) await client.query('insert into tally values ($1::int, md5($1::int::text))', [v]);
+          else if (r < 0.7)
+            await client.query('delete from tally where ctid = (select ctid from tally where v = $1 limit 1)', [v]);
+          else
+            await client.query(
+              "update tally set note = 'changed' where ctid = (select ctid from tally where v = $1 limit 1)",
+              [v],
+            );
+          writes++;
+        }
+      } finally {
+        await client.end();
+      }
+    })();
+    const second = pipelineFor('inc_keyless', sourceUrl, targetUrl, ['public.history', 'public.tally'], ctx);
+    try {
+      await until('the copy', () => ctx.logs.some((l) => l.event === 'incremental_snapshot_table_done'), ctx);
+      // Writes go on after the copy, then stop.
+      const after = writes;
+      await until('writes after the copy', () => writes > after + 20, ctx);
+      running = false;
+      await writer;
+      const result = await waitForEqualTables(sourceUrl, targetUrl, ['tally'], 60_000);
+      expect(result).toMatchObject({ equal: true });
+      expect(ctx.logs.find((l) => l.event === 'incremental_snapshot_table_done')).toMatchObject({
+        table: 'public.tally',
+        chunks: 1,
+      });
+    } finally {
+      running = false;
+      await writer;
+      await second.stop();
+    }
+  }, 240_000);
 });

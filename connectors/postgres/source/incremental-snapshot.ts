@@ -17,6 +17,8 @@
  * Progress (the last key read of the table) moves only when a chunk is emitted, so the checkpoint of the high
  * watermark's commit is the first to cover it: a restart resumes after the last chunk the target holds durably.
  *
+ * Tables without a key are read whole under a short lock instead (see runFenced).
+ *
  * A chunk is read again (not emitted) when, between its watermarks, an update without all columns arrived for the
  * table (an unchanged TOAST value: the stream alone cannot give that row) or the table's shape changed.
  */
@@ -26,9 +28,9 @@ import { UNCHANGED } from '../../../src/core/change-event.ts';
 import type { Logger } from '../../../src/observability/logger.ts';
 import type { SnapshotProgress } from '../../../src/observability/snapshot-progress.ts';
 import type { TypeResolver } from '../types.ts';
-import { type SourceTable, tableSchemaFromCatalog } from './catalog.ts';
+import { quoteTable, type SourceTable, tableSchemaFromCatalog } from './catalog.ts';
 import { EVENT_OVERHEAD } from './pgoutput-decoder.ts';
-import { readKeyRange } from './snapshot-reader.ts';
+import { readKeyRange, readTable } from './snapshot-reader.ts';
 
 /** Prefix of the watermark messages; they are consumed by the source that wrote them, never emitted. */
 export const WATERMARK_PREFIX = 'tributary.snapshot.watermark';
@@ -73,6 +75,8 @@ interface Chunk {
   changed: Set<string>;
   /** The low watermark was seen in the stream. */
   open: boolean;
+  /** A keyless table's single read, fenced by a lock (see runFenced). */
+  fenced?: boolean;
   /** Read again instead of emitting (see the file comment). */
   redo: boolean;
   /** The table was truncated at the source between the watermarks: every read row is stale. */
@@ -205,7 +209,7 @@ export class IncrementalSnapshot {
       commitTimeMs: event.source.commitTimeMs,
       snapshot: 'true',
     };
-    if (mark.mark === 'low') {
+    if (mark.mark === 'low' || mark.mark === 'fence') {
       c.open = true;
       if (c.truncateFirst) {
         this.host.push(
@@ -222,23 +226,26 @@ export class IncrementalSnapshot {
           EVENT_OVERHEAD,
         );
       }
-      return;
+      if (mark.mark === 'low') return;
     }
-    if (mark.mark !== 'high' || !c.open) return;
+    if ((mark.mark !== 'high' && mark.mark !== 'fence') || !c.open) return;
     this.chunk = null;
-    if (c.redo || c.rows === null) {
+    if ((c.redo && !c.fenced) || c.rows === null) {
       c.done('redo');
       return;
     }
     const rows = c.rows;
     const rowsBefore = c.progress.rows;
     for (const row of rows) {
-      if (c.truncated || c.changed.has(keyText(c.keyCols, row))) {
+      if (!c.fenced && (c.truncated || c.changed.has(keyText(c.keyCols, row)))) {
         c.progress.superseded = (c.progress.superseded ?? 0) + 1;
         continue;
       }
-      const key: Row = {};
-      for (const k of c.keyCols) key[k] = row[k] ?? null;
+      let key: Row | null = null;
+      if (c.keyCols.length > 0) {
+        key = {};
+        for (const k of c.keyCols) key[k] = row[k] ?? null;
+      }
       this.host.push(
         { op: 'read', table: c.schema.table, schema: c.schema, key, before: null, after: row, source },
         EVENT_OVERHEAD + 64,
@@ -249,7 +256,7 @@ export class IncrementalSnapshot {
     this.host.progress?.add(c.progress.table, c.progress.rows - rowsBefore);
     const last = rows[rows.length - 1];
     if (last) c.progress.lastKey = c.keyCols.map((k) => String(last[k]));
-    if (rows.length < this.host.chunkRows) {
+    if (c.fenced || rows.length < this.host.chunkRows) {
       this.state.pending = this.state.pending.filter((p) => p !== c.progress);
       if (!this.state.tables.includes(c.progress.table)) this.state.tables.push(c.progress.table);
       this.host.progress?.finish(c.progress.table);
@@ -287,16 +294,6 @@ export class IncrementalSnapshot {
       }
       const schema = await tableSchemaFromCatalog(client, this.host.resolver, t);
       const keyCols = schema.keyColumns;
-      if (keyCols.length === 0) {
-        this.host.logger.warn({
-          event: 'incremental_snapshot_keyless_table_skipped',
-          pipeline: this.host.pipeline,
-          table: progress.table,
-          hint: `${progress.table} has no primary key or replica identity index: its existing rows cannot be copied while streaming. Add a primary key, or copy it with a fresh pipeline (initial snapshot).`,
-        });
-        this.state.pending = this.state.pending.filter((p) => p !== progress);
-        continue;
-      }
       const estimated = await this.estimate(client, t.oid);
       this.host.progress?.start(progress.table, estimated, progress.rows);
       this.host.logger.info({
@@ -309,7 +306,8 @@ export class IncrementalSnapshot {
         where: progress.where ?? null,
       });
       while (!this.stopped && this.state.pending.includes(progress)) {
-        await this.runChunk(client, progress, schema, keyCols);
+        if (keyCols.length === 0) await this.runFenced(client, t, progress, schema);
+        else await this.runChunk(client, progress, schema, keyCols);
       }
     }
   }
@@ -355,7 +353,54 @@ export class IncrementalSnapshot {
     await finished;
   }
 
-  private async watermark(client: pg.Client, chunk: number, mark: 'low' | 'high'): Promise<void> {
+  /**
+   * A table without a key: neither key ranges nor the dedup between watermarks work, so the whole table is read in
+   * one transaction that holds a SHARE lock (writers wait; readers do not) and writes one `fence` watermark. No change
+   * of the table commits between the read and that transaction's commit, so the rows read are exactly the table at
+   * the fence's position in the stream: emitted there after a truncate, nothing is missing or doubled. Held in memory
+   * until the stream reaches the fence.
+   */
+  private async runFenced(client: pg.Client, t: SourceTable, progress: TableProgress, schema: TableSchema) {
+    let done!: (r: 'emitted' | 'redo') => void;
+    const finished = new Promise<'emitted' | 'redo'>((resolve) => {
+      done = resolve;
+    });
+    const c: Chunk = {
+      id: this.nextChunkId++,
+      progress,
+      schema,
+      keyCols: [],
+      truncateFirst: true,
+      rows: null,
+      // Never opened before the fence: changes before it are in the rows read, nothing is left to the stream.
+      changed: new Set(),
+      open: false,
+      redo: false,
+      truncated: false,
+      done,
+      fenced: true,
+    };
+    this.chunk = c;
+    await client.query('begin isolation level read committed');
+    try {
+      await client.query(`set local lock_timeout = '30s'`);
+      await client.query(`lock table ${quoteTable(schema.table)} in share mode`);
+      const rows: Row[] = [];
+      // Read committed: the read's snapshot is taken after the lock, so it sees every change committed before.
+      for await (const piece of readTable(client, t, schema, [], this.host.chunkRows)) {
+        for (const r of piece.rows) rows.push(r);
+      }
+      c.rows = rows;
+      await this.watermark(client, c.id, 'fence');
+      await client.query('commit');
+    } catch (err) {
+      await client.query('rollback').catch(() => undefined);
+      throw err;
+    }
+    await finished;
+  }
+
+  private async watermark(client: pg.Client, chunk: number, mark: 'low' | 'high' | 'fence'): Promise<void> {
     const content = JSON.stringify({ slot: this.host.slot, run: this.run, chunk, mark });
     await client.query('select pg_logical_emit_message(true, $1, $2)', [WATERMARK_PREFIX, content]);
   }

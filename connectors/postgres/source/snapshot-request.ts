@@ -39,6 +39,15 @@ export async function requestPostgresSnapshot(
         hint: `Name a table of its publication ${names.publication} (schema.table), or add it to tables and restart the pipeline: an added table is copied on the next start.`,
       });
     if (request.where) {
+      const keyed = await client.query(
+        `select 1 from pg_index i join pg_class c on c.oid = i.indrelid
+          where c.oid = $1::regclass and (i.indisprimary or i.indisreplident) and c.relreplident in ('d', 'i', 'f')`,
+        [quoteTable(ref)],
+      );
+      if (keyed.rows.length === 0)
+        throw new TributaryError('operator', `${table} has no primary key: --where cannot be used`, {
+          hint: 'A table without a key is copied whole (its target table is emptied first); run the command without --where.',
+        });
       try {
         await client.query(`select 1 from ${quoteTable(ref)} where (${request.where}) limit 0`);
       } catch (err) {
