@@ -15,6 +15,7 @@ import { PostgresCheckpointStore } from '../target/checkpoint-store.ts';
 import { postgresTargetConfig } from '../target/config.ts';
 import { PostgresTarget } from '../target/target.ts';
 import { PostgresSource } from './postgres-source.ts';
+import { requestPostgresSnapshot } from './snapshot-request.ts';
 
 /**
  * A table added to `tables` of an existing pipeline gets its existing rows on the next start, copied chunk by chunk
@@ -380,6 +381,67 @@ describe('PostgreSQL incremental snapshot while streaming', () => {
       running = false;
       await writer;
       await second.stop();
+    }
+  }, 240_000);
+
+  it('a transaction committed but not yet visible (waiting for a synchronous standby) does not leave an old row', async () => {
+    const { sourceUrl, targetUrl } = await setUp('inc_sync');
+    // Only the stalled session waits for the (missing) standby.
+    await server.query('postgres', 'alter database inc_sync_src set synchronous_commit = local');
+    await server.query('postgres', 'alter database inc_sync_dst set synchronous_commit = local');
+    const ctx = testContext('inc_sync');
+    const tables = ['public.history', 'public.accounts'];
+    const running = pipelineFor('inc_sync', sourceUrl, targetUrl, tables, ctx);
+    const stalled = new pg.Client({ connectionString: sourceUrl });
+    await stalled.connect();
+    let release = async () => {};
+    try {
+      await until(
+        'the initial copy',
+        async () => (await waitForEqualTables(sourceUrl, targetUrl, tables, 0)).equal,
+        ctx,
+      );
+      await server.query('postgres', "alter system set synchronous_standby_names = 'nobody'");
+      await server.query('postgres', 'select pg_reload_conf()');
+      release = async () => {
+        await server.query('postgres', 'alter system reset synchronous_standby_names');
+        await server.query('postgres', 'select pg_reload_conf()');
+      };
+      await stalled.query('set synchronous_commit = on');
+      const pid = (await stalled.query<{ pid: number }>('select pg_backend_pid() as pid')).rows[0]!.pid;
+      const update = stalled.query("update accounts set note = 'written while the standby was away' where id = 10");
+      update.catch(() => undefined);
+      await until(
+        'the commit to wait for the standby',
+        async () =>
+          (
+            await server.query<{ n: number }>(
+              'postgres',
+              "select count(*)::int as n from pg_stat_activity where wait_event = 'SyncRep' and pid = $1",
+              [pid],
+            )
+          )[0]!.n === 1,
+        ctx,
+      );
+      await requestPostgresSnapshot(
+        { type: 'postgres', url: sourceUrl, tables },
+        { pipeline: 'inc_sync', logger: ctx.logger },
+        { table: 'public.accounts' },
+      );
+      await until(
+        'a chunk read again',
+        () => ctx.logs.some((l) => l.event === 'incremental_snapshot_chunk_reread'),
+        ctx,
+      );
+      await release();
+      await update;
+      await until('the copy', () => ctx.logs.some((l) => l.event === 'incremental_snapshot_table_done'), ctx);
+      const result = await waitForEqualTables(sourceUrl, targetUrl, tables, 30_000);
+      expect(result).toMatchObject({ equal: true });
+    } finally {
+      await release();
+      await stalled.end();
+      await running.stop();
     }
   }, 240_000);
 });

@@ -71,6 +71,10 @@ interface Chunk {
   truncateFirst: boolean;
   /** Rows read, set before the high watermark is written. */
   rows: Row[] | null;
+  /** Transactions in progress for the read's snapshot (32-bit xids), set with `rows`. */
+  invisible: Set<number> | null;
+  /** `observed` generation when the low watermark was seen. */
+  lowGeneration: number;
   /** Keys (see keyText) changed between the watermarks. */
   changed: Set<string>;
   /** The low watermark was seen in the stream. */
@@ -115,6 +119,10 @@ export class IncrementalSnapshot {
   private nextChunkId = 1;
   private chunk: Chunk | null = null;
   private stopped = false;
+  /** The table being copied, and the stream transactions (32-bit xid) that changed it, by watermark generation. */
+  private copying: { schema: string; name: string } | null = null;
+  private readonly changedBy = new Map<number, number>();
+  private generation = 0;
 
   constructor(
     private readonly host: IncrementalSnapshotHost,
@@ -157,10 +165,11 @@ export class IncrementalSnapshot {
       else return false;
       return true;
     }
+    const copying = this.copying;
+    if (!copying || event.table.schema !== copying.schema || event.table.name !== copying.name) return false;
+    if (event.source.txId) this.changedBy.set(Number(event.source.txId), this.generation);
     const c = this.chunk;
     if (!c?.open) return false;
-    const t = c.schema.table;
-    if (event.table.schema !== t.schema || event.table.name !== t.name) return false;
     if (event.op === 'truncate') {
       c.truncated = true;
       return false;
@@ -211,6 +220,7 @@ export class IncrementalSnapshot {
     };
     if (mark.mark === 'low' || mark.mark === 'fence') {
       c.open = true;
+      c.lowGeneration = ++this.generation;
       if (c.truncateFirst) {
         this.host.push(
           {
@@ -230,6 +240,23 @@ export class IncrementalSnapshot {
     }
     if ((mark.mark !== 'high' && mark.mark !== 'fence') || !c.open) return;
     this.chunk = null;
+    if (!c.fenced && !c.redo && c.invisible) {
+      // A transaction that changed the table and committed before the low watermark, yet was not visible to the
+      // read (its commit record precedes its visibility, e.g. while it waits for a synchronous standby): the rows
+      // read may be older than the stream's; read the chunk again.
+      for (const [xid, generation] of this.changedBy) {
+        if (generation < c.lowGeneration && c.invisible.has(xid)) {
+          c.redo = true;
+          this.host.logger.info({
+            event: 'incremental_snapshot_chunk_reread',
+            pipeline: this.host.pipeline,
+            table: c.progress.table,
+            reason: `transaction ${xid} committed before the low watermark but was not visible to the read`,
+          });
+          break;
+        }
+      }
+    }
     if ((c.redo && !c.fenced) || c.rows === null) {
       c.done('redo');
       return;
@@ -294,6 +321,8 @@ export class IncrementalSnapshot {
       }
       const schema = await tableSchemaFromCatalog(client, this.host.resolver, t);
       const keyCols = schema.keyColumns;
+      this.copying = schema.table;
+      this.changedBy.clear();
       const estimated = await this.estimate(client, t.oid);
       this.host.progress?.start(progress.table, estimated, progress.rows);
       this.host.logger.info({
@@ -325,6 +354,8 @@ export class IncrementalSnapshot {
       // A partial snapshot (where) only copies rows; a whole table's first chunk empties the target table first.
       truncateFirst: progress.lastKey === null && !progress.where,
       rows: null,
+      invisible: null,
+      lowGeneration: 0,
       changed: new Set(),
       open: false,
       redo: false,
@@ -337,6 +368,9 @@ export class IncrementalSnapshot {
       ? Object.fromEntries(keyCols.map((k, i) => [k, progress.lastKey![i]!]))
       : null;
     const rows: Row[] = [];
+    // One snapshot for the read and the list of transactions it does not see.
+    await client.query('begin isolation level repeatable read read only');
+    const snap = (await client.query<{ s: string }>('select txid_current_snapshot()::text as s')).rows[0]!.s;
     for await (const piece of readKeyRange(
       client,
       { oid: 0, table: schema.table, hasPrimaryKey: true, replicaIdentity: 'd', canSelect: true, isOwner: true },
@@ -348,6 +382,32 @@ export class IncrementalSnapshot {
     )) {
       for (const r of piece.rows) rows.push(r);
     }
+    const [xmin, , xip] = snap.split(':');
+    c.invisible = new Set(
+      (xip ?? '')
+        .split(',')
+        .filter(Boolean)
+        .map((x) => Number(BigInt(x) & 0xffffffffn)),
+    );
+    // A transaction waiting for a synchronous standby has written its commit (it may already be in the stream) but
+    // is not visible to the read: if one is, the rows read may be older than the stream's; read again later.
+    const waiting = await client.query<{ n: number }>(
+      `select count(*)::int as n from pg_stat_activity
+        where wait_event = 'SyncRep' and backend_xid is not null and backend_xid::text::bigint = any($1::bigint[])`,
+      [[...c.invisible]],
+    );
+    await client.query('commit');
+    if (waiting.rows[0]!.n > 0) {
+      c.redo = true;
+      this.host.logger.info({
+        event: 'incremental_snapshot_chunk_reread',
+        pipeline: this.host.pipeline,
+        table: progress.table,
+        reason: 'a transaction waiting for a synchronous standby was not visible to the read',
+      });
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    this.forgetVisibleBefore(Number(BigInt(xmin!) & 0xffffffffn));
     c.rows = rows;
     await this.watermark(client, c.id, 'high');
     await finished;
@@ -372,6 +432,8 @@ export class IncrementalSnapshot {
       keyCols: [],
       truncateFirst: true,
       rows: null,
+      invisible: null,
+      lowGeneration: 0,
       // Never opened before the fence: changes before it are in the rows read, nothing is left to the stream.
       changed: new Set(),
       open: false,
@@ -398,6 +460,15 @@ export class IncrementalSnapshot {
       throw err;
     }
     await finished;
+  }
+
+  /** Transactions before `xmin` are visible to every later read: they can never make a chunk stale again. */
+  private forgetVisibleBefore(xmin: number): void {
+    for (const xid of this.changedBy.keys()) {
+      // Circular xid order (32 bits): xid precedes xmin when xmin - xid is in (0, 2^31).
+      const d = (xmin - xid) >>> 0;
+      if (d !== 0 && d < 0x80000000) this.changedBy.delete(xid);
+    }
   }
 
   private async watermark(client: pg.Client, chunk: number, mark: 'low' | 'high' | 'fence'): Promise<void> {
