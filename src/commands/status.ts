@@ -3,6 +3,7 @@ import { loadConfig } from '../config/load.ts';
 import { describeError } from '../errors.ts';
 import { ExitCode } from '../exit-codes.ts';
 import { createLogger } from '../observability/logger.ts';
+import { pendingSnapshotsOf } from '../observability/snapshot-progress.ts';
 import { formatReport, type PipelineStatusReport } from '../observability/status-report.ts';
 import { checkpointStoreFor, loadConnectors } from '../registry.ts';
 import { liveStates } from './live-status.ts';
@@ -42,6 +43,7 @@ export async function statusCommand(file: string, options: { json: boolean }): P
       if (checkpoint && !liveState) {
         report.phase = checkpoint.phase;
         report.checkpoint = checkpoint.position;
+        report.snapshot_tables = pendingSnapshotsOf(checkpoint.state);
       }
       const sourceStatus = await source.status?.(pipeline.source, ctx, checkpoint);
       report.retained_bytes = sourceStatus?.retainedBytes ?? null;

@@ -15,6 +15,27 @@ export interface TableSnapshotReport {
   finished_at: string | null;
 }
 
+/**
+ * Incremental snapshots a checkpoint says are not finished (`state.snapshot.pending`, written by sources that copy
+ * tables while streaming), for `status` when no daemon runs: rows copied up to that checkpoint, nothing live.
+ */
+export function pendingSnapshotsOf(state: Record<string, unknown> | undefined): TableSnapshotReport[] {
+  const pending = (state?.snapshot as { pending?: unknown } | undefined)?.pending;
+  if (!Array.isArray(pending)) return [];
+  return pending
+    .filter((p): p is { table: string; rows?: number } => typeof p?.table === 'string')
+    .map((p) => ({
+      table: p.table,
+      status: 'pending',
+      rows_copied: typeof p.rows === 'number' ? p.rows : 0,
+      estimated_rows: null,
+      rows_per_second: null,
+      eta_seconds: null,
+      started_at: null,
+      finished_at: null,
+    }));
+}
+
 interface TableState {
   rows: number;
   estimated: number | null;
