@@ -3,14 +3,19 @@ import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Target } from '../../../src/core/target.ts';
 import { PipelineMetrics } from '../../../src/observability/metrics.ts';
 import { SnapshotProgress } from '../../../src/observability/snapshot-progress.ts';
 import { formatReport, reportOf } from '../../../src/observability/status-report.ts';
 import { Pipeline } from '../../../src/pipeline/pipeline.ts';
 import { testContext } from '../../../test/fixtures/change-events.ts';
 import { tributary } from '../../../test/harness/cli.ts';
+import type { MysqlServer } from '../../../test/harness/mariadb.ts';
+import { startMariadb } from '../../../test/harness/mariadb.ts';
 import { type PgServer, startPostgres } from '../../../test/harness/postgres.ts';
 import { waitForEqualTables } from '../../../test/harness/table-digest.ts';
+import { mysqlTargetConfig } from '../../mysql/target/config.ts';
+import { MysqlTarget } from '../../mysql/target/target.ts';
 import { PostgresCheckpointStore } from '../target/checkpoint-store.ts';
 import { postgresTargetConfig } from '../target/config.ts';
 import { PostgresTarget } from '../target/target.ts';
@@ -84,11 +89,13 @@ describe('PostgreSQL incremental snapshot while streaming', () => {
     tables: string[],
     ctx: ReturnType<typeof testContext>,
     chunkRows = 500,
+    makeTarget?: () => Target,
   ) {
     const pipeline = new Pipeline({
       name,
       createParts: () => {
-        const target = new PostgresTarget(postgresTargetConfig.parse({ type: 'postgres', url: targetUrl }), ctx);
+        const target =
+          makeTarget?.() ?? new PostgresTarget(postgresTargetConfig.parse({ type: 'postgres', url: targetUrl }), ctx);
         const source = new PostgresSource(
           { type: 'postgres', url: sourceUrl, tables, heartbeat_interval_ms: 500, snapshot_chunk_rows: chunkRows },
           ctx,
@@ -444,4 +451,63 @@ describe('PostgreSQL incremental snapshot while streaming', () => {
       await running.stop();
     }
   }, 240_000);
+
+  describe('into MariaDB', () => {
+    let my: MysqlServer;
+    beforeAll(async () => {
+      my = await startMariadb();
+    });
+    afterAll(async () => {
+      await my?.stop();
+    });
+
+    /** Row count and sorted per-row md5s, computed in each database over the same text form. */
+    async function digests(sourceDb: string, targetDb: string) {
+      const pgSide = await server.query<{ n: number; d: string }>(
+        sourceDb,
+        `select count(*)::int as n, md5(string_agg(h, '' order by h)) as d
+           from (select md5(concat_ws('|', id, balance, note)) as h from accounts) s`,
+      );
+      await my.query('SET SESSION group_concat_max_len = 1073741824');
+      const mySide = await my
+        .query<{ n: number; d: string }>(
+          `SELECT COUNT(*) AS n, MD5(GROUP_CONCAT(h ORDER BY h SEPARATOR '')) AS d
+           FROM (SELECT MD5(CONCAT_WS('|', id, balance, note)) AS h FROM accounts) s`,
+          [],
+          targetDb,
+        )
+        .catch(() => [{ n: -1, d: '' }]);
+      return { source: { n: pgSide[0]!.n, d: pgSide[0]!.d }, target: { n: Number(mySide[0]!.n), d: mySide[0]!.d } };
+    }
+
+    it('a table added to the pipeline is copied into MariaDB while a write load runs on it; equal by SQL hashes', async () => {
+      const { sourceUrl } = await setUp('inc_my');
+      await my.query('DROP DATABASE IF EXISTS inc_my');
+      const ctx = testContext('inc_my');
+      const target = () =>
+        new MysqlTarget(mysqlTargetConfig.parse({ type: 'mysql', url: my.url(), database: 'inc_my' }), ctx);
+      const first = pipelineFor('inc_my', sourceUrl, '', ['public.history'], ctx, 500, target);
+      await until('first start', () => ctx.logs.some((l) => l.event === 'streaming_started'), ctx);
+      await first.stop();
+      const load = startLoad(sourceUrl, 2);
+      const second = pipelineFor('inc_my', sourceUrl, '', ['public.history', 'public.accounts'], ctx, 500, target);
+      try {
+        await until('the copy', () => ctx.logs.some((l) => l.event === 'incremental_snapshot_table_done'), ctx);
+        await load.stop();
+        let last: Awaited<ReturnType<typeof digests>> | null = null;
+        await until(
+          'equal tables',
+          async () => {
+            last = await digests('inc_my_src', 'inc_my');
+            return last.source.n === last.target.n && last.source.d === last.target.d;
+          },
+          ctx,
+        );
+        expect(last!.source.n).toBeGreaterThan(ROWS / 2);
+      } finally {
+        await load.stop();
+        await second.stop();
+      }
+    }, 240_000);
+  });
 });
