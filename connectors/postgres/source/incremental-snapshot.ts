@@ -117,6 +117,8 @@ export class IncrementalSnapshot {
   /** A random id per run: watermarks of an earlier run, replayed after a restart, are ignored. */
   private readonly run = Math.random().toString(36).slice(2, 10);
   private nextChunkId = 1;
+  /** The last copy handed to a checkpoint; dropped whenever the state changes. */
+  private saved: SnapshotState | null = null;
   private chunk: Chunk | null = null;
   private stopped = false;
   /** The table being copied, and the stream transactions (32-bit xid) that changed it, by watermark generation. */
@@ -131,9 +133,10 @@ export class IncrementalSnapshot {
     this.state = { tables: [...state.tables], pending: state.pending.map((p) => ({ ...p })) };
   }
 
-  /** The state for a checkpoint at the current stream position (a copy: checkpoints are immutable). */
+  /** The state for a checkpoint at the current stream position: a copy (checkpoints are immutable), made once per change. */
   snapshotState(): SnapshotState {
-    return { tables: [...this.state.tables], pending: this.state.pending.map((p) => ({ ...p })) };
+    this.saved ??= { tables: [...this.state.tables], pending: this.state.pending.map((p) => ({ ...p })) };
+    return this.saved;
   }
 
   get hasWork(): boolean {
@@ -143,6 +146,7 @@ export class IncrementalSnapshot {
   /** Requests a (re-)snapshot of a table; a running one for the same table is restarted. */
   request(table: string, where?: string): void {
     if (this.chunk?.progress.table === table) this.chunk.redo = true;
+    this.saved = null;
     this.state.pending = this.state.pending.filter((p) => p.table !== table);
     const p: TableProgress = { table, lastKey: null, rows: 0 };
     if (where) p.where = where;
@@ -279,6 +283,7 @@ export class IncrementalSnapshot {
       );
       c.progress.rows++;
     }
+    this.saved = null;
     c.progress.chunks = (c.progress.chunks ?? 0) + 1;
     this.host.progress?.add(c.progress.table, c.progress.rows - rowsBefore);
     const last = rows[rows.length - 1];
@@ -316,6 +321,7 @@ export class IncrementalSnapshot {
           pipeline: this.host.pipeline,
           table: progress.table,
         });
+        this.saved = null;
         this.state.pending = this.state.pending.filter((p) => p !== progress);
         continue;
       }
