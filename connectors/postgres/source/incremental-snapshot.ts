@@ -344,6 +344,9 @@ export class IncrementalSnapshot {
         if (keyCols.length === 0) await this.runFenced(client, t, progress, schema);
         else await this.runChunk(client, progress, schema, keyCols);
       }
+      // Nothing to guard any more: stop noting the table's transactions.
+      this.copying = null;
+      this.changedBy.clear();
     }
   }
 
