@@ -92,6 +92,27 @@ Examples:
   });
 
 program
+  .command('snapshot')
+  .description(
+    "copy a table's rows again into a pipeline's target while it streams (all rows, or those matching --where)",
+  )
+  .option('-c, --config <file>', CONFIG_HELP)
+  .requiredOption('-p, --pipeline <name>', 'the pipeline')
+  .requiredOption('-t, --table <table>', 'the source table (schema.table)')
+  .option('--where <sql>', 'only rows matching this SQL condition (the target table is not emptied first)')
+  .addHelpText(
+    'after',
+    `
+Examples:
+  tributary snapshot --pipeline orders --table public.orders
+  tributary snapshot --pipeline orders --table public.orders --where "id between 1000 and 2000"`,
+  )
+  .action(async (opts: { config?: string; pipeline: string; table: string; where?: string }) => {
+    const { snapshotCommand } = await import('./commands/snapshot.ts');
+    process.exitCode = await snapshotCommand(configFile(opts.config), opts);
+  });
+
+program
   .command('verify')
   .description('compare the replicated tables of source and target (exit 0 equal, 1 different, 2 error)')
   .option('-c, --config <file>', CONFIG_HELP)

@@ -7,6 +7,7 @@ import { describeError, errorKind, TributaryError } from './errors.ts';
 import { startHttpServer } from './observability/http.ts';
 import type { Logger } from './observability/logger.ts';
 import { PipelineMetrics } from './observability/metrics.ts';
+import { SnapshotProgress } from './observability/snapshot-progress.ts';
 import { Pipeline } from './pipeline/pipeline.ts';
 import { checkpointStoreFor, loadConnectors } from './registry.ts';
 
@@ -58,6 +59,8 @@ export class Daemon {
     }
     this.metrics.pipelineStatuses = () =>
       this.pipelines.map((p) => ({ pipeline: p.state.name, status: p.state.status }));
+    this.metrics.snapshotTables = () =>
+      this.pipelines.map((p) => ({ pipeline: p.state.name, tables: p.state.snapshot?.report() ?? [] }));
     this.metrics.checkpointSavedAt = () =>
       this.pipelines.map((p) => ({ pipeline: p.state.name, atMs: p.state.checkpointSavedAtMs }));
     if (config.http) {
@@ -100,8 +103,13 @@ export class Daemon {
 
   private async createPipeline(config: PipelineConfig, configDir: string): Promise<Pipeline> {
     const connectors = await loadConnectors(config);
-    const ctx: ConnectorContext = { pipeline: config.name, logger: this.logger.child({ pipeline: config.name }) };
-    return new Pipeline({
+    const snapshotProgress = new SnapshotProgress();
+    const ctx: ConnectorContext = {
+      pipeline: config.name,
+      logger: this.logger.child({ pipeline: config.name }),
+      snapshotProgress,
+    };
+    const pipeline = new Pipeline({
       name: config.name,
       createParts: async () => {
         const target = connectors.target.create(config.target, ctx);
@@ -116,5 +124,7 @@ export class Daemon {
       logger: ctx.logger,
       metrics: this.metrics,
     });
+    pipeline.state.snapshot = snapshotProgress;
+    return pipeline;
   }
 }

@@ -17,6 +17,8 @@ export interface SourceConnector<C = SourceConfig> {
   preflight?(config: C, ctx: ConnectorContext): Promise<PreflightProblem[]>;
   /** Drops what the source created at the server (slots, publications); returns what was there and was dropped. */
   teardown?(config: C, ctx: ConnectorContext): Promise<string[] | undefined>;
+  /** Asks a pipeline to copy a table's rows again while it streams (`tributary snapshot`); says what was done. */
+  requestSnapshot?(config: C, ctx: ConnectorContext, request: { table: string; where?: string }): Promise<string>;
   /** Facts for `tributary status` that only the server knows (e.g. WAL retained by the slot). */
   status?(config: C, ctx: ConnectorContext, checkpoint: Checkpoint | null): Promise<SourceStatus>;
 }

@@ -2,6 +2,7 @@ import type { CheckpointStore } from '../../src/core/checkpoint-store.ts';
 import type { SourceConnector, TargetConnector } from '../../src/registry.ts';
 import type { PostgresSourceConfig } from './source/config.ts';
 import { PostgresSource, preflightPostgresSource, teardownPostgresSource } from './source/index.ts';
+import { requestPostgresSnapshot } from './source/snapshot-request.ts';
 import type { PostgresTargetConfig } from './target/config.ts';
 import { PostgresCheckpointStore, PostgresTarget } from './target/index.ts';
 import { preflightPostgresTarget } from './target/preflight.ts';
@@ -11,6 +12,7 @@ export const source: SourceConnector<PostgresSourceConfig> = {
   create: (config, ctx, options) => new PostgresSource(config, ctx, options),
   preflight: preflightPostgresSource,
   teardown: teardownPostgresSource,
+  requestSnapshot: requestPostgresSnapshot,
   status: (config, ctx) => new PostgresSource(config, ctx).status(),
 };
 

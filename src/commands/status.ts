@@ -3,6 +3,7 @@ import { loadConfig } from '../config/load.ts';
 import { describeError } from '../errors.ts';
 import { ExitCode } from '../exit-codes.ts';
 import { createLogger } from '../observability/logger.ts';
+import { pendingSnapshotsOf } from '../observability/snapshot-progress.ts';
 import { formatReport, type PipelineStatusReport, schemaHistoryOf } from '../observability/status-report.ts';
 import { checkpointStoreFor, loadConnectors } from '../registry.ts';
 import { liveStates } from './live-status.ts';
@@ -44,6 +45,7 @@ export async function statusCommand(file: string, options: { json: boolean }): P
         report.checkpoint = checkpoint.position;
         const history = schemaHistoryOf(checkpoint);
         if (history) report.schema_history = history;
+        report.snapshot_tables = pendingSnapshotsOf(checkpoint.state);
       }
       const sourceStatus = await source.status?.(pipeline.source, ctx, checkpoint);
       report.retained_bytes = sourceStatus?.retainedBytes ?? null;

@@ -1,6 +1,7 @@
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 import type { ChangeBatch } from '../core/change-batch.ts';
 import { tableId } from '../core/change-event.ts';
+import type { TableSnapshotReport } from './snapshot-progress.ts';
 
 const PIPELINE_STATUSES = ['starting', 'running', 'retrying', 'stopping', 'stopped', 'failed'] as const;
 
@@ -69,6 +70,47 @@ export class PipelineMetrics {
       }
     },
   });
+
+  /** Set by the daemon: each pipeline's per-table snapshot progress, read at scrape time. */
+  snapshotTables: () => { pipeline: string; tables: TableSnapshotReport[] }[] = () => [];
+  private snapshotGauge(name: string, help: string, value: (t: TableSnapshotReport) => number | null): Gauge {
+    const gauge: Gauge = new Gauge({
+      name,
+      help,
+      labelNames: ['pipeline', 'table'] as const,
+      registers: [this.registry],
+      collect: () => {
+        gauge.reset();
+        for (const { pipeline, tables } of this.snapshotTables()) {
+          for (const t of tables) {
+            const v = value(t);
+            if (v !== null) gauge.set({ pipeline, table: t.table }, v);
+          }
+        }
+      },
+    });
+    return gauge;
+  }
+  readonly snapshotRows = this.snapshotGauge(
+    'tributary_snapshot_rows_copied',
+    'Rows a snapshot of the table has copied so far (initial or incremental).',
+    (t) => t.rows_copied,
+  );
+  readonly snapshotRowsEstimated = this.snapshotGauge(
+    'tributary_snapshot_rows_estimated',
+    "The source's estimate of the table's rows when its snapshot started.",
+    (t) => t.estimated_rows,
+  );
+  readonly snapshotRate = this.snapshotGauge(
+    'tributary_snapshot_rows_per_second',
+    "The table's snapshot rate since it started.",
+    (t) => t.rows_per_second,
+  );
+  readonly snapshotEta = this.snapshotGauge(
+    'tributary_snapshot_eta_seconds',
+    'Estimated seconds until the table snapshot ends (0 when done).',
+    (t) => t.eta_seconds,
+  );
 
   constructor() {
     // The standard process_* and nodejs_* metrics, under their usual names so existing dashboards find them.

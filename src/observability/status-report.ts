@@ -1,5 +1,6 @@
 import type { Checkpoint } from '../core/checkpoint.ts';
 import type { PipelineState } from '../pipeline/pipeline.ts';
+import type { TableSnapshotReport } from './snapshot-progress.ts';
 
 /**
  * What /status serves and `tributary status --json` prints, one shape for both: a running daemon's view, or what the
@@ -20,6 +21,8 @@ export interface PipelineStatusReport {
   retained_bytes: number | null;
   /** Each table's columns by identity at the checkpoint (`attnum:name`), when the source keeps a schema history. */
   schema_history?: { table: string; columns: string[] }[];
+  /** Per table: snapshot rows copied, estimated total, rate and ETA (running daemon), or progress kept in the checkpoint. */
+  snapshot_tables?: TableSnapshotReport[];
   /** Why the status command could not read the checkpoint or the source. */
   error?: string;
 }
@@ -54,6 +57,7 @@ export function reportOf(state: PipelineState): PipelineStatusReport {
     ...(state.checkpoint && schemaHistoryOf(state.checkpoint)
       ? { schema_history: schemaHistoryOf(state.checkpoint) }
       : {}),
+    snapshot_tables: state.snapshot?.report() ?? [],
   };
 }
 
@@ -65,11 +69,19 @@ export function formatReport(r: PipelineStatusReport): string {
   if (r.checkpoint_saved_at) lines.push(`  saved at     ${r.checkpoint_saved_at}`);
   if (r.lag_seconds !== null) lines.push(`  lag          ${r.lag_seconds.toFixed(1)} s`);
   if (r.retained_bytes !== null) lines.push(`  WAL retained ${bytesText(r.retained_bytes)}`);
+  for (const t of r.snapshot_tables ?? []) lines.push(`  snapshot     ${snapshotLine(t)}`);
   if (r.restarts) lines.push(`  restarts     ${r.restarts}`);
   if (r.last_error)
     lines.push(`  last error   (${r.last_error.kind}) ${r.last_error.message.replaceAll('\n', '\n               ')}`);
   if (r.error) lines.push(`  error        ${r.error.replaceAll('\n', '\n               ')}`);
   return `${lines.join('\n')}\n`;
+}
+
+function snapshotLine(t: TableSnapshotReport): string {
+  const of = t.estimated_rows !== null ? ` of ~${t.estimated_rows}` : '';
+  const rate = t.rows_per_second !== null && t.status === 'running' ? `, ${t.rows_per_second} rows/s` : '';
+  const eta = t.eta_seconds !== null && t.status === 'running' ? `, ETA ${t.eta_seconds} s` : '';
+  return `${t.table} ${t.status}: ${t.rows_copied}${of} rows${rate}${eta}`;
 }
 
 function positionText(position: Checkpoint['position']): string {

@@ -6,6 +6,7 @@ import type { Target } from '../core/target.ts';
 import { describeError, type ErrorKind, errorKind } from '../errors.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { PipelineMetrics } from '../observability/metrics.ts';
+import type { SnapshotProgress } from '../observability/snapshot-progress.ts';
 import { backoffDelayMs, sleep } from './backoff.ts';
 import { Checkpointer } from './checkpointer.ts';
 import { InFlightWindow } from './in-flight-window.ts';
@@ -45,6 +46,8 @@ export interface PipelineState {
   lagSeconds: number | null;
   restarts: number;
   lastError: { kind: ErrorKind; message: string } | null;
+  /** Per-table snapshot progress, when the daemon watches it. */
+  snapshot?: SnapshotProgress;
 }
 
 /**

@@ -353,7 +353,7 @@ export async function ensurePublications(
         log('publication_tables_added', {
           publication: pub,
           tables: add.map((t) => `${t.table.schema}.${t.table.name}`),
-          note: 'rows that existed before are not copied; re-snapshot to copy them',
+          note: 'their existing rows are copied while streaming (incremental snapshot) unless snapshot is never',
         });
       }
     }

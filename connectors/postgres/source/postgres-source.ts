@@ -40,6 +40,7 @@ import {
   type PostgresSourceConfigInput,
   postgresSourceConfig,
 } from './config.ts';
+import { IncrementalSnapshot, snapshotStateOf } from './incremental-snapshot.ts';
 import {
   type DecodedStream,
   EVENT_OVERHEAD,
@@ -102,6 +103,10 @@ export class PostgresSource implements Source {
   private publications: string[] = [];
   private snapshot: SnapshotPlan | null = null;
   private finished = false;
+  /** Copies of tables' existing rows while streaming, and which tables were copied (kept in the checkpoint). */
+  private incremental: IncrementalSnapshot | null = null;
+  private incrementalClient: pg.Client | null = null;
+  private incrementalRunning = false;
 
   /** Stream from here (START_REPLICATION position). */
   private startLsn = 0n;
@@ -179,7 +184,9 @@ export class PostgresSource implements Source {
       this.snapshot = { consistentPoint: parseLsn(lsn), client, truncateFirst: true, only: true };
       return;
     }
+    const publishedBefore = await this.publishedTables(meta);
     this.publications = await this.ensurePublications(meta);
+    this.incremental = await this.planIncremental(meta, from, publishedBefore);
     let slot = await this.slotRow();
     // A previous run's connection may still hold the slot for a moment after it stopped.
     for (let i = 0; i < 40 && slot?.active_pid != null; i++) {
@@ -276,6 +283,55 @@ export class PostgresSource implements Source {
     }
   }
 
+  /** `schema.name` of every table our publications publish now. */
+  private async publishedTables(meta: pg.Client): Promise<string[]> {
+    const rows = await meta.query<{ t: string }>(
+      `select distinct schemaname || '.' || tablename as t from pg_publication_tables where pubname = any($1) order by 1`,
+      [[this.names.publication, this.names.insertOnlyPublication]],
+    );
+    return rows.rows.map((r) => r.t);
+  }
+
+  /**
+   * Which tables' existing rows are still to be copied while streaming: those of an unfinished incremental snapshot
+   * (from the checkpoint) and tables published now that the checkpoint does not count as copied (added to \`tables\`
+   * since). A checkpoint of an older version has no such list: then the tables published before this start count.
+   */
+  private async planIncremental(
+    meta: pg.Client,
+    from: Checkpoint | null,
+    publishedBefore: string[],
+  ): Promise<IncrementalSnapshot> {
+    const published = await this.publishedTables(meta);
+    const prior = from?.phase === 'stream' ? snapshotStateOf(from.state) : null;
+    const copied = prior ? prior.tables : from?.phase === 'stream' ? publishedBefore : published;
+    const pending = prior ? prior.pending.filter((p) => published.includes(p.table)) : [];
+    const incremental = new IncrementalSnapshot(
+      {
+        pipeline: this.ctx.pipeline,
+        slot: this.names.slot,
+        db: this.db,
+        logger: this.ctx.logger,
+        resolver: this.resolver,
+        chunkRows: this.config.snapshot_chunk_rows,
+        progress: this.ctx.snapshotProgress,
+        push: (event, bytes) => this.batcher!.push(event, bytes),
+        requested: () => {
+          if (this.incremental) this.startIncremental(this.incremental);
+        },
+      },
+      { tables: copied.filter((t) => published.includes(t)), pending },
+    );
+    if (from?.phase === 'stream' && this.config.snapshot !== 'never') {
+      for (const table of published) {
+        if (copied.includes(table) || pending.some((p) => p.table === table)) continue;
+        this.log('incremental_snapshot_requested', { table, reason: 'table added to the pipeline' });
+        incremental.request(table);
+      }
+    }
+    return incremental;
+  }
+
   private ensurePublications(meta: pg.Client): Promise<string[]> {
     return ensurePublications(meta, this.config, this.names, (event, fields) => this.log(event, fields));
   }
@@ -335,7 +391,9 @@ export class PostgresSource implements Source {
       if (this.finished || this.closed || this.draining) return;
     }
     const batcher = this.startStreaming();
-    if (batcher) yield* batcher.batches();
+    if (!batcher) return;
+    if (this.incremental?.hasWork) this.startIncremental(this.incremental);
+    yield* batcher.batches();
   }
 
   private newBatch(events: ChangeEvent[], bytes: number, checkpoint: Checkpoint | null): ChangeBatch {
@@ -354,6 +412,7 @@ export class PostgresSource implements Source {
       position: { kind: 'postgres', lsn: formatLsn(lsn), lastCommitLsn },
       state: { schemaHistory: this.history.toState() },
     };
+    if (this.incremental) cp.state = { ...cp.state, snapshot: this.incremental.snapshotState() };
     if (timeMs !== undefined) cp.sourceTimeMs = timeMs;
     return cp;
   }
@@ -419,6 +478,17 @@ export class PostgresSource implements Source {
         const firstSource = source(t === tables[0] ? 'first' : 'first_in_data_collection');
         let tableFirst = true;
         const table = schema.table;
+        const name = `${table.schema}.${table.name}`;
+        const estimated = Number(
+          (
+            await client.query<{ n: string }>('select reltuples::bigint::text as n from pg_class where oid = $1', [
+              t.oid,
+            ])
+          ).rows[0]?.n ?? -1,
+        );
+        this.ctx.snapshotProgress?.start(name, estimated >= 0 ? estimated : null);
+        this.log('snapshot_table_started', { table: name, estimated_rows: estimated >= 0 ? estimated : null });
+        const rowsBefore = rows;
         const keyCols = schema.keyColumns;
         const key0 = keyCols.length === 1 ? keyCols[0]! : null;
         for await (const { rows: chunk, chars } of readTable(
@@ -456,8 +526,11 @@ export class PostgresSource implements Source {
               if (ready) yield ready;
             }
           }
+          this.ctx.snapshotProgress?.add(name, chunk.length);
           if (this.closed || this.draining) return;
         }
+        this.ctx.snapshotProgress?.finish(name);
+        this.log('snapshot_table_done', { table: name, rows: rows - rowsBefore });
         // Debezium's marker on a table's last row (the row is still held back, in this or the pending batch).
         const tableLast = st.events[st.events.length - 1] ?? st.pending?.events[st.pending.events.length - 1];
         if (!tableFirst && tableLast?.op === 'read')
@@ -572,6 +645,37 @@ export class PostgresSource implements Source {
     return batcher;
   }
 
+  /** Copies pending tables' existing rows chunk by chunk while the stream runs (incremental-snapshot.ts). */
+  private startIncremental(incremental: IncrementalSnapshot): void {
+    if (this.incrementalRunning || this.closed || this.draining) return;
+    this.incrementalRunning = true;
+    const run = async () => {
+      const client = await connect(this.config, { rawValues: true });
+      this.incrementalClient = client;
+      try {
+        await incremental.runAll(client);
+      } finally {
+        this.incrementalRunning = false;
+        this.incrementalClient = null;
+        await client.end().catch(() => undefined);
+      }
+      // A request that arrived while the last chunk finished.
+      if (incremental.hasWork) this.startIncremental(incremental);
+    };
+    run().catch((err: unknown) => {
+      if (this.closed || this.draining) return;
+      this.fail(
+        err instanceof TributaryError
+          ? err
+          : new ConnectionError(
+              `incremental snapshot failed: ${err instanceof Error ? err.message : String(err)}`,
+              'The pipeline restarts and resumes the snapshot after the last chunk the target holds.',
+              err,
+            ),
+      );
+    });
+  }
+
   private heartbeatRunning = false;
   private maybeHeartbeat(): void {
     if (this.closed || this.heartbeatRunning || !this.meta) return;
@@ -610,7 +714,10 @@ export class PostgresSource implements Source {
 
   /** What the decoder hands over: changes and commits go to the batcher. */
   private readonly decoded: DecodedStream = {
-    change: (event, bytes) => this.batcher!.push(event, bytes),
+    change: (event, bytes) => {
+      if (this.incremental?.observe(event)) return;
+      this.batcher!.push(event, bytes);
+    },
     commit: (endLsn, timeMs) => {
       this.lastCommitAt = Date.now();
       // Every change of a transaction carries its commit LSN, or none does (a transaction already partly handed out).
@@ -780,6 +887,7 @@ export class PostgresSource implements Source {
 
   drain(): void {
     this.draining = true;
+    this.incremental?.stop();
     this.batcher?.end();
   }
 
@@ -788,7 +896,9 @@ export class PostgresSource implements Source {
     this.closed = true;
     if (this.statusTimer) clearInterval(this.statusTimer);
     if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
+    this.incremental?.stop();
     this.batcher?.end();
+    await this.incrementalClient?.end().catch(() => undefined);
     if (this.stream && this.durableLsn > 0n) this.stream.sendStatus(this.durableLsn);
     await this.stream?.close();
     this.stream = null;

@@ -258,28 +258,45 @@ export async function* readTable(
     yield* copyRows(client, `select ${cols} from ${table}`, names);
     return;
   }
-  const keyList = keyCols.map(quoteIdent).join(', ');
   let last: Row | null = null;
   for (;;) {
-    let where = '';
-    if (last) {
-      const bound = keyCols.map((k) => {
-        const v = last![k];
-        if (typeof v !== 'string') throw new Error(`key column ${k} of ${table} read ${String(v)}`);
-        return quoteLiteral(v);
-      });
-      where = keyCols.length === 1 ? `where ${keyList} > ${bound[0]}` : `where (${keyList}) > (${bound.join(', ')})`;
-    }
     let count = 0;
-    for await (const piece of copyRows(
-      client,
-      `select ${cols} from ${table} ${where} order by ${keyList} limit ${chunkRows}`,
-      names,
-    )) {
+    for await (const piece of readKeyRange(client, t, schema, keyCols, last, chunkRows)) {
       count += piece.rows.length;
       last = piece.rows[piece.rows.length - 1]!;
       yield piece;
     }
     if (count < chunkRows) return;
   }
+}
+
+/**
+ * One keyset chunk: up to `limit` rows with a key after `after` (from the start when null), in key order, optionally
+ * restricted by an SQL condition `where` (a partial snapshot).
+ */
+export function readKeyRange(
+  client: pg.Client,
+  t: SourceTable,
+  schema: TableSchema,
+  keyCols: readonly string[],
+  after: Row | null,
+  limit: number,
+  where?: string,
+): AsyncGenerator<CopyRows> {
+  const names = schema.columns.map((c) => c.name);
+  const cols = names.map(quoteIdent).join(', ');
+  const table = quoteTable(t.table);
+  const keyList = keyCols.map(quoteIdent).join(', ');
+  const conditions: string[] = [];
+  if (after) {
+    const bound = keyCols.map((k) => {
+      const v = after[k];
+      if (typeof v !== 'string') throw new Error(`key column ${k} of ${table} read ${String(v)}`);
+      return quoteLiteral(v);
+    });
+    conditions.push(keyCols.length === 1 ? `${keyList} > ${bound[0]}` : `(${keyList}) > (${bound.join(', ')})`);
+  }
+  if (where) conditions.push(`(${where})`);
+  const filter = conditions.length > 0 ? `where ${conditions.join(' and ')}` : '';
+  return copyRows(client, `select ${cols} from ${table} ${filter} order by ${keyList} limit ${limit}`, names);
 }
