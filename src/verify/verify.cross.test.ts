@@ -284,11 +284,18 @@ describe('verify across engines never gives a wrong verdict on JSON, arrays and 
     await my.query(`update shop.events set j = '{"a": [1.5], "b": 2}' where j = '{"a":[1.5],"b":1}'`);
     const changed = await verifyPipeline(config, { maxDiffs: 20 });
     expect(changed.tables[0]!.status).toBe('different');
-    expect(changed.tables[0]!.differences).toMatchObject(
-      [
-        { kind: 'extra_at_target', source_count: 0, target_count: 1, target: { j: '{"a": [1.5], "b": 2}', n: '1' } },
-        { kind: 'missing_at_target', source_count: 2, target_count: 1 },
-      ].sort(() => 0),
+    // In either order: the order of differences follows the row hashes, not the meaning.
+    expect(changed.tables[0]!.differences).toHaveLength(2);
+    expect(changed.tables[0]!.differences).toEqual(
+      expect.arrayContaining([
+        expect.objectContaining({
+          kind: 'extra_at_target',
+          source_count: 0,
+          target_count: 1,
+          target: { j: '{"a": [1.5], "b": 2}', n: '1' },
+        }),
+        expect.objectContaining({ kind: 'missing_at_target', source_count: 2, target_count: 1 }),
+      ]),
     );
   });
 });
