@@ -62,7 +62,8 @@ class Connection {
       brokers: config.brokers,
       connectionTimeout: config.connection_timeout_ms,
       requestTimeout: config.request_timeout_ms,
-      retry: { retries: config.retries },
+      // Backoff between tries capped at 5 s, so an unreachable cluster is reported within about half a minute.
+      retry: { retries: config.retries, maxRetryTime: 5_000 },
       ssl: tlsOptions(config.tls),
       sasl: saslOptions(config.sasl),
       socketFactory,
@@ -76,6 +77,9 @@ class Connection {
           // Error responses kafkajs retries itself (coordinator loading, leader moving): a send that finally fails
           // reports the cause through our own error.
           if (typeof message === 'string' && message.startsWith('Response ')) logger.debug(entry);
+          // Connection failures: the pipeline says what is unreachable and when it tries again, once per try.
+          else if (typeof message === 'string' && /Connection error|Failed to connect|Connection timeout/.test(message))
+            logger.debug(entry);
           else if (level <= logLevel.ERROR) logger.error(entry);
           else if (level === logLevel.WARN) logger.warn(entry);
           else logger.debug(entry);
@@ -131,7 +135,17 @@ class KafkaJsClient implements KafkaClient {
     await this.connection?.end();
     const connection = new Connection(this.config, this.logger);
     this.connection = connection;
+    this.logger.info(
+      { event: 'kafka_connecting', brokers: this.config.brokers },
+      `connecting to Kafka brokers ${this.config.brokers.join(', ')}`,
+    );
     try {
+      // The admin client connects with the bounded `retries`: an unreachable broker fails here, and the pipeline
+      // retries with its own backoff (one line per try, and a stop is not held up); the producer's unlimited retries
+      // only start once a broker answered.
+      await connection.adminClient().catch((err) => {
+        throw (err as { cause?: unknown }).cause ?? err;
+      });
       await connection.producer.connect();
     } catch (err) {
       throw translate(err, `cannot connect to Kafka brokers ${this.config.brokers.join(', ')}`);

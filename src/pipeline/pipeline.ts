@@ -90,7 +90,15 @@ export class Pipeline {
         const kind = errorKind(err);
         this.state.lastError = { kind, message: describeError(err) };
         this.options.metrics?.errors.inc({ pipeline: this.options.name, kind });
-        if (kind !== 'retryable' || this.stopController.signal.aborted) {
+        if (kind === 'retryable' && this.stopController.signal.aborted) {
+          // Asked to stop while a part could not be reached: a stop, not a failure.
+          logger.info(
+            { event: 'pipeline_stopped_while_retrying', pipeline: this.options.name },
+            `stopped while retrying: ${describeError(err)}`,
+          );
+          break;
+        }
+        if (kind !== 'retryable') {
           this.state.status = 'failed';
           logger.error({ event: 'pipeline_failed', pipeline: this.options.name, kind, err }, describeError(err));
           throw err;
@@ -153,7 +161,12 @@ export class Pipeline {
     };
 
     try {
-      await target.open();
+      // A target that cannot be reached yet may retry inside open(); a stop does not wait for it (close() ends it).
+      const opened = await raceAbort(
+        target.open().then(() => true),
+        this.stopController.signal,
+      );
+      if (!opened) return false;
       // A target that keeps its own checkpoint with its data may be ahead of a separate store that failed or lagged:
       // it holds that data durably, so resume after it rather than deliver it again.
       const own = targetSavesCheckpoints ? null : ((await target.checkpointStore?.load(name)) ?? null);

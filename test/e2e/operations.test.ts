@@ -249,6 +249,30 @@ pipelines:
     expect(retries.length).toBeGreaterThan(0);
   });
 
+  it('a Kafka cluster unreachable at start: our own line per try, and a SIGTERM stops at once with exit 0', async () => {
+    const file = path.join(dir, 'kafka-down.yaml');
+    fs.writeFileSync(
+      file,
+      `pipelines:
+  - name: kafkadown
+    source: { type: postgres, url: "${sourceUrl}", tables: [public.items] }
+    target: { type: kafka, brokers: ["127.0.0.1:1"], topic_prefix: down }
+    checkpoints: { type: file, path: ${JSON.stringify(path.join(dir, 'kafka-down.json'))} }
+`,
+    );
+    const replicator = new ReplicatorProcess(file, path.join(dir, 'kafka-down.log'));
+    replicator.start();
+    await waitFor('connecting', () => replicator.log().includes('"event":"kafka_connecting"'));
+    await new Promise((resolve) => setTimeout(resolve, 2_000)); // inside the client's own connection retries
+    const asked = Date.now();
+    expect(await replicator.stop()).toBe(0);
+    // Before: the stop waited about a minute for the client's retries, then exited 2 as if the pipeline had failed.
+    expect(Date.now() - asked).toBeLessThan(10_000);
+    const log = replicator.log();
+    expect(log).not.toContain('"event":"kafka_client_log"'); // the client's own error lines stay at debug
+    expect(log).not.toContain('pipeline_failed');
+  });
+
   it('exits right after it says "stopped"', async () => {
     const file = path.join(dir, 'prompt.yaml');
     fs.writeFileSync(file, `pipelines:\n${pipelineYaml('prompt', 'public.items')}`);
