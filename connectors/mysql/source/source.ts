@@ -33,6 +33,7 @@ import { connect, type MysqlEndpoint, parseMysqlUrl } from './connection.ts';
 import { type DdlTable, parseTableDdl, type TableDdl } from './ddl.ts';
 import { preflightMysqlSource } from './preflight.ts';
 import { RowDecoder } from './row-decoder.ts';
+import { droppedTableEvent } from './schema-change.ts';
 import { checkServerReached } from './server-behind.ts';
 import { replicaServerId } from './server-id.ts';
 import {
@@ -112,6 +113,13 @@ export class MysqlSource implements Source {
    * the ALTER TABLE and the target's first row of the table still gives the target the value.
    */
   private readonly addedColumns = new Map<string, Map<string, string | null>>();
+  /** Each table's schema as last read (catalog or TableMap): a dropped table's truncate carries it. */
+  private readonly lastSchemas = new Map<string, TableSchema>();
+  /**
+   * Tables dropped while no schema of theirs was known: their truncate goes before the next row event of a table of
+   * that name. Stream checkpoints carry them (`state.droppedTables`) until then.
+   */
+  private readonly droppedUnseen = new Set<string>();
   /** Added columns already reported as not followable (warned once per process). */
   private readonly unfollowable = new Map<string, Set<string>>();
 
@@ -133,7 +141,12 @@ export class MysqlSource implements Source {
     this.alteredSinceTableMap.clear();
     this.addedColumns.clear();
     this.unfollowable.clear();
-    if (from?.phase === 'stream') restoreAddedColumns(from.state?.addedColumns, this.addedColumns);
+    this.lastSchemas.clear();
+    this.droppedUnseen.clear();
+    if (from?.phase === 'stream') {
+      restoreAddedColumns(from.state?.addedColumns, this.addedColumns);
+      for (const id of restoreDroppedTables(from.state?.droppedTables)) this.droppedUnseen.add(id);
+    }
     const problems = await preflightMysqlSource(this.config, this.ctx);
     if (problems.length > 0) {
       throw new SourceSetupError(
@@ -370,6 +383,7 @@ export class MysqlSource implements Source {
       let held: { event: ChangeEvent; bytes: number } | null = null;
       for (const [tableIndex, t] of tables.entries()) {
         const entry = await this.describeTable(conn, t.db, t.name);
+        if (entry) this.lastSchemas.set(`${t.db}.${t.name}`, entry.schema);
         if (!entry) continue;
         const { schema, columns } = entry;
         this.knownColumns.set(`${t.db}.${t.name}`, new Set(columns.map((c) => c.name)));
@@ -545,7 +559,10 @@ export class MysqlSource implements Source {
     const id = `${db}.${name}`;
     let p = this.infoCache.get(id);
     if (!p) {
-      p = this.describeTable(null, db, name);
+      p = this.describeTable(null, db, name).then((entry) => {
+        if (entry) this.lastSchemas.set(id, entry.schema);
+        return entry;
+      });
       this.infoCache.set(id, p);
     }
     return p;
@@ -588,6 +605,7 @@ export class MysqlSource implements Source {
       this.addedColumns.get(id),
     );
     this.streamTables.set(table, entry);
+    this.lastSchemas.set(id, entry.schema);
     return entry;
   }
 
@@ -717,11 +735,12 @@ export class MysqlSource implements Source {
       }
       delivering.clear();
       const addedColumns = this.addedColumnsState();
+      const droppedTables = this.droppedUnseen.size > 0 ? [...this.droppedUnseen] : undefined;
       return {
         pipeline: this.ctx.pipeline,
         phase: 'stream',
         position: { kind: 'mysql', file: e.file, pos: e.pos, gtidSet: e.gtidSet || undefined },
-        ...(addedColumns ? { state: { addedColumns } } : {}),
+        ...(addedColumns || droppedTables ? { state: { addedColumns, droppedTables } } : {}),
         sourceTimeMs: e.timestampMs,
       };
     };
@@ -766,6 +785,10 @@ export class MysqlSource implements Source {
             const pos = txStart.pos;
             const serverId = this.serverId;
             const last = rows.length - 1;
+            if (this.droppedUnseen.delete(tableId(table))) {
+              const at = { kind: 'mysql' as const, file, pos, gtid, serverId, row: 0 };
+              batcher.push(droppedTableEvent({ db, name: t.name }, schema, ev, at), 100);
+            }
             for (let i = 0; i <= last; i++) {
               let before: Row | null = null;
               let after: Row | null = null;
@@ -847,18 +870,23 @@ export class MysqlSource implements Source {
               const ddl = parseTableDdl(ev.query, ev.database);
               if (ddl) {
                 const replicated = ddl.tables.find((x) => this.included(x.db, x.name));
-                if (replicated) {
-                  batcher.push(
-                    ddlEvent(ev, replicated, {
-                      kind: 'mysql',
-                      file: ev.file,
-                      pos: txStart.pos,
-                      gtid: ev.gtid,
-                      serverId: this.serverId,
-                      row: 0,
-                    }),
-                    ev.query.length + 200,
-                  );
+                const at = {
+                  kind: 'mysql' as const,
+                  file: ev.file,
+                  pos: txStart.pos,
+                  gtid: ev.gtid,
+                  serverId: this.serverId,
+                  row: 0,
+                };
+                if (replicated) batcher.push(ddlEvent(ev, replicated, at), ev.query.length + 200);
+                if (ddl.kind === 'drop') {
+                  // The target empties the table: one re-created under the name starts empty there too.
+                  for (const t of ddl.tables.filter((x) => this.included(x.db, x.name))) {
+                    const id = `${t.db}.${t.name}`;
+                    const schema = this.lastSchemas.get(id) ?? (await this.cachedInfo(t.db, t.name))?.schema;
+                    if (schema) batcher.push(droppedTableEvent(t, schema, ev, { ...at, row: 1 }), 100);
+                    else this.droppedUnseen.add(id);
+                  }
                 }
                 await this.followDdl(ddl);
               }
@@ -1010,6 +1038,11 @@ function restoreAddedColumns(saved: unknown, into: Map<string, Map<string, strin
       if (typeof v === 'string' || v === null) m.set(c, v);
     if (m.size > 0) into.set(id, m);
   }
+}
+
+/** Reads `state.droppedTables` of a stream checkpoint (ignores anything malformed). */
+function restoreDroppedTables(saved: unknown): string[] {
+  return Array.isArray(saved) ? saved.filter((id): id is string => typeof id === 'string') : [];
 }
 
 /** A keyset parameter that compares like the stored value (text for text columns, bytes for binary ones). */

@@ -1,0 +1,137 @@
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Pipeline } from '../../../src/pipeline/pipeline.ts';
+import { testContext } from '../../../test/fixtures/change-events.ts';
+import type { MysqlServer } from '../../../test/harness/mariadb.ts';
+import { mysqlFlavors } from '../../../test/harness/mysql-server.ts';
+import { type PgServer, startPostgres } from '../../../test/harness/postgres.ts';
+import { postgresTargetConfig } from '../../postgres/target/config.ts';
+import { PostgresTarget } from '../../postgres/target/target.ts';
+import { MysqlSource } from './source.ts';
+import { session, sourceConfig } from './test-support.ts';
+
+const BATCH = { max_events: 1000, max_bytes: 4 * 1024 * 1024, max_wait_ms: 50 };
+
+interface Digest {
+  rows: number;
+  digest: string;
+}
+
+/** Row count and sorted per-row SHA-256s of integer columns, computed by MySQL itself. */
+async function mysqlDigest(server: MysqlServer, db: string, table: string, cols: string[]): Promise<Digest> {
+  const conn = await session(server, db);
+  try {
+    await conn.query('SET SESSION group_concat_max_len = 100000000');
+    const row = cols.map((c) => `IFNULL(CAST(\`${c}\` AS CHAR), '~')`).join(", '|', ");
+    const [rows] = await conn.query(
+      `SELECT COUNT(*) AS n, SHA2(GROUP_CONCAT(h ORDER BY h SEPARATOR ''), 256) AS d FROM (SELECT SHA2(CONCAT(${row}), 256) AS h FROM \`${table}\`) s`,
+    );
+    const r = (rows as { n: number; d: string | null }[])[0]!;
+    return { rows: Number(r.n), digest: r.d ?? '' };
+  } finally {
+    await conn.end();
+  }
+}
+
+/** The same digest computed by PostgreSQL (integers print alike in both). */
+async function pgDigest(url: string, qname: string, cols: string[]): Promise<Digest> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    const row = cols.map((c) => `coalesce("${c}"::text, '~')`).join(" || '|' || ");
+    const { rows } = await client.query<{ n: string; d: string | null }>(
+      `select count(*) as n, encode(sha256(convert_to(string_agg(h, '' order by h collate "C"), 'UTF8')), 'hex') as d from (select encode(sha256(convert_to(${row}, 'UTF8')), 'hex') as h from ${qname}) s`,
+    );
+    return { rows: Number(rows[0]!.n), digest: rows[0]!.d ?? '' };
+  } finally {
+    await client.end();
+  }
+}
+
+describe.each(mysqlFlavors())('MySQL source -> PostgreSQL: table DDL followed ($name)', (flavor) => {
+  let pgServer: PgServer;
+  let myServer: MysqlServer;
+  beforeAll(async () => {
+    [pgServer, myServer] = await Promise.all([startPostgres(), flavor.start()]);
+  });
+  afterAll(async () => {
+    await Promise.all([pgServer?.stop(), myServer?.stop()]);
+  });
+
+  function startPipeline(db: string, targetUrl: string) {
+    const ctx = testContext(db);
+    const pipeline = new Pipeline({
+      name: db,
+      createParts: () => {
+        const target = new PostgresTarget(postgresTargetConfig.parse({ type: 'postgres', url: targetUrl }), ctx);
+        const source = new MysqlSource(sourceConfig(myServer, { databases: [db], resume_by_gtid: false }), ctx, {
+          batch: BATCH,
+        });
+        return { source, target, store: target.checkpointStore };
+      },
+      maxInFlight: 4,
+      maxInFlightBytes: 64 * 1024 * 1024,
+      initialBackoffMs: 100,
+      maxBackoffMs: 1000,
+      logger: ctx.logger,
+    });
+    let failure: unknown = null;
+    const running = pipeline.run().catch((err) => {
+      failure = err;
+    });
+    return {
+      ctx,
+      pipeline,
+      failure: () => failure,
+      stop: async () => {
+        pipeline.stop();
+        await running;
+      },
+    };
+  }
+
+  /** Waits until source and target digests agree (or a minute passes), then returns both. */
+  async function settle(db: string, targetUrl: string, table: string, cols: string[]) {
+    const deadline = Date.now() + 60_000;
+    for (;;) {
+      const source = await mysqlDigest(myServer, db, table, cols);
+      const target = await pgDigest(targetUrl, `"${db}"."${table}"`, cols).catch(() => null);
+      if ((target && target.digest === source.digest && target.rows === source.rows) || Date.now() > deadline)
+        return { source, target };
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+  }
+
+  it('applies DROP TABLE: a table re-created under the same name holds only its new rows (streaming and behind)', async () => {
+    const db = 'follow_drop';
+    await myServer.createDatabase(db);
+    const conn = await session(myServer, db);
+    await conn.query('CREATE TABLE d (id INT PRIMARY KEY, v INT)');
+    await conn.query('INSERT INTO d VALUES (1, 1), (2, 2), (3, 3), (4, 4), (5, 5)');
+    const targetUrl = await pgServer.createDatabase(`${db}_dst`);
+    let run = startPipeline(db, targetUrl);
+    try {
+      expect((await settle(db, targetUrl, 'd', ['id', 'v'])).target?.rows).toBe(5);
+      // Streaming.
+      await conn.query('DROP TABLE d');
+      await conn.query('CREATE TABLE d (id INT PRIMARY KEY, v INT)');
+      await conn.query('INSERT INTO d VALUES (1, 100)');
+      let r = await settle(db, targetUrl, 'd', ['id', 'v']);
+      expect(r.target).toEqual(r.source);
+      expect(r.source.rows).toBe(1);
+      // Stopped and behind.
+      await run.stop();
+      await conn.query('INSERT INTO d VALUES (2, 200), (3, 300)');
+      await conn.query('DROP TABLE d');
+      await conn.query('CREATE TABLE d (id INT PRIMARY KEY, v INT)');
+      await conn.query('INSERT INTO d VALUES (7, 700)');
+      run = startPipeline(db, targetUrl);
+      r = await settle(db, targetUrl, 'd', ['id', 'v']);
+      expect(r.target).toEqual(r.source);
+      expect(r.source.rows).toBe(1);
+    } finally {
+      await run.stop();
+      await conn.end();
+    }
+  });
+});
