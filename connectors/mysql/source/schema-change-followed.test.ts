@@ -134,4 +134,37 @@ describe.each(mysqlFlavors())('MySQL source -> PostgreSQL: table DDL followed ($
       await conn.end();
     }
   });
+
+  it('applies DROP COLUMN then ADD COLUMN of the same name: existing rows read the new default (streaming and behind)', async () => {
+    const db = 'follow_readd';
+    await myServer.createDatabase(db);
+    const conn = await session(myServer, db);
+    await conn.query('CREATE TABLE t (id INT PRIMARY KEY, b VARCHAR(10))');
+    await conn.query("INSERT INTO t VALUES (1, '1'), (2, '2')");
+    const targetUrl = await pgServer.createDatabase(`${db}_dst`);
+    let run = startPipeline(db, targetUrl);
+    try {
+      expect((await settle(db, targetUrl, 't', ['id', 'b'])).target?.rows).toBe(2);
+      // Streaming, the type changing.
+      await conn.query('ALTER TABLE t DROP COLUMN b');
+      await conn.query('ALTER TABLE t ADD COLUMN b INT NOT NULL DEFAULT 77');
+      await conn.query('INSERT INTO t VALUES (3, 5)');
+      let r = await settle(db, targetUrl, 't', ['id', 'b']);
+      expect(r.target).toEqual(r.source);
+      // Stopped and behind, the type the same, rows between the drop and the add.
+      await run.stop();
+      await conn.query('ALTER TABLE t DROP COLUMN b');
+      await conn.query('INSERT INTO t VALUES (4)');
+      await conn.query('ALTER TABLE t ADD COLUMN b INT NOT NULL DEFAULT 78');
+      await conn.query('INSERT INTO t VALUES (5, 6)');
+      run = startPipeline(db, targetUrl);
+      r = await settle(db, targetUrl, 't', ['id', 'b']);
+      expect(r.target).toEqual(r.source);
+      expect(r.source.rows).toBe(5);
+      expect(run.failure()).toBeNull();
+    } finally {
+      await run.stop();
+      await conn.end();
+    }
+  });
 });

@@ -120,6 +120,12 @@ export class MysqlSource implements Source {
    * that name. Stream checkpoints carry them (`state.droppedTables`) until then.
    */
   private readonly droppedUnseen = new Set<string>();
+  /**
+   * Columns dropped from a table (`db.name`, names lower-cased): one added again under the name replaces the target's
+   * column (its old values and type). Kept until such a column reaches the target; checkpoints carry them
+   * (`state.droppedColumns`).
+   */
+  private readonly droppedColumns = new Map<string, Set<string>>();
   /** Added columns already reported as not followable (warned once per process). */
   private readonly unfollowable = new Map<string, Set<string>>();
 
@@ -143,7 +149,9 @@ export class MysqlSource implements Source {
     this.unfollowable.clear();
     this.lastSchemas.clear();
     this.droppedUnseen.clear();
+    this.droppedColumns.clear();
     if (from?.phase === 'stream') {
+      restoreDroppedColumns(from.state?.droppedColumns, this.droppedColumns);
       restoreAddedColumns(from.state?.addedColumns, this.addedColumns);
       for (const id of restoreDroppedTables(from.state?.droppedTables)) this.droppedUnseen.add(id);
     }
@@ -603,6 +611,7 @@ export class MysqlSource implements Source {
       keys,
       json,
       this.addedColumns.get(id),
+      this.droppedColumns.get(id),
     );
     this.streamTables.set(table, entry);
     this.lastSchemas.set(id, entry.schema);
@@ -671,18 +680,21 @@ export class MysqlSource implements Source {
       this.knownColumns.delete(id);
       this.alteredSinceTableMap.delete(id);
       this.addedColumns.delete(id);
+      this.droppedColumns.delete(id);
       this.unfollowable.delete(id);
     };
     const move = (from: string, to: string) => {
       forget(to);
       const known = this.knownColumns.get(from);
       const added = this.addedColumns.get(from);
+      const dropped = this.droppedColumns.get(from);
       const warned = this.unfollowable.get(from);
       const altered = this.alteredSinceTableMap.has(from);
       forget(from);
       if (altered) this.alteredSinceTableMap.add(to);
       if (known) this.knownColumns.set(to, known);
       if (added) this.addedColumns.set(to, added);
+      if (dropped) this.droppedColumns.set(to, dropped);
       if (warned) this.unfollowable.set(to, warned);
     };
     if (ddl.kind === 'create' || ddl.kind === 'drop') {
@@ -693,6 +705,12 @@ export class MysqlSource implements Source {
       const t = ddl.tables[0]!;
       const final = ddl.renames[ddl.renames.length - 1]?.to ?? t;
       this.alteredSinceTableMap.add(`${t.db}.${t.name}`);
+      if (ddl.droppedColumns.length > 0 && this.included(t.db, t.name)) {
+        const id = `${t.db}.${t.name}`;
+        const dropped = this.droppedColumns.get(id) ?? new Set<string>();
+        this.droppedColumns.set(id, dropped);
+        for (const c of ddl.droppedColumns) dropped.add(c.toLowerCase());
+      }
       if (ddl.addedColumns.length > 0 && this.included(final.db, final.name)) {
         const info = await this.cachedInfo(final.db, final.name);
         this.resolveAddedColumns(t, ddl.addedColumns, info, true);
@@ -730,17 +748,28 @@ export class MysqlSource implements Source {
         const id = tableId(entry.schema.table);
         const m = this.addedColumns.get(id);
         if (!m) continue;
-        for (const c of entry.withMissing ?? []) m.delete(c);
+        const dropped = this.droppedColumns.get(id);
+        for (const c of entry.withMissing ?? []) {
+          m.delete(c);
+          dropped?.delete(c.toLowerCase());
+        }
         if (m.size === 0) this.addedColumns.delete(id);
+        if (dropped?.size === 0) this.droppedColumns.delete(id);
       }
       delivering.clear();
       const addedColumns = this.addedColumnsState();
       const droppedTables = this.droppedUnseen.size > 0 ? [...this.droppedUnseen] : undefined;
+      const droppedColumns =
+        this.droppedColumns.size > 0
+          ? Object.fromEntries([...this.droppedColumns].map(([id, cols]) => [id, [...cols]]))
+          : undefined;
       return {
         pipeline: this.ctx.pipeline,
         phase: 'stream',
         position: { kind: 'mysql', file: e.file, pos: e.pos, gtidSet: e.gtidSet || undefined },
-        ...(addedColumns || droppedTables ? { state: { addedColumns, droppedTables } } : {}),
+        ...(addedColumns || droppedTables || droppedColumns
+          ? { state: { addedColumns, droppedTables, droppedColumns } }
+          : {}),
         sourceTimeMs: e.timestampMs,
       };
     };
@@ -971,6 +1000,7 @@ function buildEntry(
   keys: string[],
   json: Set<string>,
   missing?: Map<string, string | null>,
+  dropped?: Set<string>,
 ): TableEntry {
   const columns: MysqlColumn[] = cols.map((c) => ({
     name: c.name,
@@ -985,6 +1015,7 @@ function buildEntry(
     nullable: c.nullable,
     isKey: keySet.has(c.name),
     ...(missing?.has(c.name) ? { missingValue: missing.get(c.name) ?? null } : {}),
+    ...(missing?.has(c.name) && dropped?.has(c.name.toLowerCase()) ? { replacesDropped: true } : {}),
   }));
   const withMissing = infos.filter((c) => c.missingValue !== undefined).map((c) => c.name);
   return {
@@ -1037,6 +1068,16 @@ function restoreAddedColumns(saved: unknown, into: Map<string, Map<string, strin
     for (const [c, v] of Object.entries(cols as Record<string, unknown>))
       if (typeof v === 'string' || v === null) m.set(c, v);
     if (m.size > 0) into.set(id, m);
+  }
+}
+
+/** Reads `state.droppedColumns` of a stream checkpoint (ignores anything malformed). */
+function restoreDroppedColumns(saved: unknown, into: Map<string, Set<string>>): void {
+  if (!saved || typeof saved !== 'object') return;
+  for (const [id, cols] of Object.entries(saved as Record<string, unknown>)) {
+    if (!Array.isArray(cols)) continue;
+    const names = cols.filter((c): c is string => typeof c === 'string');
+    if (names.length > 0) into.set(id, new Set(names));
   }
 }
 
