@@ -7,6 +7,8 @@ import { mysqlFlavors } from '../../../test/harness/mysql-server.ts';
 import { type PgServer, startPostgres } from '../../../test/harness/postgres.ts';
 import { postgresTargetConfig } from '../../postgres/target/config.ts';
 import { PostgresTarget } from '../../postgres/target/target.ts';
+import { mysqlTargetConfig } from '../target/config.ts';
+import { MysqlTarget } from '../target/target.ts';
 import { MysqlSource } from './source.ts';
 import { session, sourceConfig } from './test-support.ts';
 
@@ -48,7 +50,10 @@ async function pgDigest(url: string, qname: string, cols: string[]): Promise<Dig
   }
 }
 
-describe.each(mysqlFlavors())('MySQL source -> PostgreSQL: table DDL followed ($name)', (flavor) => {
+const TARGETS = ['postgres', 'mysql'] as const;
+type TargetKind = (typeof TARGETS)[number];
+
+describe.each(mysqlFlavors())('MySQL source: table DDL followed at the target ($name)', (flavor) => {
   let pgServer: PgServer;
   let myServer: MysqlServer;
   beforeAll(async () => {
@@ -58,12 +63,20 @@ describe.each(mysqlFlavors())('MySQL source -> PostgreSQL: table DDL followed ($
     await Promise.all([pgServer?.stop(), myServer?.stop()]);
   });
 
+  /** A target database for `db`: a PostgreSQL URL, or a database name on the source server. */
+  async function targetFor(kind: TargetKind, db: string): Promise<string> {
+    if (kind === 'postgres') return pgServer.createDatabase(`${db}_dst`);
+    return `${db}_dst`;
+  }
+
   function startPipeline(db: string, targetUrl: string) {
     const ctx = testContext(db);
     const pipeline = new Pipeline({
       name: db,
       createParts: () => {
-        const target = new PostgresTarget(postgresTargetConfig.parse({ type: 'postgres', url: targetUrl }), ctx);
+        const target = targetUrl.includes('://')
+          ? new PostgresTarget(postgresTargetConfig.parse({ type: 'postgres', url: targetUrl }), ctx)
+          : new MysqlTarget(mysqlTargetConfig.parse({ type: 'mysql', url: myServer.url(), database: targetUrl }), ctx);
         const source = new MysqlSource(sourceConfig(myServer, { databases: [db], resume_by_gtid: false }), ctx, {
           batch: BATCH,
         });
@@ -95,76 +108,101 @@ describe.each(mysqlFlavors())('MySQL source -> PostgreSQL: table DDL followed ($
     const deadline = Date.now() + 60_000;
     for (;;) {
       const source = await mysqlDigest(myServer, db, table, cols);
-      const target = await pgDigest(targetUrl, `"${db}"."${table}"`, cols).catch(() => null);
+      const target = await (targetUrl.includes('://')
+        ? pgDigest(targetUrl, `"${db}"."${table}"`, cols)
+        : mysqlDigest(myServer, targetUrl, table, cols)
+      ).catch(() => null);
       if ((target && target.digest === source.digest && target.rows === source.rows) || Date.now() > deadline)
         return { source, target };
       await new Promise((resolve) => setTimeout(resolve, 200));
     }
   }
 
-  it('applies DROP TABLE: a table re-created under the same name holds only its new rows (streaming and behind)', async () => {
-    const db = 'follow_drop';
-    await myServer.createDatabase(db);
-    const conn = await session(myServer, db);
-    await conn.query('CREATE TABLE d (id INT PRIMARY KEY, v INT)');
-    await conn.query('INSERT INTO d VALUES (1, 1), (2, 2), (3, 3), (4, 4), (5, 5)');
-    const targetUrl = await pgServer.createDatabase(`${db}_dst`);
-    let run = startPipeline(db, targetUrl);
-    try {
-      expect((await settle(db, targetUrl, 'd', ['id', 'v'])).target?.rows).toBe(5);
-      // Streaming.
-      await conn.query('DROP TABLE d');
+  for (const kind of TARGETS) {
+    it(`to ${kind}: applies DROP TABLE: a table re-created under the same name holds only its new rows (streaming and behind)`, async () => {
+      const db = `follow_drop_${kind}`;
+      await myServer.createDatabase(db);
+      const conn = await session(myServer, db);
       await conn.query('CREATE TABLE d (id INT PRIMARY KEY, v INT)');
-      await conn.query('INSERT INTO d VALUES (1, 100)');
-      let r = await settle(db, targetUrl, 'd', ['id', 'v']);
-      expect(r.target).toEqual(r.source);
-      expect(r.source.rows).toBe(1);
-      // Stopped and behind.
-      await run.stop();
-      await conn.query('INSERT INTO d VALUES (2, 200), (3, 300)');
-      await conn.query('DROP TABLE d');
-      await conn.query('CREATE TABLE d (id INT PRIMARY KEY, v INT)');
-      await conn.query('INSERT INTO d VALUES (7, 700)');
-      run = startPipeline(db, targetUrl);
-      r = await settle(db, targetUrl, 'd', ['id', 'v']);
-      expect(r.target).toEqual(r.source);
-      expect(r.source.rows).toBe(1);
-    } finally {
-      await run.stop();
-      await conn.end();
-    }
-  });
+      await conn.query('INSERT INTO d VALUES (1, 1), (2, 2), (3, 3), (4, 4), (5, 5)');
+      const targetUrl = await targetFor(kind, db);
+      let run = startPipeline(db, targetUrl);
+      try {
+        expect((await settle(db, targetUrl, 'd', ['id', 'v'])).target?.rows).toBe(5);
+        // Streaming.
+        await conn.query('DROP TABLE d');
+        await conn.query('CREATE TABLE d (id INT PRIMARY KEY, v INT)');
+        await conn.query('INSERT INTO d VALUES (1, 100)');
+        let r = await settle(db, targetUrl, 'd', ['id', 'v']);
+        expect(r.target).toEqual(r.source);
+        expect(r.source.rows).toBe(1);
+        // Stopped and behind.
+        await run.stop();
+        await conn.query('INSERT INTO d VALUES (2, 200), (3, 300)');
+        await conn.query('DROP TABLE d');
+        await conn.query('CREATE TABLE d (id INT PRIMARY KEY, v INT)');
+        await conn.query('INSERT INTO d VALUES (7, 700)');
+        run = startPipeline(db, targetUrl);
+        r = await settle(db, targetUrl, 'd', ['id', 'v']);
+        expect(r.target).toEqual(r.source);
+        expect(r.source.rows).toBe(1);
+      } finally {
+        await run.stop();
+        await conn.end();
+      }
+    });
 
-  it('applies DROP COLUMN then ADD COLUMN of the same name: existing rows read the new default (streaming and behind)', async () => {
-    const db = 'follow_readd';
-    await myServer.createDatabase(db);
-    const conn = await session(myServer, db);
-    await conn.query('CREATE TABLE t (id INT PRIMARY KEY, b VARCHAR(10))');
-    await conn.query("INSERT INTO t VALUES (1, '1'), (2, '2')");
-    const targetUrl = await pgServer.createDatabase(`${db}_dst`);
-    let run = startPipeline(db, targetUrl);
-    try {
-      expect((await settle(db, targetUrl, 't', ['id', 'b'])).target?.rows).toBe(2);
-      // Streaming, the type changing.
-      await conn.query('ALTER TABLE t DROP COLUMN b');
-      await conn.query('ALTER TABLE t ADD COLUMN b INT NOT NULL DEFAULT 77');
-      await conn.query('INSERT INTO t VALUES (3, 5)');
-      let r = await settle(db, targetUrl, 't', ['id', 'b']);
-      expect(r.target).toEqual(r.source);
-      // Stopped and behind, the type the same, rows between the drop and the add.
-      await run.stop();
-      await conn.query('ALTER TABLE t DROP COLUMN b');
-      await conn.query('INSERT INTO t VALUES (4)');
-      await conn.query('ALTER TABLE t ADD COLUMN b INT NOT NULL DEFAULT 78');
-      await conn.query('INSERT INTO t VALUES (5, 6)');
-      run = startPipeline(db, targetUrl);
-      r = await settle(db, targetUrl, 't', ['id', 'b']);
-      expect(r.target).toEqual(r.source);
-      expect(r.source.rows).toBe(5);
-      expect(run.failure()).toBeNull();
-    } finally {
-      await run.stop();
-      await conn.end();
-    }
-  });
+    it(`to ${kind}: applies DROP COLUMN then ADD COLUMN of the same name: existing rows read the new default (streaming and behind)`, async () => {
+      const db = `follow_readd_${kind}`;
+      await myServer.createDatabase(db);
+      const conn = await session(myServer, db);
+      await conn.query('CREATE TABLE t (id INT PRIMARY KEY, b VARCHAR(10))');
+      await conn.query("INSERT INTO t VALUES (1, '1'), (2, '2')");
+      const targetUrl = await targetFor(kind, db);
+      let run = startPipeline(db, targetUrl);
+      try {
+        expect((await settle(db, targetUrl, 't', ['id', 'b'])).target?.rows).toBe(2);
+        // Streaming, the type changing.
+        await conn.query('ALTER TABLE t DROP COLUMN b');
+        await conn.query('ALTER TABLE t ADD COLUMN b INT NOT NULL DEFAULT 77');
+        await conn.query('INSERT INTO t VALUES (3, 5)');
+        let r = await settle(db, targetUrl, 't', ['id', 'b']);
+        expect(r.target).toEqual(r.source);
+        // Stopped and behind, the type the same, rows between the drop and the add.
+        await run.stop();
+        await conn.query('ALTER TABLE t DROP COLUMN b');
+        await conn.query('INSERT INTO t VALUES (4)');
+        await conn.query('ALTER TABLE t ADD COLUMN b INT NOT NULL DEFAULT 78');
+        await conn.query('INSERT INTO t VALUES (5, 6)');
+        run = startPipeline(db, targetUrl);
+        r = await settle(db, targetUrl, 't', ['id', 'b']);
+        expect(r.target).toEqual(r.source);
+        expect(r.source.rows).toBe(5);
+        expect(run.failure()).toBeNull();
+      } finally {
+        await run.stop();
+        await conn.end();
+      }
+    });
+
+    it(`to ${kind}: follows an ENUM label added at the end, or stops once naming the table and the fix`, async () => {
+      const db = `follow_enum_${kind}`;
+      await myServer.createDatabase(db);
+      const conn = await session(myServer, db);
+      await conn.query("CREATE TABLE t (id INT PRIMARY KEY, e ENUM('a','b'))");
+      await conn.query("INSERT INTO t VALUES (1, 'a'), (2, 'b')");
+      const targetUrl = await targetFor(kind, db);
+      const run = startPipeline(db, targetUrl);
+      try {
+        expect((await settle(db, targetUrl, 't', ['id', 'e'])).target?.rows).toBe(2);
+        await conn.query("ALTER TABLE t MODIFY e ENUM('a','b','c')");
+        await conn.query("INSERT INTO t VALUES (3, 'c')");
+        const r = await settle(db, targetUrl, 't', ['id', 'e']);
+        expect(r.target).toEqual(r.source);
+      } finally {
+        await run.stop();
+        await conn.end();
+      }
+    });
+  }
 });

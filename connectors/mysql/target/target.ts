@@ -63,7 +63,12 @@ interface CachedTable {
 }
 
 function shapeOf(schema: TableSchema): string {
-  return JSON.stringify([schema.columns.map((c) => [c.name, c.type, c.kind]), schema.keyColumns, schema.beforeImage]);
+  // A column that replaces a dropped one of the same name needs its table synced even when its type is unchanged.
+  return JSON.stringify([
+    schema.columns.map((c) => [c.name, c.type, c.kind, c.replacesDropped === true]),
+    schema.keyColumns,
+    schema.beforeImage,
+  ]);
 }
 
 function engineOf(ev: ChangeEvent): SourceEngine {
