@@ -63,6 +63,11 @@ export interface ColumnInfo {
    * existing rows read NULL (or the source does not know).
    */
   missingValue?: string | null;
+  /**
+   * Set with `missingValue` on a column added under the name of one dropped before: the target's column of that name
+   * holds the dropped column's values and type, so it is dropped and added anew.
+   */
+  replacesDropped?: boolean;
 }
 
 /**

@@ -1,6 +1,6 @@
 /**
  * The table DDL statements the binlog carries as QUERY events (CREATE / ALTER / DROP / RENAME TABLE): which tables they
- * name and, for ALTER TABLE, which columns they add and which renames they make. A small tokenizer, not a SQL parser:
+ * name and, for ALTER TABLE, which columns they add and drop and which renames they make. A small tokenizer, not a SQL parser:
  * anything it does not recognize gives `null` (the statement is then not reported as DDL of a replicated table).
  */
 
@@ -17,6 +17,8 @@ export interface TableDdl {
   renames: { from: DdlTable; to: DdlTable }[];
   /** ALTER TABLE: names of the columns its ADD [COLUMN] clauses add, as written. */
   addedColumns: string[];
+  /** ALTER TABLE: names of the columns its DROP [COLUMN] clauses drop, as written. */
+  droppedColumns: string[];
 }
 
 type Token = { t: 'word'; v: string } | { t: 'ident'; v: string } | { t: 'str'; v: string } | { t: 'punct'; v: string };
@@ -189,6 +191,14 @@ function alterClauses(c: Cursor, defaultDb: string, result: TableDdl): void {
       if (!explicit && tok.t === 'word' && NOT_A_COLUMN.has(tok.v.toUpperCase())) continue;
       const name = k.ident();
       if (name !== null) result.addedColumns.push(name);
+    } else if (k.keyword('DROP')) {
+      const explicit = k.keyword('COLUMN');
+      k.keyword('IF', 'EXISTS');
+      const tok = k.peek();
+      if (!tok) continue;
+      if (!explicit && tok.t === 'word' && NOT_A_COLUMN.has(tok.v.toUpperCase())) continue;
+      const name = k.ident();
+      if (name !== null) result.droppedColumns.push(name);
     } else if (k.keyword('RENAME')) {
       if (k.keyword('COLUMN') || k.keyword('INDEX') || k.keyword('KEY')) continue;
       if (!k.keyword('TO')) k.keyword('AS');
@@ -210,7 +220,13 @@ export function parseTableDdl(query: string, defaultDb: string): TableDdl | null
   const tokens = tokenize(query);
   if (!tokens) return null;
   const c = new Cursor(tokens);
-  const result = (kind: TableDdl['kind']): TableDdl => ({ kind, tables: [], renames: [], addedColumns: [] });
+  const result = (kind: TableDdl['kind']): TableDdl => ({
+    kind,
+    tables: [],
+    renames: [],
+    addedColumns: [],
+    droppedColumns: [],
+  });
   if (c.keyword('CREATE')) {
     c.keyword('OR', 'REPLACE');
     if (c.keyword('TEMPORARY')) return null;

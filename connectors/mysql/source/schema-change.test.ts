@@ -118,7 +118,8 @@ describe.each(mysqlFlavors())('mysql source: schema changes ($name)', (flavor) =
       // The checkpoint after ALTER a holds the added column until row 3 (in the same or a later batch) commits.
       const cps = p.batches.slice(snapshotBatches).map((b) => b.checkpoint!);
       const last = cps[cps.length - 1]!;
-      expect(last.state).toBeUndefined();
+      // u2 was gone before its DROP was read: its truncate waits for a table of that name to have rows again.
+      expect(last.state).toEqual({ droppedTables: ['added.u2'] });
     } finally {
       await p.end();
       await source.close();

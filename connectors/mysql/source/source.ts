@@ -33,6 +33,7 @@ import { connect, type MysqlEndpoint, parseMysqlUrl } from './connection.ts';
 import { type DdlTable, parseTableDdl, type TableDdl } from './ddl.ts';
 import { preflightMysqlSource } from './preflight.ts';
 import { RowDecoder } from './row-decoder.ts';
+import { droppedTableEvent } from './schema-change.ts';
 import { checkServerReached } from './server-behind.ts';
 import { replicaServerId } from './server-id.ts';
 import {
@@ -112,6 +113,19 @@ export class MysqlSource implements Source {
    * the ALTER TABLE and the target's first row of the table still gives the target the value.
    */
   private readonly addedColumns = new Map<string, Map<string, string | null>>();
+  /** Each table's schema as last read (catalog or TableMap): a dropped table's truncate carries it. */
+  private readonly lastSchemas = new Map<string, TableSchema>();
+  /**
+   * Tables dropped while no schema of theirs was known: their truncate goes before the next row event of a table of
+   * that name. Stream checkpoints carry them (`state.droppedTables`) until then.
+   */
+  private readonly droppedUnseen = new Set<string>();
+  /**
+   * Columns dropped from a table (`db.name`, names lower-cased): one added again under the name replaces the target's
+   * column (its old values and type). Kept until such a column reaches the target; checkpoints carry them
+   * (`state.droppedColumns`).
+   */
+  private readonly droppedColumns = new Map<string, Set<string>>();
   /** Added columns already reported as not followable (warned once per process). */
   private readonly unfollowable = new Map<string, Set<string>>();
 
@@ -133,7 +147,14 @@ export class MysqlSource implements Source {
     this.alteredSinceTableMap.clear();
     this.addedColumns.clear();
     this.unfollowable.clear();
-    if (from?.phase === 'stream') restoreAddedColumns(from.state?.addedColumns, this.addedColumns);
+    this.lastSchemas.clear();
+    this.droppedUnseen.clear();
+    this.droppedColumns.clear();
+    if (from?.phase === 'stream') {
+      restoreDroppedColumns(from.state?.droppedColumns, this.droppedColumns);
+      restoreAddedColumns(from.state?.addedColumns, this.addedColumns);
+      for (const id of restoreDroppedTables(from.state?.droppedTables)) this.droppedUnseen.add(id);
+    }
     const problems = await preflightMysqlSource(this.config, this.ctx);
     if (problems.length > 0) {
       throw new SourceSetupError(
@@ -370,6 +391,7 @@ export class MysqlSource implements Source {
       let held: { event: ChangeEvent; bytes: number } | null = null;
       for (const [tableIndex, t] of tables.entries()) {
         const entry = await this.describeTable(conn, t.db, t.name);
+        if (entry) this.lastSchemas.set(`${t.db}.${t.name}`, entry.schema);
         if (!entry) continue;
         const { schema, columns } = entry;
         this.knownColumns.set(`${t.db}.${t.name}`, new Set(columns.map((c) => c.name)));
@@ -545,7 +567,10 @@ export class MysqlSource implements Source {
     const id = `${db}.${name}`;
     let p = this.infoCache.get(id);
     if (!p) {
-      p = this.describeTable(null, db, name);
+      p = this.describeTable(null, db, name).then((entry) => {
+        if (entry) this.lastSchemas.set(id, entry.schema);
+        return entry;
+      });
       this.infoCache.set(id, p);
     }
     return p;
@@ -586,8 +611,10 @@ export class MysqlSource implements Source {
       keys,
       json,
       this.addedColumns.get(id),
+      this.droppedColumns.get(id),
     );
     this.streamTables.set(table, entry);
+    this.lastSchemas.set(id, entry.schema);
     return entry;
   }
 
@@ -653,18 +680,21 @@ export class MysqlSource implements Source {
       this.knownColumns.delete(id);
       this.alteredSinceTableMap.delete(id);
       this.addedColumns.delete(id);
+      this.droppedColumns.delete(id);
       this.unfollowable.delete(id);
     };
     const move = (from: string, to: string) => {
       forget(to);
       const known = this.knownColumns.get(from);
       const added = this.addedColumns.get(from);
+      const dropped = this.droppedColumns.get(from);
       const warned = this.unfollowable.get(from);
       const altered = this.alteredSinceTableMap.has(from);
       forget(from);
       if (altered) this.alteredSinceTableMap.add(to);
       if (known) this.knownColumns.set(to, known);
       if (added) this.addedColumns.set(to, added);
+      if (dropped) this.droppedColumns.set(to, dropped);
       if (warned) this.unfollowable.set(to, warned);
     };
     if (ddl.kind === 'create' || ddl.kind === 'drop') {
@@ -675,6 +705,12 @@ export class MysqlSource implements Source {
       const t = ddl.tables[0]!;
       const final = ddl.renames[ddl.renames.length - 1]?.to ?? t;
       this.alteredSinceTableMap.add(`${t.db}.${t.name}`);
+      if (ddl.droppedColumns.length > 0 && this.included(t.db, t.name)) {
+        const id = `${t.db}.${t.name}`;
+        const dropped = this.droppedColumns.get(id) ?? new Set<string>();
+        this.droppedColumns.set(id, dropped);
+        for (const c of ddl.droppedColumns) dropped.add(c.toLowerCase());
+      }
       if (ddl.addedColumns.length > 0 && this.included(final.db, final.name)) {
         const info = await this.cachedInfo(final.db, final.name);
         this.resolveAddedColumns(t, ddl.addedColumns, info, true);
@@ -712,16 +748,28 @@ export class MysqlSource implements Source {
         const id = tableId(entry.schema.table);
         const m = this.addedColumns.get(id);
         if (!m) continue;
-        for (const c of entry.withMissing ?? []) m.delete(c);
+        const dropped = this.droppedColumns.get(id);
+        for (const c of entry.withMissing ?? []) {
+          m.delete(c);
+          dropped?.delete(c.toLowerCase());
+        }
         if (m.size === 0) this.addedColumns.delete(id);
+        if (dropped?.size === 0) this.droppedColumns.delete(id);
       }
       delivering.clear();
       const addedColumns = this.addedColumnsState();
+      const droppedTables = this.droppedUnseen.size > 0 ? [...this.droppedUnseen] : undefined;
+      const droppedColumns =
+        this.droppedColumns.size > 0
+          ? Object.fromEntries([...this.droppedColumns].map(([id, cols]) => [id, [...cols]]))
+          : undefined;
       return {
         pipeline: this.ctx.pipeline,
         phase: 'stream',
         position: { kind: 'mysql', file: e.file, pos: e.pos, gtidSet: e.gtidSet || undefined },
-        ...(addedColumns ? { state: { addedColumns } } : {}),
+        ...(addedColumns || droppedTables || droppedColumns
+          ? { state: { addedColumns, droppedTables, droppedColumns } }
+          : {}),
         sourceTimeMs: e.timestampMs,
       };
     };
@@ -766,6 +814,10 @@ export class MysqlSource implements Source {
             const pos = txStart.pos;
             const serverId = this.serverId;
             const last = rows.length - 1;
+            if (this.droppedUnseen.delete(tableId(table))) {
+              const at = { kind: 'mysql' as const, file, pos, gtid, serverId, row: 0 };
+              batcher.push(droppedTableEvent({ db, name: t.name }, schema, ev, at), 100);
+            }
             for (let i = 0; i <= last; i++) {
               let before: Row | null = null;
               let after: Row | null = null;
@@ -847,18 +899,23 @@ export class MysqlSource implements Source {
               const ddl = parseTableDdl(ev.query, ev.database);
               if (ddl) {
                 const replicated = ddl.tables.find((x) => this.included(x.db, x.name));
-                if (replicated) {
-                  batcher.push(
-                    ddlEvent(ev, replicated, {
-                      kind: 'mysql',
-                      file: ev.file,
-                      pos: txStart.pos,
-                      gtid: ev.gtid,
-                      serverId: this.serverId,
-                      row: 0,
-                    }),
-                    ev.query.length + 200,
-                  );
+                const at = {
+                  kind: 'mysql' as const,
+                  file: ev.file,
+                  pos: txStart.pos,
+                  gtid: ev.gtid,
+                  serverId: this.serverId,
+                  row: 0,
+                };
+                if (replicated) batcher.push(ddlEvent(ev, replicated, at), ev.query.length + 200);
+                if (ddl.kind === 'drop') {
+                  // The target empties the table: one re-created under the name starts empty there too.
+                  for (const t of ddl.tables.filter((x) => this.included(x.db, x.name))) {
+                    const id = `${t.db}.${t.name}`;
+                    const schema = this.lastSchemas.get(id) ?? (await this.cachedInfo(t.db, t.name))?.schema;
+                    if (schema) batcher.push(droppedTableEvent(t, schema, ev, { ...at, row: 1 }), 100);
+                    else this.droppedUnseen.add(id);
+                  }
                 }
                 await this.followDdl(ddl);
               }
@@ -943,6 +1000,7 @@ function buildEntry(
   keys: string[],
   json: Set<string>,
   missing?: Map<string, string | null>,
+  dropped?: Set<string>,
 ): TableEntry {
   const columns: MysqlColumn[] = cols.map((c) => ({
     name: c.name,
@@ -957,6 +1015,7 @@ function buildEntry(
     nullable: c.nullable,
     isKey: keySet.has(c.name),
     ...(missing?.has(c.name) ? { missingValue: missing.get(c.name) ?? null } : {}),
+    ...(missing?.has(c.name) && dropped?.has(c.name.toLowerCase()) ? { replacesDropped: true } : {}),
   }));
   const withMissing = infos.filter((c) => c.missingValue !== undefined).map((c) => c.name);
   return {
@@ -1010,6 +1069,21 @@ function restoreAddedColumns(saved: unknown, into: Map<string, Map<string, strin
       if (typeof v === 'string' || v === null) m.set(c, v);
     if (m.size > 0) into.set(id, m);
   }
+}
+
+/** Reads `state.droppedColumns` of a stream checkpoint (ignores anything malformed). */
+function restoreDroppedColumns(saved: unknown, into: Map<string, Set<string>>): void {
+  if (!saved || typeof saved !== 'object') return;
+  for (const [id, cols] of Object.entries(saved as Record<string, unknown>)) {
+    if (!Array.isArray(cols)) continue;
+    const names = cols.filter((c): c is string => typeof c === 'string');
+    if (names.length > 0) into.set(id, new Set(names));
+  }
+}
+
+/** Reads `state.droppedTables` of a stream checkpoint (ignores anything malformed). */
+function restoreDroppedTables(saved: unknown): string[] {
+  return Array.isArray(saved) ? saved.filter((id): id is string => typeof id === 'string') : [];
 }
 
 /** A keyset parameter that compares like the stored value (text for text columns, bytes for binary ones). */

@@ -130,6 +130,11 @@ function capacity(base: string, args: number[]): number | undefined {
   return TEXT_BYTES[base];
 }
 
+/** The labels of an `enum(...)` / `set(...)` type, as written (quotes undone). */
+function enumLabels(type: string): string[] {
+  return [...type.matchAll(/'((?:[^'\\]|''|\\.)*)'/g)].map((m) => m[1]!.replace(/''/g, "'"));
+}
+
 /**
  * Whether a column of type `have` holds every value of type `want` (compared by family and size). `undefined` when
  * the two are not comparable this way (different families): the encoder decides then.
@@ -137,6 +142,11 @@ function capacity(base: string, args: number[]): number | undefined {
 export function holds(have: string, want: string): boolean | undefined {
   const h = parseMysqlType(have);
   const w = parseMysqlType(want);
+  if ((h.base === 'enum' || h.base === 'set') && h.base === w.base) {
+    // Rows carry labels: the target holds them when it knows every label (a label added at the source widens it).
+    const known = new Set(enumLabels(have));
+    return enumLabels(want).every((l) => known.has(l));
+  }
   if (h.base === w.base && h.args.join() === w.args.join() && h.unsigned === w.unsigned) return true;
   if (INT_RANK[h.base] && INT_RANK[w.base]) {
     if (h.unsigned === w.unsigned) return INT_RANK[h.base]! >= INT_RANK[w.base]!;
@@ -352,7 +362,18 @@ export async function syncTable(
     };
     source.columns.forEach((col, i) => {
       const want = wanted[i]!.sql;
-      const have = byName.get(col.name);
+      let have = byName.get(col.name);
+      if (have && col.replacesDropped) {
+        // Dropped and added again at the source: the target's column holds the dropped one's values and type.
+        if (!options.alterTables) {
+          problems.push(
+            `column ${col.name} was dropped and added again at the source; drop it on the target so it is added anew`,
+          );
+          return;
+        }
+        changes.push(`DROP COLUMN ${quoteId(col.name)}`);
+        have = undefined;
+      }
       if (!have) {
         if (!options.alterTables) problems.push(`column ${col.name} (${want}) is missing on the target`);
         else {

@@ -65,8 +65,9 @@ interface CachedTable {
 }
 
 function shapeOf(schema: TableSchema): string {
+  // A column that replaces a dropped one of the same name needs its table synced even when its type is unchanged.
   return JSON.stringify([
-    schema.columns.map((c) => [c.name, c.type, c.kind]),
+    schema.columns.map((c) => [c.name, c.type, c.kind, c.replacesDropped === true]),
     schema.keyColumns,
     schema.beforeImage,
     schema.changes,

@@ -232,7 +232,18 @@ export async function syncTable(
     const filled: string[] = [];
     for (const col of source.columns) {
       const want = canon.get(col.type.trim())!;
-      const have = byName.get(col.name);
+      let have = byName.get(col.name);
+      if (have && col.replacesDropped) {
+        // Dropped and added again at the source: the target's column holds the dropped one's values and type.
+        if (!options.alterTables) {
+          problems.push(
+            `column ${col.name} was dropped and added again at the source; drop it on the target so it is added anew`,
+          );
+          continue;
+        }
+        ddl.push(`drop column ${quoteIdent(col.name)}`);
+        have = undefined;
+      }
       if (!have) {
         if (!options.alterTables) {
           problems.push(`column ${col.name} (${want.type}) is missing on the target`);

@@ -1,0 +1,207 @@
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Pipeline } from '../../../src/pipeline/pipeline.ts';
+import { testContext } from '../../../test/fixtures/change-events.ts';
+import type { MysqlServer } from '../../../test/harness/mariadb.ts';
+import { mysqlFlavors } from '../../../test/harness/mysql-server.ts';
+import { type PgServer, startPostgres } from '../../../test/harness/postgres.ts';
+import { postgresTargetConfig } from '../../postgres/target/config.ts';
+import { PostgresTarget } from '../../postgres/target/target.ts';
+import { mysqlTargetConfig } from '../target/config.ts';
+import { MysqlTarget } from '../target/target.ts';
+import { MysqlSource } from './source.ts';
+import { session, sourceConfig } from './test-support.ts';
+
+const BATCH = { max_events: 1000, max_bytes: 4 * 1024 * 1024, max_wait_ms: 50 };
+
+interface Digest {
+  rows: number;
+  digest: string;
+}
+
+/** Row count and sorted per-row SHA-256s of integer columns, computed by MySQL itself. */
+async function mysqlDigest(server: MysqlServer, db: string, table: string, cols: string[]): Promise<Digest> {
+  const conn = await session(server, db);
+  try {
+    await conn.query('SET SESSION group_concat_max_len = 100000000');
+    const row = cols.map((c) => `IFNULL(CAST(\`${c}\` AS CHAR), '~')`).join(", '|', ");
+    const [rows] = await conn.query(
+      `SELECT COUNT(*) AS n, SHA2(GROUP_CONCAT(h ORDER BY h SEPARATOR ''), 256) AS d FROM (SELECT SHA2(CONCAT(${row}), 256) AS h FROM \`${table}\`) s`,
+    );
+    const r = (rows as { n: number; d: string | null }[])[0]!;
+    return { rows: Number(r.n), digest: r.d ?? '' };
+  } finally {
+    await conn.end();
+  }
+}
+
+/** The same digest computed by PostgreSQL (integers print alike in both). */
+async function pgDigest(url: string, qname: string, cols: string[]): Promise<Digest> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    const row = cols.map((c) => `coalesce("${c}"::text, '~')`).join(" || '|' || ");
+    const { rows } = await client.query<{ n: string; d: string | null }>(
+      `select count(*) as n, encode(sha256(convert_to(string_agg(h, '' order by h collate "C"), 'UTF8')), 'hex') as d from (select encode(sha256(convert_to(${row}, 'UTF8')), 'hex') as h from ${qname}) s`,
+    );
+    return { rows: Number(rows[0]!.n), digest: rows[0]!.d ?? '' };
+  } finally {
+    await client.end();
+  }
+}
+
+const TARGETS = ['postgres', 'mysql'] as const;
+type TargetKind = (typeof TARGETS)[number];
+
+describe.each(mysqlFlavors())('MySQL source: table DDL followed at the target ($name)', (flavor) => {
+  let pgServer: PgServer;
+  let myServer: MysqlServer;
+  beforeAll(async () => {
+    [pgServer, myServer] = await Promise.all([startPostgres(), flavor.start()]);
+  });
+  afterAll(async () => {
+    await Promise.all([pgServer?.stop(), myServer?.stop()]);
+  });
+
+  /** A target database for `db`: a PostgreSQL URL, or a database name on the source server. */
+  async function targetFor(kind: TargetKind, db: string): Promise<string> {
+    if (kind === 'postgres') return pgServer.createDatabase(`${db}_dst`);
+    return `${db}_dst`;
+  }
+
+  function startPipeline(db: string, targetUrl: string) {
+    const ctx = testContext(db);
+    const pipeline = new Pipeline({
+      name: db,
+      createParts: () => {
+        const target = targetUrl.includes('://')
+          ? new PostgresTarget(postgresTargetConfig.parse({ type: 'postgres', url: targetUrl }), ctx)
+          : new MysqlTarget(mysqlTargetConfig.parse({ type: 'mysql', url: myServer.url(), database: targetUrl }), ctx);
+        const source = new MysqlSource(sourceConfig(myServer, { databases: [db], resume_by_gtid: false }), ctx, {
+          batch: BATCH,
+        });
+        return { source, target, store: target.checkpointStore };
+      },
+      maxInFlight: 4,
+      maxInFlightBytes: 64 * 1024 * 1024,
+      initialBackoffMs: 100,
+      maxBackoffMs: 1000,
+      logger: ctx.logger,
+    });
+    let failure: unknown = null;
+    const running = pipeline.run().catch((err) => {
+      failure = err;
+    });
+    return {
+      ctx,
+      pipeline,
+      failure: () => failure,
+      stop: async () => {
+        pipeline.stop();
+        await running;
+      },
+    };
+  }
+
+  /** Waits until source and target digests agree (or a minute passes), then returns both. */
+  async function settle(db: string, targetUrl: string, table: string, cols: string[]) {
+    const deadline = Date.now() + 60_000;
+    for (;;) {
+      const source = await mysqlDigest(myServer, db, table, cols);
+      const target = await (targetUrl.includes('://')
+        ? pgDigest(targetUrl, `"${db}"."${table}"`, cols)
+        : mysqlDigest(myServer, targetUrl, table, cols)
+      ).catch(() => null);
+      if ((target && target.digest === source.digest && target.rows === source.rows) || Date.now() > deadline)
+        return { source, target };
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+  }
+
+  for (const kind of TARGETS) {
+    it(`to ${kind}: applies DROP TABLE: a table re-created under the same name holds only its new rows (streaming and behind)`, async () => {
+      const db = `follow_drop_${kind}`;
+      await myServer.createDatabase(db);
+      const conn = await session(myServer, db);
+      await conn.query('CREATE TABLE d (id INT PRIMARY KEY, v INT)');
+      await conn.query('INSERT INTO d VALUES (1, 1), (2, 2), (3, 3), (4, 4), (5, 5)');
+      const targetUrl = await targetFor(kind, db);
+      let run = startPipeline(db, targetUrl);
+      try {
+        expect((await settle(db, targetUrl, 'd', ['id', 'v'])).target?.rows).toBe(5);
+        // Streaming.
+        await conn.query('DROP TABLE d');
+        await conn.query('CREATE TABLE d (id INT PRIMARY KEY, v INT)');
+        await conn.query('INSERT INTO d VALUES (1, 100)');
+        let r = await settle(db, targetUrl, 'd', ['id', 'v']);
+        expect(r.target).toEqual(r.source);
+        expect(r.source.rows).toBe(1);
+        // Stopped and behind.
+        await run.stop();
+        await conn.query('INSERT INTO d VALUES (2, 200), (3, 300)');
+        await conn.query('DROP TABLE d');
+        await conn.query('CREATE TABLE d (id INT PRIMARY KEY, v INT)');
+        await conn.query('INSERT INTO d VALUES (7, 700)');
+        run = startPipeline(db, targetUrl);
+        r = await settle(db, targetUrl, 'd', ['id', 'v']);
+        expect(r.target).toEqual(r.source);
+        expect(r.source.rows).toBe(1);
+      } finally {
+        await run.stop();
+        await conn.end();
+      }
+    });
+
+    it(`to ${kind}: applies DROP COLUMN then ADD COLUMN of the same name: existing rows read the new default (streaming and behind)`, async () => {
+      const db = `follow_readd_${kind}`;
+      await myServer.createDatabase(db);
+      const conn = await session(myServer, db);
+      await conn.query('CREATE TABLE t (id INT PRIMARY KEY, b VARCHAR(10))');
+      await conn.query("INSERT INTO t VALUES (1, '1'), (2, '2')");
+      const targetUrl = await targetFor(kind, db);
+      let run = startPipeline(db, targetUrl);
+      try {
+        expect((await settle(db, targetUrl, 't', ['id', 'b'])).target?.rows).toBe(2);
+        // Streaming, the type changing.
+        await conn.query('ALTER TABLE t DROP COLUMN b');
+        await conn.query('ALTER TABLE t ADD COLUMN b INT NOT NULL DEFAULT 77');
+        await conn.query('INSERT INTO t VALUES (3, 5)');
+        let r = await settle(db, targetUrl, 't', ['id', 'b']);
+        expect(r.target).toEqual(r.source);
+        // Stopped and behind, the type the same.
+        await run.stop();
+        await conn.query('ALTER TABLE t DROP COLUMN b');
+        await conn.query('ALTER TABLE t ADD COLUMN b INT NOT NULL DEFAULT 78');
+        await conn.query('INSERT INTO t VALUES (5, 6)');
+        run = startPipeline(db, targetUrl);
+        r = await settle(db, targetUrl, 't', ['id', 'b']);
+        expect(r.target).toEqual(r.source);
+        expect(r.source.rows).toBe(4);
+        expect(run.failure()).toBeNull();
+      } finally {
+        await run.stop();
+        await conn.end();
+      }
+    });
+
+    it(`to ${kind}: follows an ENUM label added at the end, or stops once naming the table and the fix`, async () => {
+      const db = `follow_enum_${kind}`;
+      await myServer.createDatabase(db);
+      const conn = await session(myServer, db);
+      await conn.query("CREATE TABLE t (id INT PRIMARY KEY, e ENUM('a','b'))");
+      await conn.query("INSERT INTO t VALUES (1, 'a'), (2, 'b')");
+      const targetUrl = await targetFor(kind, db);
+      const run = startPipeline(db, targetUrl);
+      try {
+        expect((await settle(db, targetUrl, 't', ['id', 'e'])).target?.rows).toBe(2);
+        await conn.query("ALTER TABLE t MODIFY e ENUM('a','b','c')");
+        await conn.query("INSERT INTO t VALUES (3, 'c')");
+        const r = await settle(db, targetUrl, 't', ['id', 'e']);
+        expect(r.target).toEqual(r.source);
+      } finally {
+        await run.stop();
+        await conn.end();
+      }
+    });
+  }
+});
