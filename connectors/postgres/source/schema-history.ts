@@ -161,8 +161,13 @@ export async function resolveRelation(
     filenode: '',
     columns: [],
   };
-  const solutions = matchColumns(base, raw, catalog);
   const where = tableText(raw);
+  // The table is gone from the catalog (dropped since): nothing can be read there. A message that repeats the known
+  // shape column for column is taken as that shape; any other shape cannot be told and stops below.
+  if (known && cls.rows.length === 0 && sameShape(known, raw)) {
+    return { table: known, changes: [], attnums: known.columns.map((c) => c.attnum), rewritten: false };
+  }
+  const solutions = matchColumns(base, raw, catalog);
   if (solutions.length !== 1) {
     const why =
       solutions.length === 0
@@ -212,6 +217,18 @@ export async function resolveRelation(
     attnums,
     rewritten: rewritten && (retyped || changes.some((c) => c.kind === 'add')),
   };
+}
+
+function sameShape(known: KnownTable, raw: RawRelation): boolean {
+  return (
+    known.schema === raw.schema &&
+    known.name === raw.name &&
+    known.columns.length === raw.columns.length &&
+    known.columns.every(
+      (c, i) =>
+        c.name === raw.columns[i]!.name && c.typeOid === raw.columns[i]!.typeOid && c.typmod === raw.columns[i]!.typmod,
+    )
+  );
 }
 
 /**
