@@ -273,6 +273,26 @@ pipelines:
     expect(log).not.toContain('pipeline_failed');
   });
 
+  it('a second instance of a running pipeline says another instance holds the slot, and where', async () => {
+    const file = path.join(dir, 'twice.yaml');
+    fs.writeFileSync(file, `pipelines:\n${pipelineYaml('twice', 'public.items')}`);
+    const first = new ReplicatorProcess(file, path.join(dir, 'twice-1.log'));
+    first.start();
+    await waitFor('streaming', () => first.log().includes('streaming_started'));
+    const second = new ReplicatorProcess(file, path.join(dir, 'twice-2.log'));
+    second.start();
+    try {
+      await waitFor('the second says why it waits', () => second.log().includes('held by another instance'), 60_000);
+      expect(second.log()).toMatch(
+        /held by another instance \(server process \d+ (from 127\.0\.0\.1|over a local socket)/,
+      );
+      expect(second.log()).toContain('"event":"pipeline_retrying"');
+    } finally {
+      expect(await second.stop()).toBe(0);
+      expect(await first.stop()).toBe(0);
+    }
+  });
+
   it('exits right after it says "stopped"', async () => {
     const file = path.join(dir, 'prompt.yaml');
     fs.writeFileSync(file, `pipelines:\n${pipelineYaml('prompt', 'public.items')}`);

@@ -193,11 +193,20 @@ export class PostgresSource implements Source {
       await new Promise((r) => setTimeout(r, 250));
       slot = await this.slotRow();
     }
-    if (slot?.active_pid != null)
+    if (slot?.active_pid != null) {
+      // Where the other reader connects from, when the server tells (pg_read_all_stats, or the same user).
+      const holder = (
+        await this.meta!.query<{ addr: string | null; app: string | null }>(
+          'select host(client_addr) as addr, application_name as app from pg_stat_activity where pid = $1',
+          [slot.active_pid],
+        )
+      ).rows[0];
+      const from = holder?.addr ? ` from ${holder.addr}` : holder ? ' over a local socket' : '';
       throw new ConnectionError(
-        `replication slot ${this.names.slot} is in use by server process ${slot.active_pid}`,
-        'Another process streams from this slot (or a previous run has not disconnected yet); the pipeline retries. Make sure only one pipeline uses each slot_name.',
+        `replication slot ${this.names.slot} is held by another instance (server process ${slot.active_pid}${from}${holder?.app ? `, application ${holder.app}` : ''})`,
+        'Another instance of this pipeline (or another program) streams from this slot; this one retries until the slot is free. Stop the other instance, or give each pipeline its own slot_name.',
       );
+    }
     if (slot?.wal_status === 'lost') {
       if (from?.phase === 'stream') return this.slotLost(from, 'its WAL was removed (wal_status lost)');
       // Nothing was streamed from it yet: a new slot (and snapshot) replaces it below.
