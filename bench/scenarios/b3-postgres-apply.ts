@@ -5,8 +5,8 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { PostgresTarget, postgresTargetConfig } from '../../connectors/postgres/sink/index.ts';
 import { PostgresSource } from '../../connectors/postgres/source/index.ts';
-import { PostgresTarget, postgresTargetConfig } from '../../connectors/postgres/target/index.ts';
 import type { PgServer } from '../../test/harness/postgres.ts';
 import { timeCommand } from '../lib/measure.ts';
 import { dropSlotIfExists, insertInTransactions, pgArgs, pgBin } from '../lib/pg.ts';

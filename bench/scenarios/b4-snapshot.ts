@@ -2,8 +2,9 @@
  * B4: initial snapshot of one large table, into a null target (against COPY ... TO STDOUT) and into a PostgreSQL
  * target (against COPY out piped into COPY in).
  */
+
+import { PostgresTarget, postgresTargetConfig } from '../../connectors/postgres/sink/index.ts';
 import { PostgresSource } from '../../connectors/postgres/source/index.ts';
-import { PostgresTarget, postgresTargetConfig } from '../../connectors/postgres/target/index.ts';
 import type { PgServer } from '../../test/harness/postgres.ts';
 import { timeCommand } from '../lib/measure.ts';
 import { pgArgs, pgBin } from '../lib/pg.ts';

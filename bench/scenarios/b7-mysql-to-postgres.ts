@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { MysqlSource, mysqlSourceConfig } from '../../connectors/mysql/source/index.ts';
-import { PostgresTarget, postgresTargetConfig } from '../../connectors/postgres/target/index.ts';
+import { PostgresTarget, postgresTargetConfig } from '../../connectors/postgres/sink/index.ts';
 import { timeCommand } from '../lib/measure.ts';
 import { binlogPosition, insertInTransactions } from '../lib/mysql.ts';
 import { pgArgs, pgBin } from '../lib/pg.ts';

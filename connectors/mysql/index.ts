@@ -8,4 +8,4 @@ export const source: SourceConnector<MysqlSourceConfig> = {
   preflight: preflightMysqlSource,
 };
 
-export { target } from './target/index.ts';
+export { target } from './sink/index.ts';

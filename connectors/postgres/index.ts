@@ -1,11 +1,11 @@
 import type { CheckpointStore } from '../../src/core/checkpoint-store.ts';
 import type { SourceConnector, TargetConnector } from '../../src/registry.ts';
+import type { PostgresTargetConfig } from './sink/config.ts';
+import { PostgresCheckpointStore, PostgresTarget } from './sink/index.ts';
+import { preflightPostgresTarget } from './sink/preflight.ts';
 import type { PostgresSourceConfig } from './source/config.ts';
 import { PostgresSource, preflightPostgresSource, teardownPostgresSource } from './source/index.ts';
 import { requestPostgresSnapshot } from './source/snapshot-request.ts';
-import type { PostgresTargetConfig } from './target/config.ts';
-import { PostgresCheckpointStore, PostgresTarget } from './target/index.ts';
-import { preflightPostgresTarget } from './target/preflight.ts';
 
 /** The PostgreSQL connector as the registry sees it: source, target and checkpoint store. */
 export const source: SourceConnector<PostgresSourceConfig> = {

@@ -1,10 +1,10 @@
 import { z } from 'zod';
 import { jsonlTargetConfig } from '../../connectors/jsonl/config.ts';
 import { kafkaTargetConfig } from '../../connectors/kafka/config.ts';
+import { mysqlTargetConfig } from '../../connectors/mysql/sink/config.ts';
 import { mysqlSourceConfig } from '../../connectors/mysql/source/config.ts';
-import { mysqlTargetConfig } from '../../connectors/mysql/target/config.ts';
+import { postgresTargetConfig } from '../../connectors/postgres/sink/config.ts';
 import { postgresSourceConfig } from '../../connectors/postgres/source/config.ts';
-import { postgresTargetConfig } from '../../connectors/postgres/target/config.ts';
 import { batchConfig } from './batch.ts';
 
 export { batchConfig };

@@ -1,10 +1,10 @@
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { mysqlTargetConfig } from '../../connectors/mysql/target/config.ts';
-import { MysqlTarget } from '../../connectors/mysql/target/target.ts';
+import { mysqlTargetConfig } from '../../connectors/mysql/sink/config.ts';
+import { MysqlTarget } from '../../connectors/mysql/sink/target.ts';
+import { postgresTargetConfig } from '../../connectors/postgres/sink/config.ts';
+import { PostgresTarget } from '../../connectors/postgres/sink/target.ts';
 import { PostgresSource } from '../../connectors/postgres/source/postgres-source.ts';
-import { postgresTargetConfig } from '../../connectors/postgres/target/config.ts';
-import { PostgresTarget } from '../../connectors/postgres/target/target.ts';
 import type { Target } from '../../src/core/target.ts';
 import { Pipeline } from '../../src/pipeline/pipeline.ts';
 import { testContext } from '../fixtures/change-events.ts';

@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { PostgresCheckpointStore } from '../../connectors/postgres/target/checkpoint-store.ts';
+import { PostgresCheckpointStore } from '../../connectors/postgres/sink/checkpoint-store.ts';
 import { parseConfig } from '../../src/config/load.ts';
 import { Daemon } from '../../src/daemon.ts';
 import { createLogger } from '../../src/observability/logger.ts';

@@ -44,10 +44,12 @@ describe.each(mysqlFlavors())('mysql source: one big transaction ($name)', (flav
           checkpoints++;
           expect(count).toBe(ROWS);
         }
-        if (batches % 20 === 0) {
-          // A slow target: the reader must stop reading instead of buffering the transaction.
-          await new Promise((r) => setTimeout(r, 5));
-          paused ||= (await source.status()).details?.readingPaused === true;
+        if (batches === 1) {
+          // A stalled target: the reader must stop reading instead of buffering the transaction.
+          for (let waited = 0; waited < 10_000 && !paused; waited += 10) {
+            await new Promise((r) => setTimeout(r, 10));
+            paused = (await source.status()).details?.readingPaused === true;
+          }
         }
         if (count >= ROWS && b.checkpoint) break;
       }

@@ -5,10 +5,10 @@ import { testContext } from '../../../test/fixtures/change-events.ts';
 import type { MysqlServer } from '../../../test/harness/mariadb.ts';
 import { mysqlFlavors } from '../../../test/harness/mysql-server.ts';
 import { type PgServer, startPostgres } from '../../../test/harness/postgres.ts';
-import { postgresTargetConfig } from '../../postgres/target/config.ts';
-import { PostgresTarget } from '../../postgres/target/target.ts';
-import { mysqlTargetConfig } from '../target/config.ts';
-import { MysqlTarget } from '../target/target.ts';
+import { postgresTargetConfig } from '../../postgres/sink/config.ts';
+import { PostgresTarget } from '../../postgres/sink/target.ts';
+import { mysqlTargetConfig } from '../sink/config.ts';
+import { MysqlTarget } from '../sink/target.ts';
 import { MysqlSource } from './source.ts';
 import { session, sourceConfig } from './test-support.ts';
 

@@ -9,8 +9,8 @@ import { testContext } from '../../../test/fixtures/change-events.ts';
 import type { MysqlServer } from '../../../test/harness/mariadb.ts';
 import { mysqlFlavors } from '../../../test/harness/mysql-server.ts';
 import { type PgServer, startPostgres } from '../../../test/harness/postgres.ts';
-import { postgresTargetConfig } from '../../postgres/target/config.ts';
-import { PostgresTarget } from '../../postgres/target/target.ts';
+import { postgresTargetConfig } from '../../postgres/sink/config.ts';
+import { PostgresTarget } from '../../postgres/sink/target.ts';
 import { DDL_MESSAGE_PREFIX, MysqlSource } from './source.ts';
 import { events, gtidPattern, lastCheckpoint, Puller, session, sourceConfig } from './test-support.ts';
 

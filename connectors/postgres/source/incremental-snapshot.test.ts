@@ -14,11 +14,11 @@ import type { MysqlServer } from '../../../test/harness/mariadb.ts';
 import { startMariadb } from '../../../test/harness/mariadb.ts';
 import { type PgServer, startPostgres } from '../../../test/harness/postgres.ts';
 import { waitForEqualTables } from '../../../test/harness/table-digest.ts';
-import { mysqlTargetConfig } from '../../mysql/target/config.ts';
-import { MysqlTarget } from '../../mysql/target/target.ts';
-import { PostgresCheckpointStore } from '../target/checkpoint-store.ts';
-import { postgresTargetConfig } from '../target/config.ts';
-import { PostgresTarget } from '../target/target.ts';
+import { mysqlTargetConfig } from '../../mysql/sink/config.ts';
+import { MysqlTarget } from '../../mysql/sink/target.ts';
+import { PostgresCheckpointStore } from '../sink/checkpoint-store.ts';
+import { postgresTargetConfig } from '../sink/config.ts';
+import { PostgresTarget } from '../sink/target.ts';
 import { PostgresSource } from './postgres-source.ts';
 import { requestPostgresSnapshot } from './snapshot-request.ts';
 

@@ -5,8 +5,8 @@ import { type Checkpoint, parseLsn } from '../../../src/core/checkpoint.ts';
 import { TributaryError } from '../../../src/errors.ts';
 import { Pipeline } from '../../../src/pipeline/pipeline.ts';
 import { type PgServer, startPostgres } from '../../../test/harness/postgres.ts';
-import { postgresTargetConfig } from '../target/config.ts';
-import { PostgresTarget } from '../target/target.ts';
+import { postgresTargetConfig } from '../sink/config.ts';
+import { PostgresTarget } from '../sink/target.ts';
 import { PostgresSource } from './postgres-source.ts';
 
 const logger = pino({ level: 'silent' });

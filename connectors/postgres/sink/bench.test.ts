@@ -1,6 +1,6 @@
 /**
  * Throughput of the target against COPY for the same rows. Not part of the normal run (no timing assertions):
- * TRIBUTARY_BENCH=1 npx vitest run connectors/postgres/target/bench.test.ts
+ * TRIBUTARY_BENCH=1 npx vitest run connectors/postgres/sink/bench.test.ts
  */
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';

@@ -1,7 +1,7 @@
 /**
  * Throughput of the target against a plain multi-row INSERT and LOAD DATA LOCAL INFILE for the same rows. Not part
  * of the normal run (no timing assertions):
- * TRIBUTARY_BENCH=1 npx vitest run connectors/mysql/target/bench.test.ts
+ * TRIBUTARY_BENCH=1 npx vitest run connectors/mysql/sink/bench.test.ts
  */
 import fs from 'node:fs';
 import os from 'node:os';
