@@ -45,7 +45,7 @@ function ev(op: ChangeEvent['op'], id: string, v: string | null): ChangeEvent {
     source: {
       connector: 'postgresql',
       db: 'db',
-      position: { kind: 'postgres', lsn: '0/10', commitLsn: '0/20' },
+      position: { kind: 'postgres', lsn: '0/10', commitLsn: '0/28', commitRecordLsn: '0/20' },
       txId: '7',
       commitTimeMs: 1_700_000_000_000,
       snapshot: false,

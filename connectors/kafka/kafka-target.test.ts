@@ -66,7 +66,7 @@ function ev(
     source: {
       connector: 'postgresql',
       db: 'db',
-      position: { kind: 'postgres', lsn, commitLsn: '0/200' },
+      position: { kind: 'postgres', lsn, commitLsn: '0/208', commitRecordLsn: '0/200' },
       txId: tx,
       commitTimeMs: 1000,
       snapshot: false,

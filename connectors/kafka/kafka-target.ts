@@ -330,7 +330,8 @@ export function positionHeaders(event: ChangeEvent, pipeline: string): Record<st
   const p = event.source.position;
   if (p.kind === 'postgres') {
     h['tributary.lsn'] = p.lsn;
-    if (p.commitLsn) h['tributary.commit_lsn'] = p.commitLsn;
+    // The commit record's LSN, known from the transaction's Begin: a replayed change carries the same header.
+    if (p.commitRecordLsn) h['tributary.commit_lsn'] = p.commitRecordLsn;
   } else {
     h['tributary.binlog_file'] = p.file;
     h['tributary.binlog_pos'] = String(p.pos);

@@ -40,7 +40,7 @@ function ev(op: ChangeEvent['op'], id: string, v: string | null, tx = '1'): Chan
     source: {
       connector: 'postgresql',
       db: 'db',
-      position: { kind: 'postgres', lsn: '0/10', commitLsn: '0/20' },
+      position: { kind: 'postgres', lsn: '0/10', commitLsn: '0/28', commitRecordLsn: '0/20' },
       txId: tx,
       commitTimeMs: Date.now(),
       snapshot: false,

@@ -102,6 +102,11 @@ export type SourcePosition =
       lsn: string;
       /** Commit end LSN of the transaction this change belongs to, when known. */
       commitLsn?: string;
+      /**
+       * LSN of the commit record of the transaction this change belongs to (from its Begin message): known for every
+       * streamed change, and the same when the change is sent again after a restart.
+       */
+      commitRecordLsn?: string;
       /** End LSN of the previous committed transaction (Debezium's `sequence[0]`). */
       lastCommitLsn?: string;
     }

@@ -38,6 +38,8 @@ export interface MysqlServer {
   /** SIGKILL of the server process (no clean shutdown); only for throwaway servers that offer it. */
   kill?(): Promise<void>;
   stop(): Promise<void>;
+  /** The path on this machine of the file the server reads for a `files` option (rewrite it, then reload). */
+  serverFile?(option: string): string;
 }
 
 export interface StartMariadbOptions {
@@ -46,6 +48,9 @@ export interface StartMariadbOptions {
   options?: Record<string, string | number | null>;
   /** Ignore TRIBUTARY_TEST_MYSQL_URL (tests that must restart or reconfigure the server). */
   throwaway?: boolean;
+  /** Server options naming files, as paths on this machine (e.g. `{ 'ssl-ca': caFile }`); a server that runs in a
+   * root of its own reads copies of them, found with `serverFile`. */
+  files?: Record<string, string>;
 }
 
 const INSTALL_HINT = 'install it with: apt-get install -y mariadb-server';
@@ -59,8 +64,10 @@ export function mariadbBinary(): string | undefined {
 
 export async function startMariadb(options: StartMariadbOptions = {}): Promise<MysqlServer> {
   const given = process.env.TRIBUTARY_TEST_MYSQL_URL;
-  if (given && !options.throwaway && !options.options) return externalServer(given);
-  return throwawayServer(options.options ?? {});
+  if (given && !options.throwaway && !options.options && !options.files) return externalServer(given);
+  const files = options.files ?? {};
+  const server = await throwawayServer({ ...options.options, ...files });
+  return { ...server, serverFile: (option) => files[option]! };
 }
 
 export function withDatabase(url: string, database?: string): string {

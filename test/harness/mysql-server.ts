@@ -99,6 +99,15 @@ export async function startMysql(options: StartMariadbOptions = {}): Promise<Mys
   // Each server its own server_uuid (GTIDs name it): the copy must not keep the template's.
   fs.rmSync(path.join(dataDir, 'auto.cnf'), { force: true });
   fs.mkdirSync(tmpDir);
+  // Files the server reads are copied into its root (it cannot see the rest of this machine).
+  const copies: Record<string, string> = {};
+  const fileOptions: Record<string, string> = {};
+  if (options.files) fs.mkdirSync(path.join(dir, 'files'));
+  for (const [option, file] of Object.entries(options.files ?? {})) {
+    copies[option] = path.join(dir, 'files', `${option}-${path.basename(file)}`);
+    fs.copyFileSync(file, copies[option]);
+    fileOptions[option] = inRoot(copies[option]);
+  }
   chownAll(dir, account);
 
   const port = await freePort();
@@ -130,6 +139,7 @@ export async function startMysql(options: StartMariadbOptions = {}): Promise<Mys
     // Test data comes from recursive CTEs (MariaDB has its sequence engine instead).
     'cte-max-recursion-depth': 100_000_000,
     ...options.options,
+    ...fileOptions,
   };
   // MySQL writes a binlog unless told not to (MariaDB only when asked to).
   if (options.options && 'log-bin' in options.options && options.options['log-bin'] === null)
@@ -183,6 +193,7 @@ export async function startMysql(options: StartMariadbOptions = {}): Promise<Mys
   return {
     ...common(base, '127.0.0.1', port, 'mysql'),
     ...(await describeServer(base)),
+    serverFile: (option) => copies[option]!,
     async restart() {
       await stopServer();
       await start();

@@ -132,6 +132,8 @@ export class PgoutputDecoder {
   private xid = '';
   private commitTimeMs = 0;
   private commitTimeUs = 0;
+  /** The open transaction's commit record LSN, from its Begin: known for every change, the same on every replay. */
+  private commitRecordLsn: string | undefined;
   private lastCommitLsn: string | undefined;
   private inTx = false;
   /** The open transaction was delivered before (its commit is covered by the resume point): dropped. */
@@ -261,6 +263,7 @@ export class PgoutputDecoder {
         const commitTimeMs = readPgTimeMs(buf, p + 8);
         const xid = buf.readUInt32BE(p + 16);
         this.xid = String(xid);
+        this.commitRecordLsn = formatLsn(finalLsn);
         this.commitTimeMs = commitTimeMs;
         this.commitTimeUs = readPgTimeUs(buf, p + 8);
         return { type: 'begin', finalLsn, commitTimeMs, xid };
@@ -353,7 +356,12 @@ export class PgoutputDecoder {
       source: {
         connector: 'postgresql',
         db: this.db,
-        position: { kind: 'postgres', lsn, lastCommitLsn: this.lastCommitLsn },
+        position: {
+          kind: 'postgres',
+          lsn,
+          lastCommitLsn: this.lastCommitLsn,
+          commitRecordLsn: transactional ? this.commitRecordLsn : undefined,
+        },
         txId: transactional ? this.xid : undefined,
         commitTimeMs,
         commitTimeUs: transactional ? this.commitTimeUs : undefined,
@@ -383,7 +391,12 @@ export class PgoutputDecoder {
     const source: SourceInfo = {
       connector: 'postgresql',
       db: this.db,
-      position: { kind: 'postgres', lsn: lsnText(lsnHi, lsnLo), lastCommitLsn: this.lastCommitLsn },
+      position: {
+        kind: 'postgres',
+        lsn: lsnText(lsnHi, lsnLo),
+        lastCommitLsn: this.lastCommitLsn,
+        commitRecordLsn: this.commitRecordLsn,
+      },
       txId: this.xid,
       commitTimeMs: this.commitTimeMs,
       commitTimeUs: this.commitTimeUs,

@@ -7,16 +7,18 @@ import { parseConfig } from '../../src/config/load.ts';
 import { Daemon } from '../../src/daemon.ts';
 import { createLogger } from '../../src/observability/logger.ts';
 import { tributary } from '../harness/cli.ts';
-import { type MysqlServer, mariadbBinary, queryUrl, startMariadb, withDatabase } from '../harness/mariadb.ts';
+import { type MysqlServer, queryUrl, withDatabase } from '../harness/mariadb.ts';
+import { mysqlFlavors } from '../harness/mysql-server.ts';
 import { serviceAccount } from '../harness/os-user.ts';
 import { createTestCertificates, openSslAvailable, type TestCertificates } from '../harness/tls-certificates.ts';
 
 /**
- * MariaDB over TLS, against a real server whose certificate a CA made by this test signed. `tls_user` is created
- * `REQUIRE X509`: the server itself refuses any of its connections that is not TLS with a client certificate, so a
- * pipeline that works as tls_user (binlog reader, snapshot, target, checkpoints, validate, verify) used TLS throughout.
+ * MariaDB and MySQL over TLS, against a real server whose certificate a CA made by this test signed. `tls_user` is
+ * created `REQUIRE X509`: the server itself refuses any of its connections that is not TLS with a client certificate,
+ * so a pipeline that works as tls_user (binlog reader, snapshot, target, checkpoints, validate, verify) used TLS
+ * throughout.
  */
-describe.skipIf(!openSslAvailable() || !mariadbBinary())('MariaDB over TLS', () => {
+describe.skipIf(!openSslAvailable()).each(mysqlFlavors())('$name over TLS', (flavor) => {
   let server: MysqlServer;
   let certs: TestCertificates;
   let dir: string;
@@ -25,9 +27,9 @@ describe.skipIf(!openSslAvailable() || !mariadbBinary())('MariaDB over TLS', () 
     certs = createTestCertificates();
     certs.handTo(serviceAccount('mysql'));
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tributary-mariadbtls-'));
-    server = await startMariadb({
+    server = await flavor.start({
       throwaway: true,
-      options: { 'ssl-ca': certs.caFile, 'ssl-cert': certs.serverCertFile, 'ssl-key': certs.serverKeyFile },
+      files: { 'ssl-ca': certs.caFile, 'ssl-cert': certs.serverCertFile, 'ssl-key': certs.serverKeyFile },
     });
     await queryUrl(server.url(), "CREATE USER 'tls_user'@'%' REQUIRE X509");
     await queryUrl(server.url(), "GRANT ALL PRIVILEGES ON *.* TO 'tls_user'@'%' WITH GRANT OPTION");
@@ -46,25 +48,27 @@ describe.skipIf(!openSslAvailable() || !mariadbBinary())('MariaDB over TLS', () 
     'ssl-cert': certs.clientCertFile,
     'ssl-key': certs.clientKeyFile,
   });
-  /** Row count and digest of a table, computed by the server. */
+  /** Row count and digest of a table, computed by the server: the sum of each row's hash (SHA-256, first 60 bits). */
   const digest = async (table: string) =>
     (
       await queryUrl<{ n: number; d: string }>(
         server.url(),
-        `SELECT COUNT(*) AS n, MD5(GROUP_CONCAT(MD5(CONCAT_WS('|', id, v)) ORDER BY id SEPARATOR '')) AS d FROM ${table}`,
+        `SELECT COUNT(*) AS n, CAST(SUM(CONV(SUBSTR(SHA2(CONCAT_WS('|', id, v), 256), 1, 15), 16, 10)) AS CHAR) AS d FROM ${table}`,
       )
     )[0]!;
+  /** Makes the server read its certificate files again. */
+  const reloadTls = () => queryUrl(server.url(), server.flavor === 'mysql' ? 'ALTER INSTANCE RELOAD TLS' : 'FLUSH SSL');
 
   it('the server refuses tls_user without TLS (the control for the tests below)', async () => {
     await expect(queryUrl(`mysql://tls_user@127.0.0.1:${server.port}/`, 'SELECT 1')).rejects.toThrow(/denied/i);
   });
 
-  it('replicates MariaDB -> MariaDB with ssl-mode=VERIFY_IDENTITY and a client certificate; validate and verify work over TLS', async () => {
+  it('replicates to itself with ssl-mode=VERIFY_IDENTITY and a client certificate; validate and verify work over TLS', async () => {
     await queryUrl(server.url(), 'CREATE DATABASE tls_src');
     await queryUrl(server.url(), 'CREATE TABLE tls_src.t (id INT PRIMARY KEY, v VARCHAR(40))');
     await queryUrl(
       withDatabase(server.url(), 'tls_src'),
-      "INSERT INTO t SELECT seq, CONCAT('row ', seq) FROM seq_1_to_300",
+      `INSERT INTO t SELECT seq, CONCAT('row ', seq) FROM ${server.series(1, 300)}`,
     );
     const yaml = `pipelines:
   - name: mariadbtls
@@ -81,7 +85,7 @@ describe.skipIf(!openSslAvailable() || !mariadbBinary())('MariaDB over TLS', () 
     try {
       await queryUrl(
         withDatabase(server.url(), 'tls_src'),
-        "INSERT INTO t SELECT seq, CONCAT('late ', seq) FROM seq_301_to_400",
+        `INSERT INTO t SELECT seq, CONCAT('late ', seq) FROM ${server.series(301, 400)}`,
       );
       const deadline = Date.now() + 60_000;
       const source = await digest('tls_src.t');
@@ -103,7 +107,7 @@ describe.skipIf(!openSslAvailable() || !mariadbBinary())('MariaDB over TLS', () 
     expect(verified.code, verified.stdout + verified.stderr).toBe(0);
   });
 
-  it('keeps checkpoints in a MySQL checkpoint store reached over TLS', async () => {
+  it('keeps checkpoints in a checkpoint store reached over TLS', async () => {
     const store = new MysqlCheckpointStore(tlsUrl(identity()), 'tls_cp.checkpoints', 10_000);
     try {
       await store.save({ pipeline: 'p', phase: 'stream', position: { kind: 'mysql', file: 'binlog.000001', pos: 4 } });
@@ -138,11 +142,12 @@ describe.skipIf(!openSslAvailable() || !mariadbBinary())('MariaDB over TLS', () 
     );
     expect(b.stdout + b.stderr).toMatch(/ssl-mode=VERIFY_CA/);
 
-    // A certificate for another name: the server reloads its files with FLUSH SSL.
-    const serving = [certs.serverCertFile, certs.serverKeyFile].map((f) => fs.readFileSync(f));
-    fs.writeFileSync(certs.serverCertFile, fs.readFileSync(certs.otherNameCertFile));
-    fs.writeFileSync(certs.serverKeyFile, fs.readFileSync(certs.otherNameKeyFile));
-    await queryUrl(server.url(), 'FLUSH SSL');
+    // A certificate for another name: the server reloads its files.
+    const served = { cert: server.serverFile!('ssl-cert'), key: server.serverFile!('ssl-key') };
+    const serving = [served.cert, served.key].map((f) => fs.readFileSync(f));
+    fs.writeFileSync(served.cert, fs.readFileSync(certs.otherNameCertFile));
+    fs.writeFileSync(served.key, fs.readFileSync(certs.otherNameKeyFile));
+    await reloadTls();
     try {
       const named = path.join(dir, 'named.yaml');
       const namedUrl = tlsUrl(identity());
@@ -157,9 +162,9 @@ describe.skipIf(!openSslAvailable() || !mariadbBinary())('MariaDB over TLS', () 
       );
       expect(c.stdout + c.stderr).toMatch(/ssl-mode=VERIFY_CA/);
     } finally {
-      fs.writeFileSync(certs.serverCertFile, serving[0]!);
-      fs.writeFileSync(certs.serverKeyFile, serving[1]!);
-      await queryUrl(server.url(), 'FLUSH SSL');
+      fs.writeFileSync(served.cert, serving[0]!);
+      fs.writeFileSync(served.key, serving[1]!);
+      await reloadTls();
     }
 
     const verified = await tributary(['verify', '-c', wrongCa]);
