@@ -2,7 +2,10 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { postgresConnectionTarget } from './connection-tls.ts';
+import { postgresConnectionTarget as fromUrl } from './connection-tls.ts';
+
+/** With an empty environment: the tests must not depend on the PGSSL* variables of whoever runs them. */
+const postgresConnectionTarget = (url: string) => fromUrl(url, {});
 
 describe('PostgreSQL TLS settings from the url (libpq meaning)', () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tributary-pgurl-'));
@@ -35,10 +38,31 @@ describe('PostgreSQL TLS settings from the url (libpq meaning)', () => {
   });
 
   it('refuses what it cannot honour, saying what to write instead', () => {
-    expect(() => postgresConnectionTarget(`${base}?sslmode=prefer`)).toThrow(/sslmode=prefer .*not supported/);
+    expect(() => postgresConnectionTarget(`${base}?sslmode=prefer`)).toThrow(
+      /sslmode=prefer \(sslmode in the PostgreSQL url\) is not supported/,
+    );
     expect(() => postgresConnectionTarget(`${base}?sslmode=verify-full&sslrootcert=${dir}/missing.pem`)).toThrow(
       /sslrootcert in the PostgreSQL url: cannot read .*missing\.pem/,
     );
     expect(() => postgresConnectionTarget(`${base}?sslmode=require&sslcert=${ca}`)).toThrow(/without sslkey/);
+  });
+
+  it("takes what the url lacks from libpq's environment variables, naming where a bad one came from", () => {
+    const env = { PGSSLMODE: 'verify-full', PGSSLROOTCERT: ca };
+    const t = fromUrl(base, env);
+    expect(t.connectionString).toBe(base);
+    expect(t.ssl).toMatchObject({ rejectUnauthorized: true, ca: Buffer.from('CA') });
+    // The url wins over the environment.
+    expect(fromUrl(`${base}?sslmode=disable`, env).ssl).toBe(false);
+    expect(() => fromUrl(base, { PGSSLMODE: 'allow' })).toThrow(/sslmode=allow \(PGSSLMODE in the environment\)/);
+    expect(() => fromUrl(base, { PGSSLMODE: 'require', PGSSLCERT: ca, PGSSLKEY: `${dir}/none.key` })).toThrow(
+      /PGSSLKEY in the environment: cannot read/,
+    );
+  });
+
+  it('passes the key passphrase and the revocation list on', () => {
+    const t = fromUrl(`${base}?sslmode=verify-ca&sslrootcert=${ca}&sslpassword=s3cret&sslcrl=${ca}`, {});
+    expect(t.connectionString).toBe(base);
+    expect(t.ssl).toMatchObject({ passphrase: 's3cret', crl: Buffer.from('CA') });
   });
 });

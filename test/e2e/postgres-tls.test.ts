@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -174,6 +175,52 @@ describe.skipIf(!openSslAvailable())('PostgreSQL over TLS', () => {
       expect(err.kind).toBe('operator');
       expect(err.message).toMatch(/refused our client certificate/);
       expect(err.hint).toMatch(/sslcert=<file>&sslkey=<file>/);
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('takes TLS settings from PGSSLMODE, PGSSLROOTCERT, PGSSLCERT and PGSSLKEY as libpq does, and opens a passphrase-protected key with sslpassword', async () => {
+    await server.query('postgres', 'create table if not exists tls_env (id int primary key)');
+    const file = path.join(dir, 'environment.yaml');
+    const plainUrl = `postgres://tls_user@localhost:${server.port}/postgres`;
+    fs.writeFileSync(
+      file,
+      `pipelines:\n  - name: fromenv\n    source: { type: postgres, url: "${plainUrl}", tables: [public.tls_env] }\n    target: { type: postgres, url: "${plainUrl}", schema: tls_env_copy }\n`,
+    );
+    // Without the variables the server refuses tls_user (hostnossl reject): the control.
+    const plain = await tributary(['validate', '-c', file], {
+      PGSSLMODE: '',
+      PGSSLROOTCERT: '',
+      PGSSLCERT: '',
+      PGSSLKEY: '',
+    });
+    expect(plain.code).not.toBe(0);
+    const env = {
+      PGSSLMODE: 'verify-full',
+      PGSSLROOTCERT: certs.caFile,
+      PGSSLCERT: certs.clientCertFile,
+      PGSSLKEY: certs.clientKeyFile,
+    };
+    const validated = await tributary(['validate', '-c', file], env);
+    expect(validated.stdout + validated.stderr).toContain('pipeline fromenv: ok');
+
+    const encryptedKey = path.join(dir, 'client-encrypted.key');
+    execFileSync('openssl', [
+      'pkey',
+      '-in',
+      certs.clientKeyFile,
+      '-aes256',
+      '-passout',
+      'pass:s3cret',
+      '-out',
+      encryptedKey,
+    ]);
+    const store = new PostgresCheckpointStore(
+      tlsUrl('postgres', { ...full(), sslkey: encryptedKey, sslpassword: 's3cret' }),
+    );
+    try {
+      expect(await store.load('nothing')).toBeNull();
     } finally {
       await store.close();
     }
