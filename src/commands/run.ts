@@ -3,6 +3,7 @@ import { Daemon, PipelinesFailedError } from '../daemon.ts';
 import { errorKind, TributaryError } from '../errors.ts';
 import { ExitCode } from '../exit-codes.ts';
 import { createLogger } from '../observability/logger.ts';
+import { SnapshotProgressBars } from '../observability/progress-bar.ts';
 import { stopWhenNpmParentExits } from './parent-watch.ts';
 
 /** `tributary run`: the daemon, until SIGTERM/SIGINT; a second signal exits at once (checkpoints stay consistent). */
@@ -27,6 +28,12 @@ export async function runCommand(file: string, options: { pipelines?: string[] }
     logger.info({ event: 'npm_exited' }, 'npm, which started this process, has exited');
     onSignal('SIGTERM');
   });
+  // On a terminal: a bar per table while tables are copied.
+  const bars = SnapshotProgressBars.wanted()
+    ? new SnapshotProgressBars(() =>
+        daemon.pipelines.map((p) => ({ pipeline: p.state.name, tables: p.state.snapshot?.report() ?? [] })),
+      )
+    : null;
   try {
     await daemon.run();
     logger.info({ event: 'stopped' }, 'stopped');
@@ -37,6 +44,7 @@ export async function runCommand(file: string, options: { pipelines?: string[] }
     logger.error({ event: 'stopped', failed: err.failures.map((f) => f.pipeline) }, `stopped: ${err.summary}`);
     return err.failures.some((f) => errorKind(f.error) === 'fatal') ? ExitCode.internal : ExitCode.failed;
   } finally {
+    bars?.stop();
     unwatch();
     process.off('SIGTERM', onSignal);
     process.off('SIGINT', onSignal);

@@ -11,6 +11,13 @@ export function redactUrl(text: string): string {
 
 const SECRET_KEYS = ['password', 'sasl.password', '*.password', '*.*.password', 'url', '*.url', '*.*.url'];
 
+/** Where terminal log lines go instead of straight to the terminal (progress bars print them above themselves). */
+let terminalRoute: ((text: string) => void) | null = null;
+
+export function routeTerminalLines(route: ((text: string) => void) | null): void {
+  terminalRoute = route;
+}
+
 /**
  * JSON lines with a stable `event` name per message; one short line per event on a TTY. Secrets are redacted:
  * password keys entirely, URLs keep everything but the password. An error that needs an operator or will be retried
@@ -47,7 +54,14 @@ export function createLogger(options: { level?: string; pretty?: boolean; destin
       shownHints: new Map<string, string>(),
     };
     const out = pino.destination({ dest: fd, sync: true });
-    return pino(base, { write: (line: string) => out.write(formatForTerminal(line, terminal)) });
+    return pino(base, {
+      write: (line: string) => {
+        const text = formatForTerminal(line, terminal);
+        if (!text) return;
+        if (terminalRoute) terminalRoute(text);
+        else out.write(text);
+      },
+    });
   }
   return pino(base, pino.destination({ dest: fd, sync: false }));
 }

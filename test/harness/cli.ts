@@ -23,8 +23,14 @@ export async function tributary(args: string[], env: NodeJS.ProcessEnv = {}, cwd
  * Runs the real `tributary` bin on a pseudo-terminal (util-linux `script`), as a person at a terminal sees it:
  * stdout and stderr arrive together in `output`.
  */
-export async function tributaryInTerminal(args: string[], env: NodeJS.ProcessEnv = {}) {
-  const command = ['node', 'bin/tributary.js', ...args].map(shellQuote).join(' ');
+export async function tributaryInTerminal(
+  args: string[],
+  env: NodeJS.ProcessEnv = {},
+  options: { stopAfterSeconds?: number } = {},
+) {
+  // A daemon (`run`) is stopped as an operator would: SIGTERM after a while.
+  const stop = options.stopAfterSeconds ? ['timeout', '--preserve-status', '-s', 'TERM', String(options.stopAfterSeconds)] : [];
+  const command = [...stop, 'node', 'bin/tributary.js', ...args].map(shellQuote).join(' ');
   const terminalEnv = { ...process.env, CI: '', NO_COLOR: '1', TERM: 'xterm', ...env };
   try {
     const { stdout } = await run('script', ['-qec', command, '/dev/null'], {
