@@ -66,7 +66,7 @@ function ev(
     source: {
       connector: 'postgresql',
       db: 'db',
-      position: { kind: 'postgres', lsn, commitLsn: '0/208', commitRecordLsn: '0/200' },
+      position: { kind: 'postgres', lsn, commitLsn: '0/200', commitRecordLsn: '0/1F8' },
       txId: tx,
       commitTimeMs: 1000,
       snapshot: false,
@@ -151,7 +151,7 @@ describe('KafkaTarget routing and keys', () => {
     expect(pg!.headers).toEqual({
       'tributary.pipeline': 'p1',
       'tributary.lsn': '0/100',
-      'tributary.commit_lsn': '0/200',
+      'tributary.commit_lsn': '0/1F8',
       'tributary.tx_id': '10',
     });
     expect(my!.headers).toMatchObject({

@@ -29,7 +29,9 @@ export async function tributaryInTerminal(
   options: { stopAfterSeconds?: number } = {},
 ) {
   // A daemon (`run`) is stopped as an operator would: SIGTERM after a while.
-  const stop = options.stopAfterSeconds ? ['timeout', '--preserve-status', '-s', 'TERM', String(options.stopAfterSeconds)] : [];
+  const stop = options.stopAfterSeconds
+    ? ['timeout', '--preserve-status', '-s', 'TERM', String(options.stopAfterSeconds)]
+    : [];
   const command = [...stop, 'node', 'bin/tributary.js', ...args].map(shellQuote).join(' ');
   const terminalEnv = { ...process.env, CI: '', NO_COLOR: '1', TERM: 'xterm', ...env };
   try {
