@@ -131,7 +131,7 @@ describe('CommitBatcher invariants (seeded random workloads)', () => {
   }
 
   for (let seed = 100; seed < 120; seed++) {
-    it(`seed ${seed}: after a decoder failure nothing more is handed out, and no later checkpoint`, async () => {
+    it(`seed ${seed}: after a decoder failure the transactions committed before it go out whole with their checkpoint, then nothing`, async () => {
       const rnd = random(seed);
       const maxEvents = 1 + rnd(10);
       const batcher = new CommitBatcher({
@@ -173,6 +173,12 @@ describe('CommitBatcher invariants (seeded random workloads)', () => {
       for (const b of batches) {
         if (b.checkpoint) expect(txOf(b.checkpoint)).toBeLessThanOrEqual(committedBeforeFailure);
         for (const e of b.events) expect(txOfEvent(e)).toBeLessThanOrEqual(failAtTx);
+      }
+      // Every transaction committed before the failure was handed out, and its checkpoint with it (or a later one).
+      const checkpoints = batches.filter((b) => b.checkpoint).map((b) => txOf(b.checkpoint!));
+      expect(Math.max(0, ...checkpoints)).toBe(committedBeforeFailure);
+      for (let tx = 1; tx <= committedBeforeFailure; tx++) {
+        expect(batches.flatMap((b) => b.events).filter((e) => txOfEvent(e) === tx).length).toBeGreaterThan(0);
       }
     });
   }

@@ -5,8 +5,8 @@
  * The rule it keeps: a batch carries a checkpoint only when it ends on a commit. Batches are cut after the last
  * complete transaction that fits, once full or `max_wait_ms` after they started; a transaction larger than a batch is
  * split (only full batches go out without a checkpoint) and only its last part (or a batch of its own right after it)
- * carries the checkpoint. After `fail` nothing more is handed out: no checkpoint of anything
- * pushed after the failure, or of the transaction it interrupted, can reach the pipeline.
+ * carries the checkpoint. After `fail` the transactions that committed before the failure still go out, then batches
+ * end with the error: nothing pushed after the failure, or of the transaction it interrupted, reaches the pipeline.
  *
  * A commit with no changes behind it (a transaction on tables not replicated, a server keepalive) is an idle mark: it
  * replaces any idle mark still waiting and goes out as an empty "heartbeat" batch at most once per
@@ -144,11 +144,24 @@ export class CommitBatcher {
     return true;
   }
 
-  /** Decoding failed: batches end with this error; nothing pushed before or after it is handed out any more. */
+  /**
+   * Decoding failed: the transactions committed before it still go out (they were whole and are not to blame), then
+   * batches end with this error. The interrupted transaction's changes are dropped, and nothing is taken after it.
+   */
   fail(err: unknown): void {
     if (this.failed) return;
     this.failed = true;
     this.failure = err;
+    let last = this.queue.length - 1;
+    while (last >= 0 && !(this.queue[last] instanceof CommitMark)) last--;
+    for (let i = last + 1; i < this.queue.length; i++) {
+      this.queuedEvents--;
+      this.queuedBytes -= this.sizes[i]!;
+    }
+    this.queue.length = last + 1;
+    this.sizes.length = last + 1;
+    if (this.head > this.queue.length) this.head = this.queue.length;
+    this.openEvents = 0;
     this.wake();
   }
 
@@ -189,8 +202,8 @@ export class CommitBatcher {
   /** The next batch; null once ended and everything complete went out. Throws the failure. */
   async next(): Promise<ChangeBatch | null> {
     for (;;) {
-      if (this.failed) throw this.failure;
       if (this.head < this.queue.length) break;
+      if (this.failed) throw this.failure;
       if (this.idle) {
         const due = this.lastCheckpointAt + this.options.heartbeatIntervalMs - this.now();
         if (due <= 0 || this.ended) {
@@ -254,7 +267,9 @@ export class CommitBatcher {
       this.wantEntries = Math.max(1, max_events - events.length + 1);
       await this.wait(left > 0 ? left : 1000);
     }
-    if (this.failed) throw this.failure;
+    // Failed: only transactions that committed before the failure go out (a part of one larger than a batch too: its
+    // commit is still queued); what was taken of the interrupted one is dropped.
+    if (this.failed && !mark && this.head >= this.queue.length) throw this.failure;
 
     let checkpoint: Checkpoint | null = null;
     let taken = events;

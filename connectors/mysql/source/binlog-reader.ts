@@ -262,11 +262,14 @@ export class BinlogReader {
    * The library could not decode something (an event type it does not know, a table map it cannot match to the
    * table's current columns, a column type) and skipped it: the stream has a gap from here.
    */
+  /** The table of the last table-map event: a rows event the library cannot decode follows its table's map. */
+  private lastMappedTable: string | undefined;
+
   private decodeError(err: unknown): BinlogDecodeError {
     const where = this.posKnown
       ? `${this.file}:${this.lastPos}`
       : `${this.file || 'an unknown binlog file'} (offset unknown)`;
-    return new BinlogDecodeError(where, this.gtid, err);
+    return new BinlogDecodeError(where, this.gtid, err, this.lastMappedTable);
   }
 
   private fail(err: unknown): void {
@@ -312,6 +315,7 @@ export class BinlogReader {
   }
 
   private onTableMap(event: ZEvent): void {
+    this.lastMappedTable = `${event.schemaName}.${event.tableName}`;
     const entry = event.tableMap?.[event.tableId];
     if (!entry?.columns) return;
     // Geometry values are decoded as raw bytes (MySQL's internal SRID + WKB) so that we format them ourselves;
@@ -500,14 +504,41 @@ export class BinlogDecodeError extends TributaryError {
     readonly position: string,
     readonly gtid: string | undefined,
     cause: unknown,
+    /** The table of the last table map before the event (`db.table`), when known. */
+    readonly table?: string,
   ) {
     const reason = cause instanceof Error ? cause.message : String(cause);
-    super('operator', `cannot decode the binlog after ${position}${gtid ? ` (transaction ${gtid})` : ''}: ${reason}`, {
+    const at = `after ${position}${gtid ? ` (transaction ${gtid})` : ''}`;
+    const kept =
+      'Everything committed before it was delivered and nothing from this transaction on was checkpointed, so no change is lost, but the pipeline cannot go past it: the event is in the binlog already.';
+    if (/PARTIAL_UPDATE_ROWS_EVENT/.test(reason)) {
+      // A session chose binlog_row_value_options=PARTIAL_JSON (the global setting is refused at start).
+      super(
+        'operator',
+        `a partial JSON update${table ? ` of ${table}` : ''} ${at}: a session set binlog_row_value_options=PARTIAL_JSON, so the binlog holds only a diff of the JSON document, which cannot be applied to a copy`,
+        {
+          hint: `${kept} Stop the clients that set binlog_row_value_options=PARTIAL_JSON (a session variable, often in a connection pool's init SQL), then start over from a new snapshot: tributary teardown, then run.`,
+          cause,
+        },
+      );
+      return;
+    }
+    if (/TRANSACTION_PAYLOAD_EVENT/.test(reason)) {
+      super(
+        'operator',
+        `a compressed transaction ${at}: a session set binlog_transaction_compression=ON, and compressed transactions cannot be read`,
+        {
+          hint: `${kept} Stop the clients that set binlog_transaction_compression=ON for their sessions, then start over from a new snapshot: tributary teardown, then run.`,
+          cause,
+        },
+      );
+      return;
+    }
+    super('operator', `cannot decode the binlog ${at}${table ? ` (table ${table})` : ''}: ${reason}`, {
       hint:
-        'Nothing from this transaction on was checkpointed, so no change is lost, but the pipeline cannot go past it. ' +
+        `${kept} ` +
         'If a table changed after the event was written (ALTER TABLE while binlog_row_metadata was not FULL), set ' +
-        'binlog_row_metadata=FULL and re-snapshot the pipeline (tributary teardown, then run). If the server ' +
-        'compresses transactions (binlog_transaction_compression=ON), turn that off and re-snapshot.',
+        'binlog_row_metadata=FULL and re-snapshot the pipeline (tributary teardown, then run).',
       cause,
     });
   }

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { SourceSetupError } from '../../../src/errors.ts';
+import { SourceSetupError, TributaryError } from '../../../src/errors.ts';
 import type { MysqlServer } from '../../../test/harness/mariadb.ts';
 import { mysqlFlavors } from '../../../test/harness/mysql-server.ts';
 import { events, lastCheckpoint, makeSource, Puller, session } from './test-support.ts';
@@ -67,6 +67,47 @@ describe.skipIf(mysql.length === 0).each(mysql)('MySQL specifics ($name)', (flav
     await conn.end();
     expect(read).toEqual([{ ai: 'Émile', as_cs: 'ÉMILE', bin: 'émile 😀', gen: 'Straße', l1: 'café' }]);
     expect(streamed).toEqual(read);
+  });
+
+  it('a session with binlog_row_value_options=PARTIAL_JSON: what was committed before is delivered with its checkpoint, the partial update stops with the remedy', async () => {
+    await server.createDatabase('pjson');
+    const conn = await session(server, 'pjson');
+    await conn.query('CREATE TABLE t (id INT PRIMARY KEY, doc JSON, v INT)');
+    await conn.query(`INSERT INTO t VALUES (1, '{"a": 1, "b": "${'x'.repeat(200)}"}', 1)`);
+    const source = makeSource(server, 'pjson', { databases: ['pjson'], snapshot: 'never', heartbeat_interval_ms: 100 });
+    await source.open(null);
+    const puller = new Puller(source);
+    try {
+      await conn.query('INSERT INTO t VALUES (2, NULL, 2)');
+      const partial = await session(server, 'pjson');
+      await partial.query("SET SESSION binlog_row_value_options = 'PARTIAL_JSON'");
+      await partial.query("SET SESSION binlog_row_image = 'MINIMAL'");
+      await partial.query("UPDATE t SET doc = JSON_SET(doc, '$.a', 2) WHERE id = 1");
+      await partial.end();
+      await conn.query('INSERT INTO t VALUES (3, NULL, 3)');
+      const err = await puller
+        .until(() => false, 15_000)
+        .then(
+          () => null,
+          (e: unknown) => e,
+        );
+      const handed = events(puller.batches);
+      // The insert committed before the partial update arrived whole, with a checkpoint after it.
+      expect(handed.filter((e) => e.op === 'insert').map((e) => e.after?.id)).toContain('2');
+      expect(lastCheckpoint(puller.batches)).toBeTruthy();
+      // The partial update and everything after it: not delivered.
+      expect(handed.filter((e) => e.op === 'update' || e.after?.id === '3')).toEqual([]);
+      expect(err).toBeInstanceOf(TributaryError);
+      expect((err as TributaryError).kind).toBe('operator');
+      expect((err as Error).message).toContain('pjson.t');
+      expect((err as Error).message).toContain('binlog_row_value_options=PARTIAL_JSON');
+      expect((err as TributaryError).hint).toMatch(/teardown/);
+      expect((err as Error).message).not.toMatch(/internal error/);
+    } finally {
+      await puller.end();
+      await source.close();
+      await conn.end();
+    }
   });
 
   it('foreign-key cascades are written to the binlog by MySQL, so the deleted child rows arrive', async () => {
