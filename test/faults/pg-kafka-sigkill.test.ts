@@ -59,8 +59,12 @@ describe.skipIf(skipReason !== undefined)(
     });
 
     it('rebuilt tables equal the source; every duplicate lies after the checkpoint its run started from', {
-      timeout: 420_000,
+      // Bounded by the waits below (each fails with the replicator's log), not by this.
+      timeout: 900_000,
     }, async () => {
+      const began = Date.now();
+      const phase = (what: string) =>
+        console.info(`[faults] kafka: ${what} at ${((Date.now() - began) / 1000).toFixed(1)} s`);
       await pgbenchInit(server, 'fkk_src', 1);
       const checkpointFile = path.join(dir, 'checkpoint.json');
       const configFile = path.join(dir, 'pipeline.yaml');
@@ -97,6 +101,7 @@ describe.skipIf(skipReason !== undefined)(
       replicator.start();
       const streaming = await waitUntil(() => readCheckpoint()?.phase === 'stream', 180_000, 300);
       expect(streaming, replicator.log().slice(-4000)).toBe(true);
+      phase('snapshot done, streaming');
 
       // A steady load of about 300 transactions per second, until the faults are over.
       let loading = true;
@@ -129,6 +134,7 @@ describe.skipIf(skipReason !== undefined)(
       for (let i = 0; i < kills; i++) await killReplicator();
       loading = false;
       await load;
+      phase('faults over, load stopped');
 
       // Catch up: the checkpoint passes a transaction committed after the load.
       const marker = await server.query<{ lsn: string }>(
@@ -145,6 +151,7 @@ describe.skipIf(skipReason !== undefined)(
         500,
       );
       expect(caughtUp, replicator.log().slice(-4000)).toBe(true);
+      phase('caught up');
       expect(await replicator.stop()).toBe(0);
 
       // The consumer: every record of every topic, as Kafka's own consumer reads it.
