@@ -20,11 +20,12 @@ export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve
 
 /**
  * A small seeded PRNG (mulberry32), so a failing random schedule can be replayed: every scenario prints its seed, and
- * TRIBUTARY_FAULTS_SEED=<n> reuses it.
+ * TRIBUTARY_FAULT_SEED=<n> (or TRIBUTARY_FAULTS_SEED) reuses it.
  */
 export function seededRandom(label: string): { seed: number; next: () => number } {
-  const seed = Number(process.env.TRIBUTARY_FAULTS_SEED ?? Math.floor(Math.random() * 2 ** 31));
-  console.info(`[faults] ${label}: seed ${seed} (replay with TRIBUTARY_FAULTS_SEED=${seed})`);
+  const given = process.env.TRIBUTARY_FAULT_SEED ?? process.env.TRIBUTARY_FAULTS_SEED;
+  const seed = Number(given ?? Math.floor(Math.random() * 2 ** 31));
+  console.info(`[faults] ${label}: seed ${seed} (replay with TRIBUTARY_FAULT_SEED=${seed})`);
   let a = seed >>> 0;
   return {
     seed,
@@ -263,8 +264,9 @@ export async function waitUntil(check: () => boolean | Promise<boolean>, timeout
 export function writePipelineConfig(
   file: string,
   pipeline: { name: string; source: object; target: object; checkpoints?: object; batch?: object; retry?: object },
+  http?: { listen: string },
 ): void {
-  const lines = ['pipelines:', `  - name: ${pipeline.name}`];
+  const lines = [...(http ? [`http: ${JSON.stringify(http)}`] : []), 'pipelines:', `  - name: ${pipeline.name}`];
   for (const key of ['source', 'target', 'checkpoints', 'batch', 'retry'] as const) {
     const value = pipeline[key];
     if (value !== undefined) lines.push(`    ${key}: ${JSON.stringify(value)}`);
@@ -361,4 +363,51 @@ export async function startStreaming(
   );
   expect(streaming, replicator.log().slice(-4000)).toBe(true);
   return { configFile, replicator };
+}
+
+/**
+ * What a running replicator says about itself over its HTTP endpoint: /metrics (Prometheus text) and /status. The
+ * fault scenarios read it to show where a kill landed (events handed to the target, batches written, checkpoint).
+ */
+export class ReplicatorEndpoint {
+  constructor(readonly port: number) {}
+
+  /** The sum of the samples of one metric whose labels include all of `labels` (0 when none or unreachable). */
+  async metric(name: string, labels: Record<string, string> = {}): Promise<number> {
+    const text = await this.get('/metrics').catch(() => '');
+    let sum = 0;
+    for (const line of text.split('\n')) {
+      const m = /^([a-z_]+)(?:\{(.*)\})? (\S+)$/.exec(line);
+      if (!m || m[1] !== name) continue;
+      const have = m[2] ?? '';
+      if (Object.entries(labels).every(([k, v]) => have.includes(`${k}="${v}"`))) sum += Number(m[3]);
+    }
+    return sum;
+  }
+
+  /** The first pipeline of /status, or undefined when the endpoint does not answer (yet). */
+  async status(): Promise<
+    | {
+        status: string;
+        phase: string;
+        checkpoint: Record<string, unknown> | null;
+        snapshot_tables?: { table: string; status: string; rows_copied: number; estimated_rows: number | null }[];
+      }
+    | undefined
+  > {
+    const text = await this.get('/status').catch(() => undefined);
+    if (!text) return undefined;
+    return (JSON.parse(text) as { pipelines: never[] }).pipelines[0];
+  }
+
+  private async get(pathname: string): Promise<string> {
+    const res = await fetch(`http://127.0.0.1:${this.port}${pathname}`, { signal: AbortSignal.timeout(5000) });
+    return res.text();
+  }
+}
+
+/** Parses a PostgreSQL LSN (`16/B374D848`) into a bigint, for comparisons. */
+export function lsnValue(lsn: string): bigint {
+  const [hi, lo] = lsn.split('/');
+  return (BigInt(`0x${hi}`) << 32n) + BigInt(`0x${lo}`);
 }
