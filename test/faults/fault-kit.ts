@@ -210,11 +210,12 @@ export class PgOutage {
     await execFileAsync(path.join(this.server.binDir, 'pg_ctl'), args, { uid: account?.uid, gid: account?.gid });
   }
 
-  async stop(): Promise<void> {
+  /** A clean stop (`fast`), or a crash (`immediate`: every server process quits at once, recovery on the next start). */
+  async stop(mode: 'fast' | 'immediate' = 'fast'): Promise<void> {
     this.dataDir ??= (
       await this.server.query<{ d: string }>('postgres', "select current_setting('data_directory') as d")
     )[0]!.d;
-    await this.run(['-D', this.dataDir, '-m', 'fast', '-w', 'stop']);
+    await this.run(['-D', this.dataDir, '-m', mode, '-w', 'stop']);
   }
 
   async start(): Promise<void> {
