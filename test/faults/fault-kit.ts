@@ -3,6 +3,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
+import mysql from 'mysql2/promise';
 import pg from 'pg';
 import { afterAll, beforeAll, expect } from 'vitest';
 import { serviceAccount } from '../harness/os-user.ts';
@@ -412,3 +413,45 @@ export function lsnValue(lsn: string): bigint {
   const [hi, lo] = lsn.split('/');
   return (BigInt(`0x${hi}`) << 32n) + BigInt(`0x${lo}`);
 }
+
+/**
+ * Inserts two rows and deletes one per transaction in the keyless table `ledger` (run int, n int, note varchar)
+ * of the URL's database until stopped, resolving with the transactions tried; reconnecting while the server
+ * is down (a transaction whose commit answer was lost may or may not be there: the comparison reads the source).
+ */
+export function mysqlLedgerLoop(url: string): { stop: () => Promise<number> } {
+  let running = true;
+  let n = 0;
+  const done = (async () => {
+    let c: mysql.Connection | undefined;
+    while (running) {
+      try {
+        if (!c) {
+          c = await mysql.createConnection({ uri: url });
+          c.on('error', () => {});
+        }
+        n++;
+        await c.query('begin');
+        await c.query('insert into ledger values (?, 1, ?), (?, 2, ?)', [n, `loop ${n}`, n, `loop ${n}`]);
+        if (n % 3 === 0) await c.query('delete from ledger where run = ? and n = 2', [n - 1]);
+        await c.query('commit');
+        await sleep(10);
+      } catch {
+        c?.destroy();
+        c = undefined;
+        await sleep(200);
+      }
+    }
+    await c?.end().catch(() => undefined);
+    return n;
+  })();
+  return {
+    stop: async () => {
+      running = false;
+      return done;
+    },
+  };
+}
+
+/** The keyless table `mysqlLedgerLoop` writes (MySQL/MariaDB). */
+export const MYSQL_LEDGER_DDL = 'create table ledger (run int not null, n int not null, note varchar(100))';
