@@ -146,7 +146,7 @@ describe('fault: SIGKILL mid-snapshot and inside a multi-batch transaction (Post
           const batches = (await endpoint.metric('tributary_batches_total')) - batches0;
           const s = await endpoint.status();
           checkpointLsn = String(s?.checkpoint?.lsn ?? '0/0');
-          evidence = `${handed} of ${BIG_ROWS} public.big inserts handed to the target (kill threshold ${killAt}), ${batches} batches handed and ${written} written since the transaction began, checkpoint at ${checkpointLsn} (the transaction commits after ${beforeCommit})`;
+          evidence = `${handed} of ${BIG_ROWS} public.big inserts handed to the target (kill threshold ${killAt}), ${batches} batches handed and ${written} written since the transaction began (loop transactions included), checkpoint at ${checkpointLsn} (the transaction commits after ${beforeCommit})`;
           return handed >= killAt;
         },
         120_000,
@@ -272,14 +272,20 @@ function writeLoop(url: string): { stop: () => Promise<number>; pause: () => Pro
       paused?.resume();
       return done;
     },
+    // A loop that failed rejects here rather than leave the caller waiting.
     pause: () =>
-      new Promise<void>((resolve) => {
-        let resume = () => {};
-        const resumed = new Promise<void>((r) => {
-          resume = r;
-        });
-        paused = { resolve, resumed, resume };
-      }),
+      Promise.race([
+        new Promise<void>((resolve) => {
+          let resume = () => {};
+          const resumed = new Promise<void>((r) => {
+            resume = r;
+          });
+          paused = { resolve, resumed, resume };
+        }),
+        done.then(() => {
+          throw new Error('the write loop ended before it paused');
+        }),
+      ]),
     resume: () => {
       const p = paused;
       paused = null;
