@@ -237,8 +237,8 @@ export async function slotConfirmedLsn(server: PgServer, database: string, slot:
 }
 
 /**
- * `tributary verify` as a second opinion after the digest comparison (the scenarios do not depend on it: its exit
- * code is reported and only "different" (1) fails a scenario).
+ * `tributary verify` as a second opinion after the digest comparison. Its exit code is for the scenario to judge:
+ * only "equal" (0) is a pass; "could not compare" (2) is not.
  */
 export async function runVerify(configFile: string): Promise<{ code: number; output: string }> {
   try {
