@@ -17,8 +17,10 @@ import { b5 } from './scenarios/b5-latency.ts';
 import { b6 } from './scenarios/b6-big-transaction.ts';
 import { b7 } from './scenarios/b7-mysql-to-postgres.ts';
 import { b8 } from './scenarios/b8-postgres-to-kafka.ts';
+import { b9 } from './scenarios/b9-sql-target-write.ts';
+import { b10 } from './scenarios/b10-verify.ts';
 
-const SCENARIOS: Scenario[] = [b1, b2, b3, b4, b5, b6, b7, b8];
+const SCENARIOS: Scenario[] = [b1, b2, b3, b4, b5, b6, b7, b8, b9, b10];
 
 const { values } = parseArgs({
   options: {

@@ -4,6 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { MYSQL_LEDGER_DDL, mysqlLedgerLoop } from '../faults/fault-kit.ts';
 import { tributary } from '../harness/cli.ts';
 import type { MysqlServer } from '../harness/mariadb.ts';
 import { mysqlFlavors } from '../harness/mysql-server.ts';
@@ -72,7 +73,8 @@ async function verifyUntilEqual(configFile: string, timeoutMs: number) {
 /**
  * MySQL target under crashes: a sysbench load MariaDB -> MariaDB, and a pgbench load PostgreSQL -> MariaDB, each
  * with SIGKILL restarts on a seeded, printed schedule, end identical: judged by row digests each database computes
- * itself (keyless pgbench_history included, so duplicates count), with `tributary verify` as a second opinion.
+ * itself (keyless tables included -- pgbench_history, and a ledger written beside sysbench -- so duplicates count),
+ * with `tributary verify` as a second opinion.
  */
 describe.each(mysqlFlavors())('replication into a MySQL-protocol target with SIGKILL restarts ($name)', (flavor) => {
   let mariadb: MysqlServer;
@@ -104,6 +106,7 @@ describe.each(mysqlFlavors())('replication into a MySQL-protocol target with SIG
         command,
       ]);
     await sysbench('prepare');
+    await mariadb.query(MYSQL_LEDGER_DDL, [], 'sbtest');
     const configFile = path.join(dir, 'mariadb.yaml');
     fs.writeFileSync(
       configFile,
@@ -117,11 +120,13 @@ describe.each(mysqlFlavors())('replication into a MySQL-protocol target with SIG
     );
     const replicator = new ReplicatorProcess(configFile, path.join(dir, 'mariadb.log'));
     replicator.start();
+    // Beside sysbench, a loop on a keyless table: a change applied twice or lost shows in its digest.
+    const ledger = mysqlLedgerLoop(mariadb.url('sbtest'));
     const kills = await killDuring(
       sysbench('run', ['--time=20', '--threads=4']),
       replicator,
       'sysbench -> MySQL target',
-    );
+    ).finally(() => ledger.stop());
     const verified = await verifyUntilEqual(configFile, 90_000);
     const exitCode = await replicator.stop();
     if (verified.code !== 0) console.error(verified.stdout, verified.stderr, replicator.log().slice(-4000));
@@ -131,12 +136,18 @@ describe.each(mysqlFlavors())('replication into a MySQL-protocol target with SIG
     const [replicated] = await mariadb.query<{ n: number }>('select count(*) as n from sbtest_replica.sbtest1');
     expect(Number(replicated?.n)).toBeGreaterThan(4000);
     // The judge: digests computed by the server itself, not by tributary verify (a second opinion above).
-    for (const table of ['sbtest1', 'sbtest2']) {
-      const columns = ['id', 'k', 'c', 'pad'];
-      expect(await mysqlDigest(mariadb, `sbtest_replica.${table}`, columns), table).toEqual(
-        await mysqlDigest(mariadb, `sbtest.${table}`, columns),
+    for (const [table, columns] of [
+      ['sbtest1', ['id', 'k', 'c', 'pad']],
+      ['sbtest2', ['id', 'k', 'c', 'pad']],
+      ['ledger', ['run', 'n', 'note']],
+    ] as const) {
+      expect(await mysqlDigest(mariadb, `sbtest_replica.${table}`, [...columns]), table).toEqual(
+        await mysqlDigest(mariadb, `sbtest.${table}`, [...columns]),
       );
     }
+    const [ledgerRows] = await mariadb.query<{ n: number }>('select count(*) as n from sbtest_replica.ledger');
+    expect(Number(ledgerRows?.n)).toBeGreaterThan(100);
+    console.log(`[faults] sysbench -> MySQL target: ${kills} kills, keyless ledger ${ledgerRows?.n} rows equal`);
   });
 
   it('PostgreSQL (pgbench) -> this server ends identical', async () => {

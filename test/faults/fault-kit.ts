@@ -3,6 +3,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
+import mysql from 'mysql2/promise';
 import pg from 'pg';
 import { afterAll, beforeAll, expect } from 'vitest';
 import { serviceAccount } from '../harness/os-user.ts';
@@ -20,11 +21,12 @@ export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve
 
 /**
  * A small seeded PRNG (mulberry32), so a failing random schedule can be replayed: every scenario prints its seed, and
- * TRIBUTARY_FAULTS_SEED=<n> reuses it.
+ * TRIBUTARY_FAULT_SEED=<n> (or TRIBUTARY_FAULTS_SEED) reuses it.
  */
 export function seededRandom(label: string): { seed: number; next: () => number } {
-  const seed = Number(process.env.TRIBUTARY_FAULTS_SEED ?? Math.floor(Math.random() * 2 ** 31));
-  console.info(`[faults] ${label}: seed ${seed} (replay with TRIBUTARY_FAULTS_SEED=${seed})`);
+  const given = process.env.TRIBUTARY_FAULT_SEED ?? process.env.TRIBUTARY_FAULTS_SEED;
+  const seed = Number(given ?? Math.floor(Math.random() * 2 ** 31));
+  console.info(`[faults] ${label}: seed ${seed} (replay with TRIBUTARY_FAULT_SEED=${seed})`);
   let a = seed >>> 0;
   return {
     seed,
@@ -209,11 +211,12 @@ export class PgOutage {
     await execFileAsync(path.join(this.server.binDir, 'pg_ctl'), args, { uid: account?.uid, gid: account?.gid });
   }
 
-  async stop(): Promise<void> {
+  /** A clean stop (`fast`), or a crash (`immediate`: every server process quits at once, recovery on the next start). */
+  async stop(mode: 'fast' | 'immediate' = 'fast'): Promise<void> {
     this.dataDir ??= (
       await this.server.query<{ d: string }>('postgres', "select current_setting('data_directory') as d")
     )[0]!.d;
-    await this.run(['-D', this.dataDir, '-m', 'fast', '-w', 'stop']);
+    await this.run(['-D', this.dataDir, '-m', mode, '-w', 'stop']);
   }
 
   async start(): Promise<void> {
@@ -234,8 +237,8 @@ export async function slotConfirmedLsn(server: PgServer, database: string, slot:
 }
 
 /**
- * `tributary verify` as a second opinion after the digest comparison (the scenarios do not depend on it: its exit
- * code is reported and only "different" (1) fails a scenario).
+ * `tributary verify` as a second opinion after the digest comparison. Its exit code is for the scenario to judge:
+ * only "equal" (0) is a pass; "could not compare" (2) is not.
  */
 export async function runVerify(configFile: string): Promise<{ code: number; output: string }> {
   try {
@@ -263,8 +266,9 @@ export async function waitUntil(check: () => boolean | Promise<boolean>, timeout
 export function writePipelineConfig(
   file: string,
   pipeline: { name: string; source: object; target: object; checkpoints?: object; batch?: object; retry?: object },
+  http?: { listen: string },
 ): void {
-  const lines = ['pipelines:', `  - name: ${pipeline.name}`];
+  const lines = [...(http ? [`http: ${JSON.stringify(http)}`] : []), 'pipelines:', `  - name: ${pipeline.name}`];
   for (const key of ['source', 'target', 'checkpoints', 'batch', 'retry'] as const) {
     const value = pipeline[key];
     if (value !== undefined) lines.push(`    ${key}: ${JSON.stringify(value)}`);
@@ -362,3 +366,92 @@ export async function startStreaming(
   expect(streaming, replicator.log().slice(-4000)).toBe(true);
   return { configFile, replicator };
 }
+
+/**
+ * What a running replicator says about itself over its HTTP endpoint: /metrics (Prometheus text) and /status. The
+ * fault scenarios read it to show where a kill landed (events handed to the target, batches written, checkpoint).
+ */
+export class ReplicatorEndpoint {
+  constructor(readonly port: number) {}
+
+  /** The sum of the samples of one metric whose labels include all of `labels` (0 when none or unreachable). */
+  async metric(name: string, labels: Record<string, string> = {}): Promise<number> {
+    const text = await this.get('/metrics').catch(() => '');
+    let sum = 0;
+    for (const line of text.split('\n')) {
+      const m = /^([a-z_]+)(?:\{(.*)\})? (\S+)$/.exec(line);
+      if (!m || m[1] !== name) continue;
+      const have = m[2] ?? '';
+      if (Object.entries(labels).every(([k, v]) => have.includes(`${k}="${v}"`))) sum += Number(m[3]);
+    }
+    return sum;
+  }
+
+  /** The first pipeline of /status, or undefined when the endpoint does not answer (yet). */
+  async status(): Promise<
+    | {
+        status: string;
+        phase: string;
+        checkpoint: Record<string, unknown> | null;
+        snapshot_tables?: { table: string; status: string; rows_copied: number; estimated_rows: number | null }[];
+      }
+    | undefined
+  > {
+    const text = await this.get('/status').catch(() => undefined);
+    if (!text) return undefined;
+    return (JSON.parse(text) as { pipelines: never[] }).pipelines[0];
+  }
+
+  private async get(pathname: string): Promise<string> {
+    const res = await fetch(`http://127.0.0.1:${this.port}${pathname}`, { signal: AbortSignal.timeout(5000) });
+    return res.text();
+  }
+}
+
+/** Parses a PostgreSQL LSN (`16/B374D848`) into a bigint, for comparisons. */
+export function lsnValue(lsn: string): bigint {
+  const [hi, lo] = lsn.split('/');
+  return (BigInt(`0x${hi}`) << 32n) + BigInt(`0x${lo}`);
+}
+
+/**
+ * Inserts two rows and deletes one per transaction in the keyless table `ledger` (run int, n int, note varchar)
+ * of the URL's database until stopped, resolving with the transactions tried; reconnecting while the server
+ * is down (a transaction whose commit answer was lost may or may not be there: the comparison reads the source).
+ */
+export function mysqlLedgerLoop(url: string): { stop: () => Promise<number> } {
+  let running = true;
+  let n = 0;
+  const done = (async () => {
+    let c: mysql.Connection | undefined;
+    while (running) {
+      try {
+        if (!c) {
+          c = await mysql.createConnection({ uri: url });
+          c.on('error', () => {});
+        }
+        n++;
+        await c.query('begin');
+        await c.query('insert into ledger values (?, 1, ?), (?, 2, ?)', [n, `loop ${n}`, n, `loop ${n}`]);
+        if (n % 3 === 0) await c.query('delete from ledger where run = ? and n = 2', [n - 1]);
+        await c.query('commit');
+        await sleep(10);
+      } catch {
+        c?.destroy();
+        c = undefined;
+        await sleep(200);
+      }
+    }
+    await c?.end().catch(() => undefined);
+    return n;
+  })();
+  return {
+    stop: async () => {
+      running = false;
+      return done;
+    },
+  };
+}
+
+/** The keyless table `mysqlLedgerLoop` writes (MySQL/MariaDB). */
+export const MYSQL_LEDGER_DDL = 'create table ledger (run int not null, n int not null, note varchar(100))';

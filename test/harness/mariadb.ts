@@ -37,6 +37,8 @@ export interface MysqlServer {
   restart?(): Promise<void>;
   /** SIGKILL of the server process (no clean shutdown); only for throwaway servers that offer it. */
   kill?(): Promise<void>;
+  /** Starts a killed server again on its data directory (crash recovery); only with kill(). */
+  start?(): Promise<void>;
   stop(): Promise<void>;
   /** The path on this machine of the file the server reads for a `files` option (rewrite it, then reload). */
   serverFile?(option: string): string;
@@ -302,6 +304,17 @@ async function throwawayServer(extra: Record<string, string | number | null>): P
     ...(await describeServer(base)),
     async restart() {
       await stopServer();
+      await start();
+    },
+    async kill() {
+      const c = child;
+      if (!c || c.exitCode !== null || c.signalCode !== null) return;
+      const exited = new Promise<void>((resolve) => c.once('exit', () => resolve()));
+      c.kill('SIGKILL');
+      await exited;
+    },
+    async start() {
+      if (child && child.exitCode === null && child.signalCode === null) return;
       await start();
     },
     async stop() {

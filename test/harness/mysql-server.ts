@@ -205,6 +205,10 @@ export async function startMysql(options: StartMariadbOptions = {}): Promise<Mys
       c.kill('SIGKILL');
       await exited;
     },
+    async start() {
+      if (child && child.exitCode === null && child.signalCode === null) return;
+      await start();
+    },
     async stop() {
       if (stopped) return;
       stopped = true;

@@ -35,3 +35,38 @@ export async function waitForEqualTables(
     await new Promise((resolve) => setTimeout(resolve, 500));
   }
 }
+
+/**
+ * Row count and a digest computed by a MySQL/MariaDB server itself: the sum of each row's SHA-256 prefix (so the
+ * row order does not matter and a duplicated row changes it). The columns must print alike in both engines
+ * (integers, plain text); `pgRowDigest` computes the same figure in PostgreSQL.
+ */
+export async function mysqlRowDigest(
+  query: (sql: string) => Promise<{ n: string; s: string }[]>,
+  table: string,
+  columns: string[],
+): Promise<{ rows: number; sum: string }> {
+  const row = `CONCAT_WS(':', ${columns.join(', ')})`;
+  const [r] = await query(
+    `SELECT CAST(COUNT(*) AS CHAR) AS n, CAST(COALESCE(SUM(CAST(CONV(SUBSTRING(SHA2(${row}, 256), 1, 15), 16, 10) AS UNSIGNED)), 0) AS CHAR) AS s FROM ${table}`,
+  );
+  return { rows: Number(r!.n), sum: r!.s };
+}
+
+/** The digest of `mysqlRowDigest`, computed by PostgreSQL. */
+export async function pgRowDigest(
+  url: string,
+  table: string,
+  columns: string[],
+): Promise<{ rows: number; sum: string }> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    const { rows } = await client.query<{ n: string; s: string }>(
+      `SELECT count(*)::text AS n, coalesce(sum(('x' || substr(encode(sha256(convert_to(concat_ws(':', ${columns.join(', ')}), 'UTF8')), 'hex'), 1, 15))::bit(60)::bigint), 0)::text AS s FROM ${table}`,
+    );
+    return { rows: Number(rows[0]!.n), sum: rows[0]!.s };
+  } finally {
+    await client.end();
+  }
+}

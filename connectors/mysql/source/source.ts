@@ -155,6 +155,11 @@ export class MysqlSource implements Source {
       restoreAddedColumns(from.state?.addedColumns, this.addedColumns);
       for (const id of restoreDroppedTables(from.state?.droppedTables)) this.droppedUnseen.add(id);
     }
+    if (from) {
+      // This pipeline has read this server before: a server that cannot be reached now is down or restarting (an
+      // outage, retried like a lost connection), not a setup mistake for an operator (as at a first start).
+      await (await connect(this.endpoint, this.config.connect_timeout_ms)).end();
+    }
     const problems = await preflightMysqlSource(this.config, this.ctx);
     if (problems.length > 0) {
       throw new SourceSetupError(
