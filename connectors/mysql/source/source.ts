@@ -400,6 +400,20 @@ export class MysqlSource implements Source {
         if (!entry) continue;
         const { schema, columns } = entry;
         this.knownColumns.set(`${t.db}.${t.name}`, new Set(columns.map((c) => c.name)));
+        const progressName = `${t.db}.${t.name}`;
+        // The server's estimate (InnoDB samples it): a copy may end above or below it.
+        const [estimateRows] = await conn.query(
+          'SELECT TABLE_ROWS AS n FROM INFORMATION_SCHEMA.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?',
+          [t.db, t.name],
+        );
+        const estimate = (estimateRows as { n: unknown }[])[0]?.n;
+        const estimated = estimate === null || estimate === undefined ? null : Number(estimate);
+        this.ctx.snapshotProgress?.start(progressName, estimated);
+        this.ctx.logger.info(
+          { event: 'snapshot_table_started', table: progressName, estimated_rows: estimated },
+          'snapshot table started',
+        );
+        let tableRows = 0;
         batcher.push(
           {
             op: 'truncate',
@@ -467,6 +481,8 @@ export class MysqlSource implements Source {
               bytes,
             };
           }
+          this.ctx.snapshotProgress?.add(progressName, list.length);
+          tableRows += list.length;
           if (list.length < this.config.snapshot_chunk_rows) break;
           offset += list.length;
           const last = list[list.length - 1]!;
@@ -480,6 +496,11 @@ export class MysqlSource implements Source {
         }
         done.push(`${t.db}.${t.name}`);
         batcher.commit(snapshotCp());
+        this.ctx.snapshotProgress?.finish(progressName);
+        this.ctx.logger.info(
+          { event: 'snapshot_table_done', table: progressName, rows: tableRows },
+          'snapshot table done',
+        );
       }
       await conn.query('COMMIT');
       const finalCp: Checkpoint = {

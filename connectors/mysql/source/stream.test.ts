@@ -2,9 +2,20 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ChangeBatch } from '../../../src/core/change-batch.ts';
 import type { ChangeEvent } from '../../../src/core/change-event.ts';
 import { comparePositions } from '../../../src/core/checkpoint.ts';
+import { SnapshotProgress, type TableSnapshotReport } from '../../../src/observability/snapshot-progress.ts';
 import type { MysqlServer } from '../../../test/harness/mariadb.ts';
 import { mysqlFlavors } from '../../../test/harness/mysql-server.ts';
-import { events, gtidSetPattern, lastCheckpoint, makeSource, Puller, session } from './test-support.ts';
+import { MysqlSource } from './source.ts';
+import {
+  events,
+  gtidSetPattern,
+  lastCheckpoint,
+  makeSource,
+  Puller,
+  session,
+  silentLogger,
+  sourceConfig,
+} from './test-support.ts';
 
 /** Applies change events to an in-memory copy keyed by `id`, failing on a duplicate insert or a missing delete. */
 class Replica {
@@ -294,6 +305,46 @@ describe.each(mysqlFlavors())('mysql source: snapshot and streaming ($name)', (f
     } finally {
       await p2.end();
       await second.close();
+      await conn.end();
+    }
+  });
+
+  it('shows each table copied by the snapshot: rows of the server estimate while running, done with its count', async () => {
+    await server.createDatabase('progress');
+    const conn = await session(server, 'progress');
+    await conn.query('CREATE TABLE a (id INT PRIMARY KEY, pad VARCHAR(50))');
+    await conn.query('CREATE TABLE b (id INT PRIMARY KEY)');
+    await conn.query(`INSERT INTO a SELECT seq, 'x' FROM ${server.series(1, 5000)}`);
+    await conn.query(`INSERT INTO b SELECT seq FROM ${server.series(1, 7)}`);
+    await conn.query('ANALYZE TABLE a, b');
+    const progress = new SnapshotProgress();
+    const source = new MysqlSource(
+      sourceConfig(server, { databases: ['progress'], snapshot_chunk_rows: 1000 }),
+      { pipeline: 'progress', logger: silentLogger, snapshotProgress: progress },
+      { batch: { max_events: 500, max_bytes: 4 * 1024 * 1024, max_wait_ms: 50 } },
+    );
+    await source.open(null);
+    const p = new Puller(source);
+    const seen: TableSnapshotReport[][] = [];
+    try {
+      await p.until((b) => {
+        seen.push(progress.report());
+        return b.some((x) => x.checkpoint?.phase === 'stream');
+      });
+      const final = progress.report();
+      expect(final.map((t) => [t.table, t.status, t.rows_copied])).toEqual([
+        ['progress.a', 'done', 5000],
+        ['progress.b', 'done', 7],
+      ]);
+      // The estimate is the server's statistic: near the count, not necessarily equal.
+      expect(final[0]!.estimated_rows).toBeGreaterThan(2500);
+      // While table a was copied it showed as running, part way.
+      expect(seen.flat().some((t) => t.table === 'progress.a' && t.status === 'running' && t.rows_copied < 5000)).toBe(
+        true,
+      );
+    } finally {
+      await p.end();
+      await source.close();
       await conn.end();
     }
   });
