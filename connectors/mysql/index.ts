@@ -1,4 +1,4 @@
-import type { SourceConnector } from '../../src/registry.ts';
+import type { SourceConnector } from '../../src/core/connector.ts';
 import type { MysqlSourceConfig } from './source/config.ts';
 import { MysqlSource, preflightMysqlSource } from './source/index.ts';
 

@@ -1,5 +1,5 @@
 import type { CheckpointStore } from '../../src/core/checkpoint-store.ts';
-import type { SourceConnector, TargetConnector } from '../../src/registry.ts';
+import type { SourceConnector, TargetConnector } from '../../src/core/connector.ts';
 import type { PostgresTargetConfig } from './sink/config.ts';
 import { PostgresCheckpointStore, PostgresTarget } from './sink/index.ts';
 import { preflightPostgresTarget } from './sink/preflight.ts';

@@ -1,4 +1,4 @@
-import type { TargetConnector } from '../../../src/registry.ts';
+import type { TargetConnector } from '../../../src/core/connector.ts';
 import { checkpointTableOf } from './checkpoint-location.ts';
 import { MysqlCheckpointStore } from './checkpoint-store.ts';
 import type { MysqlTargetConfig } from './config.ts';
