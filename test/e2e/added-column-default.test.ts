@@ -5,7 +5,7 @@ import { MysqlTarget } from '../../connectors/mysql/sink/target.ts';
 import { postgresTargetConfig } from '../../connectors/postgres/sink/config.ts';
 import { PostgresTarget } from '../../connectors/postgres/sink/target.ts';
 import { CANONICAL_SESSION_OPTIONS } from '../../connectors/postgres/source/catalog.ts';
-import { PostgresSource } from '../../connectors/postgres/source/postgres-source.ts';
+import { PostgresSource } from '../../connectors/postgres/source/source.ts';
 import type { Target } from '../../src/core/target.ts';
 import { Pipeline } from '../../src/pipeline/pipeline.ts';
 import { testContext } from '../fixtures/change-events.ts';

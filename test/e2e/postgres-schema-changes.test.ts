@@ -4,7 +4,7 @@ import { mysqlTargetConfig } from '../../connectors/mysql/sink/config.ts';
 import { MysqlTarget } from '../../connectors/mysql/sink/target.ts';
 import { postgresTargetConfig } from '../../connectors/postgres/sink/config.ts';
 import { PostgresTarget } from '../../connectors/postgres/sink/target.ts';
-import { PostgresSource } from '../../connectors/postgres/source/postgres-source.ts';
+import { PostgresSource } from '../../connectors/postgres/source/source.ts';
 import type { Target } from '../../src/core/target.ts';
 import { Pipeline } from '../../src/pipeline/pipeline.ts';
 import { testContext } from '../fixtures/change-events.ts';

@@ -19,8 +19,8 @@ import { MysqlTarget } from '../../mysql/sink/target.ts';
 import { PostgresCheckpointStore } from '../sink/checkpoint-store.ts';
 import { postgresTargetConfig } from '../sink/config.ts';
 import { PostgresTarget } from '../sink/target.ts';
-import { PostgresSource } from './postgres-source.ts';
 import { requestPostgresSnapshot } from './snapshot-request.ts';
+import { PostgresSource } from './source.ts';
 
 /**
  * A table added to `tables` of an existing pipeline gets its existing rows on the next start, copied chunk by chunk

@@ -5,4 +5,4 @@ export {
   preflightPostgresSource,
   replicationNames,
   teardownPostgresSource,
-} from './postgres-source.ts';
+} from './source.ts';
