@@ -8,7 +8,7 @@ import { TributaryError } from '../../../src/errors.ts';
 import { connect, quoteTable } from './catalog.ts';
 import { type PostgresSourceConfig, type PostgresSourceConfigInput, postgresSourceConfig } from './config.ts';
 import { REQUEST_PREFIX } from './incremental-snapshot.ts';
-import { replicationNames } from './source.ts';
+import { replicationNames } from './replication-names.ts';
 
 export interface SnapshotRequest {
   /** `schema.table` (or `table` in schema public). */
