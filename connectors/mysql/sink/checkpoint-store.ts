@@ -2,6 +2,7 @@ import type mysql from 'mysql2/promise';
 import { advances, type Checkpoint, type CheckpointPosition } from '../../../src/core/checkpoint.ts';
 import type { CheckpointStore } from '../../../src/core/checkpoint-store.ts';
 import { ConnectionError, errorKind, TributaryError } from '../../../src/errors.ts';
+import { quoteIdent } from '../identifiers.ts';
 import { connect, parseMysqlUrl } from '../source/connection.ts';
 import { adoptLegacyCheckpoint } from './checkpoint-location.ts';
 
@@ -46,21 +47,17 @@ export function wrapConnectionError(err: unknown, what: string): unknown {
   );
 }
 
-export function quoteId(name: string): string {
-  return `\`${name.replace(/`/g, '``')}\``;
-}
-
 /** `db.table` -> quoted `` `db`.`table` `` and its parts. */
 export function checkpointTable(qualified: string): { database: string; table: string; qname: string } {
   const dot = qualified.indexOf('.');
   const database = qualified.slice(0, dot);
   const table = qualified.slice(dot + 1);
-  return { database, table, qname: `${quoteId(database)}.${quoteId(table)}` };
+  return { database, table, qname: `${quoteIdent(database)}.${quoteIdent(table)}` };
 }
 
 export async function ensureCheckpointTable(db: Conn, qualified: string): Promise<void> {
   const { database, qname } = checkpointTable(qualified);
-  await db.query(`CREATE DATABASE IF NOT EXISTS ${quoteId(database)} CHARACTER SET utf8mb4`);
+  await db.query(`CREATE DATABASE IF NOT EXISTS ${quoteIdent(database)} CHARACTER SET utf8mb4`);
   await db.query(
     `CREATE TABLE IF NOT EXISTS ${qname} (
       pipeline VARCHAR(190) NOT NULL PRIMARY KEY,

@@ -26,6 +26,7 @@ import {
   snapshotStreamsByGtid,
   startConsistentSnapshot,
 } from '../flavor.ts';
+import { quoteIdent } from '../identifiers.ts';
 import { type BinlogEvent, BinlogReader, type BinlogTable, type RawRow, UNKNOWN_POS } from './binlog-reader.ts';
 import { type ColumnDefaultFact, existingRowsValue, useMysqlTimestampDefaults } from './column-defaults.ts';
 import type { MysqlSourceConfig } from './config.ts';
@@ -36,14 +37,7 @@ import { RowDecoder } from './row-decoder.ts';
 import { droppedTableEvent } from './schema-change.ts';
 import { checkServerReached } from './server-behind.ts';
 import { replicaServerId } from './server-id.ts';
-import {
-  kindOfType,
-  type MysqlColumn,
-  normalizeColumnType,
-  quoteIdent,
-  snapshotSelectExpr,
-  snapshotValue,
-} from './values.ts';
+import { kindOfType, type MysqlColumn, normalizeColumnType, snapshotSelectExpr, snapshotValue } from './values.ts';
 
 interface TableEntry {
   schema: TableSchema;

@@ -5,6 +5,7 @@
  */
 
 import type { CellValue, ValueKind } from '../../../src/core/change-event.ts';
+import { quoteIdent } from '../identifiers.ts';
 import { mysqlBinaryJsonToText } from './binary-json.ts';
 
 export interface MysqlColumn {
@@ -282,8 +283,4 @@ export function snapshotSelectExpr(col: MysqlColumn): string {
   const q = quoteIdent(col.name);
   if (col.kind === 'float' && col.type.startsWith('float')) return `CAST(${q} AS DOUBLE)`;
   return q;
-}
-
-export function quoteIdent(name: string): string {
-  return `\`${name.replace(/`/g, '``')}\``;
 }

@@ -21,13 +21,13 @@ import type { ConnectorContext, PreflightProblem } from '../../../src/core/conne
 import type { Source, SourceStatus } from '../../../src/core/source.ts';
 import { ConnectionError, errorKind, SourceSetupError, TributaryError } from '../../../src/errors.ts';
 import { CommitBatcher } from '../../../src/pipeline/commit-batcher.ts';
+import { quoteIdent } from '../identifiers.ts';
 import { TypeResolver } from '../types.ts';
 import {
   checkServer,
   connect,
   connectFailure,
   ensurePublications,
-  quoteIdent,
   type ReplicationNames,
   type SourceTable,
   tableSchemaFromCatalog,

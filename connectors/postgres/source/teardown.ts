@@ -1,7 +1,8 @@
 import type pg from 'pg';
 import type { ConnectorContext } from '../../../src/core/connector-context.ts';
 import { ConnectionError, TributaryError } from '../../../src/errors.ts';
-import { connect, quoteIdent } from './catalog.ts';
+import { quoteIdent } from '../identifiers.ts';
+import { connect } from './catalog.ts';
 import { type PostgresSourceConfig, type PostgresSourceConfigInput, postgresSourceConfig } from './config.ts';
 import { replicationNames } from './replication-names.ts';
 
