@@ -3,9 +3,10 @@
  * batch with events until the checkpoint covering the last expected event is saved and committed to the source.
  */
 import pino from 'pino';
+import { comparePositions } from '../../src/checkpoint-order.ts';
 import { batchConfig, retryConfig } from '../../src/config/schema.ts';
 import type { ChangeBatch } from '../../src/core/change-batch.ts';
-import { type Checkpoint, comparePositions } from '../../src/core/checkpoint.ts';
+import type { Checkpoint } from '../../src/core/checkpoint.ts';
 import type { CheckpointStore } from '../../src/core/checkpoint-store.ts';
 import type { ConnectorContext } from '../../src/core/connector-context.ts';
 import type { Source } from '../../src/core/source.ts';

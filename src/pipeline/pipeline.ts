@@ -1,5 +1,6 @@
+import { laterCheckpoint } from '../checkpoint-order.ts';
 import type { ChangeBatch } from '../core/change-batch.ts';
-import { type Checkpoint, laterCheckpoint } from '../core/checkpoint.ts';
+import type { Checkpoint } from '../core/checkpoint.ts';
 import type { CheckpointStore } from '../core/checkpoint-store.ts';
 import type { Source } from '../core/source.ts';
 import type { Target } from '../core/target.ts';

@@ -1,9 +1,9 @@
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { comparePositions } from '../../../src/checkpoint-order.ts';
 import type { ChangeBatch } from '../../../src/core/change-batch.ts';
 import type { ChangeEvent, TableSchema } from '../../../src/core/change-event.ts';
 import type { Checkpoint } from '../../../src/core/checkpoint.ts';
-import { comparePositions } from '../../../src/core/checkpoint.ts';
 import { Pipeline } from '../../../src/pipeline/pipeline.ts';
 import { testContext } from '../../../test/fixtures/change-events.ts';
 import type { MysqlServer } from '../../../test/harness/mariadb.ts';

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { comparePositions } from '../../../src/checkpoint-order.ts';
 import type { ChangeBatch } from '../../../src/core/change-batch.ts';
 import type { ChangeEvent } from '../../../src/core/change-event.ts';
-import { comparePositions } from '../../../src/core/checkpoint.ts';
 import type { MysqlServer } from '../../../test/harness/mariadb.ts';
 import { mysqlFlavors } from '../../../test/harness/mysql-server.ts';
 import { events, gtidSetPattern, lastCheckpoint, makeSource, Puller, session } from './test-support.ts';

@@ -1,5 +1,6 @@
 import pg from 'pg';
-import { advances, type Checkpoint, type CheckpointPosition } from '../../../src/core/checkpoint.ts';
+import { advances } from '../../../src/checkpoint-order.ts';
+import type { Checkpoint, CheckpointPosition } from '../../../src/core/checkpoint.ts';
 import type { CheckpointStore } from '../../../src/core/checkpoint-store.ts';
 import { ConnectionError, errorKind, TributaryError } from '../../../src/errors.ts';
 import { postgresConnectionTarget, postgresTlsFailure } from '../connection-tls.ts';
