@@ -1,6 +1,5 @@
 import type { BatchConfig } from '../config/batch.ts';
 import type { SourceConfig, TargetConfig } from '../config/schema.ts';
-import type { ErrorKind } from '../errors.ts';
 import type { Checkpoint } from './checkpoint.ts';
 import type { CheckpointStore } from './checkpoint-store.ts';
 import type { ConnectorContext, PreflightProblem } from './connector-context.ts';
@@ -9,8 +8,8 @@ import type { Target } from './target.ts';
 
 /**
  * The face every connector shows the registry. Each engine builds it from files of the same names in `source/` and
- * `sink/`: the source or target class (`source.ts`, `target.ts`), `preflight.ts`, `teardown.ts`, `status.ts`, and the
- * engine's error classifier (`errors.ts` beside them).
+ * `sink/`: the source or target class (`source.ts`, `target.ts`), `preflight.ts`, `teardown.ts`, `status.ts`; the
+ * engine's error classifier (`errors.ts`) and identifier quoter (`identifiers.ts`) beside them.
  */
 export interface SourceConnector<C = SourceConfig> {
   create(config: C, ctx: ConnectorContext, options: { batch: BatchConfig }): Source;
@@ -22,8 +21,6 @@ export interface SourceConnector<C = SourceConfig> {
   requestSnapshot?(config: C, ctx: ConnectorContext, request: { table: string; where?: string }): Promise<string>;
   /** Facts for `tributary status` that only the server knows (e.g. WAL retained by the slot). */
   status?(config: C, ctx: ConnectorContext, checkpoint: Checkpoint | null): Promise<SourceStatus>;
-  /** The engine's verdict on an error its client threw (server codes); undefined when it does not know it. */
-  classifyError?(err: unknown): ErrorKind | undefined;
 }
 
 export interface TargetConnector<C = TargetConfig> {
@@ -35,8 +32,6 @@ export interface TargetConnector<C = TargetConfig> {
    * reading them, for `status` and `teardown` without running.
    */
   checkpointStore?(config: C, ctx: ConnectorContext): CheckpointStore;
-  /** The engine's verdict on an error its client threw (server codes); undefined when it does not know it. */
-  classifyError?(err: unknown): ErrorKind | undefined;
 }
 
 /**

@@ -1,3 +1,4 @@
+import type { ErrorKind } from '../errors.ts';
 import type { ChangeBatch } from './change-batch.ts';
 import type { CheckpointStore } from './checkpoint-store.ts';
 
@@ -20,4 +21,6 @@ export interface Target {
    * (exactly-once effect). The pipeline then uses it as its checkpoint store.
    */
   readonly checkpointStore?: CheckpointStore;
+  /** The engine's verdict on an error its client threw, before the generic rules; undefined when it does not know it. */
+  classifyError?(err: unknown): ErrorKind | undefined;
 }

@@ -4,7 +4,7 @@ import type { Checkpoint } from '../core/checkpoint.ts';
 import type { CheckpointStore } from '../core/checkpoint-store.ts';
 import type { Source } from '../core/source.ts';
 import type { Target } from '../core/target.ts';
-import { describeError, type ErrorKind, errorKind } from '../errors.ts';
+import { describeError, type ErrorKind, errorKind, TributaryError } from '../errors.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { PipelineMetrics } from '../observability/metrics.ts';
 import type { SnapshotProgress } from '../observability/snapshot-progress.ts';
@@ -59,6 +59,8 @@ export interface PipelineState {
 export class Pipeline {
   readonly state: PipelineState;
   private readonly stopController = new AbortController();
+  /** The engines' verdicts on errors their clients threw: those of the last run's source and target. */
+  private classifyError: (err: unknown) => ErrorKind | undefined = () => undefined;
 
   constructor(private readonly options: PipelineOptions) {
     this.state = {
@@ -88,7 +90,7 @@ export class Pipeline {
           break;
         }
       } catch (err) {
-        const kind = errorKind(err);
+        const kind = (err instanceof TributaryError ? undefined : this.classifyError(err)) ?? errorKind(err);
         this.state.lastError = { kind, message: describeError(err) };
         this.options.metrics?.errors.inc({ pipeline: this.options.name, kind });
         if (kind === 'retryable' && this.stopController.signal.aborted) {
@@ -127,6 +129,7 @@ export class Pipeline {
   private async runOnce(): Promise<boolean> {
     const { name, logger, metrics } = this.options;
     const { source, target, store } = await this.options.createParts();
+    this.classifyError = (err) => source.classifyError?.(err) ?? target.classifyError?.(err);
     const targetSavesCheckpoints = target.checkpointStore === store;
     const checkpointer = new Checkpointer();
     const window = new InFlightWindow(this.options.maxInFlight, this.options.maxInFlightBytes);

@@ -14,6 +14,7 @@ import type { ConnectorContext } from '../../../src/core/connector-context.ts';
 import type { Source, SourceStatus } from '../../../src/core/source.ts';
 import { SourceSetupError, TributaryError } from '../../../src/errors.ts';
 import { CommitBatcher } from '../../../src/pipeline/commit-batcher.ts';
+import { classifyMysqlError } from '../errors.ts';
 import {
   type BinlogCoordinates,
   binaryLogs,
@@ -72,6 +73,7 @@ function estimateBytes(row: Row | null): number {
  * position. A restart during the snapshot redoes it from the beginning.
  */
 export class MysqlSource implements Source {
+  readonly classifyError = classifyMysqlError;
   private readonly config: MysqlSourceConfig;
   private readonly ctx: ConnectorContext;
   private readonly batch: BatchOptions;

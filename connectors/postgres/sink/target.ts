@@ -10,11 +10,12 @@ import {
 import type { Checkpoint } from '../../../src/core/checkpoint.ts';
 import type { ConnectorContext } from '../../../src/core/connector-context.ts';
 import type { Target } from '../../../src/core/target.ts';
-import { ConnectionError, errorKind, SchemaMismatchError, TributaryError } from '../../../src/errors.ts';
+import { ConnectionError, SchemaMismatchError, TributaryError } from '../../../src/errors.ts';
 import { applyEvents, type RowRun, type SqlDialect, type TruncateRun } from '../../sql/apply-planner.ts';
 import { groupByShape, knownColumns } from '../../sql/row-runs.ts';
 import { TransactionalApply } from '../../sql/transactional-apply.ts';
 import { postgresConnectionTarget, postgresTlsFailure } from '../connection-tls.ts';
+import { classifyPostgresError, postgresErrorKind } from '../errors.ts';
 import {
   ensureCheckpointTable,
   loadCheckpoint,
@@ -83,6 +84,7 @@ function shapeOf(schema: TableSchema): string {
  * batches ending on a commit, with the checkpoint row written in the same transaction (exactly-once effect).
  */
 export class PostgresTarget implements Target {
+  readonly classifyError = classifyPostgresError;
   readonly checkpointStore: PostgresCheckpointStore;
 
   /** Write queue, group commit, failure latch and replay skipping; this class does the PostgreSQL part. */
@@ -304,9 +306,13 @@ export class PostgresTarget implements Target {
         cause: err,
       });
     }
-    return new TributaryError(errorKind(err), `writing batch ${batch.seq} to the target failed${where}: ${message}`, {
-      cause: err,
-    });
+    return new TributaryError(
+      postgresErrorKind(err),
+      `writing batch ${batch.seq} to the target failed${where}: ${message}`,
+      {
+        cause: err,
+      },
+    );
   }
 
   // ---- applying events -----------------------------------------------------------------------------------------

@@ -19,8 +19,9 @@ import type { ChangeEvent, Row } from '../../../src/core/change-event.ts';
 import { type Checkpoint, formatLsn, parseLsn } from '../../../src/core/checkpoint.ts';
 import type { ConnectorContext, PreflightProblem } from '../../../src/core/connector-context.ts';
 import type { Source, SourceStatus } from '../../../src/core/source.ts';
-import { ConnectionError, errorKind, SourceSetupError, TributaryError } from '../../../src/errors.ts';
+import { ConnectionError, SourceSetupError, TributaryError } from '../../../src/errors.ts';
 import { CommitBatcher } from '../../../src/pipeline/commit-batcher.ts';
+import { classifyPostgresError, postgresErrorKind } from '../errors.ts';
 import { quoteIdent } from '../identifiers.ts';
 import { TypeResolver } from '../types.ts';
 import {
@@ -79,6 +80,7 @@ interface SnapshotPlan {
 }
 
 export class PostgresSource implements Source {
+  readonly classifyError = classifyPostgresError;
   private readonly config: PostgresSourceConfig;
   private readonly batch: BatchOptions;
   private readonly names: ReplicationNames;
@@ -682,7 +684,7 @@ export class PostgresSource implements Source {
     this.meta
       .query('select pg_logical_emit_message(true, $1, $2)', [HEARTBEAT_PREFIX, this.names.slot])
       .catch((err: unknown) => {
-        if (errorKind(err) !== 'retryable') {
+        if (postgresErrorKind(err) !== 'retryable') {
           // Not allowed to write logical messages (privilege, read-only standby): idle advancement then relies on
           // server keepalives only.
           if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
