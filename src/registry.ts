@@ -37,13 +37,25 @@ export async function checkpointStoreFor(
   configDir: string,
   ownStore: CheckpointStore | undefined,
 ): Promise<CheckpointStore> {
+  return (await separateCheckpointStore(pipeline, configDir, ownStore !== undefined)) ?? ownStore!;
+}
+
+/**
+ * The store a pipeline saves checkpoints to itself: the configured one, else, unless the target keeps them with its
+ * data (undefined then), a file under ./state next to the config.
+ */
+export async function separateCheckpointStore(
+  pipeline: PipelineConfig,
+  configDir: string,
+  targetHoldsCheckpoints: boolean,
+): Promise<CheckpointStore | undefined> {
   const configured = pipeline.checkpoints;
   if (configured?.type === 'file') return new FileCheckpointStore(path.resolve(configDir, configured.path));
   if (configured?.type === 'postgres') {
     const { postgresCheckpointStore } = await import('../connectors/postgres/index.ts');
     return postgresCheckpointStore(configured.url);
   }
-  if (ownStore) return ownStore;
+  if (targetHoldsCheckpoints) return undefined;
   return new FileCheckpointStore(defaultCheckpointFile(pipeline.name, configDir));
 }
 

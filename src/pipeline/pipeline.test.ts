@@ -1,6 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { MemorySource, MemoryStore, MemoryTarget, transientError } from '../../test/fakes/memory-parts.ts';
+import type { ChangeBatch } from '../core/change-batch.ts';
 import { type Checkpoint, parseLsn } from '../core/checkpoint.ts';
+import type { WriteResult } from '../core/target.ts';
 import { TributaryError } from '../errors.ts';
 import { createLogger } from '../observability/logger.ts';
 import { Checkpointer } from './checkpointer.ts';
@@ -114,6 +116,22 @@ describe('Pipeline', () => {
     expect(p.state.restarts).toBe(0);
   });
 
+  it('stops, saving nothing, when the target reports a batch that ends a transaction applied but not durable', async () => {
+    const source = new MemorySource('p', 10, 1);
+    const target = new (class extends MemoryTarget {
+      override async write(batch: ChangeBatch): Promise<WriteResult> {
+        await super.write(batch);
+        return 'applied';
+      }
+    })();
+    const store = new MemoryStore();
+    const p = pipeline(source, [target], store);
+    await expect(p.run()).rejects.toThrow('not durable');
+    expect(p.state.lastError?.kind).toBe('fatal');
+    expect(store.saved).toHaveLength(0);
+    expect(source.committed).toHaveLength(0);
+  });
+
   it('never acknowledges when the checkpoint cannot be saved', async () => {
     const source = new MemorySource('p', 10, 1);
     const store = new MemoryStore();
@@ -155,11 +173,31 @@ describe('Pipeline with a separate checkpoint store', () => {
     const target = new MemoryTarget();
     const ownStore = new MemoryStore();
     ownStore.saved.push({ pipeline: 'p', phase: 'stream', position: { kind: 'postgres', lsn: '0/C' } });
-    Object.assign(target, { checkpointStore: ownStore });
+    Object.assign(target, { transactional: true, checkpointStore: ownStore });
     const lagging = new MemoryStore();
     lagging.saved.push({ pipeline: 'p', phase: 'stream', position: { kind: 'postgres', lsn: '0/5' } });
     await runUntil(pipeline(source, [target], lagging), () => target.durable.length === 8);
     expect(lsnOf(source.opens[0]!)).toBe(12);
     expect([...target.rows.values()].map(Number).sort((a, b) => a - b)[0]).toBe(13);
+  });
+
+  it('a transactional target without a separate store: the pipeline loads its checkpoints and saves none itself', async () => {
+    const source = new MemorySource('p', 20, 1);
+    const ownStore = new MemoryStore();
+    ownStore.saved.push({ pipeline: 'p', phase: 'stream', position: { kind: 'postgres', lsn: '0/C' } });
+    const target = Object.assign(new MemoryTarget(), { transactional: true as const, checkpointStore: ownStore });
+    const p = new Pipeline({
+      name: 'p',
+      createParts: () => ({ source, target }),
+      maxInFlight: 4,
+      maxInFlightBytes: 1 << 30,
+      initialBackoffMs: 1,
+      maxBackoffMs: 5,
+      logger,
+    });
+    await runUntil(p, () => target.durable.length === 8);
+    expect(lsnOf(source.opens[0]!)).toBe(12);
+    expect(ownStore.saved).toHaveLength(1);
+    expect(source.committed.length).toBeGreaterThan(0);
   });
 });

@@ -9,7 +9,7 @@ import {
 } from '../../../src/core/change-event.ts';
 import type { Checkpoint } from '../../../src/core/checkpoint.ts';
 import type { ConnectorContext } from '../../../src/core/connector-context.ts';
-import type { Target } from '../../../src/core/target.ts';
+import type { TransactionalTarget, WriteResult } from '../../../src/core/target.ts';
 import { ConnectionError, SchemaMismatchError, TributaryError } from '../../../src/errors.ts';
 import { redactUrl } from '../../../src/observability/logger.ts';
 // Shared with the PostgreSQL target: collapsing a run of row changes per key, grouping rows by their columns.
@@ -83,7 +83,8 @@ function engineOf(ev: ChangeEvent): SourceEngine {
  * Applies change batches to a MySQL or MariaDB server, in source commit order, one target transaction per run of
  * batches ending on a commit, with the checkpoint row written in the same transaction (exactly-once effect).
  */
-export class MysqlTarget implements Target {
+export class MysqlTarget implements TransactionalTarget {
+  readonly transactional = true;
   readonly classifyError = classifyMysqlError;
   readonly checkpointStore: MysqlCheckpointStore;
   private readonly checkpointTable: string;
@@ -141,7 +142,7 @@ export class MysqlTarget implements Target {
     return this.writer.open();
   }
 
-  write(batch: ChangeBatch): Promise<void> {
+  write(batch: ChangeBatch): Promise<WriteResult> {
     return this.writer.write(batch);
   }
 

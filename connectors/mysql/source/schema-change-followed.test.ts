@@ -80,7 +80,7 @@ describe.each(mysqlFlavors())('MySQL source: table DDL followed at the target ($
         const source = new MysqlSource(sourceConfig(myServer, { databases: [db], resume_by_gtid: false }), ctx, {
           batch: BATCH,
         });
-        return { source, target, store: target.checkpointStore };
+        return { source, target };
       },
       maxInFlight: 4,
       maxInFlightBytes: 64 * 1024 * 1024,

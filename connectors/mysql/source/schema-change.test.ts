@@ -233,7 +233,7 @@ describe.each(mysqlFlavors())('MariaDB -> PostgreSQL: a column added with a defa
           ctx,
           { batch: BATCH },
         );
-        return { source, target, store: target.checkpointStore };
+        return { source, target };
       },
       maxInFlight: 4,
       maxInFlightBytes: 64 * 1024 * 1024,

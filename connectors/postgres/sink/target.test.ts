@@ -59,7 +59,7 @@ describe('PostgresTarget', () => {
 
   it('serializes writes issued before earlier ones resolved', async () => {
     const { target, q, src } = await setup('t_serial');
-    const writes: Promise<void>[] = [];
+    const writes: Promise<unknown>[] = [];
     let last = null as unknown;
     for (let i = 0; i < 30; i++) {
       const tx = src.tx((t) => {

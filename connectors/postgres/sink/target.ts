@@ -9,7 +9,7 @@ import {
 } from '../../../src/core/change-event.ts';
 import type { Checkpoint } from '../../../src/core/checkpoint.ts';
 import type { ConnectorContext } from '../../../src/core/connector-context.ts';
-import type { Target } from '../../../src/core/target.ts';
+import type { TransactionalTarget, WriteResult } from '../../../src/core/target.ts';
 import { ConnectionError, SchemaMismatchError, TributaryError } from '../../../src/errors.ts';
 import { applyEvents, type RowRun, type SqlDialect, type TruncateRun } from '../../sql/apply-planner.ts';
 import { groupByShape, knownColumns } from '../../sql/row-runs.ts';
@@ -83,7 +83,8 @@ function shapeOf(schema: TableSchema): string {
  * Applies change batches to a PostgreSQL database, in source commit order, one target transaction per run of
  * batches ending on a commit, with the checkpoint row written in the same transaction (exactly-once effect).
  */
-export class PostgresTarget implements Target {
+export class PostgresTarget implements TransactionalTarget {
+  readonly transactional = true;
   readonly classifyError = classifyPostgresError;
   readonly checkpointStore: PostgresCheckpointStore;
 
@@ -148,7 +149,7 @@ export class PostgresTarget implements Target {
     return this.writer.open();
   }
 
-  write(batch: ChangeBatch): Promise<void> {
+  write(batch: ChangeBatch): Promise<WriteResult> {
     return this.writer.write(batch);
   }
 
