@@ -9,8 +9,8 @@ import { postgresTargetConfig } from '../../postgres/sink/config.ts';
 import { PostgresTarget } from '../../postgres/sink/target.ts';
 import { mysqlTargetConfig } from '../sink/config.ts';
 import { MysqlTarget } from '../sink/target.ts';
+import { session, sourceConfig } from './source.test-support.ts';
 import { MysqlSource } from './source.ts';
-import { session, sourceConfig } from './test-support.ts';
 
 const BATCH = { max_events: 1000, max_bytes: 4 * 1024 * 1024, max_wait_ms: 50 };
 

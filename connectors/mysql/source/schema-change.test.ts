@@ -11,8 +11,8 @@ import { mysqlFlavors } from '../../../test/harness/mysql-server.ts';
 import { type PgServer, startPostgres } from '../../../test/harness/postgres.ts';
 import { postgresTargetConfig } from '../../postgres/sink/config.ts';
 import { PostgresTarget } from '../../postgres/sink/target.ts';
+import { events, gtidPattern, lastCheckpoint, Puller, session, sourceConfig } from './source.test-support.ts';
 import { DDL_MESSAGE_PREFIX, MysqlSource } from './source.ts';
-import { events, gtidPattern, lastCheckpoint, Puller, session, sourceConfig } from './test-support.ts';
 
 const BATCH = { max_events: 1000, max_bytes: 4 * 1024 * 1024, max_wait_ms: 50 };
 

@@ -4,7 +4,7 @@ import type { ChangeBatch } from '../../../src/core/change-batch.ts';
 import type { ChangeEvent } from '../../../src/core/change-event.ts';
 import type { MysqlServer } from '../../../test/harness/mariadb.ts';
 import { mysqlFlavors } from '../../../test/harness/mysql-server.ts';
-import { events, gtidSetPattern, lastCheckpoint, makeSource, Puller, session } from './test-support.ts';
+import { events, gtidSetPattern, lastCheckpoint, makeSource, Puller, session } from './source.test-support.ts';
 
 /** Applies change events to an in-memory copy keyed by `id`, failing on a duplicate insert or a missing delete. */
 class Replica {

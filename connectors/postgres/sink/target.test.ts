@@ -3,7 +3,7 @@ import { type Row, UNCHANGED } from '../../../src/core/change-event.ts';
 import { errorKind, SchemaMismatchError } from '../../../src/errors.ts';
 import { col, tableSchema, testContext } from '../../../test/fixtures/change-events.ts';
 import { postgresTargetConfig } from './config.ts';
-import { postgresTargetSuite } from './test-builder.ts';
+import { postgresTargetSuite } from './target.test-support.ts';
 
 const suite = postgresTargetSuite();
 const { setup } = suite;
