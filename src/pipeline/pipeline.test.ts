@@ -105,6 +105,28 @@ describe('Pipeline', () => {
     for (const tx of healthy.rows.values()) expect(Number(tx)).toBeGreaterThan(lsnOf(resumedFrom!));
   });
 
+  it("asks the source's and target's engine classifier about an error their client threw", async () => {
+    const deadlock = Object.assign(new Error('Deadlock found'), { code: 'ER_LOCK_DEADLOCK' });
+    const source = new MemorySource('p', 20, 1);
+    const failing = Object.assign(new MemoryTarget({ failAt: { write: 5, error: deadlock } }), {
+      classifyError: (err: unknown) =>
+        (err as { code?: string }).code === 'ER_LOCK_DEADLOCK' ? 'retryable' : undefined,
+    });
+    const healthy = new MemoryTarget();
+    const p = pipeline(source, [failing, healthy], new MemoryStore());
+    await runUntil(p, () => source.committed.length > 0 && lsnOf(source.committed.at(-1)!) === 20);
+    expect(p.state.restarts).toBe(1);
+    expect(p.state.lastError?.kind).toBe('retryable');
+    // Without an engine that knows it, the same error is fatal.
+    const alone = pipeline(
+      new MemorySource('p', 20, 1),
+      [new MemoryTarget({ failAt: { write: 5, error: deadlock } })],
+      new MemoryStore(),
+    );
+    await expect(alone.run()).rejects.toThrow('Deadlock found');
+    expect(alone.state.lastError?.kind).toBe('fatal');
+  });
+
   it('stops with the error when the failure needs an operator', async () => {
     const source = new MemorySource('p', 10, 1);
     const target = new MemoryTarget({
