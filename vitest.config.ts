@@ -7,21 +7,25 @@ const KAFKA_BROKER_TESTS = ['connectors/kafka/**/*.integration.test.ts', 'test/*
 
 /**
  * Tests beside the code that start a real server (a database, a broker) are the ones that reach the test harness,
- * directly or through a connector's test-support/test-builder file. Everything else there is a unit test:
- * `npm run test:unit` runs those alone, in seconds, with nothing installed but Node. Found by reading the files, so
- * a new server test can never land in the unit project by being forgotten in a list.
+ * directly or through a test-only file beside the code (`*.test-support.ts` helpers, `*.fake.ts` stand-ins; the build
+ * leaves both out by that name) that does. Everything else there is a unit test: `npm run test:unit` runs those
+ * alone, in seconds, with nothing installed but Node. Found by reading the files, so a new server test can never land
+ * in the unit project by being forgotten in a list.
  */
 function testsBesideCodeThatNeedServers(): string[] {
   const found: string[] = [];
+  const reachesHarness = (file: string): boolean => {
+    const text = fs.readFileSync(file, 'utf8');
+    if (/harness\//.test(text)) return true;
+    return [...text.matchAll(/from '(\.[^']*\.(?:test-support|fake)\.ts)'/g)].some((m) =>
+      reachesHarness(path.join(path.dirname(file), m[1]!)),
+    );
+  };
   const walk = (dir: string) => {
     for (const entry of fs.readdirSync(dir, { withFileTypes: true })) {
       const file = path.join(dir, entry.name);
       if (entry.isDirectory()) walk(file);
-      else if (
-        entry.name.endsWith('.test.ts') &&
-        /harness\/|test-support|test-builder/.test(fs.readFileSync(file, 'utf8'))
-      )
-        found.push(file.split(path.sep).join('/'));
+      else if (entry.name.endsWith('.test.ts') && reachesHarness(file)) found.push(file.split(path.sep).join('/'));
     }
   };
   for (const root of ['src', 'connectors']) walk(root);

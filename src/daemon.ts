@@ -9,7 +9,7 @@ import type { Logger } from './observability/logger.ts';
 import { PipelineMetrics } from './observability/metrics.ts';
 import { SnapshotProgress } from './observability/snapshot-progress.ts';
 import { Pipeline } from './pipeline/pipeline.ts';
-import { checkpointStoreFor, loadConnectors } from './registry.ts';
+import { loadConnectors, separateCheckpointStore } from './registry.ts';
 
 /**
  * Pipelines that stopped on an error needing an operator (or a bug). Each was logged, with its hint, by its pipeline
@@ -113,9 +113,11 @@ export class Daemon {
       name: config.name,
       createParts: async () => {
         const target = connectors.target.create(config.target, ctx);
-        const store = await checkpointStoreFor(config, configDir, target.checkpointStore);
+        const store = await separateCheckpointStore(config, configDir, target.transactional === true);
         const source = connectors.source.create(config.source, ctx, { batch: config.batch });
-        return { source, target, store };
+        if (store) return { source, target, store };
+        if (!target.transactional) throw new Error(`pipeline ${config.name}: no checkpoint store`);
+        return { source, target };
       },
       maxInFlight: config.batch.max_in_flight,
       maxInFlightBytes: config.batch.max_in_flight_bytes,

@@ -59,7 +59,11 @@ export class SchemaMismatchError extends TributaryError {
   }
 }
 
-/** Network-level error codes that mean "try again later". */
+/**
+ * Network-level error codes of Node itself that mean "try again later". An engine's own codes (SQLSTATEs, MySQL
+ * error names) are known by its classifier in its wing (connectors/<engine>/errors.ts); connectors offer it to the
+ * pipeline as `classifyError`.
+ */
 const TRANSIENT_CODES = new Set([
   'ECONNREFUSED',
   'ECONNRESET',
@@ -68,19 +72,6 @@ const TRANSIENT_CODES = new Set([
   'EHOSTUNREACH',
   'ENETUNREACH',
   'EAI_AGAIN',
-  'PROTOCOL_CONNECTION_LOST',
-  // PostgreSQL: admin shutdown, crash shutdown, cannot connect now, connection failures
-  '57P01',
-  '57P02',
-  '57P03',
-  '08000',
-  '08003',
-  '08006',
-  '08001',
-  '08004',
-  // PostgreSQL: serialization failure, deadlock
-  '40001',
-  '40P01',
 ]);
 
 /** Classifies any thrown value into an error kind. */
@@ -89,10 +80,7 @@ export function errorKind(err: unknown): ErrorKind {
   const code = (err as { code?: unknown } | null)?.code;
   if (typeof code === 'string' && TRANSIENT_CODES.has(code)) return 'retryable';
   const message = err instanceof Error ? err.message : String(err);
-  if (
-    /Connection terminated|connection is closed|socket hang up|Client has encountered a connection error/i.test(message)
-  )
-    return 'retryable';
+  if (/connection is closed|socket hang up/i.test(message)) return 'retryable';
   return 'fatal';
 }
 

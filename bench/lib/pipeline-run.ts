@@ -3,13 +3,14 @@
  * batch with events until the checkpoint covering the last expected event is saved and committed to the source.
  */
 import pino from 'pino';
+import { comparePositions } from '../../src/checkpoint-order.ts';
 import { batchConfig, retryConfig } from '../../src/config/schema.ts';
 import type { ChangeBatch } from '../../src/core/change-batch.ts';
-import { type Checkpoint, comparePositions } from '../../src/core/checkpoint.ts';
+import type { Checkpoint } from '../../src/core/checkpoint.ts';
 import type { CheckpointStore } from '../../src/core/checkpoint-store.ts';
 import type { ConnectorContext } from '../../src/core/connector-context.ts';
 import type { Source } from '../../src/core/source.ts';
-import type { Target } from '../../src/core/target.ts';
+import type { PlainTarget, Target, WriteResult } from '../../src/core/target.ts';
 import { Pipeline } from '../../src/pipeline/pipeline.ts';
 import { collectGarbage, cpuSecondsSince, RssSampler } from './measure.ts';
 
@@ -22,9 +23,11 @@ export function benchContext(pipeline: string): ConnectorContext {
 }
 
 /** A target whose writes resolve at once: measures the source and pipeline alone. */
-export class NullTarget implements Target {
+export class NullTarget implements PlainTarget {
   async open(): Promise<void> {}
-  async write(_batch: ChangeBatch): Promise<void> {}
+  async write(_batch: ChangeBatch): Promise<WriteResult> {
+    return 'durable';
+  }
   async close(): Promise<void> {}
 }
 
@@ -90,25 +93,28 @@ export async function runMeasured(run: MeasuredRun): Promise<RunResult> {
   const sampler = new RssSampler(50);
 
   const inner = run.target;
-  const target: Target = {
+  const wrapper = {
     open: () => inner.open(),
     close: () => inner.close(),
     reset: inner.reset ? () => inner.reset!() : undefined,
-    checkpointStore: inner.checkpointStore,
-    async write(batch) {
+    async write(batch: ChangeBatch): Promise<WriteResult> {
       if (firstBatchAt === 0 && batch.events.length > 0) {
         firstBatchAt = performance.now();
         cpuAtFirst = process.cpuUsage();
       }
-      await inner.write(batch);
+      const result = await inner.write(batch);
       for (const e of batch.events) if (COUNTED.has(e.op)) delivered++;
       if (eventsAt === 0 && delivered >= expectedEvents) {
         eventsAt = performance.now();
         eventsCpuSeconds = cpuSecondsSince(cpuAtFirst);
       }
       if (delivered >= expectedEvents && !finalCheckpoint && batch.checkpoint) finalCheckpoint = batch.checkpoint;
+      return result;
     },
   };
+  const target: Target = inner.transactional
+    ? { ...wrapper, transactional: true, checkpointStore: inner.checkpointStore }
+    : wrapper;
   const src = run.source;
   const source: Source = {
     open: (from) => src.open(from),
@@ -128,14 +134,14 @@ export async function runMeasured(run: MeasuredRun): Promise<RunResult> {
       }
     },
   };
-  const store = run.store ?? inner.checkpointStore ?? new MemoryStore();
+  const store = run.store ?? (target.transactional ? undefined : new MemoryStore());
   const ctx = benchContext(run.name);
   let parts = 0;
   const pipeline = new Pipeline({
     name: run.name,
     createParts: () => {
       if (parts++ > 0) throw new Error('the pipeline restarted during the measurement');
-      return { source, target, store };
+      return target.transactional && !store ? { source, target } : { source, target, store: store! };
     },
     maxInFlight: BATCH.max_in_flight,
     maxInFlightBytes: BATCH.max_in_flight_bytes,

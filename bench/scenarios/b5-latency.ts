@@ -65,7 +65,7 @@ async function oneRun(
   );
   const pipeline = new Pipeline({
     name,
-    createParts: () => ({ source, target, store: target.checkpointStore }),
+    createParts: () => ({ source, target }),
     maxInFlight: BATCH.max_in_flight,
     maxInFlightBytes: BATCH.max_in_flight_bytes,
     initialBackoffMs: RETRY.initial_backoff_ms,

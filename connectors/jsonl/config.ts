@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import type { TargetTraits } from '../../src/core/connector.ts';
 import { envelopeKeys } from '../../src/envelope/config.ts';
 
 export const jsonlTargetConfig = z.strictObject({
@@ -24,3 +25,6 @@ export const jsonlTargetConfig = z.strictObject({
     .describe('fsync the file before a write is acknowledged; off only for throwaway output (a crash may lose lines).'),
 });
 export type JsonlTargetConfig = z.infer<typeof jsonlTargetConfig>;
+
+/** Cannot keep checkpoints: a pipeline to it keeps them in a file or a PostgreSQL store. */
+export const jsonlTargetTraits: TargetTraits = { holdsCheckpoints: false };

@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
 import { access, constants } from 'node:fs/promises';
 import path from 'node:path';
-import type { TargetConnector } from '../../src/registry.ts';
+import type { TargetConnector } from '../../src/core/connector.ts';
 import type { JsonlTargetConfig } from './config.ts';
 import { JsonlTarget } from './jsonl-target.ts';
 

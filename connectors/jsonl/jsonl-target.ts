@@ -2,7 +2,7 @@ import { type FileHandle, mkdir, open } from 'node:fs/promises';
 import path from 'node:path';
 import type { ChangeBatch } from '../../src/core/change-batch.ts';
 import type { ConnectorContext } from '../../src/core/connector-context.ts';
-import type { Target } from '../../src/core/target.ts';
+import type { PlainTarget, WriteResult } from '../../src/core/target.ts';
 import { envelopeOptions } from '../../src/envelope/config.ts';
 import { type EncodedRecord, EnvelopeEncoder, keyValueLine } from '../../src/envelope/encoder.ts';
 import { TransactionTracker } from '../../src/envelope/transaction.ts';
@@ -20,7 +20,7 @@ const CHUNK_CHARS = 1 << 20;
  * twice (each carries its source position for deduplication). A line torn by a crash is cut off when the file is
  * opened again.
  */
-export class JsonlTarget implements Target {
+export class JsonlTarget implements PlainTarget {
   private readonly encoder: EnvelopeEncoder;
   private readonly tracker: TransactionTracker | null;
   private file: FileHandle | null = null;
@@ -60,12 +60,19 @@ export class JsonlTarget implements Target {
     }
   }
 
-  write(batch: ChangeBatch): Promise<void> {
-    const run = this.chain.then(() => this.writeNow(batch));
+  /**
+   * Durable once the lines are written and fsynced (`fsync: false` gives that up by configuration: a crash may lose
+   * lines whose checkpoint was saved).
+   */
+  write(batch: ChangeBatch): Promise<WriteResult> {
+    const run = this.chain.then(() => this.writeNow(batch)).then(() => 'durable' as const);
     // Later writes wait for this one; a failure makes every later write fail too (no gaps in the file).
-    this.chain = run.catch((err) => {
-      this.failed ??= err;
-    });
+    this.chain = run.then(
+      () => undefined,
+      (err) => {
+        this.failed ??= err;
+      },
+    );
     return run;
   }
 

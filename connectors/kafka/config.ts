@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import type { TargetTraits } from '../../src/core/connector.ts';
 import { envelopeKeys } from '../../src/envelope/config.ts';
 
 const topicName = z
@@ -125,3 +126,6 @@ export const kafkaTargetConfig = z.strictObject({
     .describe('SASL authentication; omitted means none.'),
 });
 export type KafkaTargetConfig = z.infer<typeof kafkaTargetConfig>;
+
+/** Cannot keep checkpoints: a pipeline to it keeps them in a file or a PostgreSQL store. */
+export const kafkaTargetTraits: TargetTraits = { holdsCheckpoints: false };

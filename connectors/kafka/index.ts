@@ -1,4 +1,4 @@
-import type { TargetConnector } from '../../src/registry.ts';
+import type { TargetConnector } from '../../src/core/connector.ts';
 import type { KafkaTargetConfig } from './config.ts';
 import { KafkaTarget } from './kafka-target.ts';
 

@@ -9,7 +9,7 @@ import { MemorySource, MemoryStore } from '../../test/fakes/memory-parts.ts';
 import { FIXED_NOW, mysqlEvents, pgAllKinds, postgresEvents } from '../../test/golden/events.ts';
 import type { OutgoingMessage } from './client.ts';
 import { kafkaTargetConfig } from './config.ts';
-import { InMemoryKafkaClient } from './in-memory-client.ts';
+import { InMemoryKafkaClient } from './in-memory-client.fake.ts';
 import { KafkaTarget } from './kafka-target.ts';
 import { RECORD_BATCH_OVERHEAD, recordSize } from './record-size.ts';
 
@@ -169,7 +169,7 @@ describe('KafkaTarget ordering and acknowledgements', () => {
   it('keeps per-key order across overlapping writes and lingered groups', async () => {
     const { t, client } = target({ linger_ms: 3, batch_max_messages: 7 });
     await t.open();
-    const writes: Promise<void>[] = [];
+    const writes: Promise<unknown>[] = [];
     for (let b = 0; b < 10; b++) {
       const events: ChangeEvent[] = [];
       for (let i = 0; i < 5; i++) events.push(ev('update', String(i % 3), `${b}-${i}`));

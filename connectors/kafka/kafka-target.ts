@@ -1,7 +1,7 @@
 import type { ChangeBatch } from '../../src/core/change-batch.ts';
 import type { ChangeEvent, SourcePosition } from '../../src/core/change-event.ts';
 import type { ConnectorContext } from '../../src/core/connector-context.ts';
-import type { Target } from '../../src/core/target.ts';
+import type { PlainTarget, WriteResult } from '../../src/core/target.ts';
 import { envelopeOptions } from '../../src/envelope/config.ts';
 import { type EncodedRecord, EnvelopeEncoder } from '../../src/envelope/encoder.ts';
 import {
@@ -46,7 +46,7 @@ export interface KafkaTargetOptions {
  * (acks=all, idempotent producer), so checkpoints advance only past acknowledged data. Delivery is at least once:
  * after a failure the pipeline replays from its checkpoint and consumers may see messages again.
  */
-export class KafkaTarget implements Target {
+export class KafkaTarget implements PlainTarget {
   private readonly encoder: EnvelopeEncoder;
   private readonly router: TopicRouter;
   private readonly tracker: TransactionTracker | null;
@@ -98,7 +98,8 @@ export class KafkaTarget implements Target {
     this.ctx.logger.info({ event: 'kafka_target_opened', brokers: this.config.brokers });
   }
 
-  async write(batch: ChangeBatch): Promise<void> {
+  /** Durable once every message of the batch is acknowledged by the brokers (per the configured acks). */
+  async write(batch: ChangeBatch): Promise<WriteResult> {
     const sender = this.sender;
     if (!sender) throw new TributaryError('fatal', 'kafka target written before open()');
     if (this.failed) throw this.failedError();
@@ -129,6 +130,7 @@ export class KafkaTarget implements Target {
     );
     const { acked } = await step;
     await acked;
+    return 'durable';
   }
 
   async reset(): Promise<void> {

@@ -110,3 +110,72 @@ export class MysqlGtidSet {
     return [...byUuid.entries()].map(([uuid, parts]) => `${uuid}:${parts.join(':')}`).join(',');
   }
 }
+
+/**
+ * A MariaDB GTID position (`0-1-100,1-2-7`: the last GTID per replication domain) as domain -> sequence number; null
+ * when the text is not of that form or empty.
+ */
+export function mariadbGtidDomains(text: string): Map<string, bigint> | null {
+  const out = new Map<string, bigint>();
+  for (const part of text.split(',')) {
+    const p = part.trim();
+    if (p === '') continue;
+    const m = /^(\d+)-(\d+)-(\d+)$/.exec(p);
+    if (!m) return null;
+    const seq = BigInt(m[3]!);
+    const prev = out.get(m[1]!);
+    if (prev === undefined || prev < seq) out.set(m[1]!, seq);
+  }
+  return out.size === 0 ? null : out;
+}
+
+/** A MySQL GTID set, or null when the text is not one or holds no transaction. */
+function mysqlGtidSet(text: string): MysqlGtidSet | null {
+  try {
+    const set = MysqlGtidSet.parse(text);
+    return set.isEmpty() ? null : set;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Whether a MySQL/MariaDB executed GTID set includes a transaction's GTID; undefined when either cannot be read or
+ * they are of different flavors. MariaDB (`domain-server-seq`, one entry per domain): the set holds the last
+ * sequence number per domain, and a GTID is included when its domain's entry has a sequence number at or above its
+ * own, whatever server wrote it (MariaDB's own `gtid_slave_pos` semantics). MySQL (`uuid[:tag]:1-5:7,...`): the GTID's
+ * number lies in one of its source id's intervals.
+ */
+export function gtidCovers(gtidSet: string, gtid: string): boolean | undefined {
+  const maria = mariadbGtidDomains(gtid);
+  if (maria) {
+    const set = mariadbGtidDomains(gtidSet);
+    if (!set || maria.size !== 1) return undefined;
+    const [[domain, seq]] = [...maria] as [[string, bigint]];
+    const have = set.get(domain);
+    return have !== undefined && have >= seq;
+  }
+  if (!/^[^,]*:\d+$/.test(gtid.trim())) return undefined;
+  const one = mysqlGtidSet(gtid);
+  const set = mysqlGtidSet(gtidSet);
+  if (!one || !set) return undefined;
+  return one.isSubsetOf(set);
+}
+
+/** Whether executed GTID set `outer` includes all of `inner` (see `gtidCovers`); undefined when unreadable. */
+export function gtidSetCovers(outer: string, inner: string): boolean | undefined {
+  const innerMaria = mariadbGtidDomains(inner);
+  const outerMaria = mariadbGtidDomains(outer);
+  if (innerMaria && outerMaria) {
+    for (const [domain, seq] of innerMaria) {
+      const have = outerMaria.get(domain);
+      if (have === undefined || have < seq) return false;
+    }
+    return true;
+  }
+  if (innerMaria || outerMaria) return undefined;
+  const a = mysqlGtidSet(outer);
+  const b = mysqlGtidSet(inner);
+  if (!a || !b) return undefined;
+  return b.isSubsetOf(a);
+}

@@ -1,11 +1,3 @@
-import type { SourceConnector } from '../../src/registry.ts';
-import type { MysqlSourceConfig } from './source/config.ts';
-import { MysqlSource, preflightMysqlSource } from './source/index.ts';
-
-/** The MySQL/MariaDB connector as the registry sees it. */
-export const source: SourceConnector<MysqlSourceConfig> = {
-  create: (config, ctx, options) => new MysqlSource(config, ctx, options),
-  preflight: preflightMysqlSource,
-};
-
+/** The MySQL/MariaDB connector as the registry sees it: source and target. */
 export { target } from './sink/index.ts';
+export { source } from './source/index.ts';

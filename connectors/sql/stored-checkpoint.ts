@@ -1,5 +1,7 @@
+import { compareCoverage, comparePositions } from '../../src/checkpoint-order.ts';
 import type { ChangeEvent } from '../../src/core/change-event.ts';
-import { type Checkpoint, compareCoverage, comparePositions, gtidCovers, parseLsn } from '../../src/core/checkpoint.ts';
+import { type Checkpoint, parseLsn } from '../../src/core/checkpoint.ts';
+import { gtidCovers } from '../mysql/gtid-set.ts';
 
 /**
  * The checkpoint row a SQL target last read or committed, and what it says is durable there already. A source

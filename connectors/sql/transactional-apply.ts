@@ -2,6 +2,7 @@ import type { ChangeBatch } from '../../src/core/change-batch.ts';
 import type { ChangeEvent } from '../../src/core/change-event.ts';
 import type { Checkpoint } from '../../src/core/checkpoint.ts';
 import type { ConnectorContext } from '../../src/core/connector-context.ts';
+import type { WriteResult } from '../../src/core/target.ts';
 import { TributaryError } from '../../src/errors.ts';
 import { StoredCheckpoint } from './stored-checkpoint.ts';
 
@@ -26,7 +27,7 @@ export interface SqlSession {
 
 interface Pending {
   batch: ChangeBatch;
-  resolve: () => void;
+  resolve: (result: WriteResult) => void;
   reject: (err: unknown) => void;
 }
 
@@ -63,9 +64,10 @@ export class TransactionalApply {
     if (fresh !== undefined) this.stored.set(fresh);
   }
 
-  write(batch: ChangeBatch): Promise<void> {
+  /** Resolves `applied` for a batch inside a transaction, `durable` once the transaction it ends is committed. */
+  write(batch: ChangeBatch): Promise<WriteResult> {
     if (this.failure) return Promise.reject(this.failure);
-    return new Promise<void>((resolve, reject) => {
+    return new Promise<WriteResult>((resolve, reject) => {
       this.queue.push({ batch, resolve, reject });
       if (!this.pumping) this.pumping = this.pump();
     });
@@ -117,12 +119,12 @@ export class TransactionalApply {
               seq: batch.seq,
               position: batch.checkpoint.position,
             });
-            item.resolve();
+            item.resolve('durable');
             continue;
           }
           await this.applyUncovered(batch.events);
           if (!batch.checkpoint) {
-            item.resolve();
+            item.resolve('applied');
             continue;
           }
           group.push(item);
@@ -132,7 +134,7 @@ export class TransactionalApply {
           await this.session.commit(groupCheckpoint);
           this.stored.committed(groupCheckpoint);
           this.ctx.logger.debug({ event: 'target_committed', position: groupCheckpoint.position });
-          for (const p of group.splice(0)) p.resolve();
+          for (const p of group.splice(0)) p.resolve('durable');
         } catch (raw) {
           const err = this.session.classify(raw, item.batch);
           this.failure = err;

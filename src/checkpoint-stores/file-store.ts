@@ -1,6 +1,7 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { type Checkpoint, isBackwards } from '../core/checkpoint.ts';
+import { isBackwards } from '../checkpoint-order.ts';
+import type { Checkpoint } from '../core/checkpoint.ts';
 import type { CheckpointStore } from '../core/checkpoint-store.ts';
 import { TributaryError } from '../errors.ts';
 

@@ -1,11 +1,12 @@
 import path from 'node:path';
 import { loadConfig } from '../config/load.ts';
 import type { PipelineConfig } from '../config/schema.ts';
+import type { TargetConnector } from '../core/connector.ts';
 import type { PreflightProblem } from '../core/connector-context.ts';
 import { describeError } from '../errors.ts';
 import { ExitCode } from '../exit-codes.ts';
 import { createLogger, redactUrl } from '../observability/logger.ts';
-import { defaultCheckpointFile, loadConnectors, type TargetConnector } from '../registry.ts';
+import { defaultCheckpointFile, loadConnectors } from '../registry.ts';
 import { unwritableReason } from './writable-location.ts';
 
 /**

@@ -5,7 +5,7 @@ import type { z } from 'zod';
 import { ConfigError, type ConfigProblem } from '../errors.ts';
 import { interpolate } from './interpolate.ts';
 import { knownKeys } from './reference.ts';
-import { type Config, configSchema } from './schema.ts';
+import { type Config, configSchema, targetTraits } from './schema.ts';
 
 export interface LoadedConfig {
   file: string;
@@ -79,7 +79,7 @@ function crossChecks(config: Config, file: string): ConfigProblem[] {
         });
       files.set(resolved, i);
     }
-    if (p.checkpoints?.type === 'target' && p.target.type !== 'postgres' && p.target.type !== 'mysql') {
+    if (p.checkpoints?.type === 'target' && !targetTraits[p.target.type].holdsCheckpoints) {
       problems.push({
         path: `pipelines[${i}].checkpoints.type`,
         message: `a ${p.target.type} target cannot hold checkpoints: use type file or postgres`,

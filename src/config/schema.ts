@@ -1,10 +1,11 @@
 import { z } from 'zod';
-import { jsonlTargetConfig } from '../../connectors/jsonl/config.ts';
-import { kafkaTargetConfig } from '../../connectors/kafka/config.ts';
-import { mysqlTargetConfig } from '../../connectors/mysql/sink/config.ts';
+import { jsonlTargetConfig, jsonlTargetTraits } from '../../connectors/jsonl/config.ts';
+import { kafkaTargetConfig, kafkaTargetTraits } from '../../connectors/kafka/config.ts';
+import { mysqlTargetConfig, mysqlTargetTraits } from '../../connectors/mysql/sink/config.ts';
 import { mysqlSourceConfig } from '../../connectors/mysql/source/config.ts';
-import { postgresTargetConfig } from '../../connectors/postgres/sink/config.ts';
+import { postgresTargetConfig, postgresTargetTraits } from '../../connectors/postgres/sink/config.ts';
 import { postgresSourceConfig } from '../../connectors/postgres/source/config.ts';
+import type { TargetTraits } from '../core/connector.ts';
 import { batchConfig } from './batch.ts';
 
 export { batchConfig };
@@ -21,6 +22,14 @@ export const targetConfig = z.discriminatedUnion('type', [
   jsonlTargetConfig,
   kafkaTargetConfig,
 ]);
+
+/** What each target type declares of itself beside its config schema (e.g. whether it can hold checkpoints). */
+export const targetTraits: Record<z.infer<typeof targetConfig>['type'], TargetTraits> = {
+  postgres: postgresTargetTraits,
+  mysql: mysqlTargetTraits,
+  jsonl: jsonlTargetTraits,
+  kafka: kafkaTargetTraits,
+};
 
 export const checkpointsConfig = z.discriminatedUnion('type', [
   z.strictObject({

@@ -1,3 +1,4 @@
+import type { ErrorKind } from '../errors.ts';
 import type { ChangeBatch } from './change-batch.ts';
 import type { Checkpoint } from './checkpoint.ts';
 
@@ -34,4 +35,9 @@ export interface Source {
   /** Stops reading; pending `batches()` iteration ends. Idempotent. */
   close(): Promise<void>;
   status?(): Promise<SourceStatus>;
+  /**
+   * The engine's verdict on an error its client threw (SQLSTATEs, server error codes), before the generic rules of
+   * src/errors.ts; undefined when it does not know the error.
+   */
+  classifyError?(err: unknown): ErrorKind | undefined;
 }

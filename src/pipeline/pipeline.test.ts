@@ -1,6 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { MemorySource, MemoryStore, MemoryTarget, transientError } from '../../test/fakes/memory-parts.ts';
+import type { ChangeBatch } from '../core/change-batch.ts';
 import { type Checkpoint, parseLsn } from '../core/checkpoint.ts';
+import type { WriteResult } from '../core/target.ts';
 import { TributaryError } from '../errors.ts';
 import { createLogger } from '../observability/logger.ts';
 import { Checkpointer } from './checkpointer.ts';
@@ -103,6 +105,28 @@ describe('Pipeline', () => {
     for (const tx of healthy.rows.values()) expect(Number(tx)).toBeGreaterThan(lsnOf(resumedFrom!));
   });
 
+  it("asks the source's and target's engine classifier about an error their client threw", async () => {
+    const deadlock = Object.assign(new Error('Deadlock found'), { code: 'ER_LOCK_DEADLOCK' });
+    const source = new MemorySource('p', 20, 1);
+    const failing = Object.assign(new MemoryTarget({ failAt: { write: 5, error: deadlock } }), {
+      classifyError: (err: unknown) =>
+        (err as { code?: string }).code === 'ER_LOCK_DEADLOCK' ? 'retryable' : undefined,
+    });
+    const healthy = new MemoryTarget();
+    const p = pipeline(source, [failing, healthy], new MemoryStore());
+    await runUntil(p, () => source.committed.length > 0 && lsnOf(source.committed.at(-1)!) === 20);
+    expect(p.state.restarts).toBe(1);
+    expect(p.state.lastError?.kind).toBe('retryable');
+    // Without an engine that knows it, the same error is fatal.
+    const alone = pipeline(
+      new MemorySource('p', 20, 1),
+      [new MemoryTarget({ failAt: { write: 5, error: deadlock } })],
+      new MemoryStore(),
+    );
+    await expect(alone.run()).rejects.toThrow('Deadlock found');
+    expect(alone.state.lastError?.kind).toBe('fatal');
+  });
+
   it('stops with the error when the failure needs an operator', async () => {
     const source = new MemorySource('p', 10, 1);
     const target = new MemoryTarget({
@@ -112,6 +136,22 @@ describe('Pipeline', () => {
     await expect(p.run()).rejects.toThrow('permission denied');
     expect(p.state.status).toBe('failed');
     expect(p.state.restarts).toBe(0);
+  });
+
+  it('stops, saving nothing, when the target reports a batch that ends a transaction applied but not durable', async () => {
+    const source = new MemorySource('p', 10, 1);
+    const target = new (class extends MemoryTarget {
+      override async write(batch: ChangeBatch): Promise<WriteResult> {
+        await super.write(batch);
+        return 'applied';
+      }
+    })();
+    const store = new MemoryStore();
+    const p = pipeline(source, [target], store);
+    await expect(p.run()).rejects.toThrow('not durable');
+    expect(p.state.lastError?.kind).toBe('fatal');
+    expect(store.saved).toHaveLength(0);
+    expect(source.committed).toHaveLength(0);
   });
 
   it('never acknowledges when the checkpoint cannot be saved', async () => {
@@ -155,11 +195,31 @@ describe('Pipeline with a separate checkpoint store', () => {
     const target = new MemoryTarget();
     const ownStore = new MemoryStore();
     ownStore.saved.push({ pipeline: 'p', phase: 'stream', position: { kind: 'postgres', lsn: '0/C' } });
-    Object.assign(target, { checkpointStore: ownStore });
+    Object.assign(target, { transactional: true, checkpointStore: ownStore });
     const lagging = new MemoryStore();
     lagging.saved.push({ pipeline: 'p', phase: 'stream', position: { kind: 'postgres', lsn: '0/5' } });
     await runUntil(pipeline(source, [target], lagging), () => target.durable.length === 8);
     expect(lsnOf(source.opens[0]!)).toBe(12);
     expect([...target.rows.values()].map(Number).sort((a, b) => a - b)[0]).toBe(13);
+  });
+
+  it('a transactional target without a separate store: the pipeline loads its checkpoints and saves none itself', async () => {
+    const source = new MemorySource('p', 20, 1);
+    const ownStore = new MemoryStore();
+    ownStore.saved.push({ pipeline: 'p', phase: 'stream', position: { kind: 'postgres', lsn: '0/C' } });
+    const target = Object.assign(new MemoryTarget(), { transactional: true as const, checkpointStore: ownStore });
+    const p = new Pipeline({
+      name: 'p',
+      createParts: () => ({ source, target }),
+      maxInFlight: 4,
+      maxInFlightBytes: 1 << 30,
+      initialBackoffMs: 1,
+      maxBackoffMs: 5,
+      logger,
+    });
+    await runUntil(p, () => target.durable.length === 8);
+    expect(lsnOf(source.opens[0]!)).toBe(12);
+    expect(ownStore.saved).toHaveLength(1);
+    expect(source.committed.length).toBeGreaterThan(0);
   });
 });

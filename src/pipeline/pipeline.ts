@@ -1,9 +1,10 @@
+import { laterCheckpoint } from '../checkpoint-order.ts';
 import type { ChangeBatch } from '../core/change-batch.ts';
-import { type Checkpoint, laterCheckpoint } from '../core/checkpoint.ts';
+import type { Checkpoint } from '../core/checkpoint.ts';
 import type { CheckpointStore } from '../core/checkpoint-store.ts';
 import type { Source } from '../core/source.ts';
-import type { Target } from '../core/target.ts';
-import { describeError, type ErrorKind, errorKind } from '../errors.ts';
+import type { Target, TransactionalTarget, WriteResult } from '../core/target.ts';
+import { describeError, type ErrorKind, errorKind, TributaryError } from '../errors.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { PipelineMetrics } from '../observability/metrics.ts';
 import type { SnapshotProgress } from '../observability/snapshot-progress.ts';
@@ -14,12 +15,15 @@ import { InFlightWindow } from './in-flight-window.ts';
 /** Longest a clean stop keeps pulling from a draining source. */
 const DRAIN_MS = 5000;
 
-export interface PipelineParts {
-  source: Source;
-  target: Target;
-  /** Where checkpoints live; when it is the target's own store, the target saved them with the data already. */
-  store: CheckpointStore;
-}
+/**
+ * What one run moves changes with. Without `store` the target is transactional and keeps the checkpoints with its
+ * data (exactly-once effect): the pipeline loads them from there and saves none itself. With `store` the pipeline
+ * saves each released checkpoint there (a transactional target still keeps its own, and the later of both is resumed
+ * from).
+ */
+export type PipelineParts =
+  | { source: Source; target: TransactionalTarget; store?: undefined }
+  | { source: Source; target: Target; store: CheckpointStore };
 
 export interface PipelineOptions {
   name: string;
@@ -58,6 +62,8 @@ export interface PipelineState {
 export class Pipeline {
   readonly state: PipelineState;
   private readonly stopController = new AbortController();
+  /** The engines' verdicts on errors their clients threw: those of the last run's source and target. */
+  private classifyError: (err: unknown) => ErrorKind | undefined = () => undefined;
 
   constructor(private readonly options: PipelineOptions) {
     this.state = {
@@ -87,7 +93,7 @@ export class Pipeline {
           break;
         }
       } catch (err) {
-        const kind = errorKind(err);
+        const kind = (err instanceof TributaryError ? undefined : this.classifyError(err)) ?? errorKind(err);
         this.state.lastError = { kind, message: describeError(err) };
         this.options.metrics?.errors.inc({ pipeline: this.options.name, kind });
         if (kind === 'retryable' && this.stopController.signal.aborted) {
@@ -125,8 +131,11 @@ export class Pipeline {
   /** One run from the stored checkpoint. Returns whether any checkpoint was saved. */
   private async runOnce(): Promise<boolean> {
     const { name, logger, metrics } = this.options;
-    const { source, target, store } = await this.options.createParts();
-    const targetSavesCheckpoints = target.checkpointStore === store;
+    const parts = await this.options.createParts();
+    const { source, target } = parts;
+    const targetSavesCheckpoints = parts.store === undefined;
+    const store = parts.store ?? parts.target.checkpointStore;
+    this.classifyError = (err) => source.classifyError?.(err) ?? target.classifyError?.(err);
     const checkpointer = new Checkpointer();
     const window = new InFlightWindow(this.options.maxInFlight, this.options.maxInFlightBytes);
     let failure: unknown;
@@ -169,7 +178,7 @@ export class Pipeline {
       if (!opened) return false;
       // A target that keeps its own checkpoint with its data may be ahead of a separate store that failed or lagged:
       // it holds that data durably, so resume after it rather than deliver it again.
-      const own = targetSavesCheckpoints ? null : ((await target.checkpointStore?.load(name)) ?? null);
+      const own = !targetSavesCheckpoints && target.transactional ? await target.checkpointStore.load(name) : null;
       const from = laterCheckpoint(await store.load(name), own);
       this.state.checkpoint = from;
       this.state.phase = from?.phase ?? 'unknown';
@@ -215,7 +224,16 @@ export class Pipeline {
         checkpointer.track(batch);
         metrics?.recordBatch(name, batch);
         this.write(target, batch)
-          .then(() => {
+          .then((result) => {
+            if (batch.checkpoint && result !== 'durable') {
+              fail(
+                new TributaryError(
+                  'fatal',
+                  `the target reported batch ${batch.seq} ${result}, not durable, though it ends a transaction`,
+                ),
+              );
+              return;
+            }
             const checkpoint = checkpointer.markDurable(batch.seq);
             if (checkpoint) saveAndCommit(checkpoint);
             this.recordLag(batch);
@@ -239,10 +257,11 @@ export class Pipeline {
     }
   }
 
-  private async write(target: Target, batch: ChangeBatch): Promise<void> {
+  private async write(target: Target, batch: ChangeBatch): Promise<WriteResult> {
     const started = performance.now();
-    await target.write(batch);
+    const result = await target.write(batch);
     this.options.metrics?.writeSeconds.observe({ pipeline: this.options.name }, (performance.now() - started) / 1000);
+    return result;
   }
 
   private recordLag(batch: ChangeBatch): void {

@@ -1,3 +1,4 @@
+import { quoteIdent } from '../../connectors/mysql/identifiers.ts';
 import type { Db } from './db.ts';
 import { type Dialect, expandedTupleCompare, parseTableName, sqlString, type TableScope, utf8Hex } from './dialect.ts';
 import type { ColumnDef, TableDef, TableName } from './types.ts';
@@ -54,10 +55,6 @@ function kindOf(dataType: string, columnType: string): Pick<ColumnDef, 'kind' | 
     default:
       return { kind: 'other' };
   }
-}
-
-function quoteIdent(name: string): string {
-  return `\`${name.replaceAll('`', '``')}\``;
 }
 
 /** Canonical decimal text: trailing fractional zeros and a trailing point removed. */

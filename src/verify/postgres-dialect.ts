@@ -1,3 +1,4 @@
+import { quoteIdent } from '../../connectors/postgres/identifiers.ts';
 import type { Db } from './db.ts';
 import { type Dialect, parseTableName, sqlString, type TableScope } from './dialect.ts';
 import type { ColumnDef, Kind, TableDef, TableName } from './types.ts';
@@ -51,10 +52,6 @@ function kindOf(baseType: string, typtype: string, category: string): Kind {
     default:
       return category === 'S' ? 'text' : 'other';
   }
-}
-
-function quoteIdent(name: string): string {
-  return `"${name.replaceAll('"', '""')}"`;
 }
 
 /** PostgreSQL 13 has trim_scale; older servers strip trailing zeros with a regular expression. */

@@ -12,7 +12,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { jsonlTargetConfig } from '../../connectors/jsonl/config.ts';
 import { JsonlTarget } from '../../connectors/jsonl/jsonl-target.ts';
-import { PostgresSource } from '../../connectors/postgres/source/postgres-source.ts';
+import { PostgresSource } from '../../connectors/postgres/source/source.ts';
 import { createLogger } from '../../src/observability/logger.ts';
 import { TYPE_ROWS, TYPES_DDL } from '../fixtures/postgres-types.ts';
 import type { PgServer } from '../harness/postgres.ts';

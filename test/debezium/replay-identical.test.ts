@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { PostgresSource } from '../../connectors/postgres/source/postgres-source.ts';
+import { PostgresSource } from '../../connectors/postgres/source/source.ts';
 import type { ChangeEvent } from '../../src/core/change-event.ts';
 import type { Checkpoint } from '../../src/core/checkpoint.ts';
 import { type EncodedRecord, EnvelopeEncoder, keyValueLine } from '../../src/envelope/encoder.ts';

@@ -5,8 +5,8 @@ import { MysqlTarget } from '../../connectors/mysql/sink/target.ts';
 import { postgresTargetConfig } from '../../connectors/postgres/sink/config.ts';
 import { PostgresTarget } from '../../connectors/postgres/sink/target.ts';
 import { CANONICAL_SESSION_OPTIONS } from '../../connectors/postgres/source/catalog.ts';
-import { PostgresSource } from '../../connectors/postgres/source/postgres-source.ts';
-import type { Target } from '../../src/core/target.ts';
+import { PostgresSource } from '../../connectors/postgres/source/source.ts';
+import type { TransactionalTarget } from '../../src/core/target.ts';
 import { Pipeline } from '../../src/pipeline/pipeline.ts';
 import { testContext } from '../fixtures/change-events.ts';
 import type { MysqlServer } from '../harness/mariadb.ts';
@@ -84,7 +84,11 @@ describe.each(mysqlFlavors())('PostgreSQL -> $name', (flavor) => {
   }
 
   /** Runs a pipeline from a fresh source database `db` (table t with three rows) into the given target. */
-  async function startPipeline(name: string, db: string, makeTarget: (ctx: ReturnType<typeof testContext>) => Target) {
+  async function startPipeline(
+    name: string,
+    db: string,
+    makeTarget: (ctx: ReturnType<typeof testContext>) => TransactionalTarget,
+  ) {
     const sourceUrl = await pgServer.createDatabase(db);
     await pgServer.query(db, 'create table t (id int primary key, name text)');
     await pgServer.query(db, "insert into t values (1, 'ann'), (2, 'bob'), (3, 'cy')");
@@ -98,7 +102,7 @@ describe.each(mysqlFlavors())('PostgreSQL -> $name', (flavor) => {
           ctx,
           { batch: BATCH },
         );
-        return { source, target, store: target.checkpointStore! };
+        return { source, target };
       },
       maxInFlight: 4,
       maxInFlightBytes: 64 * 1024 * 1024,

@@ -129,7 +129,7 @@ describe.each(mysqlFlavors())('$name -> PostgreSQL', (flavor) => {
           ctx,
           { batch: { max_events: 1000, max_bytes: 4 * 1024 * 1024, max_wait_ms: 20 } },
         );
-        return { source, target: t, store: t.checkpointStore };
+        return { source, target: t };
       },
       maxInFlight: 4,
       maxInFlightBytes: 64 * 1024 * 1024,

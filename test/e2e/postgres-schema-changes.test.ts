@@ -4,8 +4,8 @@ import { mysqlTargetConfig } from '../../connectors/mysql/sink/config.ts';
 import { MysqlTarget } from '../../connectors/mysql/sink/target.ts';
 import { postgresTargetConfig } from '../../connectors/postgres/sink/config.ts';
 import { PostgresTarget } from '../../connectors/postgres/sink/target.ts';
-import { PostgresSource } from '../../connectors/postgres/source/postgres-source.ts';
-import type { Target } from '../../src/core/target.ts';
+import { PostgresSource } from '../../connectors/postgres/source/source.ts';
+import type { TransactionalTarget } from '../../src/core/target.ts';
 import { Pipeline } from '../../src/pipeline/pipeline.ts';
 import { testContext } from '../fixtures/change-events.ts';
 import { type MysqlServer, startMariadb } from '../harness/mariadb.ts';
@@ -118,7 +118,7 @@ async function waitEqual(cell: Cell, ctx: Ctx, timeoutMs = 60_000): Promise<void
 }
 
 function startPipeline(cell: Cell, ctx: Ctx) {
-  const makeTarget = (): Target =>
+  const makeTarget = (): TransactionalTarget =>
     cell.target === 'postgres'
       ? new PostgresTarget(postgresTargetConfig.parse({ type: 'postgres', url: cell.targetDb }), ctx)
       : new MysqlTarget(mysqlTargetConfig.parse({ type: 'mysql', url: myServer.url(), database: cell.targetDb }), ctx);
@@ -131,7 +131,7 @@ function startPipeline(cell: Cell, ctx: Ctx) {
         ctx,
         { batch: BATCH },
       );
-      return { source, target, store: target.checkpointStore! };
+      return { source, target };
     },
     maxInFlight: 4,
     maxInFlightBytes: 64 * 1024 * 1024,
@@ -313,7 +313,7 @@ describe.each(TARGETS)('PostgreSQL source -> %s target: schema changes', (target
         const p = new Pipeline({
           name: cell.id,
           createParts: () => {
-            const t: Target =
+            const t: TransactionalTarget =
               cell.target === 'postgres'
                 ? new PostgresTarget(postgresTargetConfig.parse({ type: 'postgres', url: cell.targetDb }), ctx)
                 : new MysqlTarget(
@@ -325,7 +325,7 @@ describe.each(TARGETS)('PostgreSQL source -> %s target: schema changes', (target
               ctx,
               { batch: BATCH },
             );
-            return { source, target: t, store: t.checkpointStore! };
+            return { source, target: t };
           },
           maxInFlight: 4,
           maxInFlightBytes: 64 * 1024 * 1024,

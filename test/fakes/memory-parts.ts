@@ -3,7 +3,7 @@ import type { ChangeEvent, TableSchema } from '../../src/core/change-event.ts';
 import { type Checkpoint, formatLsn, parseLsn } from '../../src/core/checkpoint.ts';
 import type { CheckpointStore } from '../../src/core/checkpoint-store.ts';
 import type { Source } from '../../src/core/source.ts';
-import type { Target } from '../../src/core/target.ts';
+import type { PlainTarget, WriteResult } from '../../src/core/target.ts';
 import { ConnectionError, TributaryError } from '../../src/errors.ts';
 
 /**
@@ -118,7 +118,7 @@ export interface MemoryTargetOptions {
 }
 
 /** Applies inserts into a map; writes may overlap and finish out of order. */
-export class MemoryTarget implements Target {
+export class MemoryTarget implements PlainTarget {
   readonly rows = new Map<string, string>();
   /** Batches (seq) durable, in completion order. */
   readonly durable: number[] = [];
@@ -131,7 +131,7 @@ export class MemoryTarget implements Target {
   async open(): Promise<void> {}
   async close(): Promise<void> {}
 
-  async write(batch: ChangeBatch): Promise<void> {
+  async write(batch: ChangeBatch): Promise<WriteResult> {
     this.writes += 1;
     const n = this.writes;
     this.inFlight += 1;
@@ -142,6 +142,7 @@ export class MemoryTarget implements Target {
       if (this.options.failAt?.write === n) throw this.options.failAt.error;
       for (const e of batch.events) this.rows.set(e.after!.id as string, e.after!.tx as string);
       this.durable.push(batch.seq);
+      return 'durable';
     } finally {
       this.inFlight -= 1;
     }

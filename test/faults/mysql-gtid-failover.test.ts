@@ -44,7 +44,7 @@ describe.each(mysqlFlavors())('GTID resume on a replica after failover ($name)',
           ctx,
           { batch: { max_events: 500, max_bytes: 4 * 1024 * 1024, max_wait_ms: 20 } },
         );
-        return { source, target: t, store: t.checkpointStore };
+        return { source, target: t };
       },
       maxInFlight: 4,
       maxInFlightBytes: 64 * 1024 * 1024,

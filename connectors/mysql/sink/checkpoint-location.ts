@@ -1,5 +1,6 @@
 import type mysql from 'mysql2/promise';
-import { checkpointTable, quoteId } from './checkpoint-store.ts';
+import { quoteIdent } from '../identifiers.ts';
+import { checkpointTable } from './checkpoint-store.ts';
 import type { MysqlTargetConfig } from './config.ts';
 
 /**
@@ -46,7 +47,7 @@ export async function adoptLegacyCheckpoint(conn: mysql.Connection, table: strin
     let moved = false;
     if ((own as unknown[]).length === 0) {
       const columns = ['pipeline', 'phase', 'position', 'state', 'source_time_ms', 'updated_at']
-        .map(quoteId)
+        .map(quoteIdent)
         .join(', ');
       const [copied] = await conn.query(
         `INSERT INTO ${target} (${columns}) SELECT ${columns} FROM ${legacy.qname} WHERE pipeline = ? FOR UPDATE`,

@@ -1,38 +1,14 @@
 import type mysql from 'mysql2/promise';
-import { advances, type Checkpoint, type CheckpointPosition } from '../../../src/core/checkpoint.ts';
+import { advances } from '../../../src/checkpoint-order.ts';
+import type { Checkpoint, CheckpointPosition } from '../../../src/core/checkpoint.ts';
 import type { CheckpointStore } from '../../../src/core/checkpoint-store.ts';
-import { ConnectionError, errorKind, TributaryError } from '../../../src/errors.ts';
+import { ConnectionError, TributaryError } from '../../../src/errors.ts';
+import { isRetryableMysqlError } from '../errors.ts';
+import { quoteIdent } from '../identifiers.ts';
 import { connect, parseMysqlUrl } from '../source/connection.ts';
 import { adoptLegacyCheckpoint } from './checkpoint-location.ts';
 
 type Conn = mysql.Connection | mysql.PoolConnection;
-
-/** MySQL error codes that mean "try again": the server went away, is shutting down, or a lock conflict. */
-const RETRYABLE_MYSQL_CODES = new Set([
-  'PROTOCOL_CONNECTION_LOST',
-  'PROTOCOL_SEQUENCE_TIMEOUT',
-  'ER_SERVER_SHUTDOWN',
-  'ER_CON_COUNT_ERROR',
-  'ER_LOCK_DEADLOCK',
-  'ER_LOCK_WAIT_TIMEOUT',
-  'ER_QUERY_INTERRUPTED',
-  'ER_CONNECTION_KILLED',
-  'ER_NET_READ_ERROR',
-  'ER_NET_WRITE_INTERRUPTED',
-  'ER_NET_READ_INTERRUPTED',
-  'ER_NET_ERROR_ON_WRITE',
-  'ER_TOO_MANY_USER_CONNECTIONS',
-]);
-
-export function isRetryableMysqlError(err: unknown): boolean {
-  if (err instanceof TributaryError) return err.kind === 'retryable';
-  const e = err as { code?: unknown; fatal?: unknown; message?: unknown } | null;
-  if (typeof e?.code === 'string' && RETRYABLE_MYSQL_CODES.has(e.code)) return true;
-  if (typeof e?.message === 'string' && /closed state|connection lost|server has gone away/i.test(e.message)) {
-    return true;
-  }
-  return errorKind(err) === 'retryable';
-}
 
 /** Wraps a connection-level failure into a retryable ConnectionError with a hint; other errors pass through. */
 export function wrapConnectionError(err: unknown, what: string): unknown {
@@ -46,21 +22,17 @@ export function wrapConnectionError(err: unknown, what: string): unknown {
   );
 }
 
-export function quoteId(name: string): string {
-  return `\`${name.replace(/`/g, '``')}\``;
-}
-
 /** `db.table` -> quoted `` `db`.`table` `` and its parts. */
 export function checkpointTable(qualified: string): { database: string; table: string; qname: string } {
   const dot = qualified.indexOf('.');
   const database = qualified.slice(0, dot);
   const table = qualified.slice(dot + 1);
-  return { database, table, qname: `${quoteId(database)}.${quoteId(table)}` };
+  return { database, table, qname: `${quoteIdent(database)}.${quoteIdent(table)}` };
 }
 
 export async function ensureCheckpointTable(db: Conn, qualified: string): Promise<void> {
   const { database, qname } = checkpointTable(qualified);
-  await db.query(`CREATE DATABASE IF NOT EXISTS ${quoteId(database)} CHARACTER SET utf8mb4`);
+  await db.query(`CREATE DATABASE IF NOT EXISTS ${quoteIdent(database)} CHARACTER SET utf8mb4`);
   await db.query(
     `CREATE TABLE IF NOT EXISTS ${qname} (
       pipeline VARCHAR(190) NOT NULL PRIMARY KEY,

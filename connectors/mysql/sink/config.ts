@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import type { TargetTraits } from '../../../src/core/connector.ts';
 
 const tableName = z.string().regex(/^[^.\s]+\.[^.\s]+$/, 'expected database.table, e.g. shop.accounts');
 
@@ -77,3 +78,6 @@ export const mysqlTargetConfig = z.strictObject({
     .describe('Longest wait for a connection to the target server.'),
 });
 export type MysqlTargetConfig = z.infer<typeof mysqlTargetConfig>;
+
+/** Checkpoints are kept in the `checkpoint_table` of the target server, in the transaction of the data (`checkpoints: type: target`). */
+export const mysqlTargetTraits: TargetTraits = { holdsCheckpoints: true };

@@ -71,7 +71,10 @@ export function missingPrivileges(grants: Grant[], database: string, required: s
 }
 
 /** Connectivity and privileges, each problem with what to run to fix it. */
-export async function preflight(config: MysqlTargetConfig, _ctx: ConnectorContext): Promise<PreflightProblem[]> {
+export async function preflightMysqlTarget(
+  config: MysqlTargetConfig,
+  _ctx: ConnectorContext,
+): Promise<PreflightProblem[]> {
   let conn: mysql.Connection;
   try {
     conn = await mysql.createConnection(connectionOptions(parseMysqlUrl(config.url), config.connect_timeout_ms));

@@ -2,11 +2,12 @@
  * SQL text for the MySQL target. Values arrive as SQL literals already encoded per column (type-mapping.ts), so
  * statements carry any number of rows without the 65,535-placeholder limit of prepared statements.
  */
-import { quoteId } from './checkpoint-store.ts';
+
+import { quoteIdent } from '../identifiers.ts';
 import type { TargetColumn, TargetTable } from './table-sync.ts';
 
 export function columnList(columns: string[]): string {
-  return columns.map(quoteId).join(', ');
+  return columns.map(quoteIdent).join(', ');
 }
 
 /** `INSERT INTO t (cols) VALUES ` (rows follow). */
@@ -18,20 +19,22 @@ export function insertPrefix(table: TargetTable, columns: string[]): string {
 export function upsertSuffix(table: TargetTable, columns: string[]): string {
   const keys = new Set(table.keyColumns);
   const set = columns.filter((c) => !keys.has(c));
-  const assign = (set.length > 0 ? set : [table.keyColumns[0]!]).map((c) => `${quoteId(c)} = VALUES(${quoteId(c)})`);
+  const assign = (set.length > 0 ? set : [table.keyColumns[0]!]).map(
+    (c) => `${quoteIdent(c)} = VALUES(${quoteIdent(c)})`,
+  );
   return ` ON DUPLICATE KEY UPDATE ${assign.join(', ')}`;
 }
 
 /** A condition matching one key: `k = lit` or `(k1 = a AND k2 = b)`. */
 export function keyCondition(table: TargetTable, literals: string[]): string {
-  if (literals.length === 1) return `${quoteId(table.keyColumns[0]!)} = ${literals[0]}`;
-  return `(${table.keyColumns.map((k, i) => `${quoteId(k)} = ${literals[i]}`).join(' AND ')})`;
+  if (literals.length === 1) return `${quoteIdent(table.keyColumns[0]!)} = ${literals[0]}`;
+  return `(${table.keyColumns.map((k, i) => `${quoteIdent(k)} = ${literals[i]}`).join(' AND ')})`;
 }
 
 /** `DELETE FROM t WHERE k IN (` ... `)` for one key column; OR-ed conditions for composite keys. */
 export function deletePrefix(table: TargetTable): string {
   return table.keyColumns.length === 1
-    ? `DELETE FROM ${table.qname} WHERE ${quoteId(table.keyColumns[0]!)} IN (`
+    ? `DELETE FROM ${table.qname} WHERE ${quoteIdent(table.keyColumns[0]!)} IN (`
     : `DELETE FROM ${table.qname} WHERE `;
 }
 
@@ -48,7 +51,7 @@ export function deleteSuffix(table: TargetTable): string {
 }
 
 export function updateByKeySql(table: TargetTable, set: [string, string][], keyLiterals: string[]): string {
-  return `UPDATE ${table.qname} SET ${set.map(([c, v]) => `${quoteId(c)} = ${v}`).join(', ')} WHERE ${keyCondition(table, keyLiterals)}`;
+  return `UPDATE ${table.qname} SET ${set.map(([c, v]) => `${quoteIdent(c)} = ${v}`).join(', ')} WHERE ${keyCondition(table, keyLiterals)}`;
 }
 
 /**
@@ -63,7 +66,7 @@ export function nullSafeMatch(column: TargetColumn, literal: string, flavor: 'ma
     else if (column.dataType === 'float') rhs = `CAST(${literal} AS FLOAT)`;
     else if (column.dataType === 'double' || column.dataType === 'real') rhs = `CAST(${literal} AS DOUBLE)`;
   }
-  return `${quoteId(column.name)} <=> ${rhs}`;
+  return `${quoteIdent(column.name)} <=> ${rhs}`;
 }
 
 export function deleteOneSql(table: TargetTable, match: string[]): string {
@@ -71,5 +74,5 @@ export function deleteOneSql(table: TargetTable, match: string[]): string {
 }
 
 export function updateOneSql(table: TargetTable, set: [string, string][], match: string[]): string {
-  return `UPDATE ${table.qname} SET ${set.map(([c, v]) => `${quoteId(c)} = ${v}`).join(', ')} WHERE ${match.join(' AND ')} LIMIT 1`;
+  return `UPDATE ${table.qname} SET ${set.map(([c, v]) => `${quoteIdent(c)} = ${v}`).join(', ')} WHERE ${match.join(' AND ')} LIMIT 1`;
 }

@@ -2,7 +2,7 @@ import type mysql from 'mysql2/promise';
 import type { ColumnChange, TableSchema } from '../../../src/core/change-event.ts';
 import { SchemaMismatchError } from '../../../src/errors.ts';
 import type { Logger } from '../../../src/observability/logger.ts';
-import { quoteId } from './checkpoint-store.ts';
+import { quoteIdent } from '../identifiers.ts';
 import {
   type ColumnTypeChoice,
   type Encoder,
@@ -184,7 +184,7 @@ async function followTableRename(
   if (!(await readCatalog(db, from.database, from.name, flavor))) return;
   if (await readCatalog(db, to.database, to.name, flavor)) return;
   await ddl(
-    `RENAME TABLE ${quoteId(from.database)}.${quoteId(from.name)} TO ${quoteId(to.database)}.${quoteId(to.name)}`,
+    `RENAME TABLE ${quoteIdent(from.database)}.${quoteIdent(from.name)} TO ${quoteIdent(to.database)}.${quoteIdent(to.name)}`,
     sourceId,
   );
   logger.info({ event: 'target_table_renamed', table: sourceId, from: `${from.database}.${from.name}` });
@@ -223,14 +223,14 @@ async function applyColumnChanges(
       );
   }
   // One statement (MySQL's DDL is not transactional: all or nothing), through temporary names so swaps do not collide.
-  const parts = drops.map((c) => `DROP COLUMN ${quoteId(c)}`);
+  const parts = drops.map((c) => `DROP COLUMN ${quoteIdent(c)}`);
   renames.forEach((r, i) => {
-    parts.push(`RENAME COLUMN ${quoteId(r.from)} TO ${quoteId(`tributary_rename_${i}`)}`);
+    parts.push(`RENAME COLUMN ${quoteIdent(r.from)} TO ${quoteIdent(`tributary_rename_${i}`)}`);
   });
   await ddl(`ALTER TABLE ${qname} ${parts.join(', ')}`, sourceId);
   if (renames.length > 0)
     await ddl(
-      `ALTER TABLE ${qname} ${renames.map((r, i) => `RENAME COLUMN ${quoteId(`tributary_rename_${i}`)} TO ${quoteId(r.to)}`).join(', ')}`,
+      `ALTER TABLE ${qname} ${renames.map((r, i) => `RENAME COLUMN ${quoteIdent(`tributary_rename_${i}`)} TO ${quoteIdent(r.to)}`).join(', ')}`,
       sourceId,
     );
   logger.info({ event: 'target_columns_changed', table: where, dropped: drops, renamed: renames });
@@ -255,7 +255,7 @@ export async function syncTable(
   renamedFrom?: { database: string; name: string },
 ): Promise<TargetTable> {
   const sourceId = `${source.table.schema}.${source.table.name}`;
-  const qname = `${quoteId(target.database)}.${quoteId(target.name)}`;
+  const qname = `${quoteIdent(target.database)}.${quoteIdent(target.name)}`;
   const where = `table ${sourceId} -> ${target.database}.${target.name}`;
   const identity: TargetTable['identity'] =
     source.keyColumns.length > 0 ? 'key' : source.beforeImage === 'full' ? 'full' : 'none';
@@ -273,7 +273,7 @@ export async function syncTable(
     const key = source.keyColumns.includes(c.name);
     // A NOT NULL TIMESTAMP without a default would get MariaDB's automatic ON UPDATE CURRENT_TIMESTAMP.
     const noAutoUpdate = key && /^timestamp/i.test(wanted[i]!.sql) ? " DEFAULT '1970-01-01 00:00:01'" : '';
-    return `${quoteId(c.name)} ${wanted[i]!.sql} ${key ? 'NOT NULL' : 'NULL'}${noAutoUpdate}`;
+    return `${quoteIdent(c.name)} ${wanted[i]!.sql} ${key ? 'NOT NULL' : 'NULL'}${noAutoUpdate}`;
   };
   const logLossy = (indexes: number[]) => {
     for (const i of indexes) {
@@ -306,7 +306,7 @@ export async function syncTable(
       );
     }
     const cols = source.columns.map((_, i) => columnDef(i));
-    if (source.keyColumns.length > 0) cols.push(`PRIMARY KEY (${source.keyColumns.map(quoteId).join(', ')})`);
+    if (source.keyColumns.length > 0) cols.push(`PRIMARY KEY (${source.keyColumns.map(quoteIdent).join(', ')})`);
     // Only when missing: MySQL's CREATE DATABASE IF NOT EXISTS waits for an exclusive lock on the database even when
     // it exists, which the open apply transaction (rows of other tables in it) holds against it.
     const [schemata] = await db.query('SELECT 1 FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?', [
@@ -314,7 +314,7 @@ export async function syncTable(
     ]);
     if ((schemata as unknown[]).length === 0) {
       await ddl(
-        `CREATE DATABASE IF NOT EXISTS ${quoteId(target.database)} CHARACTER SET utf8mb4 COLLATE ${options.collation}`,
+        `CREATE DATABASE IF NOT EXISTS ${quoteIdent(target.database)} CHARACTER SET utf8mb4 COLLATE ${options.collation}`,
         sourceId,
       );
     }
@@ -371,7 +371,7 @@ export async function syncTable(
           );
           return;
         }
-        changes.push(`DROP COLUMN ${quoteId(col.name)}`);
+        changes.push(`DROP COLUMN ${quoteIdent(col.name)}`);
         have = undefined;
       }
       if (!have) {
@@ -383,7 +383,7 @@ export async function syncTable(
             fills.push([col.name, literal]);
           } else if (literal !== null) {
             changes.push(`ADD COLUMN ${columnDef(i)} DEFAULT ${literal}`);
-            dropDefaults.push(`ALTER COLUMN ${quoteId(col.name)} DROP DEFAULT`);
+            dropDefaults.push(`ALTER COLUMN ${quoteIdent(col.name)} DROP DEFAULT`);
           } else changes.push(`ADD COLUMN ${columnDef(i)}`);
           changed.push(i);
         }
@@ -417,7 +417,7 @@ export async function syncTable(
           `ALTER TABLE ${qname} ${changes.join(', ')}`,
           ...(dropDefaults.length > 0 ? [`ALTER TABLE ${qname} ${dropDefaults.join(', ')}`] : []),
           ...(fills.length > 0
-            ? [`UPDATE ${qname} SET ${fills.map(([c, v]) => `${quoteId(c)} = ${v}`).join(', ')}`]
+            ? [`UPDATE ${qname} SET ${fills.map(([c, v]) => `${quoteIdent(c)} = ${v}`).join(', ')}`]
             : []),
         ],
         sourceId,

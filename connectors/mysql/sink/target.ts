@@ -9,19 +9,19 @@ import {
 } from '../../../src/core/change-event.ts';
 import type { Checkpoint } from '../../../src/core/checkpoint.ts';
 import type { ConnectorContext } from '../../../src/core/connector-context.ts';
-import type { Target } from '../../../src/core/target.ts';
-import { ConnectionError, errorKind, SchemaMismatchError, TributaryError } from '../../../src/errors.ts';
+import type { TransactionalTarget, WriteResult } from '../../../src/core/target.ts';
+import { ConnectionError, SchemaMismatchError, TributaryError } from '../../../src/errors.ts';
 import { redactUrl } from '../../../src/observability/logger.ts';
 // Shared with the PostgreSQL target: collapsing a run of row changes per key, grouping rows by their columns.
 import { applyEvents, type RowRun, type SqlDialect, type TruncateRun } from '../../sql/apply-planner.ts';
 import { groupByShape, knownColumns } from '../../sql/row-runs.ts';
 import { TransactionalApply } from '../../sql/transactional-apply.ts';
 import { mysqlTlsFailure } from '../connection-tls.ts';
+import { classifyMysqlError, isRetryableMysqlError, mysqlErrorKind } from '../errors.ts';
 import { connectionOptions, parseMysqlUrl } from '../source/connection.ts';
 import { adoptLegacyCheckpoint, checkpointTableOf, LEGACY_CHECKPOINT_TABLE } from './checkpoint-location.ts';
 import {
   ensureCheckpointTable,
-  isRetryableMysqlError,
   loadCheckpoint,
   MysqlCheckpointStore,
   saveCheckpoint,
@@ -83,7 +83,9 @@ function engineOf(ev: ChangeEvent): SourceEngine {
  * Applies change batches to a MySQL or MariaDB server, in source commit order, one target transaction per run of
  * batches ending on a commit, with the checkpoint row written in the same transaction (exactly-once effect).
  */
-export class MysqlTarget implements Target {
+export class MysqlTarget implements TransactionalTarget {
+  readonly transactional = true;
+  readonly classifyError = classifyMysqlError;
   readonly checkpointStore: MysqlCheckpointStore;
   private readonly checkpointTable: string;
 
@@ -140,7 +142,7 @@ export class MysqlTarget implements Target {
     return this.writer.open();
   }
 
-  write(batch: ChangeBatch): Promise<void> {
+  write(batch: ChangeBatch): Promise<WriteResult> {
     return this.writer.write(batch);
   }
 
@@ -346,9 +348,13 @@ export class MysqlTarget implements Target {
         cause: err,
       });
     }
-    return new TributaryError(errorKind(err), `writing batch ${batch.seq} to the target failed${where}: ${message}`, {
-      cause: err,
-    });
+    return new TributaryError(
+      mysqlErrorKind(err),
+      `writing batch ${batch.seq} to the target failed${where}: ${message}`,
+      {
+        cause: err,
+      },
+    );
   }
 
   // ---- applying events -----------------------------------------------------------------------------------------

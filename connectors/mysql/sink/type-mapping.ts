@@ -10,6 +10,7 @@
 import mysql from 'mysql2';
 import type { ColumnInfo, ValueKind } from '../../../src/core/change-event.ts';
 import { arrayToJson, boolToJson, floatToJson, intToJson, stringToJson } from '../../../src/envelope/values.ts';
+import { MYSQL_BINARY_TYPES, MYSQL_CHAR_TYPES, MYSQL_GEOMETRY_TYPES, MYSQL_INT_TYPES } from '../type-names.ts';
 
 export type SourceEngine = 'postgresql' | 'mysql';
 
@@ -283,20 +284,10 @@ const DECIMAL_RE = /^(-?)(\d+)(?:\.(\d+))?$/;
 const FLOAT_RE = /^-?(?:\d+\.?\d*|\.\d+)(?:e[+-]?\d+)?$/i;
 const HEX_RE = /^\\x([0-9a-fA-F]*)$/;
 
-const TEXT_TYPES = new Set(['char', 'varchar', 'tinytext', 'text', 'mediumtext', 'longtext', 'enum', 'set']);
-const INT_TYPES = new Set(['tinyint', 'smallint', 'mediumint', 'int', 'integer', 'bigint', 'year']);
-const BINARY_TYPES = new Set(['binary', 'varbinary', 'tinyblob', 'blob', 'mediumblob', 'longblob']);
-const GEOMETRY_TYPES = new Set([
-  'geometry',
-  'point',
-  'linestring',
-  'polygon',
-  'multipoint',
-  'multilinestring',
-  'multipolygon',
-  'geometrycollection',
-  'geomcollection',
-]);
+const TEXT_TYPES = new Set([...MYSQL_CHAR_TYPES, 'enum', 'set']);
+const INT_TYPES = new Set(MYSQL_INT_TYPES);
+const BINARY_TYPES = new Set(MYSQL_BINARY_TYPES);
+const GEOMETRY_TYPES = new Set(MYSQL_GEOMETRY_TYPES);
 
 export function isTextType(dataType: string): boolean {
   return TEXT_TYPES.has(dataType);

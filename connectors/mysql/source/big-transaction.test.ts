@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { MysqlServer } from '../../../test/harness/mariadb.ts';
 import { mysqlFlavors } from '../../../test/harness/mysql-server.ts';
-import { makeSource, session } from './test-support.ts';
+import { makeSource, session } from './source.test-support.ts';
 
 const ROWS = 200_000;
 

@@ -6,6 +6,7 @@
  */
 import type mysql from 'mysql2/promise';
 import type { ValueKind } from '../../../src/core/change-event.ts';
+import { quoteIdent } from '../identifiers.ts';
 import { float32ToString, float64ToString } from './values.ts';
 
 export interface ColumnDefaultFact {
@@ -221,8 +222,7 @@ export async function useMysqlTimestampDefaults(
     (f) => /^timestamp\b/i.test(f.type) && f.columnDefault !== null && !/default_generated/i.test(f.extra),
   );
   if (affected.length === 0) return;
-  const quote = (s: string) => `\`${s.replace(/`/g, '``')}\``;
-  const [rows] = await conn.query(`SHOW CREATE TABLE ${quote(db)}.${quote(table)}`);
+  const [rows] = await conn.query(`SHOW CREATE TABLE ${quoteIdent(db)}.${quoteIdent(table)}`);
   const text = String(Object.values((rows as Record<string, unknown>[])[0] ?? {})[1] ?? '');
   for (const line of text.split('\n')) {
     const m = /^\s*`((?:[^`]|``)+)` timestamp(?:\(\d\))?(?: NULL)? DEFAULT '([^']*)'/i.exec(line);

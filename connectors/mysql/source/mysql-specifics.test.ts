@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SourceSetupError, TributaryError } from '../../../src/errors.ts';
 import type { MysqlServer } from '../../../test/harness/mariadb.ts';
 import { mysqlFlavors } from '../../../test/harness/mysql-server.ts';
-import { events, lastCheckpoint, makeSource, Puller, session } from './test-support.ts';
+import { events, lastCheckpoint, makeSource, Puller, session } from './source.test-support.ts';
 
 const mysql = mysqlFlavors().filter((f) => f.name === 'mysql');
 

@@ -11,7 +11,7 @@ import { jsonlTargetConfig } from '../../jsonl/config.ts';
 import { JsonlTarget } from '../../jsonl/jsonl-target.ts';
 import { currentCoordinates } from '../flavor.ts';
 import type { MysqlSourceConfigInput } from './config.ts';
-import { makeSource, Puller, session, silentLogger } from './test-support.ts';
+import { makeSource, Puller, session, silentLogger } from './source.test-support.ts';
 
 /** Ids of the rows a jsonl file holds as inserted (`after.id`), in file order. */
 function insertedIds(file: string): number[] {

@@ -1,9 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { comparePositions } from '../../../src/checkpoint-order.ts';
 import type { ChangeBatch } from '../../../src/core/change-batch.ts';
-import { type CheckpointPosition, comparePositions } from '../../../src/core/checkpoint.ts';
+import type { CheckpointPosition } from '../../../src/core/checkpoint.ts';
 import type { MysqlServer } from '../../../test/harness/mariadb.ts';
 import { mysqlFlavors } from '../../../test/harness/mysql-server.ts';
-import { events, lastCheckpoint, makeSource, Puller, session } from './test-support.ts';
+import { events, lastCheckpoint, makeSource, Puller, session } from './source.test-support.ts';
 
 interface BinlogEventRow {
   Log_name: string;

@@ -4,7 +4,15 @@ import type { MysqlServer } from '../../../test/harness/mariadb.ts';
 import { mysqlFlavors } from '../../../test/harness/mysql-server.ts';
 import { preflightMysqlSource } from './preflight.ts';
 import { ServerBehindCheckpointError } from './server-behind.ts';
-import { events, lastCheckpoint, makeSource, Puller, session, silentLogger, sourceConfig } from './test-support.ts';
+import {
+  events,
+  lastCheckpoint,
+  makeSource,
+  Puller,
+  session,
+  silentLogger,
+  sourceConfig,
+} from './source.test-support.ts';
 
 const ctx = { pipeline: 'preflight', logger: silentLogger };
 

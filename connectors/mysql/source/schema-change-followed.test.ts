@@ -9,8 +9,8 @@ import { postgresTargetConfig } from '../../postgres/sink/config.ts';
 import { PostgresTarget } from '../../postgres/sink/target.ts';
 import { mysqlTargetConfig } from '../sink/config.ts';
 import { MysqlTarget } from '../sink/target.ts';
+import { session, sourceConfig } from './source.test-support.ts';
 import { MysqlSource } from './source.ts';
-import { session, sourceConfig } from './test-support.ts';
 
 const BATCH = { max_events: 1000, max_bytes: 4 * 1024 * 1024, max_wait_ms: 50 };
 
@@ -80,7 +80,7 @@ describe.each(mysqlFlavors())('MySQL source: table DDL followed at the target ($
         const source = new MysqlSource(sourceConfig(myServer, { databases: [db], resume_by_gtid: false }), ctx, {
           batch: BATCH,
         });
-        return { source, target, store: target.checkpointStore };
+        return { source, target };
       },
       maxInFlight: 4,
       maxInFlightBytes: 64 * 1024 * 1024,

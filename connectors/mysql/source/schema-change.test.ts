@@ -1,9 +1,9 @@
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { comparePositions } from '../../../src/checkpoint-order.ts';
 import type { ChangeBatch } from '../../../src/core/change-batch.ts';
 import type { ChangeEvent, TableSchema } from '../../../src/core/change-event.ts';
 import type { Checkpoint } from '../../../src/core/checkpoint.ts';
-import { comparePositions } from '../../../src/core/checkpoint.ts';
 import { Pipeline } from '../../../src/pipeline/pipeline.ts';
 import { testContext } from '../../../test/fixtures/change-events.ts';
 import type { MysqlServer } from '../../../test/harness/mariadb.ts';
@@ -11,8 +11,8 @@ import { mysqlFlavors } from '../../../test/harness/mysql-server.ts';
 import { type PgServer, startPostgres } from '../../../test/harness/postgres.ts';
 import { postgresTargetConfig } from '../../postgres/sink/config.ts';
 import { PostgresTarget } from '../../postgres/sink/target.ts';
+import { events, gtidPattern, lastCheckpoint, Puller, session, sourceConfig } from './source.test-support.ts';
 import { DDL_MESSAGE_PREFIX, MysqlSource } from './source.ts';
-import { events, gtidPattern, lastCheckpoint, Puller, session, sourceConfig } from './test-support.ts';
 
 const BATCH = { max_events: 1000, max_bytes: 4 * 1024 * 1024, max_wait_ms: 50 };
 
@@ -233,7 +233,7 @@ describe.each(mysqlFlavors())('MariaDB -> PostgreSQL: a column added with a defa
           ctx,
           { batch: BATCH },
         );
-        return { source, target, store: target.checkpointStore };
+        return { source, target };
       },
       maxInFlight: 4,
       maxInFlightBytes: 64 * 1024 * 1024,

@@ -4,10 +4,10 @@
  * end). That is not a purged binlog, and a new snapshot is not the only way out: the server may still catch up.
  */
 import type mysql from 'mysql2/promise';
-import { compareBinlogFiles } from '../../../src/core/checkpoint.ts';
 import { SourceSetupError } from '../../../src/errors.ts';
 import { type BinlogCoordinates, binaryLogs, type Flavor } from '../flavor.ts';
 import { MysqlGtidSet } from '../gtid-set.ts';
+import { compareBinlogFiles } from '../position-order.ts';
 
 export class ServerBehindCheckpointError extends SourceSetupError {}
 

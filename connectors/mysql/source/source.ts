@@ -14,6 +14,7 @@ import type { ConnectorContext } from '../../../src/core/connector-context.ts';
 import type { Source, SourceStatus } from '../../../src/core/source.ts';
 import { SourceSetupError, TributaryError } from '../../../src/errors.ts';
 import { CommitBatcher } from '../../../src/pipeline/commit-batcher.ts';
+import { classifyMysqlError } from '../errors.ts';
 import {
   type BinlogCoordinates,
   binaryLogs,
@@ -26,6 +27,7 @@ import {
   snapshotStreamsByGtid,
   startConsistentSnapshot,
 } from '../flavor.ts';
+import { quoteIdent } from '../identifiers.ts';
 import { type BinlogEvent, BinlogReader, type BinlogTable, type RawRow, UNKNOWN_POS } from './binlog-reader.ts';
 import { type ColumnDefaultFact, existingRowsValue, useMysqlTimestampDefaults } from './column-defaults.ts';
 import type { MysqlSourceConfig } from './config.ts';
@@ -36,14 +38,7 @@ import { RowDecoder } from './row-decoder.ts';
 import { droppedTableEvent } from './schema-change.ts';
 import { checkServerReached } from './server-behind.ts';
 import { replicaServerId } from './server-id.ts';
-import {
-  kindOfType,
-  type MysqlColumn,
-  normalizeColumnType,
-  quoteIdent,
-  snapshotSelectExpr,
-  snapshotValue,
-} from './values.ts';
+import { kindOfType, type MysqlColumn, normalizeColumnType, snapshotSelectExpr, snapshotValue } from './values.ts';
 
 interface TableEntry {
   schema: TableSchema;
@@ -78,6 +73,7 @@ function estimateBytes(row: Row | null): number {
  * position. A restart during the snapshot redoes it from the beginning.
  */
 export class MysqlSource implements Source {
+  readonly classifyError = classifyMysqlError;
   private readonly config: MysqlSourceConfig;
   private readonly ctx: ConnectorContext;
   private readonly batch: BatchOptions;

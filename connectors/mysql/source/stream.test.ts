@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { comparePositions } from '../../../src/checkpoint-order.ts';
 import type { ChangeBatch } from '../../../src/core/change-batch.ts';
 import type { ChangeEvent } from '../../../src/core/change-event.ts';
-import { comparePositions } from '../../../src/core/checkpoint.ts';
 import { SnapshotProgress, type TableSnapshotReport } from '../../../src/observability/snapshot-progress.ts';
 import type { MysqlServer } from '../../../test/harness/mariadb.ts';
 import { mysqlFlavors } from '../../../test/harness/mysql-server.ts';
@@ -15,7 +15,7 @@ import {
   session,
   silentLogger,
   sourceConfig,
-} from './test-support.ts';
+} from './source.test-support.ts';
 
 /** Applies change events to an in-memory copy keyed by `id`, failing on a duplicate insert or a missing delete. */
 class Replica {

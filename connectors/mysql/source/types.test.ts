@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MYSQL_TYPES_COLUMNS, MYSQL_TYPES_DDL, MYSQL_TYPES_VALUES } from '../../../test/fixtures/mysql-types.ts';
 import type { MysqlServer } from '../../../test/harness/mariadb.ts';
 import { mysqlFlavors } from '../../../test/harness/mysql-server.ts';
-import { events, gtidPattern, makeSource, Puller, session } from './test-support.ts';
+import { events, gtidPattern, makeSource, Puller, session } from './source.test-support.ts';
 
 const EXPECTED: Record<string, string | null> = {
   ti: '-128',

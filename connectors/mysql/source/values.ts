@@ -5,6 +5,8 @@
  */
 
 import type { CellValue, ValueKind } from '../../../src/core/change-event.ts';
+import { quoteIdent } from '../identifiers.ts';
+import { mysqlTypeKind } from '../type-names.ts';
 import { mysqlBinaryJsonToText } from './binary-json.ts';
 
 export interface MysqlColumn {
@@ -28,70 +30,7 @@ export function normalizeColumnType(columnType: string): string {
 
 /** Kind of a MySQL type text (see docs/value-forms.md). */
 export function kindOfType(type: string): ValueKind {
-  const base = /^[a-z0-9_]+/.exec(type)?.[0] ?? '';
-  switch (base) {
-    case 'tinyint':
-    case 'smallint':
-    case 'mediumint':
-    case 'int':
-    case 'integer':
-    case 'bigint':
-    case 'year':
-      return 'int';
-    case 'decimal':
-    case 'numeric':
-      return 'decimal';
-    case 'float':
-    case 'double':
-    case 'real':
-      return 'float';
-    case 'bit':
-      return 'bits';
-    case 'char':
-    case 'varchar':
-    case 'tinytext':
-    case 'text':
-    case 'mediumtext':
-    case 'longtext':
-    case 'inet4':
-    case 'inet6':
-      return 'text';
-    case 'binary':
-    case 'varbinary':
-    case 'tinyblob':
-    case 'blob':
-    case 'mediumblob':
-    case 'longblob':
-      return 'bytes';
-    case 'json':
-      return 'json';
-    case 'uuid':
-      return 'uuid';
-    case 'date':
-      return 'date';
-    case 'datetime':
-      return 'timestamp';
-    case 'timestamp':
-      return 'timestamptz';
-    case 'time':
-      return 'time';
-    case 'enum':
-      return 'enum';
-    case 'set':
-      return 'set';
-    case 'geometry':
-    case 'point':
-    case 'linestring':
-    case 'polygon':
-    case 'multipoint':
-    case 'multilinestring':
-    case 'multipolygon':
-    case 'geometrycollection':
-    case 'geomcollection':
-      return 'geometry';
-    default:
-      return 'other';
-  }
+  return mysqlTypeKind(type);
 }
 
 /** Shortest decimal that reads back as the same 32-bit float. */
@@ -282,8 +221,4 @@ export function snapshotSelectExpr(col: MysqlColumn): string {
   const q = quoteIdent(col.name);
   if (col.kind === 'float' && col.type.startsWith('float')) return `CAST(${q} AS DOUBLE)`;
   return q;
-}
-
-export function quoteIdent(name: string): string {
-  return `\`${name.replace(/`/g, '``')}\``;
 }

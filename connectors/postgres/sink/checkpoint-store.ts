@@ -1,8 +1,10 @@
 import pg from 'pg';
-import { advances, type Checkpoint, type CheckpointPosition } from '../../../src/core/checkpoint.ts';
+import { advances } from '../../../src/checkpoint-order.ts';
+import type { Checkpoint, CheckpointPosition } from '../../../src/core/checkpoint.ts';
 import type { CheckpointStore } from '../../../src/core/checkpoint-store.ts';
-import { ConnectionError, errorKind, TributaryError } from '../../../src/errors.ts';
+import { ConnectionError, TributaryError } from '../../../src/errors.ts';
 import { postgresConnectionTarget, postgresTlsFailure } from '../connection-tls.ts';
+import { postgresErrorKind } from '../errors.ts';
 
 /** Anything that runs a query: a pg.Client inside an open transaction, or a pool. */
 export interface Queryable {
@@ -92,7 +94,7 @@ export async function loadCheckpoint(db: Queryable, pipeline: string): Promise<C
 
 /** Wraps a connection-level failure into a retryable error with a hint; other errors pass through. */
 export function wrapConnectionError(err: unknown, what: string): unknown {
-  if (errorKind(err) === 'retryable' && !(err instanceof ConnectionError)) {
+  if (postgresErrorKind(err) === 'retryable' && !(err instanceof ConnectionError)) {
     const message = err instanceof Error ? err.message : String(err);
     return new ConnectionError(
       `${what}: ${message}`,

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import type { TargetTraits } from '../../../src/core/connector.ts';
 
 const tableName = z.string().regex(/^[^.\s]+\.[^.\s]+$/, 'expected schema.table, e.g. public.accounts');
 
@@ -60,6 +61,9 @@ export const postgresTargetConfig = z.strictObject({
     .describe('Longest wait for a connection to the target database.'),
 });
 export type PostgresTargetConfig = z.infer<typeof postgresTargetConfig>;
+
+/** Checkpoints are kept in the table `tributary.checkpoints` of the target database, in the transaction of the data (`checkpoints: type: target`). */
+export const postgresTargetTraits: TargetTraits = { holdsCheckpoints: true };
 
 /** The target `schema` and `name` of a source table: a rename from `tables`, else `schema` or the source schema. */
 export function targetTableName(

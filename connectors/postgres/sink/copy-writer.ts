@@ -3,7 +3,8 @@ import { pipeline } from 'node:stream/promises';
 import type pg from 'pg';
 import copyStreams from 'pg-copy-streams';
 import { type Row, UNCHANGED } from '../../../src/core/change-event.ts';
-import { quoteIdent, type TargetTable } from './statements.ts';
+import { quoteIdent } from '../identifiers.ts';
+import type { TargetTable } from './statements.ts';
 
 /**
  * Streams rows into a table with `COPY ... FROM STDIN` (text format). The only place that knows pg-copy-streams.

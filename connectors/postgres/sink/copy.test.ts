@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest';
 import type { Row } from '../../../src/core/change-event.ts';
 import { col, tableSchema, testContext } from '../../../test/fixtures/change-events.ts';
 import { postgresTargetConfig } from './config.ts';
-import { postgresTargetSuite } from './test-builder.ts';
+import { postgresTargetSuite } from './target.test-support.ts';
 
 const suite = postgresTargetSuite();
 const { setup } = suite;

@@ -12,6 +12,7 @@
  */
 import type { ColumnInfo, Row, TableSchema, ValueKind } from '../../../src/core/change-event.ts';
 import { SchemaMismatchError } from '../../../src/errors.ts';
+import { MYSQL_GEOMETRY_TYPES, parseMysqlType } from '../../mysql/type-names.ts';
 
 export type ZeroDatePolicy = 'error' | 'null';
 
@@ -20,22 +21,6 @@ export interface PgTypeChoice {
   type: string;
   /** What the mapping loses, when it loses anything (logged once when a table is first seen). */
   lossy?: string;
-}
-
-interface MysqlType {
-  base: string;
-  args: number[];
-  unsigned: boolean;
-}
-
-/** `decimal(10,2) unsigned` -> base `decimal`, args [10, 2], unsigned. ENUM/SET labels are not parsed. */
-export function parseMysqlType(type: string): MysqlType {
-  const t = type.trim().toLowerCase();
-  const base = /^[a-z0-9_]+/.exec(t)?.[0] ?? t;
-  if (base === 'enum' || base === 'set') return { base, args: [], unsigned: false };
-  const m = /^[a-z0-9_]+\s*\(\s*(\d+)\s*(?:,\s*(\d+)\s*)?\)/.exec(t);
-  const args = m ? [Number(m[1]), ...(m[2] !== undefined ? [Number(m[2])] : [])] : [];
-  return { base, args, unsigned: /\bunsigned\b/.test(t) };
 }
 
 /** Fractional-second digits of a MySQL temporal type (0 when not given), within PostgreSQL's 0..6. */
@@ -105,17 +90,10 @@ export function pgColumnType(col: Pick<ColumnInfo, 'type' | 'kind'>): PgTypeChoi
       };
     case 'year':
       return { type: 'smallint', lossy: 'YEAR as smallint: the zero year 0000 reads back as 0' };
-    case 'geometry':
-    case 'point':
-    case 'linestring':
-    case 'polygon':
-    case 'multipoint':
-    case 'multilinestring':
-    case 'multipolygon':
-    case 'geometrycollection':
-    case 'geomcollection':
-      return { type: 'text', lossy: 'geometry as WKT text: not a spatial type, SRID dropped' };
     default:
+      if (MYSQL_GEOMETRY_TYPES.includes(base)) {
+        return { type: 'text', lossy: 'geometry as WKT text: not a spatial type, SRID dropped' };
+      }
       return { type: 'text', lossy: `${col.type} as text` };
   }
 }

@@ -7,11 +7,11 @@ import pg from 'pg';
 import type { SourceConfig } from '../../../src/config/schema.ts';
 import type { PreflightProblem } from '../../../src/core/connector-context.ts';
 import { postgresConnectionTarget, postgresTlsFailure } from '../connection-tls.ts';
+import { quoteIdent } from '../identifiers.ts';
 import { catalogKey, connect, listTables } from '../source/catalog.ts';
 import type { PostgresSourceConfig } from '../source/config.ts';
 import { userTypesOfTables } from '../source/user-types.ts';
 import { type PostgresTargetConfig, targetTableName } from './config.ts';
-import { quoteIdent } from './statements.ts';
 
 export async function preflightPostgresTarget(
   config: PostgresTargetConfig,

@@ -7,10 +7,7 @@
  */
 
 import { type Row, UNCHANGED } from '../../../src/core/change-event.ts';
-
-export function quoteIdent(name: string): string {
-  return `"${name.replace(/"/g, '""')}"`;
-}
+import { quoteIdent } from '../identifiers.ts';
 
 export interface TargetColumn {
   name: string;

@@ -3,7 +3,7 @@ import { type Row, UNCHANGED } from '../../../src/core/change-event.ts';
 import { errorKind, SchemaMismatchError } from '../../../src/errors.ts';
 import { col, tableSchema, testContext } from '../../../test/fixtures/change-events.ts';
 import { postgresTargetConfig } from './config.ts';
-import { postgresTargetSuite } from './test-builder.ts';
+import { postgresTargetSuite } from './target.test-support.ts';
 
 const suite = postgresTargetSuite();
 const { setup } = suite;
@@ -59,7 +59,7 @@ describe('PostgresTarget', () => {
 
   it('serializes writes issued before earlier ones resolved', async () => {
     const { target, q, src } = await setup('t_serial');
-    const writes: Promise<void>[] = [];
+    const writes: Promise<unknown>[] = [];
     let last = null as unknown;
     for (let i = 0; i < 30; i++) {
       const tx = src.tx((t) => {

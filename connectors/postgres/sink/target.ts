@@ -9,12 +9,13 @@ import {
 } from '../../../src/core/change-event.ts';
 import type { Checkpoint } from '../../../src/core/checkpoint.ts';
 import type { ConnectorContext } from '../../../src/core/connector-context.ts';
-import type { Target } from '../../../src/core/target.ts';
-import { ConnectionError, errorKind, SchemaMismatchError, TributaryError } from '../../../src/errors.ts';
+import type { TransactionalTarget, WriteResult } from '../../../src/core/target.ts';
+import { ConnectionError, SchemaMismatchError, TributaryError } from '../../../src/errors.ts';
 import { applyEvents, type RowRun, type SqlDialect, type TruncateRun } from '../../sql/apply-planner.ts';
 import { groupByShape, knownColumns } from '../../sql/row-runs.ts';
 import { TransactionalApply } from '../../sql/transactional-apply.ts';
 import { postgresConnectionTarget, postgresTlsFailure } from '../connection-tls.ts';
+import { classifyPostgresError, postgresErrorKind } from '../errors.ts';
 import {
   ensureCheckpointTable,
   loadCheckpoint,
@@ -82,7 +83,9 @@ function shapeOf(schema: TableSchema): string {
  * Applies change batches to a PostgreSQL database, in source commit order, one target transaction per run of
  * batches ending on a commit, with the checkpoint row written in the same transaction (exactly-once effect).
  */
-export class PostgresTarget implements Target {
+export class PostgresTarget implements TransactionalTarget {
+  readonly transactional = true;
+  readonly classifyError = classifyPostgresError;
   readonly checkpointStore: PostgresCheckpointStore;
 
   /** Write queue, group commit, failure latch and replay skipping; this class does the PostgreSQL part. */
@@ -146,7 +149,7 @@ export class PostgresTarget implements Target {
     return this.writer.open();
   }
 
-  write(batch: ChangeBatch): Promise<void> {
+  write(batch: ChangeBatch): Promise<WriteResult> {
     return this.writer.write(batch);
   }
 
@@ -304,9 +307,13 @@ export class PostgresTarget implements Target {
         cause: err,
       });
     }
-    return new TributaryError(errorKind(err), `writing batch ${batch.seq} to the target failed${where}: ${message}`, {
-      cause: err,
-    });
+    return new TributaryError(
+      postgresErrorKind(err),
+      `writing batch ${batch.seq} to the target failed${where}: ${message}`,
+      {
+        cause: err,
+      },
+    );
   }
 
   // ---- applying events -----------------------------------------------------------------------------------------

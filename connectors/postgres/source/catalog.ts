@@ -9,6 +9,7 @@ import type { ColumnInfo, TableRef, TableSchema } from '../../../src/core/change
 import type { PreflightProblem } from '../../../src/core/connector-context.ts';
 import { ConnectionError, SourceSetupError, TributaryError } from '../../../src/errors.ts';
 import { postgresConnectionTarget, postgresTlsFailure } from '../connection-tls.ts';
+import { quoteIdent, quoteTable } from '../identifiers.ts';
 import type { TypeResolver } from '../types.ts';
 import type { PostgresSourceConfig } from './config.ts';
 import type { RawRelation } from './pgoutput-decoder.ts';
@@ -19,14 +20,6 @@ export const CANONICAL_SESSION_OPTIONS =
 
 /** Values exactly as the server sent them (no pg-types parsing). */
 const rawTypes = { getTypeParser: () => (value: string) => value };
-
-export function quoteIdent(name: string): string {
-  return `"${name.replace(/"/g, '""')}"`;
-}
-
-export function quoteTable(t: TableRef): string {
-  return `${quoteIdent(t.schema)}.${quoteIdent(t.name)}`;
-}
 
 function sessionUrl(url: string): string {
   try {

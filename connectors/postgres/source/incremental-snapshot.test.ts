@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Target } from '../../../src/core/target.ts';
+import type { TransactionalTarget } from '../../../src/core/target.ts';
 import { PipelineMetrics } from '../../../src/observability/metrics.ts';
 import { SnapshotProgress } from '../../../src/observability/snapshot-progress.ts';
 import { formatReport, reportOf } from '../../../src/observability/status-report.ts';
@@ -19,8 +19,8 @@ import { MysqlTarget } from '../../mysql/sink/target.ts';
 import { PostgresCheckpointStore } from '../sink/checkpoint-store.ts';
 import { postgresTargetConfig } from '../sink/config.ts';
 import { PostgresTarget } from '../sink/target.ts';
-import { PostgresSource } from './postgres-source.ts';
 import { requestPostgresSnapshot } from './snapshot-request.ts';
+import { PostgresSource } from './source.ts';
 
 /**
  * A table added to `tables` of an existing pipeline gets its existing rows on the next start, copied chunk by chunk
@@ -89,7 +89,7 @@ describe('PostgreSQL incremental snapshot while streaming', () => {
     tables: string[],
     ctx: ReturnType<typeof testContext>,
     chunkRows = 500,
-    makeTarget?: () => Target,
+    makeTarget?: () => TransactionalTarget,
   ) {
     const pipeline = new Pipeline({
       name,
@@ -101,7 +101,7 @@ describe('PostgreSQL incremental snapshot while streaming', () => {
           ctx,
           { batch: BATCH },
         );
-        return { source, target, store: target.checkpointStore! };
+        return { source, target };
       },
       maxInFlight: 4,
       maxInFlightBytes: 64 * 1024 * 1024,

@@ -27,8 +27,9 @@ import type { ChangeEvent, Row, TableSchema } from '../../../src/core/change-eve
 import { UNCHANGED } from '../../../src/core/change-event.ts';
 import type { Logger } from '../../../src/observability/logger.ts';
 import type { SnapshotProgress } from '../../../src/observability/snapshot-progress.ts';
+import { quoteTable } from '../identifiers.ts';
 import type { TypeResolver } from '../types.ts';
-import { quoteTable, type SourceTable, tableSchemaFromCatalog } from './catalog.ts';
+import { type SourceTable, tableSchemaFromCatalog } from './catalog.ts';
 import { EVENT_OVERHEAD } from './pgoutput-decoder.ts';
 import { readKeyRange, readTable } from './snapshot-reader.ts';
 

@@ -7,7 +7,7 @@ import { Pipeline } from '../../../src/pipeline/pipeline.ts';
 import { type PgServer, startPostgres } from '../../../test/harness/postgres.ts';
 import { postgresTargetConfig } from '../sink/config.ts';
 import { PostgresTarget } from '../sink/target.ts';
-import { PostgresSource } from './postgres-source.ts';
+import { PostgresSource } from './source.ts';
 
 const logger = pino({ level: 'silent' });
 const BATCH = { max_events: 1000, max_bytes: 4 * 1024 * 1024, max_wait_ms: 20 };
@@ -55,7 +55,6 @@ describe('PostgreSQL source: nothing lost, nothing wrong, quiet when idle', () =
           { batch: BATCH },
         ),
         target,
-        store: target.checkpointStore,
       }),
       maxInFlight: 4,
       maxInFlightBytes: 1 << 26,
@@ -118,7 +117,6 @@ describe('PostgreSQL source: nothing lost, nothing wrong, quiet when idle', () =
             { batch: BATCH },
           ),
           target,
-          store: target.checkpointStore,
         }),
         maxInFlight: 4,
         maxInFlightBytes: 1 << 26,

@@ -1,7 +1,7 @@
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type PgServer, startPostgres } from '../../../test/harness/postgres.ts';
-import { PostgresSource } from './postgres-source.ts';
+import { PostgresSource } from './source.ts';
 
 const ROWS = Number(process.env.TRIBUTARY_BULK_ROWS ?? 1_000_000);
 

@@ -10,7 +10,9 @@ import { TYPE_ROWS, TYPES_DDL } from '../../../test/fixtures/postgres-types.ts';
 import { type PgServer, startPostgres } from '../../../test/harness/postgres.ts';
 import { CANONICAL_SESSION_OPTIONS } from './catalog.ts';
 import type { PostgresSourceConfigInput } from './config.ts';
-import { PostgresSource, preflightPostgresSource, teardownPostgresSource } from './postgres-source.ts';
+import { preflightPostgresSource } from './preflight.ts';
+import { PostgresSource } from './source.ts';
+import { teardownPostgresSource } from './teardown.ts';
 
 const logger = pino({ level: 'silent' });
 const ctx = (pipeline: string): ConnectorContext => ({ pipeline, logger });

@@ -16,7 +16,8 @@
 import type { Duplex } from 'node:stream';
 import type pg from 'pg';
 import type { Row, TableSchema } from '../../../src/core/change-event.ts';
-import { quoteIdent, quoteTable, type SourceTable } from './catalog.ts';
+import { quoteIdent, quoteTable } from '../identifiers.ts';
+import type { SourceTable } from './catalog.ts';
 import { type CopyRows, CopyTextError, CopyTextParser } from './copy-text.ts';
 
 /** A string literal of `value` (untyped, like a text bind parameter: the server infers the column's type). */

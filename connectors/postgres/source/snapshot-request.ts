@@ -5,10 +5,11 @@
  */
 import type { ConnectorContext } from '../../../src/core/connector-context.ts';
 import { TributaryError } from '../../../src/errors.ts';
-import { connect, quoteTable } from './catalog.ts';
+import { quoteTable } from '../identifiers.ts';
+import { connect } from './catalog.ts';
 import { type PostgresSourceConfig, type PostgresSourceConfigInput, postgresSourceConfig } from './config.ts';
 import { REQUEST_PREFIX } from './incremental-snapshot.ts';
-import { replicationNames } from './postgres-source.ts';
+import { replicationNames } from './replication-names.ts';
 
 export interface SnapshotRequest {
   /** `schema.table` (or `table` in schema public). */

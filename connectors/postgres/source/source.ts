@@ -19,27 +19,23 @@ import type { ChangeEvent, Row } from '../../../src/core/change-event.ts';
 import { type Checkpoint, formatLsn, parseLsn } from '../../../src/core/checkpoint.ts';
 import type { ConnectorContext, PreflightProblem } from '../../../src/core/connector-context.ts';
 import type { Source, SourceStatus } from '../../../src/core/source.ts';
-import { ConnectionError, errorKind, SourceSetupError, TributaryError } from '../../../src/errors.ts';
+import { ConnectionError, SourceSetupError, TributaryError } from '../../../src/errors.ts';
 import { CommitBatcher } from '../../../src/pipeline/commit-batcher.ts';
+import { classifyPostgresError, postgresErrorKind } from '../errors.ts';
+import { quoteIdent } from '../identifiers.ts';
 import { TypeResolver } from '../types.ts';
 import {
   checkServer,
   connect,
   connectFailure,
   ensurePublications,
-  quoteIdent,
   type ReplicationNames,
   type SourceTable,
   tableSchemaFromCatalog,
   tableSchemaFromRelation,
   throwProblems,
 } from './catalog.ts';
-import {
-  defaultReplicationName,
-  type PostgresSourceConfig,
-  type PostgresSourceConfigInput,
-  postgresSourceConfig,
-} from './config.ts';
+import { type PostgresSourceConfig, type PostgresSourceConfigInput, postgresSourceConfig } from './config.ts';
 import { IncrementalSnapshot, snapshotStateOf } from './incremental-snapshot.ts';
 import {
   type DecodedStream,
@@ -49,22 +45,14 @@ import {
   PgoutputDecoder,
   type RawRelation,
 } from './pgoutput-decoder.ts';
+import { replicationNames } from './replication-names.ts';
 import { ReplicationStream } from './replication-stream.ts';
 import { knownTableFromCatalog, type ResolvedRelation, resolveRelation, SchemaHistory } from './schema-history.ts';
 import { readTable } from './snapshot-reader.ts';
+import { dropSlotWithRetry } from './teardown.ts';
 
 /** Prefix of Tributary's own heartbeat messages (any pipeline's); they are consumed, never emitted. */
 export { HEARTBEAT_PREFIX } from './pgoutput-decoder.ts';
-
-export function replicationNames(config: PostgresSourceConfig, pipeline: string): ReplicationNames {
-  const base = defaultReplicationName(pipeline);
-  const publication = config.publication_name ?? base;
-  return {
-    slot: config.slot_name ?? base,
-    publication,
-    insertOnlyPublication: `${publication}_insert_only`.slice(0, 63),
-  };
-}
 
 function databaseOf(url: string): string {
   try {
@@ -92,6 +80,7 @@ interface SnapshotPlan {
 }
 
 export class PostgresSource implements Source {
+  readonly classifyError = classifyPostgresError;
   private readonly config: PostgresSourceConfig;
   private readonly batch: BatchOptions;
   private readonly names: ReplicationNames;
@@ -695,7 +684,7 @@ export class PostgresSource implements Source {
     this.meta
       .query('select pg_logical_emit_message(true, $1, $2)', [HEARTBEAT_PREFIX, this.names.slot])
       .catch((err: unknown) => {
-        if (errorKind(err) !== 'retryable') {
+        if (postgresErrorKind(err) !== 'retryable') {
           // Not allowed to write logical messages (privilege, read-only standby): idle advancement then relies on
           // server keepalives only.
           if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
@@ -959,87 +948,5 @@ export class PostgresSource implements Source {
     } finally {
       if (!own) await client.end().catch(() => undefined);
     }
-  }
-}
-
-async function dropSlotWithRetry(client: pg.Client, slot: string): Promise<void> {
-  for (let attempt = 0; ; attempt++) {
-    try {
-      await client.query('select pg_drop_replication_slot(slot_name) from pg_replication_slots where slot_name = $1', [
-        slot,
-      ]);
-      return;
-    } catch (err) {
-      if ((err as { code?: string }).code !== '55006' || attempt >= 20) {
-        throw new ConnectionError(
-          `cannot drop replication slot ${slot}: ${err instanceof Error ? err.message : String(err)}`,
-          'Another connection still uses the slot (a previous run may not have closed yet); the pipeline retries.',
-          err,
-        );
-      }
-      await new Promise((r) => setTimeout(r, 500));
-    }
-  }
-}
-
-/** Preflight for `tributary validate`: every problem with its fix; an unreachable server is one problem. */
-export async function preflightPostgresSource(
-  config: PostgresSourceConfig | PostgresSourceConfigInput,
-  ctx: ConnectorContext,
-): Promise<PreflightProblem[]> {
-  const cfg = postgresSourceConfig.parse(config);
-  let client: pg.Client;
-  try {
-    client = await connect(cfg);
-  } catch (err) {
-    const e = err instanceof TributaryError ? err : connectFailure(cfg.url, err);
-    return [{ message: e.message, hint: e.hint ?? '' }];
-  }
-  try {
-    return await checkServer(client, cfg, replicationNames(cfg, ctx.pipeline));
-  } finally {
-    await client.end().catch(() => undefined);
-  }
-}
-
-/** Drops the slot and the publications (for `tributary teardown`); returns what existed and was dropped. */
-export async function teardownPostgresSource(
-  config: PostgresSourceConfig | PostgresSourceConfigInput,
-  ctx: ConnectorContext,
-): Promise<string[]> {
-  const cfg = postgresSourceConfig.parse(config);
-  const names = replicationNames(cfg, ctx.pipeline);
-  const client = await connect(cfg);
-  try {
-    const slot = await client.query<{ active_pid: number | null }>(
-      'select active_pid from pg_replication_slots where slot_name = $1',
-      [names.slot],
-    );
-    if (slot.rows[0]?.active_pid) {
-      throw new TributaryError(
-        'operator',
-        `replication slot ${names.slot} is in use by server process ${slot.rows[0].active_pid}: pipeline ${ctx.pipeline} is running`,
-        { hint: 'Stop it first (SIGTERM to tributary run), then run teardown again.' },
-      );
-    }
-    const publications = await client.query<{ pubname: string }>(
-      'select pubname from pg_publication where pubname = any($1::text[]) order by pubname',
-      [[names.publication, names.insertOnlyPublication]],
-    );
-    await dropSlotWithRetry(client, names.slot);
-    await client.query(`drop publication if exists ${quoteIdent(names.publication)}`);
-    await client.query(`drop publication if exists ${quoteIdent(names.insertOnlyPublication)}`);
-    ctx.logger.info({
-      event: 'source_teardown',
-      pipeline: ctx.pipeline,
-      slot: names.slot,
-      publication: names.publication,
-    });
-    return [
-      ...(slot.rows.length > 0 ? [`replication slot ${names.slot}`] : []),
-      ...publications.rows.map((r) => `publication ${r.pubname}`),
-    ];
-  } finally {
-    await client.end().catch(() => undefined);
   }
 }

@@ -1,14 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import {
-  advances,
-  type Checkpoint,
-  compareCoverage,
-  comparePositions,
-  gtidCovers,
-  gtidSetCovers,
-  isBackwards,
-  laterCheckpoint,
-} from './checkpoint.ts';
+import { gtidCovers, gtidSetCovers } from '../connectors/mysql/gtid-set.ts';
+import { advances, compareCoverage, comparePositions, isBackwards, laterCheckpoint } from './checkpoint-order.ts';
+import type { Checkpoint } from './core/checkpoint.ts';
 
 const A = '3e11fa47-71ca-11e1-9e33-c80aa9429562';
 const B = '4f22ab58-82db-22f2-af44-d91bb0530673';

@@ -1,0 +1,11 @@
+/** MySQL/MariaDB identifiers in SQL text: the one quoter of this engine (source, target, verify). */
+
+/** `name` as a quoted identifier: `` `name` ``, inner backticks doubled. */
+export function quoteIdent(name: string): string {
+  return `\`${name.replace(/`/g, '``')}\``;
+}
+
+/** `database.name` with both parts quoted. */
+export function quoteTable(t: { schema: string; name: string }): string {
+  return `${quoteIdent(t.schema)}.${quoteIdent(t.name)}`;
+}

@@ -1,0 +1,35 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+
+function sourceFiles(dir: string): string[] {
+  return fs.readdirSync(dir, { withFileTypes: true }).flatMap((entry) => {
+    const file = path.join(dir, entry.name);
+    if (entry.isDirectory()) return sourceFiles(file);
+    return entry.name.endsWith('.ts') ? [file] : [];
+  });
+}
+
+/** Files the build leaves out by their name (tsconfig.build.json): tests, their helpers and stand-ins. */
+const TEST_ONLY = /\.(test|test-support|fake)\.ts$/;
+
+describe('source layout', () => {
+  it('connectors and the core never import the registry (their contract is src/core/connector.ts)', () => {
+    const importers = [...sourceFiles('connectors'), ...sourceFiles('src/core')].filter((file) =>
+      /from '[./]*\/registry\.ts'/.test(fs.readFileSync(file, 'utf8')),
+    );
+    expect(importers).toEqual([]);
+  });
+
+  it('code that ships never imports a test-only file (*.test-support.ts helpers, *.fake.ts stand-ins)', () => {
+    const importers = [...sourceFiles('connectors'), ...sourceFiles('src')]
+      .filter((file) => !TEST_ONLY.test(file))
+      .filter((file) => /from '[^']*\.(test-support|fake)\.ts'/.test(fs.readFileSync(file, 'utf8')));
+    expect(importers).toEqual([]);
+  });
+
+  it('the build leaves out test-only files by name pattern, not by a list of names', () => {
+    const build = JSON.parse(fs.readFileSync('tsconfig.build.json', 'utf8')) as { exclude: string[] };
+    expect(build.exclude.every((pattern) => pattern.startsWith('**/*.'))).toBe(true);
+  });
+});
