@@ -76,7 +76,7 @@ describe('snapshot progress bars at a terminal', () => {
     ).toHaveLength(ROWS);
     // Without the terminal's control sequences (ESC [ ... letter).
     const plain = output.replace(new RegExp(`${String.fromCharCode(27)}\\[[0-9;?]*[A-Za-z]`, 'g'), '');
-    expect(plain).toMatch(/bars public\.big \[[█░]+\] \d+% \d+\/\d+ rows, [\d,]+ rows\/s, ETA \d+/);
+    expect(plain).toMatch(/bars public\.big \[[█░]+\] +\d+% \d+\/\d+ rows, [\d,]+ rows\/s, ETA \d+/);
     expect(plain).toContain(`bars public.big [${'█'.repeat(40)}] 100% ${ROWS}/${ROWS} rows`);
     // The log lines around the copy are whole lines, not cut by a bar.
     expect(plain).toMatch(/^.*snapshot.*$/m);

@@ -5,7 +5,6 @@ import type { ChangeEvent } from '../../../src/core/change-event.ts';
 import { SnapshotProgress, type TableSnapshotReport } from '../../../src/observability/snapshot-progress.ts';
 import type { MysqlServer } from '../../../test/harness/mariadb.ts';
 import { mysqlFlavors } from '../../../test/harness/mysql-server.ts';
-import { MysqlSource } from './source.ts';
 import {
   events,
   gtidSetPattern,
@@ -16,6 +15,7 @@ import {
   silentLogger,
   sourceConfig,
 } from './source.test-support.ts';
+import { MysqlSource } from './source.ts';
 
 /** Applies change events to an in-memory copy keyed by `id`, failing on a duplicate insert or a missing delete. */
 class Replica {
