@@ -118,7 +118,119 @@ describe.each(mysqlFlavors())('MySQL source: table DDL followed at the target ($
     }
   }
 
+  /** Whether the target has table `table` of the source database `db`. */
+  async function targetHas(targetUrl: string, db: string, table: string): Promise<boolean> {
+    if (targetUrl.includes('://')) {
+      const client = new pg.Client({ connectionString: targetUrl });
+      await client.connect();
+      try {
+        const { rows } = await client.query('select to_regclass($1) as t', [`"${db}"."${table}"`]);
+        return rows[0]!.t !== null;
+      } finally {
+        await client.end();
+      }
+    }
+    const conn = await session(myServer, targetUrl);
+    try {
+      const [rows] = await conn.query(
+        'SELECT 1 FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?',
+        [targetUrl, table],
+      );
+      return (rows as unknown[]).length > 0;
+    } finally {
+      await conn.end();
+    }
+  }
+
+  async function waitFor<T>(what: () => T | Promise<T>, timeoutMs = 60_000): Promise<T> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const v = await what();
+      if (v || Date.now() > deadline) return v;
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+  }
+
   for (const kind of TARGETS) {
+    it(`to ${kind}: follows RENAME TABLE and ALTER TABLE ... RENAME TO: the target table is renamed (streaming and behind)`, async () => {
+      const db = `follow_rename_${kind}`;
+      await myServer.createDatabase(db);
+      const conn = await session(myServer, db);
+      await conn.query('CREATE TABLE d (id INT PRIMARY KEY, v INT)');
+      await conn.query('INSERT INTO d VALUES (1, 1), (2, 2), (3, 3), (4, 4), (5, 5)');
+      const targetUrl = await targetFor(kind, db);
+      let run = startPipeline(db, targetUrl);
+      try {
+        expect((await settle(db, targetUrl, 'd', ['id', 'v'])).target?.rows).toBe(5);
+        // Streaming: renamed, written under the new name, the old name used again by a new table.
+        await conn.query('RENAME TABLE d TO d2');
+        await conn.query('INSERT INTO d2 VALUES (6, 6)');
+        await conn.query('CREATE TABLE d (id INT PRIMARY KEY, v INT)');
+        await conn.query('INSERT INTO d VALUES (100, 100)');
+        let r = await settle(db, targetUrl, 'd2', ['id', 'v']);
+        expect(r.target).toEqual(r.source);
+        expect(r.source.rows).toBe(6);
+        r = await settle(db, targetUrl, 'd', ['id', 'v']);
+        expect(r.target).toEqual(r.source);
+        expect(r.source.rows).toBe(1);
+        await conn.query('ALTER TABLE d2 RENAME TO d3');
+        await conn.query('UPDATE d3 SET v = 60 WHERE id = 6');
+        r = await settle(db, targetUrl, 'd3', ['id', 'v']);
+        expect(r.target).toEqual(r.source);
+        expect(await targetHas(targetUrl, db, 'd2')).toBe(false);
+        // Stopped and behind: renamed with no row of the table read since the start, then renamed again.
+        await run.stop();
+        await conn.query('RENAME TABLE d3 TO d4');
+        await conn.query('INSERT INTO d4 VALUES (7, 7)');
+        await conn.query('ALTER TABLE d4 RENAME TO d5');
+        // Renamed onto a name whose table was dropped (the target keeps that table, emptied).
+        await conn.query('DROP TABLE d');
+        await conn.query('RENAME TABLE d5 TO d');
+        await conn.query('INSERT INTO d VALUES (8, 8)');
+        run = startPipeline(db, targetUrl);
+        r = await settle(db, targetUrl, 'd', ['id', 'v']);
+        expect(r.target).toEqual(r.source);
+        expect(r.source.rows).toBe(8);
+        for (const gone of ['d2', 'd3', 'd4', 'd5']) expect(await targetHas(targetUrl, db, gone)).toBe(false);
+        expect(run.failure()).toBeNull();
+      } finally {
+        await run.stop();
+        await conn.end();
+      }
+    });
+
+    it(`to ${kind}: a table renamed out of the replicated ones is emptied; one renamed in stops naming the fix`, async () => {
+      const db = `follow_rename_out_${kind}`;
+      await myServer.createDatabase(db);
+      await myServer.createDatabase(`${db}_x`);
+      const conn = await session(myServer, db);
+      await conn.query('CREATE TABLE d (id INT PRIMARY KEY, v INT)');
+      await conn.query('INSERT INTO d VALUES (1, 1), (2, 2)');
+      const targetUrl = await targetFor(kind, db);
+      const run = startPipeline(db, targetUrl);
+      try {
+        expect((await settle(db, targetUrl, 'd', ['id', 'v'])).target?.rows).toBe(2);
+        await conn.query(`RENAME TABLE d TO ${db}_x.d`);
+        await conn.query('CREATE TABLE e (id INT PRIMARY KEY, v INT)');
+        await conn.query('INSERT INTO e VALUES (1, 1)');
+        await settle(db, targetUrl, 'e', ['id', 'v']);
+        const emptied = await waitFor(async () => {
+          const t = await (targetUrl.includes('://')
+            ? pgDigest(targetUrl, `"${db}"."d"`, ['id', 'v'])
+            : mysqlDigest(myServer, targetUrl, 'd', ['id', 'v']));
+          return t.rows === 0;
+        });
+        expect(emptied).toBe(true);
+        await conn.query(`RENAME TABLE ${db}_x.d TO d2`);
+        const failure = await waitFor(() => run.failure() as Error | null);
+        expect(String(failure)).toContain(`table ${db}.d2 is replicated, but it was renamed from ${db}_x.d`);
+        expect((failure as { hint?: string }).hint).toContain('tributary teardown');
+      } finally {
+        await run.stop();
+        await conn.end();
+      }
+    });
+
     it(`to ${kind}: applies DROP TABLE: a table re-created under the same name holds only its new rows (streaming and behind)`, async () => {
       const db = `follow_drop_${kind}`;
       await myServer.createDatabase(db);

@@ -674,6 +674,76 @@ export class MysqlSource implements Source {
     }
   }
 
+  /**
+   * The events standing for the renames of a statement, in order: a replicated table renamed to a replicated name is a
+   * schema-change event of the new name with `renamedFrom` (the target renames its table); one renamed out of the
+   * replicated tables is emptied at the target, as if dropped. A table renamed into the replicated tables brings rows
+   * the pipeline never copied: that stops the pipeline.
+   */
+  private async renameEvents(
+    ddl: TableDdl,
+    ev: StatementEvent,
+    at: Extract<SourceInfo['position'], { kind: 'mysql' }>,
+  ): Promise<ChangeEvent[]> {
+    const out: ChangeEvent[] = [];
+    for (const [i, r] of ddl.renames.entries()) {
+      const fromIn = this.included(r.from.db, r.from.name);
+      const toIn = this.included(r.to.db, r.to.name);
+      const fromId = `${r.from.db}.${r.from.name}`;
+      const toId = `${r.to.db}.${r.to.name}`;
+      const position = { ...at, row: i };
+      if (!fromIn && !toIn) continue;
+      if (!fromIn) {
+        throw new TributaryError(
+          'operator',
+          `table ${toId} is replicated, but it was renamed from ${fromId}, which is not, at the source (${ev.file}:${at.pos}): the rows it had then were never copied`,
+          {
+            hint: `copy the table again: run \`tributary teardown\` for the pipeline and start it over (a fresh snapshot of every table); to leave the table out instead, remove ${toId} from source.tables`,
+          },
+        );
+      }
+      // For emptying the table at the target: its shape last read, or (not read since the start) the key columns of
+      // the catalog's table, which the target checks (other columns reach the target with the next rows).
+      const known = this.lastSchemas.get(fromId);
+      let schema = known;
+      if (!schema) {
+        const now = (await this.cachedInfo(r.to.db, r.to.name))?.schema;
+        if (now) {
+          const keys = now.columns.filter((c) => now.keyColumns.includes(c.name));
+          schema = { ...now, columns: keys.length > 0 ? keys : now.columns };
+        }
+      }
+      this.lastSchemas.delete(fromId);
+      const fromRef = { schema: r.from.db, name: r.from.name };
+      if (!toIn) {
+        if (schema) out.push(droppedTableEvent(r.from, { ...schema, table: fromRef }, ev, position));
+        else this.droppedUnseen.add(fromId);
+        continue;
+      }
+      // A table dropped earlier under either name whose emptying is still due at the target: emptied first (or,
+      // its shape unknown, the old name's emptying moves with the table).
+      for (const [id, t] of [
+        [fromId, r.from],
+        [toId, r.to],
+      ] as const) {
+        if (schema && this.droppedUnseen.delete(id))
+          out.push(droppedTableEvent(t, { ...schema, table: { schema: t.db, name: t.name } }, ev, position));
+      }
+      if (this.droppedUnseen.delete(fromId)) this.droppedUnseen.add(toId);
+      const ref = { schema: r.to.db, name: r.to.name };
+      if (known) this.lastSchemas.set(toId, { ...known, table: ref, changes: undefined, renamedFrom: undefined });
+      else this.lastSchemas.delete(toId);
+      const e = ddlEvent(ev, r.to, position);
+      // The target renames its table by the names alone; the table's shape comes with its next rows.
+      out.push({ ...e, schema: { ...e.schema, renamedFrom: fromRef } });
+      this.ctx.logger.info(
+        { event: 'source_table_renamed', table: toId, renamed_from: fromId },
+        `table ${fromId} renamed to ${toId} at the source`,
+      );
+    }
+    return out;
+  }
+
   /** Follows a table DDL statement: added columns, renamed and dropped tables. */
   private async followDdl(ddl: TableDdl): Promise<void> {
     const forget = (id: string) => {
@@ -907,7 +977,12 @@ export class MysqlSource implements Source {
                   serverId: this.serverId,
                   row: 0,
                 };
-                if (replicated) batcher.push(ddlEvent(ev, replicated, at), ev.query.length + 200);
+                // A rename between replicated tables goes as one schema-change event per renamed table, carrying the
+                // table's shape and its previous name: the target renames its table at this point of the stream.
+                const renamed = await this.renameEvents(ddl, ev, at);
+                if (replicated && !renamed.some((e) => e.op === 'message'))
+                  batcher.push(ddlEvent(ev, replicated, at), ev.query.length + 200);
+                for (const e of renamed) batcher.push(e, ev.query.length + 200);
                 if (ddl.kind === 'drop') {
                   // The target empties the table: one re-created under the name starts empty there too.
                   for (const t of ddl.tables.filter((x) => this.included(x.db, x.name))) {
@@ -1030,6 +1105,8 @@ function buildEntry(
  * A DDL statement on a replicated table as a `message` event (prefix `tributary.ddl`, content the statement text,
  * `source.db` the statement's default database), in binlog order. It is its own transaction (its GTID is `txId`).
  */
+type StatementEvent = { query: string; database: string; file: string; gtid?: string; timestampMs: number };
+
 function ddlEvent(
   ev: { query: string; database: string; gtid?: string; timestampMs: number },
   table: DdlTable,
