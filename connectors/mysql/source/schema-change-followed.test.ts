@@ -199,6 +199,38 @@ describe.each(mysqlFlavors())('MySQL source: table DDL followed at the target ($
       }
     });
 
+    it(`to ${kind}: columns added with defaults to a table renamed before the ALTER is read: existing rows read the defaults (behind and streaming)`, async () => {
+      const db = `follow_add_rename_${kind}`;
+      await myServer.createDatabase(db);
+      const conn = await session(myServer, db);
+      await conn.query('CREATE TABLE r (id INT PRIMARY KEY, v INT)');
+      await conn.query('INSERT INTO r VALUES (1, 1), (2, 2), (3, 3)');
+      const targetUrl = await targetFor(kind, db);
+      let run = startPipeline(db, targetUrl);
+      try {
+        expect((await settle(db, targetUrl, 'r', ['id', 'v'])).target?.rows).toBe(3);
+        // Stopped and behind: the ALTER is read when the catalog knows the table only under its new name.
+        await run.stop();
+        await conn.query("ALTER TABLE r ADD COLUMN c INT NOT NULL DEFAULT 5, ADD COLUMN s VARCHAR(5) DEFAULT 'x'");
+        await conn.query('RENAME TABLE r TO r2');
+        await conn.query('INSERT INTO r2 (id, v) VALUES (4, 4)');
+        run = startPipeline(db, targetUrl);
+        let r = await settle(db, targetUrl, 'r2', ['id', 'v', 'c', 's']);
+        expect(r.target).toEqual(r.source);
+        expect(r.source.rows).toBe(4);
+        // Streaming, right after each other.
+        await conn.query('ALTER TABLE r2 ADD COLUMN e INT DEFAULT 9');
+        await conn.query('RENAME TABLE r2 TO r3');
+        await conn.query('INSERT INTO r3 (id, v) VALUES (5, 5)');
+        r = await settle(db, targetUrl, 'r3', ['id', 'v', 'c', 's', 'e']);
+        expect(r.target).toEqual(r.source);
+        expect(run.failure()).toBeNull();
+      } finally {
+        await run.stop();
+        await conn.end();
+      }
+    });
+
     it(`to ${kind}: a table renamed out of the replicated ones is emptied; one renamed in stops naming the fix`, async () => {
       const db = `follow_rename_out_${kind}`;
       await myServer.createDatabase(db);

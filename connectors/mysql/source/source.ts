@@ -126,6 +126,12 @@ export class MysqlSource implements Source {
    * (`state.droppedColumns`).
    */
   private readonly droppedColumns = new Map<string, Set<string>>();
+  /**
+   * Columns added to a table that was no longer in the catalog under that name when the ALTER TABLE was read (renamed
+   * since): their existing rows' value is read from the catalog under the name a later RENAME gives the table.
+   * Checkpoints carry them (`state.pendingAddedColumns`).
+   */
+  private readonly pendingAdded = new Map<string, Set<string>>();
   /** Added columns already reported as not followable (warned once per process). */
   private readonly unfollowable = new Map<string, Set<string>>();
 
@@ -150,8 +156,10 @@ export class MysqlSource implements Source {
     this.lastSchemas.clear();
     this.droppedUnseen.clear();
     this.droppedColumns.clear();
+    this.pendingAdded.clear();
     if (from?.phase === 'stream') {
       restoreDroppedColumns(from.state?.droppedColumns, this.droppedColumns);
+      restoreDroppedColumns(from.state?.pendingAddedColumns, this.pendingAdded);
       restoreAddedColumns(from.state?.addedColumns, this.addedColumns);
       for (const id of restoreDroppedTables(from.state?.droppedTables)) this.droppedUnseen.add(id);
     }
@@ -594,6 +602,29 @@ export class MysqlSource implements Source {
         this.resolveAddedColumns({ db: table.database, name: table.name }, fresh, info, false);
       }
     }
+    const pending = this.pendingAdded.get(id);
+    if (pending) {
+      // Rows written before the rename that took the table out of the catalog: its added columns reach the target
+      // now, before the catalog could say what existing rows read.
+      for (const c of [...pending]) {
+        if (!names.includes(c)) continue;
+        pending.delete(c);
+        const w = this.unfollowable.get(id) ?? new Set<string>();
+        this.unfollowable.set(id, w);
+        w.add(c);
+        this.ctx.logger.warn(
+          {
+            event: 'source_column_added_existing_value_unknown',
+            table: id,
+            column: c,
+            reason: 'the table was renamed before the pipeline read the ALTER TABLE, and rows were written in between',
+            hint: `re-snapshot ${id} (or fill ${c} on the target)`,
+          },
+          `column ${c} added to ${id}: the value existing rows read is not known (existing rows at the target read NULL)`,
+        );
+      }
+      if (pending.size === 0) this.pendingAdded.delete(id);
+    }
     this.knownColumns.set(id, new Set(names));
     this.alteredSinceTableMap.delete(id);
     const added = this.addedColumns.get(id);
@@ -752,6 +783,7 @@ export class MysqlSource implements Source {
       this.addedColumns.delete(id);
       this.droppedColumns.delete(id);
       this.unfollowable.delete(id);
+      this.pendingAdded.delete(id);
     };
     const move = (from: string, to: string) => {
       forget(to);
@@ -759,8 +791,10 @@ export class MysqlSource implements Source {
       const added = this.addedColumns.get(from);
       const dropped = this.droppedColumns.get(from);
       const warned = this.unfollowable.get(from);
+      const pending = this.pendingAdded.get(from);
       const altered = this.alteredSinceTableMap.has(from);
       forget(from);
+      if (pending) this.pendingAdded.set(to, pending);
       if (altered) this.alteredSinceTableMap.add(to);
       if (known) this.knownColumns.set(to, known);
       if (added) this.addedColumns.set(to, added);
@@ -783,10 +817,26 @@ export class MysqlSource implements Source {
       }
       if (ddl.addedColumns.length > 0 && this.included(final.db, final.name)) {
         const info = await this.cachedInfo(final.db, final.name);
-        this.resolveAddedColumns(t, ddl.addedColumns, info, true);
+        if (info) this.resolveAddedColumns(t, ddl.addedColumns, info, true);
+        else {
+          // Gone from the catalog under this name: renamed (or dropped) by a statement further on.
+          const id = `${t.db}.${t.name}`;
+          const pending = this.pendingAdded.get(id) ?? new Set<string>();
+          this.pendingAdded.set(id, pending);
+          for (const c of ddl.addedColumns) pending.add(c);
+        }
       }
     }
     for (const r of ddl.renames) move(`${r.from.db}.${r.from.name}`, `${r.to.db}.${r.to.name}`);
+    for (const r of ddl.renames) {
+      const id = `${r.to.db}.${r.to.name}`;
+      const pending = this.pendingAdded.get(id);
+      if (!pending || !this.included(r.to.db, r.to.name)) continue;
+      const info = await this.cachedInfo(r.to.db, r.to.name);
+      if (!info) continue; // renamed again further on
+      this.pendingAdded.delete(id);
+      this.resolveAddedColumns(r.to, [...pending], info, true);
+    }
   }
 
   /** Stream checkpoint state: added columns not yet delivered with a row of their table. */
@@ -833,12 +883,16 @@ export class MysqlSource implements Source {
         this.droppedColumns.size > 0
           ? Object.fromEntries([...this.droppedColumns].map(([id, cols]) => [id, [...cols]]))
           : undefined;
+      const pendingAddedColumns =
+        this.pendingAdded.size > 0
+          ? Object.fromEntries([...this.pendingAdded].map(([id, cols]) => [id, [...cols]]))
+          : undefined;
       return {
         pipeline: this.ctx.pipeline,
         phase: 'stream',
         position: { kind: 'mysql', file: e.file, pos: e.pos, gtidSet: e.gtidSet || undefined },
-        ...(addedColumns || droppedTables || droppedColumns
-          ? { state: { addedColumns, droppedTables, droppedColumns } }
+        ...(addedColumns || droppedTables || droppedColumns || pendingAddedColumns
+          ? { state: { addedColumns, droppedTables, droppedColumns, pendingAddedColumns } }
           : {}),
         sourceTimeMs: e.timestampMs,
       };
