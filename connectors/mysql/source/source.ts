@@ -644,6 +644,14 @@ export class MysqlSource implements Source {
       this.addedColumns.get(id),
       this.droppedColumns.get(id),
     );
+    // Columns an ALTER TABLE dropped and the table no longer has: the target drops them too (by the name it had).
+    const dropped = this.droppedColumns.get(id);
+    if (dropped) {
+      const present = new Set(names.map((n) => n.toLowerCase()));
+      const byLower = new Map([...(known ?? [])].map((n) => [n.toLowerCase(), n]));
+      const gone = [...dropped].filter((c) => !present.has(c)).map((c) => byLower.get(c) ?? c);
+      if (gone.length > 0) entry.schema.changes = gone.map((column) => ({ kind: 'drop', column }));
+    }
     this.streamTables.set(table, entry);
     this.lastSchemas.set(id, entry.schema);
     return entry;
@@ -864,16 +872,19 @@ export class MysqlSource implements Source {
     const delivering = new Set<TableEntry>();
     const checkpointOf = (e: { file: string; pos: number; gtidSet?: string; timestampMs: number }): Checkpoint => {
       // The rows of the committing transaction carry their added columns to the target: no need to keep them.
+      // So do the dropped columns their schema's changes drop.
       for (const entry of delivering) {
         const id = tableId(entry.schema.table);
         const m = this.addedColumns.get(id);
-        if (!m) continue;
         const dropped = this.droppedColumns.get(id);
-        for (const c of entry.withMissing ?? []) {
-          m.delete(c);
-          dropped?.delete(c.toLowerCase());
+        if (m) {
+          for (const c of entry.withMissing ?? []) {
+            m.delete(c);
+            dropped?.delete(c.toLowerCase());
+          }
+          if (m.size === 0) this.addedColumns.delete(id);
         }
-        if (m.size === 0) this.addedColumns.delete(id);
+        for (const ch of entry.schema.changes ?? []) if (ch.kind === 'drop') dropped?.delete(ch.column.toLowerCase());
         if (dropped?.size === 0) this.droppedColumns.delete(id);
       }
       delivering.clear();
@@ -927,7 +938,7 @@ export class MysqlSource implements Source {
             const t = ev.table;
             if (!this.included(t.database, t.name)) break;
             const entry = await this.streamEntry(t);
-            if (entry.withMissing) delivering.add(entry);
+            if (entry.withMissing || entry.schema.changes) delivering.add(entry);
             // Per row: only what differs between rows is computed (one pass over the columns per image).
             const { op, rows, gtid, timestampMs } = ev;
             const decoder = entry.decoder;
