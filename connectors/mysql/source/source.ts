@@ -509,6 +509,10 @@ export class MysqlSource implements Source {
   /** Table schema from INFORMATION_SCHEMA (snapshot, and statements that name a table). */
   private async describeTable(conn: mysql.Connection | null, db: string, name: string): Promise<TableEntry | null> {
     const c = conn ?? this.conn!;
+    // The binlog can carry a DDL statement before the server has committed it to its data dictionary (MySQL sends
+    // what is flushed to the binlog, ahead of the engine commit), so INFORMATION_SCHEMA may still show the table as it
+    // was. The statement holds the table's metadata lock until it is done: taking it waits for that.
+    await c.query(`SELECT 1 FROM ${quoteIdent(db)}.${quoteIdent(name)} LIMIT 0`).catch(() => undefined);
     const [colRows] = await c.query(
       'SELECT COLUMN_NAME AS name, COLUMN_TYPE AS type, IS_NULLABLE AS nullable, COLUMN_DEFAULT AS dflt, ' +
         'EXTRA AS extra FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION',
