@@ -294,6 +294,42 @@ describe.each(mysqlFlavors())('MySQL source: table DDL followed at the target ($
       }
     });
 
+    it(`to ${kind}: follows column renames (RENAME COLUMN, CHANGE; streaming and behind)`, async () => {
+      const db = `follow_colrename_${kind}`;
+      await myServer.createDatabase(db);
+      const conn = await session(myServer, db);
+      await conn.query('CREATE TABLE t (id INT PRIMARY KEY, a INT, b INT NOT NULL)');
+      await conn.query('INSERT INTO t VALUES (1, 1, 10), (2, 2, 20)');
+      const targetUrl = await targetFor(kind, db);
+      let run = startPipeline(db, targetUrl);
+      try {
+        expect((await settle(db, targetUrl, 't', ['id', 'a', 'b'])).target?.rows).toBe(2);
+        // Streaming: a rename, then a swap.
+        await conn.query('ALTER TABLE t RENAME COLUMN a TO c');
+        await conn.query('INSERT INTO t VALUES (3, 3, 30)');
+        let r = await settle(db, targetUrl, 't', ['id', 'c', 'b']);
+        expect(r.target).toEqual(r.source);
+        await conn.query('ALTER TABLE t CHANGE c b BIGINT, CHANGE b c INT NOT NULL');
+        await conn.query('INSERT INTO t VALUES (4, 4, 40)');
+        r = await settle(db, targetUrl, 't', ['id', 'b', 'c']);
+        expect(r.target).toEqual(r.source);
+        // Stopped and behind: renamed twice, no rows in between; a column added with a default and renamed.
+        await run.stop();
+        await conn.query('ALTER TABLE t RENAME COLUMN b TO x');
+        await conn.query('ALTER TABLE t ADD COLUMN d INT NOT NULL DEFAULT 7');
+        await conn.query('ALTER TABLE t RENAME COLUMN x TO y, RENAME COLUMN d TO e');
+        await conn.query('INSERT INTO t VALUES (5, 50, 5, 8)');
+        run = startPipeline(db, targetUrl);
+        r = await settle(db, targetUrl, 't', ['id', 'y', 'c', 'e']);
+        expect(r.target).toEqual(r.source);
+        expect(r.source.rows).toBe(5);
+        expect(run.failure()).toBeNull();
+      } finally {
+        await run.stop();
+        await conn.end();
+      }
+    });
+
     it(`to ${kind}: picks up tables created in a replicated database (CREATE TABLE, CREATE TABLE ... SELECT; streaming and behind)`, async () => {
       const db = `follow_create_${kind}`;
       await myServer.createDatabase(db);

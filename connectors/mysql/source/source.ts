@@ -3,6 +3,7 @@ import { type BatchOptions, DEFAULT_BATCH_OPTIONS } from '../../../src/config/ba
 import type { ChangeBatch } from '../../../src/core/change-batch.ts';
 import {
   type ChangeEvent,
+  type ColumnChange,
   type ColumnInfo,
   type Row,
   type SourceInfo,
@@ -132,6 +133,11 @@ export class MysqlSource implements Source {
    * Checkpoints carry them (`state.pendingAddedColumns`).
    */
   private readonly pendingAdded = new Map<string, Set<string>>();
+  /**
+   * Column renames (by current name) not yet delivered to the target with a row of their table, composed so that
+   * `from` is the name the target has. Checkpoints carry them (`state.renamedColumns`).
+   */
+  private readonly renamedColumns = new Map<string, { from: string; to: string }[]>();
   /** Added columns already reported as not followable (warned once per process). */
   private readonly unfollowable = new Map<string, Set<string>>();
 
@@ -157,7 +163,9 @@ export class MysqlSource implements Source {
     this.droppedUnseen.clear();
     this.droppedColumns.clear();
     this.pendingAdded.clear();
+    this.renamedColumns.clear();
     if (from?.phase === 'stream') {
+      restoreRenamedColumns(from.state?.renamedColumns, this.renamedColumns);
       restoreDroppedColumns(from.state?.droppedColumns, this.droppedColumns);
       restoreDroppedColumns(from.state?.pendingAddedColumns, this.pendingAdded);
       restoreAddedColumns(from.state?.addedColumns, this.addedColumns);
@@ -648,14 +656,20 @@ export class MysqlSource implements Source {
       this.addedColumns.get(id),
       this.droppedColumns.get(id),
     );
-    // Columns an ALTER TABLE dropped and the table no longer has: the target drops them too (by the name it had).
+    // Columns an ALTER TABLE dropped and the table no longer has (or has under a name another column was renamed
+    // to): the target drops them too, by the name it had; then it renames columns the source renamed.
     const dropped = this.droppedColumns.get(id);
+    const renames = (this.renamedColumns.get(id) ?? []).filter((r) => names.includes(r.to));
+    const changes: ColumnChange[] = [];
     if (dropped) {
       const present = new Set(names.map((n) => n.toLowerCase()));
+      const renamedTo = new Set(renames.map((r) => r.to.toLowerCase()));
       const byLower = new Map([...(known ?? [])].map((n) => [n.toLowerCase(), n]));
-      const gone = [...dropped].filter((c) => !present.has(c)).map((c) => byLower.get(c) ?? c);
-      if (gone.length > 0) entry.schema.changes = gone.map((column) => ({ kind: 'drop', column }));
+      for (const c of dropped)
+        if (!present.has(c) || renamedTo.has(c)) changes.push({ kind: 'drop', column: byLower.get(c) ?? c });
     }
+    for (const r of renames) changes.push({ kind: 'rename', from: r.from, to: r.to });
+    if (changes.length > 0) entry.schema.changes = changes;
     this.streamTables.set(table, entry);
     this.lastSchemas.set(id, entry.schema);
     return entry;
@@ -666,11 +680,15 @@ export class MysqlSource implements Source {
    * ALTER TABLE event is processed, not as of its binlog position). `overwrite`: the statement added the column
    * (ADD COLUMN), so an earlier decision for a column of that name is stale.
    */
-  private resolveAddedColumns(t: DdlTable, names: string[], info: TableEntry | null, overwrite: boolean): void {
+  private resolveAddedColumns(t: DdlTable, names: string[], info: TableEntry | null, overwrite: boolean): string[] {
     const id = `${t.db}.${t.name}`;
+    const missing: string[] = [];
     for (const n of names) {
       const fact = info?.facts?.get(n.toLowerCase());
-      if (!fact) continue; // no longer in the catalog (dropped again by a later statement)
+      if (!fact) {
+        missing.push(n); // no longer in the catalog under this name (renamed or dropped by a later statement)
+        continue;
+      }
       const col = fact.name;
       const added = this.addedColumns.get(id);
       const warned = this.unfollowable.get(id);
@@ -715,6 +733,7 @@ export class MysqlSource implements Source {
         );
       }
     }
+    return missing;
   }
 
   /**
@@ -796,6 +815,7 @@ export class MysqlSource implements Source {
       this.droppedColumns.delete(id);
       this.unfollowable.delete(id);
       this.pendingAdded.delete(id);
+      this.renamedColumns.delete(id);
     };
     const move = (from: string, to: string) => {
       forget(to);
@@ -804,9 +824,11 @@ export class MysqlSource implements Source {
       const dropped = this.droppedColumns.get(from);
       const warned = this.unfollowable.get(from);
       const pending = this.pendingAdded.get(from);
+      const renamedColumns = this.renamedColumns.get(from);
       const altered = this.alteredSinceTableMap.has(from);
       forget(from);
       if (pending) this.pendingAdded.set(to, pending);
+      if (renamedColumns) this.renamedColumns.set(to, renamedColumns);
       if (altered) this.alteredSinceTableMap.add(to);
       if (known) this.knownColumns.set(to, known);
       if (added) this.addedColumns.set(to, added);
@@ -821,34 +843,83 @@ export class MysqlSource implements Source {
       const t = ddl.tables[0]!;
       const final = ddl.renames[ddl.renames.length - 1]?.to ?? t;
       this.alteredSinceTableMap.add(`${t.db}.${t.name}`);
+      const id = `${t.db}.${t.name}`;
+      // Drops and renames name the columns as they were before the statement.
+      const renames = this.renamedColumns.get(id) ?? [];
+      const pending = this.pendingAdded.get(id) ?? new Set<string>();
       if (ddl.droppedColumns.length > 0 && this.included(t.db, t.name)) {
-        const id = `${t.db}.${t.name}`;
         const dropped = this.droppedColumns.get(id) ?? new Set<string>();
         this.droppedColumns.set(id, dropped);
-        for (const c of ddl.droppedColumns) dropped.add(c.toLowerCase());
-      }
-      if (ddl.addedColumns.length > 0 && this.included(final.db, final.name)) {
-        const info = await this.cachedInfo(final.db, final.name);
-        if (info) this.resolveAddedColumns(t, ddl.addedColumns, info, true);
-        else {
-          // Gone from the catalog under this name: renamed (or dropped) by a statement further on.
-          const id = `${t.db}.${t.name}`;
-          const pending = this.pendingAdded.get(id) ?? new Set<string>();
-          this.pendingAdded.set(id, pending);
-          for (const c of ddl.addedColumns) pending.add(c);
+        for (const c of ddl.droppedColumns) {
+          const lower = c.toLowerCase();
+          pending.delete(c);
+          // A column renamed since the target last saw it is dropped there under its old name.
+          const r = renames.findIndex((x) => x.to.toLowerCase() === lower);
+          if (r >= 0) dropped.add(renames.splice(r, 1)[0]!.from.toLowerCase());
+          else dropped.add(lower);
         }
       }
+      if (ddl.renamedColumns.length > 0 && this.included(t.db, t.name)) {
+        const to = new Map(ddl.renamedColumns.map((r) => [r.from.toLowerCase(), r.to]));
+        const renamed = (n: string) => to.get(n.toLowerCase());
+        const added = this.addedColumns.get(id);
+        const claimed = new Set<string>();
+        // Not yet at the target: the added column reaches it under its new name.
+        if (added) {
+          const next = new Map<string, string | null>();
+          for (const [c, v] of added) {
+            const n = renamed(c);
+            if (n !== undefined) claimed.add(c.toLowerCase());
+            next.set(n ?? c, v);
+          }
+          this.addedColumns.set(id, next);
+        }
+        for (const c of [...pending]) {
+          const n = renamed(c);
+          if (n === undefined) continue;
+          claimed.add(c.toLowerCase());
+          pending.delete(c);
+          pending.add(n);
+        }
+        for (const r of renames) {
+          const n = renamed(r.to);
+          if (n === undefined) continue;
+          claimed.add(r.to.toLowerCase());
+          r.to = n;
+        }
+        for (const r of ddl.renamedColumns) if (!claimed.has(r.from.toLowerCase())) renames.push({ ...r });
+      }
+      const live = renames.filter((r) => r.from !== r.to);
+      if (live.length > 0) this.renamedColumns.set(id, live);
+      else this.renamedColumns.delete(id);
+      if (ddl.addedColumns.length > 0 && this.included(final.db, final.name)) {
+        const info = await this.cachedInfo(final.db, final.name);
+        // Not in the catalog under this name: renamed (or dropped) by a statement further on.
+        for (const c of this.resolveAddedColumns(t, ddl.addedColumns, info, true)) pending.add(c);
+      }
+      if (pending.size > 0) this.pendingAdded.set(id, pending);
+      else this.pendingAdded.delete(id);
+      if (ddl.renamedColumns.length > 0 && pending.size > 0 && this.included(final.db, final.name))
+        await this.resolvePending(t, final);
     }
     for (const r of ddl.renames) move(`${r.from.db}.${r.from.name}`, `${r.to.db}.${r.to.name}`);
-    for (const r of ddl.renames) {
-      const id = `${r.to.db}.${r.to.name}`;
-      const pending = this.pendingAdded.get(id);
-      if (!pending || !this.included(r.to.db, r.to.name)) continue;
-      const info = await this.cachedInfo(r.to.db, r.to.name);
-      if (!info) continue; // renamed again further on
-      this.pendingAdded.delete(id);
-      this.resolveAddedColumns(r.to, [...pending], info, true);
-    }
+    for (const r of ddl.renames) if (this.included(r.to.db, r.to.name)) await this.resolvePending(r.to, r.to);
+  }
+
+  /**
+   * Added columns whose value for existing rows waits for the catalog (`t`'s entry, looked up under `at`, the name
+   * the table has after the statement): those the catalog now has are decided.
+   */
+  private async resolvePending(t: DdlTable, at: DdlTable): Promise<void> {
+    const id = `${t.db}.${t.name}`;
+    const pending = this.pendingAdded.get(id);
+    if (!pending) return;
+    const info = await this.cachedInfo(at.db, at.name);
+    if (!info) return; // renamed again further on
+    const found = [...pending].filter((c) => info.facts?.has(c.toLowerCase()));
+    for (const c of found) pending.delete(c);
+    if (pending.size === 0) this.pendingAdded.delete(id);
+    this.resolveAddedColumns(t, found, info, true);
   }
 
   /** Stream checkpoint state: added columns not yet delivered with a row of their table. */
@@ -888,8 +959,16 @@ export class MysqlSource implements Source {
           }
           if (m.size === 0) this.addedColumns.delete(id);
         }
-        for (const ch of entry.schema.changes ?? []) if (ch.kind === 'drop') dropped?.delete(ch.column.toLowerCase());
+        const renames = this.renamedColumns.get(id);
+        for (const ch of entry.schema.changes ?? []) {
+          if (ch.kind === 'drop') dropped?.delete(ch.column.toLowerCase());
+          if (ch.kind === 'rename' && renames) {
+            const i = renames.findIndex((r) => r.from === ch.from && r.to === ch.to);
+            if (i >= 0) renames.splice(i, 1);
+          }
+        }
         if (dropped?.size === 0) this.droppedColumns.delete(id);
+        if (renames?.length === 0) this.renamedColumns.delete(id);
       }
       delivering.clear();
       const addedColumns = this.addedColumnsState();
@@ -897,6 +976,10 @@ export class MysqlSource implements Source {
       const droppedColumns =
         this.droppedColumns.size > 0
           ? Object.fromEntries([...this.droppedColumns].map(([id, cols]) => [id, [...cols]]))
+          : undefined;
+      const renamedColumns =
+        this.renamedColumns.size > 0
+          ? Object.fromEntries([...this.renamedColumns].map(([id, r]) => [id, r]))
           : undefined;
       const pendingAddedColumns =
         this.pendingAdded.size > 0
@@ -906,8 +989,8 @@ export class MysqlSource implements Source {
         pipeline: this.ctx.pipeline,
         phase: 'stream',
         position: { kind: 'mysql', file: e.file, pos: e.pos, gtidSet: e.gtidSet || undefined },
-        ...(addedColumns || droppedTables || droppedColumns || pendingAddedColumns
-          ? { state: { addedColumns, droppedTables, droppedColumns, pendingAddedColumns } }
+        ...(addedColumns || droppedTables || droppedColumns || pendingAddedColumns || renamedColumns
+          ? { state: { addedColumns, droppedTables, droppedColumns, pendingAddedColumns, renamedColumns } }
           : {}),
         sourceTimeMs: e.timestampMs,
       };
@@ -1224,6 +1307,22 @@ function restoreDroppedColumns(saved: unknown, into: Map<string, Set<string>>): 
     if (!Array.isArray(cols)) continue;
     const names = cols.filter((c): c is string => typeof c === 'string');
     if (names.length > 0) into.set(id, new Set(names));
+  }
+}
+
+/** Reads `state.renamedColumns` of a stream checkpoint (ignores anything malformed). */
+function restoreRenamedColumns(saved: unknown, into: Map<string, { from: string; to: string }[]>): void {
+  if (!saved || typeof saved !== 'object') return;
+  for (const [id, list] of Object.entries(saved as Record<string, unknown>)) {
+    if (!Array.isArray(list)) continue;
+    const renames = list.filter(
+      (r): r is { from: string; to: string } => typeof r?.from === 'string' && typeof r?.to === 'string',
+    );
+    if (renames.length > 0)
+      into.set(
+        id,
+        renames.map((r) => ({ from: r.from, to: r.to })),
+      );
   }
 }
 
