@@ -178,6 +178,20 @@ describe.each(mysqlFlavors())('MySQL source: table DDL followed at the target ($
         r = await settle(db, targetUrl, 'd3', ['id', 'v']);
         expect(r.target).toEqual(r.source);
         expect(await targetHas(targetUrl, db, 'd2')).toBe(false);
+        // Two tables swapping names in one statement.
+        await conn.query('CREATE TABLE s1 (id INT PRIMARY KEY, v INT)');
+        await conn.query('CREATE TABLE s2 (id INT PRIMARY KEY, v INT)');
+        await conn.query('INSERT INTO s1 VALUES (1, 1)');
+        await conn.query('INSERT INTO s2 VALUES (1, 2), (2, 2)');
+        await settle(db, targetUrl, 's2', ['id', 'v']);
+        await conn.query('RENAME TABLE s1 TO tmp, s2 TO s1, tmp TO s2');
+        await conn.query('INSERT INTO s1 VALUES (3, 3)');
+        for (const t of ['s1', 's2']) {
+          r = await settle(db, targetUrl, t, ['id', 'v']);
+          expect(r.target).toEqual(r.source);
+        }
+        expect(r.source.rows).toBe(1);
+        expect(await targetHas(targetUrl, db, 'tmp')).toBe(false);
         // Stopped and behind: renamed with no row of the table read since the start, then renamed again.
         await run.stop();
         await conn.query('RENAME TABLE d3 TO d4');
