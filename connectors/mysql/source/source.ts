@@ -519,8 +519,16 @@ export class MysqlSource implements Source {
     const c = conn ?? this.conn!;
     // The binlog can carry a DDL statement before the server has committed it to its data dictionary (MySQL sends
     // what is flushed to the binlog, ahead of the engine commit), so INFORMATION_SCHEMA may still show the table as it
-    // was. The statement holds the table's metadata lock until it is done: taking it waits for that.
-    await c.query(`SELECT 1 FROM ${quoteIdent(db)}.${quoteIdent(name)} LIMIT 0`).catch(() => undefined);
+    // was. The statement holds the table's metadata lock until it is done: taking it waits for that. Briefly: a later
+    // DDL statement queued behind a user's long transaction would hold the probe as long (then the catalog is read).
+    const probe = `1 FROM ${quoteIdent(db)}.${quoteIdent(name)} LIMIT 0`;
+    await c
+      .query(
+        this.flavor === 'mariadb'
+          ? `SET STATEMENT lock_wait_timeout = 10 FOR SELECT ${probe}`
+          : `SELECT /*+ SET_VAR(lock_wait_timeout = 10) */ ${probe}`,
+      )
+      .catch(() => undefined);
     const [colRows] = await c.query(
       'SELECT COLUMN_NAME AS name, COLUMN_TYPE AS type, IS_NULLABLE AS nullable, COLUMN_DEFAULT AS dflt, ' +
         'EXTRA AS extra FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION',
