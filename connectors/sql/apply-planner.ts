@@ -4,7 +4,7 @@
  * table is made ready, how a run, a truncate, a partial key change and a keyless change are written); the order
  * rules live here once.
  */
-import type { ChangeEvent, Row } from '../../src/core/change-event.ts';
+import type { ChangeEvent, Row, TableRef } from '../../src/core/change-event.ts';
 import { hasUnchanged, KeyedRun, keyChanged } from './row-runs.ts';
 
 /** What the planner needs of a target table. */
@@ -40,6 +40,8 @@ export interface SqlDialect<T extends PlannedTable> {
   /** The table whose changes are being written, for error messages (null when done). */
   setCurrentTable(sourceId: string | null): void;
   truncate(run: TruncateRun<T>): Promise<void>;
+  /** Follows a source table rename: the target table of `from` becomes the one of `to` (a replay finds it done). */
+  renameTable(from: TableRef, to: TableRef): Promise<void>;
   flushRun(run: RowRun<T>): Promise<void>;
   /** A key change without the full new row: the row moved in place. */
   moveKeyPartial(table: T, before: Row, after: Row): Promise<void>;
@@ -110,7 +112,16 @@ export async function applyEvents<T extends PlannedTable>(
   };
 
   for (const ev of events) {
-    if (ev.op === 'message') continue;
+    if (ev.op === 'message') {
+      // A schema-change event of a renamed table: the target renames its table here, after the changes before it.
+      if (!ev.schema.renamedFrom) continue;
+      const before = dialect.beforeEvent?.();
+      if (before) await before;
+      await flush();
+      dialect.setCurrentTable(`${ev.table.schema}.${ev.table.name}`);
+      await dialect.renameTable(ev.schema.renamedFrom, ev.table);
+      continue;
+    }
     const before = dialect.beforeEvent?.();
     if (before) await before;
     let table = dialect.cachedTable(ev);

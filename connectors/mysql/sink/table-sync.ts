@@ -172,7 +172,7 @@ export function holds(have: string, want: string): boolean | undefined {
  * Follows a source table rename: the target table of the old name becomes the one of the new name (when the new one
  * does not exist yet; a replay finds it done).
  */
-async function followTableRename(
+export async function followTableRename(
   db: Conn,
   ddl: DdlRunner,
   from: { database: string; name: string },
@@ -182,7 +182,17 @@ async function followTableRename(
   sourceId: string,
 ): Promise<void> {
   if (!(await readCatalog(db, from.database, from.name, flavor))) return;
-  if (await readCatalog(db, to.database, to.name, flavor)) return;
+  const toName = `${quoteId(to.database)}.${quoteId(to.name)}`;
+  if (await readCatalog(db, to.database, to.name, flavor)) {
+    // Left by a table of the new name dropped at the source (emptied, kept): it gives way. One with rows stops.
+    const [rows] = await db.query(`SELECT 1 FROM ${toName} LIMIT 1`);
+    if ((rows as unknown[]).length > 0)
+      throw new SchemaMismatchError(
+        `table ${sourceId}: the source renamed ${from.database}.${from.name} to ${to.database}.${to.name}, but the target has both tables and ${to.database}.${to.name} holds rows`,
+        `Drop the target table ${to.database}.${to.name} (or rename it out of the way), then restart the pipeline.`,
+      );
+    await ddl(`DROP TABLE ${toName}`, sourceId);
+  }
   await ddl(
     `RENAME TABLE ${quoteIdent(from.database)}.${quoteIdent(from.name)} TO ${quoteIdent(to.database)}.${quoteIdent(to.name)}`,
     sourceId,

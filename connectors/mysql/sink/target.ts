@@ -40,7 +40,7 @@ import {
   updateOneSql,
   upsertSuffix,
 } from './statements.ts';
-import { type SyncOptions, syncTable, type TargetTable } from './table-sync.ts';
+import { followTableRename, type SyncOptions, syncTable, type TargetTable } from './table-sync.ts';
 import { NULLED, type SourceEngine, ValueConversionError } from './type-mapping.ts';
 
 /**
@@ -131,6 +131,7 @@ export class MysqlTarget implements TransactionalTarget {
         this.currentTable = id;
       },
       truncate: (run) => this.truncateRun(run),
+      renameTable: (from, to) => this.renameTable(from, to),
       flushRun: (run) => this.flushRun(run),
       moveKeyPartial: (table, before, after) => this.moveKeyPartial(table, before, after),
       applyKeylessChange: (table, ev) => this.applyKeylessChange(table, ev),
@@ -404,6 +405,23 @@ export class MysqlTarget implements TransactionalTarget {
     );
     this.tables.set(table.sourceId, { schema: ev.schema, shape: shapeOf(ev.schema), table });
     return table;
+  }
+
+  private async renameTable(from: TableRef, to: TableRef): Promise<void> {
+    const fromId = `${from.schema}.${from.name}`;
+    const toId = `${to.schema}.${to.name}`;
+    this.tables.delete(fromId);
+    this.tables.delete(toId);
+    // Renaming a table written in the open transaction: on a side connection it would wait for that transaction.
+    await followTableRename(
+      this.conn!,
+      (sql) => this.ddl(sql, this.touched.has(fromId) ? fromId : toId),
+      this.targetName(from),
+      this.targetName(to),
+      this.flavor,
+      this.ctx.logger,
+      toId,
+    );
   }
 
   private warnOnce(key: string, fields: Record<string, unknown>): void {

@@ -38,6 +38,10 @@ describe('table DDL statements', () => {
       'd',
     );
     expect(ddl?.kind).toBe('alter');
+    expect(ddl?.renamedColumns).toEqual([
+      { from: 'g', to: 'h' },
+      { from: 'i', to: 'j' },
+    ]);
     expect(ddl?.addedColumns).toEqual(['a', 'b', 'c d', 'e', 'f', 'key']);
     expect(ddl?.renames).toEqual([]);
     expect(parseTableDdl('ALTER TABLE x.t ADD c INT, RENAME TO y.u', 'd')).toMatchObject({

@@ -19,6 +19,8 @@ export interface TableDdl {
   addedColumns: string[];
   /** ALTER TABLE: names of the columns its DROP [COLUMN] clauses drop, as written. */
   droppedColumns: string[];
+  /** ALTER TABLE: RENAME COLUMN a TO b and CHANGE [COLUMN] a b (when the name changes), in statement order. */
+  renamedColumns: { from: string; to: string }[];
 }
 
 type Token = { t: 'word'; v: string } | { t: 'ident'; v: string } | { t: 'str'; v: string } | { t: 'punct'; v: string };
@@ -199,8 +201,21 @@ function alterClauses(c: Cursor, defaultDb: string, result: TableDdl): void {
       if (!explicit && tok.t === 'word' && NOT_A_COLUMN.has(tok.v.toUpperCase())) continue;
       const name = k.ident();
       if (name !== null) result.droppedColumns.push(name);
+    } else if (k.keyword('CHANGE')) {
+      k.keyword('COLUMN');
+      k.keyword('IF', 'EXISTS');
+      const from = k.ident();
+      const to = k.ident();
+      if (from !== null && to !== null && from !== to) result.renamedColumns.push({ from, to });
     } else if (k.keyword('RENAME')) {
-      if (k.keyword('COLUMN') || k.keyword('INDEX') || k.keyword('KEY')) continue;
+      if (k.keyword('COLUMN')) {
+        k.keyword('IF', 'EXISTS');
+        const from = k.ident();
+        const to = k.keyword('TO') ? k.ident() : null;
+        if (from !== null && to !== null && from !== to) result.renamedColumns.push({ from, to });
+        continue;
+      }
+      if (k.keyword('INDEX') || k.keyword('KEY')) continue;
       if (!k.keyword('TO')) k.keyword('AS');
       const to = k.table(defaultDb);
       if (to) {
@@ -226,6 +241,7 @@ export function parseTableDdl(query: string, defaultDb: string): TableDdl | null
     renames: [],
     addedColumns: [],
     droppedColumns: [],
+    renamedColumns: [],
   });
   if (c.keyword('CREATE')) {
     c.keyword('OR', 'REPLACE');

@@ -127,6 +127,62 @@ describe.each(mysqlFlavors())('mysql source: schema changes ($name)', (flavor) =
     }
   });
 
+  it('carries column renames and drops in the checkpoint until a row of the table takes them to the target', async () => {
+    const db = 'ddl_colchanges';
+    await server.createDatabase(db);
+    const conn = await session(server, db);
+    await conn.query('CREATE TABLE t (id INT PRIMARY KEY, a INT, b INT, c INT)');
+    await conn.query('INSERT INTO t VALUES (1, 1, 1, 1)');
+    const make = () =>
+      new MysqlSource(sourceConfig(server, { databases: [db], resume_by_gtid: false }), testContext(db), {
+        batch: BATCH,
+      });
+    const first = make();
+    await first.open(null);
+    const p1 = new Puller(first);
+    let afterDdl: Checkpoint;
+    try {
+      await p1.until((b) => b.some((x) => x.checkpoint?.phase === 'stream'));
+      await conn.query('ALTER TABLE t RENAME COLUMN a TO x, DROP COLUMN b');
+      await conn.query('ALTER TABLE t CHANGE x y INT, RENAME COLUMN c TO z');
+      await p1.until((b) => events(b).filter((e) => e.op === 'message').length === 2);
+      const ddl = events(p1.batches).filter((e) => e.op === 'message')[1]!;
+      afterDdl = checkpointAfter(p1.batches, ddl)!;
+      expect(afterDdl.state).toMatchObject({
+        droppedColumns: { [`${db}.t`]: ['b'] },
+        renamedColumns: {
+          [`${db}.t`]: [
+            { from: 'a', to: 'y' },
+            { from: 'c', to: 'z' },
+          ],
+        },
+      });
+    } finally {
+      await p1.end();
+      await first.close();
+    }
+    await conn.query('INSERT INTO t VALUES (2, 2, 2)');
+    await conn.query('INSERT INTO t VALUES (3, 3, 3)');
+    const second = make();
+    await second.open(afterDdl);
+    const p2 = new Puller(second);
+    try {
+      await p2.until((b) => events(b).some((e) => e.after?.id === '3'));
+      const evs = events(p2.batches);
+      expect(evs[0]!.schema.changes).toEqual([
+        { kind: 'drop', column: 'b' },
+        { kind: 'rename', from: 'a', to: 'y' },
+        { kind: 'rename', from: 'c', to: 'z' },
+      ]);
+      // Delivered with the first row: the checkpoints after it no longer carry them.
+      expect(checkpointAfter(p2.batches, evs[0]!)?.state).toBeUndefined();
+    } finally {
+      await p2.end();
+      await second.close();
+      await conn.end();
+    }
+  });
+
   for (const byGtid of [true, false]) {
     it(`resumes right after a DDL neither repeating nor skipping it (${byGtid ? 'GTID' : 'file+pos'})`, async () => {
       const db = `ddl_resume_${byGtid ? 'gtid' : 'pos'}`;

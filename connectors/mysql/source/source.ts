@@ -3,6 +3,7 @@ import { type BatchOptions, DEFAULT_BATCH_OPTIONS } from '../../../src/config/ba
 import type { ChangeBatch } from '../../../src/core/change-batch.ts';
 import {
   type ChangeEvent,
+  type ColumnChange,
   type ColumnInfo,
   type Row,
   type SourceInfo,
@@ -122,6 +123,17 @@ export class MysqlSource implements Source {
    * (`state.droppedColumns`).
    */
   private readonly droppedColumns = new Map<string, Set<string>>();
+  /**
+   * Columns added to a table that was no longer in the catalog under that name when the ALTER TABLE was read (renamed
+   * since): their existing rows' value is read from the catalog under the name a later RENAME gives the table.
+   * Checkpoints carry them (`state.pendingAddedColumns`).
+   */
+  private readonly pendingAdded = new Map<string, Set<string>>();
+  /**
+   * Column renames (by current name) not yet delivered to the target with a row of their table, composed so that
+   * `from` is the name the target has. Checkpoints carry them (`state.renamedColumns`).
+   */
+  private readonly renamedColumns = new Map<string, { from: string; to: string }[]>();
   /** Added columns already reported as not followable (warned once per process). */
   private readonly unfollowable = new Map<string, Set<string>>();
 
@@ -146,8 +158,12 @@ export class MysqlSource implements Source {
     this.lastSchemas.clear();
     this.droppedUnseen.clear();
     this.droppedColumns.clear();
+    this.pendingAdded.clear();
+    this.renamedColumns.clear();
     if (from?.phase === 'stream') {
+      restoreRenamedColumns(from.state?.renamedColumns, this.renamedColumns);
       restoreDroppedColumns(from.state?.droppedColumns, this.droppedColumns);
+      restoreDroppedColumns(from.state?.pendingAddedColumns, this.pendingAdded);
       restoreAddedColumns(from.state?.addedColumns, this.addedColumns);
       for (const id of restoreDroppedTables(from.state?.droppedTables)) this.droppedUnseen.add(id);
     }
@@ -523,6 +539,18 @@ export class MysqlSource implements Source {
   /** Table schema from INFORMATION_SCHEMA (snapshot, and statements that name a table). */
   private async describeTable(conn: mysql.Connection | null, db: string, name: string): Promise<TableEntry | null> {
     const c = conn ?? this.conn!;
+    // The binlog can carry a DDL statement before the server has committed it to its data dictionary (MySQL sends
+    // what is flushed to the binlog, ahead of the engine commit), so INFORMATION_SCHEMA may still show the table as it
+    // was. The statement holds the table's metadata lock until it is done: taking it waits for that. Briefly: a later
+    // DDL statement queued behind a user's long transaction would hold the probe as long (then the catalog is read).
+    const probe = `1 FROM ${quoteIdent(db)}.${quoteIdent(name)} LIMIT 0`;
+    await c
+      .query(
+        this.flavor === 'mariadb'
+          ? `SET STATEMENT lock_wait_timeout = 10 FOR SELECT ${probe}`
+          : `SELECT /*+ SET_VAR(lock_wait_timeout = 10) */ ${probe}`,
+      )
+      .catch(() => undefined);
     const [colRows] = await c.query(
       'SELECT COLUMN_NAME AS name, COLUMN_TYPE AS type, IS_NULLABLE AS nullable, COLUMN_DEFAULT AS dflt, ' +
         'EXTRA AS extra FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION',
@@ -616,6 +644,29 @@ export class MysqlSource implements Source {
         this.resolveAddedColumns({ db: table.database, name: table.name }, fresh, info, false);
       }
     }
+    const pending = this.pendingAdded.get(id);
+    if (pending) {
+      // Rows written before the rename that took the table out of the catalog: its added columns reach the target
+      // now, before the catalog could say what existing rows read.
+      for (const c of [...pending]) {
+        if (!names.includes(c)) continue;
+        pending.delete(c);
+        const w = this.unfollowable.get(id) ?? new Set<string>();
+        this.unfollowable.set(id, w);
+        w.add(c);
+        this.ctx.logger.warn(
+          {
+            event: 'source_column_added_existing_value_unknown',
+            table: id,
+            column: c,
+            reason: 'the table was renamed before the pipeline read the ALTER TABLE, and rows were written in between',
+            hint: `re-snapshot ${id} (or fill ${c} on the target)`,
+          },
+          `column ${c} added to ${id}: the value existing rows read is not known (existing rows at the target read NULL)`,
+        );
+      }
+      if (pending.size === 0) this.pendingAdded.delete(id);
+    }
     this.knownColumns.set(id, new Set(names));
     this.alteredSinceTableMap.delete(id);
     const added = this.addedColumns.get(id);
@@ -635,6 +686,20 @@ export class MysqlSource implements Source {
       this.addedColumns.get(id),
       this.droppedColumns.get(id),
     );
+    // Columns an ALTER TABLE dropped and the table no longer has (or has under a name another column was renamed
+    // to): the target drops them too, by the name it had; then it renames columns the source renamed.
+    const dropped = this.droppedColumns.get(id);
+    const renames = (this.renamedColumns.get(id) ?? []).filter((r) => names.includes(r.to));
+    const changes: ColumnChange[] = [];
+    if (dropped) {
+      const present = new Set(names.map((n) => n.toLowerCase()));
+      const renamedTo = new Set(renames.map((r) => r.to.toLowerCase()));
+      const byLower = new Map([...(known ?? [])].map((n) => [n.toLowerCase(), n]));
+      for (const c of dropped)
+        if (!present.has(c) || renamedTo.has(c)) changes.push({ kind: 'drop', column: byLower.get(c) ?? c });
+    }
+    for (const r of renames) changes.push({ kind: 'rename', from: r.from, to: r.to });
+    if (changes.length > 0) entry.schema.changes = changes;
     this.streamTables.set(table, entry);
     this.lastSchemas.set(id, entry.schema);
     return entry;
@@ -645,11 +710,15 @@ export class MysqlSource implements Source {
    * ALTER TABLE event is processed, not as of its binlog position). `overwrite`: the statement added the column
    * (ADD COLUMN), so an earlier decision for a column of that name is stale.
    */
-  private resolveAddedColumns(t: DdlTable, names: string[], info: TableEntry | null, overwrite: boolean): void {
+  private resolveAddedColumns(t: DdlTable, names: string[], info: TableEntry | null, overwrite: boolean): string[] {
     const id = `${t.db}.${t.name}`;
+    const missing: string[] = [];
     for (const n of names) {
       const fact = info?.facts?.get(n.toLowerCase());
-      if (!fact) continue; // no longer in the catalog (dropped again by a later statement)
+      if (!fact) {
+        missing.push(n); // no longer in the catalog under this name (renamed or dropped by a later statement)
+        continue;
+      }
       const col = fact.name;
       const added = this.addedColumns.get(id);
       const warned = this.unfollowable.get(id);
@@ -694,6 +763,77 @@ export class MysqlSource implements Source {
         );
       }
     }
+    return missing;
+  }
+
+  /**
+   * The events standing for the renames of a statement, in order: a replicated table renamed to a replicated name is a
+   * schema-change event of the new name with `renamedFrom` (the target renames its table); one renamed out of the
+   * replicated tables is emptied at the target, as if dropped. A table renamed into the replicated tables brings rows
+   * the pipeline never copied: that stops the pipeline.
+   */
+  private async renameEvents(
+    ddl: TableDdl,
+    ev: StatementEvent,
+    at: Extract<SourceInfo['position'], { kind: 'mysql' }>,
+  ): Promise<ChangeEvent[]> {
+    const out: ChangeEvent[] = [];
+    for (const [i, r] of ddl.renames.entries()) {
+      const fromIn = this.included(r.from.db, r.from.name);
+      const toIn = this.included(r.to.db, r.to.name);
+      const fromId = `${r.from.db}.${r.from.name}`;
+      const toId = `${r.to.db}.${r.to.name}`;
+      const position = { ...at, row: i };
+      if (!fromIn && !toIn) continue;
+      if (!fromIn) {
+        throw new TributaryError(
+          'operator',
+          `table ${toId} is replicated, but it was renamed from ${fromId}, which is not, at the source (${ev.file}:${at.pos}): the rows it had then were never copied`,
+          {
+            hint: `copy the table again: run \`tributary teardown\` for the pipeline and start it over (a fresh snapshot of every table); to leave the table out instead, remove ${toId} from source.tables`,
+          },
+        );
+      }
+      // For emptying the table at the target: its shape last read, or (not read since the start) the key columns of
+      // the catalog's table, which the target checks (other columns reach the target with the next rows).
+      const known = this.lastSchemas.get(fromId);
+      let schema = known;
+      if (!schema) {
+        const now = (await this.cachedInfo(r.to.db, r.to.name))?.schema;
+        if (now) {
+          const keys = now.columns.filter((c) => now.keyColumns.includes(c.name));
+          schema = { ...now, columns: keys.length > 0 ? keys : now.columns };
+        }
+      }
+      this.lastSchemas.delete(fromId);
+      const fromRef = { schema: r.from.db, name: r.from.name };
+      if (!toIn) {
+        if (schema) out.push(droppedTableEvent(r.from, { ...schema, table: fromRef }, ev, position));
+        else this.droppedUnseen.add(fromId);
+        continue;
+      }
+      // A table dropped earlier under either name whose emptying is still due at the target: emptied first (or,
+      // its shape unknown, the old name's emptying moves with the table).
+      for (const [id, t] of [
+        [fromId, r.from],
+        [toId, r.to],
+      ] as const) {
+        if (schema && this.droppedUnseen.delete(id))
+          out.push(droppedTableEvent(t, { ...schema, table: { schema: t.db, name: t.name } }, ev, position));
+      }
+      if (this.droppedUnseen.delete(fromId)) this.droppedUnseen.add(toId);
+      const ref = { schema: r.to.db, name: r.to.name };
+      if (known) this.lastSchemas.set(toId, { ...known, table: ref, changes: undefined, renamedFrom: undefined });
+      else this.lastSchemas.delete(toId);
+      const e = ddlEvent(ev, r.to, position);
+      // The target renames its table by the names alone; the table's shape comes with its next rows.
+      out.push({ ...e, schema: { ...e.schema, renamedFrom: fromRef } });
+      this.ctx.logger.info(
+        { event: 'source_table_renamed', table: toId, renamed_from: fromId },
+        `table ${fromId} renamed to ${toId} at the source`,
+      );
+    }
+    return out;
   }
 
   /** Follows a table DDL statement: added columns, renamed and dropped tables. */
@@ -704,6 +844,8 @@ export class MysqlSource implements Source {
       this.addedColumns.delete(id);
       this.droppedColumns.delete(id);
       this.unfollowable.delete(id);
+      this.pendingAdded.delete(id);
+      this.renamedColumns.delete(id);
     };
     const move = (from: string, to: string) => {
       forget(to);
@@ -711,8 +853,12 @@ export class MysqlSource implements Source {
       const added = this.addedColumns.get(from);
       const dropped = this.droppedColumns.get(from);
       const warned = this.unfollowable.get(from);
+      const pending = this.pendingAdded.get(from);
+      const renamedColumns = this.renamedColumns.get(from);
       const altered = this.alteredSinceTableMap.has(from);
       forget(from);
+      if (pending) this.pendingAdded.set(to, pending);
+      if (renamedColumns) this.renamedColumns.set(to, renamedColumns);
       if (altered) this.alteredSinceTableMap.add(to);
       if (known) this.knownColumns.set(to, known);
       if (added) this.addedColumns.set(to, added);
@@ -727,18 +873,83 @@ export class MysqlSource implements Source {
       const t = ddl.tables[0]!;
       const final = ddl.renames[ddl.renames.length - 1]?.to ?? t;
       this.alteredSinceTableMap.add(`${t.db}.${t.name}`);
+      const id = `${t.db}.${t.name}`;
+      // Drops and renames name the columns as they were before the statement.
+      const renames = this.renamedColumns.get(id) ?? [];
+      const pending = this.pendingAdded.get(id) ?? new Set<string>();
       if (ddl.droppedColumns.length > 0 && this.included(t.db, t.name)) {
-        const id = `${t.db}.${t.name}`;
         const dropped = this.droppedColumns.get(id) ?? new Set<string>();
         this.droppedColumns.set(id, dropped);
-        for (const c of ddl.droppedColumns) dropped.add(c.toLowerCase());
+        for (const c of ddl.droppedColumns) {
+          const lower = c.toLowerCase();
+          pending.delete(c);
+          // A column renamed since the target last saw it is dropped there under its old name.
+          const r = renames.findIndex((x) => x.to.toLowerCase() === lower);
+          if (r >= 0) dropped.add(renames.splice(r, 1)[0]!.from.toLowerCase());
+          else dropped.add(lower);
+        }
       }
+      if (ddl.renamedColumns.length > 0 && this.included(t.db, t.name)) {
+        const to = new Map(ddl.renamedColumns.map((r) => [r.from.toLowerCase(), r.to]));
+        const renamed = (n: string) => to.get(n.toLowerCase());
+        const added = this.addedColumns.get(id);
+        const claimed = new Set<string>();
+        // Not yet at the target: the added column reaches it under its new name.
+        if (added) {
+          const next = new Map<string, string | null>();
+          for (const [c, v] of added) {
+            const n = renamed(c);
+            if (n !== undefined) claimed.add(c.toLowerCase());
+            next.set(n ?? c, v);
+          }
+          this.addedColumns.set(id, next);
+        }
+        for (const c of [...pending]) {
+          const n = renamed(c);
+          if (n === undefined) continue;
+          claimed.add(c.toLowerCase());
+          pending.delete(c);
+          pending.add(n);
+        }
+        for (const r of renames) {
+          const n = renamed(r.to);
+          if (n === undefined) continue;
+          claimed.add(r.to.toLowerCase());
+          r.to = n;
+        }
+        for (const r of ddl.renamedColumns) if (!claimed.has(r.from.toLowerCase())) renames.push({ ...r });
+      }
+      const live = renames.filter((r) => r.from !== r.to);
+      if (live.length > 0) this.renamedColumns.set(id, live);
+      else this.renamedColumns.delete(id);
       if (ddl.addedColumns.length > 0 && this.included(final.db, final.name)) {
         const info = await this.cachedInfo(final.db, final.name);
-        this.resolveAddedColumns(t, ddl.addedColumns, info, true);
+        // Not in the catalog under this name: renamed (or dropped) by a statement further on.
+        for (const c of this.resolveAddedColumns(t, ddl.addedColumns, info, true)) pending.add(c);
       }
+      if (pending.size > 0) this.pendingAdded.set(id, pending);
+      else this.pendingAdded.delete(id);
+      if (ddl.renamedColumns.length > 0 && pending.size > 0 && this.included(final.db, final.name))
+        await this.resolvePending(t, final);
     }
     for (const r of ddl.renames) move(`${r.from.db}.${r.from.name}`, `${r.to.db}.${r.to.name}`);
+    for (const r of ddl.renames) if (this.included(r.to.db, r.to.name)) await this.resolvePending(r.to, r.to);
+  }
+
+  /**
+   * Added columns whose value for existing rows waits for the catalog (`t`'s entry, looked up under `at`, the name
+   * the table has after the statement): those the catalog now has are decided.
+   */
+  private async resolvePending(t: DdlTable, at: DdlTable): Promise<void> {
+    const id = `${t.db}.${t.name}`;
+    const pending = this.pendingAdded.get(id);
+    if (!pending) return;
+    const info = await this.cachedInfo(at.db, at.name);
+    if (!info) return; // renamed again further on
+    const found = [...pending].filter((c) => info.facts?.has(c.toLowerCase()));
+    for (const c of found) pending.delete(c);
+    if (pending.size === 0) this.pendingAdded.delete(id);
+    this.resolveAddedColumns(t, found, info, true);
   }
 
   /** Stream checkpoint state: added columns not yet delivered with a row of their table. */
@@ -766,17 +977,28 @@ export class MysqlSource implements Source {
     const delivering = new Set<TableEntry>();
     const checkpointOf = (e: { file: string; pos: number; gtidSet?: string; timestampMs: number }): Checkpoint => {
       // The rows of the committing transaction carry their added columns to the target: no need to keep them.
+      // So do the dropped columns their schema's changes drop.
       for (const entry of delivering) {
         const id = tableId(entry.schema.table);
         const m = this.addedColumns.get(id);
-        if (!m) continue;
         const dropped = this.droppedColumns.get(id);
-        for (const c of entry.withMissing ?? []) {
-          m.delete(c);
-          dropped?.delete(c.toLowerCase());
+        if (m) {
+          for (const c of entry.withMissing ?? []) {
+            m.delete(c);
+            dropped?.delete(c.toLowerCase());
+          }
+          if (m.size === 0) this.addedColumns.delete(id);
         }
-        if (m.size === 0) this.addedColumns.delete(id);
+        const renames = this.renamedColumns.get(id);
+        for (const ch of entry.schema.changes ?? []) {
+          if (ch.kind === 'drop') dropped?.delete(ch.column.toLowerCase());
+          if (ch.kind === 'rename' && renames) {
+            const i = renames.findIndex((r) => r.from === ch.from && r.to === ch.to);
+            if (i >= 0) renames.splice(i, 1);
+          }
+        }
         if (dropped?.size === 0) this.droppedColumns.delete(id);
+        if (renames?.length === 0) this.renamedColumns.delete(id);
       }
       delivering.clear();
       const addedColumns = this.addedColumnsState();
@@ -785,12 +1007,20 @@ export class MysqlSource implements Source {
         this.droppedColumns.size > 0
           ? Object.fromEntries([...this.droppedColumns].map(([id, cols]) => [id, [...cols]]))
           : undefined;
+      const renamedColumns =
+        this.renamedColumns.size > 0
+          ? Object.fromEntries([...this.renamedColumns].map(([id, r]) => [id, r]))
+          : undefined;
+      const pendingAddedColumns =
+        this.pendingAdded.size > 0
+          ? Object.fromEntries([...this.pendingAdded].map(([id, cols]) => [id, [...cols]]))
+          : undefined;
       return {
         pipeline: this.ctx.pipeline,
         phase: 'stream',
         position: { kind: 'mysql', file: e.file, pos: e.pos, gtidSet: e.gtidSet || undefined },
-        ...(addedColumns || droppedTables || droppedColumns
-          ? { state: { addedColumns, droppedTables, droppedColumns } }
+        ...(addedColumns || droppedTables || droppedColumns || pendingAddedColumns || renamedColumns
+          ? { state: { addedColumns, droppedTables, droppedColumns, pendingAddedColumns, renamedColumns } }
           : {}),
         sourceTimeMs: e.timestampMs,
       };
@@ -825,7 +1055,7 @@ export class MysqlSource implements Source {
             const t = ev.table;
             if (!this.included(t.database, t.name)) break;
             const entry = await this.streamEntry(t);
-            if (entry.withMissing) delivering.add(entry);
+            if (entry.withMissing || entry.schema.changes) delivering.add(entry);
             // Per row: only what differs between rows is computed (one pass over the columns per image).
             const { op, rows, gtid, timestampMs } = ev;
             const decoder = entry.decoder;
@@ -929,7 +1159,12 @@ export class MysqlSource implements Source {
                   serverId: this.serverId,
                   row: 0,
                 };
-                if (replicated) batcher.push(ddlEvent(ev, replicated, at), ev.query.length + 200);
+                // A rename between replicated tables goes as one schema-change event per renamed table, carrying the
+                // table's shape and its previous name: the target renames its table at this point of the stream.
+                const renamed = await this.renameEvents(ddl, ev, at);
+                if (replicated && !renamed.some((e) => e.op === 'message'))
+                  batcher.push(ddlEvent(ev, replicated, at), ev.query.length + 200);
+                for (const e of renamed) batcher.push(e, ev.query.length + 200);
                 if (ddl.kind === 'drop') {
                   // The target empties the table: one re-created under the name starts empty there too.
                   for (const t of ddl.tables.filter((x) => this.included(x.db, x.name))) {
@@ -1052,6 +1287,8 @@ function buildEntry(
  * A DDL statement on a replicated table as a `message` event (prefix `tributary.ddl`, content the statement text,
  * `source.db` the statement's default database), in binlog order. It is its own transaction (its GTID is `txId`).
  */
+type StatementEvent = { query: string; database: string; file: string; gtid?: string; timestampMs: number };
+
 function ddlEvent(
   ev: { query: string; database: string; gtid?: string; timestampMs: number },
   table: DdlTable,
@@ -1100,6 +1337,22 @@ function restoreDroppedColumns(saved: unknown, into: Map<string, Set<string>>): 
     if (!Array.isArray(cols)) continue;
     const names = cols.filter((c): c is string => typeof c === 'string');
     if (names.length > 0) into.set(id, new Set(names));
+  }
+}
+
+/** Reads `state.renamedColumns` of a stream checkpoint (ignores anything malformed). */
+function restoreRenamedColumns(saved: unknown, into: Map<string, { from: string; to: string }[]>): void {
+  if (!saved || typeof saved !== 'object') return;
+  for (const [id, list] of Object.entries(saved as Record<string, unknown>)) {
+    if (!Array.isArray(list)) continue;
+    const renames = list.filter(
+      (r): r is { from: string; to: string } => typeof r?.from === 'string' && typeof r?.to === 'string',
+    );
+    if (renames.length > 0)
+      into.set(
+        id,
+        renames.map((r) => ({ from: r.from, to: r.to })),
+      );
   }
 }
 

@@ -99,7 +99,7 @@ async function canonicalTypes(
  * Follows a source table rename: the target table of the old name becomes the one of the new name (when the new one
  * does not exist yet; a replay finds it done).
  */
-async function followTableRename(
+export async function followTableRename(
   db: Queryable,
   from: { schema: string; name: string },
   to: { schema: string; name: string },
@@ -109,7 +109,17 @@ async function followTableRename(
   const fromName = `${quoteIdent(from.schema)}.${quoteIdent(from.name)}`;
   const toName = `${quoteIdent(to.schema)}.${quoteIdent(to.name)}`;
   const found = await db.query('select to_regclass($1)::oid as old, to_regclass($2)::oid as new', [fromName, toName]);
-  if (found.rows[0]?.old == null || found.rows[0]?.new != null) return;
+  if (found.rows[0]?.old == null) return;
+  if (found.rows[0]?.new != null) {
+    // Left by a table of the new name dropped at the source (emptied, kept): it gives way. One with rows stops.
+    const rows = await db.query(`select 1 from ${toName} limit 1`);
+    if (rows.rows.length > 0)
+      throw new SchemaMismatchError(
+        `table ${sourceId}: the source renamed ${from.schema}.${from.name} to ${to.schema}.${to.name}, but the target has both tables and ${to.schema}.${to.name} holds rows`,
+        `Drop the target table ${to.schema}.${to.name} (or rename it out of the way), then restart the pipeline.`,
+      );
+    await db.query(`drop table ${toName}`);
+  }
   if (from.schema !== to.schema) {
     await db.query(`create schema if not exists ${quoteIdent(to.schema)}`);
     await db.query(`alter table ${fromName} set schema ${quoteIdent(to.schema)}`);

@@ -37,7 +37,7 @@ import {
   updateSql,
   upsertSql,
 } from './statements.ts';
-import { syncTable } from './table-sync.ts';
+import { followTableRename, syncTable } from './table-sync.ts';
 
 /** Session settings matching the canonical value forms (docs/value-forms.md). */
 const SESSION_SQL =
@@ -138,6 +138,7 @@ export class PostgresTarget implements TransactionalTarget {
         this.currentTable = id;
       },
       truncate: (run) => this.truncate(run),
+      renameTable: (from, to) => this.renameTable(from, to),
       flushRun: (run) => this.flushRun(run),
       moveKeyPartial: (table, before, after) => this.moveKeyPartial(table, before, after),
       applyKeylessChange: (table, ev) => this.applyKeylessChange(table, ev),
@@ -359,6 +360,13 @@ export class PostgresTarget implements TransactionalTarget {
       `target table ${table.schema}.${table.name} has trigger${rows.length === 1 ? '' : 's'} ${rows.map((r) => r.name).join(', ')} enabled for replication only (ENABLE REPLICA TRIGGER), but the target user may not set session_replication_role = replica, so ${rows.length === 1 ? 'it' : 'they'} would not fire`,
       'Run GRANT SET ON PARAMETER session_replication_role TO <target user>; (PostgreSQL 15+) or connect as a superuser, or ALTER TABLE ... ENABLE ALWAYS TRIGGER to fire it in any mode; then restart the pipeline.',
     );
+  }
+
+  private async renameTable(from: TableRef, to: TableRef): Promise<void> {
+    const toId = `${to.schema}.${to.name}`;
+    this.tables.delete(`${from.schema}.${from.name}`);
+    this.tables.delete(toId);
+    await followTableRename(this.client!, this.targetName(from), this.targetName(to), this.ctx.logger, toId);
   }
 
   private warnOnce(key: string, fields: Record<string, unknown>): void {
