@@ -815,15 +815,13 @@ export class PostgresSource implements Source {
       resolved.attnums,
     );
     const added = new Set(resolved.changes.flatMap((c) => (c.kind === 'add' ? [c.column] : [])));
-    this.refuseUnstreamedValues(
-      raw,
-      resolved,
-      volatileDefaults.filter((c) => added.has(c)),
-    );
-    this.warnUnknownExistingValues(
-      raw,
-      lostDefaults.filter((c) => added.has(c)),
-    );
+    const retyped = this.retypedWithRewrite(raw, resolved);
+    const volatileAdded = volatileDefaults.filter((c) => added.has(c));
+    const lostAdded = lostDefaults.filter((c) => added.has(c));
+    if (retyped.length > 0 || volatileAdded.length > 0 || lostAdded.length > 0) {
+      for (const c of schema.columns) if (retyped.includes(c.name)) c.retyped = true;
+      this.copyAgain(raw, retyped, volatileAdded, lostAdded);
+    }
     if (resolved.changes.length > 0) schema.changes = resolved.changes;
     if (resolved.renamedFrom) schema.renamedFrom = resolved.renamedFrom;
     if (resolved.changes.length > 0 || resolved.renamedFrom)
@@ -839,49 +837,53 @@ export class PostgresSource implements Source {
     this.decoder.setRelation(raw.relid, schema);
   }
 
-  /**
-   * Values PostgreSQL changed in every row without writing them to the WAL cannot reach the target from the stream:
-   * a column retyped with a table rewrite (ALTER COLUMN TYPE, with or without USING), or added with a volatile default
-   * (random(), clock_timestamp(), nextval(), an identity). The pipeline stops here rather than keep old values.
-   */
-  private refuseUnstreamedValues(raw: RawRelation, resolved: ResolvedRelation, volatileAdded: string[]): void {
-    const table = `${raw.schema}.${raw.name}`;
-    const fix = `Copy ${table} again: run tributary teardown for this pipeline and start it over (a fresh snapshot of every table). To follow such a change without a copy, change the column in two steps the stream carries: add a new column, fill it with an UPDATE, then drop the old one and rename the new one.`;
+  /** Columns whose type changed with a rewrite of the table since the history knew it (ALTER COLUMN TYPE). */
+  private retypedWithRewrite(raw: RawRelation, resolved: ResolvedRelation): string[] {
     const before = this.history.get(raw.relid);
-    if (resolved.rewritten && before) {
-      const byAttnum = new Map(before.columns.map((c) => [c.attnum, c]));
-      const retyped = raw.columns.filter((c, i) => {
+    if (!resolved.rewritten || !before) return [];
+    const byAttnum = new Map(before.columns.map((c) => [c.attnum, c]));
+    return raw.columns
+      .filter((c, i) => {
         const old = byAttnum.get(resolved.attnums[i]!);
         return old !== undefined && (old.typeOid !== c.typeOid || old.typmod !== c.typmod);
-      });
-      if (retyped.length > 0)
-        throw new SourceSetupError(
-          `table ${table}: column ${retyped.map((c) => c.name).join(', ')} changed type with a rewrite of the table (transaction ${this.decoder.transactionId}): PostgreSQL wrote the converted values of the existing rows to the table but not to the WAL, so the target cannot get them from the stream`,
-          fix,
-        );
-    }
-    if (volatileAdded.length > 0)
-      throw new SourceSetupError(
-        `table ${table}: column ${volatileAdded.join(', ')} was added with a volatile default or as an identity (transaction ${this.decoder.transactionId}): PostgreSQL gave every existing row its own value without writing it to the WAL, so the target cannot get those values from the stream`,
-        fix,
-      );
+      })
+      .map((c) => c.name);
   }
 
   /**
-   * A constant default whose kept value (attmissingval) is gone because the table was rewritten before this Relation
-   * message was resolved (the catalog is read as it is now): existing rows may read a value the target cannot know.
+   * Values PostgreSQL changed in every row without writing them to the WAL cannot reach the target from the stream:
+   * a column retyped with a table rewrite (ALTER COLUMN TYPE, with or without USING), added with a volatile default
+   * (random(), clock_timestamp(), nextval(), an identity), or added with a constant default whose kept value a later
+   * rewrite erased before this message was read. The table's rows are copied again by the incremental snapshot: its
+   * first chunk empties the target table at its low watermark, which the stream reaches after this message, so
+   * every row ends with the source's value. The request is in the checkpoint of this transaction's commit.
    */
-  private warnUnknownExistingValues(raw: RawRelation, lostDefaults: string[]): void {
+  private copyAgain(raw: RawRelation, retyped: string[], volatileAdded: string[], lostAdded: string[]): void {
     const table = `${raw.schema}.${raw.name}`;
-    for (const column of lostDefaults) {
-      this.ctx.logger.warn({
-        event: 'source_column_added_existing_value_unknown',
-        pipeline: this.ctx.pipeline,
-        table,
-        column,
-        hint: `Column ${column} was added to ${table} and has a default, but the value the existing rows read is no longer in the catalog (the table was rewritten since, e.g. by another ADD COLUMN with a volatile default, VACUUM FULL or ALTER TYPE; or the default was set after the column was added, when NULL is right). The target added ${column} with NULL in those rows: if the source rows are not NULL there, re-snapshot the table or fill the column on the target from the source.`,
-      });
-    }
+    const incremental = this.incremental;
+    if (!incremental)
+      throw new SourceSetupError(
+        `table ${table}: rows were rewritten at the source without the WAL carrying them (transaction ${this.decoder.transactionId})`,
+        `Copy ${table} again: run tributary teardown for this pipeline and start it over.`,
+      );
+    const reasons = [
+      ...(retyped.length > 0 ? [`column ${retyped.join(', ')} changed type with a rewrite of the table`] : []),
+      ...(volatileAdded.length > 0
+        ? [`column ${volatileAdded.join(', ')} was added with a volatile default or as an identity`]
+        : []),
+      ...(lostAdded.length > 0
+        ? [`column ${lostAdded.join(', ')} was added with a default whose value for existing rows a rewrite erased`]
+        : []),
+    ];
+    this.ctx.logger.warn({
+      event: 'incremental_snapshot_requested',
+      pipeline: this.ctx.pipeline,
+      table,
+      reason: `${reasons.join('; ')} (transaction ${this.decoder.transactionId}): the new values of existing rows are not in the WAL; the table is copied again`,
+    });
+    incremental.request(table);
+    // Started once this message is resolved: the copy's watermarks follow it in the stream.
+    queueMicrotask(() => this.startIncremental(incremental));
   }
 
   async commit(checkpoint: Checkpoint): Promise<void> {
