@@ -15,7 +15,7 @@
 import type pg from 'pg';
 import { type BatchOptions, DEFAULT_BATCH_OPTIONS } from '../../../src/config/batch.ts';
 import type { ChangeBatch } from '../../../src/core/change-batch.ts';
-import type { ChangeEvent, Row } from '../../../src/core/change-event.ts';
+import type { ChangeEvent, Row, TableSchema } from '../../../src/core/change-event.ts';
 import { type Checkpoint, formatLsn, parseLsn } from '../../../src/core/checkpoint.ts';
 import type { ConnectorContext, PreflightProblem } from '../../../src/core/connector-context.ts';
 import type { Source, SourceStatus } from '../../../src/core/source.ts';
@@ -50,11 +50,24 @@ import {
   type RawRelation,
 } from './pgoutput-decoder.ts';
 import { ReplicationStream } from './replication-stream.ts';
-import { knownTableFromCatalog, type ResolvedRelation, resolveRelation, SchemaHistory } from './schema-history.ts';
+import {
+  type KnownTable,
+  knownTableFromCatalog,
+  type ResolvedRelation,
+  resolveRelation,
+  SchemaHistory,
+} from './schema-history.ts';
 import { readTable } from './snapshot-reader.ts';
 
 /** Prefix of Tributary's own heartbeat messages (any pipeline's); they are consumed, never emitted. */
 export { HEARTBEAT_PREFIX } from './pgoutput-decoder.ts';
+
+/**
+ * Prefix of the message that places a replicated table's DROP in the stream: pgoutput sends nothing for a DROP TABLE,
+ * so the source writes `{slot, relid, table}` when it notices the table is gone; every change of the table precedes
+ * it in the WAL. Consumed by the source that wrote it (the target table is emptied there), never emitted.
+ */
+export const TABLE_DROPPED_PREFIX = 'tributary.table.dropped';
 
 export function replicationNames(config: PostgresSourceConfig, pipeline: string): ReplicationNames {
   const base = defaultReplicationName(pipeline);
@@ -131,6 +144,10 @@ export class PostgresSource implements Source {
   private draining = false;
   private statusTimer: NodeJS.Timeout | null = null;
   private heartbeatTimer: NodeJS.Timeout | null = null;
+  private tableCheckTimer: NodeJS.Timeout | null = null;
+  private tableCheckRunning = false;
+  /** Dropped tables announced in the WAL (by relid), with the shape their truncate carries. */
+  private readonly droppedTables = new Map<number, TableSchema>();
 
   constructor(
     config: PostgresSourceConfig | PostgresSourceConfigInput,
@@ -227,6 +244,7 @@ export class PostgresSource implements Source {
       this.skipUpTo = at;
       this.durableLsn = at;
       this.history = SchemaHistory.fromState(from.state);
+      await this.announceDroppedTables(meta);
       // Debezium's sequence[0] continues from the checkpoint, so replayed events are written identically.
       const last = from.position.kind === 'postgres' ? from.position.lastCommitLsn : undefined;
       this.decoder.setLastCommitLsn(last === undefined ? formatLsn(at) : (last ?? undefined));
@@ -258,7 +276,8 @@ export class PostgresSource implements Source {
 
   /**
    * A configured table that no longer exists under its name but is in the schema history was renamed at the source
-   * after the checkpoint: say so, and how to go on (the rename itself is then followed from the stream).
+   * after the checkpoint: say so, and how to go on (the rename itself is then followed from the stream). A table
+   * dropped and created again under its name is followed (announceDroppedTables, planIncremental).
    */
   private async explainRenamedTables(meta: pg.Client, history: SchemaHistory, problems: PreflightProblem[]) {
     const known = history.toState();
@@ -269,18 +288,6 @@ export class PostgresSource implements Source {
       [known.map((t) => t.relid)],
     );
     const current = new Map(now.rows.map((r) => [r.relid, `${r.schema}.${r.name}`]));
-    const byName = await meta.query<{ name: string; relid: number | null }>(
-      'select n as name, to_regclass(n)::oid::int as relid from unnest($1::text[]) with ordinality as u(n, i) order by i',
-      [known.map((t) => `${quoteIdent(t.schema)}.${quoteIdent(t.name)}`)],
-    );
-    known.forEach((t, i) => {
-      const relid = byName.rows[i]?.relid;
-      if (relid == null || relid === t.relid) return;
-      problems.push({
-        message: `table ${t.schema}.${t.name} is another table than the one replicated so far (dropped or renamed, and created again under its name at the source after the last checkpoint): the target still holds the old table's rows`,
-        hint: `Copy the tables again: run tributary teardown for this pipeline and start it over (a fresh snapshot; the target tables are emptied first).`,
-      });
-    });
     for (const t of known) {
       const old = `${t.schema}.${t.name}`;
       const renamed = current.get(t.relid);
@@ -333,8 +340,14 @@ export class PostgresSource implements Source {
     );
     if (from?.phase === 'stream' && this.config.snapshot !== 'never') {
       for (const table of published) {
-        if (copied.includes(table) || pending.some((p) => p.table === table)) continue;
-        this.log('incremental_snapshot_requested', { table, reason: 'table added to the pipeline' });
+        if (pending.some((p) => p.table === table)) continue;
+        // Copied before, but gone from the publication since: dropped and created again under its name.
+        const back = prior !== null && copied.includes(table) && !publishedBefore.includes(table);
+        if (copied.includes(table) && !back) continue;
+        this.log('incremental_snapshot_requested', {
+          table,
+          reason: back ? 'table created again at the source' : 'table added to the pipeline',
+        });
         incremental.request(table);
       }
     }
@@ -459,7 +472,11 @@ export class PostgresSource implements Source {
       for (const t of tables) {
         if (this.closed || this.draining) return;
         const schema = await tableSchemaFromCatalog(client, this.resolver, t);
-        this.history.set(await knownTableFromCatalog(client, t.oid, t.table));
+        this.history.set({
+          ...(await knownTableFromCatalog(client, t.oid, t.table)),
+          keyColumns: schema.keyColumns,
+          beforeImage: schema.beforeImage,
+        });
         const source = (snapshot: 'true' | 'first' | 'first_in_data_collection'): ChangeEvent['source'] => ({
           connector: 'postgresql',
           db: this.db,
@@ -651,6 +668,8 @@ export class PostgresSource implements Source {
     const every = this.config.heartbeat_interval_ms;
     this.heartbeatTimer = setInterval(() => this.maybeHeartbeat(), Math.max(50, Math.floor(every / 2)));
     this.heartbeatTimer.unref();
+    this.tableCheckTimer = setInterval(() => this.checkTables(), this.config.table_check_interval_ms);
+    this.tableCheckTimer.unref();
     return batcher;
   }
 
@@ -683,6 +702,111 @@ export class PostgresSource implements Source {
             ),
       );
     });
+  }
+
+  /** While streaming: follows tables dropped at the source and new tables to publish (table_check_interval_ms). */
+  private checkTables(): void {
+    if (this.closed || this.draining || this.tableCheckRunning || !this.meta) return;
+    this.tableCheckRunning = true;
+    const meta = this.meta;
+    (async () => {
+      await this.announceDroppedTables(meta);
+      const before = await this.publishedTables(meta);
+      this.publications = await this.ensurePublications(meta);
+      const added = (await this.publishedTables(meta)).filter((t) => !before.includes(t));
+      const incremental = this.incremental;
+      if (added.length === 0 || !incremental || this.config.snapshot === 'never') return;
+      for (const table of added) {
+        this.log('incremental_snapshot_requested', { table, reason: 'table created at the source' });
+        incremental.request(table);
+      }
+      this.startIncremental(incremental);
+    })()
+      .catch((err: unknown) => {
+        if (this.closed || this.draining) return;
+        this.fail(err instanceof TributaryError ? err : connectFailure(this.config.url, err));
+      })
+      .finally(() => {
+        this.tableCheckRunning = false;
+      });
+  }
+
+  /**
+   * Tables of the schema history that no longer exist were dropped: a message in the WAL (after every change of the
+   * table) marks the drop in the stream, where the target table is emptied and the table forgotten. The shape of the
+   * truncate is worked out now, while the column types still resolve; a restart before the stream reached the
+   * message announces it again (the first one read does the work, the other finds the table forgotten).
+   */
+  private async announceDroppedTables(meta: pg.Client): Promise<void> {
+    const known = this.history.toState();
+    if (known.length === 0) return;
+    const alive = new Set(
+      (
+        await meta.query<{ relid: number }>('select oid::int as relid from pg_class where oid = any($1::oid[])', [
+          known.map((t) => t.relid),
+        ])
+      ).rows.map((r) => r.relid),
+    );
+    for (const t of known) {
+      if (alive.has(t.relid) || this.droppedTables.has(t.relid)) continue;
+      this.droppedTables.set(t.relid, await this.schemaOfDropped(meta, t));
+      const table = `${t.schema}.${t.name}`;
+      await meta.query('select pg_logical_emit_message(true, $1, $2)', [
+        TABLE_DROPPED_PREFIX,
+        JSON.stringify({ slot: this.names.slot, relid: t.relid, table }),
+      ]);
+      this.log('source_table_dropped', {
+        table,
+        relid: t.relid,
+        note: 'the target table is emptied where the stream reaches the drop',
+      });
+    }
+  }
+
+  /** The shape a dropped table had, from the schema history (type names and kinds still resolve by type OID). */
+  private async schemaOfDropped(meta: pg.Client, t: KnownTable): Promise<TableSchema> {
+    const keys = new Set(t.keyColumns ?? []);
+    const raw: RawRelation = {
+      relid: t.relid,
+      schema: t.schema,
+      name: t.name,
+      replicaIdentity: 'd',
+      columns: t.columns.map((c) => ({ name: c.name, typeOid: c.typeOid, typmod: c.typmod, isKey: keys.has(c.name) })),
+    };
+    const { schema } = await tableSchemaFromRelation(
+      meta,
+      this.resolver,
+      raw,
+      t.columns.map((c) => c.attnum),
+    );
+    schema.beforeImage = t.beforeImage ?? schema.beforeImage;
+    return schema;
+  }
+
+  /** A drop announced by this source reached the stream: the target table is emptied here, the table forgotten. */
+  private onTableDropped(event: ChangeEvent): void {
+    let note: { slot?: string; relid?: number };
+    try {
+      note = JSON.parse(Buffer.from(event.message!.contentBase64, 'base64').toString('utf8'));
+    } catch {
+      return;
+    }
+    if (note.slot !== this.names.slot || typeof note.relid !== 'number') return;
+    const schema = this.droppedTables.get(note.relid);
+    if (!schema || !this.history.delete(note.relid)) return;
+    this.batcher!.push(
+      {
+        op: 'truncate',
+        table: schema.table,
+        schema,
+        key: null,
+        before: null,
+        after: null,
+        source: { ...event.source, snapshot: false },
+        truncate: { cascade: false, restartIdentity: false },
+      },
+      EVENT_OVERHEAD,
+    );
   }
 
   private heartbeatRunning = false;
@@ -724,6 +848,10 @@ export class PostgresSource implements Source {
   /** What the decoder hands over: changes and commits go to the batcher. */
   private readonly decoded: DecodedStream = {
     change: (event, bytes) => {
+      if (event.op === 'message' && event.message?.prefix === TABLE_DROPPED_PREFIX) {
+        this.onTableDropped(event);
+        return;
+      }
       if (this.incremental?.observe(event)) return;
       this.batcher!.push(event, bytes);
     },
@@ -833,7 +961,13 @@ export class PostgresSource implements Source {
         changes: resolved.changes,
         xid: this.decoder.transactionId,
       });
-    this.history.set(resolved.table);
+    const k = resolved.table;
+    if (
+      k.keyColumns?.join('\0') !== schema.keyColumns.join('\0') ||
+      k.beforeImage !== schema.beforeImage ||
+      k !== known
+    )
+      this.history.set({ ...k, keyColumns: schema.keyColumns, beforeImage: schema.beforeImage });
     this.decoder.setRelation(raw.relid, schema);
   }
 
@@ -907,6 +1041,7 @@ export class PostgresSource implements Source {
     this.closed = true;
     if (this.statusTimer) clearInterval(this.statusTimer);
     if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
+    if (this.tableCheckTimer) clearInterval(this.tableCheckTimer);
     this.incremental?.stop();
     this.batcher?.end();
     await this.incrementalClient?.end().catch(() => undefined);
