@@ -69,6 +69,14 @@ export { HEARTBEAT_PREFIX } from './pgoutput-decoder.ts';
  */
 export const TABLE_DROPPED_PREFIX = 'tributary.table.dropped';
 
+/**
+ * Prefix of the message event that describes a table's schema change, derived from its Relation message (PostgreSQL
+ * logical decoding carries no DDL text): JSON with the table, the columns before and after, and what changed by
+ * column identity. It precedes the first change under the new shape, at that change's position. Database targets
+ * skip it; the jsonl and Kafka outputs write it as a schema-change record (docs/event-format.md).
+ */
+export const SCHEMA_CHANGE_PREFIX = 'tributary.schema_change';
+
 export function replicationNames(config: PostgresSourceConfig, pipeline: string): ReplicationNames {
   const base = defaultReplicationName(pipeline);
   const publication = config.publication_name ?? base;
@@ -148,6 +156,8 @@ export class PostgresSource implements Source {
   private tableCheckRunning = false;
   /** Dropped tables announced in the WAL (by relid), with the shape their truncate carries. */
   private readonly droppedTables = new Map<number, TableSchema>();
+  /** Schema-change descriptions waiting for the first change under their shape (the TableSchema of the Relation). */
+  private readonly schemaChanges = new WeakMap<TableSchema, string>();
 
   constructor(
     config: PostgresSourceConfig | PostgresSourceConfigInput,
@@ -852,6 +862,27 @@ export class PostgresSource implements Source {
         this.onTableDropped(event);
         return;
       }
+      const described = event.op === 'message' ? undefined : this.schemaChanges.get(event.schema);
+      if (described !== undefined) {
+        this.schemaChanges.delete(event.schema);
+        this.batcher!.push(
+          {
+            op: 'message',
+            table: event.schema.table,
+            schema: event.schema,
+            key: null,
+            before: null,
+            after: null,
+            source: { ...event.source },
+            message: {
+              prefix: SCHEMA_CHANGE_PREFIX,
+              contentBase64: Buffer.from(described, 'utf8').toString('base64'),
+              transactional: true,
+            },
+          },
+          EVENT_OVERHEAD + described.length,
+        );
+      }
       if (this.incremental?.observe(event)) return;
       this.batcher!.push(event, bytes);
     },
@@ -950,6 +981,9 @@ export class PostgresSource implements Source {
       for (const c of schema.columns) if (retyped.includes(c.name)) c.retyped = true;
       this.copyAgain(raw, retyped, volatileAdded, lostAdded);
     }
+    const typeChanged = this.typeChanged(raw, resolved).filter((c) => !added.has(c));
+    if (known && (resolved.changes.length > 0 || resolved.renamedFrom || typeChanged.length > 0))
+      this.schemaChanges.set(schema, await this.describeSchemaChange(meta, known, resolved, schema, typeChanged));
     if (resolved.changes.length > 0) schema.changes = resolved.changes;
     if (resolved.renamedFrom) schema.renamedFrom = resolved.renamedFrom;
     if (resolved.changes.length > 0 || resolved.renamedFrom)
@@ -969,6 +1003,63 @@ export class PostgresSource implements Source {
     )
       this.history.set({ ...k, keyColumns: schema.keyColumns, beforeImage: schema.beforeImage });
     this.decoder.setRelation(raw.relid, schema);
+  }
+
+  /**
+   * The schema-change description (SCHEMA_CHANGE_PREFIX): the table, its columns before (from the history, type names
+   * from the catalog by type OID) and after (the Relation message), and the changes by column identity.
+   */
+  private async describeSchemaChange(
+    meta: pg.Client,
+    known: KnownTable,
+    resolved: ResolvedRelation,
+    schema: TableSchema,
+    typeChanged: string[],
+  ): Promise<string> {
+    const names = await meta.query<{ type: string }>(
+      'select format_type(o, m) as type from unnest($1::oid[], $2::int4[]) with ordinality u(o, m, i) order by i',
+      [known.columns.map((c) => c.typeOid), known.columns.map((c) => c.typmod)],
+    );
+    const before = {
+      schema: known.schema,
+      name: known.name,
+      columns: known.columns.map((c, i) => ({ name: c.name, type: names.rows[i]?.type ?? String(c.typeOid) })),
+      key: known.keyColumns ?? null,
+    };
+    return JSON.stringify({
+      table: schema.table,
+      xid: this.decoder.transactionId,
+      before,
+      after: {
+        schema: schema.table.schema,
+        name: schema.table.name,
+        columns: schema.columns.map((c) => ({
+          name: c.name,
+          type: c.type,
+          type_oid: c.typeOid ?? null,
+          nullable: c.nullable ?? true,
+        })),
+        key: schema.keyColumns,
+      },
+      changes: [
+        ...(resolved.renamedFrom ? [{ kind: 'rename_table', from: `${known.schema}.${known.name}` }] : []),
+        ...resolved.changes,
+        ...typeChanged.map((column) => ({ kind: 'type', column })),
+      ],
+    });
+  }
+
+  /** Columns whose type differs from the history's (by attribute number). */
+  private typeChanged(raw: RawRelation, resolved: ResolvedRelation): string[] {
+    const before = this.history.get(raw.relid);
+    if (!before) return [];
+    const byAttnum = new Map(before.columns.map((c) => [c.attnum, c]));
+    return raw.columns
+      .filter((c, i) => {
+        const old = byAttnum.get(resolved.attnums[i]!);
+        return old !== undefined && (old.typeOid !== c.typeOid || old.typmod !== c.typmod);
+      })
+      .map((c) => c.name);
   }
 
   /** Columns whose type changed with a rewrite of the table since the history knew it (ALTER COLUMN TYPE). */
