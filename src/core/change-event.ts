@@ -68,6 +68,12 @@ export interface ColumnInfo {
    * holds the dropped column's values and type, so it is dropped and added anew.
    */
   replacesDropped?: boolean;
+  /**
+   * The source changed this column's type with a rewrite its log does not carry and copies the table's rows again
+   * (the copy empties the target table first): a target converts its column to the new type even where the old values
+   * would not convert exactly, since they are replaced.
+   */
+  retyped?: boolean;
 }
 
 /**

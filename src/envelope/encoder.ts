@@ -28,6 +28,8 @@ import {
   messageKeySchema,
   messageValueSchema,
   nativeFieldType,
+  PG_SCHEMA_CHANGE_KEY_SCHEMA,
+  PG_SCHEMA_CHANGE_VALUE_SCHEMA,
   SCHEMA_CHANGE_KEY_SCHEMA,
   SCHEMA_CHANGE_VALUE_SCHEMA,
 } from './schemas.ts';
@@ -59,6 +61,9 @@ export const DEFAULT_UNAVAILABLE_VALUE = '__debezium_unavailable_value';
 
 /** Prefix of the messages in which the MySQL source passes on DDL statements. */
 export const DDL_PREFIX = 'tributary.ddl';
+
+/** Prefix of the messages in which the PostgreSQL source describes a table's schema change (from Relation messages). */
+export const PG_SCHEMA_CHANGE_PREFIX = 'tributary.schema_change';
 
 /** The `version` field of every source block. */
 export const ENVELOPE_VERSION: string = `tributary-${(pkg as { version: string }).version}`;
@@ -141,6 +146,14 @@ export class EnvelopeEncoder {
     if (event.op === 'message') {
       if (!this.native && event.message?.prefix === DDL_PREFIX && event.source.connector === 'mysql') {
         out.push(this.encodeSchemaChange(event, times));
+        return;
+      }
+      if (
+        !this.native &&
+        event.message?.prefix === PG_SCHEMA_CHANGE_PREFIX &&
+        event.source.connector === 'postgresql'
+      ) {
+        out.push(this.encodePgSchemaChange(event, times));
         return;
       }
       out.push(this.encodeMessage(event, times, tx ?? null));
@@ -457,6 +470,33 @@ export class EnvelopeEncoder {
     };
   }
 
+  /**
+   * A PostgreSQL schema change (the source's `tributary.schema_change` message, derived from a Relation message) in
+   * the shape of Debezium's schema-change record: `ddl` is null (logical decoding carries no DDL text) and
+   * `tableChanges` holds one `ALTER` with the table's columns after the change, described as Debezium describes
+   * columns (docs/event-format.md). The columns before and what changed are in the native format's message.
+   */
+  private encodePgSchemaChange(event: ChangeEvent, tsJson: string): EncodedRecord {
+    const info = JSON.parse(Buffer.from(event.message?.contentBase64 ?? '', 'base64').toString('utf8')) as {
+      after: { schema: string; name: string; key: string[]; columns: SchemaChangeColumn[] };
+    };
+    const { schema, name } = info.after;
+    const db = q(event.source.db);
+    const source = this.sourceJson(event.source, null, schema, name);
+    const columns = info.after.columns.map((c, i) => debeziumSchemaColumn(c, i + 1)).join(',');
+    const id = q(`"${schema}"."${name}"`);
+    const table = `{"defaultCharsetName":null,"primaryKeyColumnNames":${JSON.stringify(info.after.key)},"columns":[${columns}],"comment":null}`;
+    const key = `{"databaseName":${db}}`;
+    const value = `{"source":${source},${tsJson.slice(0, tsJson.indexOf(','))},"databaseName":${db},"schemaName":${q(schema)},"ddl":null,"tableChanges":[{"type":"ALTER","id":${id},"table":${table}}]}`;
+    if (!this.options.schemas) return { event, type: 'schema_change', key, value };
+    return {
+      event,
+      type: 'schema_change',
+      key: `{"schema":${PG_SCHEMA_CHANGE_KEY_SCHEMA},"payload":${key}}`,
+      value: `{"schema":${PG_SCHEMA_CHANGE_VALUE_SCHEMA},"payload":${value}}`,
+    };
+  }
+
   private encodeMessage(event: ChangeEvent, tsJson: string, tx: TransactionPosition | null): EncodedRecord {
     const m = event.message;
     const prefix = m?.prefix ?? '';
@@ -479,6 +519,48 @@ export class EnvelopeEncoder {
       value: `{"schema":${messageValueSchema(connector, this.native, content.type)},"payload":${payload}}`,
     };
   }
+}
+
+interface SchemaChangeColumn {
+  name: string;
+  /** format_type with modifiers, e.g. `numeric(12,1)`, `character varying(20)`, `integer[]`. */
+  type: string;
+  type_oid: number | null;
+  nullable: boolean;
+}
+
+/** java.sql.Types of PostgreSQL base types, as the PostgreSQL JDBC driver reports them (others: OTHER). */
+const JDBC_TYPES: Record<string, number> = {
+  smallint: 5,
+  integer: 4,
+  bigint: -5,
+  real: 7,
+  'double precision': 8,
+  numeric: 2,
+  money: 8,
+  boolean: -7,
+  bit: -7,
+  'character varying': 12,
+  character: 1,
+  text: 12,
+  bytea: -2,
+  date: 91,
+  'time without time zone': 92,
+  'time with time zone': 92,
+  'timestamp without time zone': 93,
+  'timestamp with time zone': 93,
+};
+
+/** A column in Debezium's `io.debezium.connector.schema.Column` shape (length and scale from the type modifiers). */
+function debeziumSchemaColumn(c: SchemaChangeColumn, position: number): string {
+  const array = /\[\]$/.test(c.type);
+  const mods = /\((\d+)(?:,\s*(\d+))?\)/.exec(c.type);
+  const typeName = c.type.replace(/\([^)]*\)/, '');
+  const base = typeName.replace(/\[\]$/, '');
+  const jdbc = array ? 2003 : (JDBC_TYPES[base] ?? 1111);
+  const length = mods ? Number(mods[1]) : null;
+  const scale = mods?.[2] !== undefined ? Number(mods[2]) : null;
+  return `{"name":${q(c.name)},"jdbcType":${jdbc},"nativeType":${c.type_oid ?? 'null'},"typeName":${q(typeName)},"typeExpression":${q(typeName)},"charsetName":null,"length":${length},"scale":${scale},"position":${position},"optional":${c.nullable},"autoIncremented":false,"generated":false,"comment":null,"defaultValueExpression":null,"enumValues":null}`;
 }
 
 function transactionJson(tx: TransactionPosition): string {

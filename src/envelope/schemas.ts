@@ -149,3 +149,15 @@ export const SCHEMA_CHANGE_KEY_SCHEMA =
 
 /** Value of a MySQL schema-change record (source, ts_ms, databaseName, schemaName, ddl, tableChanges). */
 export const SCHEMA_CHANGE_VALUE_SCHEMA = `{"type":"struct","fields":[${MYSQL_SOURCE_SCHEMA},{"type":"int64","optional":false,"field":"ts_ms"},{"type":"string","optional":true,"field":"databaseName"},{"type":"string","optional":true,"field":"schemaName"},{"type":"string","optional":true,"field":"ddl"},{"type":"array","items":{"type":"struct","fields":[{"type":"string","optional":false,"field":"type"},{"type":"string","optional":false,"field":"id"},{"type":"struct","fields":[{"type":"string","optional":true,"field":"defaultCharsetName"},{"type":"array","items":{"type":"string","optional":false},"optional":true,"field":"primaryKeyColumnNames"},{"type":"array","items":{"type":"struct","fields":[{"type":"string","optional":false,"field":"name"},{"type":"int32","optional":false,"field":"jdbcType"},{"type":"int32","optional":true,"field":"nativeType"},{"type":"string","optional":false,"field":"typeName"},{"type":"string","optional":true,"field":"typeExpression"},{"type":"string","optional":true,"field":"charsetName"},{"type":"int32","optional":true,"field":"length"},{"type":"int32","optional":true,"field":"scale"},{"type":"int32","optional":false,"field":"position"},{"type":"boolean","optional":true,"field":"optional"},{"type":"boolean","optional":true,"field":"autoIncremented"},{"type":"boolean","optional":true,"field":"generated"},{"type":"string","optional":true,"field":"comment"},{"type":"string","optional":true,"field":"defaultValueExpression"},{"type":"array","items":{"type":"string","optional":false},"optional":true,"field":"enumValues"}],"optional":false,"name":"io.debezium.connector.schema.Column","version":1},"optional":false,"field":"columns"},{"type":"string","optional":true,"field":"comment"}],"optional":true,"name":"io.debezium.connector.schema.Table","version":1,"field":"table"}],"optional":false,"name":"io.debezium.connector.schema.Change","version":1},"optional":false,"field":"tableChanges"}],"optional":false,"name":"io.debezium.connector.mysql.SchemaChangeValue","version":1}`;
+
+/** Key of a PostgreSQL schema-change record (derived from a Relation message): `{"databaseName": ...}`. */
+export const PG_SCHEMA_CHANGE_KEY_SCHEMA = SCHEMA_CHANGE_KEY_SCHEMA.replace(
+  'io.debezium.connector.mysql.SchemaChangeKey',
+  'io.debezium.connector.postgresql.SchemaChangeKey',
+);
+
+/** Value of a PostgreSQL schema-change record: the MySQL record's fields with PostgreSQL's source block. */
+export const PG_SCHEMA_CHANGE_VALUE_SCHEMA = SCHEMA_CHANGE_VALUE_SCHEMA.replace(
+  MYSQL_SOURCE_SCHEMA,
+  POSTGRES_SOURCE_SCHEMA,
+).replace('io.debezium.connector.mysql.SchemaChangeValue', 'io.debezium.connector.postgresql.SchemaChangeValue');

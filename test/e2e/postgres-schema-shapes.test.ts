@@ -379,8 +379,9 @@ describe('PostgreSQL -> PostgreSQL schema shapes', () => {
     } finally {
       expect(await stop(second)).toBeNull();
     }
+    // Its changes applied, then the drop, which empties the target table (docs/schema-changes.md).
     const gone = await server.query<{ a: number; b: string }>('dr_dst', 'select a, b from gone order by a');
-    expect(gone).toEqual([{ a: 1, b: 'z' }]);
+    expect(gone).toEqual([]);
   });
 
   it('a FOR ALL TABLES publication with a partitioned table: followed under the partitioned table, or refused with the fix', async () => {

@@ -182,7 +182,7 @@ export async function followTableRename(
   sourceId: string,
 ): Promise<void> {
   if (!(await readCatalog(db, from.database, from.name, flavor))) return;
-  const toName = `${quoteId(to.database)}.${quoteId(to.name)}`;
+  const toName = `${quoteIdent(to.database)}.${quoteIdent(to.name)}`;
   if (await readCatalog(db, to.database, to.name, flavor)) {
     // Left by a table of the new name dropped at the source (emptied, kept): it gives way. One with rows stops.
     const [rows] = await db.query(`SELECT 1 FROM ${toName} LIMIT 1`);
@@ -355,6 +355,7 @@ export async function syncTable(
     // take no literal default) an UPDATE of the existing rows.
     const dropDefaults: string[] = [];
     const fills: [string, string][] = [];
+    const emptied: string[] = [];
     const existingRowsValue = (i: number): string | null => {
       const col = source.columns[i]!;
       if (typeof col.missingValue !== 'string') return null;
@@ -404,7 +405,11 @@ export async function syncTable(
         return;
       }
       if (holds(have.columnType, want) === false) {
-        if (options.alterTables && holds(want, have.columnType) === true) {
+        if (options.alterTables && (holds(want, have.columnType) === true || col.retyped)) {
+          // col.retyped: the source copies the table again (emptying it first), so old values need not convert
+          // exactly; they are emptied first (a key column keeps them: it must stay unique until the copy).
+          if (holds(want, have.columnType) !== true && col.retyped && !col.isKey)
+            emptied.push(`${quoteIdent(col.name)} = NULL`);
           changes.push(`MODIFY COLUMN ${columnDef(i)}`);
           changed.push(i);
         } else {
@@ -424,6 +429,7 @@ export async function syncTable(
       // Replicated rows carry every column: a default only gives the existing rows their value and must not stay.
       await ddl(
         [
+          ...(emptied.length > 0 ? [`UPDATE ${qname} SET ${emptied.join(', ')}`] : []),
           `ALTER TABLE ${qname} ${changes.join(', ')}`,
           ...(dropDefaults.length > 0 ? [`ALTER TABLE ${qname} ${dropDefaults.join(', ')}`] : []),
           ...(fills.length > 0

@@ -275,6 +275,15 @@ export async function syncTable(
         );
         continue;
       }
+      if (options.alterTables && col.retyped) {
+        // The source copies the table again (emptying it first): the old values need not convert exactly. A key
+        // column keeps its values by a cast (the key must stay unique and not null until the copy empties the table).
+        const type = col.type.trim();
+        ddl.push(
+          `alter column ${quoteIdent(col.name)} type ${type} using ${col.isKey ? quoteIdent(col.name) : 'null'}::${type}`,
+        );
+        continue;
+      }
       problems.push(`column ${col.name} is ${want.type} at the source but ${have.type} on the target`);
     }
     if (problems.length > 0) {

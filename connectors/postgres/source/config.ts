@@ -78,6 +78,14 @@ export const postgresSourceConfig = z.strictObject({
     .describe(
       'The slot disappeared although a streaming checkpoint exists: fail (stop for an operator) or resnapshot (recreate the slot and copy every table again, truncating first).',
     ),
+  table_check_interval_ms: z
+    .number()
+    .int()
+    .positive()
+    .default(10_000)
+    .describe(
+      'While streaming, look this often for replicated tables dropped at the source (the target table is emptied at that point of the stream) and for new tables the pipeline publishes (tables omitted: every new table; tables listed: a listed table created again), which are added to the publication and copied while streaming.',
+    ),
   connect_timeout_ms: z
     .number()
     .int()

@@ -11,7 +11,7 @@ import { type PgServer, startPostgres } from '../../../test/harness/postgres.ts'
 import { CANONICAL_SESSION_OPTIONS } from './catalog.ts';
 import type { PostgresSourceConfigInput } from './config.ts';
 import { preflightPostgresSource } from './preflight.ts';
-import { PostgresSource } from './source.ts';
+import { PostgresSource, SCHEMA_CHANGE_PREFIX } from './source.ts';
 import { teardownPostgresSource } from './teardown.ts';
 
 const logger = pino({ level: 'silent' });
@@ -325,7 +325,16 @@ describe.each(FLAVORS)('PostgresSource on %s PostgreSQL', (_name, flavor) => {
          begin; alter table sc add column b numeric(5,1) default 2.5; insert into sc values (2, 'y', 3); commit;
          alter table sc alter column a type varchar; update sc set a = 'z' where id = 1;`,
       );
-      const ev = await reader.until((e) => e.length >= 3);
+      const all = await reader.until((e) => e.filter((x) => x.op !== 'message').length >= 3);
+      // Each new shape is announced by a schema-change message just before its first change.
+      expect(all.map((e) => e.message?.prefix ?? e.op)).toEqual([
+        'insert',
+        SCHEMA_CHANGE_PREFIX,
+        'insert',
+        SCHEMA_CHANGE_PREFIX,
+        'update',
+      ]);
+      const ev = all.filter((e) => e.op !== 'message');
       expect(ev.map((e) => e.after)).toEqual([
         { id: '1', a: 'x' },
         { id: '2', a: 'y', b: '3.0' },

@@ -32,6 +32,9 @@ export interface KnownTable {
   filenode: string;
   /** Live columns in attribute-number order (generated columns are not streamed and not kept). */
   columns: KnownColumn[];
+  /** Key columns and old-row image as last sent (to describe the table once it is dropped); absent in older states. */
+  keyColumns?: string[];
+  beforeImage?: 'key' | 'full' | 'none';
 }
 
 /** What a Relation message changed, by column identity. */
@@ -74,6 +77,13 @@ export class SchemaHistory {
   set(table: KnownTable): void {
     this.tables.set(table.relid, table);
     this.saved = null;
+  }
+
+  /** Forgets a table (dropped at the source, at the current stream position). */
+  delete(relid: number): boolean {
+    const had = this.tables.delete(relid);
+    if (had) this.saved = null;
+    return had;
   }
 
   get size(): number {

@@ -15,14 +15,13 @@
 import type pg from 'pg';
 import { type BatchOptions, DEFAULT_BATCH_OPTIONS } from '../../../src/config/batch.ts';
 import type { ChangeBatch } from '../../../src/core/change-batch.ts';
-import type { ChangeEvent, Row } from '../../../src/core/change-event.ts';
+import type { ChangeEvent, Row, TableSchema } from '../../../src/core/change-event.ts';
 import { type Checkpoint, formatLsn, parseLsn } from '../../../src/core/checkpoint.ts';
 import type { ConnectorContext, PreflightProblem } from '../../../src/core/connector-context.ts';
 import type { Source, SourceStatus } from '../../../src/core/source.ts';
 import { ConnectionError, SourceSetupError, TributaryError } from '../../../src/errors.ts';
 import { CommitBatcher } from '../../../src/pipeline/commit-batcher.ts';
 import { classifyPostgresError, postgresErrorKind } from '../errors.ts';
-import { quoteIdent } from '../identifiers.ts';
 import { TypeResolver } from '../types.ts';
 import {
   checkServer,
@@ -47,12 +46,33 @@ import {
 } from './pgoutput-decoder.ts';
 import { replicationNames } from './replication-names.ts';
 import { ReplicationStream } from './replication-stream.ts';
-import { knownTableFromCatalog, type ResolvedRelation, resolveRelation, SchemaHistory } from './schema-history.ts';
+import {
+  type KnownTable,
+  knownTableFromCatalog,
+  type ResolvedRelation,
+  resolveRelation,
+  SchemaHistory,
+} from './schema-history.ts';
 import { readTable } from './snapshot-reader.ts';
 import { dropSlotWithRetry } from './teardown.ts';
 
 /** Prefix of Tributary's own heartbeat messages (any pipeline's); they are consumed, never emitted. */
 export { HEARTBEAT_PREFIX } from './pgoutput-decoder.ts';
+
+/**
+ * Prefix of the message that places a replicated table's DROP in the stream: pgoutput sends nothing for a DROP TABLE,
+ * so the source writes `{slot, relid, table}` when it notices the table is gone; every change of the table precedes
+ * it in the WAL. Consumed by the source that wrote it (the target table is emptied there), never emitted.
+ */
+export const TABLE_DROPPED_PREFIX = 'tributary.table.dropped';
+
+/**
+ * Prefix of the message event that describes a table's schema change, derived from its Relation message (PostgreSQL
+ * logical decoding carries no DDL text): JSON with the table, the columns before and after, and what changed by
+ * column identity. It precedes the first change under the new shape, at that change's position. Database targets
+ * skip it; the jsonl and Kafka outputs write it as a schema-change record (docs/event-format.md).
+ */
+export const SCHEMA_CHANGE_PREFIX = 'tributary.schema_change';
 
 function databaseOf(url: string): string {
   try {
@@ -120,6 +140,12 @@ export class PostgresSource implements Source {
   private draining = false;
   private statusTimer: NodeJS.Timeout | null = null;
   private heartbeatTimer: NodeJS.Timeout | null = null;
+  private tableCheckTimer: NodeJS.Timeout | null = null;
+  private tableCheckRunning = false;
+  /** Dropped tables announced in the WAL (by relid), with the shape their truncate carries. */
+  private readonly droppedTables = new Map<number, TableSchema>();
+  /** Schema-change descriptions waiting for the first change under their shape (the TableSchema of the Relation). */
+  private readonly schemaChanges = new WeakMap<TableSchema, string>();
 
   constructor(
     config: PostgresSourceConfig | PostgresSourceConfigInput,
@@ -216,6 +242,7 @@ export class PostgresSource implements Source {
       this.skipUpTo = at;
       this.durableLsn = at;
       this.history = SchemaHistory.fromState(from.state);
+      await this.announceDroppedTables(meta);
       // Debezium's sequence[0] continues from the checkpoint, so replayed events are written identically.
       const last = from.position.kind === 'postgres' ? from.position.lastCommitLsn : undefined;
       this.decoder.setLastCommitLsn(last === undefined ? formatLsn(at) : (last ?? undefined));
@@ -247,7 +274,8 @@ export class PostgresSource implements Source {
 
   /**
    * A configured table that no longer exists under its name but is in the schema history was renamed at the source
-   * after the checkpoint: say so, and how to go on (the rename itself is then followed from the stream).
+   * after the checkpoint: say so, and how to go on (the rename itself is then followed from the stream). A table
+   * dropped and created again under its name is followed (announceDroppedTables, planIncremental).
    */
   private async explainRenamedTables(meta: pg.Client, history: SchemaHistory, problems: PreflightProblem[]) {
     const known = history.toState();
@@ -258,18 +286,6 @@ export class PostgresSource implements Source {
       [known.map((t) => t.relid)],
     );
     const current = new Map(now.rows.map((r) => [r.relid, `${r.schema}.${r.name}`]));
-    const byName = await meta.query<{ name: string; relid: number | null }>(
-      'select n as name, to_regclass(n)::oid::int as relid from unnest($1::text[]) with ordinality as u(n, i) order by i',
-      [known.map((t) => `${quoteIdent(t.schema)}.${quoteIdent(t.name)}`)],
-    );
-    known.forEach((t, i) => {
-      const relid = byName.rows[i]?.relid;
-      if (relid == null || relid === t.relid) return;
-      problems.push({
-        message: `table ${t.schema}.${t.name} is another table than the one replicated so far (dropped or renamed, and created again under its name at the source after the last checkpoint): the target still holds the old table's rows`,
-        hint: `Copy the tables again: run tributary teardown for this pipeline and start it over (a fresh snapshot; the target tables are emptied first).`,
-      });
-    });
     for (const t of known) {
       const old = `${t.schema}.${t.name}`;
       const renamed = current.get(t.relid);
@@ -322,8 +338,14 @@ export class PostgresSource implements Source {
     );
     if (from?.phase === 'stream' && this.config.snapshot !== 'never') {
       for (const table of published) {
-        if (copied.includes(table) || pending.some((p) => p.table === table)) continue;
-        this.log('incremental_snapshot_requested', { table, reason: 'table added to the pipeline' });
+        if (pending.some((p) => p.table === table)) continue;
+        // Copied before, but gone from the publication since: dropped and created again under its name.
+        const back = prior !== null && copied.includes(table) && !publishedBefore.includes(table);
+        if (copied.includes(table) && !back) continue;
+        this.log('incremental_snapshot_requested', {
+          table,
+          reason: back ? 'table created again at the source' : 'table added to the pipeline',
+        });
         incremental.request(table);
       }
     }
@@ -448,7 +470,11 @@ export class PostgresSource implements Source {
       for (const t of tables) {
         if (this.closed || this.draining) return;
         const schema = await tableSchemaFromCatalog(client, this.resolver, t);
-        this.history.set(await knownTableFromCatalog(client, t.oid, t.table));
+        this.history.set({
+          ...(await knownTableFromCatalog(client, t.oid, t.table)),
+          keyColumns: schema.keyColumns,
+          beforeImage: schema.beforeImage,
+        });
         const source = (snapshot: 'true' | 'first' | 'first_in_data_collection'): ChangeEvent['source'] => ({
           connector: 'postgresql',
           db: this.db,
@@ -640,6 +666,8 @@ export class PostgresSource implements Source {
     const every = this.config.heartbeat_interval_ms;
     this.heartbeatTimer = setInterval(() => this.maybeHeartbeat(), Math.max(50, Math.floor(every / 2)));
     this.heartbeatTimer.unref();
+    this.tableCheckTimer = setInterval(() => this.checkTables(), this.config.table_check_interval_ms);
+    this.tableCheckTimer.unref();
     return batcher;
   }
 
@@ -672,6 +700,111 @@ export class PostgresSource implements Source {
             ),
       );
     });
+  }
+
+  /** While streaming: follows tables dropped at the source and new tables to publish (table_check_interval_ms). */
+  private checkTables(): void {
+    if (this.closed || this.draining || this.tableCheckRunning || !this.meta) return;
+    this.tableCheckRunning = true;
+    const meta = this.meta;
+    (async () => {
+      await this.announceDroppedTables(meta);
+      const before = await this.publishedTables(meta);
+      this.publications = await this.ensurePublications(meta);
+      const added = (await this.publishedTables(meta)).filter((t) => !before.includes(t));
+      const incremental = this.incremental;
+      if (added.length === 0 || !incremental || this.config.snapshot === 'never') return;
+      for (const table of added) {
+        this.log('incremental_snapshot_requested', { table, reason: 'table created at the source' });
+        incremental.request(table);
+      }
+      this.startIncremental(incremental);
+    })()
+      .catch((err: unknown) => {
+        if (this.closed || this.draining) return;
+        this.fail(err instanceof TributaryError ? err : connectFailure(this.config.url, err));
+      })
+      .finally(() => {
+        this.tableCheckRunning = false;
+      });
+  }
+
+  /**
+   * Tables of the schema history that no longer exist were dropped: a message in the WAL (after every change of the
+   * table) marks the drop in the stream, where the target table is emptied and the table forgotten. The shape of the
+   * truncate is worked out now, while the column types still resolve; a restart before the stream reached the
+   * message announces it again (the first one read does the work, the other finds the table forgotten).
+   */
+  private async announceDroppedTables(meta: pg.Client): Promise<void> {
+    const known = this.history.toState();
+    if (known.length === 0) return;
+    const alive = new Set(
+      (
+        await meta.query<{ relid: number }>('select oid::int as relid from pg_class where oid = any($1::oid[])', [
+          known.map((t) => t.relid),
+        ])
+      ).rows.map((r) => r.relid),
+    );
+    for (const t of known) {
+      if (alive.has(t.relid) || this.droppedTables.has(t.relid)) continue;
+      this.droppedTables.set(t.relid, await this.schemaOfDropped(meta, t));
+      const table = `${t.schema}.${t.name}`;
+      await meta.query('select pg_logical_emit_message(true, $1, $2)', [
+        TABLE_DROPPED_PREFIX,
+        JSON.stringify({ slot: this.names.slot, relid: t.relid, table }),
+      ]);
+      this.log('source_table_dropped', {
+        table,
+        relid: t.relid,
+        note: 'the target table is emptied where the stream reaches the drop',
+      });
+    }
+  }
+
+  /** The shape a dropped table had, from the schema history (type names and kinds still resolve by type OID). */
+  private async schemaOfDropped(meta: pg.Client, t: KnownTable): Promise<TableSchema> {
+    const keys = new Set(t.keyColumns ?? []);
+    const raw: RawRelation = {
+      relid: t.relid,
+      schema: t.schema,
+      name: t.name,
+      replicaIdentity: 'd',
+      columns: t.columns.map((c) => ({ name: c.name, typeOid: c.typeOid, typmod: c.typmod, isKey: keys.has(c.name) })),
+    };
+    const { schema } = await tableSchemaFromRelation(
+      meta,
+      this.resolver,
+      raw,
+      t.columns.map((c) => c.attnum),
+    );
+    schema.beforeImage = t.beforeImage ?? schema.beforeImage;
+    return schema;
+  }
+
+  /** A drop announced by this source reached the stream: the target table is emptied here, the table forgotten. */
+  private onTableDropped(event: ChangeEvent): void {
+    let note: { slot?: string; relid?: number };
+    try {
+      note = JSON.parse(Buffer.from(event.message!.contentBase64, 'base64').toString('utf8'));
+    } catch {
+      return;
+    }
+    if (note.slot !== this.names.slot || typeof note.relid !== 'number') return;
+    const schema = this.droppedTables.get(note.relid);
+    if (!schema || !this.history.delete(note.relid)) return;
+    this.batcher!.push(
+      {
+        op: 'truncate',
+        table: schema.table,
+        schema,
+        key: null,
+        before: null,
+        after: null,
+        source: { ...event.source, snapshot: false },
+        truncate: { cascade: false, restartIdentity: false },
+      },
+      EVENT_OVERHEAD,
+    );
   }
 
   private heartbeatRunning = false;
@@ -713,6 +846,31 @@ export class PostgresSource implements Source {
   /** What the decoder hands over: changes and commits go to the batcher. */
   private readonly decoded: DecodedStream = {
     change: (event, bytes) => {
+      if (event.op === 'message' && event.message?.prefix === TABLE_DROPPED_PREFIX) {
+        this.onTableDropped(event);
+        return;
+      }
+      const described = event.op === 'message' ? undefined : this.schemaChanges.get(event.schema);
+      if (described !== undefined) {
+        this.schemaChanges.delete(event.schema);
+        this.batcher!.push(
+          {
+            op: 'message',
+            table: event.schema.table,
+            schema: event.schema,
+            key: null,
+            before: null,
+            after: null,
+            source: { ...event.source },
+            message: {
+              prefix: SCHEMA_CHANGE_PREFIX,
+              contentBase64: Buffer.from(described, 'utf8').toString('base64'),
+              transactional: true,
+            },
+          },
+          EVENT_OVERHEAD + described.length,
+        );
+      }
       if (this.incremental?.observe(event)) return;
       this.batcher!.push(event, bytes);
     },
@@ -804,15 +962,16 @@ export class PostgresSource implements Source {
       resolved.attnums,
     );
     const added = new Set(resolved.changes.flatMap((c) => (c.kind === 'add' ? [c.column] : [])));
-    this.refuseUnstreamedValues(
-      raw,
-      resolved,
-      volatileDefaults.filter((c) => added.has(c)),
-    );
-    this.warnUnknownExistingValues(
-      raw,
-      lostDefaults.filter((c) => added.has(c)),
-    );
+    const retyped = this.retypedWithRewrite(raw, resolved);
+    const volatileAdded = volatileDefaults.filter((c) => added.has(c));
+    const lostAdded = lostDefaults.filter((c) => added.has(c));
+    if (retyped.length > 0 || volatileAdded.length > 0 || lostAdded.length > 0) {
+      for (const c of schema.columns) if (retyped.includes(c.name)) c.retyped = true;
+      this.copyAgain(raw, retyped, volatileAdded, lostAdded);
+    }
+    const typeChanged = this.typeChanged(raw, resolved).filter((c) => !added.has(c));
+    if (known && (resolved.changes.length > 0 || resolved.renamedFrom || typeChanged.length > 0))
+      this.schemaChanges.set(schema, await this.describeSchemaChange(meta, known, resolved, schema, typeChanged));
     if (resolved.changes.length > 0) schema.changes = resolved.changes;
     if (resolved.renamedFrom) schema.renamedFrom = resolved.renamedFrom;
     if (resolved.changes.length > 0 || resolved.renamedFrom)
@@ -824,53 +983,120 @@ export class PostgresSource implements Source {
         changes: resolved.changes,
         xid: this.decoder.transactionId,
       });
-    this.history.set(resolved.table);
+    const k = resolved.table;
+    if (
+      k.keyColumns?.join('\0') !== schema.keyColumns.join('\0') ||
+      k.beforeImage !== schema.beforeImage ||
+      k !== known
+    )
+      this.history.set({ ...k, keyColumns: schema.keyColumns, beforeImage: schema.beforeImage });
     this.decoder.setRelation(raw.relid, schema);
   }
 
   /**
-   * Values PostgreSQL changed in every row without writing them to the WAL cannot reach the target from the stream:
-   * a column retyped with a table rewrite (ALTER COLUMN TYPE, with or without USING), or added with a volatile default
-   * (random(), clock_timestamp(), nextval(), an identity). The pipeline stops here rather than keep old values.
+   * The schema-change description (SCHEMA_CHANGE_PREFIX): the table, its columns before (from the history, type names
+   * from the catalog by type OID) and after (the Relation message), and the changes by column identity.
    */
-  private refuseUnstreamedValues(raw: RawRelation, resolved: ResolvedRelation, volatileAdded: string[]): void {
-    const table = `${raw.schema}.${raw.name}`;
-    const fix = `Copy ${table} again: run tributary teardown for this pipeline and start it over (a fresh snapshot of every table). To follow such a change without a copy, change the column in two steps the stream carries: add a new column, fill it with an UPDATE, then drop the old one and rename the new one.`;
+  private async describeSchemaChange(
+    meta: pg.Client,
+    known: KnownTable,
+    resolved: ResolvedRelation,
+    schema: TableSchema,
+    typeChanged: string[],
+  ): Promise<string> {
+    const names = await meta.query<{ type: string }>(
+      'select format_type(o, m) as type from unnest($1::oid[], $2::int4[]) with ordinality u(o, m, i) order by i',
+      [known.columns.map((c) => c.typeOid), known.columns.map((c) => c.typmod)],
+    );
+    const before = {
+      schema: known.schema,
+      name: known.name,
+      columns: known.columns.map((c, i) => ({ name: c.name, type: names.rows[i]?.type ?? String(c.typeOid) })),
+      key: known.keyColumns ?? null,
+    };
+    return JSON.stringify({
+      table: schema.table,
+      xid: this.decoder.transactionId,
+      before,
+      after: {
+        schema: schema.table.schema,
+        name: schema.table.name,
+        columns: schema.columns.map((c) => ({
+          name: c.name,
+          type: c.type,
+          type_oid: c.typeOid ?? null,
+          nullable: c.nullable ?? true,
+        })),
+        key: schema.keyColumns,
+      },
+      changes: [
+        ...(resolved.renamedFrom ? [{ kind: 'rename_table', from: `${known.schema}.${known.name}` }] : []),
+        ...resolved.changes,
+        ...typeChanged.map((column) => ({ kind: 'type', column })),
+      ],
+    });
+  }
+
+  /** Columns whose type differs from the history's (by attribute number). */
+  private typeChanged(raw: RawRelation, resolved: ResolvedRelation): string[] {
     const before = this.history.get(raw.relid);
-    if (resolved.rewritten && before) {
-      const byAttnum = new Map(before.columns.map((c) => [c.attnum, c]));
-      const retyped = raw.columns.filter((c, i) => {
+    if (!before) return [];
+    const byAttnum = new Map(before.columns.map((c) => [c.attnum, c]));
+    return raw.columns
+      .filter((c, i) => {
         const old = byAttnum.get(resolved.attnums[i]!);
         return old !== undefined && (old.typeOid !== c.typeOid || old.typmod !== c.typmod);
-      });
-      if (retyped.length > 0)
-        throw new SourceSetupError(
-          `table ${table}: column ${retyped.map((c) => c.name).join(', ')} changed type with a rewrite of the table (transaction ${this.decoder.transactionId}): PostgreSQL wrote the converted values of the existing rows to the table but not to the WAL, so the target cannot get them from the stream`,
-          fix,
-        );
-    }
-    if (volatileAdded.length > 0)
-      throw new SourceSetupError(
-        `table ${table}: column ${volatileAdded.join(', ')} was added with a volatile default or as an identity (transaction ${this.decoder.transactionId}): PostgreSQL gave every existing row its own value without writing it to the WAL, so the target cannot get those values from the stream`,
-        fix,
-      );
+      })
+      .map((c) => c.name);
+  }
+
+  /** Columns whose type changed with a rewrite of the table since the history knew it (ALTER COLUMN TYPE). */
+  private retypedWithRewrite(raw: RawRelation, resolved: ResolvedRelation): string[] {
+    const before = this.history.get(raw.relid);
+    if (!resolved.rewritten || !before) return [];
+    const byAttnum = new Map(before.columns.map((c) => [c.attnum, c]));
+    return raw.columns
+      .filter((c, i) => {
+        const old = byAttnum.get(resolved.attnums[i]!);
+        return old !== undefined && (old.typeOid !== c.typeOid || old.typmod !== c.typmod);
+      })
+      .map((c) => c.name);
   }
 
   /**
-   * A constant default whose kept value (attmissingval) is gone because the table was rewritten before this Relation
-   * message was resolved (the catalog is read as it is now): existing rows may read a value the target cannot know.
+   * Values PostgreSQL changed in every row without writing them to the WAL cannot reach the target from the stream:
+   * a column retyped with a table rewrite (ALTER COLUMN TYPE, with or without USING), added with a volatile default
+   * (random(), clock_timestamp(), nextval(), an identity), or added with a constant default whose kept value a later
+   * rewrite erased before this message was read. The table's rows are copied again by the incremental snapshot: its
+   * first chunk empties the target table at its low watermark, which the stream reaches after this message, so
+   * every row ends with the source's value. The request is in the checkpoint of this transaction's commit.
    */
-  private warnUnknownExistingValues(raw: RawRelation, lostDefaults: string[]): void {
+  private copyAgain(raw: RawRelation, retyped: string[], volatileAdded: string[], lostAdded: string[]): void {
     const table = `${raw.schema}.${raw.name}`;
-    for (const column of lostDefaults) {
-      this.ctx.logger.warn({
-        event: 'source_column_added_existing_value_unknown',
-        pipeline: this.ctx.pipeline,
-        table,
-        column,
-        hint: `Column ${column} was added to ${table} and has a default, but the value the existing rows read is no longer in the catalog (the table was rewritten since, e.g. by another ADD COLUMN with a volatile default, VACUUM FULL or ALTER TYPE; or the default was set after the column was added, when NULL is right). The target added ${column} with NULL in those rows: if the source rows are not NULL there, re-snapshot the table or fill the column on the target from the source.`,
-      });
-    }
+    const incremental = this.incremental;
+    if (!incremental)
+      throw new SourceSetupError(
+        `table ${table}: rows were rewritten at the source without the WAL carrying them (transaction ${this.decoder.transactionId})`,
+        `Copy ${table} again: run tributary teardown for this pipeline and start it over.`,
+      );
+    const reasons = [
+      ...(retyped.length > 0 ? [`column ${retyped.join(', ')} changed type with a rewrite of the table`] : []),
+      ...(volatileAdded.length > 0
+        ? [`column ${volatileAdded.join(', ')} was added with a volatile default or as an identity`]
+        : []),
+      ...(lostAdded.length > 0
+        ? [`column ${lostAdded.join(', ')} was added with a default whose value for existing rows a rewrite erased`]
+        : []),
+    ];
+    this.ctx.logger.warn({
+      event: 'incremental_snapshot_requested',
+      pipeline: this.ctx.pipeline,
+      table,
+      reason: `${reasons.join('; ')} (transaction ${this.decoder.transactionId}): the new values of existing rows are not in the WAL; the table is copied again`,
+    });
+    incremental.request(table);
+    // Started once this message is resolved: the copy's watermarks follow it in the stream.
+    queueMicrotask(() => this.startIncremental(incremental));
   }
 
   async commit(checkpoint: Checkpoint): Promise<void> {
@@ -894,6 +1120,7 @@ export class PostgresSource implements Source {
     this.closed = true;
     if (this.statusTimer) clearInterval(this.statusTimer);
     if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
+    if (this.tableCheckTimer) clearInterval(this.tableCheckTimer);
     this.incremental?.stop();
     this.batcher?.end();
     await this.incrementalClient?.end().catch(() => undefined);
