@@ -644,6 +644,14 @@ export class PostgresSource implements Source {
         inFlight--;
         const record = c.chunks[index]!;
         record.rows = count;
+        this.ctx.logger.debug({
+          event: 'snapshot_chunk_read',
+          pipeline: this.ctx.pipeline,
+          table: c.name,
+          chunk: index,
+          rows: count,
+          last: record.end === null,
+        });
         if (held) {
           if (plannerDone && inFlight === 0 && !copies.some((o) => !o.planned))
             held.source = { ...held.source, snapshot: 'last' };
