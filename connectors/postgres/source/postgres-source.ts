@@ -473,15 +473,16 @@ export class PostgresSource implements Source {
     let stopped = false;
     const stopping = () => stopped || this.closed || this.draining;
     let paused = false;
-    let wakeGate: (() => void) | null = null;
+    // Readers waiting for room in the batcher (each its own waiter: all go on at once).
+    let waiting: (() => void)[] = [];
     const gate = () =>
       new Promise<void>((resolve) => {
-        wakeGate = resolve;
+        waiting.push(resolve);
       });
     const openGate = () => {
-      const w = wakeGate;
-      wakeGate = null;
-      w?.();
+      const w = waiting;
+      waiting = [];
+      for (const resolve of w) resolve();
     };
     const batcher = new CommitBatcher({
       batch: this.batch,
