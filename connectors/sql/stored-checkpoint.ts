@@ -1,5 +1,12 @@
 import type { ChangeEvent } from '../../src/core/change-event.ts';
-import { type Checkpoint, compareCoverage, comparePositions, gtidCovers, parseLsn } from '../../src/core/checkpoint.ts';
+import {
+  type Checkpoint,
+  compareCoverage,
+  comparePositions,
+  gtidCovers,
+  isSnapshotProgress,
+  parseLsn,
+} from '../../src/core/checkpoint.ts';
 
 /**
  * The checkpoint row a SQL target last read or committed, and what it says is durable there already. A source
@@ -35,7 +42,9 @@ export class StoredCheckpoint {
   coversCheckpoint(cp: Checkpoint): boolean {
     const s = this.current;
     if (s?.phase !== 'stream' || cp.phase !== 'stream' || s.position.kind !== cp.position.kind) return false;
-    return compareCoverage(cp.position, s.position) <= 0;
+    const c = compareCoverage(cp.position, s.position);
+    // At the position of a running snapshot's checkpoint, a checkpoint covers more chunks (or the whole snapshot).
+    return c < 0 || (c === 0 && !isSnapshotProgress(s));
   }
 
   /**

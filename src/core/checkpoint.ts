@@ -104,6 +104,16 @@ export function compareCoverage(a: CheckpointPosition, stored: CheckpointPositio
   return comparePositions(a, stored);
 }
 
+/**
+ * A checkpoint of an initial snapshot still running (PostgreSQL: `state.snapshot.initial`): every chunk it copies ends
+ * in another checkpoint at the same position (the snapshot's consistent point) with more copied. Its batches are
+ * never replayed (a restart copies the rest by incremental snapshot), so at an equal position a later checkpoint is
+ * progress, not a replay.
+ */
+export function isSnapshotProgress(cp: Checkpoint): boolean {
+  return (cp.state?.snapshot as { initial?: unknown } | undefined)?.initial === true;
+}
+
 /** True when `next` would move the checkpoint backwards (a snapshot checkpoint never replaces a stream one). */
 export function isBackwards(current: Checkpoint, next: Checkpoint): boolean {
   if (current.phase === 'stream' && next.phase === 'snapshot') return true;
