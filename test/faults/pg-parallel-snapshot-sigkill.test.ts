@@ -99,11 +99,17 @@ describe('fault: SIGKILL during a parallel initial snapshot under pgbench', () =
     const load = pgbenchRun(server, 'fp_src', 60, 2);
     const schedule: string[] = [];
     try {
-      // Kill 1: in the parallel initial snapshot, once a checkpoint covers chunks of pgbench_accounts.
+      // Kill 1: in the parallel initial snapshot, once checkpoints cover a seeded number of its chunks (2 to 8) of
+      // pgbench_accounts (the durable progress moves chunk by chunk while the snapshot runs).
       replicator.start();
+      const chunksBeforeKill = 2 + Math.floor(random.next() * 7);
       expect(
-        await waitUntil(async () => ((await durable())?.accountsRows ?? 0) > 0, 120_000, 50),
-        'a checkpoint of the initial snapshot covering chunks of pgbench_accounts',
+        await waitUntil(
+          async () => ((await durable())?.accountsRows ?? 0) >= chunksBeforeKill * CHUNK_ROWS,
+          120_000,
+          20,
+        ),
+        `a checkpoint of the initial snapshot covering ${chunksBeforeKill} chunks of pgbench_accounts`,
       ).toBe(true);
       const delay1 = Math.floor(random.next() * 300);
       await sleep(delay1);
@@ -115,7 +121,7 @@ describe('fault: SIGKILL during a parallel initial snapshot under pgbench', () =
       const atKill = (await durable())!;
       const parallelism = Number(replicator.events('snapshot_started')[0]?.parallelism);
       schedule.push(
-        `kill 1 at ${delay1} ms after the first durable chunk of ${ACCOUNTS}: initial snapshot ${snapshotDoneBeforeKill ? 'done' : 'running'} with ${parallelism} readers, ${readBeforeKill} rows of ${ACCOUNTS} read in whole chunks, ${atKill.accountsRows} durable`,
+        `kill 1 at ${delay1} ms after ${chunksBeforeKill} chunks of ${ACCOUNTS} were durable: initial snapshot ${snapshotDoneBeforeKill ? 'done' : 'running'} with ${parallelism} readers, ${readBeforeKill} rows of ${ACCOUNTS} read in whole chunks, ${atKill.accountsRows} durable`,
       );
       // It landed mid-snapshot: the snapshot had not finished, and the checkpoint is one of the running snapshot.
       expect(snapshotDoneBeforeKill).toBe(0);
