@@ -5,12 +5,14 @@
  * START_REPLICATION at that LSN, and transactions whose commit is at or before it are skipped (PostgreSQL 15/16 may
  * resend them after a server restart). The slot is told only what commit() was given.
  *
- * Snapshot: the slot is created with an exported snapshot, every published table is read in one REPEATABLE READ
- * transaction using it (keyset chunks by key; keyless tables through a cursor), then streaming starts at the slot's
- * consistent point. The exported snapshot cannot outlive its connection, so a snapshot is not resumable: it carries
- * no checkpoint until it is complete. If a previous run stopped mid-snapshot (no streaming checkpoint but the slot
- * exists), the slot is dropped and recreated. Every table's snapshot rows are preceded by a snapshot `truncate` event,
- * so targets drop what a partial copy or an earlier run (before a teardown) wrote.
+ * Snapshot: the slot is created with an exported snapshot, and the published tables are read on several
+ * connections that import it (REPEATABLE READ; key-range chunks of several tables and of one table at once; keyless
+ * tables in one COPY), then streaming starts at the slot's consistent point. Each chunk read ends in a checkpoint at
+ * the consistent point with per-table progress; the exported snapshot cannot outlive its connection, so a restart
+ * streams from the consistent point and copies what the checkpoint lacks by incremental snapshot. If a previous run
+ * stopped before its first checkpoint (the slot exists without one), the slot is dropped and recreated. Every
+ * table's snapshot rows are preceded by a snapshot `truncate` event, so targets drop what a partial copy or an
+ * earlier run (before a teardown) wrote.
  */
 import type pg from 'pg';
 import { type BatchOptions, DEFAULT_BATCH_OPTIONS } from '../../../src/config/batch.ts';
