@@ -79,3 +79,23 @@ describe('StoredCheckpoint after a failover (stored on another server)', () => {
     expect(s.coversEvent(change('a.000001', 4, `${A}:5`))).toBe(false);
   });
 });
+
+describe('StoredCheckpoint during a PostgreSQL initial snapshot', () => {
+  const pgAt = (lsn: string, snapshot?: object): Checkpoint => ({
+    pipeline: 'p',
+    phase: 'stream',
+    position: { kind: 'postgres', lsn },
+    ...(snapshot ? { state: { snapshot } } : {}),
+  });
+  it('takes a checkpoint at the position of a running snapshot as progress, and one after it as covered', () => {
+    const s = new StoredCheckpoint();
+    s.set(pgAt('0/100', { tables: [], pending: [{ table: 'public.t', lastKey: ['10'], rows: 10 }], initial: true }));
+    // More chunks at the same consistent point, then the end of the snapshot there: both still to apply.
+    expect(s.coversCheckpoint(pgAt('0/100', { tables: [], pending: [], initial: true }))).toBe(false);
+    expect(s.coversCheckpoint(pgAt('0/100', { tables: ['public.t'], pending: [] }))).toBe(false);
+    expect(s.coversCheckpoint(pgAt('0/90'))).toBe(true);
+    // Once the end of the snapshot is stored, its replay is covered.
+    s.committed(pgAt('0/100', { tables: ['public.t'], pending: [] }));
+    expect(s.coversCheckpoint(pgAt('0/100', { tables: ['public.t'], pending: [] }))).toBe(true);
+  });
+});

@@ -48,3 +48,13 @@ export function formatLsn(value: bigint): string {
   const lo = value & 0xffffffffn;
   return `${hi.toString(16).toUpperCase()}/${lo.toString(16).toUpperCase()}`;
 }
+
+/**
+ * A checkpoint of an initial snapshot still running (PostgreSQL: `state.snapshot.initial`): every chunk it copies ends
+ * in another checkpoint at the same position (the snapshot's consistent point) with more copied. Its batches are
+ * never replayed (a restart copies the rest by incremental snapshot), so at an equal position a later checkpoint is
+ * progress, not a replay.
+ */
+export function isSnapshotProgress(cp: Checkpoint): boolean {
+  return (cp.state?.snapshot as { initial?: unknown } | undefined)?.initial === true;
+}

@@ -60,6 +60,15 @@ export const postgresSourceConfig = z.strictObject({
     .describe(
       'Rows per keyset query (one COPY each) during the initial snapshot; keyless tables are one COPY. Rows stream as they arrive, so memory does not grow with it.',
     ),
+  snapshot_parallelism: z
+    .number()
+    .int()
+    .min(1)
+    .max(64)
+    .default(4)
+    .describe(
+      'Connections that read the initial snapshot at once, all under one exported snapshot: several tables, and key-range chunks (snapshot_chunk_rows each) of one table, are read in parallel. Lowered to the connections the server has free.',
+    ),
   read_ahead_events: z
     .number()
     .int()

@@ -61,6 +61,11 @@ export interface SnapshotState {
   /** Tables the pipeline has copied (or streams since it started with their rows copied). */
   tables: string[];
   pending: TableProgress[];
+  /**
+   * Written by an initial snapshot still running (at its consistent point): `pending` holds the tables read in part,
+   * up to their last chunk with every chunk before it read; a restart copies the rest by incremental snapshot.
+   */
+  initial?: boolean;
 }
 
 interface Chunk {

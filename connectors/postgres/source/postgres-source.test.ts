@@ -18,6 +18,11 @@ const logger = pino({ level: 'silent' });
 const ctx = (pipeline: string): ConnectorContext => ({ pipeline, logger });
 const FAST_BATCH = { max_events: 1000, max_bytes: 4 * 1024 * 1024, max_wait_ms: 20 };
 
+/** A batch with a checkpoint that is not one of an initial snapshot still running (those follow each chunk). */
+function snapshotDone(b: ChangeBatch): boolean {
+  return b.checkpoint !== null && !(b.checkpoint.state?.snapshot as { initial?: boolean } | undefined)?.initial;
+}
+
 /** Pulls batches one by one (without ending the iteration like a for-await break would). */
 class Reader {
   readonly it: AsyncIterator<ChangeBatch>;
@@ -147,7 +152,7 @@ describe.each(FLAVORS)('PostgresSource on %s PostgreSQL', (_name, flavor) => {
       'types',
     );
     try {
-      const all = await reader.until((_ev, b) => b.checkpoint !== null);
+      const all = await reader.until((_ev, b) => snapshotDone(b));
       const reads = all.filter((e) => e.table.name === 'alltypes');
       // Extension types: text output as is; citext (a string category type) is text, hstore other.
       const extReads = all.filter((e) => e.table.name === 'ext');
@@ -230,10 +235,17 @@ describe.each(FLAVORS)('PostgresSource on %s PostgreSQL', (_name, flavor) => {
       'escapes',
     );
     try {
-      const all = await reader.until((_ev, b) => b.checkpoint !== null);
+      const all = await reader.until((_ev, b) => snapshotDone(b));
       const reads = all.filter((e) => e.table.name === 'esc');
       const expected = await rawRows(server, db, 'select * from esc order by k, n');
       expect(reads).toHaveLength(7);
+      // Chunks are read in parallel: rows of one chunk in key order, chunks in any order.
+      const order = new Map(expected.map((r, i) => [`${String(r.k)}/${String(r.n)}`, i]));
+      reads.sort(
+        (a, b) =>
+          order.get(`${String(a.after!.k)}/${String(a.after!.n)}`)! -
+          order.get(`${String(b.after!.k)}/${String(b.after!.n)}`)!,
+      );
       expect(reads.map((e) => e.after)).toEqual(expected);
       expect(reads.map((e) => e.key)).toEqual(expected.map((r) => ({ k: r.k, n: r.n })));
       expect(reads[0]!.after!.t).toBe('');
@@ -265,7 +277,7 @@ describe.each(FLAVORS)('PostgresSource on %s PostgreSQL', (_name, flavor) => {
       'ops',
     );
     try {
-      await reader.until((_e, b) => b.checkpoint !== null, true).catch(() => []);
+      await reader.until((_e, b) => snapshotDone(b), true).catch(() => []);
       await server.query(
         db,
         `begin; insert into k values (1, 'a'); insert into f values (1, 'a');
@@ -318,7 +330,7 @@ describe.each(FLAVORS)('PostgresSource on %s PostgreSQL', (_name, flavor) => {
     const { db, url } = await fresh('create table sc (id int primary key, a text)');
     const { source, reader } = await open({ type: 'postgres', url, tables: ['public.sc'] }, 'schema');
     try {
-      await reader.until((_e, b) => b.checkpoint !== null);
+      await reader.until((_e, b) => snapshotDone(b));
       await server.query(
         db,
         `insert into sc values (1, 'x');
@@ -358,7 +370,7 @@ describe.each(FLAVORS)('PostgresSource on %s PostgreSQL', (_name, flavor) => {
     const { db, url } = await fresh('create table big (id int primary key, n int, doc text)');
     const { source, reader } = await open({ type: 'postgres', url, tables: ['public.big'] }, 'toast');
     try {
-      await reader.until((_e, b) => b.checkpoint !== null);
+      await reader.until((_e, b) => snapshotDone(b));
       await server.query(
         db,
         "insert into big select 1, 0, string_agg(md5(i::text), '') from generate_series(1, 5000) i",
@@ -403,7 +415,7 @@ describe.each(FLAVORS)('PostgresSource on %s PostgreSQL', (_name, flavor) => {
       { max_events: 500, max_bytes: 1 << 20, max_wait_ms: 10 },
     );
     try {
-      const snap = await reader.until((_e, b) => b.checkpoint !== null);
+      const snap = await reader.until((_e, b) => snapshotDone(b));
       expect(snap.every((e) => e.op === 'read')).toBe(true);
       stop = true;
       const written = await writer;
@@ -436,7 +448,8 @@ describe.each(FLAVORS)('PostgresSource on %s PostgreSQL', (_name, flavor) => {
     };
     let cpA: Checkpoint;
     try {
-      const first = await reader.next();
+      let first = await reader.next();
+      while (!snapshotDone(first)) first = await reader.next();
       await commit(first.checkpoint!);
       for (let i = 1; i <= 5; i++) await server.query(db, `insert into r values (${i})`);
       const got: string[] = [];
@@ -564,7 +577,7 @@ describe.each(FLAVORS)('PostgresSource on %s PostgreSQL', (_name, flavor) => {
     u.username = 'hb';
     const { source, reader } = await open({ type: 'postgres', url: u.toString(), tables: ['public.pub'] }, 'idle');
     try {
-      await reader.until((_e, b) => b.checkpoint !== null);
+      await reader.until((_e, b) => snapshotDone(b));
       const before = await currentLsn(server, db);
       for (let i = 0; i < 20; i++) await server.query(db, `insert into other select generate_series(1, 1000)`);
       const events = await reader.until((_e, b) => b.checkpoint !== null && cpLsn(b.checkpoint) > before);
@@ -584,7 +597,7 @@ describe.each(FLAVORS)('PostgresSource on %s PostgreSQL', (_name, flavor) => {
     let { source, reader } = await open(config, 'once');
     let done: Checkpoint;
     try {
-      const ev = await reader.until((_e, b) => b.checkpoint !== null);
+      const ev = await reader.until((_e, b) => snapshotDone(b));
       expect(ev).toHaveLength(10);
       done = reader.batches.at(-1)!.checkpoint!;
       expect(done).toMatchObject({ phase: 'snapshot', state: { snapshotComplete: true } });
@@ -605,7 +618,7 @@ describe.each(FLAVORS)('PostgresSource on %s PostgreSQL', (_name, flavor) => {
     const { url } = await fresh('create table rs (id int primary key)');
     const { source, reader } = await open({ type: 'postgres', url, tables: ['public.rs'] }, 'srvrestart');
     try {
-      await reader.until((_e, b) => b.checkpoint !== null);
+      await reader.until((_e, b) => snapshotDone(b));
       const pending = reader.next().catch((e) => e);
       await server.restart!();
       const err = await pending;
@@ -624,17 +637,104 @@ describe.each(FLAVORS)('PostgresSource on %s PostgreSQL', (_name, flavor) => {
     const small = { max_events: 100, max_bytes: 1 << 20, max_wait_ms: 0 };
     let { source, reader } = await open(config, 'redo', null, small);
     const partial = [await reader.next(), await reader.next()].flatMap((b) => b.events);
-    expect(reader.batches.every((b) => b.checkpoint === null)).toBe(true);
+    expect(reader.batches.some((b) => snapshotDone(b))).toBe(false);
     await source.close();
     await server.query(db, 'delete from s where id <= 50');
     ({ source, reader } = await open(config, 'redo', null, small));
     try {
-      await reader.until((_e, b) => b.checkpoint !== null);
+      await reader.until((_e, b) => snapshotDone(b));
       const ev = reader.batches.flatMap((b) => b.events);
       expect(ev[0]).toMatchObject({ op: 'truncate', source: { snapshot: 'true' } });
       const state = replay([...partial, ...ev]);
       expect(state.size).toBe(2950);
       expect(state.has(JSON.stringify({ id: '1' }))).toBe(false);
+    } finally {
+      await source.close();
+    }
+  });
+
+  it('parallel snapshot: each chunk checkpoint covers every row up to its key; a restart from one resumes after it and converges under writes', async () => {
+    const { db, url } = await fresh(`
+      create table p (id int primary key, v text);
+      insert into p select g, md5(g::text) from generate_series(1, 20000) g;
+      create table q (id int primary key);
+      insert into q select generate_series(1, 3000);`);
+    const config: PostgresSourceConfigInput = {
+      type: 'postgres',
+      url,
+      tables: ['public.p', 'public.q'],
+      snapshot_chunk_rows: 1000,
+      snapshot_parallelism: 3,
+    };
+    const small = { max_events: 500, max_bytes: 1 << 20, max_wait_ms: 0 };
+    // Target rows as upserts (a chunk read again and stream changes before a chunk are both harmless there).
+    const target = new Map<string, Row>();
+    const apply = (events: ChangeEvent[]) => {
+      for (const e of events) {
+        const id = `${e.table.name}/${JSON.stringify(e.key)}`;
+        if (e.op === 'truncate') {
+          for (const k of [...target.keys()]) if (k.startsWith(`${e.table.name}/`)) target.delete(k);
+        } else if (e.op === 'delete') target.delete(id);
+        else if (e.after) target.set(id, { ...target.get(id), ...e.after });
+      }
+    };
+    let { source, reader } = await open(config, 'par', null, small);
+    let mid: Checkpoint | null = null;
+    let checked = 0;
+    try {
+      for (;;) {
+        const b = await reader.next();
+        apply(b.events);
+        if (!b.checkpoint) continue;
+        const snap = b.checkpoint.state?.snapshot as {
+          tables: string[];
+          pending: { table: string; lastKey: string[]; rows: number }[];
+          initial?: boolean;
+        };
+        if (!snap.initial) break;
+        for (const pending of snap.pending) {
+          const name = pending.table.split('.')[1]!;
+          const last = Number(pending.lastKey[0]);
+          expect(pending.rows).toBe(last);
+          for (let id = 1; id <= last; id++)
+            expect(target.has(`${name}/${JSON.stringify({ id: String(id) })}`)).toBe(true);
+          checked++;
+          if (!mid && name === 'p' && last >= 5000) mid = b.checkpoint;
+        }
+      }
+    } finally {
+      await source.close();
+    }
+    expect(checked).toBeGreaterThan(3);
+    expect(mid).not.toBeNull();
+    // Restart from a checkpoint in the middle of p, after writes the snapshot did not see.
+    const midState = mid!.state?.snapshot as { pending: { table: string; lastKey: string[] }[] };
+    const resumeAfter = Number(midState.pending.find((x) => x.table === 'public.p')!.lastKey[0]);
+    await server.query(
+      db,
+      `update p set v = 'changed' where id % 7 = 0; delete from p where id between 100 and 200 or id > 19500;
+       insert into p values (30000, 'new'); delete from q where id < 10; insert into q values (5000)`,
+    );
+    ({ source, reader } = await open(config, 'par', mid, small));
+    try {
+      const events: ChangeEvent[] = [];
+      for (;;) {
+        const b = await reader.next();
+        events.push(...b.events);
+        if (b.checkpoint) await source.commit(b.checkpoint);
+        const snap = b.checkpoint?.state?.snapshot as { pending: unknown[] } | undefined;
+        if (snap && snap.pending.length === 0) break;
+      }
+      apply(events);
+      const firstRead = events.find((e) => e.op === 'read' && e.table.name === 'p');
+      expect(Number(firstRead!.after!.id)).toBe(resumeAfter + 1);
+      const expected = new Map<string, Row>();
+      for (const r of await rawRows(server, db, 'select * from p'))
+        expected.set(`p/${JSON.stringify({ id: r.id })}`, r);
+      for (const r of await rawRows(server, db, 'select * from q'))
+        expected.set(`q/${JSON.stringify({ id: r.id })}`, r);
+      expect(target.size).toBe(expected.size);
+      expect(new Map([...target].sort())).toEqual(new Map([...expected].sort()));
     } finally {
       await source.close();
     }
@@ -648,8 +748,8 @@ describe.each(FLAVORS)('PostgresSource on %s PostgreSQL', (_name, flavor) => {
       insert into app.a values (1); insert into public.b values (2); insert into tributary.checkpoints values ('x');`);
     const { source, reader } = await open({ type: 'postgres', url }, 'all');
     try {
-      const reads = await reader.until((_e, b) => b.checkpoint !== null);
-      expect(reads.map((e) => `${e.table.schema}.${e.table.name}`)).toEqual(['app.a', 'public.b']);
+      const reads = await reader.until((_e, b) => snapshotDone(b));
+      expect(reads.map((e) => `${e.table.schema}.${e.table.name}`).sort()).toEqual(['app.a', 'public.b']);
       await server.query(db, "insert into tributary.checkpoints values ('y'); insert into public.b values (3)");
       const ev = await reader.until((e) => e.length >= 1);
       expect(ev.map((e) => [e.table.name, e.after])).toEqual([['b', { id: '3' }]]);
@@ -666,7 +766,7 @@ describe.each(FLAVORS)('PostgresSource on %s PostgreSQL', (_name, flavor) => {
       insert into part values (1, 'a'), (150, 'b');`);
     const { source, reader } = await open({ type: 'postgres', url, tables: ['public.part'] }, 'part');
     try {
-      const reads = await reader.until((_e, b) => b.checkpoint !== null);
+      const reads = await reader.until((_e, b) => snapshotDone(b));
       expect(reads.map((e) => [e.op, e.table.name, e.after])).toEqual([
         ['read', 'part', { id: '1', v: 'a' }],
         ['read', 'part', { id: '150', v: 'b' }],
@@ -700,7 +800,7 @@ describe.each(FLAVORS)('PostgresSource on %s PostgreSQL', (_name, flavor) => {
       'keyless2',
     );
     try {
-      const reads = await io.reader.until((_e, b) => b.checkpoint !== null);
+      const reads = await io.reader.until((_e, b) => snapshotDone(b));
       expect(reads).toHaveLength(250);
       expect(reads[0]).toMatchObject({ op: 'read', key: null, after: { a: '1', b: 'old' } });
       expect(reads[0]!.schema).toMatchObject({ keyColumns: [], beforeImage: 'none' });
@@ -739,7 +839,7 @@ describe.each(FLAVORS)('PostgresSource on %s PostgreSQL', (_name, flavor) => {
       lost,
     );
     try {
-      await again.reader.until((_e, b) => b.checkpoint !== null);
+      await again.reader.until((_e, b) => snapshotDone(b));
       const ev = again.reader.batches.flatMap((b) => b.events);
       expect(ev.map((e) => [e.op, e.source.snapshot])).toEqual([
         ['truncate', 'true'],

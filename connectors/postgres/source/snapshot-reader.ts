@@ -288,6 +288,13 @@ export function readKeyRange(
   const cols = names.map(quoteIdent).join(', ');
   const table = quoteTable(t.table);
   const keyList = keyCols.map(quoteIdent).join(', ');
+  const filter = keyFilter(table, keyCols, after, where);
+  return copyRows(client, `select ${cols} from ${table} ${filter} order by ${keyList} limit ${limit}`, names);
+}
+
+/** `where (key) > (after) [and (where)]`, or '' with neither. */
+function keyFilter(table: string, keyCols: readonly string[], after: Row | null, where?: string): string {
+  const keyList = keyCols.map(quoteIdent).join(', ');
   const conditions: string[] = [];
   if (after) {
     const bound = keyCols.map((k) => {
@@ -298,6 +305,25 @@ export function readKeyRange(
     conditions.push(keyCols.length === 1 ? `${keyList} > ${bound[0]}` : `(${keyList}) > (${bound.join(', ')})`);
   }
   if (where) conditions.push(`(${where})`);
-  const filter = conditions.length > 0 ? `where ${conditions.join(' and ')}` : '';
-  return copyRows(client, `select ${cols} from ${table} ${filter} order by ${keyList} limit ${limit}`, names);
+  return conditions.length > 0 ? `where ${conditions.join(' and ')}` : '';
+}
+
+/**
+ * The key of the `rows`-th row after `after` in key order (the last key of the chunk `readKeyRange(after, rows)`
+ * reads), or null when fewer rows follow (that chunk is the table's last). An index-only scan of the key: it plans
+ * the chunks of a parallel snapshot ahead of their reads. `client` must return text values (rawValues).
+ */
+export async function chunkEnd(
+  client: pg.Client,
+  t: SourceTable,
+  keyCols: readonly string[],
+  after: Row | null,
+  rows: number,
+): Promise<Row | null> {
+  const table = quoteTable(t.table);
+  const keyList = keyCols.map(quoteIdent).join(', ');
+  const result = await client.query<Row>(
+    `select ${keyList} from ${table} ${keyFilter(table, keyCols, after)} order by ${keyList} offset ${rows - 1} limit 1`,
+  );
+  return result.rows[0] ?? null;
 }

@@ -5,12 +5,14 @@
  * START_REPLICATION at that LSN, and transactions whose commit is at or before it are skipped (PostgreSQL 15/16 may
  * resend them after a server restart). The slot is told only what commit() was given.
  *
- * Snapshot: the slot is created with an exported snapshot, every published table is read in one REPEATABLE READ
- * transaction using it (keyset chunks by key; keyless tables through a cursor), then streaming starts at the slot's
- * consistent point. The exported snapshot cannot outlive its connection, so a snapshot is not resumable: it carries
- * no checkpoint until it is complete. If a previous run stopped mid-snapshot (no streaming checkpoint but the slot
- * exists), the slot is dropped and recreated. Every table's snapshot rows are preceded by a snapshot `truncate` event,
- * so targets drop what a partial copy or an earlier run (before a teardown) wrote.
+ * Snapshot: the slot is created with an exported snapshot, and the published tables are read on several
+ * connections that import it (REPEATABLE READ; key-range chunks of several tables and of one table at once; keyless
+ * tables in one COPY), then streaming starts at the slot's consistent point. Each chunk read ends in a checkpoint at
+ * the consistent point with per-table progress; the exported snapshot cannot outlive its connection, so a restart
+ * streams from the consistent point and copies what the checkpoint lacks by incremental snapshot. If a previous run
+ * stopped before its first checkpoint (the slot exists without one), the slot is dropped and recreated. Every
+ * table's snapshot rows are preceded by a snapshot `truncate` event, so targets drop what a partial copy or an
+ * earlier run (before a teardown) wrote.
  */
 import type pg from 'pg';
 import { type BatchOptions, DEFAULT_BATCH_OPTIONS } from '../../../src/config/batch.ts';
@@ -35,7 +37,7 @@ import {
   throwProblems,
 } from './catalog.ts';
 import { type PostgresSourceConfig, type PostgresSourceConfigInput, postgresSourceConfig } from './config.ts';
-import { IncrementalSnapshot, snapshotStateOf } from './incremental-snapshot.ts';
+import { IncrementalSnapshot, snapshotStateOf, type TableProgress } from './incremental-snapshot.ts';
 import {
   type DecodedStream,
   EVENT_OVERHEAD,
@@ -53,7 +55,7 @@ import {
   resolveRelation,
   SchemaHistory,
 } from './schema-history.ts';
-import { readTable } from './snapshot-reader.ts';
+import { chunkEnd, readKeyRange, readTable } from './snapshot-reader.ts';
 import { dropSlotWithRetry } from './teardown.ts';
 
 /** Prefix of Tributary's own heartbeat messages (any pipeline's); they are consumed, never emitted. */
@@ -88,11 +90,32 @@ interface SlotRow {
   active_pid: number | null;
 }
 
+/** One table of the initial snapshot: its chunks in key order as planned so far. */
+interface TableCopy {
+  t: SourceTable;
+  schema: TableSchema;
+  /** `schema.name` */
+  name: string;
+  keyCols: string[];
+  estimated: number | null;
+  /** Rows read (null while the chunk is read) and the chunk's last key (null: the table's last chunk). */
+  chunks: { rows: number | null; end: Row | null }[];
+  /** The table's last chunk is planned. */
+  planned: boolean;
+  started: boolean;
+  done: boolean;
+  firstGiven: boolean;
+  source(snapshot: 'true' | 'first' | 'first_in_data_collection'): ChangeEvent['source'];
+  readSource: ChangeEvent['source'];
+}
+
 interface SnapshotPlan {
   /** Create the slot with an exported snapshot and copy the tables. */
   consistentPoint: bigint;
-  /** Transaction holding the imported snapshot (null for initial_only, which uses its own). */
+  /** Transaction holding the imported snapshot (for initial_only, a snapshot of its own). */
   client: pg.Client;
+  /** The exported snapshot the other connections of a parallel snapshot import. */
+  snapshotName: string;
   /** Emit a truncate before each table (redoing an interrupted snapshot). */
   truncateFirst: boolean;
   /** initial_only: stop after the copy. */
@@ -196,7 +219,14 @@ export class PostgresSource implements Source {
       const client = await connect(this.config, { rawValues: true });
       await client.query('begin isolation level repeatable read read only');
       const lsn = (await client.query<{ lsn: string }>('select pg_current_wal_lsn()::text as lsn')).rows[0]!.lsn;
-      this.snapshot = { consistentPoint: parseLsn(lsn), client, truncateFirst: true, only: true };
+      const exported = (await client.query<{ s: string }>('select pg_export_snapshot() as s')).rows[0]!.s;
+      this.snapshot = {
+        consistentPoint: parseLsn(lsn),
+        client,
+        snapshotName: exported,
+        truncateFirst: true,
+        only: true,
+      };
       return;
     }
     const publishedBefore = await this.publishedTables(meta);
@@ -344,7 +374,11 @@ export class PostgresSource implements Source {
         if (copied.includes(table) && !back) continue;
         this.log('incremental_snapshot_requested', {
           table,
-          reason: back ? 'table created again at the source' : 'table added to the pipeline',
+          reason: back
+            ? 'table created again at the source'
+            : prior?.initial
+              ? 'initial snapshot interrupted before a chunk was durable'
+              : 'table added to the pipeline',
         });
         incremental.request(table);
       }
@@ -368,7 +402,7 @@ export class PostgresSource implements Source {
     this.skipUpTo = cp;
     // Like Debezium: no commit was streamed yet, so the first transaction's sequence starts with null.
     this.decoder.setLastCommitLsn(undefined);
-    this.snapshot = { consistentPoint: cp, client, truncateFirst, only: false };
+    this.snapshot = { consistentPoint: cp, client, snapshotName: created.snapshotName!, truncateFirst, only: false };
   }
 
   private async slotLost(from: Checkpoint | null, why: string): Promise<void> {
@@ -416,10 +450,6 @@ export class PostgresSource implements Source {
     yield* batcher.batches();
   }
 
-  private newBatch(events: ChangeEvent[], bytes: number, checkpoint: Checkpoint | null): ChangeBatch {
-    return { seq: this.seq++, events, checkpoint, bytes };
-  }
-
   /** `lastCommitLsn`: the last transaction commit at or before `lsn` (what the next change's sequence starts with). */
   private checkpointAt(
     lsn: bigint,
@@ -437,91 +467,165 @@ export class PostgresSource implements Source {
     return cp;
   }
 
+  /**
+   * The initial snapshot: the published tables are read on up to `snapshot_parallelism` connections, each in a
+   * REPEATABLE READ transaction that imports the one exported snapshot, so every row is read at the slot's
+   * consistent point. Keyed tables are planned into key-range chunks of `snapshot_chunk_rows` (an index-only scan
+   * finds each chunk's last key on a planner connection); several tables and several chunks of one table are read
+   * at once. Rows go into the shared commit batcher; each chunk read to its end is a commit whose checkpoint (at the
+   * consistent point) records per table the chunks done in key order with none missing before them: a restart
+   * resumes those tables after that key by the incremental snapshot (see docs/snapshots.md), which is correct under
+   * writes since the snapshot although the exported snapshot is gone.
+   */
   private async *snapshotBatches(plan: SnapshotPlan): AsyncGenerator<ChangeBatch> {
-    const client = plan.client;
     const started = Date.now();
     const cpText = formatLsn(plan.consistentPoint);
-    // The last batch is held back until the copy is complete, so it can carry the checkpoint and `last`.
-    const st: { pending: ChangeBatch | null; events: ChangeEvent[]; bytes: number } = {
-      pending: null,
-      events: [],
-      bytes: 0,
-    };
-    let rows = 0;
-    const flush = (): ChangeBatch | null => {
-      if (st.events.length === 0) return null;
-      const previous = st.pending;
-      st.pending = this.newBatch(st.events, st.bytes, null);
-      st.events = [];
-      st.bytes = 0;
-      return previous;
-    };
-    try {
-      const tables = await this.snapshotTables(client, plan.only);
-      // The snapshot's transaction id for the read events (Debezium writes its snapshot transaction's): the first id
-      // the snapshot does not see, read without assigning an id (that would write WAL and hold up a shutdown).
-      const xid = (await client.query<{ x: string }>('select txid_snapshot_xmax(txid_current_snapshot())::text as x'))
-        .rows[0]?.x;
-      this.log('snapshot_started', {
-        tables: tables.length,
-        consistent_point: cpText,
-        truncate_first: plan.truncateFirst,
+    const chunkRows = this.config.snapshot_chunk_rows;
+    const clients: pg.Client[] = [plan.client];
+    let stopped = false;
+    const stopping = () => stopped || this.closed || this.draining;
+    let paused = false;
+    // Readers waiting for room in the batcher (each its own waiter: all go on at once).
+    let waiting: (() => void)[] = [];
+    const gate = () =>
+      new Promise<void>((resolve) => {
+        waiting.push(resolve);
       });
-      for (const t of tables) {
-        if (this.closed || this.draining) return;
-        const schema = await tableSchemaFromCatalog(client, this.resolver, t);
-        this.history.set({
-          ...(await knownTableFromCatalog(client, t.oid, t.table)),
-          keyColumns: schema.keyColumns,
-          beforeImage: schema.beforeImage,
-        });
-        const source = (snapshot: 'true' | 'first' | 'first_in_data_collection'): ChangeEvent['source'] => ({
-          connector: 'postgresql',
-          db: this.db,
-          position: { kind: 'postgres', lsn: cpText },
-          txId: xid,
-          commitTimeMs: started,
-          snapshot,
-        });
-        if (plan.truncateFirst) {
-          st.events.push({
+    const openGate = () => {
+      const w = waiting;
+      waiting = [];
+      for (const resolve of w) resolve();
+    };
+    const batcher = new CommitBatcher({
+      batch: this.batch,
+      maxQueuedEvents: this.config.read_ahead_events,
+      maxQueuedBytes: this.config.read_ahead_bytes,
+      heartbeatIntervalMs: this.config.heartbeat_interval_ms,
+      flow: {
+        pause: () => {
+          paused = true;
+        },
+        resume: () => {
+          paused = false;
+          openGate();
+        },
+      },
+      firstSeq: this.seq,
+    });
+    this.batcher = batcher;
+
+    const copies: TableCopy[] = [];
+    let firstGiven = false;
+    let plannerDone = false;
+    let inFlight = 0;
+    let rows = 0;
+
+    const checkpoint = (): Checkpoint => {
+      const tables: string[] = [];
+      const pending: TableProgress[] = [];
+      for (const c of copies) {
+        if (c.done) {
+          tables.push(c.name);
+          continue;
+        }
+        let n = 0;
+        let done = 0;
+        while (n < c.chunks.length && c.chunks[n]!.rows !== null) done += c.chunks[n++]!.rows!;
+        const end = n > 0 ? c.chunks[n - 1]!.end : null;
+        if (end) pending.push({ table: c.name, lastKey: c.keyCols.map((k) => String(end[k])), rows: done, chunks: n });
+      }
+      return {
+        pipeline: this.ctx.pipeline,
+        phase: 'stream',
+        position: { kind: 'postgres', lsn: cpText, lastCommitLsn: null },
+        state: { schemaHistory: this.history.toState(), snapshot: { tables, pending, initial: true } },
+        sourceTimeMs: started,
+      };
+    };
+
+    const startTable = (c: TableCopy) => {
+      if (c.started) return;
+      c.started = true;
+      if (plan.truncateFirst)
+        batcher.push(
+          {
             op: 'truncate',
-            table: schema.table,
-            schema,
+            table: c.schema.table,
+            schema: c.schema,
             key: null,
             before: null,
             after: null,
-            source: source('true'),
+            source: c.source('true'),
             truncate: { cascade: false, restartIdentity: false },
-          });
-          st.bytes += EVENT_OVERHEAD;
-        }
-        // One source block for every read event of the table (events are never mutated; `last` replaces it).
-        const readSource = source('true');
-        // Debezium: `first` only on the first table's first row, `first_in_data_collection` on other tables'.
-        const firstSource = source(t === tables[0] ? 'first' : 'first_in_data_collection');
-        let tableFirst = true;
-        const table = schema.table;
-        const name = `${table.schema}.${table.name}`;
-        const estimated = Number(
-          (
-            await client.query<{ n: string }>('select reltuples::bigint::text as n from pg_class where oid = $1', [
-              t.oid,
-            ])
-          ).rows[0]?.n ?? -1,
+          },
+          EVENT_OVERHEAD,
         );
-        this.ctx.snapshotProgress?.start(name, estimated >= 0 ? estimated : null);
-        this.log('snapshot_table_started', { table: name, estimated_rows: estimated >= 0 ? estimated : null });
-        const rowsBefore = rows;
-        const keyCols = schema.keyColumns;
+      this.ctx.snapshotProgress?.start(c.name, c.estimated);
+      this.log('snapshot_table_started', { table: c.name, estimated_rows: c.estimated });
+    };
+
+    const chunkDone = (c: TableCopy) => {
+      if (!c.done && c.planned && c.chunks.every((k) => k.rows !== null)) {
+        c.done = true;
+        this.ctx.snapshotProgress?.finish(c.name);
+        this.log('snapshot_table_done', {
+          table: c.name,
+          rows: c.chunks.reduce((sum, k) => sum + (k.rows ?? 0), 0),
+          chunks: c.chunks.length,
+        });
+      }
+      if (!plan.only) batcher.commit(checkpoint());
+    };
+
+    // The chunks to read, in table order and key order; planned one ahead of the readers that ask.
+    const planner = async function* (client: pg.Client) {
+      for (let i = 0; i < copies.length; i++) {
+        const c = copies[i]!;
+        const lastTable = i === copies.length - 1;
+        if (c.keyCols.length === 0) {
+          c.chunks.push({ rows: null, end: null });
+          c.planned = true;
+          if (lastTable) plannerDone = true;
+          yield { c, index: 0, after: null as Row | null };
+          continue;
+        }
+        let after: Row | null = null;
+        for (;;) {
+          const end = await chunkEnd(client, c.t, c.keyCols, after, chunkRows);
+          const index = c.chunks.length;
+          c.chunks.push({ rows: null, end });
+          if (end === null) {
+            c.planned = true;
+            if (lastTable) plannerDone = true;
+          }
+          yield { c, index, after };
+          if (end === null) break;
+          after = end;
+        }
+      }
+      plannerDone = true;
+    };
+
+    const reader = async (client: pg.Client, work: ReturnType<typeof planner>) => {
+      for (;;) {
+        if (stopping()) return;
+        const next = await work.next();
+        if (next.done || stopping()) return;
+        const { c, index, after } = next.value;
+        startTable(c);
+        inFlight++;
+        const table = c.schema.table;
+        const keyCols = c.keyCols;
         const key0 = keyCols.length === 1 ? keyCols[0]! : null;
-        for await (const { rows: chunk, chars } of readTable(
-          client,
-          t,
-          schema,
-          keyCols,
-          this.config.snapshot_chunk_rows,
-        )) {
+        // The chunk's last row waits for the chunk's end, to carry Debezium's last markers.
+        let held: ChangeEvent | null = null;
+        let heldSize = 0;
+        let count = 0;
+        const pieces =
+          keyCols.length === 0
+            ? readTable(client, c.t, c.schema, keyCols, chunkRows)
+            : readKeyRange(client, c.t, c.schema, keyCols, after, chunkRows);
+        for await (const { rows: chunk, chars } of pieces) {
           // Sizes are approximate: each row counts the average line length of its piece.
           const size = EVENT_OVERHEAD + Math.ceil(chars / chunk.length);
           for (let i = 0; i < chunk.length; i++) {
@@ -533,70 +637,173 @@ export class PostgresSource implements Source {
               key = {};
               for (const k of keyCols) key[k] = row[k] ?? null;
             }
-            st.events.push({
-              op: 'read',
-              table,
-              schema,
-              key,
-              before: null,
-              after: row,
-              source: tableFirst ? firstSource : readSource,
-            });
-            tableFirst = false;
-            st.bytes += size;
-            rows++;
-            if (st.events.length >= this.batch.max_events || st.bytes >= this.batch.max_bytes) {
-              const ready = flush();
-              if (ready) yield ready;
+            let source = c.readSource;
+            if (!c.firstGiven) {
+              c.firstGiven = true;
+              // Debezium: `first` on the snapshot's first row, `first_in_data_collection` on other tables' first.
+              source = c.source(firstGiven ? 'first_in_data_collection' : 'first');
+              firstGiven = true;
             }
+            if (held) batcher.push(held, heldSize);
+            held = { op: 'read', table, schema: c.schema, key, before: null, after: row, source };
+            heldSize = size;
           }
-          this.ctx.snapshotProgress?.add(name, chunk.length);
-          if (this.closed || this.draining) return;
+          count += chunk.length;
+          rows += chunk.length;
+          this.ctx.snapshotProgress?.add(c.name, chunk.length);
+          if (stopping()) return;
+          while (paused && !stopping()) await gate();
         }
-        this.ctx.snapshotProgress?.finish(name);
-        this.log('snapshot_table_done', { table: name, rows: rows - rowsBefore });
-        // Debezium's marker on a table's last row (the row is still held back, in this or the pending batch).
-        const tableLast = st.events[st.events.length - 1] ?? st.pending?.events[st.pending.events.length - 1];
-        if (!tableFirst && tableLast?.op === 'read')
-          tableLast.source = { ...tableLast.source, snapshot: 'last_in_data_collection' };
+        inFlight--;
+        const record = c.chunks[index]!;
+        record.rows = count;
+        this.ctx.logger.debug({
+          event: 'snapshot_chunk_read',
+          pipeline: this.ctx.pipeline,
+          table: c.name,
+          chunk: index,
+          rows: count,
+          last: record.end === null,
+        });
+        if (held) {
+          if (plannerDone && inFlight === 0 && !copies.some((o) => !o.planned))
+            held.source = { ...held.source, snapshot: 'last' };
+          else if (record.end === null) held.source = { ...held.source, snapshot: 'last_in_data_collection' };
+          batcher.push(held, heldSize);
+        }
+        chunkDone(c);
       }
-      await client.query('commit');
-      const ready = flush();
-      if (ready) yield ready;
-      const last: ChangeBatch = st.pending ?? this.newBatch([], 0, null);
-      // Debezium's `last` goes on the snapshot's last read (tables after it may have had only their truncate).
-      for (let i = last.events.length - 1; i >= 0; i--) {
-        const e = last.events[i]!;
-        if (e.op !== 'read') continue;
-        e.source = { ...e.source, snapshot: 'last' };
-        break;
+    };
+
+    const produce = async () => {
+      const client = plan.client;
+      const tables = await this.snapshotTables(client, plan.only);
+      // The snapshot's transaction id for the read events (Debezium writes its snapshot transaction's): the first id
+      // the snapshot does not see, read without assigning an id (that would write WAL and hold up a shutdown).
+      const xid = (await client.query<{ x: string }>('select txid_snapshot_xmax(txid_current_snapshot())::text as x'))
+        .rows[0]?.x;
+      for (const t of tables) {
+        const schema = await tableSchemaFromCatalog(client, this.resolver, t);
+        // The key with the columns: a table dropped later is described by its history alone.
+        this.history.set({
+          ...(await knownTableFromCatalog(client, t.oid, t.table)),
+          keyColumns: schema.keyColumns,
+          beforeImage: schema.beforeImage,
+        });
+        const estimated = Number(
+          (
+            await client.query<{ n: string }>('select reltuples::bigint::text as n from pg_class where oid = $1', [
+              t.oid,
+            ])
+          ).rows[0]?.n ?? -1,
+        );
+        const source = (snapshot: 'true' | 'first' | 'first_in_data_collection'): ChangeEvent['source'] => ({
+          connector: 'postgresql',
+          db: this.db,
+          position: { kind: 'postgres', lsn: cpText },
+          txId: xid,
+          commitTimeMs: started,
+          snapshot,
+        });
+        copies.push({
+          t,
+          schema,
+          name: `${schema.table.schema}.${schema.table.name}`,
+          keyCols: schema.keyColumns,
+          estimated: estimated >= 0 ? estimated : null,
+          chunks: [],
+          planned: false,
+          started: false,
+          done: false,
+          firstGiven: false,
+          source,
+          // One source block for every read event of the table (events are never mutated; markers replace it).
+          readSource: source('true'),
+        });
       }
+      // As many readers as asked and the server has connections free for (one more plans the chunks).
+      const free = Number(
+        (
+          await client.query<{ n: string }>(
+            `select (current_setting('max_connections')::int - current_setting('superuser_reserved_connections')::int
+                     - (select count(*) from pg_stat_activity where backend_type = 'client backend'))::text as n`,
+          )
+        ).rows[0]?.n ?? 0,
+      );
+      const degree = Math.max(1, Math.min(this.config.snapshot_parallelism, free - 2));
+      this.log('snapshot_started', {
+        tables: tables.length,
+        consistent_point: cpText,
+        truncate_first: plan.truncateFirst,
+        parallelism: degree,
+        chunk_rows: chunkRows,
+      });
+      const open = async () => {
+        const c = await connect(this.config, { rawValues: true });
+        clients.push(c);
+        await c.query('begin isolation level repeatable read read only');
+        await c.query(`set transaction snapshot '${plan.snapshotName}'`);
+        return c;
+      };
+      const readers = [client];
+      let planning = client;
+      if (degree > 1) {
+        const more = await Promise.all(Array.from({ length: degree }, open));
+        planning = more.pop()!;
+        readers.push(...more);
+      }
+      const work = planner(planning);
+      await Promise.all(readers.map((r) => reader(r, work)));
+      if (stopping()) return;
+      for (const c of clients) await c.query('commit');
       if (plan.only) {
-        last.checkpoint = {
+        batcher.commit({
           pipeline: this.ctx.pipeline,
           phase: 'snapshot',
           position: { kind: 'postgres', lsn: cpText },
           state: { snapshotComplete: true },
           sourceTimeMs: started,
-        };
+        });
         this.finished = true;
       } else {
-        last.checkpoint = this.checkpointAt(plan.consistentPoint, started, null);
+        batcher.commit(this.checkpointAt(plan.consistentPoint, started, null));
         this.lastMarkLsn = plan.consistentPoint;
       }
-      this.log('snapshot_done', { rows, ms: Date.now() - started });
-      yield last;
+      this.log('snapshot_done', { rows, ms: Date.now() - started, parallelism: degree });
+    };
+
+    const producer = produce().then(
+      () => batcher.end(),
+      (err: unknown) => {
+        stopped = true;
+        if (this.closed) return batcher.end();
+        batcher.fail(
+          err instanceof TributaryError
+            ? err
+            : new ConnectionError(
+                `initial snapshot failed: ${err instanceof Error ? err.message : String(err)}`,
+                'The pipeline restarts; tables whose copy the checkpoint records in part resume after their last durable chunk, the others are copied again (target tables truncated first).',
+                err,
+              ),
+        );
+      },
+    );
+    try {
+      for await (const batch of batcher.batches()) {
+        this.seq = batch.seq + 1;
+        yield batch;
+      }
     } catch (err) {
       if (this.closed) return;
-      throw err instanceof TributaryError
-        ? err
-        : new ConnectionError(
-            `initial snapshot failed: ${err instanceof Error ? err.message : String(err)}`,
-            'The snapshot restarts from the beginning when the pipeline restarts (targets are truncated first).',
-            err,
-          );
+      throw err;
     } finally {
-      await client.end().catch(() => undefined);
+      stopped = true;
+      openGate();
+      // Ending the connections ends reads still running.
+      if (!this.finished) for (const c of clients) void c.end().catch(() => undefined);
+      await producer;
+      for (const c of clients) await c.end().catch(() => undefined);
+      if (this.batcher === batcher) this.batcher = null;
     }
   }
 
