@@ -24,6 +24,7 @@ import type { Source, SourceStatus } from '../../../src/core/source.ts';
 import { ConnectionError, SourceSetupError, TributaryError } from '../../../src/errors.ts';
 import { CommitBatcher } from '../../../src/pipeline/commit-batcher.ts';
 import { classifyPostgresError, postgresErrorKind } from '../errors.ts';
+import { quoteTable } from '../identifiers.ts';
 import { TypeResolver } from '../types.ts';
 import {
   checkServer,
@@ -105,6 +106,8 @@ interface TableCopy {
   started: boolean;
   done: boolean;
   firstGiven: boolean;
+  /** The table holds rows in the snapshot (Debezium's first and last markers go on the first and last such table). */
+  hasRows: boolean;
   source(snapshot: 'true' | 'first' | 'first_in_data_collection'): ChangeEvent['source'];
   readSource: ChangeEvent['source'];
 }
@@ -515,9 +518,7 @@ export class PostgresSource implements Source {
     this.batcher = batcher;
 
     const copies: TableCopy[] = [];
-    let firstGiven = false;
     let plannerDone = false;
-    let inFlight = 0;
     let rows = 0;
 
     const checkpoint = (): Checkpoint => {
@@ -577,6 +578,21 @@ export class PostgresSource implements Source {
       if (!plan.only) batcher.commit(checkpoint());
     };
 
+    const lastWithRows = () => [...copies].reverse().find((o) => o.hasRows);
+    // The last table's last chunk, read and waiting for every other chunk to be counted.
+    let finalChunk: (() => void) | null = null;
+    const finishFinalChunk = () => {
+      if (!finalChunk || !plannerDone) return;
+      const last = lastWithRows();
+      const othersCounted = copies.every((o) =>
+        o.chunks.every((k, i) => k.rows !== null || (o === last && i === o.chunks.length - 1)),
+      );
+      if (!othersCounted) return;
+      const finish = finalChunk;
+      finalChunk = null;
+      finish();
+    };
+
     // The chunks to read, in table order and key order; planned one ahead of the readers that ask.
     const planner = async function* (client: pg.Client) {
       for (let i = 0; i < copies.length; i++) {
@@ -613,7 +629,6 @@ export class PostgresSource implements Source {
         if (next.done || stopping()) return;
         const { c, index, after } = next.value;
         startTable(c);
-        inFlight++;
         const table = c.schema.table;
         const keyCols = c.keyCols;
         const key0 = keyCols.length === 1 ? keyCols[0]! : null;
@@ -640,9 +655,8 @@ export class PostgresSource implements Source {
             let source = c.readSource;
             if (!c.firstGiven) {
               c.firstGiven = true;
-              // Debezium: `first` on the snapshot's first row, `first_in_data_collection` on other tables' first.
-              source = c.source(firstGiven ? 'first_in_data_collection' : 'first');
-              firstGiven = true;
+              // Debezium: `first` on the first table's first row, `first_in_data_collection` on other tables' first.
+              source = c.source(c === copies.find((o) => o.hasRows) ? 'first' : 'first_in_data_collection');
             }
             if (held) batcher.push(held, heldSize);
             held = { op: 'read', table, schema: c.schema, key, before: null, after: row, source };
@@ -654,9 +668,7 @@ export class PostgresSource implements Source {
           if (stopping()) return;
           while (paused && !stopping()) await gate();
         }
-        inFlight--;
         const record = c.chunks[index]!;
-        record.rows = count;
         this.ctx.logger.debug({
           event: 'snapshot_chunk_read',
           pipeline: this.ctx.pipeline,
@@ -665,13 +677,23 @@ export class PostgresSource implements Source {
           rows: count,
           last: record.end === null,
         });
-        if (held) {
-          if (plannerDone && inFlight === 0 && !copies.some((o) => !o.planned))
-            held.source = { ...held.source, snapshot: 'last' };
-          else if (record.end === null) held.source = { ...held.source, snapshot: 'last_in_data_collection' };
-          batcher.push(held, heldSize);
+        const finalRow = held;
+        const finish = () => {
+          // Counted only once its rows are pushed: a checkpoint never covers a chunk whose rows it does not carry.
+          record.rows = count;
+          if (finalRow) batcher.push(finalRow, heldSize);
+          chunkDone(c);
+        };
+        if (record.end === null && c === lastWithRows()) {
+          // Debezium's `last` is the last row of the last table: it goes out after every other chunk.
+          if (finalRow) finalRow.source = { ...finalRow.source, snapshot: 'last' };
+          finalChunk = finish;
+        } else {
+          if (finalRow && record.end === null)
+            finalRow.source = { ...finalRow.source, snapshot: 'last_in_data_collection' };
+          finish();
         }
-        chunkDone(c);
+        finishFinalChunk();
       }
     };
 
@@ -705,7 +727,17 @@ export class PostgresSource implements Source {
           commitTimeMs: started,
           snapshot,
         });
+        // Read as text like every value on this connection: 1 or 0.
+        const hasRows =
+          Number(
+            (
+              await client.query<{ e: string }>(
+                `select case when exists (select 1 from ${quoteTable(t.table)}) then 1 else 0 end as e`,
+              )
+            ).rows[0]?.e,
+          ) === 1;
         copies.push({
+          hasRows,
           t,
           schema,
           name: `${schema.table.schema}.${schema.table.name}`,
