@@ -4,40 +4,10 @@ import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
-import YAML from 'yaml';
 import { copyCheckout } from '../harness/checkout-copy.ts';
+import { composeService, imageSpec, NOBODY } from '../harness/deployment-files.ts';
 
 const run = promisify(execFile);
-
-/** The final stage of the Dockerfile: what the image runs, as whom, with which environment and volumes. */
-function imageSpec() {
-  const text = fs.readFileSync('Dockerfile', 'utf8').replace(/\\\n\s*/g, ' ');
-  const stages = text.split(/^FROM /m);
-  const last = stages[stages.length - 1]!;
-  const instruction = (name: string) =>
-    last
-      .split('\n')
-      .filter((line) => line.startsWith(`${name} `))
-      .map((line) => line.slice(name.length + 1).trim());
-  const env: Record<string, string> = {};
-  for (const line of instruction('ENV')) {
-    for (const m of line.matchAll(/(\w+)=(\S+)/g)) env[m[1]!] = m[2]!;
-  }
-  return {
-    entrypoint: JSON.parse(instruction('ENTRYPOINT')[0] ?? '[]') as string[],
-    cmd: JSON.parse(instruction('CMD')[0] ?? '[]') as string[],
-    user: instruction('USER')[0],
-    workdir: instruction('WORKDIR')[0],
-    env,
-    volumes: instruction('VOLUME').flatMap((v) => JSON.parse(v) as string[]),
-    stopSignal: instruction('STOPSIGNAL')[0],
-  };
-}
-
-function composeService() {
-  const compose = YAML.parse(fs.readFileSync('docker-compose.yml', 'utf8'));
-  return compose.services.tributary as { command: string[]; environment: Record<string, string>; volumes: string[] };
-}
 
 describe('deployment files', () => {
   it('the image and the systemd unit run node directly, so SIGTERM reaches the daemon', () => {
@@ -76,7 +46,7 @@ describe('deployment files', () => {
       const [volumeName, volumeTarget] = service.volumes[0]!.split(':') as [string, string];
       const volume = path.join(root, volumeName);
       fs.mkdirSync(volume);
-      const nobody = { uid: 65534, gid: 65534 };
+      const nobody = NOBODY;
       fs.chownSync(volume, nobody.uid, nobody.gid);
       const env: NodeJS.ProcessEnv = { PATH: process.env.PATH, HOME: root, ...image.env, ...service.environment };
       // The container's path of the volume, mapped onto this machine's copy of it.
