@@ -1,5 +1,6 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import fs from 'node:fs';
+import path from 'node:path';
 
 /** The real `tributary run` as a child process, for crash tests: SIGKILL it, start it again. */
 export class ReplicatorProcess {
@@ -7,16 +8,23 @@ export class ReplicatorProcess {
   private exited?: Promise<number | null>;
   starts = 0;
 
+  /**
+   * `configFile` null runs without `-c` (the config is found as a user's would be: $TRIBUTARY_CONFIG or
+   * ./tributary.yaml in `options.cwd`); `options.args` are added to `run`'s.
+   */
   constructor(
-    private readonly configFile: string,
+    private readonly configFile: string | null,
     private readonly logFile: string,
     private readonly env: NodeJS.ProcessEnv = {},
+    private readonly options: { cwd?: string; args?: string[] } = {},
   ) {}
 
   start(): void {
     const log = fs.openSync(this.logFile, 'a');
-    this.child = spawn('node', ['bin/tributary.js', 'run', '-c', this.configFile], {
+    const config = this.configFile === null ? [] : ['-c', this.configFile];
+    this.child = spawn('node', [path.resolve('bin/tributary.js'), 'run', ...config, ...(this.options.args ?? [])], {
       stdio: ['ignore', log, log],
+      cwd: this.options.cwd,
       env: { ...process.env, TRIBUTARY_LOG_LEVEL: 'info', ...this.env },
     });
     fs.closeSync(log);

@@ -34,6 +34,7 @@ import { type ColumnDefaultFact, existingRowsValue, useMysqlTimestampDefaults } 
 import type { MysqlSourceConfig } from './config.ts';
 import { connect, type MysqlEndpoint, parseMysqlUrl } from './connection.ts';
 import { type DdlTable, parseTableDdl, type TableDdl } from './ddl.ts';
+import { holdReaderLock } from './instance-lock.ts';
 import { preflightMysqlSource } from './preflight.ts';
 import { RowDecoder } from './row-decoder.ts';
 import { droppedTableEvent } from './schema-change.ts';
@@ -184,6 +185,7 @@ export class MysqlSource implements Source {
     const [idRows] = await this.conn.query('SELECT @@server_id AS id');
     this.serverId = Number((idRows as { id: number }[])[0]!.id);
     this.replicaId = replicaServerId(this.config, this.ctx.pipeline);
+    await holdReaderLock(this.conn, this.ctx.pipeline, this.replicaId);
 
     if (from && from.position.kind !== 'mysql') {
       throw new TributaryError('operator', `checkpoint of pipeline ${from.pipeline} is not a MySQL position`, {

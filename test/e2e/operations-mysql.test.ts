@@ -1,0 +1,149 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { MysqlServer } from '../harness/mariadb.ts';
+import { mysqlFlavors } from '../harness/mysql-server.ts';
+import { ReplicatorProcess } from '../harness/replicator-process.ts';
+
+/** An operator's day with a MySQL/MariaDB pipeline: two instances of one pipeline, one config of several. */
+describe.each(mysqlFlavors())('operating a $name pipeline through the CLI', (flavor) => {
+  let server: MysqlServer;
+  let dir: string;
+
+  beforeAll(async () => {
+    server = await flavor.start();
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tributary-ops-mysql-'));
+  });
+  afterAll(async () => {
+    await server?.stop();
+    if (dir) fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  /** A pipeline of `database`'s tables into a jsonl file beside the config (relative paths, as documented). */
+  const pipelineYaml = (name: string, database: string) => `  - name: ${name}
+    source: { type: mysql, url: "${server.url()}", databases: [${database}] }
+    target: { type: jsonl, path: ${name}.jsonl }
+    checkpoints: { type: file, path: ${name}.checkpoint.json }
+`;
+  const idsIn = (file: string): number[] =>
+    fs.existsSync(file)
+      ? fs
+          .readFileSync(file, 'utf8')
+          .split('\n')
+          .filter(Boolean)
+          .map((line) => JSON.parse(line).value?.after?.id)
+          .filter((id): id is number => typeof id === 'number')
+      : [];
+
+  it('a second instance says another instance reads the binlog, and where; it takes over when the first stops', async () => {
+    await server.createDatabase('twice');
+    await server.query('create table items (id int primary key)', [], 'twice');
+    await server.query('insert into items values (1)', [], 'twice');
+    const file = path.join(dir, 'twice.yaml');
+    fs.writeFileSync(file, `pipelines:\n${pipelineYaml('twice', 'twice')}`);
+    const out = path.join(dir, 'twice.jsonl');
+    const first = new ReplicatorProcess(file, path.join(dir, 'twice-1.log'));
+    const second = new ReplicatorProcess(file, path.join(dir, 'twice-2.log'));
+    first.start();
+    try {
+      await waitFor('the snapshot row', () => idsIn(out).includes(1), 30_000, first);
+      second.start();
+      await waitFor(
+        'the second says why it waits',
+        () => second.log().includes('held by another instance'),
+        60_000,
+        second,
+      );
+      expect(second.log()).toMatch(
+        /binlog reader id \d+ of pipeline twice is held by another instance \(connection \d+ from (127\.0\.0\.1|localhost) as root\)/,
+      );
+      expect(second.log()).toContain('"event":"pipeline_retrying"');
+      // The first keeps streaming (without the lock, each reader's connect made the server drop the other's).
+      await server.query('insert into items values (2)', [], 'twice');
+      await waitFor('the first delivers row 2', () => idsIn(out).includes(2), 30_000, first);
+      expect(await first.stop()).toBe(0);
+      // The second takes over where the first stopped: each row once.
+      await server.query('insert into items values (3)', [], 'twice');
+      await waitFor('the second delivers row 3', () => idsIn(out).includes(3), 60_000, second);
+      expect(idsIn(out)).toEqual([1, 2, 3]);
+      expect(await second.stop()).toBe(0);
+    } finally {
+      await first.stop();
+      await second.stop();
+    }
+  });
+
+  it('run finds ./tributary.yaml (or $TRIBUTARY_CONFIG) without -c, and --pipeline runs only the one named', async () => {
+    for (const db of ['one', 'two']) {
+      await server.createDatabase(db);
+      await server.query('create table items (id int primary key)', [], db);
+      await server.query('insert into items values (10)', [], db);
+    }
+    const here = path.join(dir, 'workdir');
+    fs.mkdirSync(here);
+    fs.writeFileSync(
+      path.join(here, 'tributary.yaml'),
+      `pipelines:\n${pipelineYaml('one', 'one')}${pipelineYaml('two', 'two')}`,
+    );
+    const found = new ReplicatorProcess(
+      null,
+      path.join(dir, 'found.log'),
+      { TRIBUTARY_CONFIG: '' },
+      {
+        cwd: here,
+        args: ['--pipeline', 'two'],
+      },
+    );
+    found.start();
+    try {
+      await waitFor(
+        'pipeline two copies its table',
+        () => idsIn(path.join(here, 'two.jsonl')).includes(10),
+        30_000,
+        found,
+      );
+      expect(await found.stop()).toBe(0);
+    } finally {
+      await found.stop();
+    }
+    // Only the pipeline named ran: the other wrote nothing and saved no checkpoint.
+    expect(fs.existsSync(path.join(here, 'one.jsonl'))).toBe(false);
+    expect(fs.existsSync(path.join(here, 'one.checkpoint.json'))).toBe(false);
+    expect(fs.existsSync(path.join(here, 'two.checkpoint.json'))).toBe(true);
+
+    // From elsewhere, $TRIBUTARY_CONFIG names the file; its relative paths still resolve beside it.
+    const fromEnv = new ReplicatorProcess(
+      null,
+      path.join(dir, 'from-env.log'),
+      { TRIBUTARY_CONFIG: path.join(here, 'tributary.yaml') },
+      { cwd: os.tmpdir(), args: ['--pipeline', 'one'] },
+    );
+    fromEnv.start();
+    try {
+      await waitFor(
+        'pipeline one copies its table',
+        () => idsIn(path.join(here, 'one.jsonl')).includes(10),
+        30_000,
+        fromEnv,
+      );
+      expect(await fromEnv.stop()).toBe(0);
+    } finally {
+      await fromEnv.stop();
+    }
+    expect(fromEnv.log()).not.toContain('"pipeline":"two"');
+  });
+});
+
+async function waitFor(
+  what: string,
+  check: () => boolean | Promise<boolean>,
+  timeoutMs = 30_000,
+  logOf?: ReplicatorProcess,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}\n${logOf?.log() ?? ''}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
