@@ -3,6 +3,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { tributary, tributaryInTerminal } from '../harness/cli.ts';
 
@@ -114,6 +115,48 @@ describe('tributary CLI', () => {
     expect(await complete(['tributary', 'verify', '--max'])).toBe('--max-diffs');
   });
 
+  // zsh runs the script through bashcompinit; completion is exercised as a person would, in an interactive zsh on a
+  // pseudo-terminal (zsh/zpty): the typed words, a TAB, then the line as the line editor holds it.
+  it.runIf(hasZsh())(
+    'zsh completion completes commands and options in an interactive zsh',
+    async () => {
+      const { stdout: script } = await tributary(['completion', 'zsh']);
+      const scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'tributary-zsh-'));
+      const scriptFile = path.join(scratch, '_tributary.zsh');
+      fs.writeFileSync(scriptFile, script);
+      const complete = async (typed: string) => {
+        const driver = path.join(scratch, 'drive.zsh');
+        fs.writeFileSync(
+          driver,
+          `zmodload zsh/zpty
+zpty z 'zsh -f -i'
+zpty -w z 'bindkey -e && autoload -U compinit && compinit -u && source ${scriptFile}'
+sleep 1
+zpty -w -n z $'${typed}\t'
+sleep 1
+zpty -w -n z $'\x01print -r -- LINE:\x05:END\n'
+sleep 1
+out=''
+while zpty -r -t z chunk; do out+=$chunk; done
+zpty -d z
+print -r -- "$out"
+`,
+        );
+        const { stdout } = await promisify(execFile)('zsh', ['-f', driver], { timeout: 30_000 });
+      const line = stdout.split(/\r?\n/).find((l) => l.startsWith('LINE:'));
+        return line?.slice('LINE:'.length, line.indexOf(':END')).trim();
+      };
+      try {
+        expect(await complete('tributary te')).toBe('tributary teardown');
+        expect(await complete('tributary run --pi')).toBe('tributary run --pipeline');
+        expect(await complete('tributary verify --max')).toBe('tributary verify --max-diffs');
+      } finally {
+        fs.rmSync(scratch, { recursive: true, force: true });
+      }
+    },
+    60_000,
+  );
+
   it('long output reaches a slow reader whole (the process exits only after its output is written)', async () => {
     const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'tributary-cli-')), 'many.yaml');
     const keys = Array.from({ length: 4000 }, (_, i) => `  unknown_key_number_${i}: 1`).join('\n');
@@ -171,3 +214,9 @@ pipelines:
     }
   });
 });
+
+function hasZsh(): boolean {
+  const found = process.env.PATH?.split(':').some((dir) => fs.existsSync(path.join(dir, 'zsh')));
+  if (!found) console.warn('zsh completion test skipped: zsh is not installed');
+  return Boolean(found);
+}
