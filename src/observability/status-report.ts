@@ -47,7 +47,7 @@ export function reportOf(state: PipelineState): PipelineStatusReport {
   return {
     name: state.name,
     status: state.status,
-    phase: state.phase,
+    phase: phaseOf(state),
     checkpoint: state.checkpoint?.position ?? null,
     checkpoint_saved_at: state.checkpointSavedAtMs === null ? null : new Date(state.checkpointSavedAtMs).toISOString(),
     lag_seconds: state.lagSeconds,
@@ -59,6 +59,12 @@ export function reportOf(state: PipelineState): PipelineStatusReport {
       : {}),
     snapshot_tables: state.snapshot?.report() ?? [],
   };
+}
+
+/** Before its first checkpoint a pipeline's phase is what it is doing: copying a table is the snapshot phase. */
+function phaseOf(state: PipelineState): string {
+  if (state.phase !== 'unknown') return state.phase;
+  return state.snapshot?.report().some((t) => t.status === 'running') ? 'snapshot' : state.phase;
 }
 
 /** A report for a person: one line per pipeline, then its facts indented. */
