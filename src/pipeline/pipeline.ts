@@ -84,7 +84,8 @@ export class Pipeline {
     let attempt = 0;
     while (!this.stopController.signal.aborted) {
       try {
-        this.state.status = 'starting';
+        // A retry that is under way still reads as retrying: the pipeline waits for a part until it runs again.
+        this.state.status = attempt > 0 ? 'retrying' : 'starting';
         const progressed = await this.runOnce();
         if (progressed) attempt = 0;
         if (!this.stopController.signal.aborted) {

@@ -249,11 +249,13 @@ pipelines:
     expect(retries.length).toBeGreaterThan(0);
   });
 
-  it('a Kafka cluster unreachable at start: our own line per try, and a SIGTERM stops at once with exit 0', async () => {
+  it('a Kafka cluster unreachable at start: our own line per try, status says waiting, and a SIGTERM stops at once with exit 0', async () => {
     const file = path.join(dir, 'kafka-down.yaml');
+    const listen = `127.0.0.1:${await freePort()}`;
     fs.writeFileSync(
       file,
-      `pipelines:
+      `http: { listen: "${listen}" }
+pipelines:
   - name: kafkadown
     source: { type: postgres, url: "${sourceUrl}", tables: [public.items] }
     target: { type: kafka, brokers: ["127.0.0.1:1"], topic_prefix: down }
@@ -263,6 +265,22 @@ pipelines:
     const replicator = new ReplicatorProcess(file, path.join(dir, 'kafka-down.log'));
     replicator.start();
     await waitFor('connecting', () => replicator.log().includes('"event":"kafka_connecting"'));
+    let report: { status: string; last_error: { message: string } | null } | undefined;
+    await waitFor('status retrying', async () => {
+      const { stdout } = await tributary(['status', '-c', file, '--json']);
+      report = stdout ? JSON.parse(stdout).pipelines[0] : undefined;
+      return report?.status === 'retrying' && report.last_error !== null;
+    });
+    expect(report!.last_error!.message).toContain('cannot connect to Kafka brokers 127.0.0.1:1');
+    const readable = await tributary(['status', '-c', file]);
+    expect(readable.stdout).toContain('kafkadown: retrying (waiting for a server; see last error)');
+    const retries = replicator
+      .log()
+      .split('\n')
+      .filter((l) => l.includes('"event":"pipeline_retrying"'));
+    expect(retries.length).toBeGreaterThan(0);
+    expect(retries[0]).toMatch(/Kafka brokers 127\.0\.0\.1:1/);
+    expect(retries[0]).toMatch(/"delay_ms":\d+/);
     await new Promise((resolve) => setTimeout(resolve, 2_000)); // inside the client's own connection retries
     const asked = Date.now();
     expect(await replicator.stop()).toBe(0);
