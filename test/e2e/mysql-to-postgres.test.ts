@@ -6,7 +6,9 @@ import { MysqlSource } from '../../connectors/mysql/source/source.ts';
 import { postgresTargetConfig } from '../../connectors/postgres/sink/config.ts';
 import { PostgresTarget } from '../../connectors/postgres/sink/target.ts';
 import { CANONICAL_SESSION_OPTIONS } from '../../connectors/postgres/source/catalog.ts';
+import { pipelineConfig } from '../../src/config/schema.ts';
 import { Pipeline } from '../../src/pipeline/pipeline.ts';
+import { verifyPipeline } from '../../src/verify/verify.ts';
 import { testContext } from '../fixtures/change-events.ts';
 import { MYSQL_TYPES_COLUMNS, MYSQL_TYPES_DDL, MYSQL_TYPES_VALUES } from '../fixtures/mysql-types.ts';
 import type { MysqlServer } from '../harness/mariadb.ts';
@@ -145,6 +147,47 @@ describe.each(mysqlFlavors())('$name -> PostgreSQL', (flavor) => {
     };
     return { ctx, pipeline, stop };
   }
+
+  it('JSON numbers MySQL writes in exponent form arrive equal, and verify calls the tables equal', async () => {
+    await myServer.createDatabase('m2p_exp');
+    const conn = await mysqlSession('m2p_exp');
+    await conn.query('CREATE TABLE docs (id INT PRIMARY KEY, j JSON)');
+    const doc = `'{"n": 1.5e3, "m": [1E-2, 2.50], "big": 1e100, "tiny": -2.5e-7}'`;
+    await conn.query(`INSERT INTO docs VALUES (1, ${doc})`);
+    const targetUrl = await pgServer.createDatabase('m2p_exp_dst');
+    const { ctx, stop } = startPipeline('m2pexp', 'm2p_exp', targetUrl, {});
+    const count = async () => (await textRows(targetUrl, 'select count(*) as n from m2p_exp.docs'))[0]!.n;
+    try {
+      await waitFor('snapshot', async () => (await count()) === '1', ctx);
+      await conn.query(`INSERT INTO docs VALUES (2, ${doc})`);
+      await waitFor('stream', async () => (await count()) === '2', ctx);
+    } finally {
+      await stop();
+    }
+    // The judge is PostgreSQL's own jsonb equality: the numbers are the same values, however MySQL wrote them.
+    const same = await textRows(
+      targetUrl,
+      `select id, (j::jsonb = '{"n": 1500, "m": [0.01, 2.5], "big": 1e100, "tiny": -0.00000025}'::jsonb)::text as same
+       from m2p_exp.docs order by id`,
+    );
+    expect(same).toEqual([
+      { id: '1', same: 'true' },
+      { id: '2', same: 'true' },
+    ]);
+    const [text] = await conn.query<mysql.RowDataPacket[]>('SELECT CAST(j AS CHAR) AS j FROM docs WHERE id = 1');
+    if (flavor.name === 'mysql') expect(text[0]!.j).toMatch(/e\+?100/i); // the source prints an exponent
+    const config = pipelineConfig.parse({
+      name: 'm2pexp',
+      source: { type: 'mysql', url: myServer.url(), databases: ['m2p_exp'] },
+      target: { type: 'postgres', url: targetUrl },
+    });
+    const report = await verifyPipeline(config, { maxDiffs: 10 });
+    expect(report.tables[0], JSON.stringify(report)).toMatchObject({ source: 'm2p_exp.docs', status: 'equal' });
+    // A real difference is still one.
+    await conn.query(`UPDATE docs SET j = JSON_SET(j, '$.n', 1.5e4) WHERE id = 2`);
+    const changed = await verifyPipeline(config, { maxDiffs: 10 });
+    expect(changed.tables[0]!.status).toBe('different');
+  });
 
   describe('MariaDB -> PostgreSQL: every MySQL type', () => {
     it('creates the mapped types and stores every value as the mapping says (snapshot, stream, update, delete)', async () => {
