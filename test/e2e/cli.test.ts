@@ -143,7 +143,7 @@ print -r -- "$out"
 `,
         );
         const { stdout } = await promisify(execFile)('zsh', ['-f', driver], { timeout: 30_000 });
-      const line = stdout.split(/\r?\n/).find((l) => l.startsWith('LINE:'));
+        const line = stdout.split(/\r?\n/).find((l) => l.startsWith('LINE:'));
         return line?.slice('LINE:'.length, line.indexOf(':END')).trim();
       };
       try {
