@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SourceSetupError, TributaryError } from '../../../src/errors.ts';
 import type { MysqlServer } from '../../../test/harness/mariadb.ts';
 import { mysqlFlavors } from '../../../test/harness/mysql-server.ts';
+import { GLOBAL_LOCK_WAIT_SECONDS } from '../flavor.ts';
 import { events, lastCheckpoint, makeSource, Puller, session } from './source.test-support.ts';
 
 const mysql = mysqlFlavors().filter((f) => f.name === 'mysql');
@@ -197,4 +198,58 @@ describe.skipIf(mysql.length === 0).each(mysql)('MySQL with gtid_mode=OFF ($name
       await conn.end();
     }
   });
+  it('the global read lock waits at most GLOBAL_LOCK_WAIT_SECONDS behind a long query: writers stall no longer', async () => {
+    await server.createDatabase('stall');
+    const conn = await session(server, 'stall');
+    await conn.query('CREATE TABLE t (id INT PRIMARY KEY)');
+    await conn.query('CREATE TABLE w (id INT PRIMARY KEY)');
+    await conn.query('INSERT INTO t VALUES (1), (2)');
+    // A long query keeps t open: FLUSH TABLES WITH READ LOCK waits for it, and every writer waits behind the lock.
+    const reader = await session(server, 'stall');
+    const longQuery = reader.query('SELECT SLEEP(12) FROM t LIMIT 1').catch(() => undefined);
+    await new Promise((r) => setTimeout(r, 300));
+    const source = makeSource(server, 'stall', { databases: ['stall'] });
+    await source.open(null);
+    const puller = new Puller(source);
+    try {
+      const outcome = puller
+        .until((b) => b.some((x) => x.checkpoint?.phase === 'stream'), 30_000)
+        .then(
+          () => null,
+          (e: unknown) => e,
+        );
+      await new Promise((r) => setTimeout(r, 500)); // the snapshot now waits for the lock
+      const started = Date.now();
+      await conn.query('INSERT INTO w VALUES (1)');
+      const stalledMs = Date.now() - started;
+      // Held at most the bounded wait (and not the 12 s of the long query, as an unbounded wait holds it).
+      expect(stalledMs).toBeLessThan((GLOBAL_LOCK_WAIT_SECONDS + 2) * 1000);
+      const err = await outcome;
+      expect(err).toBeInstanceOf(TributaryError);
+      expect((err as TributaryError).kind).toBe('retryable');
+      expect((err as Error).message).toContain(`could not be had within ${GLOBAL_LOCK_WAIT_SECONDS} s`);
+    } finally {
+      await puller.end().catch(() => undefined);
+      await source.close();
+    }
+    // Once the long query is over, the retried snapshot takes the lock and copies the rows.
+    await longQuery;
+    await reader.end();
+    const again = makeSource(server, 'stall', { databases: ['stall'] });
+    await again.open(null);
+    const p2 = new Puller(again);
+    try {
+      await p2.until((b) => b.some((x) => x.checkpoint?.phase === 'stream'), 30_000);
+      expect(
+        events(p2.batches)
+          .filter((e) => e.op === 'read')
+          .map((e) => `${e.table.name}:${String(e.after?.id)}`)
+          .sort(),
+      ).toEqual(['t:1', 't:2', 'w:1']);
+    } finally {
+      await p2.end();
+      await again.close();
+      await conn.end();
+    }
+  }, 90_000);
 });
