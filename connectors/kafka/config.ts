@@ -39,6 +39,12 @@ export const kafkaTargetConfig = z.strictObject({
     .default(true)
     .describe('Create missing topics; when false, a missing topic stops the pipeline with an error naming it.'),
   topic_partitions: z.number().int().positive().default(1).describe('Partitions of topics this target creates.'),
+  on_partition_count_change: z
+    .enum(['stop', 'continue'])
+    .default('stop')
+    .describe(
+      "When a topic has more partitions than when this pipeline last wrote to it: 'stop' (a key's next events would land in another partition than its earlier ones, so a consumer could read them out of order) or 'continue' (after consumers read the topic to its end; the new count is remembered).",
+    ),
   topic_replication_factor: z
     .number()
     .int()

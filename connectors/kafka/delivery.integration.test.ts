@@ -138,6 +138,59 @@ describe.skipIf(!brokers)(
       // The insert, the delete and its tombstone reached the broker; the truncate did not.
       expect(total(await topicEndOffsets(bootstrap, topic))).toBe(3);
     });
+
+    it('a topic grown since the pipeline last wrote to it stops the next start before anything reaches it; continue takes the new count', async () => {
+      const topic = `${prefix}.grown`;
+      await topicsTool(['--create', '--topic', topic, '--partitions', '2']);
+      const store = new MemoryStore();
+      const lastLsn = (source: MemorySource) => (source.committed.length ? lsnOf(source.committed.at(-1)!) : 0);
+      const run = async (transactions: number, extra: Record<string, unknown>) => {
+        const source = new MemorySource('grown', transactions, 10);
+        const target = new KafkaTarget(config({ topics: { 'public.t': topic }, ...extra }), silent);
+        const pipeline = new Pipeline({
+          name: 'grown',
+          createParts: () => ({ source, target, store }),
+          maxInFlight: 4,
+          maxInFlightBytes: 1 << 30,
+          initialBackoffMs: 100,
+          maxBackoffMs: 1000,
+          logger: silent.logger,
+        });
+        let ended = false;
+        const running = pipeline.run().then(
+          () => null,
+          (e: unknown) => e,
+        );
+        void running.then(() => {
+          ended = true;
+        });
+        const deadline = Date.now() + 60_000;
+        while (!ended && lastLsn(source) < transactions && Date.now() < deadline) await sleep(100);
+        pipeline.stop();
+        return await running;
+      };
+      expect(await run(5, {})).toBeNull();
+      expect(total(await topicEndOffsets(bootstrap, topic))).toBe(50);
+      expect(store.saved.at(-1)!.state?.target).toEqual({ partitions: { [topic]: 2 } });
+
+      await topicsTool(['--alter', '--topic', topic, '--partitions', '4']);
+      const err = (await run(8, {})) as TributaryError;
+      expect(err).toBeInstanceOf(TributaryError);
+      expect(err.kind).toBe('operator');
+      expect(err.message).toContain(`topic ${topic} has 4 partitions, 2 when this pipeline last wrote to it`);
+      expect(err.hint).toContain('on_partition_count_change: continue');
+      // Judged by the broker: nothing more arrived, in the old partitions or the new.
+      const offsets = await topicEndOffsets(bootstrap, topic);
+      expect(total(offsets)).toBe(50);
+      expect([offsets.get(2), offsets.get(3)]).toEqual([0, 0]);
+
+      expect(await run(8, { on_partition_count_change: 'continue' })).toBeNull();
+      expect(total(await topicEndOffsets(bootstrap, topic))).toBe(80);
+      expect(store.saved.at(-1)!.state?.target).toEqual({ partitions: { [topic]: 4 } });
+      // Remembered: the next start with the default goes on.
+      expect(await run(9, {})).toBeNull();
+      expect(total(await topicEndOffsets(bootstrap, topic))).toBe(90);
+    });
   },
 );
 

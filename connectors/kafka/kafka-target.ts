@@ -55,6 +55,8 @@ export class KafkaTarget implements PlainTarget {
   private sender: Sender | null = null;
   /** Topics checked (created when allowed) and described since open(): partitions and size limit. */
   private readonly layouts = new Map<string, TopicLayout>();
+  /** Each topic's partition count when this pipeline last wrote to it, from the checkpoint resumed from. */
+  private readonly writtenPartitions = new Map<string, number>();
   private topicCheck: Promise<void> = Promise.resolve();
   private queueing: Promise<void> = Promise.resolve();
   private failed: unknown = null;
@@ -96,6 +98,22 @@ export class KafkaTarget implements PlainTarget {
     });
     this.tracker?.reset();
     this.ctx.logger.info({ event: 'kafka_target_opened', brokers: this.config.brokers });
+  }
+
+  /** Remembered with each checkpoint: a key's partition depends on its topic's partition count. */
+  checkpointState(): Record<string, unknown> {
+    const partitions = Object.fromEntries(this.writtenPartitions);
+    for (const [topic, layout] of this.layouts) partitions[topic] = layout.partitions;
+    return { partitions };
+  }
+
+  resume(saved: Record<string, unknown> | undefined): void {
+    this.writtenPartitions.clear();
+    const partitions = saved?.partitions;
+    if (!partitions || typeof partitions !== 'object') return;
+    for (const [topic, count] of Object.entries(partitions)) {
+      if (Number.isInteger(count)) this.writtenPartitions.set(topic, count as number);
+    }
   }
 
   /** Durable once every message of the batch is acknowledged by the brokers (per the configured acks). */
@@ -243,6 +261,29 @@ export class KafkaTarget implements PlainTarget {
     );
   }
 
+  /**
+   * Keys are placed by the partition count (as Kafka's own producer places them), so after a topic grew a key's next
+   * events go to another partition than its earlier ones, and a consumer may read them first. Stops unless the
+   * operator said the consumers are ready for it.
+   */
+  private partitionCountChanged(topic: string, before: number, layout: TopicLayout): void {
+    const what = `kafka target: topic ${topic} has ${layout.partitions} partitions, ${before} when this pipeline last wrote to it`;
+    if (this.config.on_partition_count_change === 'continue') {
+      this.ctx.logger.warn(
+        { event: 'kafka_partition_count_changed', topic, before, now: layout.partitions },
+        `${what}: keys are placed by the new count from now on (on_partition_count_change: continue)`,
+      );
+      return;
+    }
+    throw new TributaryError(
+      'operator',
+      `${what}: most keys would now go to another partition than their earlier events, and a consumer could read a key's new events before its old ones`,
+      {
+        hint: `Let every consumer of ${topic} read it to its end, then set on_partition_count_change: continue on this target and start again (the new count is remembered from then on; set it back to stop afterwards).`,
+      },
+    );
+  }
+
   private keylessOnCompacted(m: OutgoingMessage, event: ChangeEvent | null): never {
     const what = event?.op === 'truncate' ? 'a TRUNCATE (it has no key)' : 'a row of a table without a primary key';
     throw new TributaryError(
@@ -314,6 +355,8 @@ export class KafkaTarget implements PlainTarget {
           hint: 'The topic was deleted or is still being created; the pipeline retries from its checkpoint.',
         });
       }
+      const before = this.writtenPartitions.get(topic);
+      if (before !== undefined && before !== layout.partitions) this.partitionCountChanged(topic, before, layout);
       this.layouts.set(topic, layout);
       this.ctx.logger.info({ event: 'kafka_topic_described', topic, ...layout });
     }

@@ -26,6 +26,12 @@ interface TargetBase {
   close(): Promise<void>;
   /** The engine's verdict on an error its client threw, before the generic rules; undefined when it does not know it. */
   classifyError?(err: unknown): ErrorKind | undefined;
+  /**
+   * What the target must remember from one run to the next (the Kafka target: each topic's partition count), saved
+   * with every checkpoint the pipeline stores for it (as `state.target`, JSON) and handed to `resume` after open().
+   */
+  checkpointState?(): Record<string, unknown>;
+  resume?(saved: Record<string, unknown> | undefined): void;
 }
 
 /** A target whose checkpoints live elsewhere: the pipeline saves each one to its store once the batch is durable. */

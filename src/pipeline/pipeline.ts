@@ -154,13 +154,19 @@ export class Pipeline {
       failedSignal.abort();
     };
 
+    // What the target remembers across runs travels in the checkpoints this pipeline stores for it.
+    const withTargetState = (checkpoint: Checkpoint): Checkpoint =>
+      target.checkpointState
+        ? { ...checkpoint, state: { ...checkpoint.state, target: target.checkpointState() } }
+        : checkpoint;
     // Saves run one at a time, in order; a later checkpoint supersedes one still waiting.
     const saveAndCommit = (checkpoint: Checkpoint) => {
       released = checkpoint;
       saving = saving.then(async () => {
         if (failed || released !== checkpoint) return;
-        if (!targetSavesCheckpoints) await store.save(checkpoint);
-        this.state.checkpoint = checkpoint;
+        const withTarget = withTargetState(checkpoint);
+        if (!targetSavesCheckpoints) await store.save(withTarget);
+        this.state.checkpoint = withTarget;
         this.state.phase = checkpoint.phase;
         this.state.checkpointSavedAtMs = Date.now();
         progressed = true;
@@ -181,6 +187,7 @@ export class Pipeline {
       // it holds that data durably, so resume after it rather than deliver it again.
       const own = !targetSavesCheckpoints && target.transactional ? await target.checkpointStore.load(name) : null;
       const from = laterCheckpoint(await store.load(name), own);
+      target.resume?.(from?.state?.target as Record<string, unknown> | undefined);
       this.state.checkpoint = from;
       this.state.phase = from?.phase ?? 'unknown';
       logger.info(
@@ -192,7 +199,7 @@ export class Pipeline {
       if (start) {
         // Durable before the pipeline counts as running: a stop before the first change must not lose the changes
         // made until the next start.
-        await store.save(start);
+        await store.save(withTargetState(start));
         this.state.checkpoint = start;
         this.state.phase = start.phase;
         this.state.checkpointSavedAtMs = Date.now();
