@@ -165,8 +165,9 @@ export interface ConsumedRecord {
 /**
  * Every record of a topic from the beginning up to its current end offsets, read with Kafka's own
  * ConsoleConsumer (not with the client the product uses), in offset order per partition. ConsoleConsumer ends
- * quietly, with exit code 0, when no record arrives within its timeout (seen on a loaded machine: 3,684 of 100,000
- * records missing): every partition's offsets are therefore checked to be all there, and a short read is read again.
+ * quietly, with exit code 0, when no record arrives within its timeout (a rebuild on a loaded machine once lacked
+ * 3,684 of 100,000 rows, likely so): every partition's offsets are checked to be all there, and a short read is
+ * read again, so that a short read can never pass for a loss or a loss for a short read.
  */
 export async function consumeTopic(bootstrap: string, topic: string): Promise<ConsumedRecord[]> {
   const ends = await topicEndOffsets(bootstrap, topic);
