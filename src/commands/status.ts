@@ -29,6 +29,9 @@ export async function statusCommand(file: string, options: { json: boolean }): P
           restarts: null,
           last_error: null,
           retained_bytes: null,
+          binlog_behind_bytes: null,
+          source_warnings: [],
+          source_details: null,
         };
     try {
       const { source, target } = await loadConnectors(pipeline);
@@ -49,6 +52,9 @@ export async function statusCommand(file: string, options: { json: boolean }): P
       }
       const sourceStatus = await source.status?.(pipeline.source, ctx, checkpoint);
       report.retained_bytes = sourceStatus?.retainedBytes ?? null;
+      report.binlog_behind_bytes = sourceStatus?.behindBytes ?? null;
+      report.source_warnings = sourceStatus?.warnings ?? [];
+      report.source_details = sourceStatus?.details ?? null;
     } catch (err) {
       report.error = describeError(err);
     }

@@ -5,6 +5,10 @@ import type { Checkpoint } from './checkpoint.ts';
 export interface SourceStatus {
   /** Bytes of WAL/binlog the source holds back for us (PostgreSQL: current WAL LSN minus confirmed flush). */
   retainedBytes?: number;
+  /** MySQL/MariaDB: binlog bytes the server wrote after the checkpoint (what the pipeline has still to read). */
+  behindBytes?: number;
+  /** What an operator must act on (e.g. the checkpoint's binlog file purged), one sentence each with the fix. */
+  warnings?: string[];
   /** Free-form facts for `tributary status`. */
   details?: Record<string, unknown>;
 }

@@ -31,6 +31,9 @@ describe('snapshot progress', () => {
       restarts: null,
       last_error: null,
       retained_bytes: null,
+      binlog_behind_bytes: null,
+      source_warnings: [],
+      source_details: null,
       snapshot_tables: pending,
     };
     expect(formatReport(report)).toContain('snapshot     public.b pending: 40 rows');

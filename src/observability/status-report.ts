@@ -19,6 +19,12 @@ export interface PipelineStatusReport {
   last_error: { kind: string; message: string } | null;
   /** PostgreSQL: WAL the slot retains, in bytes (only `tributary status` asks the server). */
   retained_bytes: number | null;
+  /** MySQL/MariaDB: binlog bytes written after the checkpoint (only `tributary status` asks the server). */
+  binlog_behind_bytes: number | null;
+  /** What the source's server says an operator must act on, each with its fix (only `tributary status`). */
+  source_warnings: string[];
+  /** The source's own facts (slot, binlog files, reader connection), as its server reports them. */
+  source_details: Record<string, unknown> | null;
   /** Each table's columns by identity at the checkpoint (`attnum:name`), when the source keeps a schema history. */
   schema_history?: { table: string; columns: string[] }[];
   /** Per table: snapshot rows copied, estimated total, rate and ETA (running daemon), or progress kept in the checkpoint. */
@@ -54,6 +60,9 @@ export function reportOf(state: PipelineState): PipelineStatusReport {
     restarts: state.restarts,
     last_error: state.lastError,
     retained_bytes: null,
+    binlog_behind_bytes: null,
+    source_warnings: [],
+    source_details: null,
     ...(state.checkpoint && schemaHistoryOf(state.checkpoint)
       ? { schema_history: schemaHistoryOf(state.checkpoint) }
       : {}),
@@ -75,6 +84,8 @@ export function formatReport(r: PipelineStatusReport): string {
   if (r.checkpoint_saved_at) lines.push(`  saved at     ${r.checkpoint_saved_at}`);
   if (r.lag_seconds !== null) lines.push(`  lag          ${r.lag_seconds.toFixed(1)} s`);
   if (r.retained_bytes !== null) lines.push(`  WAL retained ${bytesText(r.retained_bytes)}`);
+  if (r.binlog_behind_bytes !== null) lines.push(`  binlog after checkpoint ${bytesText(r.binlog_behind_bytes)}`);
+  for (const w of r.source_warnings) lines.push(`  warning      ${w}`);
   for (const t of r.snapshot_tables ?? []) lines.push(`  snapshot     ${snapshotLine(t)}`);
   if (r.restarts) lines.push(`  restarts     ${r.restarts}`);
   if (r.last_error)

@@ -2,6 +2,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { tributary } from '../harness/cli.ts';
 import type { MysqlServer } from '../harness/mariadb.ts';
 import { mysqlFlavors } from '../harness/mysql-server.ts';
 import { ReplicatorProcess } from '../harness/replicator-process.ts';
@@ -132,6 +133,67 @@ describe.each(mysqlFlavors())('operating a $name pipeline through the CLI', (fla
       await fromEnv.stop();
     }
     expect(fromEnv.log()).not.toContain('"pipeline":"two"');
+  });
+
+  it('status says how much binlog lies after the checkpoint, which connection reads it, and when the checkpoint file was purged', async () => {
+    await server.createDatabase('behind');
+    await server.query('create table items (id int primary key, pad varchar(200))', [], 'behind');
+    const file = path.join(dir, 'behind.yaml');
+    fs.writeFileSync(file, `pipelines:\n${pipelineYaml('behind', 'behind')}`);
+    const statusJson = async () => {
+      const r = await tributary(['status', '-c', file, '--json']);
+      expect(r.code, r.stderr).toBe(0);
+      return (JSON.parse(r.stdout) as { pipelines: Record<string, unknown>[] }).pipelines[0]!;
+    };
+    // The server's own figures, read beside the command's.
+    const serverLogs = async () =>
+      (await server.query<{ Log_name: string; File_size: number | string }>('SHOW BINARY LOGS')).map((l) => ({
+        name: l.Log_name,
+        size: Number(l.File_size),
+      }));
+    const run = new ReplicatorProcess(file, path.join(dir, 'behind.log'));
+    run.start();
+    try {
+      await waitFor(
+        'a streaming checkpoint',
+        () => fs.existsSync(path.join(dir, 'behind.checkpoint.json')),
+        30_000,
+        run,
+      );
+      const running = await statusJson();
+      const reader = (running.source_details as { readerConnection: number | null }).readerConnection;
+      // One of the server's own connections, from the replicator's user.
+      const ids = (
+        await server.query<{ id: number | string }>('SELECT ID AS id FROM information_schema.PROCESSLIST')
+      ).map((r) => Number(r.id));
+      expect(ids).toContain(reader);
+      expect(await run.stop()).toBe(0);
+    } finally {
+      await run.stop();
+    }
+    const stopped = await statusJson();
+    expect((stopped.source_details as { readerConnection: number | null }).readerConnection).toBeNull();
+    expect(stopped.binlog_behind_bytes).toBe(0);
+
+    // Written while stopped: the binlog after the checkpoint grows by what the server wrote.
+    const before = await serverLogs();
+    for (let i = 0; i < 50; i++) await server.query('insert into items values (?, repeat(?, 200))', [i, 'x'], 'behind');
+    const after = await serverLogs();
+    const written = after.reduce((n, l) => n + l.size, 0) - before.reduce((n, l) => n + l.size, 0);
+    expect(written).toBeGreaterThan(50 * 200);
+    expect((await statusJson()).binlog_behind_bytes).toBe(written);
+    const text = await tributary(['status', '-c', file]);
+    expect(text.stdout).toMatch(/binlog after checkpoint \d+\.\d KiB/);
+
+    // The checkpoint's file purged: status names it and the fix (run would stop on it).
+    await server.query('FLUSH BINARY LOGS');
+    const newest = (await serverLogs()).at(-1)!.name;
+    await server.query(`PURGE BINARY LOGS TO '${newest}'`);
+    const purged = await statusJson();
+    expect(purged.source_warnings).toEqual([expect.stringContaining('is no longer on the server')]);
+    expect((purged.source_warnings as string[])[0]).toContain('resnapshot_on_purged_binlog');
+    const purgedText = await tributary(['status', '-c', file]);
+    expect(purgedText.stdout).toMatch(/warning +the checkpoint's binlog file \S+ is no longer on the server/);
   });
 });
 

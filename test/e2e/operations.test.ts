@@ -128,6 +128,42 @@ pipelines:
     const again = await tributary(['teardown', '-c', configFile, '--yes']);
     expect(again.stdout).toBe('ops: nothing to drop\n');
   });
+
+  it('status warns, with the fix, when the slot of a stopped pipeline was dropped at the server', async () => {
+    const file = path.join(dir, 'gone.yaml');
+    fs.writeFileSync(
+      file,
+      `pipelines:
+  - name: gone
+    source: { type: postgres, url: "${sourceUrl}", tables: [public.accounts] }
+    target: { type: jsonl, path: gone.jsonl }
+    checkpoints: { type: file, path: gone.checkpoint.json }
+`,
+    );
+    const run = new ReplicatorProcess(file, path.join(dir, 'gone.log'));
+    run.start();
+    try {
+      const checkpoint = path.join(dir, 'gone.checkpoint.json');
+      const deadline = Date.now() + 60_000;
+      while (!(fs.existsSync(checkpoint) && JSON.parse(fs.readFileSync(checkpoint, 'utf8')).phase === 'stream')) {
+        if (Date.now() > deadline) throw new Error(`no streaming checkpoint\n${run.log()}`);
+        await new Promise((r) => setTimeout(r, 200));
+      }
+    } finally {
+      expect(await run.stop()).toBe(0);
+    }
+    const healthy = JSON.parse((await tributary(['status', '-c', file, '--json'])).stdout).pipelines[0];
+    expect(healthy.source_warnings).toEqual([]);
+    expect(healthy.source_details).toMatchObject({ slot: 'tributary_gone', slotExists: true, active: false });
+
+    await server.query('ops_src', "select pg_drop_replication_slot('tributary_gone')");
+    const gone = JSON.parse((await tributary(['status', '-c', file, '--json'])).stdout).pipelines[0];
+    expect(gone.source_details).toMatchObject({ slotExists: false });
+    expect(gone.source_warnings).toEqual([expect.stringContaining('the replication slot tributary_gone is gone')]);
+    const readable = await tributary(['status', '-c', file]);
+    expect(readable.stdout).toMatch(/warning +the replication slot tributary_gone is gone .*on_slot_lost: resnapshot/);
+    await tributary(['teardown', '-c', file, '--yes']);
+  });
 });
 
 /** How the process stops: on a signal through npm, promptly, and as a whole when one pipeline needs an operator. */

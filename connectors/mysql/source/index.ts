@@ -2,6 +2,7 @@ import type { SourceConnector } from '../../../src/core/connector.ts';
 import type { MysqlSourceConfig } from './config.ts';
 import { preflightMysqlSource } from './preflight.ts';
 import { MysqlSource } from './source.ts';
+import { mysqlSourceStatus } from './status.ts';
 import { teardownMysqlSource } from './teardown.ts';
 
 export { type MysqlSourceConfig, mysqlSourceConfig } from './config.ts';
@@ -13,4 +14,5 @@ export const source: SourceConnector<MysqlSourceConfig> = {
   create: (config, ctx, options) => new MysqlSource(config, ctx, options),
   preflight: preflightMysqlSource,
   teardown: teardownMysqlSource,
+  status: mysqlSourceStatus,
 };
