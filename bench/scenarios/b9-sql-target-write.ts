@@ -120,7 +120,12 @@ export const b9: Scenario = {
       for (let run = 0; run < ctx.runs; run++) {
         const r = await targetRates(
           () => new PostgresTarget(postgresTargetConfig.parse({ type: 'postgres', url }), testContext('bench')),
-          () => pg.query('bench_b9', 'drop table if exists public.wide, public.wide_copy'),
+          // The checkpoint too: a second run's batches repeat the first one's positions and would be skipped.
+          () =>
+            pg.query(
+              'bench_b9',
+              'drop table if exists public.wide, public.wide_copy; drop schema if exists tributary cascade',
+            ),
           rows,
         );
         pgIns.push(r.insert);
@@ -152,7 +157,10 @@ export const b9: Scenario = {
               mysqlTargetConfig.parse({ type: 'mysql', url: my.url(), database: 'bench_b9' }),
               testContext('bench'),
             ),
-          () => my.query('drop table if exists bench_b9.wide, bench_b9.wide_insert, bench_b9.wide_load'),
+          () =>
+            my.query(
+              'drop table if exists bench_b9.wide, bench_b9.wide_insert, bench_b9.wide_load, bench_b9.tributary_checkpoints',
+            ),
           rows,
         );
         myIns.push(r.insert);

@@ -1,21 +1,18 @@
 import mysql from 'mysql2/promise';
-import type { ChangeBatch } from '../../../src/core/change-batch.ts';
 import {
   type ChangeEvent,
+  type ColumnInfo,
   type Row,
   type TableRef,
-  type TableSchema,
   UNCHANGED,
 } from '../../../src/core/change-event.ts';
 import type { Checkpoint } from '../../../src/core/checkpoint.ts';
 import type { ConnectorContext } from '../../../src/core/connector-context.ts';
-import type { TransactionalTarget, WriteResult } from '../../../src/core/target.ts';
-import { ConnectionError, SchemaMismatchError, TributaryError } from '../../../src/errors.ts';
+import { ConnectionError, type ErrorKind, SchemaMismatchError, TributaryError } from '../../../src/errors.ts';
 import { redactUrl } from '../../../src/observability/logger.ts';
-// Shared with the PostgreSQL target: collapsing a run of row changes per key, grouping rows by their columns.
-import { applyEvents, type RowRun, type SqlDialect, type TruncateRun } from '../../sql/apply-planner.ts';
+import type { RowRun, TruncateRun } from '../../sql/apply-planner.ts';
 import { groupByShape, knownColumns } from '../../sql/row-runs.ts';
-import { TransactionalApply } from '../../sql/transactional-apply.ts';
+import { TransactionalSqlTarget } from '../../sql/transactional-sql-target.ts';
 import { mysqlTlsFailure } from '../connection-tls.ts';
 import { classifyMysqlError, isRetryableMysqlError, mysqlErrorKind } from '../errors.ts';
 import { connectionOptions, parseMysqlUrl } from '../source/connection.ts';
@@ -58,133 +55,60 @@ const SESSION_SQL = [
 /** Room left in max_allowed_packet for the statement text around the rows. */
 const PACKET_MARGIN = 64 * 1024;
 
-interface CachedTable {
-  schema: TableSchema;
-  shape: string;
-  table: TargetTable;
-}
-
-function shapeOf(schema: TableSchema): string {
-  // A column that replaces a dropped one of the same name needs its table synced even when its type is unchanged.
-  return JSON.stringify([
-    schema.columns.map((c) => [c.name, c.type, c.kind, c.replacesDropped === true]),
-    schema.keyColumns,
-    schema.beforeImage,
-    schema.changes,
-    schema.renamedFrom,
-  ]);
-}
-
 function engineOf(ev: ChangeEvent): SourceEngine {
   return ev.source.connector === 'mysql' ? 'mysql' : 'postgresql';
 }
 
 /**
  * Applies change batches to a MySQL or MariaDB server, in source commit order, one target transaction per run of
- * batches ending on a commit, with the checkpoint row written in the same transaction (exactly-once effect).
+ * batches ending on a commit, with the checkpoint row written in the same transaction (exactly-once effect). The
+ * shared shell runs the flow; this class is the MySQL dialect.
  */
-export class MysqlTarget implements TransactionalTarget {
-  readonly transactional = true;
+export class MysqlTarget extends TransactionalSqlTarget<TargetTable, mysql.Connection> {
   readonly classifyError = classifyMysqlError;
   readonly checkpointStore: MysqlCheckpointStore;
+  protected readonly serverNoun = 'target server';
+  protected readonly rejectedRowsHint =
+    'The target table does not accept the source rows (its definition differs from the source, or the user lacks a privilege). Make it match the source, then restart the pipeline.';
   private readonly checkpointTable: string;
 
-  /** Write queue, group commit, failure latch and replay skipping; this class does the MySQL part. */
-  private readonly writer: TransactionalApply;
-  /** This target's part of the shared apply planner. */
-  private readonly dialect: SqlDialect<TargetTable>;
-  private conn: mysql.Connection | null = null;
-  private broken = false;
-  /** Statements ran since the last COMMIT / ROLLBACK. */
-  private txOpen = false;
   /** Source tables written in the open transaction (DDL on them would commit it halfway). */
   private readonly touched = new Set<string>();
-  private tables = new Map<string, CachedTable>();
-  private readonly warned = new Set<string>();
-  private currentTable: string | null = null;
   private flavor: 'mariadb' | 'mysql' = 'mariadb';
   private maxStatementBytes: number;
 
   constructor(
     private readonly config: MysqlTargetConfig,
-    private readonly ctx: ConnectorContext,
+    ctx: ConnectorContext,
   ) {
+    super(ctx, {
+      groupCommitMaxBatches: config.group_commit_max_batches,
+      maxRunRows: config.statement_max_rows * 4,
+    });
     this.checkpointTable = checkpointTableOf(config);
     this.checkpointStore = new MysqlCheckpointStore(config.url, this.checkpointTable, config.connect_timeout_ms);
     this.maxStatementBytes = config.statement_max_bytes;
-    this.writer = new TransactionalApply(
-      {
-        connect: () => this.connect(),
-        reload: () => this.reload(),
-        rollback: () => this.rollback(),
-        apply: (events) => this.applyEvents(events),
-        commit: (cp) => this.commit(cp),
-        classify: (err, batch) => this.classify(err, batch),
-      },
-      ctx,
-      config.group_commit_max_batches,
-    );
-    this.dialect = {
-      cachedTable: (ev) => this.cachedTable(ev),
-      syncTable: (ev) => this.syncTable(ev),
-      setCurrentTable: (id) => {
-        this.currentTable = id;
-      },
-      truncate: (run) => this.truncateRun(run),
-      renameTable: (from, to) => this.renameTable(from, to),
-      flushRun: (run) => this.flushRun(run),
-      moveKeyPartial: (table, before, after) => this.moveKeyPartial(table, before, after),
-      applyKeylessChange: (table, ev) => this.applyKeylessChange(table, ev),
-      warnOnce: (key, fields) => this.warnOnce(key, fields),
-    };
-  }
-
-  open(): Promise<void> {
-    return this.writer.open();
-  }
-
-  write(batch: ChangeBatch): Promise<WriteResult> {
-    return this.writer.write(batch);
-  }
-
-  reset(): Promise<void> {
-    return this.writer.reset();
-  }
-
-  async close(): Promise<void> {
-    await this.reset().catch(() => undefined);
-    const conn = this.conn;
-    this.conn = null;
-    if (conn) await conn.end().catch(() => conn.destroy());
-    await this.checkpointStore.close();
   }
 
   // ---- connection ----------------------------------------------------------------------------------------------
 
-  private discardConnection(): void {
-    const conn = this.conn;
-    this.conn = null;
-    this.broken = false;
-    this.txOpen = false;
+  /** No table is written in a transaction that is gone (see ddl). */
+  protected override transactionDropped(): void {
     this.touched.clear();
-    this.tables.clear();
-    if (conn) conn.destroy();
   }
 
-  private async loadStored(conn: mysql.Connection): Promise<Checkpoint | null> {
+  protected dropConnection(conn: mysql.Connection): void {
+    conn.destroy();
+  }
+
+  protected async endConnection(conn: mysql.Connection): Promise<void> {
+    await conn.end().catch(() => conn.destroy());
+  }
+
+  protected async loadStored(conn: mysql.Connection): Promise<Checkpoint | null> {
     const cp = await loadCheckpoint(conn, this.checkpointTable, this.ctx.pipeline);
     await conn.query('COMMIT');
     return cp;
-  }
-
-  private async reload(): Promise<Checkpoint | null | undefined> {
-    if (!this.conn || this.broken) return undefined;
-    try {
-      return await this.loadStored(this.conn);
-    } catch {
-      this.discardConnection();
-      return undefined;
-    }
   }
 
   private async openConnection(): Promise<mysql.Connection> {
@@ -220,22 +144,9 @@ export class MysqlTarget implements TransactionalTarget {
     return conn;
   }
 
-  /** Connects unless connected; a new connection returns the checkpoint stored at the target. */
-  private async connect(): Promise<Checkpoint | null | undefined> {
-    if (this.conn && !this.broken) return undefined;
-    if (this.conn && this.txOpen) {
-      // What the open transaction held is gone: the batches applied into it must come again.
-      throw new ConnectionError(
-        'the connection to the target server was lost with a transaction open',
-        'The target server restarted or the network failed; the pipeline retries from its checkpoint.',
-      );
-    }
-    this.discardConnection();
+  protected async openSession(): Promise<{ connection: mysql.Connection; stored: Checkpoint | null }> {
     const conn = await this.openConnection();
-    conn.on('error', (err) => {
-      if (this.conn === conn) this.broken = true;
-      this.ctx.logger.warn({ event: 'target_connection_lost', err: err.message });
-    });
+    conn.on('error', (err) => this.connectionLost(conn, err));
     let stored: Checkpoint | null;
     try {
       const [rows] = await conn.query('SELECT VERSION() AS v, @@max_allowed_packet AS p');
@@ -257,34 +168,21 @@ export class MysqlTarget implements TransactionalTarget {
       conn.destroy();
       throw wrapConnectionError(err, 'connecting to the target server failed');
     }
-    this.conn = conn;
-    this.broken = false;
-    this.txOpen = false;
-    this.touched.clear();
-    this.tables.clear();
-    this.ctx.logger.info({ event: 'target_connected', url: redactUrl(this.config.url), flavor: this.flavor });
-    return stored;
+    return { connection: conn, stored };
   }
 
-  private async rollback(): Promise<void> {
-    if (!this.txOpen) return;
-    this.txOpen = false;
-    this.touched.clear();
-    if (!this.conn || this.broken) {
-      this.discardConnection();
-      return;
-    }
-    try {
-      await this.conn.query('ROLLBACK');
-    } catch {
-      this.discardConnection();
-    }
+  protected connectedFields(): Record<string, unknown> {
+    return { url: redactUrl(this.config.url), flavor: this.flavor };
+  }
+
+  protected async rollbackTransaction(conn: mysql.Connection): Promise<void> {
+    await conn.query('ROLLBACK');
   }
 
   private async exec(sql: string): Promise<mysql.ResultSetHeader | mysql.ResultSetHeader[]> {
     this.txOpen = true;
     if (this.currentTable) this.touched.add(this.currentTable);
-    const [result] = await this.conn!.query(sql);
+    const [result] = await this.connection!.query(sql);
     return result as mysql.ResultSetHeader | mysql.ResultSetHeader[];
   }
 
@@ -301,7 +199,7 @@ export class MysqlTarget implements TransactionalTarget {
       if (statements.length > 1) await conn.query('COMMIT');
     };
     if (!this.txOpen) {
-      await run(this.conn!);
+      await run(this.connection!);
       return;
     }
     if (this.touched.has(table)) {
@@ -310,7 +208,7 @@ export class MysqlTarget implements TransactionalTarget {
         table,
         hint: 'A schema change inside a source transaction made MySQL commit the part applied so far (DDL cannot be rolled back); a crash right now would replay that part.',
       });
-      await run(this.conn!);
+      await run(this.connection!);
       this.txOpen = false;
       this.touched.clear();
       return;
@@ -325,8 +223,8 @@ export class MysqlTarget implements TransactionalTarget {
 
   // ---- commit and failure -------------------------------------------------------------------------------------
 
-  private async commit(cp: Checkpoint): Promise<void> {
-    const conn = this.conn!;
+  protected async commit(cp: Checkpoint): Promise<void> {
+    const conn = this.connection!;
     this.txOpen = true;
     await saveCheckpoint(conn, this.checkpointTable, cp);
     await conn.query('COMMIT');
@@ -334,28 +232,18 @@ export class MysqlTarget implements TransactionalTarget {
     this.touched.clear();
   }
 
-  private classify(err: unknown, batch: ChangeBatch): unknown {
-    if (err instanceof TributaryError) return err;
-    const where = this.currentTable ? ` (table ${this.currentTable})` : '';
-    if (isRetryableMysqlError(err)) {
-      if (this.conn) this.broken = true;
-      return wrapConnectionError(err, `writing batch ${batch.seq} to the target failed${where}`);
-    }
-    const message = err instanceof Error ? err.message : String(err);
-    const sqlState = (err as { sqlState?: unknown }).sqlState;
-    if (typeof sqlState === 'string' && /^(22|23|42)/.test(sqlState)) {
-      return new TributaryError('operator', `writing batch ${batch.seq} to the target failed${where}: ${message}`, {
-        hint: 'The target table does not accept the source rows (its definition differs from the source, or the user lacks a privilege). Make it match the source, then restart the pipeline.',
-        cause: err,
-      });
-    }
-    return new TributaryError(
-      mysqlErrorKind(err),
-      `writing batch ${batch.seq} to the target failed${where}: ${message}`,
-      {
-        cause: err,
-      },
-    );
+  protected connectionFailure(err: unknown, context: string): unknown {
+    if (!isRetryableMysqlError(err)) return undefined;
+    if (this.connection) this.broken = true;
+    return wrapConnectionError(err, context);
+  }
+
+  protected sqlState(err: unknown): unknown {
+    return (err as { sqlState?: unknown }).sqlState;
+  }
+
+  protected errorKind(err: unknown): ErrorKind {
+    return mysqlErrorKind(err);
   }
 
   // ---- applying events -----------------------------------------------------------------------------------------
@@ -369,15 +257,9 @@ export class MysqlTarget implements TransactionalTarget {
     return { database: this.config.database ?? t.schema, name: t.name };
   }
 
-  private cachedTable(ev: ChangeEvent): TargetTable | null {
-    const cached = this.tables.get(`${ev.table.schema}.${ev.table.name}`);
-    if (!cached) return null;
-    if (cached.schema === ev.schema) return cached.table;
-    if (cached.shape === shapeOf(ev.schema)) {
-      cached.schema = ev.schema;
-      return cached.table;
-    }
-    return null;
+  /** The MySQL column type is chosen by value kind too (type-mapping.ts): a change of kind syncs the table again. */
+  protected override columnShape(c: ColumnInfo): unknown[] {
+    return [c.name, c.type, c.kind, c.replacesDropped === true];
   }
 
   private syncOptions(): SyncOptions {
@@ -392,9 +274,9 @@ export class MysqlTarget implements TransactionalTarget {
     };
   }
 
-  private async syncTable(ev: ChangeEvent): Promise<TargetTable> {
-    const table = await syncTable(
-      this.conn!,
+  protected async syncTargetTable(ev: ChangeEvent): Promise<TargetTable> {
+    return syncTable(
+      this.connection!,
       (sql, t) => this.ddl(sql, t),
       ev.schema,
       engineOf(ev),
@@ -403,18 +285,12 @@ export class MysqlTarget implements TransactionalTarget {
       this.ctx.logger,
       ev.schema.renamedFrom ? this.targetName(ev.schema.renamedFrom) : undefined,
     );
-    this.tables.set(table.sourceId, { schema: ev.schema, shape: shapeOf(ev.schema), table });
-    return table;
   }
 
-  private async renameTable(from: TableRef, to: TableRef): Promise<void> {
-    const fromId = `${from.schema}.${from.name}`;
-    const toId = `${to.schema}.${to.name}`;
-    this.tables.delete(fromId);
-    this.tables.delete(toId);
+  protected async followRename(from: TableRef, to: TableRef, fromId: string, toId: string): Promise<void> {
     // Renaming a table written in the open transaction: on a side connection it would wait for that transaction.
     await followTableRename(
-      this.conn!,
+      this.connection!,
       (sql) => this.ddl(sql, this.touched.has(fromId) ? fromId : toId),
       this.targetName(from),
       this.targetName(to),
@@ -424,25 +300,15 @@ export class MysqlTarget implements TransactionalTarget {
     );
   }
 
-  private warnOnce(key: string, fields: Record<string, unknown>): void {
-    if (this.warned.has(key)) return;
-    this.warned.add(key);
-    this.ctx.logger.warn(fields);
-  }
-
-  private applyEvents(events: ChangeEvent[]): Promise<void> {
-    return applyEvents(events, this.dialect, { maxRunRows: this.config.statement_max_rows * 4 });
-  }
-
-  private async truncateRun(run: TruncateRun<TargetTable>): Promise<void> {
-    for (const table of run.tables) await this.truncate(table);
+  protected async truncate(run: TruncateRun<TargetTable>): Promise<void> {
+    for (const table of run.tables) await this.truncateTable(table);
   }
 
   /**
    * Empties a table. TRUNCATE commits implicitly in MySQL, so it is used only when nothing is pending (then nothing
    * commits early, and a replay truncates again); inside a transaction a DELETE keeps it atomic.
    */
-  private async truncate(table: TargetTable): Promise<void> {
+  private async truncateTable(table: TargetTable): Promise<void> {
     if (table.hasForeignKeys) {
       // The source emptied it together with the tables referencing it (TRUNCATE a, b), or before its snapshot:
       // no reference check applies to emptying it here (DELETE would refuse a parent before its children).
@@ -456,7 +322,7 @@ export class MysqlTarget implements TransactionalTarget {
     }
     if (!this.txOpen) {
       try {
-        await this.conn!.query(`TRUNCATE TABLE ${table.qname}`);
+        await this.connection!.query(`TRUNCATE TABLE ${table.qname}`);
         return;
       } catch (err) {
         // Referenced by a foreign key: TRUNCATE is refused, DELETE works.
@@ -580,7 +446,7 @@ export class MysqlTarget implements TransactionalTarget {
 
   // ---- statements ----------------------------------------------------------------------------------------------
 
-  private async moveKeyPartial(table: TargetTable, before: Row, after: Row): Promise<void> {
+  protected async moveKeyPartial(table: TargetTable, before: Row, after: Row): Promise<void> {
     const set = knownColumns(after).filter((c) => table.columns.has(c));
     const sql = updateByKeySql(
       table,
@@ -591,16 +457,7 @@ export class MysqlTarget implements TransactionalTarget {
     if (!matched) this.rowMissing(table, 1);
   }
 
-  private rowMissing(table: TargetTable, count: number): void {
-    this.ctx.logger.warn({
-      event: 'target_row_missing',
-      table: table.sourceId,
-      rows: count,
-      hint: 'An update that left unchanged (TOAST) columns out, or a keyless update/delete, found no row on the target: the target lacks rows the source has. Resnapshot the table.',
-    });
-  }
-
-  private async flushRun(run: RowRun<TargetTable>): Promise<void> {
+  protected async flushRun(run: RowRun<TargetTable>): Promise<void> {
     const { table } = run;
     this.currentTable = table.sourceId;
     if (run.kind === 'append') {
@@ -611,15 +468,7 @@ export class MysqlTarget implements TransactionalTarget {
       }
       return;
     }
-    const deletes: Row[] = [];
-    const upserts: Row[] = [];
-    const partials: Row[] = [];
-    for (const state of run.run.ops.values()) {
-      if (state.kind === 'delete') deletes.push(state.key);
-      else if (state.kind === 'upsert') upserts.push(state.row);
-      else partials.push(state.row);
-    }
-    if (run.run.orphanedPartials > 0) this.rowMissing(table, run.run.orphanedPartials);
+    const { deletes, upserts, partials } = this.rowChanges(run.run, false);
     if (deletes.length > 0) {
       await this.execChunked(
         deletePrefix(table),
@@ -662,38 +511,25 @@ export class MysqlTarget implements TransactionalTarget {
     }
   }
 
-  /** Update or delete exactly one row equal to the old image (full before image, no key). */
-  private async applyKeylessChange(table: TargetTable, ev: ChangeEvent): Promise<void> {
-    const before = ev.before;
-    if (!before) {
-      this.warnOnce(`nobefore:${table.sourceId}`, {
-        event: 'target_keyless_change_skipped',
-        table: table.sourceId,
-        op: ev.op,
-        hint: 'An update or delete of a table without a key came without the old row; it cannot be matched.',
-      });
-      return;
-    }
-    const usable = Object.keys(before).filter((c) => before[c] !== UNCHANGED && table.columns.has(c));
-    const match = usable.map((c) => nullSafeMatch(table.columns.get(c)!, this.literal(table, c, before), this.flavor));
-    if (match.length === 0) return;
-    if (ev.op === 'delete') {
-      const [matched] = await this.execMany([deleteOneSql(table, match)]);
-      if (!matched) this.rowMissing(table, 1);
-      return;
-    }
-    if (ev.op === 'update' && ev.after) {
-      const after = ev.after;
-      const set = knownColumns(after).filter((c) => table.columns.has(c));
-      if (set.length === 0) return;
-      const [matched] = await this.execMany([
-        updateOneSql(
-          table,
-          set.map((c) => [c, this.literal(table, c, after)]),
-          match,
-        ),
-      ]);
-      if (!matched) this.rowMissing(table, 1);
-    }
+  /** A keyless row is matched by the old row's values, NULL-safe; without any there is nothing to match. */
+  protected keylessMatch(table: TargetTable, before: Row, columns: string[]): string[] | null {
+    const match = columns.map((c) => nullSafeMatch(table.columns.get(c)!, this.literal(table, c, before), this.flavor));
+    return match.length === 0 ? null : match;
+  }
+
+  protected async deleteOneRow(table: TargetTable, match: string[]): Promise<number> {
+    const [matched] = await this.execMany([deleteOneSql(table, match)]);
+    return matched ?? 0;
+  }
+
+  protected async updateOneRow(table: TargetTable, set: string[], after: Row, match: string[]): Promise<number> {
+    const [matched] = await this.execMany([
+      updateOneSql(
+        table,
+        set.map((c) => [c, this.literal(table, c, after)]),
+        match,
+      ),
+    ]);
+    return matched ?? 0;
   }
 }

@@ -1,19 +1,11 @@
 import pg from 'pg';
-import type { ChangeBatch } from '../../../src/core/change-batch.ts';
-import {
-  type ChangeEvent,
-  type Row,
-  type TableRef,
-  type TableSchema,
-  UNCHANGED,
-} from '../../../src/core/change-event.ts';
+import type { ChangeEvent, Row, TableRef } from '../../../src/core/change-event.ts';
 import type { Checkpoint } from '../../../src/core/checkpoint.ts';
 import type { ConnectorContext } from '../../../src/core/connector-context.ts';
-import type { TransactionalTarget, WriteResult } from '../../../src/core/target.ts';
-import { ConnectionError, SchemaMismatchError, TributaryError } from '../../../src/errors.ts';
-import { applyEvents, type RowRun, type SqlDialect, type TruncateRun } from '../../sql/apply-planner.ts';
+import { type ErrorKind, SchemaMismatchError, TributaryError } from '../../../src/errors.ts';
+import type { RowRun, TruncateRun } from '../../sql/apply-planner.ts';
 import { groupByShape, knownColumns } from '../../sql/row-runs.ts';
-import { TransactionalApply } from '../../sql/transactional-apply.ts';
+import { TransactionalSqlTarget } from '../../sql/transactional-sql-target.ts';
 import { postgresConnectionTarget, postgresTlsFailure } from '../connection-tls.ts';
 import { classifyPostgresError, postgresErrorKind } from '../errors.ts';
 import {
@@ -62,43 +54,19 @@ const COPY_BACKOFF_RUNS = 16;
  */
 const MAX_COPY_SAVEPOINTS = 32;
 
-interface CachedTable {
-  schema: TableSchema;
-  shape: string;
-  table: TargetTable;
-}
-
-function shapeOf(schema: TableSchema): string {
-  // A column that replaces a dropped one of the same name needs its table synced even when its type is unchanged.
-  return JSON.stringify([
-    schema.columns.map((c) => [c.name, c.type, c.replacesDropped === true]),
-    schema.keyColumns,
-    schema.beforeImage,
-    schema.changes,
-    schema.renamedFrom,
-  ]);
-}
-
 /**
  * Applies change batches to a PostgreSQL database, in source commit order, one target transaction per run of
- * batches ending on a commit, with the checkpoint row written in the same transaction (exactly-once effect).
+ * batches ending on a commit, with the checkpoint row written in the same transaction (exactly-once effect). The
+ * shared shell runs the flow; this class is the PostgreSQL dialect.
  */
-export class PostgresTarget implements TransactionalTarget {
-  readonly transactional = true;
+export class PostgresTarget extends TransactionalSqlTarget<TargetTable, pg.Client> {
   readonly classifyError = classifyPostgresError;
   readonly checkpointStore: PostgresCheckpointStore;
+  protected readonly serverNoun = 'target database';
+  protected readonly rejectedRowsHint =
+    'The target table does not accept the source rows (its definition differs from the source). Make it match the source, then restart the pipeline.';
 
-  /** Write queue, group commit, failure latch and replay skipping; this class does the PostgreSQL part. */
-  private readonly writer: TransactionalApply;
-  /** This target's part of the shared apply planner. */
-  private readonly dialect: SqlDialect<TargetTable>;
-  private client: pg.Client | null = null;
-  private broken = false;
-  private txOpen = false;
-  private tables = new Map<string, CachedTable>();
   private readonly statementNames = new Map<string, string>();
-  private readonly warned = new Set<string>();
-  private currentTable: string | null = null;
   /** Per source table: runs left before fresh rows are tried with COPY again after a conflict. */
   private readonly copyBackoff = new Map<string, number>();
   /** COPY savepoints taken in the open transaction. */
@@ -114,90 +82,27 @@ export class PostgresTarget implements TransactionalTarget {
 
   constructor(
     private readonly config: PostgresTargetConfig,
-    private readonly ctx: ConnectorContext,
+    ctx: ConnectorContext,
   ) {
+    super(ctx, { groupCommitMaxBatches: config.group_commit_max_batches, maxRunRows: config.statement_max_rows });
     this.checkpointStore = new PostgresCheckpointStore(config.url, { connectTimeoutMs: config.connect_timeout_ms });
     this.fromMysql = new MysqlEventConversion(config.mysql_zero_dates, ctx.logger);
-    this.writer = new TransactionalApply(
-      {
-        connect: () => this.connect(),
-        reload: () => this.reload(),
-        rollback: () => this.rollback(),
-        apply: (events) => this.applyEvents(events),
-        commit: (cp) => this.commit(cp),
-        classify: (err, batch) => this.classify(err, batch),
-      },
-      ctx,
-      config.group_commit_max_batches,
-    );
-    this.dialect = {
-      beforeEvent: () => (this.txOpen ? undefined : this.begin()),
-      cachedTable: (ev) => this.cachedTable(ev),
-      syncTable: (ev) => this.syncTable(ev),
-      setCurrentTable: (id) => {
-        this.currentTable = id;
-      },
-      truncate: (run) => this.truncate(run),
-      renameTable: (from, to) => this.renameTable(from, to),
-      flushRun: (run) => this.flushRun(run),
-      moveKeyPartial: (table, before, after) => this.moveKeyPartial(table, before, after),
-      applyKeylessChange: (table, ev) => this.applyKeylessChange(table, ev),
-      warnOnce: (key, fields) => this.warnOnce(key, fields),
-    };
   }
 
-  open(): Promise<void> {
-    return this.writer.open();
-  }
-
-  write(batch: ChangeBatch): Promise<WriteResult> {
-    return this.writer.write(batch);
-  }
-
-  reset(): Promise<void> {
-    return this.writer.reset();
-  }
-
-  async close(): Promise<void> {
+  override async close(): Promise<void> {
     this.fromMysql.report(true);
-    await this.reset().catch(() => undefined);
-    const client = this.client;
-    this.client = null;
-    if (client) await client.end().catch(() => undefined);
-    await this.checkpointStore.close();
+    await super.close();
   }
 
   // ---- connection ----------------------------------------------------------------------------------------------
 
-  private discardClient(): void {
-    const client = this.client;
-    this.client = null;
-    this.broken = false;
-    this.txOpen = false;
-    this.tables.clear();
-    if (client) client.end().catch(() => undefined);
-  }
-
-  /** Connects unless connected; a new connection returns the checkpoint stored at the target. */
-  private async connect(): Promise<Checkpoint | null | undefined> {
-    if (this.client && !this.broken) return undefined;
-    if (this.client && this.txOpen) {
-      // What the open transaction held is gone: the batches applied into it must come again.
-      throw new ConnectionError(
-        'the connection to the target database was lost with a transaction open',
-        'The target server restarted or the network failed; the pipeline retries from its checkpoint.',
-      );
-    }
-    this.discardClient();
+  protected async openSession(): Promise<{ connection: pg.Client; stored: Checkpoint | null }> {
     const client = new pg.Client({
       ...postgresConnectionTarget(this.config.url),
       connectionTimeoutMillis: this.config.connect_timeout_ms,
       application_name: 'tributary-target',
     });
-    client.on('error', (err) => {
-      if (this.client === client) this.broken = true;
-      this.ctx.logger.warn({ event: 'target_connection_lost', err: err.message });
-    });
+    client.on('error', (err) => this.connectionLost(client, err));
     let stored: Checkpoint | null;
     try {
       await client.connect();
@@ -212,12 +117,23 @@ export class PostgresTarget implements TransactionalTarget {
         wrapConnectionError(err, 'connecting to the target database failed')
       );
     }
-    this.client = client;
-    this.broken = false;
-    this.txOpen = false;
-    this.tables.clear();
-    this.ctx.logger.info({ event: 'target_connected', url: this.config.url });
-    return stored;
+    return { connection: client, stored };
+  }
+
+  protected connectedFields(): Record<string, unknown> {
+    return { url: this.config.url };
+  }
+
+  protected loadStored(client: pg.Client): Promise<Checkpoint | null> {
+    return loadCheckpoint(client, this.ctx.pipeline);
+  }
+
+  protected dropConnection(client: pg.Client): void {
+    client.end().catch(() => undefined);
+  }
+
+  protected async endConnection(client: pg.Client): Promise<void> {
+    await client.end().catch(() => undefined);
   }
 
   /** Replica mode when the user may set it; otherwise said once, and tables with replica triggers stop (syncTable). */
@@ -235,35 +151,18 @@ export class PostgresTarget implements TransactionalTarget {
     }
   }
 
-  private async reload(): Promise<Checkpoint | null | undefined> {
-    if (!this.client || this.broken) return undefined;
-    try {
-      return await loadCheckpoint(this.client, this.ctx.pipeline);
-    } catch {
-      this.discardClient();
-      return undefined;
-    }
+  protected async rollbackTransaction(client: pg.Client): Promise<void> {
+    await client.query('rollback');
   }
 
-  private async rollback(): Promise<void> {
-    if (!this.txOpen) return;
-    this.txOpen = false;
-    // DDL of the rolled-back transaction is gone too.
-    this.tables.clear();
-    if (!this.client || this.broken) {
-      this.discardClient();
-      return;
-    }
-    try {
-      await this.client.query('rollback');
-    } catch {
-      this.discardClient();
-    }
+  /** DDL of the rolled-back transaction is gone too. */
+  protected override transactionDropped(): void {
+    this.forgetTables();
   }
 
-  private async begin(): Promise<void> {
+  protected override async begin(): Promise<void> {
     if (this.txOpen) return;
-    await this.client!.query('begin');
+    await this.connection!.query('begin');
     this.txOpen = true;
     this.copySavepoints = 0;
     this.emptyAtStart.clear();
@@ -275,13 +174,13 @@ export class PostgresTarget implements TransactionalTarget {
       name = `tributary_${this.statementNames.size + 1}`;
       this.statementNames.set(sql, name);
     }
-    return this.client!.query(name ? { name, text: sql, values: params } : { text: sql, values: params });
+    return this.connection!.query(name ? { name, text: sql, values: params } : { text: sql, values: params });
   }
 
   // ---- commit and failure -------------------------------------------------------------------------------------
 
-  private async commit(cp: Checkpoint): Promise<void> {
-    const client = this.client!;
+  protected async commit(cp: Checkpoint): Promise<void> {
+    const client = this.connection!;
     await saveCheckpoint(client, cp);
     if (this.txOpen) {
       this.txOpen = false;
@@ -289,32 +188,24 @@ export class PostgresTarget implements TransactionalTarget {
     }
   }
 
-  private classify(err: unknown, batch: ChangeBatch): unknown {
-    if (err instanceof TributaryError) return err;
-    const where = this.currentTable ? ` (table ${this.currentTable})` : '';
-    const wrapped = wrapConnectionError(err, `writing batch ${batch.seq} to the target failed${where}`);
-    if (wrapped !== err) return wrapped;
-    const message = err instanceof Error ? err.message : String(err);
-    const code = (err as { code?: unknown }).code;
+  protected connectionFailure(err: unknown, context: string): unknown {
+    const wrapped = wrapConnectionError(err, context);
+    return wrapped !== err ? wrapped : undefined;
+  }
+
+  protected sqlState(err: unknown): unknown {
+    return (err as { code?: unknown }).code;
+  }
+
+  protected errorKind(err: unknown): ErrorKind {
+    return postgresErrorKind(err);
+  }
+
+  protected override rejectionHint(err: unknown, message: string): string | undefined {
     const label = /^invalid input value for enum (\S+): "(.*)"$/.exec(message);
-    if (code === '22P02' && label)
-      return new TributaryError('operator', `writing batch ${batch.seq} to the target failed${where}: ${message}`, {
-        hint: `The source has a label the target's enum ${label[1]} lacks (added at the source after the type was copied). Run ALTER TYPE ${label[1]} ADD VALUE '${label[2]!.replace(/'/g, "''")}' on the target (at the same place in the order as at the source: BEFORE/AFTER), then restart the pipeline.`,
-        cause: err,
-      });
-    if (typeof code === 'string' && /^(22|23|42)/.test(code)) {
-      return new TributaryError('operator', `writing batch ${batch.seq} to the target failed${where}: ${message}`, {
-        hint: 'The target table does not accept the source rows (its definition differs from the source). Make it match the source, then restart the pipeline.',
-        cause: err,
-      });
-    }
-    return new TributaryError(
-      postgresErrorKind(err),
-      `writing batch ${batch.seq} to the target failed${where}: ${message}`,
-      {
-        cause: err,
-      },
-    );
+    if (this.sqlState(err) === '22P02' && label)
+      return `The source has a label the target's enum ${label[1]} lacks (added at the source after the type was copied). Run ALTER TYPE ${label[1]} ADD VALUE '${label[2]!.replace(/'/g, "''")}' on the target (at the same place in the order as at the source: BEFORE/AFTER), then restart the pipeline.`;
+    return super.rejectionHint(err, message);
   }
 
   // ---- applying events -----------------------------------------------------------------------------------------
@@ -323,21 +214,9 @@ export class PostgresTarget implements TransactionalTarget {
     return targetTableName(this.config, t);
   }
 
-  private cachedTable(ev: ChangeEvent): TargetTable | null {
-    const id = `${ev.table.schema}.${ev.table.name}`;
-    const cached = this.tables.get(id);
-    if (!cached) return null;
-    if (cached.schema === ev.schema) return cached.table;
-    if (cached.shape === shapeOf(ev.schema)) {
-      cached.schema = ev.schema;
-      return cached.table;
-    }
-    return null;
-  }
-
-  private async syncTable(ev: ChangeEvent): Promise<TargetTable> {
+  protected async syncTargetTable(ev: ChangeEvent): Promise<TargetTable> {
     const table = await syncTable(
-      this.client!,
+      this.connection!,
       ev.source.connector === 'mysql' ? this.fromMysql.schema(ev.schema) : ev.schema,
       this.targetName(ev.table),
       { createTables: this.config.create_tables, alterTables: this.config.alter_tables },
@@ -345,13 +224,12 @@ export class PostgresTarget implements TransactionalTarget {
       ev.schema.renamedFrom ? this.targetName(ev.schema.renamedFrom) : undefined,
     );
     if (!this.replicaRole) await this.refuseReplicaTriggers(table);
-    this.tables.set(table.sourceId, { schema: ev.schema, shape: shapeOf(ev.schema), table });
     return table;
   }
 
   /** Triggers meant to fire on replicated rows only cannot fire outside replica mode: stop rather than skip them. */
   private async refuseReplicaTriggers(table: TargetTable): Promise<void> {
-    const { rows } = await this.client!.query<{ name: string }>(
+    const { rows } = await this.connection!.query<{ name: string }>(
       `select tgname as name from pg_trigger where tgrelid = to_regclass($1) and tgenabled = 'R' and not tgisinternal`,
       [table.qname],
     );
@@ -362,27 +240,18 @@ export class PostgresTarget implements TransactionalTarget {
     );
   }
 
-  private async renameTable(from: TableRef, to: TableRef): Promise<void> {
-    const toId = `${to.schema}.${to.name}`;
-    this.tables.delete(`${from.schema}.${from.name}`);
-    this.tables.delete(toId);
-    await followTableRename(this.client!, this.targetName(from), this.targetName(to), this.ctx.logger, toId);
-  }
-
-  private warnOnce(key: string, fields: Record<string, unknown>): void {
-    if (this.warned.has(key)) return;
-    this.warned.add(key);
-    this.ctx.logger.warn(fields);
+  protected async followRename(from: TableRef, to: TableRef, _fromId: string, toId: string): Promise<void> {
+    await followTableRename(this.connection!, this.targetName(from), this.targetName(to), this.ctx.logger, toId);
   }
 
   /** MySQL values the PostgreSQL types do not accept are converted first, then the shared planner applies them. */
-  private async applyEvents(events: ChangeEvent[]): Promise<void> {
+  protected override async applyEvents(events: ChangeEvent[]): Promise<void> {
     const input = events[0]?.source.connector === 'mysql' ? events.map((ev) => this.fromMysql.event(ev)) : events;
-    await applyEvents(input, this.dialect, { maxRunRows: this.config.statement_max_rows });
+    await super.applyEvents(input);
     this.fromMysql.report();
   }
 
-  private async truncate(run: TruncateRun<TargetTable>): Promise<void> {
+  protected async truncate(run: TruncateRun<TargetTable>): Promise<void> {
     if (run.snapshot && run.tables.some((t) => t.hasForeignKeys)) {
       // Emptied before its snapshot rows: TRUNCATE refuses a table that another table references, even when that
       // one is emptied next. In replica mode DELETE checks no foreign key either.
@@ -392,7 +261,7 @@ export class PostgresTarget implements TransactionalTarget {
     await this.exec(truncateSql(run.tables, run.restartIdentity));
   }
 
-  private async moveKeyPartial(table: TargetTable, before: Row, after: Row): Promise<void> {
+  protected async moveKeyPartial(table: TargetTable, before: Row, after: Row): Promise<void> {
     const set = knownColumns(after).filter((c) => table.columns.has(c));
     const result = await this.exec(updateSql(table, set), [
       ...columnArrays(set, [after]),
@@ -401,36 +270,20 @@ export class PostgresTarget implements TransactionalTarget {
     if ((result.rowCount ?? 0) === 0) this.rowMissing(table, 1);
   }
 
-  private rowMissing(table: TargetTable, count: number): void {
-    this.ctx.logger.warn({
-      event: 'target_row_missing',
-      table: table.sourceId,
-      rows: count,
-      hint: 'An update that left unchanged (TOAST) columns out found no row on the target: the target lacks rows the source has. Resnapshot the table.',
-    });
-  }
-
-  private async flushRun(run: RowRun<TargetTable>): Promise<void> {
+  protected async flushRun(run: RowRun<TargetTable>): Promise<void> {
     if (run.kind === 'append') {
       const copy = run.rows.length >= this.config.copy_min_rows;
       for (const { columns, rows } of groupByShape(run.rows).values()) {
         const cols = columns.filter((c) => run.table.columns.has(c));
-        if (copy && cols.length > 0) await copyRows(this.client!, run.table, cols, rows);
+        if (copy && cols.length > 0) await copyRows(this.connection!, run.table, cols, rows);
         else await this.exec(insertSql(run.table, cols), cols.length > 0 ? columnArrays(cols, rows) : [rows.length]);
       }
       return;
     }
     const { table } = run.run;
-    const deletes: Row[] = [];
-    let upserts: Row[] = [];
-    const fresh: Row[] = [];
-    const partials: Row[] = [];
-    for (const state of run.run.ops.values()) {
-      if (state.kind === 'delete') deletes.push(state.key);
-      else if (state.kind === 'upsert') (state.fresh ? fresh : upserts).push(state.row);
-      else partials.push(state.row);
-    }
-    if (run.run.orphanedPartials > 0) this.rowMissing(table, run.run.orphanedPartials);
+    const changes = this.rowChanges(run.run, true);
+    const { deletes, fresh, partials } = changes;
+    let upserts = changes.upserts;
     if (deletes.length > 0) await this.exec(deleteSql(table), columnArrays(table.keyColumns, deletes));
     // With foreign keys on the target, rows of one run must reach the table in one statement (checks run at its end).
     const copy =
@@ -478,7 +331,7 @@ export class PostgresTarget implements TransactionalTarget {
     if (this.bareCopyFailed.has(table.sourceId)) return false;
     let empty = this.emptyAtStart.get(table.sourceId);
     if (empty === undefined) {
-      const result = await this.client!.query(`select not exists (select from ${table.qname}) as empty`);
+      const result = await this.connection!.query(`select not exists (select from ${table.qname}) as empty`);
       empty = result.rows[0]?.empty === true;
       this.emptyAtStart.set(table.sourceId, empty);
     }
@@ -486,7 +339,7 @@ export class PostgresTarget implements TransactionalTarget {
     try {
       for (const { columns, rows: group } of groupByShape(rows).values()) {
         await copyRows(
-          this.client!,
+          this.connection!,
           table,
           columns.filter((c) => table.columns.has(c)),
           group,
@@ -516,7 +369,7 @@ export class PostgresTarget implements TransactionalTarget {
       for (let i = 0; i < groups.length; i++) {
         const { columns, rows: group } = groups[i]!;
         await copyRows(
-          this.client!,
+          this.connection!,
           table,
           columns.filter((c) => table.columns.has(c)),
           group,
@@ -528,7 +381,7 @@ export class PostgresTarget implements TransactionalTarget {
       }
     } catch (err) {
       if ((err as { code?: unknown }).code !== '23505' || this.broken) throw err;
-      await this.client!.query('rollback to savepoint tributary_copy; release savepoint tributary_copy');
+      await this.connection!.query('rollback to savepoint tributary_copy; release savepoint tributary_copy');
       this.copyBackoff.set(table.sourceId, COPY_BACKOFF_RUNS);
       this.ctx.logger.debug({ event: 'target_copy_conflict', table: table.sourceId, rows: rows.length });
       return false;
@@ -536,36 +389,30 @@ export class PostgresTarget implements TransactionalTarget {
     return true;
   }
 
-  /** Update or delete exactly one row equal to the old image (REPLICA IDENTITY FULL, no key). */
-  private async applyKeylessChange(table: TargetTable, ev: ChangeEvent): Promise<void> {
-    const before = ev.before;
-    if (!before) {
-      this.warnOnce(`nobefore:${table.sourceId}`, {
-        event: 'target_keyless_change_skipped',
-        table: table.sourceId,
-        op: ev.op,
-        hint: 'An update or delete of a table without a key came without the old row; it cannot be matched.',
-      });
-      return;
-    }
-    const match = Object.keys(before).filter((c) => before[c] !== UNCHANGED && table.columns.has(c));
-    if (ev.op === 'delete') {
-      const result = await this.exec(
-        deleteOneSql(table, match),
-        match.map((c) => before[c]),
-      );
-      if ((result.rowCount ?? 0) === 0) this.rowMissing(table, 1);
-      return;
-    }
-    if (ev.op === 'update' && ev.after) {
-      const after = ev.after;
-      const set = knownColumns(after).filter((c) => table.columns.has(c));
-      if (set.length === 0) return;
-      const result = await this.exec(updateOneSql(table, set, match), [
-        ...set.map((c) => after[c]),
-        ...match.map((c) => before[c]),
-      ]);
-      if ((result.rowCount ?? 0) === 0) this.rowMissing(table, 1);
-    }
+  /** A keyless row is matched by the old row's columns (REPLICA IDENTITY FULL), as parameters. */
+  protected keylessMatch(_table: TargetTable, _before: Row, columns: string[]): string[] {
+    return columns;
+  }
+
+  protected async deleteOneRow(table: TargetTable, match: string[], before: Row): Promise<number> {
+    const result = await this.exec(
+      deleteOneSql(table, match),
+      match.map((c) => before[c]),
+    );
+    return result.rowCount ?? 0;
+  }
+
+  protected async updateOneRow(
+    table: TargetTable,
+    set: string[],
+    after: Row,
+    match: string[],
+    before: Row,
+  ): Promise<number> {
+    const result = await this.exec(updateOneSql(table, set, match), [
+      ...set.map((c) => after[c]),
+      ...match.map((c) => before[c]),
+    ]);
+    return result.rowCount ?? 0;
   }
 }
