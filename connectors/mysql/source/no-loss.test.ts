@@ -129,49 +129,55 @@ describe('mysql source: nothing is lost silently', () => {
     }
   });
 
-  it('a binlog event that cannot be decoded stops the stream, naming table and position; no checkpoint past it is saved', async () => {
-    await server.createDatabase('drift');
-    const conn = await session(server, 'drift');
-    await conn.query('CREATE TABLE t (id INT PRIMARY KEY, v INT, w INT)');
-    const before = await currentCoordinates(conn, 'mariadb');
-    const out = path.join(dir, 'drift.jsonl');
-    const store = new FileCheckpointStore(path.join(dir, 'drift.json'));
-    const start: Checkpoint = {
-      pipeline: 'drift',
-      phase: 'stream',
-      position: { kind: 'mysql', file: before.file, pos: before.pos },
-    };
-    await store.save(start);
-    try {
-      // A row written without full metadata, then a column dropped before the reader reads it: the reader cannot
-      // match the event to the table any more.
-      await server.query("SET GLOBAL binlog_row_metadata = 'MINIMAL'");
-      const minimal = await session(server, 'drift');
-      await minimal.query('INSERT INTO t VALUES (1, 1, 1)');
-      await minimal.end();
-      await conn.query('ALTER TABLE t DROP COLUMN w');
-      await server.query("SET GLOBAL binlog_row_metadata = 'FULL'");
-      // Later transactions that decode well: none of their checkpoints may be saved.
-      for (let tx = 0; tx < 3; tx++) {
-        await conn.query(`INSERT INTO t SELECT seq, seq FROM seq_${10 + tx * 3000}_to_${9 + (tx + 1) * 3000}`);
+  for (const byGtid of [false, true]) {
+    it(`a binlog event that cannot be decoded stops the stream, naming table and the offset where its transaction starts (resumed by ${byGtid ? 'GTID' : 'file+pos'}); no checkpoint past it is saved`, async () => {
+      const db = byGtid ? 'drift_gtid' : 'drift';
+      await server.createDatabase(db);
+      const conn = await session(server, db);
+      await conn.query('CREATE TABLE t (id INT PRIMARY KEY, v INT, w INT)');
+      const before = await currentCoordinates(conn, 'mariadb');
+      const out = path.join(dir, `${db}.jsonl`);
+      const store = new FileCheckpointStore(path.join(dir, `${db}.json`));
+      const start: Checkpoint = {
+        pipeline: db,
+        phase: 'stream',
+        position: byGtid
+          ? { kind: 'mysql', file: before.file, pos: before.pos, gtidSet: before.gtidSet }
+          : { kind: 'mysql', file: before.file, pos: before.pos },
+      };
+      await store.save(start);
+      try {
+        // A row written without full metadata, then a column dropped before the reader reads it: the reader cannot
+        // match the event to the table any more. The insert's transaction is the first after the start.
+        await server.query("SET GLOBAL binlog_row_metadata = 'MINIMAL'");
+        const minimal = await session(server, db);
+        await minimal.query('INSERT INTO t VALUES (1, 1, 1)');
+        await minimal.end();
+        await conn.query('ALTER TABLE t DROP COLUMN w');
+        await server.query("SET GLOBAL binlog_row_metadata = 'FULL'");
+        // Later transactions that decode well: none of their checkpoints may be saved.
+        for (let tx = 0; tx < 3; tx++) {
+          await conn.query(`INSERT INTO t SELECT seq, seq FROM seq_${10 + tx * 3000}_to_${9 + (tx + 1) * 3000}`);
+        }
+        const p = pipelineOf(db, db, out, store);
+        const err = await p.run().then(
+          () => null,
+          (e: unknown) => e,
+        );
+        // The saved checkpoint is still the start: nothing after the gap was acknowledged.
+        expect(await store.load(db)).toEqual(start);
+        expect(insertedIds(out)).toEqual([]);
+        expect(err).toBeInstanceOf(TributaryError);
+        expect((err as TributaryError).kind).toBe('operator');
+        expect((err as Error).message).toContain(`${db}.t`);
+        // The transaction that failed starts where the pipeline started: that offset, not another one.
+        expect((err as Error).message).toContain(`${before.file}:${before.pos}`);
+      } finally {
+        await server.query("SET GLOBAL binlog_row_metadata = 'FULL'");
+        await conn.end();
       }
-      const p = pipelineOf('drift', 'drift', out, store);
-      const err = await p.run().then(
-        () => null,
-        (e: unknown) => e,
-      );
-      // The saved checkpoint is still the start: nothing after the gap was acknowledged.
-      expect(await store.load('drift')).toEqual(start);
-      expect(insertedIds(out)).toEqual([]);
-      expect(err).toBeInstanceOf(TributaryError);
-      expect((err as TributaryError).kind).toBe('operator');
-      expect((err as Error).message).toContain('drift.t');
-      expect((err as Error).message).toContain(`${before.file}:`);
-    } finally {
-      await server.query("SET GLOBAL binlog_row_metadata = 'FULL'");
-      await conn.end();
-    }
-  });
+    });
+  }
 
   for (const image of ['MINIMAL', 'NOBLOB']) {
     it(`a session with binlog_row_image=${image} stops with the fix instead of writing NULLs`, async () => {
