@@ -6,7 +6,8 @@ import { FileCheckpointStore } from '../../../src/checkpoint-stores/file-store.t
 import type { Checkpoint } from '../../../src/core/checkpoint.ts';
 import { TributaryError } from '../../../src/errors.ts';
 import { Pipeline } from '../../../src/pipeline/pipeline.ts';
-import { type MysqlServer, startMariadb } from '../../../test/harness/mariadb.ts';
+import type { MysqlServer } from '../../../test/harness/mariadb.ts';
+import { mysqlFlavors } from '../../../test/harness/mysql-server.ts';
 import { jsonlTargetConfig } from '../../jsonl/config.ts';
 import { JsonlTarget } from '../../jsonl/jsonl-target.ts';
 import { currentCoordinates } from '../flavor.ts';
@@ -33,12 +34,12 @@ async function waitFor(what: string, cond: () => boolean | Promise<boolean>, ms 
   }
 }
 
-describe('mysql source: nothing is lost silently', () => {
+describe.each(mysqlFlavors())('mysql source: nothing is lost silently ($name)', (flavor) => {
   let server: MysqlServer;
   let dir: string;
   beforeAll(async () => {
     // Tests here change global server settings.
-    server = await startMariadb({ throwaway: true });
+    server = await flavor.start({ throwaway: true });
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tributary-mysql-noloss-'));
   });
   afterAll(async () => {
@@ -115,8 +116,8 @@ describe('mysql source: nothing is lost silently', () => {
       const running = p.run();
       await waitFor('the pipeline to run', () => p.state.status === 'running');
       const started = (await store.load('stopsave'))!.position as { file: string; pos: number };
-      await conn.query('INSERT INTO elsewhere.other SELECT seq FROM seq_1_to_100');
-      const moved = await currentCoordinates(conn, 'mariadb');
+      await conn.query(`INSERT INTO elsewhere.other SELECT seq FROM ${server.series(1, 100)}`);
+      const moved = await currentCoordinates(conn, server.flavor);
       // Time for the reader to see the writes (they are small; the dump thread sends them at once).
       await new Promise((r) => setTimeout(r, 2000));
       p.stop();
@@ -135,7 +136,7 @@ describe('mysql source: nothing is lost silently', () => {
       await server.createDatabase(db);
       const conn = await session(server, db);
       await conn.query('CREATE TABLE t (id INT PRIMARY KEY, v INT, w INT)');
-      const before = await currentCoordinates(conn, 'mariadb');
+      const before = await currentCoordinates(conn, server.flavor);
       const out = path.join(dir, `${db}.jsonl`);
       const store = new FileCheckpointStore(path.join(dir, `${db}.json`));
       const start: Checkpoint = {
@@ -157,7 +158,7 @@ describe('mysql source: nothing is lost silently', () => {
         await server.query("SET GLOBAL binlog_row_metadata = 'FULL'");
         // Later transactions that decode well: none of their checkpoints may be saved.
         for (let tx = 0; tx < 3; tx++) {
-          await conn.query(`INSERT INTO t SELECT seq, seq FROM seq_${10 + tx * 3000}_to_${9 + (tx + 1) * 3000}`);
+          await conn.query(`INSERT INTO t SELECT seq, seq FROM ${server.series(10 + tx * 3000, 9 + (tx + 1) * 3000)}`);
         }
         const p = pipelineOf(db, db, out, store);
         const err = await p.run().then(
