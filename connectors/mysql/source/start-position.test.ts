@@ -3,7 +3,10 @@ import { Pipeline } from '../../../src/pipeline/pipeline.ts';
 import { testContext } from '../../../test/fixtures/change-events.ts';
 import type { MysqlServer } from '../../../test/harness/mariadb.ts';
 import { mysqlFlavors } from '../../../test/harness/mysql-server.ts';
-import { mysqlRowDigest } from '../../../test/harness/table-digest.ts';
+import { startPostgres } from '../../../test/harness/postgres.ts';
+import { mysqlRowDigest, pgRowDigest } from '../../../test/harness/table-digest.ts';
+import { postgresTargetConfig } from '../../postgres/sink/config.ts';
+import { PostgresTarget } from '../../postgres/sink/target.ts';
 import { mysqlTargetConfig } from '../sink/config.ts';
 import { MysqlTarget } from '../sink/target.ts';
 import type { MysqlSourceConfigInput } from './config.ts';
@@ -14,7 +17,7 @@ import { MysqlSource } from './source.ts';
  * A MySQL/MariaDB pipeline whose start position exists nowhere but in its checkpoint: stopped before its first change,
  * or in the middle of its snapshot, it must resume where it was, so what changed while it was stopped arrives. Judged
  * by row digests each table's server computes, source against target (a MySQL target on the same server, which keeps
- * the checkpoint in the target database).
+ * the checkpoint in the target database; a PostgreSQL target, which keeps it there, for the first case too).
  */
 describe.each(mysqlFlavors())('MySQL source: the start position is durable ($name)', (flavor) => {
   let server: MysqlServer;
@@ -31,7 +34,7 @@ describe.each(mysqlFlavors())('MySQL source: the start position is durable ($nam
     await Promise.all(started.splice(0).map((p) => p.stop()));
   }
 
-  function start(db: string, extra: Partial<MysqlSourceConfigInput>) {
+  function start(db: string, extra: Partial<MysqlSourceConfigInput>, pgTargetUrl?: string) {
     const ctx = testContext(db);
     const pipeline = new Pipeline({
       name: db,
@@ -39,10 +42,9 @@ describe.each(mysqlFlavors())('MySQL source: the start position is durable ($nam
         source: new MysqlSource(sourceConfig(server, { databases: [db], ...extra }), ctx, {
           batch: { max_events: 500, max_bytes: 4 * 1024 * 1024, max_wait_ms: 50 },
         }),
-        target: new MysqlTarget(
-          mysqlTargetConfig.parse({ type: 'mysql', url: server.url(), database: `${db}_dst` }),
-          ctx,
-        ),
+        target: pgTargetUrl
+          ? new PostgresTarget(postgresTargetConfig.parse({ type: 'postgres', url: pgTargetUrl }), ctx)
+          : new MysqlTarget(mysqlTargetConfig.parse({ type: 'mysql', url: server.url(), database: `${db}_dst` }), ctx),
       }),
       maxInFlight: 2,
       maxInFlightBytes: 16 * 1024 * 1024,
@@ -173,6 +175,53 @@ describe.each(mysqlFlavors())('MySQL source: the start position is durable ($nam
       expect(sides.find((s) => s.table === 'ledger')!.source.rows).toBe(2003);
     } finally {
       await stopAll();
+    }
+  });
+
+  it('snapshot never into a PostgreSQL target (which keeps the checkpoint): stopped before any change, the restart delivers what was written while stopped', {
+    timeout: 120_000,
+  }, async () => {
+    const db = 'quiet_pg';
+    const pg = await startPostgres();
+    try {
+      const targetUrl = await pg.createDatabase('quiet_pg_dst');
+      await server.createDatabase(db);
+      await server.query('CREATE TABLE t (id INT PRIMARY KEY, v INT)', [], db);
+      await server.query('CREATE TABLE ledger (v INT)', [], db);
+      const first = start(db, { snapshot: 'never' }, targetUrl);
+      await waitFor('the pipeline to run', () => first.pipeline.state.status === 'running');
+      await first.stop();
+      expect(first.failure()).toBeNull();
+      await server.query('INSERT INTO t VALUES (1, 1), (2, 2), (3, 3)', [], db);
+      await server.query('INSERT INTO ledger VALUES (7), (7), (8)', [], db);
+      await server.query('UPDATE t SET v = 20 WHERE id = 2', [], db);
+      const second = start(db, { snapshot: 'never' }, targetUrl);
+      await waitFor('the pipeline to run again', () => second.pipeline.state.status === 'running');
+      await server.query('INSERT INTO t VALUES (4, 4)', [], db);
+      const tables: [string, string[]][] = [
+        ['t', ['id', 'v']],
+        ['ledger', ['v']],
+      ];
+      const compare = () =>
+        Promise.all(
+          tables.map(async ([table, cols]) => ({
+            table,
+            source: await digest(db, table, cols),
+            target: await pgRowDigest(targetUrl, `"${db}"."${table}"`, cols).catch(() => null),
+          })),
+        );
+      let sides = await compare();
+      const deadline = Date.now() + 60_000;
+      while (!sides.every((x) => JSON.stringify(x.source) === JSON.stringify(x.target)) && Date.now() < deadline) {
+        await new Promise((r) => setTimeout(r, 200));
+        sides = await compare();
+      }
+      expect(second.failure()).toBeNull();
+      for (const side of sides) expect(side.target, side.table).toEqual(side.source);
+      expect(sides.map((x) => x.source.rows)).toEqual([4, 3]);
+    } finally {
+      await stopAll();
+      await pg.stop();
     }
   });
 });
