@@ -13,8 +13,8 @@ import { type PgServer, startPostgres } from '../harness/postgres.ts';
  * PostgreSQL -> MariaDB through the real pipeline, and every MariaDB column holds what docs/type-mapping.md ("From
  * PostgreSQL to MySQL / MariaDB") says for that PostgreSQL value: snapshot rows 1-4 and the same rows streamed as
  * 11-14. Values that MySQL cannot hold are configured to degrade as documented: unconstrained numeric as text
- * (`numeric_overflow: text`, NaN and Infinity kept), float NaN/Infinity as NULL (`float_nonfinite: null`), infinite,
- * BC and year > 9999 dates and timestamps as NULL (`date_out_of_range: null`). The `ext` table (hstore, citext) is
+ * (`numeric_overflow: text`, NaN and Infinity kept), float NaN/Infinity as NULL (`float_nonfinite: "null"`), infinite,
+ * BC and year > 9999 dates and timestamps as NULL (`date_out_of_range: "null"`). The `ext` table (hstore, citext) is
  * not replicated: the mapping names extension types only as text in general.
  */
 
@@ -39,7 +39,7 @@ const EXPECTED: Record<number, Row> = {
     i8: '-9223372036854775808',
     n: '12345678901234567890.123456789012345678901234567890', // LONGTEXT (numeric_overflow: text): the exact text
     n2: '12.50', // DECIMAL(10,2)
-    f4: null, // NaN -> NULL (float_nonfinite: null)
+    f4: null, // NaN -> NULL (float_nonfinite: "null")
     f8: '0', // -0 reads back as 0 (docs/type-mapping.md)
     b: '1', // TINYINT(1)
     c: 'ab', // CHAR(5): trailing spaces not read back
@@ -49,7 +49,7 @@ const EXPECTED: Record<number, Row> = {
     u: 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', // CHAR(36)
     j: '{"a": [1, 2.50]}', // MariaDB keeps the JSON text
     jb: '{"b": {"c": null}}', // jsonb's text
-    d: null, // 4713-01-01 BC -> NULL (date_out_of_range: null)
+    d: null, // 4713-01-01 BC -> NULL (date_out_of_range: "null")
     tm: '23:59:59.999999',
     ttz: '04:30:00.500000', // 10:00:00.5+05:30 in UTC, TIME(6)
     ts: '2024-02-29 12:34:56.123456',

@@ -37,7 +37,7 @@ export class ValueConversionError extends Error {
   }
 }
 
-/** A value replaced by NULL because the configuration says so (float_nonfinite / date_out_of_range: null). */
+/** A value replaced by NULL because the configuration says so (float_nonfinite / date_out_of_range: "null"). */
 export const NULLED = Symbol('nulled');
 
 /** Converts one non-null canonical value to a SQL literal (or NULLED). */
@@ -340,7 +340,7 @@ function floatEncoder(options: MappingOptions): Encoder {
 }
 
 const OUT_OF_RANGE_HINT =
-  'Set date_out_of_range: null to store NULL instead (a warning is logged), or fix the value at the source.';
+  'Set date_out_of_range: "null" to store NULL instead (a warning is logged), or fix the value at the source.';
 
 /** Dates and timestamps MySQL cannot hold: infinity, BC, years above 9999. */
 function outOfRange(text: string): boolean {
@@ -476,7 +476,7 @@ export function encoderFor(
             if (options.floatNonfinite === 'null') return NULLED;
             throw new ValueConversionError(
               `${err.value} inside an array cannot be stored in a MySQL JSON column`,
-              'Set float_nonfinite: null to store NULL for such arrays instead (a warning is logged), or fix the value at the source.',
+              'Set float_nonfinite: "null" to store NULL for such arrays instead (a warning is logged), or fix the value at the source.',
             );
           }
           throw new ValueConversionError((err as Error).message, 'Check the source column type.');

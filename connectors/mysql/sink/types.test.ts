@@ -330,7 +330,7 @@ describe.each(mysqlFlavors())('MysqlTarget types (MariaDB) ($name)', (flavor) =>
         .catch((e) => e);
       expect(err).toBeInstanceOf(SchemaMismatchError);
       expect((err as Error).message).toMatch(/inside an array cannot be stored/);
-      expect((err as SchemaMismatchError).hint).toMatch(/float_nonfinite: null/);
+      expect((err as SchemaMismatchError).hint).toContain('float_nonfinite: "null"');
       await strict.target.reset();
     }
     const lenient = await setup('arr_lenient', { float_nonfinite: 'null' });

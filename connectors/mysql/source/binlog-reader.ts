@@ -121,6 +121,8 @@ export class BinlogReader {
   private atDumpStart = true;
   /** The open event group's begin was emitted (MySQL: by its GTID event, before its BEGIN query). */
   private groupBegun = false;
+  /** Where the open event group starts (its first event's header), `UNKNOWN_POS` when not known. */
+  private groupStart = UNKNOWN_POS;
   private gtid: string | undefined;
   /** Executed GTIDs (MariaDB position per domain, MySQL set), from the start point on. */
   private readonly executed: ExecutedGtids;
@@ -266,10 +268,20 @@ export class BinlogReader {
   private lastMappedTable: string | undefined;
 
   private decodeError(err: unknown): BinlogDecodeError {
-    const where = this.posKnown
-      ? `${this.file}:${this.lastPos}`
-      : `${this.file || 'an unknown binlog file'} (offset unknown)`;
+    const at = this.groupPosition();
+    const where =
+      at.pos === UNKNOWN_POS ? `${this.file || 'an unknown binlog file'} (offset unknown)` : `${at.file}:${at.pos}`;
     return new BinlogDecodeError(where, this.gtid, err, this.lastMappedTable);
+  }
+
+  /**
+   * Where the event group being read starts: from its first event's header, else the end of the group before it.
+   * After a start by GTID set the reader knows no offset until the first group's header, so the end of the previous
+   * group is unknown there, while the group's own start is not.
+   */
+  private groupPosition(): { file: string; pos: number } {
+    if (this.groupBegun && this.groupStart !== UNKNOWN_POS) return { file: this.file, pos: this.groupStart };
+    return this.position();
   }
 
   private fail(err: unknown): void {
@@ -394,7 +406,7 @@ export class BinlogReader {
         const op = name === 'writerows' ? 'insert' : name === 'updaterows' ? 'update' : 'delete';
         const missing = missingColumns(event, table);
         if (missing.length > 0) {
-          this.fail(new PartialRowImageError(table, op, missing, this.position(), this.gtid));
+          this.fail(new PartialRowImageError(table, op, missing, this.groupPosition(), this.gtid));
           return;
         }
         this.push({ type: 'rows', op, table, rows: event.rows, gtid: this.gtid, file: this.file, timestampMs });
@@ -456,6 +468,7 @@ export class BinlogReader {
     } else if (this.posKnown) {
       pos = this.lastPos; // the end of the previous group: at or before this one's start, after the checkpoint
     }
+    this.groupStart = pos;
     this.push({ type: 'begin', gtid: this.gtid, file: this.file, pos, timestampMs });
   }
 
@@ -508,7 +521,7 @@ export class BinlogDecodeError extends TributaryError {
     readonly table?: string,
   ) {
     const reason = cause instanceof Error ? cause.message : String(cause);
-    const at = `after ${position}${gtid ? ` (transaction ${gtid})` : ''}`;
+    const at = `at ${position}${gtid ? ` (transaction ${gtid})` : ''}`;
     const kept =
       'Everything committed before it was delivered and nothing from this transaction on was checkpointed, so no change is lost, but the pipeline cannot go past it: the event is in the binlog already.';
     if (/PARTIAL_UPDATE_ROWS_EVENT/.test(reason)) {
@@ -578,7 +591,7 @@ export class PartialRowImageError extends TributaryError {
     const where = at.pos === UNKNOWN_POS ? at.file : `${at.file}:${at.pos}`;
     super(
       'operator',
-      `the binlog after ${where}${gtid ? ` (transaction ${gtid})` : ''} holds an ${op} of ${table.database}.${table.name} without the values of ${missing.join(', ')}: it was written with binlog_row_image other than FULL (a session setting), so the row cannot be followed faithfully`,
+      `the binlog at ${where}${gtid ? ` (transaction ${gtid})` : ''} holds an ${op} of ${table.database}.${table.name} without the values of ${missing.join(', ')}: it was written with binlog_row_image other than FULL (a session setting), so the row cannot be followed faithfully`,
       {
         hint:
           `Make every session that writes ${table.database}.${table.name} use binlog_row_image=FULL (it is a session ` +

@@ -111,6 +111,50 @@ describe.skipIf(mysql.length === 0).each(mysql)('MySQL specifics ($name)', (flav
     }
   });
 
+  it('a session with binlog_transaction_compression=ON: what was committed before is delivered with its checkpoint, the compressed transaction stops with the remedy', async () => {
+    await server.createDatabase('compressed');
+    const conn = await session(server, 'compressed');
+    await conn.query('CREATE TABLE t (id INT PRIMARY KEY, v INT)');
+    const source = makeSource(server, 'compressed', {
+      databases: ['compressed'],
+      snapshot: 'never',
+      heartbeat_interval_ms: 100,
+    });
+    await source.open(null);
+    const puller = new Puller(source);
+    try {
+      await conn.query('INSERT INTO t VALUES (1, 1)');
+      const zipped = await session(server, 'compressed');
+      await zipped.query('SET SESSION binlog_transaction_compression = ON');
+      await zipped.query('INSERT INTO t VALUES (2, 2)');
+      await zipped.end();
+      await conn.query('INSERT INTO t VALUES (3, 3)');
+      const err = await puller
+        .until(() => false, 15_000)
+        .then(
+          () => null,
+          (e: unknown) => e,
+        );
+      const handed = events(puller.batches);
+      // The insert committed before the compressed transaction arrived, with a checkpoint after it.
+      expect(handed.filter((e) => e.op === 'insert').map((e) => e.after?.id)).toEqual(['1']);
+      expect(lastCheckpoint(puller.batches)).toBeTruthy();
+      expect(err).toBeInstanceOf(TributaryError);
+      expect((err as TributaryError).kind).toBe('operator');
+      // Named as what it is, where it is, with a remedy that can help: the event is in the binlog already.
+      expect((err as Error).message).toMatch(
+        /^a compressed transaction at binlog\.\d+:\d+ .*binlog_transaction_compression=ON/,
+      );
+      expect((err as TributaryError).hint).toContain('Stop the clients that set binlog_transaction_compression=ON');
+      expect((err as TributaryError).hint).toMatch(/teardown/);
+      expect((err as Error).message).not.toMatch(/internal error/);
+    } finally {
+      await puller.end();
+      await source.close();
+      await conn.end();
+    }
+  });
+
   it('foreign-key cascades are written to the binlog by MySQL, so the deleted child rows arrive', async () => {
     await server.createDatabase('fk');
     const conn = await session(server, 'fk');

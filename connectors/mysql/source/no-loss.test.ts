@@ -6,7 +6,8 @@ import { FileCheckpointStore } from '../../../src/checkpoint-stores/file-store.t
 import type { Checkpoint } from '../../../src/core/checkpoint.ts';
 import { TributaryError } from '../../../src/errors.ts';
 import { Pipeline } from '../../../src/pipeline/pipeline.ts';
-import { type MysqlServer, startMariadb } from '../../../test/harness/mariadb.ts';
+import type { MysqlServer } from '../../../test/harness/mariadb.ts';
+import { mysqlFlavors } from '../../../test/harness/mysql-server.ts';
 import { jsonlTargetConfig } from '../../jsonl/config.ts';
 import { JsonlTarget } from '../../jsonl/jsonl-target.ts';
 import { currentCoordinates } from '../flavor.ts';
@@ -33,12 +34,12 @@ async function waitFor(what: string, cond: () => boolean | Promise<boolean>, ms 
   }
 }
 
-describe('mysql source: nothing is lost silently', () => {
+describe.each(mysqlFlavors())('mysql source: nothing is lost silently ($name)', (flavor) => {
   let server: MysqlServer;
   let dir: string;
   beforeAll(async () => {
     // Tests here change global server settings.
-    server = await startMariadb({ throwaway: true });
+    server = await flavor.start({ throwaway: true });
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tributary-mysql-noloss-'));
   });
   afterAll(async () => {
@@ -115,8 +116,8 @@ describe('mysql source: nothing is lost silently', () => {
       const running = p.run();
       await waitFor('the pipeline to run', () => p.state.status === 'running');
       const started = (await store.load('stopsave'))!.position as { file: string; pos: number };
-      await conn.query('INSERT INTO elsewhere.other SELECT seq FROM seq_1_to_100');
-      const moved = await currentCoordinates(conn, 'mariadb');
+      await conn.query(`INSERT INTO elsewhere.other SELECT seq FROM ${server.series(1, 100)}`);
+      const moved = await currentCoordinates(conn, server.flavor);
       // Time for the reader to see the writes (they are small; the dump thread sends them at once).
       await new Promise((r) => setTimeout(r, 2000));
       p.stop();
@@ -129,49 +130,55 @@ describe('mysql source: nothing is lost silently', () => {
     }
   });
 
-  it('a binlog event that cannot be decoded stops the stream, naming table and position; no checkpoint past it is saved', async () => {
-    await server.createDatabase('drift');
-    const conn = await session(server, 'drift');
-    await conn.query('CREATE TABLE t (id INT PRIMARY KEY, v INT, w INT)');
-    const before = await currentCoordinates(conn, 'mariadb');
-    const out = path.join(dir, 'drift.jsonl');
-    const store = new FileCheckpointStore(path.join(dir, 'drift.json'));
-    const start: Checkpoint = {
-      pipeline: 'drift',
-      phase: 'stream',
-      position: { kind: 'mysql', file: before.file, pos: before.pos },
-    };
-    await store.save(start);
-    try {
-      // A row written without full metadata, then a column dropped before the reader reads it: the reader cannot
-      // match the event to the table any more.
-      await server.query("SET GLOBAL binlog_row_metadata = 'MINIMAL'");
-      const minimal = await session(server, 'drift');
-      await minimal.query('INSERT INTO t VALUES (1, 1, 1)');
-      await minimal.end();
-      await conn.query('ALTER TABLE t DROP COLUMN w');
-      await server.query("SET GLOBAL binlog_row_metadata = 'FULL'");
-      // Later transactions that decode well: none of their checkpoints may be saved.
-      for (let tx = 0; tx < 3; tx++) {
-        await conn.query(`INSERT INTO t SELECT seq, seq FROM seq_${10 + tx * 3000}_to_${9 + (tx + 1) * 3000}`);
+  for (const byGtid of [false, true]) {
+    it(`a binlog event that cannot be decoded stops the stream, naming table and the offset where its transaction starts (resumed by ${byGtid ? 'GTID' : 'file+pos'}); no checkpoint past it is saved`, async () => {
+      const db = byGtid ? 'drift_gtid' : 'drift';
+      await server.createDatabase(db);
+      const conn = await session(server, db);
+      await conn.query('CREATE TABLE t (id INT PRIMARY KEY, v INT, w INT)');
+      const before = await currentCoordinates(conn, server.flavor);
+      const out = path.join(dir, `${db}.jsonl`);
+      const store = new FileCheckpointStore(path.join(dir, `${db}.json`));
+      const start: Checkpoint = {
+        pipeline: db,
+        phase: 'stream',
+        position: byGtid
+          ? { kind: 'mysql', file: before.file, pos: before.pos, gtidSet: before.gtidSet }
+          : { kind: 'mysql', file: before.file, pos: before.pos },
+      };
+      await store.save(start);
+      try {
+        // A row written without full metadata, then a column dropped before the reader reads it: the reader cannot
+        // match the event to the table any more. The insert's transaction is the first after the start.
+        await server.query("SET GLOBAL binlog_row_metadata = 'MINIMAL'");
+        const minimal = await session(server, db);
+        await minimal.query('INSERT INTO t VALUES (1, 1, 1)');
+        await minimal.end();
+        await conn.query('ALTER TABLE t DROP COLUMN w');
+        await server.query("SET GLOBAL binlog_row_metadata = 'FULL'");
+        // Later transactions that decode well: none of their checkpoints may be saved.
+        for (let tx = 0; tx < 3; tx++) {
+          await conn.query(`INSERT INTO t SELECT seq, seq FROM ${server.series(10 + tx * 3000, 9 + (tx + 1) * 3000)}`);
+        }
+        const p = pipelineOf(db, db, out, store);
+        const err = await p.run().then(
+          () => null,
+          (e: unknown) => e,
+        );
+        // The saved checkpoint is still the start: nothing after the gap was acknowledged.
+        expect(await store.load(db)).toEqual(start);
+        expect(insertedIds(out)).toEqual([]);
+        expect(err).toBeInstanceOf(TributaryError);
+        expect((err as TributaryError).kind).toBe('operator');
+        expect((err as Error).message).toContain(`${db}.t`);
+        // The transaction that failed starts where the pipeline started: that offset, not another one.
+        expect((err as Error).message).toContain(`${before.file}:${before.pos}`);
+      } finally {
+        await server.query("SET GLOBAL binlog_row_metadata = 'FULL'");
+        await conn.end();
       }
-      const p = pipelineOf('drift', 'drift', out, store);
-      const err = await p.run().then(
-        () => null,
-        (e: unknown) => e,
-      );
-      // The saved checkpoint is still the start: nothing after the gap was acknowledged.
-      expect(await store.load('drift')).toEqual(start);
-      expect(insertedIds(out)).toEqual([]);
-      expect(err).toBeInstanceOf(TributaryError);
-      expect((err as TributaryError).kind).toBe('operator');
-      expect((err as Error).message).toContain('drift.t');
-      expect((err as Error).message).toContain(`${before.file}:`);
-    } finally {
-      await server.query("SET GLOBAL binlog_row_metadata = 'FULL'");
-      await conn.end();
-    }
-  });
+    });
+  }
 
   for (const image of ['MINIMAL', 'NOBLOB']) {
     it(`a session with binlog_row_image=${image} stops with the fix instead of writing NULLs`, async () => {

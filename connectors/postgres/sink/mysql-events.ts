@@ -10,7 +10,7 @@ import { MysqlValueConverter, mappedSchema, type NulledValue, pgColumnType } fro
 export class MysqlEventConversion {
   private readonly values: MysqlValueConverter;
   private readonly reportedLossy = new Set<string>();
-  /** Values nulled per `mysql_zero_dates: null`, per `table.column`: total, and not yet reported. */
+  /** Values nulled per `mysql_zero_dates: "null"`, per `table.column`: total, and not yet reported. */
   private readonly zeroDatesNulled = new Map<string, { total: number; unreported: number }>();
   private zeroDatesReportedAt = 0;
 

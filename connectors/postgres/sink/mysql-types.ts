@@ -135,7 +135,7 @@ interface ColumnWork {
   isKey: boolean;
 }
 
-/** A value replaced by NULL per `mysql_zero_dates: null` (reported by the caller: once per column, counted). */
+/** A value replaced by NULL per `mysql_zero_dates: "null"` (reported by the caller: once per column, counted). */
 export interface NulledValue {
   column: string;
   value: string;
@@ -183,8 +183,8 @@ export class MysqlValueConverter {
         throw new SchemaMismatchError(
           `table ${schema.table.schema}.${schema.table.name} column ${c.name} (key ${key}): the MySQL date ${JSON.stringify(v)} does not exist in PostgreSQL${c.isKey ? ', and a column that is part of the primary key cannot be NULL' : ''}`,
           c.isKey
-            ? 'Change the value at the source (mysql_zero_dates: null does not apply to primary-key columns).'
-            : 'Set mysql_zero_dates: null in the target config to store such dates as NULL (logged once per column), or change the value at the source.',
+            ? 'Change the value at the source (mysql_zero_dates: "null" does not apply to primary-key columns).'
+            : 'Set mysql_zero_dates: "null" in the target config to store such dates as NULL (logged once per column), or change the value at the source.',
         );
       }
       out ??= { ...row };
