@@ -458,6 +458,29 @@ describe.each(TARGETS)('PostgreSQL source -> %s target: schema changes', (target
       );
     });
 
+    it('a rewrite that no later change of the table follows (ALTER COLUMN TYPE): the table is copied again', async () => {
+      // No Relation message: the table check finds the new file node and places the rewrite in the stream.
+      await followed(
+        'lonely',
+        target,
+        mode,
+        ['create table t (id int primary key, v numeric(12,4))', 'insert into t values (1, 1.2345), (2, 2.5)'],
+        ['alter table t alter column v type numeric(12,1)'],
+        rewriteCopied('v'),
+      );
+    });
+
+    it('a column added with a volatile default that no later change of the table follows: the table is copied again', async () => {
+      await followed(
+        'lonelyvol',
+        target,
+        mode,
+        ['create table t (id int primary key, name text)', "insert into t values (1, 'a'), (2, 'b')"],
+        ['alter table t add column r int default (random() * 1000000)::int'],
+        rewriteCopied('r'),
+      );
+    });
+
     it('a constant default whose kept value a rewrite erased before it was read: the table is copied again', async () => {
       // The ADD COLUMN's shape reaches the stream with the INSERT, after VACUUM FULL cleared attmissingval.
       await followed(

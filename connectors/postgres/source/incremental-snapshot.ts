@@ -54,6 +54,11 @@ export interface TableProgress {
   superseded?: number;
   /** An SQL condition limiting the rows read (a partial re-snapshot). */
   where?: string;
+  /**
+   * Columns retyped with a rewrite the copy follows: the target converts them without keeping old values (the copy
+   * empties the table first), as for the `retyped` columns of a Relation message.
+   */
+  retyped?: string[];
 }
 
 /** What the checkpoint carries: tables whose existing rows were copied, and incremental snapshots still running. */
@@ -150,12 +155,16 @@ export class IncrementalSnapshot {
   }
 
   /** Requests a (re-)snapshot of a table; a running one for the same table is restarted. */
-  request(table: string, where?: string): void {
+  request(table: string, where?: string, retyped?: string[]): void {
     if (this.chunk?.progress.table === table) this.chunk.redo = true;
     this.saved = null;
+    const before = this.state.pending.find((p) => p.table === table);
     this.state.pending = this.state.pending.filter((p) => p.table !== table);
     const p: TableProgress = { table, lastKey: null, rows: 0 };
     if (where) p.where = where;
+    // A copy asked again keeps the conversions asked before: its target columns may not be converted yet.
+    const columns = [...new Set([...(before?.retyped ?? []), ...(retyped ?? [])])];
+    if (columns.length > 0) p.retyped = columns;
     this.state.pending.push(p);
   }
 
@@ -332,6 +341,7 @@ export class IncrementalSnapshot {
         continue;
       }
       const schema = await tableSchemaFromCatalog(client, this.host.resolver, t);
+      for (const c of schema.columns) if (progress.retyped?.includes(c.name)) c.retyped = true;
       const keyCols = schema.keyColumns;
       this.copying = schema.table;
       this.changedBy.clear();
