@@ -632,6 +632,39 @@ describe.each(TARGETS)('PostgreSQL source -> %s target: tables dropped and creat
       }
     });
 
+    it('a table copied after start and dropped before any change of it was streamed: the target table is emptied', async () => {
+      const cell = await newCell('copydrop', target, mode, [
+        'create table t (id int primary key, name text)',
+        "insert into t values (1, 'a')",
+      ]);
+      const ctx = testContext(cell.id);
+      let run = startPipeline(cell, ctx, null);
+      try {
+        await waitEqual(cell, ctx);
+        // Rows written before the table check publishes n: the copy is all the stream ever carries of n.
+        await pgServer.query(
+          cell.id,
+          "create table n (id int primary key, s text); insert into n select g, 'r' || g from generate_series(1, 50) g",
+        );
+        await waitFor(
+          'the new table to be copied',
+          async () => ctx.logs.some((l) => l.event === 'incremental_snapshot_table_done' && l.table === 'public.n'),
+          ctx,
+        );
+        await waitEqual(cell, ctx, 60_000, 'n');
+        if (mode === 'behind') await run.stop();
+        await pgServer.query(cell.id, 'drop table n');
+        await pgServer.query(cell.id, "insert into t values (2, 'b')");
+        if (mode === 'behind') run = startPipeline(cell, ctx, null);
+        await waitEqual(cell, ctx);
+        await waitFor('the target n to be emptied', async () => (await targetCount(cell, 'n')) === 0, ctx, 20_000);
+        expect(ctx.logs.filter((l) => l.event === 'source_table_dropped').map((l) => l.table)).toEqual(['public.n']);
+      } finally {
+        await run.stop();
+        await dropSlots(cell);
+      }
+    });
+
     it('CREATE TABLE after start (every table replicated): published and copied, then streamed', async () => {
       const cell = await newCell('newtab', target, mode, [
         'create table t (id int primary key, name text)',

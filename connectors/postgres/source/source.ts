@@ -376,6 +376,11 @@ export class PostgresSource implements Source {
         requested: () => {
           if (this.incremental) this.startIncremental(this.incremental);
         },
+        copied: (known, schema) => {
+          // A table the stream has described keeps the history's shape, which is exact at this position.
+          if (!this.history.get(known.relid))
+            this.history.set({ ...known, keyColumns: schema.keyColumns, beforeImage: schema.beforeImage });
+        },
       },
       { tables: copied.filter((t) => published.includes(t)), pending },
     );
