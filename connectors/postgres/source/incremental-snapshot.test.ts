@@ -417,7 +417,9 @@ describe('PostgreSQL incremental snapshot while streaming', () => {
       // The reload reaches each session asynchronously: wait until the stalled one has it.
       await until(
         'the standby setting to reach the session',
-        async () => (await stalled.query<{ s: string }>('show synchronous_standby_names')).rows[0]!.s === 'nobody',
+        async () =>
+          (await stalled.query<{ s: string }>("select current_setting('synchronous_standby_names') as s")).rows[0]!
+            .s === 'nobody',
         ctx,
       );
       await stalled.query('set synchronous_commit = on');
