@@ -481,6 +481,25 @@ describe.each(TARGETS)('PostgreSQL source -> %s target: schema changes', (target
       );
     });
 
+    it('ADD COLUMN then SET DEFAULT (no rewrite): followed without a copy, existing rows read NULL', async () => {
+      await followed(
+        'setdef',
+        target,
+        mode,
+        ['create table t (id int primary key, name text)', "insert into t values (1, 'a'), (2, 'b')"],
+        [
+          'alter table t add column z int',
+          'alter table t alter column z set default 5',
+          "insert into t (id, name) values (3, 'c')",
+        ],
+        (ctx) => {
+          expect(
+            ctx.logs.filter((l) => l.event === 'incremental_snapshot_requested' && l.table === 'public.t'),
+          ).toEqual([]);
+        },
+      );
+    });
+
     it('a constant default whose kept value a rewrite erased before it was read: the table is copied again', async () => {
       // The ADD COLUMN's shape reaches the stream with the INSERT, after VACUUM FULL cleared attmissingval.
       await followed(

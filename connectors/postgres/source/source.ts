@@ -1116,7 +1116,9 @@ export class PostgresSource implements Source {
       ...(outcome.retyped.length > 0
         ? [`column ${outcome.retyped.join(', ')} changed type with a rewrite of the table`]
         : []),
-      ...(outcome.added.length > 0 ? [`column ${outcome.added.join(', ')} was added with a rewrite of the table`] : []),
+      ...(outcome.added.length > 0
+        ? [`column ${outcome.added.join(', ')} was added with a default that a rewrite of the table gave existing rows`]
+        : []),
     ];
     this.ctx.logger.warn({
       event: 'incremental_snapshot_requested',
@@ -1289,7 +1291,9 @@ export class PostgresSource implements Source {
     const added = new Set(resolved.changes.flatMap((c) => (c.kind === 'add' ? [c.column] : [])));
     const retyped = this.retypedWithRewrite(raw, resolved);
     const volatileAdded = volatileDefaults.filter((c) => added.has(c));
-    const lostAdded = lostDefaults.filter((c) => added.has(c));
+    // A default but no kept value: lost to a rewrite only if the table was rewritten since; otherwise the default was
+    // set after the column was added (ADD COLUMN, then SET DEFAULT), and existing rows read NULL, as the stream says.
+    const lostAdded = resolved.rewritten ? lostDefaults.filter((c) => added.has(c)) : [];
     if (retyped.length > 0 || volatileAdded.length > 0 || lostAdded.length > 0) {
       for (const c of schema.columns) if (retyped.includes(c.name)) c.retyped = true;
       this.copyAgain(raw, retyped, volatileAdded, lostAdded);
