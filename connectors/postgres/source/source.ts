@@ -179,6 +179,8 @@ export class PostgresSource implements Source {
   private readonly droppedTables = new Map<number, TableSchema>();
   /** Rewrites announced in the WAL by this run (relid to file node): each is written once. */
   private readonly announcedRewrites = new Map<number, string>();
+  /** The source may not write logical messages (privilege, read-only server): rewrites wait for a Relation message. */
+  private rewriteCheckOff = false;
   /** Schema-change descriptions waiting for the first change under their shape (the TableSchema of the Relation). */
   private readonly schemaChanges = new WeakMap<TableSchema, string>();
 
@@ -1068,6 +1070,7 @@ export class PostgresSource implements Source {
    * case that no later change of the table brings a Relation message. Written once per file node and run.
    */
   private async announceRewrites(meta: pg.Client): Promise<void> {
+    if (this.rewriteCheckOff) return;
     const changed = (await tablesWithNewFileNode(meta, this.history.toState())).filter(
       (c) => !this.droppedTables.has(c.table.relid) && this.announcedRewrites.get(c.table.relid) !== c.filenode,
     );
@@ -1075,7 +1078,20 @@ export class PostgresSource implements Source {
     const client = await connect(this.config);
     try {
       for (const { table: t } of changed) {
-        const filenode = await announceRewrite(client, this.names.slot, t);
+        let filenode: string | null;
+        try {
+          filenode = await announceRewrite(client, this.names.slot, t);
+        } catch (err) {
+          if (postgresErrorKind(err) === 'retryable') throw err;
+          this.rewriteCheckOff = true;
+          this.ctx.logger.warn({
+            event: 'table_rewrite_check_disabled',
+            pipeline: this.ctx.pipeline,
+            reason: err instanceof Error ? err.message : String(err),
+            note: 'a table rewritten with no later change (ALTER COLUMN TYPE) is copied again only with its next change; allow the source user pg_logical_emit_message',
+          });
+          return;
+        }
         if (filenode === null) continue;
         this.announcedRewrites.set(t.relid, filenode);
         this.ctx.logger.debug({
