@@ -458,6 +458,48 @@ describe.each(TARGETS)('PostgreSQL source -> %s target: schema changes', (target
       );
     });
 
+    it('a rewrite that no later change of the table follows (ALTER COLUMN TYPE): the table is copied again', async () => {
+      // No Relation message: the table check finds the new file node and places the rewrite in the stream.
+      await followed(
+        'lonely',
+        target,
+        mode,
+        ['create table t (id int primary key, v numeric(12,4))', 'insert into t values (1, 1.2345), (2, 2.5)'],
+        ['alter table t alter column v type numeric(12,1)'],
+        rewriteCopied('v'),
+      );
+    });
+
+    it('a column added with a volatile default that no later change of the table follows: the table is copied again', async () => {
+      await followed(
+        'lonelyvol',
+        target,
+        mode,
+        ['create table t (id int primary key, name text)', "insert into t values (1, 'a'), (2, 'b')"],
+        ['alter table t add column r int default (random() * 1000000)::int'],
+        rewriteCopied('r'),
+      );
+    });
+
+    it('ADD COLUMN then SET DEFAULT (no rewrite): followed without a copy, existing rows read NULL', async () => {
+      await followed(
+        'setdef',
+        target,
+        mode,
+        ['create table t (id int primary key, name text)', "insert into t values (1, 'a'), (2, 'b')"],
+        [
+          'alter table t add column z int',
+          'alter table t alter column z set default 5',
+          "insert into t (id, name) values (3, 'c')",
+        ],
+        (ctx) => {
+          expect(
+            ctx.logs.filter((l) => l.event === 'incremental_snapshot_requested' && l.table === 'public.t'),
+          ).toEqual([]);
+        },
+      );
+    });
+
     it('a constant default whose kept value a rewrite erased before it was read: the table is copied again', async () => {
       // The ADD COLUMN's shape reaches the stream with the INSERT, after VACUUM FULL cleared attmissingval.
       await followed(
@@ -603,6 +645,39 @@ describe.each(TARGETS)('PostgreSQL source -> %s target: tables dropped and creat
         await pgServer.query(cell.id, "update t set name = 'nine2' where id = 9");
         await waitEqual(cell, ctx);
         expect(await targetCount(cell, 't')).toBe(3);
+      } finally {
+        await run.stop();
+        await dropSlots(cell);
+      }
+    });
+
+    it('a table copied after start and dropped before any change of it was streamed: the target table is emptied', async () => {
+      const cell = await newCell('copydrop', target, mode, [
+        'create table t (id int primary key, name text)',
+        "insert into t values (1, 'a')",
+      ]);
+      const ctx = testContext(cell.id);
+      let run = startPipeline(cell, ctx, null);
+      try {
+        await waitEqual(cell, ctx);
+        // Rows written before the table check publishes n: the copy is all the stream ever carries of n.
+        await pgServer.query(
+          cell.id,
+          "create table n (id int primary key, s text); insert into n select g, 'r' || g from generate_series(1, 50) g",
+        );
+        await waitFor(
+          'the new table to be copied',
+          async () => ctx.logs.some((l) => l.event === 'incremental_snapshot_table_done' && l.table === 'public.n'),
+          ctx,
+        );
+        await waitEqual(cell, ctx, 60_000, 'n');
+        if (mode === 'behind') await run.stop();
+        await pgServer.query(cell.id, 'drop table n');
+        await pgServer.query(cell.id, "insert into t values (2, 'b')");
+        if (mode === 'behind') run = startPipeline(cell, ctx, null);
+        await waitEqual(cell, ctx);
+        await waitFor('the target n to be emptied', async () => (await targetCount(cell, 'n')) === 0, ctx, 20_000);
+        expect(ctx.logs.filter((l) => l.event === 'source_table_dropped').map((l) => l.table)).toEqual(['public.n']);
       } finally {
         await run.stop();
         await dropSlots(cell);

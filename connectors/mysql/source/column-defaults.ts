@@ -7,6 +7,7 @@
 import type mysql from 'mysql2/promise';
 import type { ValueKind } from '../../../src/core/change-event.ts';
 import { quoteIdent } from '../identifiers.ts';
+import type { DeclaredDefault } from './ddl.ts';
 import { float32ToString, float64ToString } from './values.ts';
 
 export interface ColumnDefaultFact {
@@ -205,6 +206,38 @@ export function existingRowsValue(f: ColumnDefaultFact, flavor: 'mariadb' | 'mys
   if (/^'.*'$/s.test(d)) return constantValue(f, unquoteMysqlString(d), true);
   if (/^-?\d+(\.\d+)?(e[+-]?\d+)?$/i.test(d) || /^b'[01]*'$/i.test(d)) return constantValue(f, d, false);
   return { volatile: `default expression ${d}` };
+}
+
+/**
+ * Kinds whose constant default reads the same from the statement as from the catalog. Others may not (a TIMESTAMP
+ * literal is in the writing session's time zone, a float or a date may be spelled otherwise): for them the catalog's
+ * default is taken.
+ */
+const STATEMENT_READABLE = new Set<ValueKind>(['int', 'decimal', 'text', 'enum']);
+
+/**
+ * The value existing rows read for a column just added, given the default its ADD COLUMN declared. The catalog is read
+ * when the pipeline reads the statement, which may be after a later `ALTER COLUMN ... SET DEFAULT` (or a MODIFY with
+ * another default): then the catalog's default is not the one existing rows got. When the statement declares NULL,
+ * or a constant (or no default) of an integer, decimal, string or enum column, that value is what existing rows read,
+ * whatever the catalog says now.
+ */
+export function existingRowsValueAtAdd(
+  f: ColumnDefaultFact,
+  declared: DeclaredDefault | undefined,
+  flavor: 'mariadb' | 'mysql',
+): ExistingRowsValue {
+  const now = existingRowsValue(f, flavor);
+  if (!declared || declared.kind === 'other' || !('value' in now)) return now;
+  if (declared.kind === 'null') return { value: null };
+  if (!STATEMENT_READABLE.has(f.kind)) return now;
+  if (declared.kind === 'none') return declared.notNull ? implicitDefault(f) : { value: null };
+  // The server rounds a decimal literal with more digits than the scale: the catalog's text is the one to trust.
+  if (f.kind === 'decimal' && (/\.(\d+)$/.exec(declared.text)?.[1]?.length ?? 0) > scaleOf(f.type)) return now;
+  // An ENUM default written as a number is a label's index.
+  if (f.kind === 'enum' && !declared.quoted) return now;
+  const atAdd = constantValue(f, declared.text, declared.quoted);
+  return 'value' in atAdd ? atAdd : now;
 }
 
 /**

@@ -113,4 +113,22 @@ describe('values existing rows read for an added column', () => {
     expect(m(fact('int', null, false))).toEqual({ value: '0' });
     expect(m(fact('datetime', 'CURRENT_TIMESTAMP', true, 'DEFAULT_GENERATED'))).toHaveProperty('volatile');
   });
+
+  it('reads the default each ADD COLUMN declares (constants only; anything else is other)', () => {
+    const r = parseTableDdl(
+      "ALTER TABLE t ADD COLUMN a INT DEFAULT -5, ADD b VARCHAR(3) NOT NULL DEFAULT 'it''s', ADD COLUMN c DECIMAL(6,2) DEFAULT 1.5 NOT NULL, ADD d INT NOT NULL, ADD e INT, ADD f DATETIME DEFAULT now(), ADD g BIT(3) DEFAULT b'101', ADD (h INT DEFAULT NULL, i INT AUTO_INCREMENT)",
+      'd',
+    );
+    expect(Object.fromEntries(r!.addedDefaults!)).toEqual({
+      a: { kind: 'constant', text: '-5', quoted: false },
+      b: { kind: 'constant', text: "it's", quoted: true },
+      c: { kind: 'constant', text: '1.5', quoted: false },
+      d: { kind: 'none', notNull: true },
+      e: { kind: 'none', notNull: false },
+      f: { kind: 'other' },
+      g: { kind: 'constant', text: "b'101'", quoted: false },
+      h: { kind: 'null' },
+      i: { kind: 'other' },
+    });
+  });
 });

@@ -17,11 +17,23 @@ export interface TableDdl {
   renames: { from: DdlTable; to: DdlTable }[];
   /** ALTER TABLE: names of the columns its ADD [COLUMN] clauses add, as written. */
   addedColumns: string[];
+  /** ALTER TABLE: the default each added column's definition declares (by the name as written). */
+  addedDefaults?: Map<string, DeclaredDefault>;
   /** ALTER TABLE: names of the columns its DROP [COLUMN] clauses drop, as written. */
   droppedColumns: string[];
   /** ALTER TABLE: RENAME COLUMN a TO b and CHANGE [COLUMN] a b (when the name changes), in statement order. */
   renamedColumns: { from: string; to: string }[];
 }
+
+/**
+ * The DEFAULT a column definition declares, as far as a tokenizer can tell: none, NULL, a constant (its text, and
+ * whether it was a quoted string), or something else (an expression, a generated or auto-increment column).
+ */
+export type DeclaredDefault =
+  | { kind: 'none'; notNull: boolean }
+  | { kind: 'null' }
+  | { kind: 'constant'; text: string; quoted: boolean }
+  | { kind: 'other' };
 
 type Token = { t: 'word'; v: string } | { t: 'ident'; v: string } | { t: 'str'; v: string } | { t: 'punct'; v: string };
 
@@ -173,6 +185,57 @@ function topLevelClauses(tokens: Token[]): Token[][] {
   return clauses.filter((c) => c.length > 0);
 }
 
+const NUMBER = /^(\d+|\d+e\d+|0x[0-9a-f]+)$/i;
+
+/** The default a column definition (the tokens after its name) declares. */
+function declaredDefault(def: Token[]): DeclaredDefault {
+  let depth = 0;
+  let notNull = false;
+  for (let i = 0; i < def.length; i++) {
+    const tok = def[i]!;
+    if (tok.t === 'punct' && tok.v === '(') depth++;
+    else if (tok.t === 'punct' && tok.v === ')') depth--;
+    if (depth > 0 || tok.t !== 'word') continue;
+    const word = tok.v.toUpperCase();
+    if (word === 'AUTO_INCREMENT' || word === 'AS' || word === 'GENERATED' || word === 'PRIMARY')
+      return { kind: 'other' };
+    if (word === 'NOT' && def[i + 1]?.t === 'word' && def[i + 1]!.v.toUpperCase() === 'NULL') notNull = true;
+    if (word !== 'DEFAULT') continue;
+    return constantAt(def, i + 1);
+  }
+  return { kind: 'none', notNull };
+}
+
+/** The constant at `def[i]` (NULL, a string, a number with its sign, b'..', TRUE/FALSE), and nothing after it but keywords. */
+function constantAt(def: Token[], i: number): DeclaredDefault {
+  const tok = def[i];
+  if (!tok) return { kind: 'other' };
+  if (tok.t === 'str')
+    return tok.v.includes('\\') ? { kind: 'other' } : { kind: 'constant', text: tok.v, quoted: true };
+  if (tok.t === 'word') {
+    const word = tok.v.toUpperCase();
+    if (word === 'NULL') return { kind: 'null' };
+    if (word === 'TRUE' || word === 'FALSE')
+      return { kind: 'constant', text: word === 'TRUE' ? '1' : '0', quoted: false };
+    if (word === 'B' && def[i + 1]?.t === 'str')
+      return { kind: 'constant', text: `b'${def[i + 1]!.v}'`, quoted: false };
+  }
+  let text = '';
+  let k = i;
+  if (def[k]?.t === 'punct' && (def[k]!.v === '-' || def[k]!.v === '+')) text = def[k++]!.v === '-' ? '-' : '';
+  const whole = def[k];
+  if (whole?.t !== 'word' || !NUMBER.test(whole.v)) return { kind: 'other' };
+  text += whole.v;
+  k++;
+  if (def[k]?.t === 'punct' && def[k]!.v === '.' && def[k + 1]?.t === 'word' && /^\d+$/.test(def[k + 1]!.v)) {
+    text += `.${def[k + 1]!.v}`;
+    k += 2;
+  }
+  // An operator after the number makes it an expression (`DEFAULT 1 + 1` is not valid MySQL, but be sure).
+  if (def[k]?.t === 'punct' && def[k]!.v !== ',') return { kind: 'other' };
+  return { kind: 'constant', text, quoted: false };
+}
+
 function alterClauses(c: Cursor, defaultDb: string, result: TableDdl): void {
   const table = result.tables[0]!;
   for (const clause of topLevelClauses(c.tokens.slice(c.i))) {
@@ -183,8 +246,11 @@ function alterClauses(c: Cursor, defaultDb: string, result: TableDdl): void {
       if (k.punct('(')) {
         // ADD [COLUMN] (a INT, b INT)
         for (const def of topLevelClauses(clause.slice(k.i, clause.length - 1))) {
-          const name = new Cursor(def).ident();
-          if (name !== null) result.addedColumns.push(name);
+          const d = new Cursor(def);
+          const name = d.ident();
+          if (name === null) continue;
+          result.addedColumns.push(name);
+          result.addedDefaults?.set(name, declaredDefault(def.slice(d.i)));
         }
         continue;
       }
@@ -192,7 +258,9 @@ function alterClauses(c: Cursor, defaultDb: string, result: TableDdl): void {
       if (!tok) continue;
       if (!explicit && tok.t === 'word' && NOT_A_COLUMN.has(tok.v.toUpperCase())) continue;
       const name = k.ident();
-      if (name !== null) result.addedColumns.push(name);
+      if (name === null) continue;
+      result.addedColumns.push(name);
+      result.addedDefaults?.set(name, declaredDefault(clause.slice(k.i)));
     } else if (k.keyword('DROP')) {
       const explicit = k.keyword('COLUMN');
       k.keyword('IF', 'EXISTS');
@@ -262,6 +330,7 @@ export function parseTableDdl(query: string, defaultDb: string): TableDdl | null
     const t = c.table(defaultDb);
     if (!t) return null;
     const r = result('alter');
+    r.addedDefaults = new Map();
     r.tables.push(t);
     alterClauses(c, defaultDb, r);
     return r;

@@ -245,6 +245,42 @@ describe.each(mysqlFlavors())('MySQL source: table DDL followed at the target ($
       }
     });
 
+    it(`to ${kind}: a column added with a default changed by a later SET DEFAULT before the ADD is read: existing rows read the default of the ADD`, async () => {
+      const db = `follow_add_setdef_${kind}`;
+      await myServer.createDatabase(db);
+      const conn = await session(myServer, db);
+      await conn.query('CREATE TABLE a (id INT PRIMARY KEY, v INT)');
+      await conn.query('INSERT INTO a VALUES (1, 1), (2, 2), (3, 3)');
+      const targetUrl = await targetFor(kind, db);
+      let run = startPipeline(db, targetUrl);
+      try {
+        expect((await settle(db, targetUrl, 'a', ['id', 'v'])).target?.rows).toBe(3);
+        // Stopped and behind: when the ADD is read, the catalog already has the later default.
+        await run.stop();
+        await conn.query(
+          "ALTER TABLE a ADD COLUMN c INT DEFAULT 5, ADD COLUMN s VARCHAR(5) DEFAULT 'x', ADD COLUMN n INT",
+        );
+        await conn.query(
+          "ALTER TABLE a ALTER COLUMN c SET DEFAULT 9, ALTER COLUMN s SET DEFAULT 'y', ALTER COLUMN n SET DEFAULT 3",
+        );
+        await conn.query('INSERT INTO a (id, v) VALUES (4, 4)');
+        run = startPipeline(db, targetUrl);
+        let r = await settle(db, targetUrl, 'a', ['id', 'v', 'c', 's', 'n']);
+        expect(r.target).toEqual(r.source);
+        expect(r.source.rows).toBe(4);
+        // Streaming, right after each other.
+        await conn.query('ALTER TABLE a ADD COLUMN e INT NOT NULL DEFAULT 7');
+        await conn.query('ALTER TABLE a ALTER COLUMN e SET DEFAULT 8');
+        await conn.query('INSERT INTO a (id, v) VALUES (5, 5)');
+        r = await settle(db, targetUrl, 'a', ['id', 'v', 'c', 's', 'n', 'e']);
+        expect(r.target).toEqual(r.source);
+        expect(run.failure()).toBeNull();
+      } finally {
+        await run.stop();
+        await conn.end();
+      }
+    });
+
     it(`to ${kind}: applies DROP COLUMN alone: the target drops its column, NOT NULL or not (streaming and behind)`, async () => {
       const db = `follow_dropcol_${kind}`;
       await myServer.createDatabase(db);

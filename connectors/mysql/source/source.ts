@@ -30,10 +30,10 @@ import {
 } from '../flavor.ts';
 import { quoteIdent } from '../identifiers.ts';
 import { type BinlogEvent, BinlogReader, type BinlogTable, type RawRow, UNKNOWN_POS } from './binlog-reader.ts';
-import { type ColumnDefaultFact, existingRowsValue, useMysqlTimestampDefaults } from './column-defaults.ts';
+import { type ColumnDefaultFact, existingRowsValueAtAdd, useMysqlTimestampDefaults } from './column-defaults.ts';
 import type { MysqlSourceConfig } from './config.ts';
 import { connect, type MysqlEndpoint, parseMysqlUrl } from './connection.ts';
-import { type DdlTable, parseTableDdl, type TableDdl } from './ddl.ts';
+import { type DdlTable, type DeclaredDefault, parseTableDdl, type TableDdl } from './ddl.ts';
 import { holdReaderLock } from './instance-lock.ts';
 import { preflightMysqlSource } from './preflight.ts';
 import { RowDecoder } from './row-decoder.ts';
@@ -712,8 +712,15 @@ export class MysqlSource implements Source {
    * ALTER TABLE event is processed, not as of its binlog position). `overwrite`: the statement added the column
    * (ADD COLUMN), so an earlier decision for a column of that name is stale.
    */
-  private resolveAddedColumns(t: DdlTable, names: string[], info: TableEntry | null, overwrite: boolean): string[] {
+  private resolveAddedColumns(
+    t: DdlTable,
+    names: string[],
+    info: TableEntry | null,
+    overwrite: boolean,
+    declared?: Map<string, DeclaredDefault>,
+  ): string[] {
     const id = `${t.db}.${t.name}`;
+    const declaredByLower = new Map([...(declared ?? [])].map(([n, d]) => [n.toLowerCase(), d]));
     const missing: string[] = [];
     for (const n of names) {
       const fact = info?.facts?.get(n.toLowerCase());
@@ -727,7 +734,8 @@ export class MysqlSource implements Source {
       if (!overwrite && (added?.has(col) || warned?.has(col))) continue;
       added?.delete(col);
       warned?.delete(col);
-      const r = existingRowsValue(fact, this.flavor);
+      // The statement's own default wins over a catalog a later statement changed (see existingRowsValueAtAdd).
+      const r = existingRowsValueAtAdd(fact, declaredByLower.get(n.toLowerCase()), this.flavor);
       if ('value' in r) {
         const m = this.addedColumns.get(id) ?? new Map<string, string | null>();
         this.addedColumns.set(id, m);
@@ -927,7 +935,7 @@ export class MysqlSource implements Source {
       if (ddl.addedColumns.length > 0 && this.included(final.db, final.name)) {
         const info = await this.cachedInfo(final.db, final.name);
         // Not in the catalog under this name: renamed (or dropped) by a statement further on.
-        for (const c of this.resolveAddedColumns(t, ddl.addedColumns, info, true)) pending.add(c);
+        for (const c of this.resolveAddedColumns(t, ddl.addedColumns, info, true, ddl.addedDefaults)) pending.add(c);
       }
       if (pending.size > 0) this.pendingAdded.set(id, pending);
       else this.pendingAdded.delete(id);

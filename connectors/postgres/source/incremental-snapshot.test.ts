@@ -414,6 +414,14 @@ describe('PostgreSQL incremental snapshot while streaming', () => {
         await server.query('postgres', 'alter system reset synchronous_standby_names');
         await server.query('postgres', 'select pg_reload_conf()');
       };
+      // The reload reaches each session asynchronously: wait until the stalled one has it.
+      await until(
+        'the standby setting to reach the session',
+        async () =>
+          (await stalled.query<{ s: string }>("select current_setting('synchronous_standby_names') as s")).rows[0]!
+            .s === 'nobody',
+        ctx,
+      );
       await stalled.query('set synchronous_commit = on');
       const pid = (await stalled.query<{ pid: number }>('select pg_backend_pid() as pid')).rows[0]!.pid;
       const update = stalled.query("update accounts set note = 'written while the standby was away' where id = 10");

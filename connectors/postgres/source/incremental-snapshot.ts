@@ -31,6 +31,7 @@ import { quoteTable } from '../identifiers.ts';
 import type { TypeResolver } from '../types.ts';
 import { type SourceTable, tableSchemaFromCatalog } from './catalog.ts';
 import { EVENT_OVERHEAD } from './pgoutput-decoder.ts';
+import { type KnownTable, knownTableFromCatalog } from './schema-history.ts';
 import { readKeyRange, readTable } from './snapshot-reader.ts';
 
 /** Prefix of the watermark messages; they are consumed by the source that wrote them, never emitted. */
@@ -54,6 +55,11 @@ export interface TableProgress {
   superseded?: number;
   /** An SQL condition limiting the rows read (a partial re-snapshot). */
   where?: string;
+  /**
+   * Columns retyped with a rewrite the copy follows: the target converts them without keeping old values (the copy
+   * empties the table first), as for the `retyped` columns of a Relation message.
+   */
+  retyped?: string[];
 }
 
 /** What the checkpoint carries: tables whose existing rows were copied, and incremental snapshots still running. */
@@ -72,6 +78,8 @@ interface Chunk {
   id: number;
   progress: TableProgress;
   schema: TableSchema;
+  /** The table's columns by attribute number as read with `schema` (for the schema history). */
+  known: KnownTable;
   keyCols: string[];
   /** Emit a snapshot truncate at the low watermark (the table's first chunk). */
   truncateFirst: boolean;
@@ -106,6 +114,11 @@ export interface IncrementalSnapshotHost {
   push(event: ChangeEvent, bytes: number): void;
   /** A request arrived through the stream: start copying if not running. */
   requested(): void;
+  /**
+   * The copy of a table reached the stream (a chunk's low watermark): the table is in the target from here on, so
+   * the schema history must know it (a DROP TABLE before any change of it is streamed still empties the target).
+   */
+  copied(known: KnownTable, schema: TableSchema): void;
 }
 
 function keyText(keyCols: readonly string[], row: Row): string {
@@ -150,12 +163,16 @@ export class IncrementalSnapshot {
   }
 
   /** Requests a (re-)snapshot of a table; a running one for the same table is restarted. */
-  request(table: string, where?: string): void {
+  request(table: string, where?: string, retyped?: string[]): void {
     if (this.chunk?.progress.table === table) this.chunk.redo = true;
     this.saved = null;
+    const before = this.state.pending.find((p) => p.table === table);
     this.state.pending = this.state.pending.filter((p) => p.table !== table);
     const p: TableProgress = { table, lastKey: null, rows: 0 };
     if (where) p.where = where;
+    // A copy asked again keeps the conversions asked before: its target columns may not be converted yet.
+    const columns = [...new Set([...(before?.retyped ?? []), ...(retyped ?? [])])];
+    if (columns.length > 0) p.retyped = columns;
     this.state.pending.push(p);
   }
 
@@ -231,6 +248,7 @@ export class IncrementalSnapshot {
     if (mark.mark === 'low' || mark.mark === 'fence') {
       c.open = true;
       c.lowGeneration = ++this.generation;
+      this.host.copied(c.known, c.schema);
       if (c.truncateFirst) {
         this.host.push(
           {
@@ -332,6 +350,8 @@ export class IncrementalSnapshot {
         continue;
       }
       const schema = await tableSchemaFromCatalog(client, this.host.resolver, t);
+      for (const c of schema.columns) if (progress.retyped?.includes(c.name)) c.retyped = true;
+      const known = await knownTableFromCatalog(client, t.oid, schema.table);
       const keyCols = schema.keyColumns;
       this.copying = schema.table;
       this.changedBy.clear();
@@ -347,8 +367,8 @@ export class IncrementalSnapshot {
         where: progress.where ?? null,
       });
       while (!this.stopped && this.state.pending.includes(progress)) {
-        if (keyCols.length === 0) await this.runFenced(client, t, progress, schema);
-        else await this.runChunk(client, progress, schema, keyCols);
+        if (keyCols.length === 0) await this.runFenced(client, t, progress, schema, known);
+        else await this.runChunk(client, progress, schema, known, keyCols);
       }
       // Nothing to guard any more: stop noting the table's transactions.
       this.copying = null;
@@ -356,7 +376,13 @@ export class IncrementalSnapshot {
     }
   }
 
-  private async runChunk(client: pg.Client, progress: TableProgress, schema: TableSchema, keyCols: string[]) {
+  private async runChunk(
+    client: pg.Client,
+    progress: TableProgress,
+    schema: TableSchema,
+    known: KnownTable,
+    keyCols: string[],
+  ) {
     let done!: (r: 'emitted' | 'redo') => void;
     const finished = new Promise<'emitted' | 'redo'>((resolve) => {
       done = resolve;
@@ -365,6 +391,7 @@ export class IncrementalSnapshot {
       id: this.nextChunkId++,
       progress,
       schema,
+      known,
       keyCols,
       // A partial snapshot (where) only copies rows; a whole table's first chunk empties the target table first.
       truncateFirst: progress.lastKey === null && !progress.where,
@@ -435,7 +462,13 @@ export class IncrementalSnapshot {
    * the fence's position in the stream: emitted there after a truncate, nothing is missing or doubled. Held in memory
    * until the stream reaches the fence.
    */
-  private async runFenced(client: pg.Client, t: SourceTable, progress: TableProgress, schema: TableSchema) {
+  private async runFenced(
+    client: pg.Client,
+    t: SourceTable,
+    progress: TableProgress,
+    schema: TableSchema,
+    known: KnownTable,
+  ) {
     let done!: (r: 'emitted' | 'redo') => void;
     const finished = new Promise<'emitted' | 'redo'>((resolve) => {
       done = resolve;
@@ -444,6 +477,7 @@ export class IncrementalSnapshot {
       id: this.nextChunkId++,
       progress,
       schema,
+      known,
       keyCols: [],
       truncateFirst: true,
       rows: null,

@@ -6,6 +6,7 @@ import { type ChangeEvent, type Row, UNCHANGED } from '../../../src/core/change-
 import { type Checkpoint, parseLsn } from '../../../src/core/checkpoint.ts';
 import type { ConnectorContext } from '../../../src/core/connector-context.ts';
 import { ConnectionError, SourceSetupError, TributaryError } from '../../../src/errors.ts';
+import { testContext } from '../../../test/fixtures/change-events.ts';
 import { TYPE_ROWS, TYPES_DDL } from '../../../test/fixtures/postgres-types.ts';
 import { type PgServer, startPostgres } from '../../../test/harness/postgres.ts';
 import { CANONICAL_SESSION_OPTIONS } from './catalog.ts';
@@ -584,6 +585,57 @@ describe.each(FLAVORS)('PostgresSource on %s PostgreSQL', (_name, flavor) => {
       expect(events).toEqual([]);
       await new Promise((r) => setTimeout(r, 200));
       expect((await slotFlush(server, db, 'tributary_idle'))!).toBeGreaterThan(before);
+    } finally {
+      await source.close();
+    }
+  });
+
+  it('a source user that may not write logical messages: the rewrite check turns off with a warning, the stream goes on', async () => {
+    const { db, url } = await fresh(`
+      create role nomsg login replication;
+      create table pub (id int primary key, v int);
+      alter table pub owner to nomsg;
+      insert into pub values (1, 1);`);
+    await server.query(db, `grant create on database ${db} to nomsg`);
+    // Every overload (its arguments differ between versions).
+    await server.query(
+      db,
+      `do $$ declare f regprocedure; begin
+         for f in select oid::regprocedure from pg_proc where proname = 'pg_logical_emit_message' loop
+           execute format('revoke execute on function %s from public', f);
+         end loop; end $$`,
+    );
+    const allowed = await server.query<{ ok: boolean }>(
+      db,
+      "select bool_or(has_function_privilege('nomsg', oid, 'execute')) as ok from pg_proc where proname = 'pg_logical_emit_message'",
+    );
+    expect(allowed[0]!.ok).toBe(false);
+    const u = new URL(url);
+    u.username = 'nomsg';
+    const c = testContext('nomsg');
+    const source = new PostgresSource(
+      {
+        type: 'postgres',
+        url: u.toString(),
+        tables: ['public.pub'],
+        heartbeat_interval_ms: 300,
+        table_check_interval_ms: 100,
+      },
+      c,
+      { batch: FAST_BATCH },
+    );
+    await source.open(null);
+    const reader = new Reader(source);
+    try {
+      await reader.until((_e, b) => snapshotDone(b));
+      // A new file node with no later change: the check would write a message, which this user may not.
+      await server.query(db, 'truncate pub');
+      expect((await reader.until((e) => e.length >= 1)).map((e) => e.op)).toEqual(['truncate']);
+      for (let i = 0; i < 100 && !c.logs.some((l) => l.event === 'table_rewrite_check_disabled'); i++)
+        await new Promise((r) => setTimeout(r, 100));
+      expect(c.logs.filter((l) => l.event === 'table_rewrite_check_disabled')).toHaveLength(1);
+      await server.query(db, 'insert into pub values (3, 3)');
+      expect((await reader.until((e) => e.length >= 1)).map((e) => e.after)).toEqual([{ id: '3', v: '3' }]);
     } finally {
       await source.close();
     }

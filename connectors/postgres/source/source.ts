@@ -58,6 +58,13 @@ import {
 } from './schema-history.ts';
 import { chunkEnd, readKeyRange, readTable } from './snapshot-reader.ts';
 import { dropSlotWithRetry } from './teardown.ts';
+import {
+  announceRewrite,
+  type RewriteNote,
+  rewriteOutcome,
+  TABLE_REWRITTEN_PREFIX,
+  tablesWithNewFileNode,
+} from './unannounced-rewrite.ts';
 
 /** Prefix of Tributary's own heartbeat messages (any pipeline's); they are consumed, never emitted. */
 export { HEARTBEAT_PREFIX } from './pgoutput-decoder.ts';
@@ -170,6 +177,10 @@ export class PostgresSource implements Source {
   private tableCheckRunning = false;
   /** Dropped tables announced in the WAL (by relid), with the shape their truncate carries. */
   private readonly droppedTables = new Map<number, TableSchema>();
+  /** Rewrites announced in the WAL by this run (relid to file node): each is written once. */
+  private readonly announcedRewrites = new Map<number, string>();
+  /** The source may not write logical messages (privilege, read-only server): rewrites wait for a Relation message. */
+  private rewriteCheckOff = false;
   /** Schema-change descriptions waiting for the first change under their shape (the TableSchema of the Relation). */
   private readonly schemaChanges = new WeakMap<TableSchema, string>();
 
@@ -276,6 +287,7 @@ export class PostgresSource implements Source {
       this.durableLsn = at;
       this.history = SchemaHistory.fromState(from.state);
       await this.announceDroppedTables(meta);
+      await this.announceRewrites(meta);
       // Debezium's sequence[0] continues from the checkpoint, so replayed events are written identically.
       const last = from.position.kind === 'postgres' ? from.position.lastCommitLsn : undefined;
       this.decoder.setLastCommitLsn(last === undefined ? formatLsn(at) : (last ?? undefined));
@@ -365,6 +377,11 @@ export class PostgresSource implements Source {
         push: (event, bytes) => this.batcher!.push(event, bytes),
         requested: () => {
           if (this.incremental) this.startIncremental(this.incremental);
+        },
+        copied: (known, schema) => {
+          // A table the stream has described keeps the history's shape, which is exact at this position.
+          if (!this.history.get(known.relid))
+            this.history.set({ ...known, keyColumns: schema.keyColumns, beforeImage: schema.beforeImage });
         },
       },
       { tables: copied.filter((t) => published.includes(t)), pending },
@@ -948,6 +965,7 @@ export class PostgresSource implements Source {
     const meta = this.meta;
     (async () => {
       await this.announceDroppedTables(meta);
+      await this.announceRewrites(meta);
       const before = await this.publishedTables(meta);
       this.publications = await this.ensurePublications(meta);
       const added = (await this.publishedTables(meta)).filter((t) => !before.includes(t));
@@ -1046,6 +1064,88 @@ export class PostgresSource implements Source {
     );
   }
 
+  /**
+   * Tables whose file node differs from the history's were rewritten (or truncated, vacuumed full, clustered) after
+   * the stream position: a message places what the catalog shows in the stream (unannounced-rewrite.ts), for the
+   * case that no later change of the table brings a Relation message. Written once per file node and run.
+   */
+  private async announceRewrites(meta: pg.Client): Promise<void> {
+    if (this.rewriteCheckOff) return;
+    const changed = (await tablesWithNewFileNode(meta, this.history.toState())).filter(
+      (c) => !this.droppedTables.has(c.table.relid) && this.announcedRewrites.get(c.table.relid) !== c.filenode,
+    );
+    if (changed.length === 0) return;
+    const client = await connect(this.config);
+    try {
+      for (const { table: t } of changed) {
+        let filenode: string | null;
+        try {
+          filenode = await announceRewrite(client, this.names.slot, t);
+        } catch (err) {
+          if (postgresErrorKind(err) === 'retryable') throw err;
+          this.rewriteCheckOff = true;
+          this.ctx.logger.warn({
+            event: 'table_rewrite_check_disabled',
+            pipeline: this.ctx.pipeline,
+            reason: err instanceof Error ? err.message : String(err),
+            note: 'a table rewritten with no later change (ALTER COLUMN TYPE) is copied again only with its next change; allow the source user pg_logical_emit_message',
+          });
+          return;
+        }
+        if (filenode === null) continue;
+        this.announcedRewrites.set(t.relid, filenode);
+        this.ctx.logger.debug({
+          event: 'source_table_rewrite_announced',
+          pipeline: this.ctx.pipeline,
+          table: `${t.schema}.${t.name}`,
+          filenode,
+        });
+      }
+    } finally {
+      await client.end().catch(() => undefined);
+    }
+  }
+
+  /**
+   * A rewrite announced by this source reached the stream. A Relation message since may have told it already (the
+   * history has the file node); otherwise the history takes the table's shape at this position, and a column
+   * retyped or added with the rewrite has the table copied again: the copy's low watermark follows this message.
+   */
+  private onTableRewritten(event: ChangeEvent): void {
+    let note: RewriteNote;
+    try {
+      note = JSON.parse(Buffer.from(event.message!.contentBase64, 'base64').toString('utf8'));
+    } catch {
+      return;
+    }
+    if (note.slot !== this.names.slot || typeof note.table?.relid !== 'number') return;
+    const known = this.history.get(note.table.relid);
+    if (!known || known.filenode === note.table.filenode) return;
+    const outcome = rewriteOutcome(known, note.table);
+    if (!outcome) return;
+    this.history.set(outcome.table);
+    if (outcome.retyped.length === 0 && outcome.added.length === 0) return;
+    const table = `${known.schema}.${known.name}`;
+    const incremental = this.incremental;
+    if (!incremental) return;
+    const reasons = [
+      ...(outcome.retyped.length > 0
+        ? [`column ${outcome.retyped.join(', ')} changed type with a rewrite of the table`]
+        : []),
+      ...(outcome.added.length > 0
+        ? [`column ${outcome.added.join(', ')} was added with a default that a rewrite of the table gave existing rows`]
+        : []),
+    ];
+    this.ctx.logger.warn({
+      event: 'incremental_snapshot_requested',
+      pipeline: this.ctx.pipeline,
+      table,
+      reason: `${reasons.join('; ')}, and no change of the table followed in the stream: the new values of existing rows are not in the WAL; the table is copied again`,
+    });
+    incremental.request(table, undefined, outcome.retyped);
+    queueMicrotask(() => this.startIncremental(incremental));
+  }
+
   private heartbeatRunning = false;
   private maybeHeartbeat(): void {
     if (this.closed || this.heartbeatRunning || !this.meta) return;
@@ -1087,6 +1187,10 @@ export class PostgresSource implements Source {
     change: (event, bytes) => {
       if (event.op === 'message' && event.message?.prefix === TABLE_DROPPED_PREFIX) {
         this.onTableDropped(event);
+        return;
+      }
+      if (event.op === 'message' && event.message?.prefix === TABLE_REWRITTEN_PREFIX) {
+        this.onTableRewritten(event);
         return;
       }
       const described = event.op === 'message' ? undefined : this.schemaChanges.get(event.schema);
@@ -1203,7 +1307,9 @@ export class PostgresSource implements Source {
     const added = new Set(resolved.changes.flatMap((c) => (c.kind === 'add' ? [c.column] : [])));
     const retyped = this.retypedWithRewrite(raw, resolved);
     const volatileAdded = volatileDefaults.filter((c) => added.has(c));
-    const lostAdded = lostDefaults.filter((c) => added.has(c));
+    // A default but no kept value: lost to a rewrite only if the table was rewritten since; otherwise the default was
+    // set after the column was added (ADD COLUMN, then SET DEFAULT), and existing rows read NULL, as the stream says.
+    const lostAdded = resolved.rewritten ? lostDefaults.filter((c) => added.has(c)) : [];
     if (retyped.length > 0 || volatileAdded.length > 0 || lostAdded.length > 0) {
       for (const c of schema.columns) if (retyped.includes(c.name)) c.retyped = true;
       this.copyAgain(raw, retyped, volatileAdded, lostAdded);
