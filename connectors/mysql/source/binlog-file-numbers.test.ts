@@ -1,13 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Pipeline } from '../../../src/pipeline/pipeline.ts';
 import { testContext } from '../../../test/fixtures/change-events.ts';
 import type { MysqlServer } from '../../../test/harness/mariadb.ts';
 import { mysqlFlavors } from '../../../test/harness/mysql-server.ts';
 import { mysqlRowDigest } from '../../../test/harness/table-digest.ts';
-import { mysqlTargetConfig } from '../sink/config.ts';
-import { MysqlTarget } from '../sink/target.ts';
-import { sourceConfig } from './source.test-support.ts';
-import { MysqlSource } from './source.ts';
+import { mysqlSourcePipeline } from './source.test-support.ts';
 
 /**
  * Binlog files are numbered: binlog.1000000 follows binlog.999999, though it sorts before it as text. A server whose
@@ -45,25 +41,7 @@ describe.each(mysqlFlavors())('MySQL source across binlog.999999 -> binlog.10000
 
     const start = () => {
       const ctx = testContext(db);
-      const pipeline = new Pipeline({
-        name: db,
-        createParts: () => ({
-          source: new MysqlSource(
-            sourceConfig(server, { databases: [db], snapshot: 'never', resume_by_gtid: false }),
-            ctx,
-            { batch: { max_events: 500, max_bytes: 1 << 22, max_wait_ms: 50 } },
-          ),
-          target: new MysqlTarget(
-            mysqlTargetConfig.parse({ type: 'mysql', url: server.url(), database: `${db}_dst` }),
-            ctx,
-          ),
-        }),
-        maxInFlight: 2,
-        maxInFlightBytes: 1 << 24,
-        initialBackoffMs: 100,
-        maxBackoffMs: 500,
-        logger: ctx.logger,
-      });
+      const pipeline = mysqlSourcePipeline(server, db, ctx, { source: { snapshot: 'never', resume_by_gtid: false } });
       let failure: unknown = null;
       const running = pipeline.run().catch((err) => {
         failure = err;

@@ -1,12 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Pipeline } from '../../../src/pipeline/pipeline.ts';
 import { testContext } from '../../../test/fixtures/change-events.ts';
 import type { MysqlServer } from '../../../test/harness/mariadb.ts';
 import { mysqlFlavors } from '../../../test/harness/mysql-server.ts';
-import { mysqlTargetConfig } from '../sink/config.ts';
-import { MysqlTarget } from '../sink/target.ts';
-import { sourceConfig } from './source.test-support.ts';
-import { MysqlSource } from './source.ts';
+import { mysqlSourcePipeline } from './source.test-support.ts';
 
 /** Transactions the server has logged: the sum of its GTID sequence numbers (MariaDB) or GTID intervals (MySQL). */
 async function loggedTransactions(server: MysqlServer): Promise<number> {
@@ -47,22 +43,9 @@ describe.each(mysqlFlavors())('MySQL source idle beside its own target ($name)',
     await server.query('INSERT INTO t VALUES (1)', [], db);
     const ctx = testContext(db);
     const intervalMs = 500;
-    const pipeline = new Pipeline({
-      name: db,
-      createParts: () => ({
-        source: new MysqlSource(sourceConfig(server, { databases: [db], heartbeat_interval_ms: intervalMs }), ctx, {
-          batch: { max_events: 500, max_bytes: 1 << 22, max_wait_ms: 20 },
-        }),
-        target: new MysqlTarget(
-          mysqlTargetConfig.parse({ type: 'mysql', url: server.url(), database: `${db}_dst` }),
-          ctx,
-        ),
-      }),
-      maxInFlight: 2,
-      maxInFlightBytes: 1 << 24,
-      initialBackoffMs: 100,
-      maxBackoffMs: 500,
-      logger: ctx.logger,
+    const pipeline = mysqlSourcePipeline(server, db, ctx, {
+      source: { heartbeat_interval_ms: intervalMs },
+      batch: { max_wait_ms: 20 },
     });
     let failure: unknown = null;
     const running = pipeline.run().catch((err) => {

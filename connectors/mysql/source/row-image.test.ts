@@ -1,13 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TributaryError } from '../../../src/errors.ts';
-import { Pipeline } from '../../../src/pipeline/pipeline.ts';
 import { testContext } from '../../../test/fixtures/change-events.ts';
 import type { MysqlServer } from '../../../test/harness/mariadb.ts';
 import { mysqlFlavors } from '../../../test/harness/mysql-server.ts';
-import { mysqlTargetConfig } from '../sink/config.ts';
-import { MysqlTarget } from '../sink/target.ts';
-import { session, sourceConfig } from './source.test-support.ts';
-import { MysqlSource } from './source.ts';
+import { mysqlSourcePipeline, session } from './source.test-support.ts';
 
 /**
  * A session that sets binlog_row_image MINIMAL or NOBLOB writes row images without some columns (the global setting
@@ -33,23 +29,7 @@ describe.each(mysqlFlavors())('MySQL source: partial row images from one session
       await server.query('CREATE TABLE t (id INT PRIMARY KEY, v INT, doc TEXT)', [], db);
       await server.query("INSERT INTO t VALUES (1, 1, 'a'), (2, 2, 'b')", [], db);
       const ctx = testContext(db);
-      const pipeline = new Pipeline({
-        name: db,
-        createParts: () => ({
-          source: new MysqlSource(sourceConfig(server, { databases: [db] }), ctx, {
-            batch: { max_events: 500, max_bytes: 1 << 22, max_wait_ms: 50 },
-          }),
-          target: new MysqlTarget(
-            mysqlTargetConfig.parse({ type: 'mysql', url: server.url(), database: `${db}_dst` }),
-            ctx,
-          ),
-        }),
-        maxInFlight: 2,
-        maxInFlightBytes: 1 << 24,
-        initialBackoffMs: 100,
-        maxBackoffMs: 500,
-        logger: ctx.logger,
-      });
+      const pipeline = mysqlSourcePipeline(server, db, ctx);
       const ended = pipeline.run().then(
         () => null,
         (err: unknown) => err,

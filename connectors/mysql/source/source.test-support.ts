@@ -4,7 +4,12 @@ import pino from 'pino';
 import type { BatchOptions } from '../../../src/config/batch.ts';
 import type { ChangeBatch } from '../../../src/core/change-batch.ts';
 import type { Checkpoint } from '../../../src/core/checkpoint.ts';
+import type { ConnectorContext } from '../../../src/core/connector-context.ts';
+import type { TransactionalTarget } from '../../../src/core/target.ts';
+import { Pipeline } from '../../../src/pipeline/pipeline.ts';
 import type { MysqlServer } from '../../../test/harness/mariadb.ts';
+import { mysqlTargetConfig } from '../sink/config.ts';
+import { MysqlTarget } from '../sink/target.ts';
 import { type MysqlSourceConfig, type MysqlSourceConfigInput, mysqlSourceConfig } from './config.ts';
 import { MysqlSource } from './source.ts';
 
@@ -98,4 +103,36 @@ export function gtidPattern(server: MysqlServer): RegExp {
 /** An executed GTID position or set as the server spells it (MariaDB `0-1-5,...`, MySQL `uuid:1-5,...`). */
 export function gtidSetPattern(server: MysqlServer): RegExp {
   return server.flavor === 'mariadb' ? /^\d+-1-\d+/ : /^[0-9a-f]{8}(-[0-9a-f]{4}){3}-[0-9a-f]{12}:1-\d+/;
+}
+
+/**
+ * A pipeline from `db` on this server into a MySQL target database `${db}_dst` on the same server (or into `target`),
+ * with small batches and quick retries.
+ */
+export function mysqlSourcePipeline(
+  server: MysqlServer,
+  db: string,
+  ctx: ConnectorContext,
+  options: {
+    source?: Partial<MysqlSourceConfigInput>;
+    target?: () => TransactionalTarget;
+    batch?: Partial<BatchOptions>;
+  } = {},
+): Pipeline {
+  return new Pipeline({
+    name: db,
+    createParts: () => ({
+      source: new MysqlSource(sourceConfig(server, { databases: [db], ...options.source }), ctx, {
+        batch: { max_events: 500, max_bytes: 4 * 1024 * 1024, max_wait_ms: 50, ...options.batch },
+      }),
+      target:
+        options.target?.() ??
+        new MysqlTarget(mysqlTargetConfig.parse({ type: 'mysql', url: server.url(), database: `${db}_dst` }), ctx),
+    }),
+    maxInFlight: 2,
+    maxInFlightBytes: 16 * 1024 * 1024,
+    initialBackoffMs: 100,
+    maxBackoffMs: 500,
+    logger: ctx.logger,
+  });
 }

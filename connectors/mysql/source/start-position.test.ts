@@ -1,5 +1,4 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Pipeline } from '../../../src/pipeline/pipeline.ts';
 import { testContext } from '../../../test/fixtures/change-events.ts';
 import type { MysqlServer } from '../../../test/harness/mariadb.ts';
 import { mysqlFlavors } from '../../../test/harness/mysql-server.ts';
@@ -7,11 +6,8 @@ import { startPostgres } from '../../../test/harness/postgres.ts';
 import { mysqlRowDigest, pgRowDigest } from '../../../test/harness/table-digest.ts';
 import { postgresTargetConfig } from '../../postgres/sink/config.ts';
 import { PostgresTarget } from '../../postgres/sink/target.ts';
-import { mysqlTargetConfig } from '../sink/config.ts';
-import { MysqlTarget } from '../sink/target.ts';
 import type { MysqlSourceConfigInput } from './config.ts';
-import { sourceConfig } from './source.test-support.ts';
-import { MysqlSource } from './source.ts';
+import { mysqlSourcePipeline } from './source.test-support.ts';
 
 /**
  * A MySQL/MariaDB pipeline whose start position exists nowhere but in its checkpoint: stopped before its first change,
@@ -36,21 +32,11 @@ describe.each(mysqlFlavors())('MySQL source: the start position is durable ($nam
 
   function start(db: string, extra: Partial<MysqlSourceConfigInput>, pgTargetUrl?: string) {
     const ctx = testContext(db);
-    const pipeline = new Pipeline({
-      name: db,
-      createParts: () => ({
-        source: new MysqlSource(sourceConfig(server, { databases: [db], ...extra }), ctx, {
-          batch: { max_events: 500, max_bytes: 4 * 1024 * 1024, max_wait_ms: 50 },
-        }),
-        target: pgTargetUrl
-          ? new PostgresTarget(postgresTargetConfig.parse({ type: 'postgres', url: pgTargetUrl }), ctx)
-          : new MysqlTarget(mysqlTargetConfig.parse({ type: 'mysql', url: server.url(), database: `${db}_dst` }), ctx),
-      }),
-      maxInFlight: 2,
-      maxInFlightBytes: 16 * 1024 * 1024,
-      initialBackoffMs: 100,
-      maxBackoffMs: 500,
-      logger: ctx.logger,
+    const pipeline = mysqlSourcePipeline(server, db, ctx, {
+      source: extra,
+      target: pgTargetUrl
+        ? () => new PostgresTarget(postgresTargetConfig.parse({ type: 'postgres', url: pgTargetUrl }), ctx)
+        : undefined,
     });
     let failure: unknown = null;
     const running = pipeline.run().catch((err) => {
