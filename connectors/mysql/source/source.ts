@@ -74,6 +74,9 @@ function estimateBytes(row: Row | null): number {
  * redone after a crash replaces whatever an interrupted one delivered). Streaming then starts at exactly that
  * position. A restart during the snapshot redoes it from the beginning.
  */
+/** Catalog reads after an ADD COLUMN before a column it added counts as renamed or dropped by a later statement. */
+const CATALOG_SETTLE_READS = 6;
+
 export class MysqlSource implements Source {
   readonly classifyError = classifyMysqlError;
   private readonly config: MysqlSourceConfig;
@@ -934,8 +937,18 @@ export class MysqlSource implements Source {
       else this.renamedColumns.delete(id);
       if (ddl.addedColumns.length > 0 && this.included(final.db, final.name)) {
         const info = await this.cachedInfo(final.db, final.name);
+        let missing = this.resolveAddedColumns(t, ddl.addedColumns, info, true, ddl.addedDefaults);
+        // While another ALTER of the table runs, the catalog can show the table without the column, or not at all
+        // (seen with MariaDB: INFORMATION_SCHEMA skips a table whose definition is being replaced, and the lock probe
+        // does not wait for that statement's early phase). Read again briefly before a later rename or drop is assumed.
+        for (let attempt = 1; missing.length > 0 && attempt <= CATALOG_SETTLE_READS; attempt++) {
+          await new Promise((r) => setTimeout(r, 50 * attempt));
+          this.infoCache.delete(`${final.db}.${final.name}`);
+          const again = await this.cachedInfo(final.db, final.name);
+          missing = this.resolveAddedColumns(t, missing, again, true, ddl.addedDefaults);
+        }
         // Not in the catalog under this name: renamed (or dropped) by a statement further on.
-        for (const c of this.resolveAddedColumns(t, ddl.addedColumns, info, true, ddl.addedDefaults)) pending.add(c);
+        for (const c of missing) pending.add(c);
       }
       if (pending.size > 0) this.pendingAdded.set(id, pending);
       else this.pendingAdded.delete(id);
