@@ -66,6 +66,9 @@ function estimateBytes(row: Row | null): number {
   return n;
 }
 
+/** Catalog reads after an ADD COLUMN before a column it added counts as renamed or dropped by a later statement. */
+const CATALOG_SETTLE_READS = 6;
+
 /**
  * Streams row changes from a MySQL or MariaDB binlog, after an optional consistent snapshot.
  *
@@ -74,9 +77,6 @@ function estimateBytes(row: Row | null): number {
  * redone after a crash replaces whatever an interrupted one delivered). Streaming then starts at exactly that
  * position. A restart during the snapshot redoes it from the beginning.
  */
-/** Catalog reads after an ADD COLUMN before a column it added counts as renamed or dropped by a later statement. */
-const CATALOG_SETTLE_READS = 6;
-
 export class MysqlSource implements Source {
   readonly classifyError = classifyMysqlError;
   private readonly config: MysqlSourceConfig;
