@@ -32,6 +32,7 @@ export async function statusCommand(file: string, options: { json: boolean }): P
           binlog_behind_bytes: null,
           source_warnings: [],
           source_details: null,
+          schema_history: null,
         };
     try {
       const { source, target } = await loadConnectors(pipeline);
@@ -46,8 +47,7 @@ export async function statusCommand(file: string, options: { json: boolean }): P
       if (checkpoint && !liveState) {
         report.phase = checkpoint.phase;
         report.checkpoint = checkpoint.position;
-        const history = schemaHistoryOf(checkpoint);
-        if (history) report.schema_history = history;
+        report.schema_history = schemaHistoryOf(checkpoint);
         report.snapshot_tables = pendingSnapshotsOf(checkpoint.state);
       }
       const sourceStatus = await source.status?.(pipeline.source, ctx, checkpoint);

@@ -34,6 +34,7 @@ describe('snapshot progress', () => {
       binlog_behind_bytes: null,
       source_warnings: [],
       source_details: null,
+      schema_history: null,
       snapshot_tables: pending,
     };
     expect(formatReport(report)).toContain('snapshot     public.b pending: 40 rows');

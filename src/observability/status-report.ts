@@ -25,8 +25,8 @@ export interface PipelineStatusReport {
   source_warnings: string[];
   /** The source's own facts (slot, binlog files, reader connection), as its server reports them. */
   source_details: Record<string, unknown> | null;
-  /** Each table's columns by identity at the checkpoint (`attnum:name`), when the source keeps a schema history. */
-  schema_history?: { table: string; columns: string[] }[];
+  /** Each table's columns by identity at the checkpoint (`attnum:name`); null when the source keeps no schema history. */
+  schema_history: { table: string; columns: string[] }[] | null;
   /** Per table: snapshot rows copied, estimated total, rate and ETA (running daemon), or progress kept in the checkpoint. */
   snapshot_tables?: TableSnapshotReport[];
   /** Why the status command could not read the checkpoint or the source. */
@@ -40,9 +40,9 @@ interface SavedTable {
 }
 
 /** The schema history a checkpoint carries (PostgreSQL sources), for people and `--json`. */
-export function schemaHistoryOf(checkpoint: Checkpoint): PipelineStatusReport['schema_history'] {
-  const saved = checkpoint.state?.schemaHistory;
-  if (!Array.isArray(saved)) return undefined;
+export function schemaHistoryOf(checkpoint: Checkpoint | null): PipelineStatusReport['schema_history'] {
+  const saved = checkpoint?.state?.schemaHistory;
+  if (!Array.isArray(saved)) return null;
   return (saved as SavedTable[]).map((t) => ({
     table: `${t.schema}.${t.name}`,
     columns: t.columns.map((c) => `${c.attnum}:${c.name}`),
@@ -63,9 +63,7 @@ export function reportOf(state: PipelineState): PipelineStatusReport {
     binlog_behind_bytes: null,
     source_warnings: [],
     source_details: null,
-    ...(state.checkpoint && schemaHistoryOf(state.checkpoint)
-      ? { schema_history: schemaHistoryOf(state.checkpoint) }
-      : {}),
+    schema_history: schemaHistoryOf(state.checkpoint),
     snapshot_tables: state.snapshot?.report() ?? [],
   };
 }
