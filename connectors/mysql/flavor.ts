@@ -147,6 +147,45 @@ export async function startConsistentSnapshot(
   );
 }
 
+/**
+ * What a consistent snapshot is known to see, for reads fenced against the stream (the incremental snapshot): every
+ * transaction of `visible` is visible to it, and none outside `seen`. Equal when the position is exact.
+ */
+export interface SnapshotBounds {
+  visible: BinlogCoordinates;
+  /** `visible` is exact by file+offset too: every transaction before it in the binlog is visible. */
+  exactPosition: boolean;
+  seen: BinlogCoordinates;
+}
+
+/**
+ * Opens a transaction with a consistent snapshot on `conn` and says what it sees, without waiting for a moment
+ * without commits. MariaDB: exact, as in startConsistentSnapshot. MySQL with GTIDs: the executed GTID set read just
+ * before the snapshot starts (its transactions have committed in the engine, so the snapshot sees them) and the one
+ * read just after (a transaction outside it had not committed when the snapshot started). MySQL without GTIDs: the
+ * exact position under the global read lock, as in startConsistentSnapshot.
+ */
+export async function startSnapshotBounds(conn: Conn, flavor: Flavor): Promise<SnapshotBounds> {
+  if (flavor === 'mysql') {
+    const [mode] = await rows(conn, 'SELECT @@GLOBAL.gtid_mode AS m');
+    if (String(mode?.m).toUpperCase() === 'ON') {
+      await conn.query('SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ');
+      const before = await masterStatus(conn);
+      await conn.query('START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY');
+      const after = await masterStatus(conn);
+      if (!before || !after) throw new Error('binary logging is off (SHOW BINARY LOG STATUS returned nothing)');
+      return {
+        visible: { file: before.file, pos: before.pos, gtidSet: before.gtid ?? '' },
+        exactPosition: false,
+        seen: { file: after.file, pos: after.pos, gtidSet: after.gtid ?? '' },
+      };
+    }
+  }
+  const at = await startConsistentSnapshot(conn, flavor);
+  const exact = { file: at.file, pos: at.pos, gtidSet: at.gtidSet };
+  return { visible: exact, exactPosition: true, seen: exact };
+}
+
 /** Whether streaming after this snapshot starts by its GTID set rather than its binlog offset. */
 export function snapshotStreamsByGtid(coords: { locking?: SnapshotLocking; gtidSet: string }): boolean {
   return coords.locking === 'none' && coords.gtidSet.includes(':');

@@ -99,3 +99,21 @@ describe('StoredCheckpoint during a PostgreSQL initial snapshot', () => {
     expect(s.coversCheckpoint(pgAt('0/100', { tables: ['public.t'], pending: [] }))).toBe(true);
   });
 });
+
+describe('StoredCheckpoint while a MySQL incremental snapshot emits chunks at the stream position', () => {
+  const mysqlAt = (emitted: number): Checkpoint => ({
+    pipeline: 'p',
+    phase: 'stream',
+    position: { kind: 'mysql', file: 'binlog.000003', pos: 900, gtidSet: '0-1-40' },
+    state: { snapshot: { tables: [], pending: [{ table: 'd.t', lastKey: ['10'], rows: 10 }], emitted } },
+  });
+  it('takes a chunk at the position of the stored checkpoint as progress when it counts more chunks', () => {
+    const s = new StoredCheckpoint();
+    s.set(mysqlAt(3));
+    expect(s.coversCheckpoint(mysqlAt(4))).toBe(false);
+    expect(s.coversCheckpoint(mysqlAt(3))).toBe(true);
+    expect(s.coversCheckpoint(mysqlAt(2))).toBe(true);
+    s.committed(mysqlAt(4));
+    expect(s.coversCheckpoint(mysqlAt(4))).toBe(true);
+  });
+});

@@ -1,6 +1,6 @@
 import { compareCoverage, comparePositions } from '../../src/checkpoint-order.ts';
 import type { ChangeEvent } from '../../src/core/change-event.ts';
-import { type Checkpoint, isSnapshotProgress, parseLsn } from '../../src/core/checkpoint.ts';
+import { type Checkpoint, isSnapshotProgress, parseLsn, snapshotChunksEmitted } from '../../src/core/checkpoint.ts';
 import { gtidCovers } from '../mysql/gtid-set.ts';
 
 /**
@@ -39,7 +39,8 @@ export class StoredCheckpoint {
     if (s?.phase !== 'stream' || cp.phase !== 'stream' || s.position.kind !== cp.position.kind) return false;
     const c = compareCoverage(cp.position, s.position);
     // At the position of a running snapshot's checkpoint, a checkpoint covers more chunks (or the whole snapshot).
-    return c < 0 || (c === 0 && !isSnapshotProgress(s));
+    if (c !== 0) return c < 0;
+    return !isSnapshotProgress(s) && snapshotChunksEmitted(cp) <= snapshotChunksEmitted(s);
   }
 
   /**

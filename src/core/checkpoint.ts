@@ -58,3 +58,13 @@ export function formatLsn(value: bigint): string {
 export function isSnapshotProgress(cp: Checkpoint): boolean {
   return (cp.state?.snapshot as { initial?: unknown } | undefined)?.initial === true;
 }
+
+/**
+ * Chunks an incremental snapshot had emitted when this checkpoint was taken (`state.snapshot.emitted`). A source
+ * whose chunks go out at the stream's current position (MySQL: no watermark of its own in the binlog) often gives a
+ * chunk the position of the checkpoint before it: at an equal position, a higher count is progress, not a replay.
+ */
+export function snapshotChunksEmitted(cp: Checkpoint): number {
+  const emitted = (cp.state?.snapshot as { emitted?: unknown } | undefined)?.emitted;
+  return typeof emitted === 'number' ? emitted : 0;
+}

@@ -27,6 +27,7 @@ import {
   SYSTEM_DATABASES,
   snapshotStreamsByGtid,
   startConsistentSnapshot,
+  startSnapshotBounds,
 } from '../flavor.ts';
 import { quoteIdent } from '../identifiers.ts';
 import { type BinlogEvent, BinlogReader, type BinlogTable, type RawRow, UNKNOWN_POS } from './binlog-reader.ts';
@@ -34,13 +35,20 @@ import { type ColumnDefaultFact, existingRowsValueAtAdd, useMysqlTimestampDefaul
 import type { MysqlSourceConfig } from './config.ts';
 import { connect, type MysqlEndpoint, parseMysqlUrl } from './connection.ts';
 import { type DdlTable, type DeclaredDefault, parseTableDdl, type TableDdl } from './ddl.ts';
+import {
+  MysqlIncrementalSnapshot,
+  type MysqlSnapshotState,
+  mysqlSnapshotStateOf,
+  type StreamPoint,
+} from './incremental-snapshot.ts';
 import { holdReaderLock } from './instance-lock.ts';
 import { preflightMysqlSource } from './preflight.ts';
 import { RowDecoder } from './row-decoder.ts';
 import { droppedTableEvent } from './schema-change.ts';
 import { checkServerReached } from './server-behind.ts';
 import { replicaServerId } from './server-id.ts';
-import { kindOfType, type MysqlColumn, normalizeColumnType, snapshotSelectExpr, snapshotValue } from './values.ts';
+import { readChunk } from './snapshot-reader.ts';
+import { kindOfType, type MysqlColumn, normalizeColumnType } from './values.ts';
 
 interface TableEntry {
   schema: TableSchema;
@@ -140,6 +148,8 @@ export class MysqlSource implements Source {
   private readonly renamedColumns = new Map<string, { from: string; to: string }[]>();
   /** Added columns already reported as not followable (warned once per process). */
   private readonly unfollowable = new Map<string, Set<string>>();
+  /** Copies of tables' existing rows while streaming (tables added to the pipeline), and which tables are copied. */
+  private incremental: MysqlIncrementalSnapshot | null = null;
 
   constructor(config: MysqlSourceConfig, ctx: ConnectorContext, options?: { batch: BatchOptions }) {
     this.config = config;
@@ -164,6 +174,7 @@ export class MysqlSource implements Source {
     this.droppedColumns.clear();
     this.pendingAdded.clear();
     this.renamedColumns.clear();
+    this.incremental = null;
     if (from?.phase === 'stream') {
       restoreRenamedColumns(from.state?.renamedColumns, this.renamedColumns);
       restoreDroppedColumns(from.state?.droppedColumns, this.droppedColumns);
@@ -204,12 +215,14 @@ export class MysqlSource implements Source {
       this.lastCommitted = from;
       try {
         await this.checkRetained(this.streamFrom);
+        this.incremental = await this.planIncremental(from);
         await this.startReader(this.streamFrom);
       } catch (err) {
         if (!(err instanceof PurgedBinlogError) || !this.config.resnapshot_on_purged_binlog) throw err;
         this.ctx.logger.warn({ event: 'binlog_purged_resnapshot', file: p.file, pos: p.pos }, err.message);
         await this.stopReader();
         this.streamFrom = null;
+        this.incremental = null;
         this.needsSnapshot = true;
       }
     } else if (this.config.snapshot === 'never') {
@@ -220,6 +233,10 @@ export class MysqlSource implements Source {
         phase: 'stream',
         position: { kind: 'mysql', file: coords.file, pos: coords.pos, gtidSet: coords.gtidSet || undefined },
       };
+      // Tables here now have rows the pipeline did not copy by choice; a table added later is copied.
+      const tables = (await this.snapshotTables(this.conn)).map((t) => `${t.db}.${t.name}`);
+      this.incremental = this.newIncremental({ tables, pending: [], emitted: 0 });
+      this.startPosition.state = { snapshot: this.incremental.snapshotState() };
       await this.startReader(this.streamFrom);
     } else {
       // No checkpoint, or a snapshot that did not finish: (re)do the snapshot.
@@ -235,6 +252,50 @@ export class MysqlSource implements Source {
         replica_server_id: this.replicaId,
       },
       'MySQL source opened',
+    );
+  }
+
+  /**
+   * Which tables' existing rows are still to be copied while streaming: those of an unfinished incremental snapshot
+   * (from the checkpoint) and tables replicated now that the checkpoint does not count as copied (added to `tables`
+   * or `databases` since). A checkpoint of an older version has no such list: then the tables here now count.
+   */
+  private async planIncremental(from: Checkpoint): Promise<MysqlIncrementalSnapshot> {
+    const replicated = (await this.snapshotTables(this.conn!)).map((t) => `${t.db}.${t.name}`);
+    const prior = mysqlSnapshotStateOf(from.state);
+    const incremental = this.newIncremental({
+      tables: prior?.tables ?? replicated,
+      pending: (prior?.pending ?? []).filter((p) => replicated.includes(p.table)),
+      emitted: prior?.emitted ?? 0,
+    });
+    for (const table of prior ? replicated : []) {
+      if (prior!.tables.includes(table) || prior!.pending.some((p) => p.table === table)) continue;
+      if (this.config.snapshot === 'never') {
+        incremental.followed(table);
+        continue;
+      }
+      this.ctx.logger.info(
+        { event: 'incremental_snapshot_requested', table, reason: 'table added to the pipeline' },
+        `table ${table} added to the pipeline: its existing rows are copied while streaming`,
+      );
+      incremental.request(table);
+    }
+    return incremental;
+  }
+
+  private newIncremental(state: MysqlSnapshotState): MysqlIncrementalSnapshot {
+    return new MysqlIncrementalSnapshot(
+      {
+        pipeline: this.ctx.pipeline,
+        logger: this.ctx.logger,
+        progress: this.ctx.snapshotProgress,
+        chunkRows: this.config.snapshot_chunk_rows,
+        serverId: this.serverId,
+        connect: () => connect(this.endpoint, this.config.connect_timeout_ms),
+        startSnapshot: (conn) => startSnapshotBounds(conn, this.flavor),
+        describe: (conn, db, name) => this.describeTable(conn, db, name),
+      },
+      state,
     );
   }
 
@@ -331,6 +392,8 @@ export class MysqlSource implements Source {
       if (!this.reader) return;
       const batcher = this.newBatcher(seq);
       void this.stream(this.reader, batcher);
+      const incremental = this.incremental;
+      if (incremental?.hasWork) incremental.run().catch((err) => batcher.fail(err));
       for await (const b of batcher.batches()) {
         if (b.checkpoint) this.lastEmitted = b.checkpoint;
         yield b;
@@ -445,37 +508,19 @@ export class MysqlSource implements Source {
           100,
         );
         first = false;
-        const select = columns.map(snapshotSelectExpr).join(', ');
-        const from = `${quoteIdent(t.db)}.${quoteIdent(t.name)}`;
         const keys = schema.keyColumns;
-        const keyIdx = keys.map((k) => columns.findIndex((c) => c.name === k));
-        const order = keys.map(quoteIdent).join(', ');
+        const chunkTable = { db: t.db, name: t.name, columns, keyColumns: keys };
         let lastKey: unknown[] | null = null;
         let offset = 0;
         for (;;) {
           if (this.closed || this.draining || batcher.isFailed) return null;
-          let sql = `SELECT ${select} FROM ${from}`;
-          const params: unknown[] = [];
-          if (keys.length > 0) {
-            if (lastKey) {
-              sql += ` WHERE (${order}) > (${keys.map(() => '?').join(', ')})`;
-              params.push(...lastKey);
-            }
-            sql += ` ORDER BY ${order} LIMIT ${this.config.snapshot_chunk_rows}`;
-          } else {
-            sql += ` LIMIT ${this.config.snapshot_chunk_rows} OFFSET ${offset}`;
-          }
-          const [rows] = await conn.query({
-            sql,
-            values: params,
-            rowsAsArray: true,
-            typeCast: (field: { buffer(): Buffer | null }) => field.buffer(),
-          } as never);
-          const list = rows as (Buffer | null)[][];
-          for (const raw of list) {
-            const after: Row = {};
-            for (let i = 0; i < columns.length; i++)
-              after[columns[i]!.name] = snapshotValue(raw[i] ?? null, columns[i]!);
+          const chunk = await readChunk(conn, chunkTable, {
+            after: lastKey,
+            limit: this.config.snapshot_chunk_rows,
+            offset,
+          });
+          const list = chunk.rows;
+          for (const after of list) {
             const key: Row | null =
               keys.length > 0 ? (Object.fromEntries(keys.map((k) => [k, after[k] ?? null])) as Row) : null;
             const bytes = estimateBytes(after) + 100;
@@ -502,8 +547,7 @@ export class MysqlSource implements Source {
           tableRows += list.length;
           if (list.length < this.config.snapshot_chunk_rows) break;
           offset += list.length;
-          const last = list[list.length - 1]!;
-          lastKey = keyIdx.map((i) => keyParam(last[i] ?? null, columns[i]!));
+          lastKey = chunk.lastKey;
         }
         if (held) {
           const lastTable = tableIndex === tables.length - 1;
@@ -520,10 +564,12 @@ export class MysqlSource implements Source {
         );
       }
       await conn.query('COMMIT');
+      this.incremental = this.newIncremental({ tables: [...done], pending: [], emitted: 0 });
       const finalCp: Checkpoint = {
         pipeline: this.ctx.pipeline,
         phase: 'stream',
         position: { kind: 'mysql', file: coords.file, pos: coords.pos, gtidSet: coords.gtidSet || undefined },
+        state: { snapshot: this.incremental.snapshotState() },
         sourceTimeMs: startedAt,
       };
       batcher.commit(finalCp);
@@ -849,6 +895,23 @@ export class MysqlSource implements Source {
     return out;
   }
 
+  /**
+   * What a table DDL statement means for the incremental snapshot: a chunk read across it is read again, and a table
+   * created (or renamed from a replicated one) while streaming has all its rows in the stream, so it counts as copied.
+   */
+  private followCopies(ddl: TableDdl): void {
+    const incremental = this.incremental;
+    if (!incremental) return;
+    incremental.observeDdl(ddl.tables.map((t) => `${t.db}.${t.name}`));
+    if (ddl.kind === 'create') {
+      for (const t of ddl.tables) if (this.included(t.db, t.name)) incremental.followed(`${t.db}.${t.name}`);
+    }
+    for (const r of ddl.renames) {
+      if (this.included(r.from.db, r.from.name) && this.included(r.to.db, r.to.name))
+        incremental.followed(`${r.to.db}.${r.to.name}`);
+    }
+  }
+
   /** Follows a table DDL statement: added columns, renamed and dropped tables. */
   private async followDdl(ddl: TableDdl): Promise<void> {
     const forget = (id: string) => {
@@ -1038,22 +1101,41 @@ export class MysqlSource implements Source {
         this.pendingAdded.size > 0
           ? Object.fromEntries([...this.pendingAdded].map(([id, cols]) => [id, [...cols]]))
           : undefined;
+      const snapshot = this.incremental?.snapshotState();
       return {
         pipeline: this.ctx.pipeline,
         phase: 'stream',
         position: { kind: 'mysql', file: e.file, pos: e.pos, gtidSet: e.gtidSet || undefined },
-        ...(addedColumns || droppedTables || droppedColumns || pendingAddedColumns || renamedColumns
-          ? { state: { addedColumns, droppedTables, droppedColumns, pendingAddedColumns, renamedColumns } }
+        ...(addedColumns || droppedTables || droppedColumns || pendingAddedColumns || renamedColumns || snapshot
+          ? { state: { addedColumns, droppedTables, droppedColumns, pendingAddedColumns, renamedColumns, snapshot } }
           : {}),
         sourceTimeMs: e.timestampMs,
       };
+    };
+    /** Where the stream is between transactions: the incremental snapshot's chunks go out there. */
+    let streamAt: StreamPoint = this.streamFrom
+      ? { file: this.streamFrom.file, pos: this.streamFrom.pos, gtidSet: this.streamFrom.gtidSet || undefined }
+      : { file: '', pos: 0 };
+    let lastCommitMs = Date.now();
+    /** Events of a transaction whose commit has not come yet were pushed. */
+    let inTransaction = false;
+    const snapshotBoundary = () => {
+      const events = this.incremental?.boundary(streamAt);
+      if (!events) return;
+      for (const e of events) batcher.push(e, estimateBytes(e.after) + 100);
+      batcher.commit(checkpointOf({ ...streamAt, timestampMs: lastCommitMs }));
     };
     /**
      * A commit point (after a commit, or a statement that is its own transaction) at `e.pos`; none when the reader
      * could not tell the offset (the next commit point covers this one).
      */
     const commitPoint = (e: { file: string; pos: number | undefined; gtidSet?: string; timestampMs: number }) => {
-      if (e.pos !== undefined) batcher.commit(checkpointOf({ ...e, pos: e.pos }));
+      inTransaction = false;
+      if (e.pos === undefined) return;
+      batcher.commit(checkpointOf({ ...e, pos: e.pos }));
+      streamAt = { file: e.file, pos: e.pos, gtidSet: e.gtidSet || undefined };
+      lastCommitMs = e.timestampMs;
+      snapshotBoundary();
     };
     try {
       while (!this.closed && !this.draining && !batcher.isFailed) {
@@ -1069,10 +1151,15 @@ export class MysqlSource implements Source {
           throw err;
         }
         if (ev === null) break;
-        if (ev === undefined) continue;
+        if (ev === undefined) {
+          // Idle: a chunk whose position the stream has passed need not wait for the next transaction.
+          if (!inTransaction) snapshotBoundary();
+          continue;
+        }
         switch (ev.type) {
           case 'begin':
             txStart = { file: ev.file, pos: ev.pos };
+            inTransaction = true;
             break;
           case 'rows': {
             const t = ev.table;
@@ -1089,6 +1176,9 @@ export class MysqlSource implements Source {
             const pos = txStart.pos;
             const serverId = this.serverId;
             const last = rows.length - 1;
+            inTransaction = true;
+            const copying = this.incremental?.watches(`${db}.${t.name}`) ? this.incremental : null;
+            const tx = { file, pos, gtid };
             if (this.droppedUnseen.delete(tableId(table))) {
               const at = { kind: 'mysql' as const, file, pos, gtid, serverId, row: 0 };
               batcher.push(droppedTableEvent({ db, name: t.name }, schema, ev, at), 100);
@@ -1127,6 +1217,7 @@ export class MysqlSource implements Source {
                 },
               };
               batcher.push(event, bytes);
+              copying?.observeRow(`${db}.${t.name}`, before, after, tx);
             }
             break;
           }
@@ -1138,6 +1229,7 @@ export class MysqlSource implements Source {
           case 'statement': {
             const truncated = parseTruncate(ev.query, ev.database);
             if (truncated && this.included(truncated.db, truncated.name)) {
+              this.incremental?.observeTruncate(`${truncated.db}.${truncated.name}`);
               const entry = await this.cachedInfo(truncated.db, truncated.name);
               if (entry) {
                 batcher.push(
@@ -1173,6 +1265,7 @@ export class MysqlSource implements Source {
               this.infoCache.clear();
               const ddl = parseTableDdl(ev.query, ev.database);
               if (ddl) {
+                this.followCopies(ddl);
                 const replicated = ddl.tables.find((x) => this.included(x.db, x.name));
                 const at = {
                   kind: 'mysql' as const,
@@ -1218,12 +1311,14 @@ export class MysqlSource implements Source {
 
   drain(): void {
     this.draining = true;
+    this.incremental?.stop();
     this.batcher?.end();
     this.roomWaiter?.();
   }
 
   async close(): Promise<void> {
     this.closed = true;
+    this.incremental?.stop();
     this.batcher?.end();
     this.roomWaiter?.();
     await this.stopReader();
@@ -1382,13 +1477,6 @@ function restoreRenamedColumns(saved: unknown, into: Map<string, { from: string;
 /** Reads `state.droppedTables` of a stream checkpoint (ignores anything malformed). */
 function restoreDroppedTables(saved: unknown): string[] {
   return Array.isArray(saved) ? saved.filter((id): id is string => typeof id === 'string') : [];
-}
-
-/** A keyset parameter that compares like the stored value (text for text columns, bytes for binary ones). */
-function keyParam(raw: Buffer | null, col: MysqlColumn): unknown {
-  if (raw === null) return null;
-  if (col.kind === 'bytes' || col.kind === 'bits') return raw;
-  return raw.toString('utf8');
 }
 
 const IDENT = '(?:`((?:[^`]|``)+)`|([\\w$]+))';

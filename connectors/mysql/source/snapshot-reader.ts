@@ -1,0 +1,84 @@
+import type mysql from 'mysql2/promise';
+import type { Row } from '../../../src/core/change-event.ts';
+import { quoteIdent } from '../identifiers.ts';
+import { type MysqlColumn, snapshotSelectExpr, snapshotValue } from './values.ts';
+
+/** One chunk of a table read in primary-key order (keyset pagination). */
+export interface Chunk {
+  rows: Row[];
+  /** The last row's key as query parameters for the next chunk (`WHERE (key) > (...)`), null when no row was read. */
+  lastKey: unknown[] | null;
+}
+
+/** What a chunk read needs to know of the table. */
+export interface ChunkTable {
+  db: string;
+  name: string;
+  columns: MysqlColumn[];
+  keyColumns: readonly string[];
+}
+
+/**
+ * Reads up to `limit` rows after key `after` (null: from the start) in key order, or, for a table without a key,
+ * `limit` rows at `offset` (null limit: the whole table). Values come as the server's text and are converted as the
+ * binlog decoder converts them, so a snapshot row and a streamed row of the same content are equal.
+ */
+export async function readChunk(
+  conn: mysql.Connection,
+  table: ChunkTable,
+  range: { after: unknown[] | null; limit: number | null; offset?: number },
+): Promise<Chunk> {
+  const { columns, keyColumns } = table;
+  const select = columns.map(snapshotSelectExpr).join(', ');
+  const keyIdx = keyColumns.map((k) => columns.findIndex((c) => c.name === k));
+  const order = keyColumns.map(quoteIdent).join(', ');
+  let sql = `SELECT ${select} FROM ${quoteIdent(table.db)}.${quoteIdent(table.name)}`;
+  const params: unknown[] = [];
+  if (keyColumns.length > 0) {
+    if (range.after) {
+      sql += ` WHERE (${order}) > (${keyColumns.map(() => '?').join(', ')})`;
+      params.push(...range.after);
+    }
+    sql += ` ORDER BY ${order}`;
+    if (range.limit !== null) sql += ` LIMIT ${range.limit}`;
+  } else if (range.limit !== null) {
+    sql += ` LIMIT ${range.limit} OFFSET ${range.offset ?? 0}`;
+  }
+  const [result] = await conn.query({
+    sql,
+    values: params,
+    rowsAsArray: true,
+    typeCast: (field: { buffer(): Buffer | null }) => field.buffer(),
+  } as never);
+  const raws = result as (Buffer | null)[][];
+  const rows: Row[] = new Array(raws.length);
+  for (let r = 0; r < raws.length; r++) {
+    const raw = raws[r]!;
+    const row: Row = {};
+    for (let i = 0; i < columns.length; i++) row[columns[i]!.name] = snapshotValue(raw[i] ?? null, columns[i]!);
+    rows[r] = row;
+  }
+  const last = raws[raws.length - 1];
+  const lastKey = last && keyColumns.length > 0 ? keyIdx.map((i) => keyParam(last[i] ?? null, columns[i]!)) : null;
+  return { rows, lastKey };
+}
+
+/** A key value as a query parameter: binary columns as bytes, everything else as the server's text. */
+function keyParam(raw: Buffer | null, col: MysqlColumn): unknown {
+  if (raw === null) return null;
+  if (col.kind === 'bytes' || col.kind === 'bits') return raw;
+  return raw.toString('utf8');
+}
+
+/** A key value as kept in a checkpoint (JSON): the server's text, or binary bytes as base64. */
+export type KeyStateValue = string | { base64: string } | null;
+
+/** A chunk's last key as JSON for a checkpoint. */
+export function keyToState(key: readonly unknown[]): KeyStateValue[] {
+  return key.map((v) => (v === null ? null : Buffer.isBuffer(v) ? { base64: v.toString('base64') } : String(v)));
+}
+
+/** The inverse of keyToState. */
+export function keyFromState(key: readonly KeyStateValue[]): unknown[] {
+  return key.map((v) => (v !== null && typeof v === 'object' ? Buffer.from(v.base64, 'base64') : v));
+}
