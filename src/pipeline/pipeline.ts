@@ -1,6 +1,6 @@
 import { laterCheckpoint } from '../checkpoint-order.ts';
 import type { ChangeBatch } from '../core/change-batch.ts';
-import type { Checkpoint } from '../core/checkpoint.ts';
+import { type Checkpoint, isSnapshotProgress } from '../core/checkpoint.ts';
 import type { CheckpointStore } from '../core/checkpoint-store.ts';
 import type { Source } from '../core/source.ts';
 import type { Target, TransactionalTarget, WriteResult } from '../core/target.ts';
@@ -167,7 +167,7 @@ export class Pipeline {
         const withTarget = withTargetState(checkpoint);
         if (!targetSavesCheckpoints) await store.save(withTarget);
         this.state.checkpoint = withTarget;
-        this.state.phase = checkpoint.phase;
+        this.state.phase = phaseOf(checkpoint);
         this.state.checkpointSavedAtMs = Date.now();
         progressed = true;
         logger.debug({ event: 'checkpoint_saved', pipeline: name, position: checkpoint.position }, 'checkpoint saved');
@@ -189,7 +189,7 @@ export class Pipeline {
       const from = laterCheckpoint(await store.load(name), own);
       target.resume?.(from?.state?.target as Record<string, unknown> | undefined);
       this.state.checkpoint = from;
-      this.state.phase = from?.phase ?? 'unknown';
+      this.state.phase = from ? phaseOf(from) : 'unknown';
       logger.info(
         { event: 'pipeline_starting', pipeline: name, from: from?.position ?? null, phase: from?.phase ?? null },
         from ? 'resuming from checkpoint' : 'starting without checkpoint',
@@ -201,7 +201,7 @@ export class Pipeline {
         // made until the next start.
         await store.save(withTargetState(start));
         this.state.checkpoint = start;
-        this.state.phase = start.phase;
+        this.state.phase = phaseOf(start);
         this.state.checkpointSavedAtMs = Date.now();
         logger.info(
           { event: 'start_position_saved', pipeline: name, position: start.position },
@@ -301,4 +301,9 @@ function raceAbort<T>(promise: Promise<T>, signal: AbortSignal): Promise<T | und
       },
     );
   });
+}
+
+/** What a pipeline at this checkpoint does: an initial snapshot still copying saves stream checkpoints as it goes. */
+function phaseOf(checkpoint: Checkpoint): Checkpoint['phase'] {
+  return isSnapshotProgress(checkpoint) ? 'snapshot' : checkpoint.phase;
 }

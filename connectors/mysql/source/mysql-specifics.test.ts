@@ -3,7 +3,7 @@ import { SourceSetupError, TributaryError } from '../../../src/errors.ts';
 import type { MysqlServer } from '../../../test/harness/mariadb.ts';
 import { mysqlFlavors } from '../../../test/harness/mysql-server.ts';
 import { GLOBAL_LOCK_WAIT_SECONDS } from '../flavor.ts';
-import { events, lastCheckpoint, makeSource, Puller, session } from './source.test-support.ts';
+import { events, lastCheckpoint, makeSource, Puller, session, snapshotDone } from './source.test-support.ts';
 
 const mysql = mysqlFlavors().filter((f) => f.name === 'mysql');
 
@@ -25,7 +25,7 @@ describe.skipIf(mysql.length === 0).each(mysql)('MySQL specifics ($name)', (flav
     await source.open(null);
     const puller = new Puller(source);
     try {
-      await puller.until((b) => b.some((x) => x.checkpoint?.phase === 'stream'));
+      await puller.until((b) => b.some((x) => snapshotDone(x)));
       for (const [i, sql] of inserts.entries()) await conn.query(sql.replaceAll('{id}', String(i + 101)));
       await puller.until((b) => events(b).filter((e) => e.op === 'insert').length >= inserts.length);
       const strip = (r: Record<string, unknown>) => {
@@ -168,7 +168,7 @@ describe.skipIf(mysql.length === 0).each(mysql)('MySQL specifics ($name)', (flav
     await source.open(null);
     const puller = new Puller(source);
     try {
-      await puller.until((b) => b.some((x) => x.checkpoint?.phase === 'stream'));
+      await puller.until((b) => b.some((x) => snapshotDone(x)));
       await conn.query('DELETE FROM p WHERE id = 1');
       await puller.until((b) => events(b).filter((e) => e.op === 'delete').length >= 2);
       const deletes = events(puller.batches)
@@ -198,7 +198,7 @@ describe.skipIf(mysql.length === 0).each(mysql)('MySQL with gtid_mode=OFF ($name
     const first = makeSource(server, 'nogtid', { databases: ['nogtid'] });
     await first.open(null);
     const p1 = new Puller(first);
-    await p1.until((b) => b.some((x) => x.checkpoint?.phase === 'stream'));
+    await p1.until((b) => b.some((x) => snapshotDone(x)));
     await conn.query('INSERT INTO t VALUES (2)');
     await p1.until((b) => events(b).some((e) => e.op === 'insert'));
     const cp = lastCheckpoint(p1.batches)!;
@@ -257,7 +257,7 @@ describe.skipIf(mysql.length === 0).each(mysql)('MySQL with gtid_mode=OFF ($name
     const puller = new Puller(source);
     try {
       const outcome = puller
-        .until((b) => b.some((x) => x.checkpoint?.phase === 'stream'), 30_000)
+        .until((b) => b.some((x) => snapshotDone(x)), 30_000)
         .then(
           () => null,
           (e: unknown) => e,
@@ -283,7 +283,7 @@ describe.skipIf(mysql.length === 0).each(mysql)('MySQL with gtid_mode=OFF ($name
     await again.open(null);
     const p2 = new Puller(again);
     try {
-      await p2.until((b) => b.some((x) => x.checkpoint?.phase === 'stream'), 30_000);
+      await p2.until((b) => b.some((x) => snapshotDone(x)), 30_000);
       expect(
         events(p2.batches)
           .filter((e) => e.op === 'read')

@@ -11,6 +11,7 @@ import {
   Puller,
   session,
   silentLogger,
+  snapshotDone,
   sourceConfig,
 } from './source.test-support.ts';
 
@@ -124,7 +125,7 @@ describe.each(mysqlFlavors())('mysql source: preflight and purged binlogs ($name
     const first = makeSource(server, 'ahead', { databases: ['ahead'] });
     await first.open(null);
     const p = new Puller(first);
-    await p.until((b) => b.some((x) => x.checkpoint?.phase === 'stream'));
+    await p.until((b) => b.some((x) => snapshotDone(x)));
     const cp = lastCheckpoint(p.batches)!;
     await p.end();
     await first.close();
@@ -166,7 +167,7 @@ describe.each(mysqlFlavors())('mysql source: preflight and purged binlogs ($name
     const first = makeSource(server, 'purged', { databases: ['purged'] });
     await first.open(null);
     const p = new Puller(first);
-    await p.until((b) => b.some((x) => x.checkpoint?.phase === 'stream'));
+    await p.until((b) => b.some((x) => snapshotDone(x)));
     const cp = lastCheckpoint(p.batches)!;
     await p.end();
     await first.close();
@@ -202,7 +203,7 @@ describe.each(mysqlFlavors())('mysql source: preflight and purged binlogs ($name
     await again.open(cp);
     const p2 = new Puller(again);
     try {
-      await p2.until((b) => b.some((x) => x.checkpoint?.phase === 'stream'));
+      await p2.until((b) => b.some((x) => snapshotDone(x)));
       expect(
         events(p2.batches)
           .map((e) => `${e.op}:${String(e.after?.id ?? '')}`)

@@ -11,7 +11,15 @@ import { mysqlFlavors } from '../../../test/harness/mysql-server.ts';
 import { type PgServer, startPostgres } from '../../../test/harness/postgres.ts';
 import { postgresTargetConfig } from '../../postgres/sink/config.ts';
 import { PostgresTarget } from '../../postgres/sink/target.ts';
-import { events, gtidPattern, lastCheckpoint, Puller, session, sourceConfig } from './source.test-support.ts';
+import {
+  events,
+  gtidPattern,
+  lastCheckpoint,
+  Puller,
+  session,
+  snapshotDone,
+  sourceConfig,
+} from './source.test-support.ts';
 import { DDL_MESSAGE_PREFIX, MysqlSource } from './source.ts';
 
 const BATCH = { max_events: 1000, max_bytes: 4 * 1024 * 1024, max_wait_ms: 50 };
@@ -52,7 +60,7 @@ describe.each(mysqlFlavors())('mysql source: schema changes ($name)', (flavor) =
     await source.open(null);
     const p = new Puller(source);
     try {
-      await p.until((b) => b.some((x) => x.checkpoint?.phase === 'stream'));
+      await p.until((b) => b.some((x) => snapshotDone(x)));
       const snapshotBatches = p.batches.length;
       await conn.query("SET time_zone = '+05:00'");
       await conn.query('ALTER TABLE t ADD COLUMN a INT NOT NULL DEFAULT 7');
@@ -142,7 +150,7 @@ describe.each(mysqlFlavors())('mysql source: schema changes ($name)', (flavor) =
     const p1 = new Puller(first);
     let afterDdl: Checkpoint;
     try {
-      await p1.until((b) => b.some((x) => x.checkpoint?.phase === 'stream'));
+      await p1.until((b) => b.some((x) => snapshotDone(x)));
       await conn.query('ALTER TABLE t RENAME COLUMN a TO x, DROP COLUMN b');
       await conn.query('ALTER TABLE t CHANGE x y INT, RENAME COLUMN c TO z');
       await p1.until((b) => events(b).filter((e) => e.op === 'message').length === 2);
@@ -198,7 +206,7 @@ describe.each(mysqlFlavors())('mysql source: schema changes ($name)', (flavor) =
       let beforeDdl: Checkpoint;
       let afterDdl: Checkpoint;
       try {
-        await p1.until((b) => b.some((x) => x.checkpoint?.phase === 'stream'));
+        await p1.until((b) => b.some((x) => snapshotDone(x)));
         beforeDdl = lastCheckpoint(p1.batches)!;
         await conn.query("ALTER TABLE t ADD COLUMN a VARCHAR(10) NOT NULL DEFAULT 'seven'");
         await p1.until((b) => events(b).some((e) => e.op === 'message'));

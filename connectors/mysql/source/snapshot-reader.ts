@@ -8,6 +8,8 @@ export interface Chunk {
   rows: Row[];
   /** The last row's key as query parameters for the next chunk (`WHERE (key) > (...)`), null when no row was read. */
   lastKey: unknown[] | null;
+  /** Each row's key as such parameters (empty for a table without a key). */
+  keys: unknown[][];
 }
 
 /** What a chunk read needs to know of the table. */
@@ -52,15 +54,15 @@ export async function readChunk(
   } as never);
   const raws = result as (Buffer | null)[][];
   const rows: Row[] = new Array(raws.length);
+  const keys: unknown[][] = keyColumns.length > 0 ? new Array(raws.length) : [];
   for (let r = 0; r < raws.length; r++) {
     const raw = raws[r]!;
     const row: Row = {};
     for (let i = 0; i < columns.length; i++) row[columns[i]!.name] = snapshotValue(raw[i] ?? null, columns[i]!);
     rows[r] = row;
+    if (keyColumns.length > 0) keys[r] = keyIdx.map((i) => keyParam(raw[i] ?? null, columns[i]!));
   }
-  const last = raws[raws.length - 1];
-  const lastKey = last && keyColumns.length > 0 ? keyIdx.map((i) => keyParam(last[i] ?? null, columns[i]!)) : null;
-  return { rows, lastKey };
+  return { rows, lastKey: keys[keys.length - 1] ?? null, keys };
 }
 
 /** A key value as a query parameter: binary columns as bytes, everything else as the server's text. */

@@ -3,7 +3,7 @@ import mysql from 'mysql2/promise';
 import pino from 'pino';
 import type { BatchOptions } from '../../../src/config/batch.ts';
 import type { ChangeBatch } from '../../../src/core/change-batch.ts';
-import type { Checkpoint } from '../../../src/core/checkpoint.ts';
+import { type Checkpoint, isSnapshotProgress } from '../../../src/core/checkpoint.ts';
 import type { ConnectorContext } from '../../../src/core/connector-context.ts';
 import type { TransactionalTarget } from '../../../src/core/target.ts';
 import { Pipeline } from '../../../src/pipeline/pipeline.ts';
@@ -88,6 +88,11 @@ export class Puller {
 
 export function events(batches: ChangeBatch[]) {
   return batches.flatMap((b) => b.events);
+}
+
+/** A batch ending the initial snapshot: the first stream checkpoint that is not a chunk's progress. */
+export function snapshotDone(batch: ChangeBatch): boolean {
+  return batch.checkpoint?.phase === 'stream' && !isSnapshotProgress(batch.checkpoint);
 }
 
 export function lastCheckpoint(batches: ChangeBatch[]): Checkpoint | null {

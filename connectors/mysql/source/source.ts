@@ -40,6 +40,7 @@ import {
   type MysqlSnapshotState,
   mysqlSnapshotStateOf,
   type StreamPoint,
+  type TableProgress,
 } from './incremental-snapshot.ts';
 import { holdReaderLock } from './instance-lock.ts';
 import { preflightMysqlSource } from './preflight.ts';
@@ -47,7 +48,7 @@ import { RowDecoder } from './row-decoder.ts';
 import { droppedTableEvent } from './schema-change.ts';
 import { checkServerReached } from './server-behind.ts';
 import { replicaServerId } from './server-id.ts';
-import { readChunk } from './snapshot-reader.ts';
+import { keyToState, readChunk } from './snapshot-reader.ts';
 import { kindOfType, type MysqlColumn, normalizeColumnType } from './values.ts';
 
 interface TableEntry {
@@ -441,9 +442,14 @@ export class MysqlSource implements Source {
   }
 
   /**
-   * Copies the tables into `batcher` (each table ends with a snapshot checkpoint, the last with the stream one) and
-   * ends it; resolves with the binlog position the copy corresponds to, or null when closed first. A failure fails
-   * the batcher.
+   * Copies the tables into `batcher` and ends it; resolves with the binlog position the copy corresponds to, or null
+   * when closed first. A failure fails the batcher.
+   *
+   * With `snapshot: initial` every full chunk of a keyed table ends a transaction whose checkpoint is a stream
+   * checkpoint at the snapshot's position, with the copy's progress as an incremental snapshot's (`state.snapshot`,
+   * `initial: true`): a restart streams from that position and copies the rest by the incremental snapshot, after the
+   * last durable chunk. (A table without a key starts over: no stable order to resume in.) With `initial_only`, each
+   * table ends with a snapshot checkpoint and a restart redoes the copy.
    */
   private async snapshot(batcher: CommitBatcher): Promise<BinlogCoordinates | null> {
     let conn: mysql.Connection | null = null;
@@ -465,13 +471,41 @@ export class MysqlSource implements Source {
         commitTimeMs: startedAt,
         snapshot,
       });
-      const snapshotCp = (): Checkpoint => ({
-        pipeline: this.ctx.pipeline,
-        phase: 'snapshot',
-        position: { kind: 'mysql', file: coords.file, pos: coords.pos, gtidSet: coords.gtidSet || undefined },
-        state: { snapshot: { tablesDone: [...done] } },
-        sourceTimeMs: startedAt,
-      });
+      const resumable = this.config.snapshot === 'initial';
+      let emitted = 0;
+      const position = {
+        kind: 'mysql' as const,
+        file: coords.file,
+        pos: coords.pos,
+        gtidSet: coords.gtidSet || undefined,
+      };
+      /** After a table, or a chunk of one (`current`): what a restart needs to copy the rest. */
+      const progressCp = (current: TableProgress | null, next: number): Checkpoint =>
+        resumable
+          ? {
+              pipeline: this.ctx.pipeline,
+              phase: 'stream',
+              position,
+              state: {
+                snapshot: {
+                  tables: [...done],
+                  pending: [
+                    ...(current ? [current] : []),
+                    ...tables.slice(next).map((x) => ({ table: `${x.db}.${x.name}`, lastKey: null, rows: 0 })),
+                  ],
+                  emitted: ++emitted,
+                  initial: true,
+                },
+              },
+              sourceTimeMs: startedAt,
+            }
+          : {
+              pipeline: this.ctx.pipeline,
+              phase: 'snapshot',
+              position,
+              state: { snapshot: { tablesDone: [...done] } },
+              sourceTimeMs: startedAt,
+            };
       // Debezium's snapshot markers need each table's last row: it is held back until the next row or the table's end.
       let held: { event: ChangeEvent; bytes: number } | null = null;
       for (const [tableIndex, t] of tables.entries()) {
@@ -512,6 +546,11 @@ export class MysqlSource implements Source {
         const chunkTable = { db: t.db, name: t.name, columns, keyColumns: keys };
         let lastKey: unknown[] | null = null;
         let offset = 0;
+        let chunks = 0;
+        /** Key of the held row, and of the last row pushed with its count: what a chunk's checkpoint covers. */
+        let heldKey: unknown[] | null = null;
+        let pushedKey: unknown[] | null = null;
+        let pushedRows = 0;
         for (;;) {
           if (this.closed || this.draining || batcher.isFailed) return null;
           const chunk = await readChunk(conn, chunkTable, {
@@ -520,7 +559,7 @@ export class MysqlSource implements Source {
             offset,
           });
           const list = chunk.rows;
-          for (const after of list) {
+          for (const [i, after] of list.entries()) {
             const key: Row | null =
               keys.length > 0 ? (Object.fromEntries(keys.map((k) => [k, after[k] ?? null])) as Row) : null;
             const bytes = estimateBytes(after) + 100;
@@ -528,8 +567,11 @@ export class MysqlSource implements Source {
               held === null ? (tableIndex === 0 ? 'first' : 'first_in_data_collection') : 'true';
             if (held) {
               batcher.push(held.event, held.bytes);
+              pushedKey = heldKey;
+              pushedRows++;
               if (batcher.wantsPause) await this.room(batcher);
             }
+            heldKey = chunk.keys[i] ?? null;
             held = {
               event: {
                 op: 'read',
@@ -548,6 +590,17 @@ export class MysqlSource implements Source {
           if (list.length < this.config.snapshot_chunk_rows) break;
           offset += list.length;
           lastKey = chunk.lastKey;
+          chunks++;
+          if (resumable && keys.length > 0 && pushedKey) {
+            const current: TableProgress = {
+              table: progressName,
+              lastKey: keyToState(pushedKey),
+              rows: pushedRows,
+              chunks,
+              key: [...keys],
+            };
+            batcher.commit(progressCp(current, tableIndex + 1));
+          }
         }
         if (held) {
           const lastTable = tableIndex === tables.length - 1;
@@ -556,7 +609,7 @@ export class MysqlSource implements Source {
           held = null;
         }
         done.push(`${t.db}.${t.name}`);
-        batcher.commit(snapshotCp());
+        batcher.commit(progressCp(null, tableIndex + 1));
         this.ctx.snapshotProgress?.finish(progressName);
         this.ctx.logger.info(
           { event: 'snapshot_table_done', table: progressName, rows: tableRows },

@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { comparePositions } from '../../../src/checkpoint-order.ts';
 import type { ChangeBatch } from '../../../src/core/change-batch.ts';
 import type { ChangeEvent } from '../../../src/core/change-event.ts';
+import { isSnapshotProgress } from '../../../src/core/checkpoint.ts';
 import { SnapshotProgress, type TableSnapshotReport } from '../../../src/observability/snapshot-progress.ts';
 import type { MysqlServer } from '../../../test/harness/mariadb.ts';
 import { mysqlFlavors } from '../../../test/harness/mysql-server.ts';
@@ -13,6 +14,7 @@ import {
   Puller,
   session,
   silentLogger,
+  snapshotDone,
   sourceConfig,
 } from './source.test-support.ts';
 import { MysqlSource } from './source.ts';
@@ -97,7 +99,7 @@ describe.each(mysqlFlavors())('mysql source: snapshot and streaming ($name)', (f
       })();
       try {
         // Let the writer run through the whole snapshot and a little streaming.
-        await puller.until((b) => b.some((x) => x.checkpoint?.phase === 'stream'), 60_000);
+        await puller.until((b) => b.some((x) => snapshotDone(x)), 60_000);
         const snapshotBatches = puller.batches.length;
         await new Promise((r) => setTimeout(r, 300));
         writing = false;
@@ -118,9 +120,9 @@ describe.each(mysqlFlavors())('mysql source: snapshot and streaming ($name)', (f
           expect(replica.rows.get(String(r.id))).toEqual({ id: String(r.id), v: String(r.v), note: r.note });
         }
         expect(writes).toBeGreaterThan(withoutReload ? 3 : 10);
-        // Snapshot batches before the hand-off never carry a stream checkpoint.
+        // Snapshot batches before the hand-off carry no checkpoint, or a chunk's progress at the snapshot's position.
         for (const b of puller.batches.slice(0, snapshotBatches - 1))
-          expect(b.checkpoint?.phase ?? 'none').not.toBe('stream');
+          expect(b.checkpoint === null || isSnapshotProgress(b.checkpoint)).toBe(true);
         const reads = events(puller.batches).filter((e) => e.op === 'read').length;
         console.log(`snapshot: ${reads} rows read while ${writes} transactions were written`);
       } finally {
@@ -149,7 +151,7 @@ describe.each(mysqlFlavors())('mysql source: snapshot and streaming ($name)', (f
       await source.open(null);
       const puller = new Puller(source);
       try {
-        const snapshot = puller.until((b) => b.some((x) => x.checkpoint?.phase === 'stream'), 60_000);
+        const snapshot = puller.until((b) => b.some((x) => snapshotDone(x)), 60_000);
         await new Promise((r) => setTimeout(r, 500));
         const started = Date.now();
         await conn.query('INSERT INTO w VALUES (1)');
@@ -185,7 +187,7 @@ describe.each(mysqlFlavors())('mysql source: snapshot and streaming ($name)', (f
       const first = makeSource(server, db, options);
       await first.open(null);
       const p1 = new Puller(first);
-      await p1.until((b) => b.some((x) => x.checkpoint?.phase === 'stream'));
+      await p1.until((b) => b.some((x) => snapshotDone(x)));
       for (let i = 3; i <= 10; i++) await conn.query('INSERT INTO t VALUES (?, ?)', [i, `v${i}`]);
       await p1.until((b) => events(b).filter((e) => e.op === 'insert').length === 8);
       const cp = lastCheckpoint(p1.batches)!;
@@ -269,14 +271,15 @@ describe.each(mysqlFlavors())('mysql source: snapshot and streaming ($name)', (f
     }
   });
 
-  it('redoes an interrupted snapshot, each table preceded by a truncate', async () => {
+  it('redoes an interrupted initial_only snapshot, each table preceded by a truncate', async () => {
     await server.createDatabase('redo');
     const conn = await session(server, 'redo');
     await conn.query('CREATE TABLE a (id INT PRIMARY KEY)');
     await conn.query('CREATE TABLE b (id INT PRIMARY KEY)');
     await conn.query(`INSERT INTO a SELECT seq FROM ${server.series(1, 3000)}`);
     await conn.query(`INSERT INTO b SELECT seq FROM ${server.series(1, 10)}`);
-    const first = makeSource(server, 'redo', { databases: ['redo'], snapshot_chunk_rows: 1000 }, { max_events: 500 });
+    const options = { databases: ['redo'], snapshot_chunk_rows: 1000, snapshot: 'initial_only' as const };
+    const first = makeSource(server, 'redo', options, { max_events: 500 });
     await first.open(null);
     const p1 = new Puller(first);
     await p1.until((b) => b.length >= 2);
@@ -286,11 +289,11 @@ describe.each(mysqlFlavors())('mysql source: snapshot and streaming ($name)', (f
     expect(interrupted?.phase ?? 'snapshot').toBe('snapshot');
 
     await conn.query('DELETE FROM a WHERE id <= 100');
-    const second = makeSource(server, 'redo', { databases: ['redo'], snapshot_chunk_rows: 1000 }, { max_events: 500 });
+    const second = makeSource(server, 'redo', options, { max_events: 500 });
     await second.open(interrupted);
     const p2 = new Puller(second);
     try {
-      await p2.until((b) => b.some((x) => x.checkpoint?.phase === 'stream'));
+      await p2.until((b) => b.some((x) => snapshotDone(x)));
       const evs = events(p2.batches);
       expect(evs[0]!.op).toBe('truncate');
       expect(evs[0]!.table.name).toBe('a');
@@ -302,6 +305,57 @@ describe.each(mysqlFlavors())('mysql source: snapshot and streaming ($name)', (f
       for (const e of [...events(p1.batches), ...evs].filter((e) => e.table.name === 'a')) replica.apply(e);
       expect(replica.rows.size).toBe(2900);
       expect(replica.rows.has('1')).toBe(false);
+    } finally {
+      await p2.end();
+      await second.close();
+      await conn.end();
+    }
+  });
+
+  it('resumes an interrupted initial snapshot after its last durable chunk, streaming from its position', async () => {
+    await server.createDatabase('resume');
+    const conn = await session(server, 'resume');
+    await conn.query('CREATE TABLE a (id INT PRIMARY KEY)');
+    await conn.query('CREATE TABLE b (id INT PRIMARY KEY)');
+    await conn.query(`INSERT INTO a SELECT seq FROM ${server.series(1, 3000)}`);
+    await conn.query(`INSERT INTO b SELECT seq FROM ${server.series(1, 10)}`);
+    const options = { databases: ['resume'], snapshot_chunk_rows: 1000 };
+    const first = makeSource(server, 'resume', options, { max_events: 500 });
+    await first.open(null);
+    const p1 = new Puller(first);
+    const progress = (b: ChangeBatch) =>
+      b.checkpoint?.state?.snapshot as { initial?: boolean; pending: { table: string; lastKey: string[] | null }[] };
+    await p1.until((bs) => bs.some((b) => progress(b)?.pending[0]?.lastKey));
+    const interrupted = p1.batches.find((b) => progress(b)?.pending[0]?.lastKey)!.checkpoint!;
+    await p1.end();
+    await first.close();
+    // A chunk's checkpoint: the stream position of the snapshot, with the copy's progress.
+    expect(interrupted.phase).toBe('stream');
+    expect(progress({ checkpoint: interrupted } as ChangeBatch)).toMatchObject({
+      initial: true,
+      pending: [
+        { table: 'resume.a', lastKey: ['999'], rows: 999 },
+        { table: 'resume.b', lastKey: null, rows: 0 },
+      ],
+    });
+
+    await conn.query('DELETE FROM a WHERE id <= 100 OR id = 2000');
+    const second = makeSource(server, 'resume', options, { max_events: 500 });
+    await second.open(interrupted);
+    const p2 = new Puller(second);
+    try {
+      await p2.until((bs) => bs.some((b) => b.events.some((e) => e.op === 'read' && e.table.name === 'b')));
+      const evs = events(p2.batches);
+      // The deletes come from the stream; the copy goes on after the last durable key, without emptying a again.
+      expect(evs.filter((e) => e.op === 'delete').map((e) => e.before?.id)).toHaveLength(101);
+      expect(evs.some((e) => e.op === 'truncate' && e.table.name === 'a')).toBe(false);
+      const readA = evs.filter((e) => e.op === 'read' && e.table.name === 'a').map((e) => Number(e.after?.id));
+      expect(readA[0]).toBe(1000);
+      expect(readA).toHaveLength(2000);
+      expect(readA.includes(2000)).toBe(false);
+      const truncB = evs.findIndex((e) => e.op === 'truncate' && e.table.name === 'b');
+      expect(truncB).toBeGreaterThan(-1);
+      expect(evs.findIndex((e) => e.op === 'read' && e.table.name === 'b')).toBeGreaterThan(truncB);
     } finally {
       await p2.end();
       await second.close();
@@ -329,7 +383,7 @@ describe.each(mysqlFlavors())('mysql source: snapshot and streaming ($name)', (f
     try {
       await p.until((b) => {
         seen.push(progress.report());
-        return b.some((x) => x.checkpoint?.phase === 'stream');
+        return b.some((x) => snapshotDone(x));
       });
       const final = progress.report();
       expect(final.map((t) => [t.table, t.status, t.rows_copied])).toEqual([

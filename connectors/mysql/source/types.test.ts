@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MYSQL_TYPES_COLUMNS, MYSQL_TYPES_DDL, MYSQL_TYPES_VALUES } from '../../../test/fixtures/mysql-types.ts';
 import type { MysqlServer } from '../../../test/harness/mariadb.ts';
 import { mysqlFlavors } from '../../../test/harness/mysql-server.ts';
-import { events, gtidPattern, makeSource, Puller, session } from './source.test-support.ts';
+import { events, gtidPattern, makeSource, Puller, session, snapshotDone } from './source.test-support.ts';
 
 const EXPECTED: Record<string, string | null> = {
   ti: '-128',
@@ -85,7 +85,7 @@ describe.each(mysqlFlavors())('mysql source: value forms ($name)', (flavor) => {
     await source.open(null);
     const puller = new Puller(source);
     try {
-      await puller.until((b) => b.some((x) => x.checkpoint?.phase === 'stream'));
+      await puller.until((b) => b.some((x) => snapshotDone(x)));
       const reads = events(puller.batches).filter((e) => e.op === 'read');
       expect(reads).toHaveLength(2);
       const conn = await session(server, 'types_db');
@@ -158,7 +158,7 @@ describe.each(mysqlFlavors())('mysql source: value forms ($name)', (flavor) => {
       await source.open(null);
       const puller = new Puller(source);
       try {
-        await puller.until((b) => b.some((x) => x.checkpoint?.phase === 'stream'));
+        await puller.until((b) => b.some((x) => snapshotDone(x)));
         for (const [i, d] of docs.entries()) await conn.query(`INSERT INTO j VALUES (${i + 101}, ${d})`);
         await puller.until((b) => events(b).filter((e) => e.op === 'insert').length >= docs.length);
         // Judged by the server's own text of each document.
