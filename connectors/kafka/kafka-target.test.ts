@@ -9,7 +9,7 @@ import { MemorySource, MemoryStore } from '../../test/fakes/memory-parts.ts';
 import { FIXED_NOW, mysqlEvents, pgAllKinds, postgresEvents } from '../../test/golden/events.ts';
 import type { OutgoingMessage } from './client.ts';
 import { kafkaTargetConfig } from './config.ts';
-import { InMemoryKafkaClient } from './in-memory-client.fake.ts';
+import { InMemoryKafkaClient } from './in-memory-client.test-support.ts';
 import { KafkaTarget } from './kafka-target.ts';
 import { RECORD_BATCH_OVERHEAD, recordSize } from './record-size.ts';
 

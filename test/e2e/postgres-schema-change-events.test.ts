@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { jsonlTargetConfig } from '../../connectors/jsonl/config.ts';
 import { JsonlTarget } from '../../connectors/jsonl/jsonl-target.ts';
 import { kafkaTargetConfig } from '../../connectors/kafka/config.ts';
-import { InMemoryKafkaClient } from '../../connectors/kafka/in-memory-client.fake.ts';
+import { InMemoryKafkaClient } from '../../connectors/kafka/in-memory-client.test-support.ts';
 import { KafkaTarget } from '../../connectors/kafka/kafka-target.ts';
 import { PostgresSource } from '../../connectors/postgres/source/index.ts';
 import type { ChangeBatch } from '../../src/core/change-batch.ts';
