@@ -21,6 +21,49 @@ describe('source layout', () => {
     expect(importers).toEqual([]);
   });
 
+  it('every connector shows one face: the same file names wherever the concept is the same', () => {
+    const has = (dir: string, names: string[]) => names.filter((n) => !fs.existsSync(path.join(dir, n)));
+    const missing: string[] = [];
+    for (const entry of fs.readdirSync('connectors', { withFileTypes: true })) {
+      const dir = path.join('connectors', entry.name);
+      if (!entry.isDirectory() || !fs.existsSync(path.join(dir, 'index.ts'))) continue; // shared machinery (sql/)
+      const parts = ['source', 'sink'].filter((p) => fs.existsSync(path.join(dir, p)));
+      const want: [string, string[]][] =
+        parts.length === 0
+          ? [[dir, ['index.ts', 'config.ts', 'target.ts', 'preflight.ts']]]
+          : [
+              [dir, ['index.ts', 'errors.ts', 'identifiers.ts', 'type-names.ts', 'connection-tls.ts']],
+              ...(parts.includes('source')
+                ? [
+                    [
+                      path.join(dir, 'source'),
+                      ['index.ts', 'config.ts', 'source.ts', 'preflight.ts', 'teardown.ts', 'status.ts'],
+                    ] as [string, string[]],
+                  ]
+                : []),
+              ...(parts.includes('sink')
+                ? [
+                    [
+                      path.join(dir, 'sink'),
+                      [
+                        'index.ts',
+                        'config.ts',
+                        'target.ts',
+                        'preflight.ts',
+                        'checkpoint-store.ts',
+                        'column-types.ts',
+                        'statements.ts',
+                        'table-sync.ts',
+                      ],
+                    ] as [string, string[]],
+                  ]
+                : []),
+            ];
+      for (const [d, names] of want) missing.push(...has(d, names).map((n) => path.join(d, n)));
+    }
+    expect(missing).toEqual([]);
+  });
+
   it('code that ships never imports a test-only file (*.test-support.ts: helpers and stand-ins)', () => {
     const importers = [...sourceFiles('connectors'), ...sourceFiles('src')]
       .filter((file) => !TEST_ONLY.test(file))
