@@ -22,44 +22,28 @@ describe('source layout', () => {
   });
 
   it('every connector shows one face: the same file names wherever the concept is the same', () => {
-    const has = (dir: string, names: string[]) => names.filter((n) => !fs.existsSync(path.join(dir, n)));
+    const face = {
+      engine: ['index.ts', 'errors.ts', 'identifiers.ts', 'type-names.ts', 'connection-tls.ts'],
+      source: ['index.ts', 'config.ts', 'source.ts', 'preflight.ts', 'teardown.ts', 'status.ts'],
+      sink: ['index.ts', 'config.ts', 'target.ts', 'preflight.ts', 'checkpoint-store.ts', 'column-types.ts'],
+      sinkDialect: ['type-mapping.ts', 'statements.ts', 'table-sync.ts'],
+      targetOnly: ['index.ts', 'config.ts', 'target.ts', 'preflight.ts'],
+    };
     const missing: string[] = [];
+    const expectFiles = (dir: string, names: string[]) =>
+      missing.push(...names.filter((n) => !fs.existsSync(path.join(dir, n))).map((n) => path.join(dir, n)));
     for (const entry of fs.readdirSync('connectors', { withFileTypes: true })) {
       const dir = path.join('connectors', entry.name);
       if (!entry.isDirectory() || !fs.existsSync(path.join(dir, 'index.ts'))) continue; // shared machinery (sql/)
-      const parts = ['source', 'sink'].filter((p) => fs.existsSync(path.join(dir, p)));
-      const want: [string, string[]][] =
-        parts.length === 0
-          ? [[dir, ['index.ts', 'config.ts', 'target.ts', 'preflight.ts']]]
-          : [
-              [dir, ['index.ts', 'errors.ts', 'identifiers.ts', 'type-names.ts', 'connection-tls.ts']],
-              ...(parts.includes('source')
-                ? [
-                    [
-                      path.join(dir, 'source'),
-                      ['index.ts', 'config.ts', 'source.ts', 'preflight.ts', 'teardown.ts', 'status.ts'],
-                    ] as [string, string[]],
-                  ]
-                : []),
-              ...(parts.includes('sink')
-                ? [
-                    [
-                      path.join(dir, 'sink'),
-                      [
-                        'index.ts',
-                        'config.ts',
-                        'target.ts',
-                        'preflight.ts',
-                        'checkpoint-store.ts',
-                        'column-types.ts',
-                        'statements.ts',
-                        'table-sync.ts',
-                      ],
-                    ] as [string, string[]],
-                  ]
-                : []),
-            ];
-      for (const [d, names] of want) missing.push(...has(d, names).map((n) => path.join(d, n)));
+      const source = path.join(dir, 'source');
+      const sink = path.join(dir, 'sink');
+      if (!fs.existsSync(source) && !fs.existsSync(sink)) {
+        expectFiles(dir, face.targetOnly);
+        continue;
+      }
+      expectFiles(dir, face.engine);
+      if (fs.existsSync(source)) expectFiles(source, face.source);
+      if (fs.existsSync(sink)) expectFiles(sink, [...face.sink, ...face.sinkDialect]);
     }
     expect(missing).toEqual([]);
   });
