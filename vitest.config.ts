@@ -7,8 +7,8 @@ const KAFKA_BROKER_TESTS = ['connectors/kafka/**/*.integration.test.ts', 'test/*
 
 /**
  * Tests beside the code that start a real server (a database, a broker) are the ones that reach the test harness,
- * directly or through a test-only file beside the code (`*.test-support.ts` helpers, `*.fake.ts` stand-ins; the build
- * leaves both out by that name) that does. Everything else there is a unit test: `npm run test:unit` runs those
+ * directly or through a test-only file beside the code (`*.test-support.ts`: helpers and stand-ins; the build leaves
+ * them out by that name) that does. Everything else there is a unit test: `npm run test:unit` runs those
  * alone, in seconds, with nothing installed but Node. Found by reading the files, so a new server test can never land
  * in the unit project by being forgotten in a list.
  */
@@ -17,7 +17,7 @@ function testsBesideCodeThatNeedServers(): string[] {
   const reachesHarness = (file: string): boolean => {
     const text = fs.readFileSync(file, 'utf8');
     if (/harness\//.test(text)) return true;
-    return [...text.matchAll(/from '(\.[^']*\.(?:test-support|fake)\.ts)'/g)].some((m) =>
+    return [...text.matchAll(/from '(\.[^']*\.test-support\.ts)'/g)].some((m) =>
       reachesHarness(path.join(path.dirname(file), m[1]!)),
     );
   };

@@ -30,7 +30,7 @@ describe('npm run test:unit', () => {
   function reachesHarness(file: string): boolean {
     const text = fs.readFileSync(file, 'utf8');
     if (/harness\//.test(text)) return true;
-    return [...text.matchAll(/from '(\.[^']*\.(?:test-support|fake)\.ts)'/g)].some((m) =>
+    return [...text.matchAll(/from '(\.[^']*\.test-support\.ts)'/g)].some((m) =>
       reachesHarness(path.join(path.dirname(file), m[1]!)),
     );
   }

@@ -9,7 +9,7 @@ import { MemorySource, MemoryStore } from '../../test/fakes/memory-parts.ts';
 import { type KafkaBroker, kafkaTool, startKafkaBroker, topicEndOffsets } from '../../test/harness/kafka-broker.ts';
 import { testKafkaBrokers } from '../../test/harness/kafka-test-broker.ts';
 import { kafkaTargetConfig } from './config.ts';
-import { KafkaTarget } from './kafka-target.ts';
+import { KafkaTarget } from './target.ts';
 
 /**
  * Delivery guarantees on the run's real broker, each judged by the broker itself (its offsets, topic descriptions

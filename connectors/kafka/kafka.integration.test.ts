@@ -7,7 +7,7 @@ import { kafkaTool, topicEndOffsets } from '../../test/harness/kafka-broker.ts';
 import { testKafkaBrokers } from '../../test/harness/kafka-test-broker.ts';
 import { kafkaTargetConfig } from './config.ts';
 import { readTopicMessages } from './kafka-client.ts';
-import { KafkaTarget } from './kafka-target.ts';
+import { KafkaTarget } from './target.ts';
 
 /**
  * Against a real broker: the run's broker (test/harness/kafka-global-setup.ts), or KAFKA_BROKERS=host:port. Without

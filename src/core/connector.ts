@@ -9,7 +9,8 @@ import type { Target } from './target.ts';
 /**
  * The face every connector shows the registry. Each engine builds it from files of the same names in `source/` and
  * `sink/`: the source or target class (`source.ts`, `target.ts`), `preflight.ts`, `teardown.ts`, `status.ts`; the
- * engine's error classifier (`errors.ts`) and identifier quoter (`identifiers.ts`) beside them.
+ * engine's error classifier (`errors.ts`) and identifier quoter (`identifiers.ts`) beside them. A connector that is
+ * only a target (Kafka, jsonl) has the files of `sink/` at its top.
  */
 export interface SourceConnector<C = SourceConfig> {
   create(config: C, ctx: ConnectorContext, options: { batch: BatchConfig }): Source;

@@ -1,57 +1,39 @@
 import { quoteIdent } from '../../connectors/mysql/identifiers.ts';
+import { MYSQL_CHAR_TYPES, mysqlTypeKind } from '../../connectors/mysql/type-names.ts';
 import type { Db } from './db.ts';
 import { type Dialect, expandedTupleCompare, parseTableName, sqlString, type TableScope, utf8Hex } from './dialect.ts';
 import type { ColumnDef, TableDef, TableName } from './types.ts';
 
 const SYSTEM_DATABASES = ['mysql', 'information_schema', 'performance_schema', 'sys', 'tributary'];
 
+/**
+ * What verify compares a column as, from its DATA_TYPE: the value kind of the one MySQL type-name table, except that
+ * ENUM and SET compare as their text, and geometries and MariaDB's address types as `other`.
+ */
 function kindOf(dataType: string, columnType: string): Pick<ColumnDef, 'kind' | 'maybeBool' | 'bitWidth'> {
-  switch (dataType) {
-    case 'tinyint':
-      return { kind: 'int', maybeBool: /^tinyint\(1\)/.test(columnType) };
-    case 'smallint':
-    case 'mediumint':
+  if (dataType === 'tinyint') return { kind: 'int', maybeBool: /^tinyint\(1\)/.test(columnType) };
+  if (dataType === 'bit') {
+    const width = Number(/bit\((\d+)\)/.exec(columnType)?.[1] ?? 1);
+    return { kind: 'bits', bitWidth: width, maybeBool: width === 1 };
+  }
+  const kind = mysqlTypeKind(dataType);
+  switch (kind) {
     case 'int':
-    case 'bigint':
-    case 'year':
-      return { kind: 'int' };
     case 'decimal':
-      return { kind: 'decimal' };
     case 'float':
-    case 'double':
-      return { kind: 'float' };
-    case 'char':
-    case 'varchar':
-    case 'tinytext':
-    case 'text':
-    case 'mediumtext':
-    case 'longtext':
+    case 'bytes':
+    case 'json':
+    case 'uuid':
+    case 'date':
+    case 'time':
+    case 'timestamp':
+    case 'timestamptz':
+      return { kind };
     case 'enum':
     case 'set':
       return { kind: 'text' };
-    case 'binary':
-    case 'varbinary':
-    case 'tinyblob':
-    case 'blob':
-    case 'mediumblob':
-    case 'longblob':
-      return { kind: 'bytes' };
-    case 'json':
-      return { kind: 'json' };
-    case 'uuid':
-      return { kind: 'uuid' };
-    case 'date':
-      return { kind: 'date' };
-    case 'time':
-      return { kind: 'time' };
-    case 'datetime':
-      return { kind: 'timestamp' };
-    case 'timestamp':
-      return { kind: 'timestamptz' };
-    case 'bit': {
-      const width = Number(/bit\((\d+)\)/.exec(columnType)?.[1] ?? 1);
-      return { kind: 'bits', bitWidth: width, maybeBool: width === 1 };
-    }
+    case 'text':
+      return { kind: MYSQL_CHAR_TYPES.includes(dataType) ? 'text' : 'other' };
     default:
       return { kind: 'other' };
   }

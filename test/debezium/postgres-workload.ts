@@ -11,7 +11,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { jsonlTargetConfig } from '../../connectors/jsonl/config.ts';
-import { JsonlTarget } from '../../connectors/jsonl/jsonl-target.ts';
+import { JsonlTarget } from '../../connectors/jsonl/target.ts';
 import { PostgresSource } from '../../connectors/postgres/source/source.ts';
 import { createLogger } from '../../src/observability/logger.ts';
 import { TYPE_ROWS, TYPES_DDL } from '../fixtures/postgres-types.ts';

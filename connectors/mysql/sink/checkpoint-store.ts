@@ -3,9 +3,9 @@ import { advances } from '../../../src/checkpoint-order.ts';
 import type { Checkpoint, CheckpointPosition } from '../../../src/core/checkpoint.ts';
 import type { CheckpointStore } from '../../../src/core/checkpoint-store.ts';
 import { ConnectionError, TributaryError } from '../../../src/errors.ts';
+import { connect, parseMysqlUrl } from '../connection.ts';
 import { isRetryableMysqlError } from '../errors.ts';
 import { quoteIdent } from '../identifiers.ts';
-import { connect, parseMysqlUrl } from '../source/connection.ts';
 import { adoptLegacyCheckpoint } from './checkpoint-location.ts';
 
 type Conn = mysql.Connection | mysql.PoolConnection;

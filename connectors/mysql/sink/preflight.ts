@@ -2,8 +2,8 @@ import mysql from 'mysql2/promise';
 import type { ConnectorContext, PreflightProblem } from '../../../src/core/connector-context.ts';
 import { TributaryError } from '../../../src/errors.ts';
 import { redactUrl } from '../../../src/observability/logger.ts';
+import { connectionOptions, parseMysqlUrl } from '../connection.ts';
 import { mysqlTlsFailure } from '../connection-tls.ts';
-import { connectionOptions, parseMysqlUrl } from '../source/connection.ts';
 import { checkpointTableOf } from './checkpoint-location.ts';
 import type { MysqlTargetConfig } from './config.ts';
 

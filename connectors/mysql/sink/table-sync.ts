@@ -3,11 +3,11 @@ import type { ColumnChange, TableSchema } from '../../../src/core/change-event.t
 import { SchemaMismatchError } from '../../../src/errors.ts';
 import type { Logger } from '../../../src/observability/logger.ts';
 import { quoteIdent } from '../identifiers.ts';
+import { holds, isSafeMysqlType, takesLiteralDefault } from './column-types.ts';
 import {
   type ColumnTypeChoice,
   type Encoder,
   encoderFor,
-  isSafeMysqlType,
   type MappingOptions,
   NULLED,
   type SourceEngine,
@@ -90,82 +90,10 @@ async function readCatalog(
   return { columns, keys: (keyRows as { name: string }[]).map((r) => r.name) };
 }
 
-/** Types whose columns take no literal DEFAULT on MySQL (only an expression one, from 8.0.13). */
-const NO_LITERAL_DEFAULT =
-  /^(tiny|medium|long)?(blob|text)$|^json$|^(geometry|point|linestring|polygon|multipoint|multilinestring|multipolygon|geometrycollection|geomcollection)$/;
-
 /** The target column a created column type will be, as information_schema.COLUMNS will describe it. */
 function plannedColumnType(sql: string): TargetColumnType {
   const columnType = sql.trim().toLowerCase();
   return { dataType: /^[a-z]+/.exec(columnType)?.[0] ?? columnType, columnType };
-}
-
-const INT_RANK: Record<string, number> = { tinyint: 1, smallint: 2, mediumint: 3, int: 4, integer: 4, bigint: 5 };
-const TEXT_BYTES: Record<string, number> = {
-  tinytext: 255,
-  text: 65_535,
-  mediumtext: 16_777_215,
-  longtext: 4_294_967_295,
-  tinyblob: 255,
-  blob: 65_535,
-  mediumblob: 16_777_215,
-  longblob: 4_294_967_295,
-};
-
-function parseMysqlType(type: string): { base: string; args: number[]; unsigned: boolean } {
-  const t = type.trim().toLowerCase();
-  const m = /^([a-z0-9_ ]+?)\s*(?:\((.*)\))?\s*(unsigned)?\s*(?:zerofill)?$/.exec(t);
-  const base = (m?.[1] ?? t).trim();
-  const args = (m?.[2] ?? '')
-    .split(',')
-    .map((a) => Number(a))
-    .filter((n) => Number.isFinite(n) && n >= 0);
-  return { base: base === 'integer' ? 'int' : base, args, unsigned: Boolean(m?.[3]) };
-}
-
-/** Bytes a character/binary column holds, or undefined when it is not one. */
-function capacity(base: string, args: number[]): number | undefined {
-  if (base === 'varchar' || base === 'char') return (args[0] ?? 1) * 4;
-  if (base === 'varbinary' || base === 'binary') return args[0] ?? 1;
-  return TEXT_BYTES[base];
-}
-
-/** The labels of an `enum(...)` / `set(...)` type, as written (quotes undone). */
-function enumLabels(type: string): string[] {
-  return [...type.matchAll(/'((?:[^'\\]|''|\\.)*)'/g)].map((m) => m[1]!.replace(/''/g, "'"));
-}
-
-/**
- * Whether a column of type `have` holds every value of type `want` (compared by family and size). `undefined` when
- * the two are not comparable this way (different families): the encoder decides then.
- */
-export function holds(have: string, want: string): boolean | undefined {
-  const h = parseMysqlType(have);
-  const w = parseMysqlType(want);
-  if ((h.base === 'enum' || h.base === 'set') && h.base === w.base) {
-    // Rows carry labels: the target holds them when it knows every label (a label added at the source widens it).
-    const known = new Set(enumLabels(have));
-    return enumLabels(want).every((l) => known.has(l));
-  }
-  if (h.base === w.base && h.args.join() === w.args.join() && h.unsigned === w.unsigned) return true;
-  if (INT_RANK[h.base] && INT_RANK[w.base]) {
-    if (h.unsigned === w.unsigned) return INT_RANK[h.base]! >= INT_RANK[w.base]!;
-    return !h.unsigned && INT_RANK[h.base]! > INT_RANK[w.base]!;
-  }
-  if (h.base === 'decimal' && w.base === 'decimal') {
-    const [hp = 10, hs = 0] = h.args;
-    const [wp = 10, ws = 0] = w.args;
-    return hp - hs >= wp - ws && hs >= ws;
-  }
-  const hc = capacity(h.base, h.args);
-  const wc = capacity(w.base, w.args);
-  if (hc !== undefined && wc !== undefined) return hc >= wc;
-  if (['datetime', 'timestamp', 'time'].includes(h.base) && h.base === w.base) {
-    return (h.args[0] ?? 0) >= (w.args[0] ?? 0);
-  }
-  if (h.base === 'bit' && w.base === 'bit') return (h.args[0] ?? 1) >= (w.args[0] ?? 1);
-  if (h.base === 'float' && w.base === 'double') return false;
-  return undefined;
 }
 
 /**
@@ -389,7 +317,7 @@ export async function syncTable(
         if (!options.alterTables) problems.push(`column ${col.name} (${want}) is missing on the target`);
         else {
           const literal = existingRowsValue(i);
-          if (literal !== null && NO_LITERAL_DEFAULT.test(plannedColumnType(want).dataType)) {
+          if (literal !== null && !takesLiteralDefault(plannedColumnType(want).dataType)) {
             changes.push(`ADD COLUMN ${columnDef(i)}`);
             fills.push([col.name, literal]);
           } else if (literal !== null) {

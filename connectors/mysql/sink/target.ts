@@ -13,9 +13,9 @@ import { redactUrl } from '../../../src/observability/logger.ts';
 import type { RowRun, TruncateRun } from '../../sql/apply-planner.ts';
 import { groupByShape, knownColumns } from '../../sql/row-runs.ts';
 import { TransactionalSqlTarget } from '../../sql/transactional-sql-target.ts';
+import { connectionOptions, parseMysqlUrl } from '../connection.ts';
 import { mysqlTlsFailure } from '../connection-tls.ts';
 import { classifyMysqlError, isRetryableMysqlError, mysqlErrorKind } from '../errors.ts';
-import { connectionOptions, parseMysqlUrl } from '../source/connection.ts';
 import { adoptLegacyCheckpoint, checkpointTableOf, LEGACY_CHECKPOINT_TABLE } from './checkpoint-location.ts';
 import {
   ensureCheckpointTable,

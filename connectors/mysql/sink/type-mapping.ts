@@ -70,11 +70,6 @@ export function parsePgType(type: string): ParsedType {
   return { base, args, array };
 }
 
-/** A MySQL type spelling safe to paste into DDL (a source MySQL type, e.g. `enum('a','b')`, `decimal(10,2) unsigned`). */
-export function isSafeMysqlType(type: string): boolean {
-  return /^[a-z][a-z0-9_ ]*(\((?:[^()'\\;]|'(?:[^'\\]|''|\\.)*')*\))?[a-z ]*$/i.test(type.trim());
-}
-
 function pgIntType(base: string): string {
   switch (base) {
     case 'smallint':

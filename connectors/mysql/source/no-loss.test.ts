@@ -9,7 +9,7 @@ import { Pipeline } from '../../../src/pipeline/pipeline.ts';
 import type { MysqlServer } from '../../../test/harness/mariadb.ts';
 import { mysqlFlavors } from '../../../test/harness/mysql-server.ts';
 import { jsonlTargetConfig } from '../../jsonl/config.ts';
-import { JsonlTarget } from '../../jsonl/jsonl-target.ts';
+import { JsonlTarget } from '../../jsonl/target.ts';
 import { currentCoordinates } from '../flavor.ts';
 import type { MysqlSourceConfigInput } from './config.ts';
 import { makeSource, Puller, session, silentLogger } from './source.test-support.ts';

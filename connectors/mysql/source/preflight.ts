@@ -1,9 +1,9 @@
 import type mysql from 'mysql2/promise';
 import type { ConnectorContext, PreflightProblem } from '../../../src/core/connector-context.ts';
 import { describeError } from '../../../src/errors.ts';
+import { connect, parseMysqlUrl } from '../connection.ts';
 import { detectFlavor, SYSTEM_DATABASES } from '../flavor.ts';
 import type { MysqlSourceConfig } from './config.ts';
-import { connect, parseMysqlUrl } from './connection.ts';
 import { replicaServerId } from './server-id.ts';
 
 /**

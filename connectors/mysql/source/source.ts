@@ -15,6 +15,7 @@ import type { ConnectorContext } from '../../../src/core/connector-context.ts';
 import type { Source, SourceStatus } from '../../../src/core/source.ts';
 import { SourceSetupError, TributaryError } from '../../../src/errors.ts';
 import { CommitBatcher } from '../../../src/pipeline/commit-batcher.ts';
+import { connect, type MysqlEndpoint, parseMysqlUrl } from '../connection.ts';
 import { classifyMysqlError } from '../errors.ts';
 import {
   type BinlogCoordinates,
@@ -33,7 +34,6 @@ import { quoteIdent } from '../identifiers.ts';
 import { type BinlogEvent, BinlogReader, type BinlogTable, type RawRow, UNKNOWN_POS } from './binlog-reader.ts';
 import { type ColumnDefaultFact, existingRowsValueAtAdd, useMysqlTimestampDefaults } from './column-defaults.ts';
 import type { MysqlSourceConfig } from './config.ts';
-import { connect, type MysqlEndpoint, parseMysqlUrl } from './connection.ts';
 import { type DdlTable, type DeclaredDefault, parseTableDdl, type TableDdl } from './ddl.ts';
 import {
   MysqlIncrementalSnapshot,

@@ -1,10 +1,10 @@
 import type { Checkpoint } from '../../../src/core/checkpoint.ts';
 import type { ConnectorContext } from '../../../src/core/connector-context.ts';
 import type { SourceStatus } from '../../../src/core/source.ts';
+import { connect, parseMysqlUrl } from '../connection.ts';
 import { binaryLogs } from '../flavor.ts';
 import { compareBinlogFiles } from '../position-order.ts';
 import type { MysqlSourceConfig } from './config.ts';
-import { connect, parseMysqlUrl } from './connection.ts';
 import { readerLockName } from './instance-lock.ts';
 import { replicaServerId } from './server-id.ts';
 

@@ -6,7 +6,7 @@
 
 import type { CellValue, ValueKind } from '../../../src/core/change-event.ts';
 import { quoteIdent } from '../identifiers.ts';
-import { mysqlTypeKind } from '../type-names.ts';
+import { MYSQL_FLOAT_TYPES, MYSQL_INT_TYPES, mysqlTypeKind, parseMysqlType } from '../type-names.ts';
 import { mysqlBinaryJsonToText } from './binary-json.ts';
 
 export interface MysqlColumn {
@@ -16,13 +16,14 @@ export interface MysqlColumn {
   kind: ValueKind;
 }
 
-const INT_TYPES = /^(tinyint|smallint|mediumint|int|integer|bigint)\b/;
-
 /** Normalizes an INFORMATION_SCHEMA.COLUMNS.COLUMN_TYPE to the form the binlog metadata gives. */
 export function normalizeColumnType(columnType: string): string {
   let t = columnType.trim().toLowerCase();
-  if (INT_TYPES.test(t)) t = t.replace(/^(\w+)\(\d+\)/, '$1').replace(/^integer/, 'int');
-  if (/^(float|double|real)\b/.test(t)) t = t.replace(/^(\w+)\(\d+(,\d+)?\)/, '$1').replace(/^real/, 'double');
+  const { base } = parseMysqlType(t);
+  // Display widths of integers go (YEAR is left alone); INTEGER reads as INT and REAL as DOUBLE.
+  if (MYSQL_INT_TYPES.includes(base) && base !== 'year')
+    t = t.replace(/^(\w+)\(\d+\)/, '$1').replace(/^integer/, 'int');
+  if (MYSQL_FLOAT_TYPES.includes(base)) t = t.replace(/^(\w+)\(\d+(,\d+)?\)/, '$1').replace(/^real/, 'double');
   t = t.replace(/\s+zerofill\b/, '');
   if (/^bool(ean)?$/.test(t)) t = 'tinyint';
   return t;

@@ -1,11 +1,11 @@
 /**
  * The step in front of the apply planner for events from a MySQL / MariaDB source: their table definitions in the
- * PostgreSQL types of mysql-types.ts, and their values in forms those types accept (zero dates per
+ * PostgreSQL types of type-mapping.ts, and their values in forms those types accept (zero dates per
  * `mysql_zero_dates`), with the columns that lose something and the nulled dates reported.
  */
 import type { ChangeEvent, TableSchema } from '../../../src/core/change-event.ts';
 import type { Logger } from '../../../src/observability/logger.ts';
-import { MysqlValueConverter, mappedSchema, type NulledValue, pgColumnType } from './mysql-types.ts';
+import { MysqlValueConverter, mappedSchema, type NulledValue, pgColumnType } from './type-mapping.ts';
 
 export class MysqlEventConversion {
   private readonly values: MysqlValueConverter;

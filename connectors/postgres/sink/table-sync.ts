@@ -2,14 +2,10 @@ import type { ColumnChange, TableSchema } from '../../../src/core/change-event.t
 import { SchemaMismatchError } from '../../../src/errors.ts';
 import type { Logger } from '../../../src/observability/logger.ts';
 import { quoteIdent } from '../identifiers.ts';
+import { quoteLiteral } from '../literals.ts';
 import type { Queryable } from './checkpoint-store.ts';
 import { castTypeFor, holdsExactly, isSafeTypeName } from './column-types.ts';
 import type { TargetColumn, TargetTable } from './statements.ts';
-
-/** A string literal whatever standard_conforming_strings says. */
-function quoteLiteral(text: string): string {
-  return `E'${text.replace(/\\/g, '\\\\').replace(/'/g, "''")}'`;
-}
 
 export interface SyncOptions {
   createTables: boolean;

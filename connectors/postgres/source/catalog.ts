@@ -10,7 +10,7 @@ import type { PreflightProblem } from '../../../src/core/connector-context.ts';
 import { ConnectionError, SourceSetupError, TributaryError } from '../../../src/errors.ts';
 import { postgresConnectionTarget, postgresTlsFailure } from '../connection-tls.ts';
 import { quoteIdent, quoteTable } from '../identifiers.ts';
-import type { TypeResolver } from '../types.ts';
+import type { TypeResolver } from '../type-names.ts';
 import type { PostgresSourceConfig } from './config.ts';
 import type { RawRelation } from './pgoutput-decoder.ts';
 

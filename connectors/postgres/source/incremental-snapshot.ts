@@ -28,7 +28,7 @@ import { UNCHANGED } from '../../../src/core/change-event.ts';
 import type { Logger } from '../../../src/observability/logger.ts';
 import type { SnapshotProgress } from '../../../src/observability/snapshot-progress.ts';
 import { quoteTable } from '../identifiers.ts';
-import type { TypeResolver } from '../types.ts';
+import type { TypeResolver } from '../type-names.ts';
 import { type SourceTable, tableSchemaFromCatalog } from './catalog.ts';
 import { EVENT_OVERHEAD } from './pgoutput-decoder.ts';
 import { type KnownTable, knownTableFromCatalog } from './schema-history.ts';

@@ -2,8 +2,9 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Row, TableSchema } from '../../../src/core/change-event.ts';
 import { type PgServer, startPostgres } from '../../../test/harness/postgres.ts';
+import { quoteLiteral } from '../literals.ts';
 import type { SourceTable } from './catalog.ts';
-import { quoteLiteral, readTable } from './snapshot-reader.ts';
+import { readTable } from './snapshot-reader.ts';
 
 const table = (name: string): SourceTable => ({
   oid: 0,

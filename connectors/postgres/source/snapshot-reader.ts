@@ -17,13 +17,9 @@ import type { Duplex } from 'node:stream';
 import type pg from 'pg';
 import type { Row, TableSchema } from '../../../src/core/change-event.ts';
 import { quoteIdent, quoteTable } from '../identifiers.ts';
+import { quoteLiteral } from '../literals.ts';
 import type { SourceTable } from './catalog.ts';
 import { type CopyRows, CopyTextError, CopyTextParser } from './copy-text.ts';
-
-/** A string literal of `value` (untyped, like a text bind parameter: the server infers the column's type). */
-export function quoteLiteral(value: string): string {
-  return `E'${value.replace(/\\/g, '\\\\').replace(/'/g, "''")}'`;
-}
 
 const COPY_DATA = 0x64; // d
 const COPY_DONE = 0x63; // c

@@ -25,7 +25,7 @@ import { ConnectionError, SourceSetupError, TributaryError } from '../../../src/
 import { CommitBatcher } from '../../../src/pipeline/commit-batcher.ts';
 import { classifyPostgresError, postgresErrorKind } from '../errors.ts';
 import { quoteTable } from '../identifiers.ts';
-import { TypeResolver } from '../types.ts';
+import { TypeResolver } from '../type-names.ts';
 import {
   checkServer,
   connect,

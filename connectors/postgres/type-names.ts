@@ -1,5 +1,6 @@
 /**
- * PostgreSQL type OIDs -> value kinds and type names, shared by the source and the target.
+ * PostgreSQL type names: the one table of built-in type OIDs, their names and value kinds (as type-names.ts is for
+ * MySQL).
  *
  * Built-in types are known by OID. Everything else (enums, domains, arrays of them, ranges, composites, extension
  * types) is resolved from pg_type once per OID and cached by the caller's TypeResolver.

@@ -16,7 +16,7 @@ import { TributaryError } from '../../src/errors.ts';
 import { FIXED_NOW, postgresEvents } from '../../test/golden/events.ts';
 import { type JsonlTargetConfig, jsonlTargetConfig } from './config.ts';
 import { target } from './index.ts';
-import { JsonlTarget } from './jsonl-target.ts';
+import { JsonlTarget } from './target.ts';
 
 const ctx = { pipeline: 'p1', logger: pino({ level: 'silent' }) };
 const dirs: string[] = [];

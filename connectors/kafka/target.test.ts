@@ -9,9 +9,9 @@ import { MemorySource, MemoryStore } from '../../test/fakes/memory-parts.ts';
 import { FIXED_NOW, mysqlEvents, pgAllKinds, postgresEvents } from '../../test/golden/events.ts';
 import type { OutgoingMessage } from './client.ts';
 import { kafkaTargetConfig } from './config.ts';
-import { InMemoryKafkaClient } from './in-memory-client.fake.ts';
-import { KafkaTarget } from './kafka-target.ts';
+import { InMemoryKafkaClient } from './in-memory-client.test-support.ts';
 import { RECORD_BATCH_OVERHEAD, recordSize } from './record-size.ts';
+import { KafkaTarget } from './target.ts';
 
 const logger = pino({ level: 'silent' });
 const ctx = { pipeline: 'p1', logger };

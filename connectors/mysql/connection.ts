@@ -1,8 +1,12 @@
+/**
+ * Connections to a MySQL/MariaDB server for every part of this engine (source, target, checkpoint store): the url
+ * read once, the session options that keep values exact, connect with its timeout and a clear error.
+ */
 import type { SslOptions } from 'mysql2';
 import mysql from 'mysql2/promise';
-import { ConnectionError } from '../../../src/errors.ts';
-import { redactUrl } from '../../../src/observability/logger.ts';
-import { mysqlTlsFailure, mysqlTlsOptions } from '../connection-tls.ts';
+import { ConnectionError } from '../../src/errors.ts';
+import { redactUrl } from '../../src/observability/logger.ts';
+import { mysqlTlsFailure, mysqlTlsOptions } from './connection-tls.ts';
 
 export interface MysqlEndpoint {
   host: string;
@@ -29,7 +33,7 @@ export function parseMysqlUrl(url: string): MysqlEndpoint {
   };
 }
 
-/** Session options every connection of the source uses: UTC, exact numbers, dates as text. */
+/** Session options every connection uses: UTC, exact numbers, dates as text. */
 export function connectionOptions(endpoint: MysqlEndpoint, connectTimeoutMs: number): mysql.ConnectionOptions {
   return {
     host: endpoint.host,

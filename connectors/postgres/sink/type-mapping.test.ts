@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { ValueKind } from '../../../src/core/change-event.ts';
 import { col, tableSchema } from '../../../test/fixtures/change-events.ts';
-import { isPgDate, MysqlValueConverter, mappedSchema, type NulledValue, pgColumnType } from './mysql-types.ts';
+import { isPgDate, MysqlValueConverter, mappedSchema, type NulledValue, pgColumnType } from './type-mapping.ts';
 
 describe('MySQL -> PostgreSQL column types', () => {
   const cases: [string, ValueKind, string][] = [
