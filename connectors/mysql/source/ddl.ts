@@ -1,7 +1,8 @@
 /**
  * The table DDL statements the binlog carries as QUERY events (CREATE / ALTER / DROP / RENAME TABLE): which tables they
- * name and, for ALTER TABLE, which columns they add and drop and which renames they make. A small tokenizer, not a SQL parser:
- * anything it does not recognize gives `null` (the statement is then not reported as DDL of a replicated table).
+ * name; for CREATE TABLE, the columns it defines (or the table it copies); for ALTER TABLE, which columns they add and
+ * drop, which renames they make and where FIRST / AFTER place columns. A small tokenizer, not a SQL parser: anything it
+ * does not recognize gives `null` (the statement is then not reported as DDL of a replicated table).
  */
 
 export interface DdlTable {
