@@ -213,6 +213,65 @@ describe.each(mysqlFlavors())('mysql source: schema changes ($name)', (flavor) =
     } finally {
       await p2.end();
       await second.close();
+    }
+    // The same checkpoint as an older version saved it: no history, the pending renames and drops by name.
+    const older: Checkpoint = {
+      ...afterDdl,
+      state: {
+        renamedColumns: {
+          [`${db}.t`]: [
+            { from: 'a', to: 'y' },
+            { from: 'c', to: 'z' },
+          ],
+        },
+        droppedColumns: { [`${db}.t`]: ['b'] },
+      },
+    };
+    const third = make();
+    await third.open(older);
+    const p3 = new Puller(third);
+    try {
+      await p3.until((b) => events(b).some((e) => e.after?.id === '3'));
+      expect(events(p3.batches)[0]!.schema.changes).toEqual([
+        { kind: 'drop', column: 'b' },
+        { kind: 'rename', from: 'a', to: 'y' },
+        { kind: 'rename', from: 'c', to: 'z' },
+      ]);
+      const after = lastCheckpoint(p3.batches)?.state;
+      expect(historyOf(after, `${db}.t`)?.columns?.map((c) => c.split(':')[1])).toEqual(['id', 'y', 'z']);
+    } finally {
+      await p3.end();
+      await third.close();
+      await conn.end();
+    }
+  });
+
+  it('without a snapshot, renames and drops made before a table first has rows still reach the target', async () => {
+    const db = 'ddl_never';
+    await server.createDatabase(db);
+    const conn = await session(server, db);
+    await conn.query('CREATE TABLE t (id INT PRIMARY KEY, a INT, b INT, c INT)');
+    await conn.query('INSERT INTO t VALUES (1, 1, 1, 1)');
+    const source = new MysqlSource(sourceConfig(server, { databases: [db], snapshot: 'never' }), testContext(db), {
+      batch: BATCH,
+    });
+    await source.open(null);
+    const p = new Puller(source);
+    try {
+      await conn.query('ALTER TABLE t RENAME COLUMN a TO x, DROP COLUMN b');
+      await conn.query('INSERT INTO t VALUES (2, 2, 2)');
+      await p.until((b) => events(b).some((e) => e.after?.id === '2'));
+      const insert = events(p.batches).find((e) => e.op === 'insert')!;
+      expect(insert.schema.changes).toEqual([
+        { kind: 'drop', column: 'b' },
+        { kind: 'rename', from: 'a', to: 'x' },
+      ]);
+      const after = historyOf(lastCheckpoint(p.batches)?.state, `${db}.t`);
+      expect(after?.columns?.map((c) => c.split(':')[1])).toEqual(['id', 'x', 'c']);
+      expect(after?.delivered).toEqual(after?.columns);
+    } finally {
+      await p.end();
+      await source.close();
       await conn.end();
     }
   });
