@@ -11,6 +11,7 @@ import { mysqlFlavors } from '../../../test/harness/mysql-server.ts';
 import { type PgServer, startPostgres } from '../../../test/harness/postgres.ts';
 import { postgresTargetConfig } from '../../postgres/sink/config.ts';
 import { PostgresTarget } from '../../postgres/sink/target.ts';
+import { MysqlSchemaHistory } from './schema-history.ts';
 import { events, gtidPattern, lastCheckpoint, Puller, session, sourceConfig } from './source.test-support.ts';
 import { DDL_MESSAGE_PREFIX, MysqlSource } from './source.ts';
 
@@ -36,15 +37,8 @@ function pendingState(state: Checkpoint['state']): Record<string, unknown> {
 
 /** A table of a checkpoint's schema history: columns and the columns the target has, as `id:name`. */
 function historyOf(state: Checkpoint['state'], table: string) {
-  const tables = state?.schemaHistory as
-    | {
-        schema: string;
-        name: string;
-        columns: { id: number; name: string }[];
-        delivered?: { id: number; name: string }[];
-      }[]
-    | undefined;
-  const t = tables?.find((x) => `${x.schema}.${x.name}` === table);
+  const [db, name] = table.split('.') as [string, string];
+  const t = MysqlSchemaHistory.fromState(state).get(db, name);
   const text = (cols?: { id: number; name: string }[]) => cols?.map((c) => `${c.id}:${c.name}`);
   return t && { columns: text(t.columns), delivered: text(t.delivered) };
 }

@@ -105,4 +105,34 @@ describe('MySQL schema history', () => {
     alter(again, 'ALTER TABLE t ADD COLUMN c INT');
     expect(shape(again)).toEqual(['1:id', '2:a', '3:c']);
   });
+
+  it('saves the columns the target has only where they differ, and says when it has none', () => {
+    const h = new MysqlSchemaHistory();
+    h.create('d', 'same', ['id'], { delivered: true });
+    h.create('d', 'renamed', ['id', 'a'], { delivered: true });
+    alter(h, 'ALTER TABLE renamed RENAME COLUMN a TO b');
+    h.create('d', 'fresh', ['id']);
+    const saved = JSON.parse(JSON.stringify(h.toState()));
+    expect(saved.schemaHistory).toEqual([
+      { schema: 'd', name: 'same', columns: [{ id: 1, name: 'id' }] },
+      {
+        schema: 'd',
+        name: 'renamed',
+        columns: [
+          { id: 2, name: 'id' },
+          { id: 3, name: 'b' },
+        ],
+        delivered: [
+          { id: 2, name: 'id' },
+          { id: 3, name: 'a' },
+        ],
+      },
+      { schema: 'd', name: 'fresh', columns: [{ id: 4, name: 'id' }], undelivered: true },
+    ]);
+    expect(saved.schemaHistoryNextId).toBe(5);
+    const again = MysqlSchemaHistory.fromState(saved);
+    expect(again.get('d', 'same')?.delivered).toEqual([{ id: 1, name: 'id' }]);
+    expect(again.changesSinceDelivered('d', 'renamed')).toEqual([{ kind: 'rename', from: 'a', to: 'b' }]);
+    expect(again.get('d', 'fresh')?.delivered).toBeUndefined();
+  });
 });

@@ -43,6 +43,19 @@ export interface KnownTable {
   partial?: true;
 }
 
+/**
+ * A table as a checkpoint saves it: `delivered` only when the target's columns differ from `columns` (so a table the
+ * target is up to date with costs its columns alone), `undelivered` when no row of it reached the target yet.
+ */
+export interface SavedTable {
+  schema: string;
+  name: string;
+  columns: KnownColumn[];
+  delivered?: KnownColumn[];
+  undelivered?: true;
+  partial?: true;
+}
+
 /** How a table map compares with the history. */
 export interface TableMapFit {
   /** The table was not in the history (or only in part): its columns were taken from the table map. */
@@ -58,17 +71,20 @@ const lower = (s: string) => s.toLowerCase();
 export class MysqlSchemaHistory {
   private readonly tables = new Map<string, KnownTable>();
   private nextId = 1;
-  private saved: KnownTable[] | null = null;
+  private saved: SavedTable[] | null = null;
 
   /** The history a stream checkpoint carries (`state.schemaHistory`, `state.schemaHistoryNextId`); empty without one. */
   static fromState(state: Record<string, unknown> | undefined): MysqlSchemaHistory {
     const history = new MysqlSchemaHistory();
     const tables = state?.schemaHistory;
     if (Array.isArray(tables)) {
-      for (const t of tables as KnownTable[]) {
-        if (typeof t?.schema !== 'string' || typeof t.name !== 'string' || !Array.isArray(t.columns)) continue;
-        history.tables.set(`${t.schema}.${t.name}`, t);
-        for (const c of [...t.columns, ...(t.delivered ?? [])]) history.nextId = Math.max(history.nextId, c.id + 1);
+      for (const saved of tables as SavedTable[]) {
+        if (typeof saved?.schema !== 'string' || typeof saved.name !== 'string' || !Array.isArray(saved.columns))
+          continue;
+        const { delivered, undelivered, ...t } = saved;
+        const target = delivered ?? (undelivered ? undefined : t.columns);
+        history.tables.set(`${t.schema}.${t.name}`, { ...t, ...(target ? { delivered: target } : {}) });
+        for (const c of [...t.columns, ...(delivered ?? [])]) history.nextId = Math.max(history.nextId, c.id + 1);
       }
     }
     const next = Number(state?.schemaHistoryNextId);
@@ -113,8 +129,14 @@ export class MysqlSchemaHistory {
   }
 
   /** The values a stream checkpoint saves; the table list is shared by checkpoints until the history changes. */
-  toState(): { schemaHistory: KnownTable[]; schemaHistoryNextId: number } {
-    this.saved ??= [...this.tables.values()];
+  toState(): { schemaHistory: SavedTable[]; schemaHistoryNextId: number } {
+    this.saved ??= [...this.tables.values()].map(({ delivered, ...t }) => {
+      if (!delivered) return { ...t, undelivered: true };
+      const same =
+        delivered.length === t.columns.length &&
+        delivered.every((c, i) => c.id === t.columns[i]!.id && c.name === t.columns[i]!.name);
+      return same ? t : { ...t, delivered };
+    });
     return { schemaHistory: this.saved, schemaHistoryNextId: this.nextId };
   }
 

@@ -977,7 +977,7 @@ export class MysqlSource implements Source {
       this.streamFrom && !this.streamFrom.byGtid
         ? { file: this.streamFrom.file, pos: this.streamFrom.pos }
         : { file: '', pos: UNKNOWN_POS };
-    /** Entries with added columns used by row events of the open transaction. */
+    /** Entries whose rows in the open transaction bring the target added columns or a shape it does not have yet. */
     const delivering = new Set<TableEntry>();
     const checkpointOf = (e: { file: string; pos: number; gtidSet?: string; timestampMs: number }): Checkpoint => {
       // The rows of the committing transaction carry their shape to the target, added columns (and the value existing
