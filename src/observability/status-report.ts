@@ -25,7 +25,10 @@ export interface PipelineStatusReport {
   source_warnings: string[];
   /** The source's own facts (slot, binlog files, reader connection), as its server reports them. */
   source_details: Record<string, unknown> | null;
-  /** Each table's columns by identity at the checkpoint (`attnum:name`); null when the source keeps no schema history. */
+  /**
+   * Each table's columns by identity at the checkpoint (`attnum:name` for PostgreSQL, `id:name` for MySQL/MariaDB,
+   * where the history numbers the columns itself); null when the source keeps no schema history.
+   */
   schema_history: { table: string; columns: string[] }[] | null;
   /** Per table: snapshot rows copied, estimated total, rate and ETA (running daemon), or progress kept in the checkpoint. */
   snapshot_tables?: TableSnapshotReport[];
@@ -36,17 +39,22 @@ export interface PipelineStatusReport {
 interface SavedTable {
   schema: string;
   name: string;
-  columns: { attnum: number; name: string }[];
+  /** PostgreSQL: the attribute number; MySQL/MariaDB: the history's own column number. */
+  columns: ({ attnum: number; name: string } | { id: number; name: string })[];
+  /** MySQL/MariaDB: only some columns are known yet (shown once the table's first rows tell the rest). */
+  partial?: boolean;
 }
 
-/** The schema history a checkpoint carries (PostgreSQL sources), for people and `--json`. */
+/** The schema history a checkpoint carries, for people and `--json`. */
 export function schemaHistoryOf(checkpoint: Checkpoint | null): PipelineStatusReport['schema_history'] {
   const saved = checkpoint?.state?.schemaHistory;
   if (!Array.isArray(saved)) return null;
-  return (saved as SavedTable[]).map((t) => ({
-    table: `${t.schema}.${t.name}`,
-    columns: t.columns.map((c) => `${c.attnum}:${c.name}`),
-  }));
+  return (saved as SavedTable[])
+    .filter((t) => !t.partial)
+    .map((t) => ({
+      table: `${t.schema}.${t.name}`,
+      columns: t.columns.map((c) => `${'attnum' in c ? c.attnum : c.id}:${c.name}`),
+    }));
 }
 
 export function reportOf(state: PipelineState): PipelineStatusReport {

@@ -2,9 +2,11 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mysqlTargetConfig } from '../../connectors/mysql/sink/config.ts';
 import { MysqlTarget } from '../../connectors/mysql/sink/target.ts';
+import { PostgresCheckpointStore } from '../../connectors/postgres/sink/checkpoint-store.ts';
 import { postgresTargetConfig } from '../../connectors/postgres/sink/config.ts';
 import { PostgresTarget } from '../../connectors/postgres/sink/target.ts';
 import { PostgresSource } from '../../connectors/postgres/source/source.ts';
+import { teardownPostgresSource } from '../../connectors/postgres/source/teardown.ts';
 import type { TransactionalTarget } from '../../src/core/target.ts';
 import { Pipeline } from '../../src/pipeline/pipeline.ts';
 import { testContext } from '../fixtures/change-events.ts';
@@ -553,6 +555,58 @@ describe.each(MODES)('PostgreSQL source: an enum label added (%s)', (mode) => {
       }
     } finally {
       await target.end();
+      await dropSlots(cell);
+    }
+  });
+});
+
+describe('PostgreSQL source: several changes the catalog no longer tells apart (behind)', () => {
+  it('stops once naming the table, the change and the fix; after the fix (teardown, a fresh start) the target equals the source', async () => {
+    const cell = await newCell('untold', 'postgres', 'behind', [
+      'create table t (id int primary key, a int)',
+      'insert into t values (1, 1)',
+    ]);
+    const ctx = testContext(cell.id);
+    let run = startPipeline(cell, ctx);
+    try {
+      await waitEqual(cell, ctx);
+      await run.stop();
+      // The row of transaction X lists id, a, b. Since then b was dropped and another column renamed to b: the
+      // catalog now has a dropped column and a b, both changed after X, and either could be the b of that row.
+      for (const sql of [
+        'alter table t add column b int',
+        'insert into t values (2, 2, 2)',
+        'alter table t add column c int',
+        'alter table t drop column b',
+        'alter table t rename column c to b',
+        'insert into t values (3, 3, 3)',
+      ])
+        await pgServer.query(cell.id, sql);
+      run = startPipeline(cell, ctx);
+      const failure = await run.running.then(
+        () => null,
+        (err: unknown) => err as Error & { hint?: string; kind?: string },
+      );
+      expect(failure?.kind).toBe('operator');
+      expect(failure?.message).toMatch(
+        /^table public\.t: cannot tell which columns the schema change in transaction \d+ meant \(the stream has the columns id, a, b, the catalog now id, a, b\): the stream is behind the catalog and later changes to the table left more than one reading/,
+      );
+      expect(failure?.hint).toContain(
+        'Copy the table again: run tributary teardown for this pipeline and start it over',
+      );
+      // Nothing of the untold shape reached the target.
+      expect(await targetColumns(cell)).toEqual(['id', 'a']);
+      expect(await targetCount(cell, 't')).toBe(1);
+
+      // The fix: teardown (slot, publications, checkpoint), then a fresh start copies the table as it is.
+      await teardownPostgresSource({ type: 'postgres', url: cell.sourceUrl, tables: ['public.t'] }, ctx);
+      const store = new PostgresCheckpointStore(cell.targetDb);
+      await store.clear(cell.id);
+      await store.close();
+      run = startPipeline(cell, ctx);
+      await waitEqual(cell, ctx);
+    } finally {
+      await run.stop();
       await dropSlots(cell);
     }
   });

@@ -27,6 +27,22 @@ describe('table DDL statements', () => {
       ],
     });
     expect(parseTableDdl('CREATE INDEX i ON t (a)', 'd')).toBeNull();
+  });
+
+  it('names the columns CREATE TABLE defines, or the table it copies; a SELECT leaves them unknown', () => {
+    expect(
+      parseTableDdl(
+        "CREATE TABLE t (id INT PRIMARY KEY, `a b` VARCHAR(5) DEFAULT 'x,y', c DECIMAL(5,2), PRIMARY KEY (id), KEY k (c), CONSTRAINT ch CHECK (c > 0), `key` INT) ENGINE=InnoDB",
+        'd',
+      )?.createdColumns,
+    ).toEqual(['id', 'a b', 'c', 'key']);
+    expect(parseTableDdl('CREATE TABLE IF NOT EXISTS t (id INT)', 'd')).toMatchObject({ ifNotExists: true });
+    expect(parseTableDdl('CREATE TABLE t LIKE x.u', 'd')?.likeTable).toEqual({ db: 'x', name: 'u' });
+    expect(parseTableDdl('CREATE TABLE t (LIKE u)', 'd')?.likeTable).toEqual({ db: 'd', name: 'u' });
+    expect(
+      parseTableDdl('CREATE TABLE m (id INT PRIMARY KEY) SELECT id, v FROM n', 'd')?.createdColumns,
+    ).toBeUndefined();
+    expect(parseTableDdl('CREATE TABLE m AS SELECT 1 AS id', 'd')?.createdColumns).toBeUndefined();
     expect(parseTableDdl('INSERT INTO t VALUES (1)', 'd')).toBeNull();
   });
 
@@ -43,6 +59,14 @@ describe('table DDL statements', () => {
       { from: 'i', to: 'j' },
     ]);
     expect(ddl?.addedColumns).toEqual(['a', 'b', 'c d', 'e', 'f', 'key']);
+    expect(ddl?.placedColumns).toEqual([{ column: 'b', after: 'id' }]);
+    expect(
+      parseTableDdl('ALTER TABLE t MODIFY COLUMN a INT FIRST, CHANGE b c INT AFTER `x y`, MODIFY d INT', 'd')
+        ?.placedColumns,
+    ).toEqual([
+      { column: 'a', after: null },
+      { column: 'c', after: 'x y' },
+    ]);
     expect(ddl?.renames).toEqual([]);
     expect(parseTableDdl('ALTER TABLE x.t ADD c INT, RENAME TO y.u', 'd')).toMatchObject({
       tables: [

@@ -1,7 +1,8 @@
 /**
  * The table DDL statements the binlog carries as QUERY events (CREATE / ALTER / DROP / RENAME TABLE): which tables they
- * name and, for ALTER TABLE, which columns they add and drop and which renames they make. A small tokenizer, not a SQL parser:
- * anything it does not recognize gives `null` (the statement is then not reported as DDL of a replicated table).
+ * name; for CREATE TABLE, the columns it defines (or the table it copies); for ALTER TABLE, which columns they add and
+ * drop, which renames they make and where FIRST / AFTER place columns. A small tokenizer, not a SQL parser: anything it
+ * does not recognize gives `null` (the statement is then not reported as DDL of a replicated table).
  */
 
 export interface DdlTable {
@@ -23,6 +24,17 @@ export interface TableDdl {
   droppedColumns: string[];
   /** ALTER TABLE: RENAME COLUMN a TO b and CHANGE [COLUMN] a b (when the name changes), in statement order. */
   renamedColumns: { from: string; to: string }[];
+  /**
+   * ALTER TABLE: the columns an ADD, CHANGE or MODIFY places with FIRST (`after: null`) or AFTER a column, by their
+   * names after the statement, in statement order.
+   */
+  placedColumns?: { column: string; after: string | null }[];
+  /** CREATE TABLE: the column names its definition lists, in order; absent when the text does not tell them all. */
+  createdColumns?: string[];
+  /** CREATE TABLE ... LIKE: the table whose definition is copied. */
+  likeTable?: DdlTable;
+  /** CREATE TABLE IF NOT EXISTS: does nothing when the table exists. */
+  ifNotExists?: boolean;
 }
 
 /**
@@ -236,8 +248,41 @@ function constantAt(def: Token[], i: number): DeclaredDefault {
   return { kind: 'constant', text, quoted: false };
 }
 
+/** FIRST or AFTER col at the end of a column definition (the tokens after its name), outside parentheses. */
+function placement(def: Token[]): { after: string | null } | null {
+  let depth = 0;
+  for (let i = 0; i < def.length; i++) {
+    const tok = def[i]!;
+    if (tok.t === 'punct' && tok.v === '(') depth++;
+    else if (tok.t === 'punct' && tok.v === ')') depth--;
+    if (depth > 0 || tok.t !== 'word') continue;
+    const word = tok.v.toUpperCase();
+    if (word === 'FIRST') return { after: null };
+    const next = def[i + 1];
+    if (word === 'AFTER' && (next?.t === 'ident' || next?.t === 'word')) return { after: next.v };
+  }
+  return null;
+}
+
+/** The column names of a CREATE TABLE definition list (the tokens inside its parentheses); index and key clauses skipped. */
+function definedColumns(tokens: Token[]): string[] {
+  const names: string[] = [];
+  for (const clause of topLevelClauses(tokens)) {
+    const first = clause[0]!;
+    if (first.t === 'word' && NOT_A_COLUMN.has(first.v.toUpperCase())) continue;
+    if (first.t === 'ident' || first.t === 'word') names.push(first.v);
+  }
+  return names;
+}
+
 function alterClauses(c: Cursor, defaultDb: string, result: TableDdl): void {
   const table = result.tables[0]!;
+  const place = (column: string, def: Token[]) => {
+    const at = placement(def);
+    if (!at) return;
+    result.placedColumns ??= [];
+    result.placedColumns.push({ column, ...at });
+  };
   for (const clause of topLevelClauses(c.tokens.slice(c.i))) {
     const k = new Cursor(clause);
     if (k.keyword('ADD')) {
@@ -261,6 +306,7 @@ function alterClauses(c: Cursor, defaultDb: string, result: TableDdl): void {
       if (name === null) continue;
       result.addedColumns.push(name);
       result.addedDefaults?.set(name, declaredDefault(clause.slice(k.i)));
+      place(name, clause.slice(k.i));
     } else if (k.keyword('DROP')) {
       const explicit = k.keyword('COLUMN');
       k.keyword('IF', 'EXISTS');
@@ -275,6 +321,12 @@ function alterClauses(c: Cursor, defaultDb: string, result: TableDdl): void {
       const from = k.ident();
       const to = k.ident();
       if (from !== null && to !== null && from !== to) result.renamedColumns.push({ from, to });
+      if (to !== null) place(to, clause.slice(k.i));
+    } else if (k.keyword('MODIFY')) {
+      k.keyword('COLUMN');
+      k.keyword('IF', 'EXISTS');
+      const name = k.ident();
+      if (name !== null) place(name, clause.slice(k.i));
     } else if (k.keyword('RENAME')) {
       if (k.keyword('COLUMN')) {
         k.keyword('IF', 'EXISTS');
@@ -292,6 +344,38 @@ function alterClauses(c: Cursor, defaultDb: string, result: TableDdl): void {
       }
     }
   }
+}
+
+/**
+ * What CREATE TABLE's text says of the new table's columns: those of its definition list, or the table it copies
+ * (LIKE). A SELECT can add columns the text does not name: then the columns are left unknown.
+ */
+function createDefinition(c: Cursor, defaultDb: string, result: TableDdl): void {
+  const like = (): void => {
+    const t = c.table(defaultDb);
+    if (t) result.likeTable = t;
+  };
+  if (c.keyword('LIKE')) {
+    like();
+    return;
+  }
+  if (!c.punct('(')) return;
+  if (c.keyword('LIKE')) {
+    like();
+    return;
+  }
+  const start = c.i;
+  let depth = 1;
+  while (!c.done() && depth > 0) {
+    const tok = c.peek()!;
+    if (tok.t === 'punct' && tok.v === '(') depth++;
+    else if (tok.t === 'punct' && tok.v === ')') depth--;
+    c.i++;
+  }
+  if (depth > 0) return;
+  const rest = c.tokens.slice(c.i);
+  if (rest.some((tok) => tok.t === 'word' && tok.v.toUpperCase() === 'SELECT')) return;
+  result.createdColumns = definedColumns(c.tokens.slice(start, c.i - 1));
 }
 
 /**
@@ -315,11 +399,13 @@ export function parseTableDdl(query: string, defaultDb: string): TableDdl | null
     c.keyword('OR', 'REPLACE');
     if (c.keyword('TEMPORARY')) return null;
     if (!c.keyword('TABLE')) return null;
-    c.keyword('IF', 'NOT', 'EXISTS');
+    const ifNotExists = c.keyword('IF', 'NOT', 'EXISTS');
     const t = c.table(defaultDb);
     if (!t) return null;
     const r = result('create');
     r.tables.push(t);
+    if (ifNotExists) r.ifNotExists = true;
+    createDefinition(c, defaultDb, r);
     return r;
   }
   if (c.keyword('ALTER')) {

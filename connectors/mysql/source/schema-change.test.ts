@@ -11,6 +11,7 @@ import { mysqlFlavors } from '../../../test/harness/mysql-server.ts';
 import { type PgServer, startPostgres } from '../../../test/harness/postgres.ts';
 import { postgresTargetConfig } from '../../postgres/sink/config.ts';
 import { PostgresTarget } from '../../postgres/sink/target.ts';
+import { MysqlSchemaHistory } from './schema-history.ts';
 import {
   events,
   gtidPattern,
@@ -34,6 +35,20 @@ function missing(schema: TableSchema): Record<string, string | null | undefined>
 
 function label(e: ChangeEvent): string {
   return e.op === 'message' ? `ddl:${ddlText(e)}` : `${e.op}:${String((e.after ?? e.before)?.id)}`;
+}
+
+/** What a stream checkpoint keeps besides the schema history and the snapshot progress (pieces waiting to reach the target). */
+function pendingState(state: Checkpoint['state']): Record<string, unknown> {
+  const { schemaHistory: _, schemaHistoryNextId: __, snapshot: ___, ...rest } = state ?? {};
+  return JSON.parse(JSON.stringify(rest));
+}
+
+/** A table of a checkpoint's schema history: columns and the columns the target has, as `id:name`. */
+function historyOf(state: Checkpoint['state'], table: string) {
+  const [db, name] = table.split('.') as [string, string];
+  const t = MysqlSchemaHistory.fromState(state).get(db, name);
+  const text = (cols?: { id: number; name: string }[]) => cols?.map((c) => `${c.id}:${c.name}`);
+  return t && { columns: text(t.columns), delivered: text(t.delivered) };
 }
 
 /** The checkpoint of the batch whose last event is `e` (the commit point right after it). */
@@ -127,7 +142,19 @@ describe.each(mysqlFlavors())('mysql source: schema changes ($name)', (flavor) =
       const cps = p.batches.slice(snapshotBatches).map((b) => b.checkpoint!);
       const last = cps[cps.length - 1]!;
       // u2 was gone before its DROP was read: its truncate waits for a table of that name to have rows again.
-      expect(last.state).toEqual({ droppedTables: ['added.u2'], snapshot: expect.anything() });
+      expect(pendingState(last.state)).toEqual({ droppedTables: ['added.u2'] });
+      // The history: t by identity (u came and went; added_other is not replicated).
+      expect((last.state?.schemaHistory as { name: string }[] | undefined)?.map((t) => t.name)).toEqual(['t']);
+      expect(historyOf(last.state, 'added.t')?.columns).toEqual([
+        '1:id',
+        '2:v',
+        '3:a',
+        '4:b',
+        '5:c',
+        '6:d',
+        '7:e',
+        '8:f',
+      ]);
     } finally {
       await p.end();
       await source.close();
@@ -135,7 +162,7 @@ describe.each(mysqlFlavors())('mysql source: schema changes ($name)', (flavor) =
     }
   });
 
-  it('carries column renames and drops in the checkpoint until a row of the table takes them to the target', async () => {
+  it('carries column renames and drops in the checkpoint (schema history) until a row of the table takes them to the target', async () => {
     const db = 'ddl_colchanges';
     await server.createDatabase(db);
     const conn = await session(server, db);
@@ -156,14 +183,10 @@ describe.each(mysqlFlavors())('mysql source: schema changes ($name)', (flavor) =
       await p1.until((b) => events(b).filter((e) => e.op === 'message').length === 2);
       const ddl = events(p1.batches).filter((e) => e.op === 'message')[1]!;
       afterDdl = checkpointAfter(p1.batches, ddl)!;
-      expect(afterDdl.state).toMatchObject({
-        droppedColumns: { [`${db}.t`]: ['b'] },
-        renamedColumns: {
-          [`${db}.t`]: [
-            { from: 'a', to: 'y' },
-            { from: 'c', to: 'z' },
-          ],
-        },
+      // By identity: a renamed twice (2), c renamed (4), b dropped (3); the target still has the snapshot's columns.
+      expect(historyOf(afterDdl.state, `${db}.t`)).toEqual({
+        columns: ['1:id', '2:y', '4:z'],
+        delivered: ['1:id', '2:a', '3:b', '4:c'],
       });
     } finally {
       await p1.end();
@@ -182,11 +205,75 @@ describe.each(mysqlFlavors())('mysql source: schema changes ($name)', (flavor) =
         { kind: 'rename', from: 'a', to: 'y' },
         { kind: 'rename', from: 'c', to: 'z' },
       ]);
-      // Delivered with the first row: the checkpoints after it no longer carry them.
-      expect({ ...checkpointAfter(p2.batches, evs[0]!)?.state, snapshot: undefined }).toEqual({});
+      // Delivered with the first row: the checkpoints after it say the target has the table's shape.
+      const after = lastCheckpoint(p2.batches)?.state;
+      expect(historyOf(after, `${db}.t`)).toEqual({
+        columns: ['1:id', '2:y', '4:z'],
+        delivered: ['1:id', '2:y', '4:z'],
+      });
+      expect(pendingState(after)).toEqual({});
     } finally {
       await p2.end();
       await second.close();
+    }
+    // The same checkpoint as an older version saved it: no history, the pending renames and drops by name.
+    const older: Checkpoint = {
+      ...afterDdl,
+      state: {
+        renamedColumns: {
+          [`${db}.t`]: [
+            { from: 'a', to: 'y' },
+            { from: 'c', to: 'z' },
+          ],
+        },
+        droppedColumns: { [`${db}.t`]: ['b'] },
+      },
+    };
+    const third = make();
+    await third.open(older);
+    const p3 = new Puller(third);
+    try {
+      await p3.until((b) => events(b).some((e) => e.after?.id === '3'));
+      expect(events(p3.batches)[0]!.schema.changes).toEqual([
+        { kind: 'drop', column: 'b' },
+        { kind: 'rename', from: 'a', to: 'y' },
+        { kind: 'rename', from: 'c', to: 'z' },
+      ]);
+      const after = lastCheckpoint(p3.batches)?.state;
+      expect(historyOf(after, `${db}.t`)?.columns?.map((c) => c.split(':')[1])).toEqual(['id', 'y', 'z']);
+    } finally {
+      await p3.end();
+      await third.close();
+      await conn.end();
+    }
+  });
+
+  it('without a snapshot, renames and drops made before a table first has rows still reach the target', async () => {
+    const db = 'ddl_never';
+    await server.createDatabase(db);
+    const conn = await session(server, db);
+    await conn.query('CREATE TABLE t (id INT PRIMARY KEY, a INT, b INT, c INT)');
+    await conn.query('INSERT INTO t VALUES (1, 1, 1, 1)');
+    const source = new MysqlSource(sourceConfig(server, { databases: [db], snapshot: 'never' }), testContext(db), {
+      batch: BATCH,
+    });
+    await source.open(null);
+    const p = new Puller(source);
+    try {
+      await conn.query('ALTER TABLE t RENAME COLUMN a TO x, DROP COLUMN b');
+      await conn.query('INSERT INTO t VALUES (2, 2, 2)');
+      await p.until((b) => events(b).some((e) => e.after?.id === '2'));
+      const insert = events(p.batches).find((e) => e.op === 'insert')!;
+      expect(insert.schema.changes).toEqual([
+        { kind: 'drop', column: 'b' },
+        { kind: 'rename', from: 'a', to: 'x' },
+      ]);
+      const after = historyOf(lastCheckpoint(p.batches)?.state, `${db}.t`);
+      expect(after?.columns?.map((c) => c.split(':')[1])).toEqual(['id', 'x', 'c']);
+      expect(after?.delivered).toEqual(after?.columns);
+    } finally {
+      await p.end();
+      await source.close();
       await conn.end();
     }
   });
@@ -219,7 +306,7 @@ describe.each(mysqlFlavors())('mysql source: schema changes ($name)', (flavor) =
         expect(comparePositions(at, beforeDdl.position)).toBeGreaterThanOrEqual(0);
         expect(comparePositions(at, afterDdl.position)).toBeLessThan(0);
         // The added column travels in the checkpoint until a row of the table carries it.
-        expect(afterDdl.state).toEqual({ addedColumns: { [`${db}.t`]: { a: 'seven' } }, snapshot: expect.anything() });
+        expect(pendingState(afterDdl.state)).toEqual({ addedColumns: { [`${db}.t`]: { a: 'seven' } } });
       } finally {
         await p1.end();
         await first.close();
@@ -236,7 +323,7 @@ describe.each(mysqlFlavors())('mysql source: schema changes ($name)', (flavor) =
         const evs = events(p2.batches);
         expect(evs.map(label)).toEqual(['insert:3', 'insert:4']);
         expect(missing(evs[0]!.schema)).toEqual({ id: undefined, a: 'seven' });
-        expect({ ...lastCheckpoint(p2.batches)!.state, snapshot: undefined }).toEqual({});
+        expect(pendingState(lastCheckpoint(p2.batches)!.state)).toEqual({});
       } finally {
         await p2.end();
         await second.close();

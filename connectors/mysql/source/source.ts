@@ -3,7 +3,6 @@ import { type BatchOptions, DEFAULT_BATCH_OPTIONS } from '../../../src/config/ba
 import type { ChangeBatch } from '../../../src/core/change-batch.ts';
 import {
   type ChangeEvent,
-  type ColumnChange,
   type ColumnInfo,
   type Row,
   type SourceInfo,
@@ -46,6 +45,7 @@ import { holdReaderLock } from './instance-lock.ts';
 import { preflightMysqlSource } from './preflight.ts';
 import { RowDecoder } from './row-decoder.ts';
 import { droppedTableEvent } from './schema-change.ts';
+import { type KnownColumn, MysqlSchemaHistory } from './schema-history.ts';
 import { checkServerReached } from './server-behind.ts';
 import { replicaServerId } from './server-id.ts';
 import { keyToState, readChunk } from './snapshot-reader.ts';
@@ -60,6 +60,10 @@ interface TableEntry {
   withMissing?: string[];
   /** Decodes binlog rows of this layout. */
   decoder: RowDecoder;
+  /** Stream entries: the columns of this layout by identity (the schema history's, when the entry was made). */
+  known?: KnownColumn[];
+  /** Stream entries: the target has not got this shape yet (its rows change what the history says it has). */
+  delivers?: boolean;
 }
 
 /** Prefix of the `message` events that carry DDL statements; the content is the statement text. */
@@ -113,10 +117,11 @@ export class MysqlSource implements Source {
   private roomWaiter: (() => void) | null = null;
   private readonly streamTables = new WeakMap<BinlogTable, TableEntry>();
   private readonly infoCache = new Map<string, Promise<TableEntry | null>>();
-  /** Column names of each table (`db.name`) as last seen in this process (snapshot or TableMap). */
-  private readonly knownColumns = new Map<string, Set<string>>();
-  /** Tables whose ALTER TABLE was parsed since their last TableMap (its ADD clauses named the added columns). */
-  private readonly alteredSinceTableMap = new Set<string>();
+  /**
+   * Each replicated table's columns by identity at the position read so far, and as the target last got them; stream
+   * checkpoints carry it (`state.schemaHistory`). Column renames and drops reach the target from it.
+   */
+  private history = new MysqlSchemaHistory();
   /**
    * Columns added to a table (`db.name`) and the value its existing rows read for them, kept until a row event of the
    * table that carries them is committed: stream checkpoints carry them (`state.addedColumns`), so a restart between
@@ -131,22 +136,11 @@ export class MysqlSource implements Source {
    */
   private readonly droppedUnseen = new Set<string>();
   /**
-   * Columns dropped from a table (`db.name`, names lower-cased): one added again under the name replaces the target's
-   * column (its old values and type). Kept until such a column reaches the target; checkpoints carry them
-   * (`state.droppedColumns`).
-   */
-  private readonly droppedColumns = new Map<string, Set<string>>();
-  /**
    * Columns added to a table that was no longer in the catalog under that name when the ALTER TABLE was read (renamed
    * since): their existing rows' value is read from the catalog under the name a later RENAME gives the table.
    * Checkpoints carry them (`state.pendingAddedColumns`).
    */
   private readonly pendingAdded = new Map<string, Set<string>>();
-  /**
-   * Column renames (by current name) not yet delivered to the target with a row of their table, composed so that
-   * `from` is the name the target has. Checkpoints carry them (`state.renamedColumns`).
-   */
-  private readonly renamedColumns = new Map<string, { from: string; to: string }[]>();
   /** Added columns already reported as not followable (warned once per process). */
   private readonly unfollowable = new Map<string, Set<string>>();
   /** Copies of tables' existing rows while streaming (tables added to the pipeline), and which tables are copied. */
@@ -166,20 +160,15 @@ export class MysqlSource implements Source {
     this.streamFrom = null;
     this.lastEmitted = null;
     this.startPosition = null;
-    this.knownColumns.clear();
-    this.alteredSinceTableMap.clear();
     this.addedColumns.clear();
     this.unfollowable.clear();
     this.lastSchemas.clear();
     this.droppedUnseen.clear();
-    this.droppedColumns.clear();
     this.pendingAdded.clear();
-    this.renamedColumns.clear();
     this.incremental = null;
+    this.history = from?.phase === 'stream' ? MysqlSchemaHistory.fromState(from.state) : new MysqlSchemaHistory();
     if (from?.phase === 'stream') {
-      restoreRenamedColumns(from.state?.renamedColumns, this.renamedColumns);
-      restoreDroppedColumns(from.state?.droppedColumns, this.droppedColumns);
-      restoreDroppedColumns(from.state?.pendingAddedColumns, this.pendingAdded);
+      restoreNameSets(from.state?.pendingAddedColumns, this.pendingAdded);
       restoreAddedColumns(from.state?.addedColumns, this.addedColumns);
       for (const id of restoreDroppedTables(from.state?.droppedTables)) this.droppedUnseen.add(id);
     }
@@ -233,11 +222,12 @@ export class MysqlSource implements Source {
         pipeline: this.ctx.pipeline,
         phase: 'stream',
         position: { kind: 'mysql', file: coords.file, pos: coords.pos, gtidSet: coords.gtidSet || undefined },
+        state: { ...this.history.toState() },
       };
       // Tables here now have rows the pipeline did not copy by choice; a table added later is copied.
       const tables = (await this.snapshotTables(this.conn)).map((t) => `${t.db}.${t.name}`);
       this.incremental = this.newIncremental({ tables, pending: [], emitted: 0 });
-      this.startPosition.state = { snapshot: this.incremental.snapshotState() };
+      this.startPosition.state = { ...this.startPosition.state, snapshot: this.incremental.snapshotState() };
       await this.startReader(this.streamFrom);
     } else {
       // No checkpoint, or a snapshot that did not finish: (re)do the snapshot.
@@ -462,6 +452,8 @@ export class MysqlSource implements Source {
         'consistent snapshot started',
       );
       const tables = await this.snapshotTables(conn);
+      // The copy describes every table again (a snapshot redone after a purged binlog starts its history anew).
+      this.history.clear();
       const done: string[] = [];
       let first = true;
       const sourceInfo = (db: string, snapshot: SourceInfo['snapshot']): SourceInfo => ({
@@ -487,6 +479,7 @@ export class MysqlSource implements Source {
               phase: 'stream',
               position,
               state: {
+                ...this.history.toState(),
                 snapshot: {
                   tables: [...done],
                   pending: [
@@ -513,7 +506,12 @@ export class MysqlSource implements Source {
         if (entry) this.lastSchemas.set(`${t.db}.${t.name}`, entry.schema);
         if (!entry) continue;
         const { schema, columns } = entry;
-        this.knownColumns.set(`${t.db}.${t.name}`, new Set(columns.map((c) => c.name)));
+        this.history.create(
+          t.db,
+          t.name,
+          columns.map((c) => c.name),
+          { delivered: true },
+        );
         const progressName = `${t.db}.${t.name}`;
         // The server's estimate (InnoDB samples it): a copy may end above or below it.
         const [estimateRows] = await conn.query(
@@ -622,7 +620,7 @@ export class MysqlSource implements Source {
         pipeline: this.ctx.pipeline,
         phase: 'stream',
         position: { kind: 'mysql', file: coords.file, pos: coords.pos, gtidSet: coords.gtidSet || undefined },
-        state: { snapshot: this.incremental.snapshotState() },
+        state: { ...this.history.toState(), snapshot: this.incremental.snapshotState() },
         sourceTimeMs: startedAt,
       };
       batcher.commit(finalCp);
@@ -732,14 +730,26 @@ export class MysqlSource implements Source {
 
   private async streamEntry(table: BinlogTable): Promise<TableEntry> {
     const cached = this.streamTables.get(table);
-    if (cached) return cached;
+    // A statement that changed the table's history without a new table map (none should) makes a new entry too.
+    if (cached && cached.known === this.history.get(table.database, table.name)?.columns) return cached;
     const id = `${table.database}.${table.name}`;
     let info = await this.cachedInfo(table.database, table.name);
     const names = table.columns.map((c) => c.name);
-    const known = this.knownColumns.get(id);
-    if (known && !this.alteredSinceTableMap.has(id)) {
-      // The layout changed by a statement not recognized as ALTER TABLE: columns new since the last TableMap.
-      const fresh = names.filter((n) => !known.has(n) && !this.addedColumns.get(id)?.has(n));
+    const target = this.history.get(table.database, table.name)?.delivered;
+    const fit = this.history.fitTableMap(table.database, table.name, names);
+    if (!fit.firstSeen && target && (fit.added.length > 0 || fit.removed.length > 0)) {
+      // The layout changed by a statement not understood as ALTER TABLE: taken by name.
+      this.ctx.logger.warn(
+        {
+          event: 'source_columns_changed_by_unread_statement',
+          table: id,
+          added: fit.added,
+          dropped: fit.removed,
+          hint: `a column renamed by such a statement reaches the target as dropped and added (its values read NULL there): re-snapshot ${id} if one was`,
+        },
+        `the columns of ${id} changed without an ALTER TABLE the pipeline understood: taken as added ${fit.added.join(', ') || 'none'}, dropped ${fit.removed.join(', ') || 'none'}`,
+      );
+      const fresh = fit.added.filter((n) => !this.addedColumns.get(id)?.has(n));
       if (fresh.length > 0) {
         if (fresh.some((n) => !info?.facts?.has(n.toLowerCase()))) {
           this.infoCache.delete(id);
@@ -771,13 +781,15 @@ export class MysqlSource implements Source {
       }
       if (pending.size === 0) this.pendingAdded.delete(id);
     }
-    this.knownColumns.set(id, new Set(names));
-    this.alteredSinceTableMap.delete(id);
     const added = this.addedColumns.get(id);
     if (added) {
       for (const c of [...added.keys()]) if (!names.includes(c)) added.delete(c); // dropped again
       if (added.size === 0) this.addedColumns.delete(id);
     }
+    // Columns the target has that the table no longer has, or has under another name, by identity: the target drops
+    // and renames them (by the names it has) before it adds new ones. One added under a dropped column's name is new.
+    const changes = this.history.changesSinceDelivered(table.database, table.name);
+    const droppedNames = new Set(changes.flatMap((c) => (c.kind === 'drop' ? [c.column.toLowerCase()] : [])));
     const keys = table.primaryKey ?? info?.schema.keyColumns ?? [];
     const json = new Set(info?.columns.filter((c) => c.kind === 'json').map((c) => c.name) ?? []);
     const nullable = new Map(info?.schema.columns.map((c) => [c.name, c.nullable]) ?? []);
@@ -788,22 +800,12 @@ export class MysqlSource implements Source {
       keys,
       json,
       this.addedColumns.get(id),
-      this.droppedColumns.get(id),
+      droppedNames,
     );
-    // Columns an ALTER TABLE dropped and the table no longer has (or has under a name another column was renamed
-    // to): the target drops them too, by the name it had; then it renames columns the source renamed.
-    const dropped = this.droppedColumns.get(id);
-    const renames = (this.renamedColumns.get(id) ?? []).filter((r) => names.includes(r.to));
-    const changes: ColumnChange[] = [];
-    if (dropped) {
-      const present = new Set(names.map((n) => n.toLowerCase()));
-      const renamedTo = new Set(renames.map((r) => r.to.toLowerCase()));
-      const byLower = new Map([...(known ?? [])].map((n) => [n.toLowerCase(), n]));
-      for (const c of dropped)
-        if (!present.has(c) || renamedTo.has(c)) changes.push({ kind: 'drop', column: byLower.get(c) ?? c });
-    }
-    for (const r of renames) changes.push({ kind: 'rename', from: r.from, to: r.to });
     if (changes.length > 0) entry.schema.changes = changes;
+    const known = this.history.get(table.database, table.name)!;
+    entry.known = known.columns;
+    entry.delivers = !sameColumns(known.delivered, known.columns);
     this.streamTables.set(table, entry);
     this.lastSchemas.set(id, entry.schema);
     return entry;
@@ -965,92 +967,67 @@ export class MysqlSource implements Source {
     }
   }
 
-  /** Follows a table DDL statement: added columns, renamed and dropped tables. */
+  /** Follows a table DDL statement: the schema history, added columns, renamed and dropped tables. */
   private async followDdl(ddl: TableDdl): Promise<void> {
     const forget = (id: string) => {
-      this.knownColumns.delete(id);
-      this.alteredSinceTableMap.delete(id);
       this.addedColumns.delete(id);
-      this.droppedColumns.delete(id);
       this.unfollowable.delete(id);
       this.pendingAdded.delete(id);
-      this.renamedColumns.delete(id);
     };
     const move = (from: string, to: string) => {
       forget(to);
-      const known = this.knownColumns.get(from);
       const added = this.addedColumns.get(from);
-      const dropped = this.droppedColumns.get(from);
       const warned = this.unfollowable.get(from);
       const pending = this.pendingAdded.get(from);
-      const renamedColumns = this.renamedColumns.get(from);
-      const altered = this.alteredSinceTableMap.has(from);
       forget(from);
       if (pending) this.pendingAdded.set(to, pending);
-      if (renamedColumns) this.renamedColumns.set(to, renamedColumns);
-      if (altered) this.alteredSinceTableMap.add(to);
-      if (known) this.knownColumns.set(to, known);
       if (added) this.addedColumns.set(to, added);
-      if (dropped) this.droppedColumns.set(to, dropped);
       if (warned) this.unfollowable.set(to, warned);
     };
-    if (ddl.kind === 'create' || ddl.kind === 'drop') {
-      for (const t of ddl.tables) forget(`${t.db}.${t.name}`);
+    if (ddl.kind === 'create') {
+      const t = ddl.tables[0]!;
+      // CREATE TABLE IF NOT EXISTS of a table the history has changes nothing.
+      if (ddl.ifNotExists && this.history.get(t.db, t.name)) return;
+      forget(`${t.db}.${t.name}`);
+      const like = ddl.likeTable && this.history.get(ddl.likeTable.db, ddl.likeTable.name);
+      const columns = ddl.createdColumns ?? (like && !like.partial ? like.columns.map((c) => c.name) : undefined);
+      // A table created again is a new table; one whose columns the text does not tell is known from its first rows.
+      if (columns && this.included(t.db, t.name)) this.history.create(t.db, t.name, columns);
+      else this.history.drop(t.db, t.name);
+      return;
+    }
+    if (ddl.kind === 'drop') {
+      for (const t of ddl.tables) {
+        forget(`${t.db}.${t.name}`);
+        this.history.drop(t.db, t.name);
+      }
       return;
     }
     if (ddl.kind === 'alter') {
       const t = ddl.tables[0]!;
       const final = ddl.renames[ddl.renames.length - 1]?.to ?? t;
-      this.alteredSinceTableMap.add(`${t.db}.${t.name}`);
       const id = `${t.db}.${t.name}`;
-      // Drops and renames name the columns as they were before the statement.
-      const renames = this.renamedColumns.get(id) ?? [];
+      if (this.included(t.db, t.name)) this.history.alter(t.db, t.name, ddl);
+      // Added columns waiting for their existing rows' value follow renames of their name; dropped ones are done.
       const pending = this.pendingAdded.get(id) ?? new Set<string>();
-      if (ddl.droppedColumns.length > 0 && this.included(t.db, t.name)) {
-        const dropped = this.droppedColumns.get(id) ?? new Set<string>();
-        this.droppedColumns.set(id, dropped);
-        for (const c of ddl.droppedColumns) {
-          const lower = c.toLowerCase();
-          pending.delete(c);
-          // A column renamed since the target last saw it is dropped there under its old name.
-          const r = renames.findIndex((x) => x.to.toLowerCase() === lower);
-          if (r >= 0) dropped.add(renames.splice(r, 1)[0]!.from.toLowerCase());
-          else dropped.add(lower);
-        }
-      }
+      for (const c of ddl.droppedColumns) pending.delete(c);
       if (ddl.renamedColumns.length > 0 && this.included(t.db, t.name)) {
         const to = new Map(ddl.renamedColumns.map((r) => [r.from.toLowerCase(), r.to]));
         const renamed = (n: string) => to.get(n.toLowerCase());
         const added = this.addedColumns.get(id);
-        const claimed = new Set<string>();
         // Not yet at the target: the added column reaches it under its new name.
         if (added) {
           const next = new Map<string, string | null>();
-          for (const [c, v] of added) {
-            const n = renamed(c);
-            if (n !== undefined) claimed.add(c.toLowerCase());
-            next.set(n ?? c, v);
-          }
+          for (const [c, v] of added) next.set(renamed(c) ?? c, v);
           this.addedColumns.set(id, next);
         }
         for (const c of [...pending]) {
           const n = renamed(c);
           if (n === undefined) continue;
-          claimed.add(c.toLowerCase());
           pending.delete(c);
           pending.add(n);
         }
-        for (const r of renames) {
-          const n = renamed(r.to);
-          if (n === undefined) continue;
-          claimed.add(r.to.toLowerCase());
-          r.to = n;
-        }
-        for (const r of ddl.renamedColumns) if (!claimed.has(r.from.toLowerCase())) renames.push({ ...r });
       }
-      const live = renames.filter((r) => r.from !== r.to);
-      if (live.length > 0) this.renamedColumns.set(id, live);
-      else this.renamedColumns.delete(id);
       if (ddl.addedColumns.length > 0 && this.included(final.db, final.name)) {
         const info = await this.cachedInfo(final.db, final.name);
         let missing = this.resolveAddedColumns(t, ddl.addedColumns, info, true, ddl.addedDefaults);
@@ -1071,7 +1048,11 @@ export class MysqlSource implements Source {
       if (ddl.renamedColumns.length > 0 && pending.size > 0 && this.included(final.db, final.name))
         await this.resolvePending(t, final);
     }
-    for (const r of ddl.renames) move(`${r.from.db}.${r.from.name}`, `${r.to.db}.${r.to.name}`);
+    for (const r of ddl.renames) {
+      move(`${r.from.db}.${r.from.name}`, `${r.to.db}.${r.to.name}`);
+      if (this.included(r.to.db, r.to.name)) this.history.rename(r.from, r.to);
+      else this.history.drop(r.from.db, r.from.name);
+    }
     for (const r of ddl.renames) if (this.included(r.to.db, r.to.name)) await this.resolvePending(r.to, r.to);
   }
 
@@ -1112,44 +1093,23 @@ export class MysqlSource implements Source {
       this.streamFrom && !this.streamFrom.byGtid
         ? { file: this.streamFrom.file, pos: this.streamFrom.pos }
         : { file: '', pos: UNKNOWN_POS };
-    /** Entries with added columns used by row events of the open transaction. */
+    /** Entries whose rows in the open transaction bring the target added columns or a shape it does not have yet. */
     const delivering = new Set<TableEntry>();
     const checkpointOf = (e: { file: string; pos: number; gtidSet?: string; timestampMs: number }): Checkpoint => {
-      // The rows of the committing transaction carry their added columns to the target: no need to keep them.
-      // So do the dropped columns their schema's changes drop.
+      // The rows of the committing transaction carry their shape to the target, added columns (and the value existing
+      // rows read for them), renames and drops included: the history says the target has it, nothing is kept for it.
       for (const entry of delivering) {
-        const id = tableId(entry.schema.table);
-        const m = this.addedColumns.get(id);
-        const dropped = this.droppedColumns.get(id);
+        const { schema, name } = entry.schema.table;
+        const m = this.addedColumns.get(tableId(entry.schema.table));
         if (m) {
-          for (const c of entry.withMissing ?? []) {
-            m.delete(c);
-            dropped?.delete(c.toLowerCase());
-          }
-          if (m.size === 0) this.addedColumns.delete(id);
+          for (const c of entry.withMissing ?? []) m.delete(c);
+          if (m.size === 0) this.addedColumns.delete(tableId(entry.schema.table));
         }
-        const renames = this.renamedColumns.get(id);
-        for (const ch of entry.schema.changes ?? []) {
-          if (ch.kind === 'drop') dropped?.delete(ch.column.toLowerCase());
-          if (ch.kind === 'rename' && renames) {
-            const i = renames.findIndex((r) => r.from === ch.from && r.to === ch.to);
-            if (i >= 0) renames.splice(i, 1);
-          }
-        }
-        if (dropped?.size === 0) this.droppedColumns.delete(id);
-        if (renames?.length === 0) this.renamedColumns.delete(id);
+        if (entry.known) this.history.markDelivered(schema, name, entry.known);
       }
       delivering.clear();
       const addedColumns = this.addedColumnsState();
       const droppedTables = this.droppedUnseen.size > 0 ? [...this.droppedUnseen] : undefined;
-      const droppedColumns =
-        this.droppedColumns.size > 0
-          ? Object.fromEntries([...this.droppedColumns].map(([id, cols]) => [id, [...cols]]))
-          : undefined;
-      const renamedColumns =
-        this.renamedColumns.size > 0
-          ? Object.fromEntries([...this.renamedColumns].map(([id, r]) => [id, r]))
-          : undefined;
       const pendingAddedColumns =
         this.pendingAdded.size > 0
           ? Object.fromEntries([...this.pendingAdded].map(([id, cols]) => [id, [...cols]]))
@@ -1159,9 +1119,13 @@ export class MysqlSource implements Source {
         pipeline: this.ctx.pipeline,
         phase: 'stream',
         position: { kind: 'mysql', file: e.file, pos: e.pos, gtidSet: e.gtidSet || undefined },
-        ...(addedColumns || droppedTables || droppedColumns || pendingAddedColumns || renamedColumns || snapshot
-          ? { state: { addedColumns, droppedTables, droppedColumns, pendingAddedColumns, renamedColumns, snapshot } }
-          : {}),
+        state: {
+          ...this.history.toState(),
+          addedColumns,
+          droppedTables,
+          pendingAddedColumns,
+          snapshot,
+        },
         sourceTimeMs: e.timestampMs,
       };
     };
@@ -1218,7 +1182,7 @@ export class MysqlSource implements Source {
             const t = ev.table;
             if (!this.included(t.database, t.name)) break;
             const entry = await this.streamEntry(t);
-            if (entry.withMissing || entry.schema.changes) delivering.add(entry);
+            if (entry.withMissing || entry.delivers) delivering.add(entry);
             // Per row: only what differs between rows is computed (one pass over the columns per image).
             const { op, rows, gtid, timestampMs } = ev;
             const decoder = entry.decoder;
@@ -1428,6 +1392,7 @@ function buildEntry(
   keys: string[],
   json: Set<string>,
   missing?: Map<string, string | null>,
+  /** Lower-cased names of the target's columns the source dropped: a column added under one replaces it. */
   dropped?: Set<string>,
 ): TableEntry {
   const columns: MysqlColumn[] = cols.map((c) => ({
@@ -1501,8 +1466,8 @@ function restoreAddedColumns(saved: unknown, into: Map<string, Map<string, strin
   }
 }
 
-/** Reads `state.droppedColumns` of a stream checkpoint (ignores anything malformed). */
-function restoreDroppedColumns(saved: unknown, into: Map<string, Set<string>>): void {
+/** Reads `state.pendingAddedColumns` of a stream checkpoint: column names per table (ignores anything malformed). */
+function restoreNameSets(saved: unknown, into: Map<string, Set<string>>): void {
   if (!saved || typeof saved !== 'object') return;
   for (const [id, cols] of Object.entries(saved as Record<string, unknown>)) {
     if (!Array.isArray(cols)) continue;
@@ -1511,20 +1476,13 @@ function restoreDroppedColumns(saved: unknown, into: Map<string, Set<string>>): 
   }
 }
 
-/** Reads `state.renamedColumns` of a stream checkpoint (ignores anything malformed). */
-function restoreRenamedColumns(saved: unknown, into: Map<string, { from: string; to: string }[]>): void {
-  if (!saved || typeof saved !== 'object') return;
-  for (const [id, list] of Object.entries(saved as Record<string, unknown>)) {
-    if (!Array.isArray(list)) continue;
-    const renames = list.filter(
-      (r): r is { from: string; to: string } => typeof r?.from === 'string' && typeof r?.to === 'string',
-    );
-    if (renames.length > 0)
-      into.set(
-        id,
-        renames.map((r) => ({ from: r.from, to: r.to })),
-      );
-  }
+/** Whether the target has these columns (same identities and names, in order). */
+function sameColumns(delivered: KnownColumn[] | undefined, columns: KnownColumn[]): boolean {
+  return (
+    delivered !== undefined &&
+    delivered.length === columns.length &&
+    delivered.every((c, i) => c.id === columns[i]!.id && c.name === columns[i]!.name)
+  );
 }
 
 /** Reads `state.droppedTables` of a stream checkpoint (ignores anything malformed). */

@@ -183,8 +183,13 @@ export async function resolveRelation(
       solutions.length === 0
         ? 'no reading of the catalog fits it'
         : 'later changes to the table left more than one reading (for example a column dropped or renamed again since)';
+    const streamed = raw.columns.map((c) => c.name).join(', ');
+    const now = [...catalog.values()]
+      .filter((a) => !a.dropped)
+      .map((a) => a.name)
+      .join(', ');
     throw new SourceSetupError(
-      `table ${where}: cannot tell which columns the schema change in transaction ${xid} meant: the stream is behind the catalog and ${why}`,
+      `table ${where}: cannot tell which columns the schema change in transaction ${xid} meant (the stream has the columns ${streamed}, the catalog now ${now}): the stream is behind the catalog and ${why}`,
       `The columns of ${where} cannot be matched by identity, so its rows are not applied by guess. Copy the table again: run tributary teardown for this pipeline and start it over (a fresh snapshot). Keeping the replicator running while tables change (or a schema change at a time) avoids this.`,
     );
   }
