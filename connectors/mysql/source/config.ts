@@ -30,6 +30,13 @@ export const mysqlSourceConfig = z.strictObject({
     .max(1_000_000)
     .default(5000)
     .describe('Rows read per keyset query during the snapshot (primary-key order).'),
+  signal_table: tableName
+    .optional()
+    .describe(
+      'database.table where `tributary snapshot` writes re-snapshot requests (created when missing); the pipeline ' +
+        'reads them from the binlog, in order with its changes, and never replicates the table. The user of the ' +
+        'command needs INSERT on it (and CREATE the first time); see docs/snapshots.md.',
+    ),
   server_id: z
     .number()
     .int()

@@ -48,6 +48,8 @@ export interface TableProgress {
   chunks?: number;
   /** Rows of emitted chunks left to the stream (changed after the read). */
   superseded?: number;
+  /** An SQL condition limiting the rows read (a partial re-snapshot: nothing is emptied first). */
+  where?: string;
 }
 
 /** What stream checkpoints carry (`state.snapshot`). */
@@ -162,6 +164,7 @@ export class MysqlIncrementalSnapshot {
   private saved: MysqlSnapshotState | null = null;
   private window: Window | null = null;
   private stopped = false;
+  private running = false;
   private conn: mysql.Connection | null = null;
 
   constructor(
@@ -185,12 +188,25 @@ export class MysqlIncrementalSnapshot {
     return this.state.pending.length > 0;
   }
 
-  /** Requests a copy of a table's existing rows; one running for the table starts over. */
-  request(table: string): void {
+  /** Requests a copy of a table's existing rows (those matching `where`); one running for the table starts over. */
+  request(table: string, where?: string): void {
     if (this.window?.progress.table === table) this.window.redo = true;
     this.state.pending = this.state.pending.filter((p) => p.table !== table);
-    this.state.pending.push({ table, lastKey: null, rows: 0 });
+    this.state.pending.push({ table, lastKey: null, rows: 0, ...(where ? { where } : {}) });
     this.saved = null;
+  }
+
+  /** Copies the pending tables in the background unless already doing so; `failed` gets what stopped it. */
+  ensureRunning(failed: (err: unknown) => void): void {
+    if (this.running || this.stopped || !this.hasWork) return;
+    this.running = true;
+    this.run()
+      .catch(failed)
+      .finally(() => {
+        this.running = false;
+        // A request that came while the last table finished.
+        if (!this.stopped && this.hasWork) this.ensureRunning(failed);
+      });
   }
 
   /** A table whose rows all reach the target through the stream (created, or renamed into the pipeline, while it ran). */
@@ -424,7 +440,7 @@ export class MysqlIncrementalSnapshot {
         progress: p,
         db,
         keyCols,
-        truncateFirst: p.lastKey === null && keyCols.length > 0,
+        truncateFirst: p.lastKey === null && keyCols.length > 0 && !p.where,
         schema: first.schema,
         open: false,
         openedAt: null,
@@ -456,6 +472,7 @@ export class MysqlIncrementalSnapshot {
             {
               after: p.lastKey ? keyFromState(p.lastKey) : null,
               limit: keyCols.length > 0 ? this.host.chunkRows : null,
+              where: p.where,
             },
           );
           w.read = { at, rows: chunk.rows, lastKey: chunk.lastKey, schema: table.schema };

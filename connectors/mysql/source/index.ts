@@ -1,6 +1,7 @@
 import type { SourceConnector } from '../../../src/core/connector.ts';
 import type { MysqlSourceConfig } from './config.ts';
 import { preflightMysqlSource } from './preflight.ts';
+import { requestMysqlSnapshot } from './snapshot-request.ts';
 import { MysqlSource } from './source.ts';
 import { mysqlSourceStatus } from './status.ts';
 import { teardownMysqlSource } from './teardown.ts';
@@ -15,4 +16,5 @@ export const source: SourceConnector<MysqlSourceConfig> = {
   preflight: preflightMysqlSource,
   teardown: teardownMysqlSource,
   status: mysqlSourceStatus,
+  requestSnapshot: requestMysqlSnapshot,
 };

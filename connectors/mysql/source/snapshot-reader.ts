@@ -28,7 +28,7 @@ export interface ChunkTable {
 export async function readChunk(
   conn: mysql.Connection,
   table: ChunkTable,
-  range: { after: unknown[] | null; limit: number | null; offset?: number },
+  range: { after: unknown[] | null; limit: number | null; offset?: number; where?: string },
 ): Promise<Chunk> {
   const { columns, keyColumns } = table;
   const select = columns.map(snapshotSelectExpr).join(', ');
@@ -36,11 +36,13 @@ export async function readChunk(
   const order = keyColumns.map(quoteIdent).join(', ');
   let sql = `SELECT ${select} FROM ${quoteIdent(table.db)}.${quoteIdent(table.name)}`;
   const params: unknown[] = [];
+  const conditions: string[] = range.where ? [`(${range.where})`] : [];
+  if (keyColumns.length > 0 && range.after) {
+    conditions.push(`(${order}) > (${keyColumns.map(() => '?').join(', ')})`);
+    params.push(...range.after);
+  }
+  if (conditions.length > 0) sql += ` WHERE ${conditions.join(' AND ')}`;
   if (keyColumns.length > 0) {
-    if (range.after) {
-      sql += ` WHERE (${order}) > (${keyColumns.map(() => '?').join(', ')})`;
-      params.push(...range.after);
-    }
     sql += ` ORDER BY ${order}`;
     if (range.limit !== null) sql += ` LIMIT ${range.limit}`;
   } else if (range.limit !== null) {

@@ -24,7 +24,6 @@ import {
   type Flavor,
   gtidSetAt,
   isPurgedBinlogError,
-  SYSTEM_DATABASES,
   snapshotStreamsByGtid,
   startConsistentSnapshot,
   startSnapshotBounds,
@@ -49,6 +48,8 @@ import { type KnownColumn, MysqlSchemaHistory } from './schema-history.ts';
 import { checkServerReached } from './server-behind.ts';
 import { replicaServerId } from './server-id.ts';
 import { keyToState, readChunk } from './snapshot-reader.ts';
+import { SNAPSHOT_SIGNAL } from './snapshot-request.ts';
+import { TableFilter } from './table-filter.ts';
 import { kindOfType, type MysqlColumn, normalizeColumnType } from './values.ts';
 
 interface TableEntry {
@@ -96,6 +97,7 @@ export class MysqlSource implements Source {
   private readonly ctx: ConnectorContext;
   private readonly batch: BatchOptions;
   private readonly endpoint: MysqlEndpoint;
+  private readonly tables: TableFilter;
   private conn: mysql.Connection | null = null;
   private reader: BinlogReader | null = null;
   private flavor: Flavor = 'mariadb';
@@ -151,6 +153,7 @@ export class MysqlSource implements Source {
     this.ctx = ctx;
     this.batch = options?.batch ?? DEFAULT_BATCH_OPTIONS;
     this.endpoint = parseMysqlUrl(config.url);
+    this.tables = new TableFilter(config);
   }
 
   async open(from: Checkpoint | null): Promise<void> {
@@ -300,28 +303,12 @@ export class MysqlSource implements Source {
     }
   }
 
-  private includeFilter(): { include?: Record<string, string[] | true>; exclude?: Record<string, string[] | true> } {
-    const { databases, tables } = this.config;
-    if (!databases && !tables) return { exclude: Object.fromEntries(SYSTEM_DATABASES.map((d) => [d, true])) };
-    const include: Record<string, string[] | true> = {};
-    for (const db of databases ?? []) include[db] = true;
-    for (const t of tables ?? []) {
-      const [db, name] = t.split('.') as [string, string];
-      const cur = include[db];
-      if (cur === true) continue;
-      include[db] = [...(cur ?? []), name];
-    }
-    return { include };
-  }
-
   private included(db: string, table: string): boolean {
-    const { databases, tables } = this.config;
-    if (!databases && !tables) return !SYSTEM_DATABASES.includes(db.toLowerCase());
-    return (databases ?? []).includes(db) || (tables ?? []).includes(`${db}.${table}`);
+    return this.tables.replicates(db, table);
   }
 
   private async startReader(from: BinlogCoordinates & { byGtid: boolean }): Promise<void> {
-    const filter = this.includeFilter();
+    const filter = this.tables.readerFilter();
     const reader = new BinlogReader({
       ...this.endpoint,
       serverId: this.replicaId,
@@ -383,8 +370,7 @@ export class MysqlSource implements Source {
       if (!this.reader) return;
       const batcher = this.newBatcher(seq);
       void this.stream(this.reader, batcher);
-      const incremental = this.incremental;
-      if (incremental?.hasWork) incremental.run().catch((err) => batcher.fail(err));
+      this.incremental?.ensureRunning((err) => batcher.fail(err));
       for await (const b of batcher.batches()) {
         if (b.checkpoint) this.lastEmitted = b.checkpoint;
         yield b;
@@ -950,6 +936,36 @@ export class MysqlSource implements Source {
     return out;
   }
 
+  /** Rows inserted into the signal table (`tributary snapshot`): requests addressed to this pipeline are taken. */
+  private takeSignals(rows: RawRow[], batcher: CommitBatcher): void {
+    const text = (v: unknown) => (Buffer.isBuffer(v) ? v.toString('utf8') : v == null ? '' : String(v));
+    for (const raw of rows) {
+      if (text(raw.pipeline) !== this.ctx.pipeline || text(raw.kind) !== SNAPSHOT_SIGNAL) continue;
+      let request: { table?: unknown; where?: unknown };
+      try {
+        request = JSON.parse(text(raw.data));
+      } catch {
+        request = {};
+      }
+      const table = typeof request.table === 'string' ? request.table : '';
+      const dot = table.indexOf('.');
+      if (dot <= 0 || !this.included(table.slice(0, dot), table.slice(dot + 1))) {
+        this.ctx.logger.warn(
+          { event: 'snapshot_request_ignored', request: text(raw.data) },
+          `snapshot request ignored: ${table || 'no table'} is not replicated by pipeline ${this.ctx.pipeline}`,
+        );
+        continue;
+      }
+      const where = typeof request.where === 'string' && request.where !== '' ? request.where : undefined;
+      this.ctx.logger.info(
+        { event: 'incremental_snapshot_requested', table, where: where ?? null, reason: 'snapshot request' },
+        `re-snapshot of ${table} requested`,
+      );
+      this.incremental?.request(table, where);
+      this.incremental?.ensureRunning((err) => batcher.fail(err));
+    }
+  }
+
   /**
    * What a table DDL statement means for the incremental snapshot: a chunk read across it is read again, and a table
    * created (or renamed from a replicated one) while streaming has all its rows in the stream, so it counts as copied.
@@ -1180,6 +1196,10 @@ export class MysqlSource implements Source {
             break;
           case 'rows': {
             const t = ev.table;
+            if (this.tables.isSignalTable(t.database, t.name)) {
+              if (ev.op === 'insert') this.takeSignals(ev.rows as RawRow[], batcher);
+              break;
+            }
             if (!this.included(t.database, t.name)) break;
             const entry = await this.streamEntry(t);
             if (entry.withMissing || entry.delivers) delivering.add(entry);
