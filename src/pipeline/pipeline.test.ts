@@ -105,6 +105,31 @@ describe('Pipeline', () => {
     for (const tx of healthy.rows.values()) expect(Number(tx)).toBeGreaterThan(lsnOf(resumedFrom!));
   });
 
+  it('starts again from a checkpoint another instance saved while the source opened (waiting for its lock)', async () => {
+    const source = new MemorySource('p', 40, 1);
+    const store = new MemoryStore();
+    const at = (n: number): Checkpoint => ({
+      pipeline: 'p',
+      phase: 'stream',
+      position: { kind: 'postgres', lsn: `0/${n.toString(16)}` },
+    });
+    store.saved.push(at(10));
+    // The other instance saves transaction 20 while this one's source waits in open() for the lock it held.
+    const open = source.open.bind(source);
+    let first = true;
+    source.open = async (from) => {
+      await open(from);
+      if (first) store.saved.push(at(20));
+      first = false;
+    };
+    const target = new MemoryTarget();
+    const p = pipeline(source, [target], store);
+    await runUntil(p, () => source.committed.length > 0 && lsnOf(source.committed.at(-1)!) === 40);
+    expect(source.opens.map((cp) => (cp ? lsnOf(cp) : null))).toEqual([10, 20]);
+    // Nothing the other instance had delivered was delivered again.
+    for (const tx of target.rows.values()) expect(Number(tx)).toBeGreaterThan(20);
+  });
+
   it("asks the source's and target's engine classifier about an error their client threw", async () => {
     const deadlock = Object.assign(new Error('Deadlock found'), { code: 'ER_LOCK_DEADLOCK' });
     const source = new MemorySource('p', 20, 1);

@@ -185,8 +185,12 @@ export class Pipeline {
       if (!opened) return false;
       // A target that keeps its own checkpoint with its data may be ahead of a separate store that failed or lagged:
       // it holds that data durably, so resume after it rather than deliver it again.
-      const own = !targetSavesCheckpoints && target.transactional ? await target.checkpointStore.load(name) : null;
-      const from = laterCheckpoint(await store.load(name), own);
+      const stored = async () =>
+        laterCheckpoint(
+          await store.load(name),
+          !targetSavesCheckpoints && target.transactional ? await target.checkpointStore.load(name) : null,
+        );
+      const from = await stored();
       target.resume?.(from?.state?.target as Record<string, unknown> | undefined);
       this.state.checkpoint = from;
       this.state.phase = from ? phaseOf(from) : 'unknown';
@@ -195,6 +199,15 @@ export class Pipeline {
         from ? 'resuming from checkpoint' : 'starting without checkpoint',
       );
       await source.open(from);
+      // A source may wait in open() for a lock another instance of the pipeline holds (the MySQL binlog reader's): a
+      // checkpoint that instance saved meanwhile is where this one must start, or it delivers that stretch again.
+      const now = await stored();
+      if (now && laterCheckpoint(from, now) === now && JSON.stringify(now) !== JSON.stringify(from)) {
+        throw new TributaryError(
+          'retryable',
+          'the checkpoint moved while the source opened (another instance of the pipeline saved one): starting again from it',
+        );
+      }
       const start = from ? null : (source.startCheckpoint?.() ?? null);
       if (start) {
         // Durable before the pipeline counts as running: a stop before the first change must not lose the changes
