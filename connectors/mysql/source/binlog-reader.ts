@@ -229,6 +229,11 @@ export class BinlogReader {
     return undefined;
   }
 
+  /** Ends a `next` waiting on an empty queue now (it returns undefined, as on its timeout). */
+  wake(): void {
+    this.waiter?.();
+  }
+
   /** Rows decoded and waiting to be pulled. */
   bufferedRows(): number {
     return this.queuedRows;
@@ -288,10 +293,6 @@ export class BinlogReader {
     if (this.ended) return;
     if (!this.error) this.error = err;
     this.wake();
-  }
-
-  private wake(): void {
-    this.waiter?.();
   }
 
   private push(event: BinlogEvent): void {

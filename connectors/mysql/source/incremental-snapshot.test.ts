@@ -347,4 +347,91 @@ describe.each(mysqlFlavors())('MySQL source incremental snapshot while streaming
       await running;
     }
   });
+  it('copies a table keyed by text and bytes across writes and an ALTER TABLE, and ends equal', {
+    timeout: 180_000,
+  }, async () => {
+    const db = 'inc_shape';
+    await server.createDatabase(db);
+    await server.createDatabase(`${db}_dst`);
+    await server.query('CREATE TABLE a (id BIGINT AUTO_INCREMENT PRIMARY KEY, v INT)', [], db);
+    await server.query(
+      'CREATE TABLE k (region VARCHAR(20) NOT NULL, code VARBINARY(8) NOT NULL, n INT, PRIMARY KEY (region, code))',
+      [],
+      db,
+    );
+    for (let from = 0; from < 20_000; from += 2000) {
+      const values = Array.from({ length: 2000 }, (_, j) => from + j).map(
+        (i) => `('r${i % 7}', UNHEX('${(i * 7919).toString(16).padStart(8, '0')}'), ${i})`,
+      );
+      await server.query(`INSERT INTO k (region, code, n) VALUES ${values.join(', ')}`, [], db);
+    }
+    const ctx = testContext(db);
+    const first = mysqlSourcePipeline(server, db, ctx, { source: { databases: undefined, tables: [`${db}.a`] } });
+    const running1 = first.run();
+    await untilPhase(first, 'stream');
+    first.stop();
+    await running1;
+
+    const second = mysqlSourcePipeline(server, db, ctx, {
+      source: { databases: undefined, tables: [`${db}.a`, `${db}.k`], snapshot_chunk_rows: 100 },
+    });
+    let failure: unknown = null;
+    const running2 = second.run().catch((err) => {
+      failure = err;
+    });
+    try {
+      await until(
+        'the copy of k under way',
+        () =>
+          (
+            (second.state.checkpoint?.state?.snapshot as { pending?: { table: string; rows: number }[] })?.pending ?? []
+          ).some((p) => p.table === `${db}.k` && p.rows > 0),
+        120_000,
+        10,
+      );
+      // Writes and a column added while the copy runs.
+      const altered = ctx.logs.length;
+      await server.query("UPDATE k SET n = n + 1000000 WHERE region = 'r3'", [], db);
+      await server.query('ALTER TABLE k ADD COLUMN extra INT NOT NULL DEFAULT 7', [], db);
+      await server.query("DELETE FROM k WHERE region = 'r5'", [], db);
+      await server.query("INSERT INTO k (region, code, n, extra) VALUES ('zz', UNHEX('00'), 1, 8)", [], db);
+      await until(
+        'k copied',
+        () =>
+          ctx.logs.some((l) => l.event === 'incremental_snapshot_table_done' && l.table === `${db}.k`) ||
+          failure !== null,
+      );
+      expect(failure).toBeNull();
+      // The copy was still under way when the ALTER came.
+      expect(
+        ctx.logs.slice(altered).some((l) => l.event === 'incremental_snapshot_table_done' && l.table === `${db}.k`),
+      ).toBe(true);
+      const columns = ['region', 'HEX(code)', 'n', 'extra'];
+      await until(
+        'the target equal to the source',
+        async () =>
+          JSON.stringify(await mysqlRowDigest((sql) => server.query(sql, [], db), 'k', columns)) ===
+          JSON.stringify(
+            await mysqlRowDigest((sql) => server.query(sql, [], `${db}_dst`), 'k', columns).catch(() => null),
+          ),
+        60_000,
+      ).catch(async (err) => {
+        // Which rows differ, for the failure message.
+        const differ = await server.query(
+          `SELECT 'source' AS side, s.region, HEX(s.code) AS code, s.n, s.extra FROM ${db}.k s
+             LEFT JOIN ${db}_dst.k t ON t.region = s.region AND t.code = s.code
+            WHERE t.region IS NULL OR NOT (s.n <=> t.n AND s.extra <=> t.extra)
+           UNION ALL
+           SELECT 'target', t.region, HEX(t.code), t.n, t.extra FROM ${db}_dst.k t
+             LEFT JOIN ${db}.k s ON t.region = s.region AND t.code = s.code
+            WHERE s.region IS NULL OR NOT (s.n <=> t.n AND s.extra <=> t.extra)
+           LIMIT 20`,
+        );
+        throw new Error(`${(err as Error).message}: ${JSON.stringify(differ)}`);
+      });
+    } finally {
+      second.stop();
+      await running2;
+    }
+  });
 });

@@ -99,6 +99,8 @@ export interface IncrementalSnapshotHost {
   connect(): Promise<mysql.Connection>;
   /** Opens a consistent snapshot on `conn` and says which transactions it sees. */
   startSnapshot(conn: mysql.Connection): Promise<SnapshotBounds>;
+  /** Asks the stream for a transaction boundary now, even while the source is idle (a window to open, a chunk read). */
+  wake(): void;
   /** The table as the catalog has it now; null when it is gone. */
   describe(
     conn: mysql.Connection,
@@ -109,6 +111,8 @@ export interface IncrementalSnapshotHost {
 
 /** Reads of a keyless table before a copy that no transaction touched in between is given up on. */
 const KEYLESS_ATTEMPTS = 20;
+/** MySQL's error for a snapshot's read of a table whose definition changed after the snapshot began. */
+const ER_TABLE_DEF_CHANGED = 1412;
 /** Snapshot starts that may not see what the stream had delivered when the window opened, before giving up. */
 const SNAPSHOT_ATTEMPTS = 100;
 
@@ -130,6 +134,12 @@ interface Window {
 }
 
 const ANY_ROW = '*';
+
+/** A table's columns and key as described, to tell whether a DDL statement changed it. */
+function shapeOf(table: { schema: TableSchema } | null): string {
+  if (!table) return 'gone';
+  return JSON.stringify([table.schema.columns.map((c) => [c.name, c.type, c.nullable]), table.schema.keyColumns]);
+}
 
 function keyText(keyCols: readonly string[], row: Row): string {
   return JSON.stringify(keyCols.map((k) => row[k] ?? null));
@@ -267,6 +277,10 @@ export class MysqlIncrementalSnapshot {
     if (!read || !reached(point, read.at)) return null;
     this.window = null;
     if (w.redo) {
+      this.host.logger.info(
+        { event: 'incremental_snapshot_chunk_reread', pipeline: this.host.pipeline, table: w.progress.table },
+        'chunk read again: the table changed shape or was truncated while it was read',
+      );
       w.done('redo');
       return null;
     }
@@ -392,6 +406,39 @@ export class MysqlIncrementalSnapshot {
     }
   }
 
+  /**
+   * Reads the window's chunk at snapshot `at`. MySQL refuses a snapshot's read of a table whose definition changed
+   * after the snapshot began (ER_TABLE_DEF_CHANGED): the window sees that change too, so the chunk is read again.
+   */
+  private async readInto(
+    w: Window,
+    conn: mysql.Connection,
+    at: SnapshotBounds,
+    table: { schema: TableSchema; columns: MysqlColumn[] },
+  ): Promise<void> {
+    const p = w.progress;
+    try {
+      const chunk = await readChunk(
+        conn,
+        { db: w.db, name: table.schema.table.name, columns: table.columns, keyColumns: w.keyCols },
+        {
+          after: p.lastKey ? keyFromState(p.lastKey) : null,
+          limit: w.keyCols.length > 0 ? this.host.chunkRows : null,
+          where: p.where,
+        },
+      );
+      w.read = { at, rows: chunk.rows, lastKey: chunk.lastKey, schema: table.schema };
+      this.host.wake();
+    } catch (err) {
+      if ((err as { errno?: number }).errno !== ER_TABLE_DEF_CHANGED) throw err;
+      this.host.logger.info(
+        { event: 'incremental_snapshot_chunk_reread', pipeline: this.host.pipeline, table: p.table },
+        'chunk read again: the table changed definition after its snapshot began',
+      );
+      w.redo = true;
+    }
+  }
+
   private async copyTable(p: TableProgress): Promise<void> {
     const dot = p.table.indexOf('.');
     const db = p.table.slice(0, dot);
@@ -457,28 +504,30 @@ export class MysqlIncrementalSnapshot {
         w.done = resolve;
       });
       this.window = w;
+      this.host.wake();
       await opened;
       if (this.stopped) return;
+      // Described after the window opened (a DDL statement the stream read before it has reached the catalog: the
+      // description waits for the table's metadata lock) and again after the read: a DDL statement in between
+      // could make the rows read and their description disagree, so the chunk is read again then. One after the
+      // second description comes after the read in the binlog: the window sees it, or the chunk is emitted before it.
+      const table = await this.host.describe(conn, db, name);
       const at = await this.startSnapshotAfter(conn, w.openedAt!);
       try {
-        // Described after the window opened: a DDL statement after this read is seen by the window.
-        const table = await this.host.describe(conn, db, name);
         if (!table || table.schema.keyColumns.join('\0') !== keyCols.join('\0')) {
           w.redo = true;
         } else {
-          const chunk = await readChunk(
-            conn,
-            { db, name, columns: table.columns, keyColumns: keyCols },
-            {
-              after: p.lastKey ? keyFromState(p.lastKey) : null,
-              limit: keyCols.length > 0 ? this.host.chunkRows : null,
-              where: p.where,
-            },
-          );
-          w.read = { at, rows: chunk.rows, lastKey: chunk.lastKey, schema: table.schema };
+          await this.readInto(w, conn, at, table);
         }
       } finally {
         await conn.query('COMMIT');
+      }
+      if (w.read && shapeOf(await this.host.describe(conn, db, name)) !== shapeOf(table)) {
+        this.host.logger.info(
+          { event: 'incremental_snapshot_chunk_reread', pipeline: this.host.pipeline, table: p.table },
+          'chunk read again: the table changed definition while it was read',
+        );
+        w.read = null;
       }
       if (w.read === null) {
         // The table changed shape or lost its key: start it over with the catalog as it is now.

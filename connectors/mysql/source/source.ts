@@ -287,6 +287,7 @@ export class MysqlSource implements Source {
         serverId: this.serverId,
         connect: () => connect(this.endpoint, this.config.connect_timeout_ms),
         startSnapshot: (conn) => startSnapshotBounds(conn, this.flavor),
+        wake: () => this.reader?.wake(),
         describe: (conn, db, name) => this.describeTable(conn, db, name),
       },
       state,
@@ -798,6 +799,34 @@ export class MysqlSource implements Source {
   }
 
   /**
+   * The entry a copied chunk goes out with: its columns as read, with what the stream would add to a row of the table
+   * at this point (the value existing rows read for columns added since the target last got the table, the renames
+   * and drops it has not got yet), so the copy is never the first to bring the target a shape without them.
+   */
+  private copyEntry(read: TableSchema): TableEntry {
+    const { schema: db, name } = read.table;
+    const id = `${db}.${name}`;
+    const changes = this.history.changesSinceDelivered(db, name);
+    const droppedNames = new Set(changes.flatMap((c) => (c.kind === 'drop' ? [c.column.toLowerCase()] : [])));
+    const entry = buildEntry(
+      db,
+      name,
+      read.columns.map((c) => ({ name: c.name, type: c.type, nullable: c.nullable })),
+      read.keyColumns,
+      new Set(read.columns.filter((c) => c.kind === 'json').map((c) => c.name)),
+      this.addedColumns.get(id),
+      droppedNames,
+    );
+    if (changes.length > 0) entry.schema.changes = changes;
+    const known = this.history.get(db, name);
+    if (known) {
+      entry.known = known.columns;
+      entry.delivers = !sameColumns(known.delivered, known.columns);
+    }
+    return entry;
+  }
+
+  /**
    * Decides what existing rows read for columns just added to a table, from the catalog as it is now (read when the
    * ALTER TABLE event is processed, not as of its binlog position). `overwrite`: the statement added the column
    * (ADD COLUMN), so an earlier decision for a column of that name is stale.
@@ -1155,6 +1184,12 @@ export class MysqlSource implements Source {
     const snapshotBoundary = () => {
       const events = this.incremental?.boundary(streamAt);
       if (!events) return;
+      if (events.length > 0) {
+        // The copy reaches the target with the shape the stream would give a row of the table here.
+        const entry = this.copyEntry(events[0]!.schema);
+        for (const e of events) e.schema = entry.schema;
+        if (entry.withMissing || entry.delivers) delivering.add(entry);
+      }
       for (const e of events) batcher.push(e, estimateBytes(e.after) + 100);
       batcher.commit(checkpointOf({ ...streamAt, timestampMs: lastCommitMs }));
     };
