@@ -434,4 +434,42 @@ describe.each(mysqlFlavors())('MySQL source incremental snapshot while streaming
       await running2;
     }
   });
+  it('does not copy tables created or renamed at the source while the pipeline was stopped: their rows come with the stream', {
+    timeout: 120_000,
+  }, async () => {
+    const db = 'inc_renamed';
+    await server.createDatabase(db);
+    await server.createDatabase(`${db}_dst`);
+    await server.query('CREATE TABLE r (id INT PRIMARY KEY, v INT)', [], db);
+    await server.query('INSERT INTO r VALUES (1, 1), (2, 2), (3, 3)', [], db);
+    const ctx = testContext(db);
+    const first = mysqlSourcePipeline(server, db, ctx);
+    const running1 = first.run();
+    await untilPhase(first, 'stream');
+    first.stop();
+    await running1;
+
+    await server.query('RENAME TABLE r TO r2', [], db);
+    await server.query('INSERT INTO r2 VALUES (4, 4)', [], db);
+    await server.query('CREATE TABLE fresh (id INT PRIMARY KEY)', [], db);
+    await server.query('INSERT INTO fresh VALUES (1), (2)', [], db);
+    const restarted = ctx.logs.length;
+    const second = mysqlSourcePipeline(server, db, ctx);
+    const running2 = second.run();
+    try {
+      const same = async (table: string, columns: string[]) =>
+        JSON.stringify(await mysqlRowDigest((sql) => server.query(sql, [], db), table, columns)) ===
+        JSON.stringify(
+          await mysqlRowDigest((sql) => server.query(sql, [], `${db}_dst`), table, columns).catch(() => null),
+        );
+      await until(
+        'the target equal to the source',
+        async () => (await same('r2', ['id', 'v'])) && same('fresh', ['id']),
+      );
+      expect(ctx.logs.slice(restarted).filter((l) => l.event === 'incremental_snapshot_requested')).toEqual([]);
+    } finally {
+      second.stop();
+      await running2;
+    }
+  });
 });

@@ -63,16 +63,27 @@ export interface MysqlSnapshotState {
    * the checkpoint before it, so at an equal position this count tells progress from a replay.
    */
   emitted: number;
+  /**
+   * The `databases` and `tables` the pipeline was configured with: on the next start, a table is copied only when
+   * the configuration now names it and did not then (a table created or renamed at the source while the pipeline
+   * was stopped is not new to it: its rows and DDL are in the binlog after the checkpoint).
+   */
+  replicates?: { databases?: string[]; tables?: string[] };
 }
 
 /** The incremental snapshot state a checkpoint carries, or null when it has none (written by an older version). */
 export function mysqlSnapshotStateOf(state: Record<string, unknown> | undefined): MysqlSnapshotState | null {
   const saved = state?.snapshot as Partial<MysqlSnapshotState> | undefined;
   if (!saved || !Array.isArray(saved.tables) || !Array.isArray(saved.pending)) return null;
+  const selectors = saved.replicates;
+  const names = (v: unknown) => (Array.isArray(v) ? v.filter((x): x is string => typeof x === 'string') : undefined);
   return {
     tables: saved.tables.filter((t): t is string => typeof t === 'string'),
     pending: saved.pending.filter((p): p is TableProgress => typeof p?.table === 'string'),
     emitted: typeof saved.emitted === 'number' ? saved.emitted : 0,
+    ...(selectors && typeof selectors === 'object'
+      ? { replicates: { databases: names(selectors.databases), tables: names(selectors.tables) } }
+      : {}),
   };
 }
 
@@ -181,7 +192,12 @@ export class MysqlIncrementalSnapshot {
     private readonly host: IncrementalSnapshotHost,
     state: MysqlSnapshotState,
   ) {
-    this.state = { tables: [...state.tables], pending: state.pending.map((p) => ({ ...p })), emitted: state.emitted };
+    this.state = {
+      tables: [...state.tables],
+      pending: state.pending.map((p) => ({ ...p })),
+      emitted: state.emitted,
+      ...(state.replicates ? { replicates: state.replicates } : {}),
+    };
   }
 
   /** The state a checkpoint at the current stream position carries (a copy, made once per change). */
@@ -190,6 +206,7 @@ export class MysqlIncrementalSnapshot {
       tables: [...this.state.tables],
       pending: this.state.pending.map((p) => ({ ...p })),
       emitted: this.state.emitted,
+      ...(this.state.replicates ? { replicates: this.state.replicates } : {}),
     };
     return this.saved;
   }
