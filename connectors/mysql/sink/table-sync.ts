@@ -3,6 +3,7 @@ import type { TableSchema } from '../../../src/core/change-event.ts';
 import { SchemaMismatchError } from '../../../src/errors.ts';
 import type { Logger } from '../../../src/observability/logger.ts';
 import { checkTargetKey, type IdentityChanges, planColumns, planIdentityChanges } from '../../sql/column-plan.ts';
+import type { SqlTargetTable } from '../../sql/transactional-sql-target.ts';
 import { quoteIdent } from '../identifiers.ts';
 import { holds, isSafeMysqlType, takesLiteralDefault } from './column-types.ts';
 import {
@@ -24,18 +25,13 @@ export interface TargetColumn extends TargetColumnType {
   encode: Encoder;
 }
 
-export interface TargetTable {
-  /** `schema.table` at the source. */
-  sourceId: string;
+/** A synced target table: what the shared shell and planner need (key, identity, foreign keys), and its columns. */
+export interface TargetTable extends SqlTargetTable {
   database: string;
   name: string;
   qname: string;
-  keyColumns: string[];
-  /** How rows are found for update/delete: by key, by the full old row, or not at all (inserts only). */
-  identity: 'key' | 'full' | 'none';
   /** Source columns that exist on the target, with their encoders. */
   columns: Map<string, TargetColumn>;
-  hasForeignKeys: boolean;
 }
 
 export interface SyncOptions extends MappingOptions {
