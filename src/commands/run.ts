@@ -10,6 +10,8 @@ import { stopWhenNpmParentExits } from './parent-watch.ts';
 export async function runCommand(file: string, options: { pipelines?: string[] } = {}): Promise<number> {
   const loaded = onlyPipelines(loadConfig(file), options.pipelines ?? []);
   const logger = createLogger({ level: loaded.config.log?.level });
+  for (const w of loaded.warnings)
+    logger.warn({ event: 'config_key_renamed', file: loaded.file, key: w.path }, w.message);
   const daemon = new Daemon(loaded, logger);
   let signals = 0;
   const onSignal = (signal: NodeJS.Signals) => {

@@ -1,8 +1,8 @@
-import { loadConfig } from '../config/load.ts';
 import { TributaryError } from '../errors.ts';
 import { ExitCode } from '../exit-codes.ts';
 import { createLogger } from '../observability/logger.ts';
 import { sourceConnector } from '../registry.ts';
+import { loadCommandConfig } from './command-config.ts';
 
 /**
  * `tributary snapshot`: asks a pipeline to copy one table again while it keeps streaming. The request goes to the
@@ -12,7 +12,7 @@ export async function snapshotCommand(
   file: string,
   options: { pipeline: string; table: string; where?: string },
 ): Promise<number> {
-  const { config } = loadConfig(file);
+  const { config } = loadCommandConfig(file);
   const pipeline = config.pipelines.find((p) => p.name === options.pipeline);
   if (!pipeline) {
     throw new TributaryError('operator', `no pipeline named "${options.pipeline}" in ${file}`, {

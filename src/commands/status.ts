@@ -1,16 +1,16 @@
 import path from 'node:path';
-import { loadConfig } from '../config/load.ts';
 import { describeError } from '../errors.ts';
 import { ExitCode } from '../exit-codes.ts';
 import { createLogger } from '../observability/logger.ts';
 import { pendingSnapshotsOf } from '../observability/snapshot-progress.ts';
 import { formatReport, type PipelineStatusReport, schemaHistoryOf } from '../observability/status-report.ts';
 import { checkpointStoreFor, loadConnectors } from '../registry.ts';
+import { loadCommandConfig } from './command-config.ts';
 import { liveStates } from './live-status.ts';
 
 /** `tributary status`: what the stores and servers say, plus the live daemon's view when it is running. */
 export async function statusCommand(file: string, options: { json: boolean }): Promise<number> {
-  const { config } = loadConfig(file);
+  const { config } = loadCommandConfig(file);
   const logger = createLogger({ level: 'error' });
   const live = config.http ? await liveStates(config.http.listen, config.http.bearer_token) : undefined;
   const reports: PipelineStatusReport[] = [];

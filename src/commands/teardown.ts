@@ -1,9 +1,9 @@
 import path from 'node:path';
-import { loadConfig } from '../config/load.ts';
 import { TributaryError } from '../errors.ts';
 import { ExitCode } from '../exit-codes.ts';
 import { createLogger } from '../observability/logger.ts';
 import { checkpointStoreFor, loadConnectors } from '../registry.ts';
+import { loadCommandConfig } from './command-config.ts';
 import { liveStates } from './live-status.ts';
 
 /**
@@ -11,7 +11,7 @@ import { liveStates } from './live-status.ts';
  * only says what it would do: after a teardown the next run starts over with a new snapshot.
  */
 export async function teardownCommand(file: string, options: { pipeline?: string; yes: boolean }): Promise<number> {
-  const { config } = loadConfig(file);
+  const { config } = loadCommandConfig(file);
   const pipelines = config.pipelines.filter((p) => !options.pipeline || p.name === options.pipeline);
   if (pipelines.length === 0) {
     throw new TributaryError('operator', `no pipeline named "${options.pipeline}" in ${file}`, {

@@ -1,5 +1,4 @@
 import path from 'node:path';
-import { loadConfig } from '../config/load.ts';
 import type { PipelineConfig } from '../config/schema.ts';
 import type { TargetConnector } from '../core/connector.ts';
 import type { PreflightProblem } from '../core/connector-context.ts';
@@ -7,6 +6,7 @@ import { describeError } from '../errors.ts';
 import { ExitCode } from '../exit-codes.ts';
 import { createLogger, redactUrl } from '../observability/logger.ts';
 import { defaultCheckpointFile, loadConnectors } from '../registry.ts';
+import { loadCommandConfig } from './command-config.ts';
 import { unwritableReason } from './writable-location.ts';
 
 /**
@@ -14,7 +14,7 @@ import { unwritableReason } from './writable-location.ts';
  * checks against its servers.
  */
 export async function validateCommand(file: string, options: { offline: boolean }): Promise<number> {
-  const { config } = loadConfig(file);
+  const { config } = loadCommandConfig(file);
   const configDir = path.dirname(path.resolve(file));
   const logger = createLogger({ level: 'warn' });
   let failed = 0;

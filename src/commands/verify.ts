@@ -1,4 +1,3 @@
-import { loadConfig } from '../config/load.ts';
 import type { PipelineConfig } from '../config/schema.ts';
 import { ConfigError, describeError } from '../errors.ts';
 import { ExitCode } from '../exit-codes.ts';
@@ -6,6 +5,7 @@ import { redactUrl } from '../observability/logger.ts';
 import { formatPipelineHeader, formatSummary, formatTable } from '../verify/report.ts';
 import type { PipelineReport, VerifyReport } from '../verify/types.ts';
 import { hasDatabaseTarget, verifyPipeline, worst } from '../verify/verify.ts';
+import { loadCommandConfig } from './command-config.ts';
 
 export interface VerifyCommandOptions {
   pipeline?: string;
@@ -22,7 +22,7 @@ export interface VerifyCommandOptions {
 export async function verifyCommand(file: string, options: VerifyCommandOptions): Promise<number> {
   let pipelines: PipelineConfig[];
   try {
-    pipelines = choosePipelines(loadConfig(file).config.pipelines, options.pipeline);
+    pipelines = choosePipelines(loadCommandConfig(file).config.pipelines, options.pipeline);
   } catch (err) {
     if (err instanceof ConfigError)
       process.stderr.write(

@@ -130,3 +130,39 @@ pipelines:
     expect(config.pipelines[0]!.target).toMatchObject({ path: '/etc/tributary/out/p.jsonl' });
   });
 });
+
+describe('keys under an earlier name', () => {
+  const mysql = (keys: string) =>
+    `pipelines:\n  - name: p\n    source: { type: mysql, url: x, ${keys} }\n    target: { type: jsonl, path: "-" }\n`;
+
+  it('a MySQL source reads read_buffer_* as read_ahead_*, with one warning for each naming the current key', () => {
+    const { config, warnings } = parseConfig(mysql('read_buffer_events: 500, read_buffer_bytes: 2097152'), 't.yaml');
+    expect(config.pipelines[0]!.source).toMatchObject({ read_ahead_events: 500, read_ahead_bytes: 2_097_152 });
+    expect(config.pipelines[0]!.source).not.toHaveProperty('read_buffer_events');
+    expect(warnings).toEqual([
+      { path: 'pipelines[0].source.read_buffer_events', message: expect.stringMatching(/^renamed read_ahead_events;/) },
+      { path: 'pipelines[0].source.read_buffer_bytes', message: expect.stringMatching(/^renamed read_ahead_bytes;/) },
+    ]);
+    // Checked as the current key is: the same bounds apply.
+    expect(problemsOf(mysql('read_buffer_events: 5'))).toEqual([
+      { path: 'pipelines[0].source.read_ahead_events', message: expect.stringContaining('100') },
+    ]);
+  });
+
+  it('the current names load without a warning; both names at once is a problem', () => {
+    expect(parseConfig(mysql('read_ahead_events: 500'), 't.yaml').warnings).toEqual([]);
+    expect(problemsOf(mysql('read_buffer_events: 500, read_ahead_events: 600'))).toEqual([
+      {
+        path: 'pipelines[0].source.read_buffer_events',
+        message: 'the old name of read_ahead_events, which is set as well: keep read_ahead_events only',
+      },
+    ]);
+  });
+
+  it('only the connector that had the old name reads it', () => {
+    const problems = problemsOf(
+      'pipelines:\n  - name: p\n    source: { type: postgres, url: x, read_buffer_events: 500 }\n    target: { type: jsonl, path: "-" }\n',
+    );
+    expect(problems.map((p) => p.path)).toEqual(['pipelines[0].source.read_buffer_events']);
+  });
+});

@@ -5,11 +5,14 @@ import type { z } from 'zod';
 import { ConfigError, type ConfigProblem } from '../errors.ts';
 import { interpolate } from './interpolate.ts';
 import { knownKeys } from './reference.ts';
-import { type Config, configSchema, targetTraits } from './schema.ts';
+import { followRenamedKeys } from './renamed-keys.ts';
+import { type Config, configSchema, renamedKeys, targetTraits } from './schema.ts';
 
 export interface LoadedConfig {
   file: string;
   config: Config;
+  /** Keys given under an earlier name (read as their current one): each path, naming the current key. */
+  warnings: ConfigProblem[];
 }
 
 /** Reads, interpolates and validates a config file. Throws a ConfigError listing every problem at once. */
@@ -29,11 +32,12 @@ export function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv =
   if (document.errors.length > 0) throw new ConfigError(file, document.errors.map(yamlProblem));
   const problems: ConfigProblem[] = [];
   const raw = interpolate(document.toJS(), env, problems);
+  const warnings = followRenamedKeys(raw, renamedKeys, problems);
   const parsed = configSchema.safeParse(raw ?? {});
   if (!parsed.success) problems.push(...parsed.error.issues.flatMap((issue) => describeIssue(issue, raw)));
   if (parsed.success) problems.push(...crossChecks(parsed.data, file));
   if (problems.length > 0) throw new ConfigError(file, problems);
-  return { file, config: resolvePaths(parsed.data!, path.dirname(path.resolve(file))) };
+  return { file, config: resolvePaths(parsed.data!, path.dirname(path.resolve(file))), warnings };
 }
 
 /** A YAML syntax error: where (line, column) and what, with the offending line and a caret under the spot. */

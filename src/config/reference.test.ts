@@ -17,8 +17,8 @@ describe('configuration reference', () => {
   });
 
   const examples = fs.readdirSync('config').filter((f) => /\.ya?ml$/.test(f));
-  it.each(examples)('config/%s passes validation', (file) => {
-    expect(() => loadConfig(path.join('config', file), { ...process.env })).not.toThrow();
+  it.each(examples)('config/%s passes validation, with no key under an earlier name', (file) => {
+    expect(loadConfig(path.join('config', file), { ...process.env }).warnings).toEqual([]);
   });
 });
 

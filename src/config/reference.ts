@@ -1,6 +1,6 @@
 import { parse } from 'yaml';
 import type { z } from 'zod';
-import { configSchema } from './schema.ts';
+import { configSchema, renamedKeys } from './schema.ts';
 
 /**
  * Generates docs/configuration.md from the config schema itself, so the reference cannot drift from what the
@@ -164,6 +164,21 @@ export function configurationReference(): string {
     '| key | type | default | meaning |',
     '|---|---|---|---|',
     ...rows.map((r) => `| ${r.key} | ${r.type} | ${r.default} | ${r.meaning} |`),
+    '',
+    '## Keys under an earlier name',
+    '',
+    'Still read as the key that replaced them; loading the config warns once for each, naming the current key.',
+    'Setting both names is an error.',
+    '',
+    '| earlier key | current key |',
+    '|---|---|',
+    ...(['source', 'target'] as const).flatMap((section) =>
+      Object.entries(renamedKeys[section]).flatMap(([type, keys]) =>
+        Object.entries(keys).map(
+          ([old, current]) => `| \`pipelines[].${section}.${old}\` (type: ${type}) | \`${current}\` |`,
+        ),
+      ),
+    ),
     '',
   ].join('\n');
 }

@@ -2,11 +2,12 @@ import { z } from 'zod';
 import { jsonlTargetConfig, jsonlTargetTraits } from '../../connectors/jsonl/config.ts';
 import { kafkaTargetConfig, kafkaTargetTraits } from '../../connectors/kafka/config.ts';
 import { mysqlTargetConfig, mysqlTargetTraits } from '../../connectors/mysql/sink/config.ts';
-import { mysqlSourceConfig } from '../../connectors/mysql/source/config.ts';
+import { mysqlSourceConfig, mysqlSourceRenamedKeys } from '../../connectors/mysql/source/config.ts';
 import { postgresTargetConfig, postgresTargetTraits } from '../../connectors/postgres/sink/config.ts';
 import { postgresSourceConfig } from '../../connectors/postgres/source/config.ts';
 import type { TargetTraits } from '../core/connector.ts';
 import { batchConfig } from './batch.ts';
+import type { RenamedKeysBySection } from './renamed-keys.ts';
 
 export { batchConfig };
 
@@ -29,6 +30,12 @@ export const targetTraits: Record<z.infer<typeof targetConfig>['type'], TargetTr
   mysql: mysqlTargetTraits,
   jsonl: jsonlTargetTraits,
   kafka: kafkaTargetTraits,
+};
+
+/** Keys each connector still accepts under an earlier name, declared beside its schema: loading warns, naming the new one. */
+export const renamedKeys: RenamedKeysBySection = {
+  source: { mysql: mysqlSourceRenamedKeys },
+  target: {},
 };
 
 export const checkpointsConfig = z.discriminatedUnion('type', [

@@ -43,3 +43,9 @@ export interface TargetTraits {
   /** The target can keep the pipeline's checkpoint in its own database, in the transaction of the data. */
   holdsCheckpoints: boolean;
 }
+
+/**
+ * Keys a connector still accepts under an earlier name: old name -> current name. Config loading reads the value as
+ * the current key and warns, naming it. Each connector declares them beside its config schema.
+ */
+export type RenamedConfigKeys = Readonly<Record<string, string>>;

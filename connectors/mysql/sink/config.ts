@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import type { TargetTraits } from '../../../src/core/connector.ts';
+import { sqlTargetWriteKeys } from '../../sql/target-config.ts';
 
 const tableName = z.string().regex(/^[^.\s]+\.[^.\s]+$/, 'expected database.table, e.g. shop.accounts');
 
@@ -52,18 +53,7 @@ export const mysqlTargetConfig = z.strictObject({
     .describe(
       "database.table where checkpoints are kept, written in the same transaction as the data. Default: tributary_checkpoints in the target database (`database`, else the url's database), or tributary.tributary_checkpoints when neither names one. A checkpoint found in tributary.tributary_checkpoints (the default of earlier versions) is moved here at start.",
     ),
-  group_commit_max_batches: z
-    .number()
-    .int()
-    .positive()
-    .default(8)
-    .describe('Most already queued batches ending on a commit that are applied in one target transaction.'),
-  statement_max_rows: z
-    .number()
-    .int()
-    .positive()
-    .default(5_000)
-    .describe('Most rows sent in one statement (rows of a batch are sent in several statements above it).'),
+  ...sqlTargetWriteKeys({ statementMaxRows: 5_000 }),
   statement_max_bytes: z
     .number()
     .int()

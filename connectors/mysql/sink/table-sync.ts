@@ -1,7 +1,9 @@
 import type mysql from 'mysql2/promise';
-import type { ColumnChange, TableSchema } from '../../../src/core/change-event.ts';
+import type { TableSchema } from '../../../src/core/change-event.ts';
 import { SchemaMismatchError } from '../../../src/errors.ts';
 import type { Logger } from '../../../src/observability/logger.ts';
+import { checkTargetKey, type IdentityChanges, planColumns, planIdentityChanges } from '../../sql/column-plan.ts';
+import type { SqlTargetTable } from '../../sql/transactional-sql-target.ts';
 import { quoteIdent } from '../identifiers.ts';
 import { holds, isSafeMysqlType, takesLiteralDefault } from './column-types.ts';
 import {
@@ -23,18 +25,13 @@ export interface TargetColumn extends TargetColumnType {
   encode: Encoder;
 }
 
-export interface TargetTable {
-  /** `schema.table` at the source. */
-  sourceId: string;
+/** A synced target table: what the shared shell and planner need (key, identity, foreign keys), and its columns. */
+export interface TargetTable extends SqlTargetTable {
   database: string;
   name: string;
   qname: string;
-  keyColumns: string[];
-  /** How rows are found for update/delete: by key, by the full old row, or not at all (inserts only). */
-  identity: 'key' | 'full' | 'none';
   /** Source columns that exist on the target, with their encoders. */
   columns: Map<string, TargetColumn>;
-  hasForeignKeys: boolean;
 }
 
 export interface SyncOptions extends MappingOptions {
@@ -129,37 +126,11 @@ export async function followTableRename(
 }
 
 /**
- * Applies the column renames and drops the source made (known by column identity): a renamed column keeps its values,
- * a dropped one goes (a column added again under its name is then added as new). Idempotent: a replay finds them done.
+ * Makes the column renames and drops the source made (known by column identity): a renamed column keeps its values,
+ * a dropped one goes (a column added again under its name is then added as new).
  */
-async function applyColumnChanges(
-  ddl: DdlRunner,
-  qname: string,
-  where: string,
-  sourceId: string,
-  changes: ColumnChange[],
-  catalog: CatalogColumn[],
-  options: SyncOptions,
-  logger: Logger,
-): Promise<boolean> {
-  const have = new Set(catalog.map((c) => c.name.toLowerCase()));
-  const has = (name: string) => have.has(name.toLowerCase());
-  const drops = changes.flatMap((c) => (c.kind === 'drop' && has(c.column) ? [c.column] : []));
-  const renames = changes.flatMap((c) => (c.kind === 'rename' && has(c.from) ? [c] : []));
-  if (drops.length === 0 && renames.length === 0) return false;
-  if (!options.alterTables)
-    throw new SchemaMismatchError(
-      `${where}: the source ${[...renames.map((r) => `renamed column ${r.from} to ${r.to}`), ...drops.map((d) => `dropped column ${d}`)].join(', ')}`,
-      'Make the same change to the target table by hand, or set alter_tables: true to let the pipeline follow it; then restart the pipeline.',
-    );
-  const freed = new Set([...drops, ...renames.map((r) => r.from)].map((n) => n.toLowerCase()));
-  for (const r of renames) {
-    if (has(r.to) && !freed.has(r.to.toLowerCase()))
-      throw new SchemaMismatchError(
-        `${where}: the source renamed column ${r.from} to ${r.to}, but the target table already has a column ${r.to}`,
-        `Drop or rename ${r.to} on the target table, then restart the pipeline.`,
-      );
-  }
+async function renameAndDropColumns(ddl: DdlRunner, qname: string, sourceId: string, plan: IdentityChanges) {
+  const { drops, renames } = plan;
   // One statement (MySQL's DDL is not transactional: all or nothing), through temporary names so swaps do not collide.
   const parts = drops.map((c) => `DROP COLUMN ${quoteIdent(c)}`);
   renames.forEach((r, i) => {
@@ -171,8 +142,6 @@ async function applyColumnChanges(
       `ALTER TABLE ${qname} ${renames.map((r, i) => `RENAME COLUMN ${quoteIdent(`tributary_rename_${i}`)} TO ${quoteIdent(r.to)}`).join(', ')}`,
       sourceId,
     );
-  logger.info({ event: 'target_columns_changed', table: where, dropped: drops, renamed: renames });
-  return true;
 }
 
 /**
@@ -230,12 +199,26 @@ export async function syncTable(
 
   if (renamedFrom) await followTableRename(db, ddl, renamedFrom, target, options.flavor, logger, sourceId);
   let catalog = await readCatalog(db, target.database, target.name, options.flavor);
-  if (
+  // Renames and drops by identity first (a replay finds them done), so the columns below are compared by name.
+  const identityChanges =
     catalog &&
     source.changes &&
-    (await applyColumnChanges(ddl, qname, where, sourceId, source.changes, catalog.columns, options, logger))
-  )
+    planIdentityChanges(
+      where,
+      source.changes,
+      catalog.columns.map((c) => c.name),
+      { alterTables: options.alterTables, namesIgnoreCase: true },
+    );
+  if (identityChanges) {
+    await renameAndDropColumns(ddl, qname, sourceId, identityChanges);
+    logger.info({
+      event: 'target_columns_changed',
+      table: where,
+      dropped: identityChanges.drops,
+      renamed: identityChanges.renames,
+    });
     catalog = await readCatalog(db, target.database, target.name, options.flavor);
+  }
   if (!catalog) {
     if (!options.createTables) {
       throw new SchemaMismatchError(
@@ -265,18 +248,25 @@ export async function syncTable(
     catalog = await readCatalog(db, target.database, target.name, options.flavor);
     if (!catalog) throw new SchemaMismatchError(`${where}: the created table is not visible`, 'Check the target.');
   } else {
-    const sameKeys =
-      catalog.keys.length === source.keyColumns.length && source.keyColumns.every((k) => catalog!.keys.includes(k));
-    if (!sameKeys) {
-      throw new SchemaMismatchError(
-        `${where}: the source key (${source.keyColumns.join(', ') || 'none'}) differs from the target primary key (${catalog.keys.join(', ') || 'none'})`,
-        source.keyColumns.length > 0 && catalog.keys.length === 0
-          ? 'Add the primary key to the target table (upserts need it), then restart the pipeline.'
-          : 'The key changed at the source (or the target table was made by hand): change the target table the same way, or drop it to have it created again and resnapshot.',
-      );
-    }
-    const byName = new Map(catalog.columns.map((c) => [c.name, c]));
-    const problems: string[] = [];
+    checkTargetKey(where, source.keyColumns, catalog.keys);
+    const steps = planColumns({
+      where,
+      columns: source.columns,
+      wantedType: (i) => wanted[i]!.sql,
+      existing: new Map(catalog.columns.map((c) => [c.name, c])),
+      fit: (col, i, have) => {
+        const want = wanted[i]!.sql;
+        if (!encoderFor(col, engine, have, options))
+          return {
+            kind: 'unusable',
+            mismatch: `column ${col.name} is ${col.type} at the source but ${have.columnType} on the target`,
+          };
+        if (holds(have.columnType, want) !== false) return { kind: 'holds' };
+        const mismatch = `column ${col.name} needs ${want} but is ${have.columnType} on the target`;
+        return { kind: holds(want, have.columnType) === true ? 'widens' : 'differs', mismatch };
+      },
+      alterTables: options.alterTables,
+    });
     const changes: string[] = [];
     const changed: number[] = [];
     // Added columns whose existing rows read a value at the source: a DEFAULT dropped right after, or (types that
@@ -284,12 +274,11 @@ export async function syncTable(
     const dropDefaults: string[] = [];
     const fills: [string, string][] = [];
     const emptied: string[] = [];
-    const existingRowsValue = (i: number): string | null => {
+    const existingRowsLiteral = (i: number, value: string): string | null => {
       const col = source.columns[i]!;
-      if (typeof col.missingValue !== 'string') return null;
       const encode = encoderFor(col, engine, plannedColumnType(wanted[i]!.sql), options);
       try {
-        const literal = encode?.(col.missingValue);
+        const literal = encode?.(value);
         if (literal === undefined) throw new Error(`no conversion to ${wanted[i]!.sql}`);
         return literal === NULLED ? null : literal;
       } catch (err) {
@@ -299,59 +288,28 @@ export async function syncTable(
         );
       }
     };
-    source.columns.forEach((col, i) => {
-      const want = wanted[i]!.sql;
-      let have = byName.get(col.name);
-      if (have && col.replacesDropped) {
-        // Dropped and added again at the source: the target's column holds the dropped one's values and type.
-        if (!options.alterTables) {
-          problems.push(
-            `column ${col.name} was dropped and added again at the source; drop it on the target so it is added anew`,
-          );
-          return;
-        }
+    for (const step of steps) {
+      const { column: col, index: i } = step;
+      if (step.kind === 'drop') {
         changes.push(`DROP COLUMN ${quoteIdent(col.name)}`);
-        have = undefined;
+        continue;
       }
-      if (!have) {
-        if (!options.alterTables) problems.push(`column ${col.name} (${want}) is missing on the target`);
-        else {
-          const literal = existingRowsValue(i);
-          if (literal !== null && !takesLiteralDefault(plannedColumnType(want).dataType)) {
-            changes.push(`ADD COLUMN ${columnDef(i)}`);
-            fills.push([col.name, literal]);
-          } else if (literal !== null) {
-            changes.push(`ADD COLUMN ${columnDef(i)} DEFAULT ${literal}`);
-            dropDefaults.push(`ALTER COLUMN ${quoteIdent(col.name)} DROP DEFAULT`);
-          } else changes.push(`ADD COLUMN ${columnDef(i)}`);
-          changed.push(i);
-        }
-        return;
+      changed.push(i);
+      if (step.kind === 'add') {
+        const literal = step.existingRowsValue === null ? null : existingRowsLiteral(i, step.existingRowsValue);
+        if (literal !== null && !takesLiteralDefault(plannedColumnType(wanted[i]!.sql).dataType)) {
+          changes.push(`ADD COLUMN ${columnDef(i)}`);
+          fills.push([col.name, literal]);
+        } else if (literal !== null) {
+          changes.push(`ADD COLUMN ${columnDef(i)} DEFAULT ${literal}`);
+          dropDefaults.push(`ALTER COLUMN ${quoteIdent(col.name)} DROP DEFAULT`);
+        } else changes.push(`ADD COLUMN ${columnDef(i)}`);
+        continue;
       }
-      if (!encoderFor(col, engine, have, options)) {
-        problems.push(`column ${col.name} is ${col.type} at the source but ${have.columnType} on the target`);
-        return;
-      }
-      if (holds(have.columnType, want) === false) {
-        if (options.alterTables && (holds(want, have.columnType) === true || col.retyped)) {
-          // col.retyped: the source copies the table again (emptying it first), so old values need not convert
-          // exactly; they are emptied first (a key column keeps them: it must stay unique until the copy).
-          if (holds(want, have.columnType) !== true && col.retyped && !col.isKey)
-            emptied.push(`${quoteIdent(col.name)} = NULL`);
-          changes.push(`MODIFY COLUMN ${columnDef(i)}`);
-          changed.push(i);
-        } else {
-          problems.push(`column ${col.name} needs ${want} but is ${have.columnType} on the target`);
-        }
-      }
-    });
-    if (problems.length > 0) {
-      throw new SchemaMismatchError(
-        `${where}: the target cannot hold the source rows faithfully: ${problems.join('; ')}`,
-        options.alterTables
-          ? 'Change the target column (or drop the table and resnapshot) so it holds every source value exactly, then restart the pipeline.'
-          : 'Change the target table by hand, or set alter_tables: true to let the pipeline add and widen columns.',
-      );
+      // A retyped column's old values need not convert exactly (the source copies the table again): they are emptied
+      // first, but for a key column's (it must stay unique until the copy).
+      if (step.kind === 'retype' && !step.keepValues) emptied.push(`${quoteIdent(col.name)} = NULL`);
+      changes.push(`MODIFY COLUMN ${columnDef(i)}`);
     }
     if (changes.length > 0) {
       // Replicated rows carry every column: a default only gives the existing rows their value and must not stay.

@@ -19,7 +19,7 @@ describe.each(mysqlFlavors())('mysql source: one big transaction ($name)', (flav
     const source = makeSource(
       server,
       'big',
-      { databases: ['big'], snapshot: 'never', read_buffer_events: 5000 },
+      { databases: ['big'], snapshot: 'never', read_ahead_events: 5000 },
       { max_events: 2000, max_bytes: 1024 * 1024, max_wait_ms: 100 },
     );
     await source.open(null);

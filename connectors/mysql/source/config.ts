@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import type { RenamedConfigKeys } from '../../../src/core/connector.ts';
 
 const tableName = z.string().regex(/^[^.\s]+\.[^.\s]+$/, 'expected database.table, e.g. shop.orders');
 
@@ -68,18 +69,28 @@ export const mysqlSourceConfig = z.strictObject({
     .default(true)
     .describe('Resume from the checkpoint GTID set when it has one (survives failover); else binlog file and offset.'),
   connect_timeout_ms: z.number().int().min(100).default(10_000).describe('Timeout for opening a connection.'),
-  read_buffer_events: z
+  read_ahead_events: z
     .number()
     .int()
     .min(100)
     .default(20_000)
-    .describe('Decoded binlog rows held in memory before reading pauses (backpressure).'),
-  read_buffer_bytes: z
+    .describe(
+      'Most decoded binlog rows buffered ahead of the pipeline before reading from the server pauses (backpressure).',
+    ),
+  read_ahead_bytes: z
     .number()
     .int()
     .min(1024 * 1024)
     .default(32 * 1024 * 1024)
-    .describe('Most bytes (approximate) of decoded changes held in memory before reading pauses (backpressure).'),
+    .describe(
+      'Most bytes (approximate) of decoded changes buffered ahead of the pipeline before reading pauses (backpressure).',
+    ),
 });
 export type MysqlSourceConfig = z.infer<typeof mysqlSourceConfig>;
+
+/** The read-ahead bounds were named read_buffer_* here while the PostgreSQL source named the same bounds read_ahead_*. */
+export const mysqlSourceRenamedKeys: RenamedConfigKeys = {
+  read_buffer_events: 'read_ahead_events',
+  read_buffer_bytes: 'read_ahead_bytes',
+};
 export type MysqlSourceConfigInput = z.input<typeof mysqlSourceConfig>;

@@ -325,7 +325,7 @@ export class MysqlSource implements Source {
       includeSchema: filter.include,
       excludeSchema: filter.exclude,
       // The batcher holds the read-ahead; the reader's own buffer bridges the pauses of decoding (lookups, DDL).
-      highWaterRows: Math.max(100, Math.floor(this.config.read_buffer_events / 2)),
+      highWaterRows: Math.max(100, Math.floor(this.config.read_ahead_events / 2)),
       connectTimeoutMs: this.config.connect_timeout_ms,
     });
     this.reader = reader;
@@ -390,8 +390,8 @@ export class MysqlSource implements Source {
   private newBatcher(firstSeq: number): CommitBatcher {
     const batcher = new CommitBatcher({
       batch: this.batch,
-      maxQueuedEvents: this.config.read_buffer_events,
-      maxQueuedBytes: this.config.read_buffer_bytes,
+      maxQueuedEvents: this.config.read_ahead_events,
+      maxQueuedBytes: this.config.read_ahead_bytes,
       heartbeatIntervalMs: this.config.heartbeat_interval_ms,
       flow: { pause: () => undefined, resume: () => this.roomWaiter?.() },
       firstSeq,

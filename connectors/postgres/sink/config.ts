@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import type { TargetTraits } from '../../../src/core/connector.ts';
+import { sqlTargetWriteKeys } from '../../sql/target-config.ts';
 
 const tableName = z.string().regex(/^[^.\s]+\.[^.\s]+$/, 'expected schema.table, e.g. public.accounts');
 
@@ -27,18 +28,7 @@ export const postgresTargetConfig = z.strictObject({
     .boolean()
     .default(true)
     .describe('Add columns that appear at the source and widen column types the source widened.'),
-  group_commit_max_batches: z
-    .number()
-    .int()
-    .positive()
-    .default(8)
-    .describe('Most already queued batches ending on a commit that are applied in one target transaction.'),
-  statement_max_rows: z
-    .number()
-    .int()
-    .positive()
-    .default(10_000)
-    .describe('Most rows sent in one statement (rows of a batch are sent in several statements above it).'),
+  ...sqlTargetWriteKeys({ statementMaxRows: 10_000 }),
   copy_min_rows: z
     .number()
     .int()

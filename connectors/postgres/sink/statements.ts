@@ -7,6 +7,7 @@
  */
 
 import { type Row, UNCHANGED } from '../../../src/core/change-event.ts';
+import type { SqlTargetTable } from '../../sql/transactional-sql-target.ts';
 import { quoteIdent } from '../identifiers.ts';
 
 export interface TargetColumn {
@@ -17,19 +18,13 @@ export interface TargetColumn {
   cast: string;
 }
 
-export interface TargetTable {
-  /** Source `schema.table`. */
-  sourceId: string;
+/** A synced target table: what the shared shell and planner need (key, identity, foreign keys), and its columns. */
+export interface TargetTable extends SqlTargetTable {
   schema: string;
   name: string;
   /** Quoted `"schema"."name"`. */
   qname: string;
-  keyColumns: string[];
-  /** How rows are found for update/delete: by key, by the full old row, or not at all (inserts only). */
-  identity: 'key' | 'full' | 'none';
   columns: Map<string, TargetColumn>;
-  /** Takes part in a foreign key on the target (changes to other tables must keep their order around it). */
-  hasForeignKeys: boolean;
 }
 
 function castOf(table: TargetTable, column: string): string {

@@ -1,6 +1,13 @@
-import type { ColumnChange, TableSchema } from '../../../src/core/change-event.ts';
+import type { TableSchema } from '../../../src/core/change-event.ts';
 import { SchemaMismatchError } from '../../../src/errors.ts';
 import type { Logger } from '../../../src/observability/logger.ts';
+import {
+  type ColumnStep,
+  checkTargetKey,
+  type IdentityChanges,
+  planColumns,
+  planIdentityChanges,
+} from '../../sql/column-plan.ts';
 import { quoteIdent } from '../identifiers.ts';
 import { quoteLiteral } from '../literals.ts';
 import type { Queryable } from './checkpoint-store.ts';
@@ -126,35 +133,11 @@ export async function followTableRename(
 }
 
 /**
- * Applies the column renames and drops the source made (known by column identity): a renamed column keeps its values,
- * a dropped one goes (a column added again under its name is then added as new). Idempotent: a replay finds them done.
+ * Makes the column renames and drops the source made (known by column identity): a renamed column keeps its values,
+ * a dropped one goes (a column added again under its name is then added as new).
  */
-async function applyColumnChanges(
-  db: Queryable,
-  qname: string,
-  where: string,
-  changes: ColumnChange[],
-  catalog: CatalogColumn[],
-  options: SyncOptions,
-  logger: Logger,
-): Promise<boolean> {
-  const have = new Set(catalog.map((c) => c.name));
-  const drops = changes.flatMap((c) => (c.kind === 'drop' && have.has(c.column) ? [c.column] : []));
-  const renames = changes.flatMap((c) => (c.kind === 'rename' && have.has(c.from) ? [c] : []));
-  if (drops.length === 0 && renames.length === 0) return false;
-  if (!options.alterTables)
-    throw new SchemaMismatchError(
-      `${where}: the source ${[...renames.map((r) => `renamed column ${r.from} to ${r.to}`), ...drops.map((d) => `dropped column ${d}`)].join(', ')}`,
-      'Make the same change to the target table by hand, or set alter_tables: true to let the pipeline follow it; then restart the pipeline.',
-    );
-  const freed = new Set([...drops, ...renames.map((r) => r.from)]);
-  for (const r of renames) {
-    if (have.has(r.to) && !freed.has(r.to))
-      throw new SchemaMismatchError(
-        `${where}: the source renamed column ${r.from} to ${r.to}, but the target table already has a column ${r.to}`,
-        `Drop or rename ${r.to} on the target table, then restart the pipeline.`,
-      );
-  }
+async function renameAndDropColumns(db: Queryable, qname: string, plan: IdentityChanges) {
+  const { drops, renames } = plan;
   const ddl: string[] = drops.map((c) => `alter table ${qname} drop column ${quoteIdent(c)}`);
   // Through temporary names, so renames that swap names do not collide.
   renames.forEach((r, i) => {
@@ -164,8 +147,26 @@ async function applyColumnChanges(
     ddl.push(`alter table ${qname} rename column ${quoteIdent(`tributary_rename_${i}`)} to ${quoteIdent(r.to)}`);
   });
   for (const statement of ddl) await db.query(statement);
-  logger.info({ event: 'target_columns_changed', table: where, dropped: drops, renamed: renames });
-  return true;
+}
+
+/** The clause of ALTER TABLE that makes one planned column change. */
+function alterClause(step: ColumnStep): string {
+  const name = quoteIdent(step.column.name);
+  const type = step.column.type.trim();
+  switch (step.kind) {
+    case 'drop':
+      return `drop column ${name}`;
+    case 'add':
+      return step.existingRowsValue === null
+        ? `add column ${name} ${type}`
+        : `add column ${name} ${type} default ${quoteLiteral(step.existingRowsValue)}::${type}`;
+    case 'widen':
+      return `alter column ${name} type ${type} using ${name}::${type}`;
+    case 'retype':
+      // A key column keeps its values by a cast (the key must stay unique and not null until the copy empties the
+      // table); any other column's old values are not converted.
+      return `alter column ${name} type ${type} using ${step.keepValues ? name : 'null'}::${type}`;
+  }
 }
 
 /**
@@ -191,12 +192,26 @@ export async function syncTable(
     keyColumns.length > 0 ? 'key' : source.beforeImage === 'full' ? 'full' : 'none';
   if (renamedFrom) await followTableRename(db, renamedFrom, target, logger, sourceId);
   let catalog = await readCatalog(db, qname);
-  if (
+  // Renames and drops by identity first (a replay finds them done), so the columns below are compared by name.
+  const identityChanges =
     catalog &&
     source.changes &&
-    (await applyColumnChanges(db, qname, where, source.changes, catalog, options, logger))
-  )
+    planIdentityChanges(
+      where,
+      source.changes,
+      catalog.map((c) => c.name),
+      { alterTables: options.alterTables, namesIgnoreCase: false },
+    );
+  if (identityChanges) {
+    await renameAndDropColumns(db, qname, identityChanges);
+    logger.info({
+      event: 'target_columns_changed',
+      table: where,
+      dropped: identityChanges.drops,
+      renamed: identityChanges.renames,
+    });
     catalog = await readCatalog(db, qname);
+  }
 
   if (!catalog) {
     if (!options.createTables) {
@@ -223,73 +238,23 @@ export async function syncTable(
       keyColumns = targetKeys;
       identity = 'key';
     }
-    const sameKeys = targetKeys.length === keyColumns.length && keyColumns.every((k) => targetKeys.includes(k));
-    if (!sameKeys) {
-      throw new SchemaMismatchError(
-        `${where}: the source key (${source.keyColumns.join(', ') || 'none'}) differs from the target primary key (${targetKeys.join(', ') || 'none'})`,
-        source.keyColumns.length > 0 && targetKeys.length === 0
-          ? 'Add the primary key to the target table (upserts need it), then restart the pipeline.'
-          : 'The key changed at the source (or the target table was made by hand): change the target table the same way, or drop it to have it created again and resnapshot.',
-      );
-    }
-    const byName = new Map(catalog.map((c) => [c.name, c]));
-    const problems: string[] = [];
-    const ddl: string[] = [];
+    checkTargetKey(where, keyColumns, targetKeys);
+    const steps = planColumns({
+      where,
+      columns: source.columns,
+      wantedType: (i) => canon.get(source.columns[i]!.type.trim())!.type,
+      existing: new Map(catalog.map((c) => [c.name, c])),
+      fit: (col, _, have) => {
+        const want = canon.get(col.type.trim())!;
+        if (holdsExactly(want.type, have.type)) return { kind: 'holds' };
+        const mismatch = `column ${col.name} is ${want.type} at the source but ${have.type} on the target`;
+        return { kind: holdsExactly(have.type, want.type) ? 'widens' : 'differs', mismatch };
+      },
+      alterTables: options.alterTables,
+    });
+    const ddl = steps.map(alterClause);
     /** Added columns whose existing rows read a value at the source: given as a default, dropped right after. */
-    const filled: string[] = [];
-    for (const col of source.columns) {
-      const want = canon.get(col.type.trim())!;
-      let have = byName.get(col.name);
-      if (have && col.replacesDropped) {
-        // Dropped and added again at the source: the target's column holds the dropped one's values and type.
-        if (!options.alterTables) {
-          problems.push(
-            `column ${col.name} was dropped and added again at the source; drop it on the target so it is added anew`,
-          );
-          continue;
-        }
-        ddl.push(`drop column ${quoteIdent(col.name)}`);
-        have = undefined;
-      }
-      if (!have) {
-        if (!options.alterTables) {
-          problems.push(`column ${col.name} (${want.type}) is missing on the target`);
-          continue;
-        }
-        if (typeof col.missingValue === 'string') {
-          ddl.push(
-            `add column ${quoteIdent(col.name)} ${col.type.trim()} default ${quoteLiteral(col.missingValue)}::${col.type.trim()}`,
-          );
-          filled.push(col.name);
-        } else ddl.push(`add column ${quoteIdent(col.name)} ${col.type.trim()}`);
-        continue;
-      }
-      if (holdsExactly(want.type, have.type)) continue;
-      if (options.alterTables && holdsExactly(have.type, want.type)) {
-        ddl.push(
-          `alter column ${quoteIdent(col.name)} type ${col.type.trim()} using ${quoteIdent(col.name)}::${col.type.trim()}`,
-        );
-        continue;
-      }
-      if (options.alterTables && col.retyped) {
-        // The source copies the table again (emptying it first): the old values need not convert exactly. A key
-        // column keeps its values by a cast (the key must stay unique and not null until the copy empties the table).
-        const type = col.type.trim();
-        ddl.push(
-          `alter column ${quoteIdent(col.name)} type ${type} using ${col.isKey ? quoteIdent(col.name) : 'null'}::${type}`,
-        );
-        continue;
-      }
-      problems.push(`column ${col.name} is ${want.type} at the source but ${have.type} on the target`);
-    }
-    if (problems.length > 0) {
-      throw new SchemaMismatchError(
-        `${where}: the target cannot hold the source rows faithfully: ${problems.join('; ')}`,
-        options.alterTables
-          ? 'Change the target column (or drop the table and resnapshot) so it holds every source value exactly, then restart the pipeline.'
-          : 'Change the target table by hand, or set alter_tables: true to let the pipeline add and widen columns.',
-      );
-    }
+    const filled = steps.flatMap((s) => (s.kind === 'add' && s.existingRowsValue !== null ? [s.column.name] : []));
     if (ddl.length > 0) {
       await db.query(`alter table ${qname} ${ddl.join(', ')}`);
       // Replicated rows carry every column: the default only gave the existing rows their value and must not stay.
