@@ -281,9 +281,13 @@ export class MysqlSource implements Source {
     return incremental;
   }
 
-  private newIncremental(state: MysqlSnapshotState): MysqlIncrementalSnapshot {
+  /** The tables the configuration names, as checkpoints keep them (see MysqlSnapshotState.replicates). */
+  private configuredTables(): { databases?: string[]; tables?: string[] } {
     const { databases, tables } = this.config;
-    const replicates = { ...(databases ? { databases } : {}), ...(tables ? { tables } : {}) };
+    return { ...(databases ? { databases } : {}), ...(tables ? { tables } : {}) };
+  }
+
+  private newIncremental(state: MysqlSnapshotState): MysqlIncrementalSnapshot {
     return new MysqlIncrementalSnapshot(
       {
         pipeline: this.ctx.pipeline,
@@ -296,7 +300,7 @@ export class MysqlSource implements Source {
         wake: () => this.reader?.wake(),
         describe: (conn, db, name) => this.describeTable(conn, db, name),
       },
-      { ...state, replicates },
+      { ...state, replicates: this.configuredTables() },
     );
   }
 
@@ -480,6 +484,7 @@ export class MysqlSource implements Source {
                     ...tables.slice(next).map((x) => ({ table: `${x.db}.${x.name}`, lastKey: null, rows: 0 })),
                   ],
                   emitted: ++emitted,
+                  replicates: this.configuredTables(),
                   initial: true,
                 },
               },
