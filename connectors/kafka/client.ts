@@ -40,10 +40,11 @@ export interface KafkaClient {
   describeTopics(topics: string[]): Promise<Map<string, TopicLayout>>;
   /**
    * Produces the messages with acks from all in-sync replicas and resolves only when every one is acknowledged.
-   * Each message goes to its own `partition`; messages of one partition keep their order. Rejects with a
-   * TributaryError (ConnectionError when worth retrying).
+   * Each message goes to its own `partition`; messages of one partition keep their order and form one record batch.
+   * `sizes[i]` bounds message i's record size (record-size.ts). Rejects with a TributaryError (ConnectionError when
+   * worth retrying).
    */
-  send(messages: OutgoingMessage[]): Promise<void>;
+  send(messages: OutgoingMessage[], sizes: number[]): Promise<void>;
   /** Ends the connection; a send still retrying inside the client can no longer reach a broker afterwards. */
   disconnect(): Promise<void>;
 }
