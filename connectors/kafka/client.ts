@@ -7,11 +7,13 @@ export interface OutgoingMessage {
   topic: string;
   /** Chosen by the target (partitioner.ts), so it knows the record batch each message joins. */
   partition: number;
-  /** JSON text, or null for messages without a key. */
+  /** JSON text, or null for messages without a key: places the message and names it in errors. */
   key: string | null;
-  /** JSON text, or null for a tombstone. */
-  value: string | null;
-  headers: Record<string, string>;
+  /**
+   * Key, value (null for a tombstone) and headers as a record carries them (record-batch.ts), encoded as soon as
+   * the message is made: the JSON text is dropped young instead of waiting, on the heap, for the acknowledgement.
+   */
+  content: Buffer;
 }
 
 export interface TopicSpec {
@@ -41,10 +43,9 @@ export interface KafkaClient {
   /**
    * Produces the messages with acks from all in-sync replicas and resolves only when every one is acknowledged.
    * Each message goes to its own `partition`; messages of one partition keep their order and form one record batch.
-   * `sizes[i]` bounds message i's record size (record-size.ts). Rejects with a TributaryError (ConnectionError when
-   * worth retrying).
+   * Rejects with a TributaryError (ConnectionError when worth retrying).
    */
-  send(messages: OutgoingMessage[], sizes: number[]): Promise<void>;
+  send(messages: OutgoingMessage[]): Promise<void>;
   /** Ends the connection; a send still retrying inside the client can no longer reach a broker afterwards. */
   disconnect(): Promise<void>;
 }

@@ -260,19 +260,14 @@ class KafkaJsClient implements KafkaClient {
     return this.brokerMaxMessageBytes;
   }
 
-  async send(messages: OutgoingMessage[], sizes: number[]): Promise<void> {
+  async send(messages: OutgoingMessage[]): Promise<void> {
     // One record batch per partition, its records in the order given.
     const batches = new Map<string, PartitionRecords>();
-    for (let i = 0; i < messages.length; i++) {
-      const m = messages[i]!;
+    for (const m of messages) {
       const key = `${m.topic}\u0000${m.partition}`;
-      let batch = batches.get(key);
-      if (!batch) {
-        batch = { topic: m.topic, partition: m.partition, records: [], sizes: [] };
-        batches.set(key, batch);
-      }
-      batch.records.push(m);
-      batch.sizes.push(sizes[i]!);
+      const batch = batches.get(key);
+      if (batch) batch.records.push(m);
+      else batches.set(key, { topic: m.topic, partition: m.partition, records: [m] });
     }
     try {
       await this.current().producer.send([...batches.values()], this.config.compression);

@@ -10,7 +10,7 @@
  */
 import type net from 'node:net';
 import { DUPLICATE_SEQUENCE_NUMBER, leadershipChanged, notReadyYet, retriableProduceError } from './protocol-errors.ts';
-import { type BatchCompression, type BatchRecord, encodeRecordBatch } from './record-batch.ts';
+import { type BatchCompression, encodeRecordBatch } from './record-batch.ts';
 import {
   API,
   type BrokerAddress,
@@ -25,9 +25,8 @@ import {
 export interface PartitionRecords {
   topic: string;
   partition: number;
-  records: BatchRecord[];
-  /** Upper bounds of each record's encoded size (record-size.ts). */
-  sizes: number[];
+  /** Each record's encoded content (record-batch.ts), in order. */
+  records: { content: Buffer }[];
 }
 
 export interface ProducerOptions extends ConnectOptions {
@@ -110,7 +109,6 @@ export class IdempotentProducer {
       count: p.records.length,
       batch: encodeRecordBatch(
         p.records,
-        p.sizes,
         {
           producerId: this.producerId,
           producerEpoch: this.producerEpoch,

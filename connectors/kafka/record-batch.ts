@@ -1,22 +1,18 @@
 /**
- * Kafka's record batch (magic v2), encoded in one buffer: the records straight from their strings, no per-record
- * objects. This is the unit the broker stores and checks against a topic's `max.message.bytes`; the producer
- * (producer.ts) only adds the producer id, epoch and sequence it was given.
+ * Kafka's record batch (magic v2), encoded by us: the unit the broker stores and checks against a topic's
+ * `max.message.bytes`. The producer (producer.ts) only adds the producer id, epoch and sequence it was given.
  *
  *   baseOffset int64, batchLength int32, partitionLeaderEpoch int32, magic int8 (2), crc uint32 (CRC-32C of the rest),
  *   attributes int16, lastOffsetDelta int32, baseTimestamp int64, maxTimestamp int64, producerId int64,
  *   producerEpoch int16, baseSequence int32, recordCount int32, records
- *   record: length varint, attributes int8, timestampDelta varlong, offsetDelta varint, key, value (varint length
- *   then bytes, -1 for null), header count varint, headers (key and value the same way)
+ *   record: length varint, attributes int8, timestampDelta varlong, offsetDelta varint, then its content:
+ *   key, value (varint length then bytes, -1 for null), header count varint, headers (key and value the same way)
+ *
+ * A record's content does not depend on its place in a batch, so it is encoded once, when the message is made
+ * (`encodeRecordContent`), into shared slabs outside the JavaScript heap; a batch copies it behind a short prefix.
  */
 import { gzipSync } from 'node:zlib';
-import { RECORD_BATCH_OVERHEAD } from './record-size.ts';
-
-export interface BatchRecord {
-  key: string | null;
-  value: string | null;
-  headers: Record<string, string>;
-}
+import { RECORD_BATCH_OVERHEAD, RECORD_PREFIX_MAX } from './record-size.ts';
 
 export interface BatchProducer {
   producerId: bigint;
@@ -32,45 +28,57 @@ const CODEC: Record<BatchCompression, number> = { none: 0, gzip: 1 };
 /** Where the CRC-covered part starts: after baseOffset, batchLength, partitionLeaderEpoch, magic and crc. */
 const CRC_START = 21;
 
-/**
- * Encodes `records` as one record batch. `sizes[i]` is an upper bound of record i's encoded size (record-size.ts):
- * the buffer is allocated once from their sum.
- */
+/** Contents are cut from slabs of this size (a larger one gets a buffer of its own). */
+const SLAB_BYTES = 256 * 1024;
+let slab = Buffer.allocUnsafe(0);
+let slabUsed = 0;
+
+/** Encodes a record's content: key, value (null: a tombstone) and headers. */
+export function encodeRecordContent(
+  key: string | null,
+  value: string | null,
+  headers: Readonly<Record<string, string>>,
+): Buffer {
+  // Room for the widest encoding: 3 UTF-8 bytes per UTF-16 unit, 5 bytes per varint.
+  let bound = 15 + 3 * ((key?.length ?? 0) + (value?.length ?? 0));
+  for (const name in headers) bound += 10 + 3 * (name.length + headers[name]!.length);
+  if (slab.length - slabUsed < bound) {
+    slab = Buffer.allocUnsafe(Math.max(SLAB_BYTES, bound));
+    slabUsed = 0;
+  }
+  const start = slabUsed;
+  let p = writeString(slab, start, key);
+  p = writeString(slab, p, value);
+  let count = 0;
+  for (const _ in headers) count++;
+  p = writeVarint(slab, p, count);
+  for (const name in headers) {
+    p = writeString(slab, p, name);
+    p = writeString(slab, p, headers[name]!);
+  }
+  slabUsed = p;
+  return slab.subarray(start, p);
+}
+
+/** Encodes records (their contents, in order) as one record batch. */
 export function encodeRecordBatch(
-  records: readonly BatchRecord[],
-  sizes: readonly number[],
+  records: readonly { content: Buffer }[],
   producer: BatchProducer,
   timestampMs: number,
   compression: BatchCompression = 'none',
 ): Buffer {
   let capacity = RECORD_BATCH_OVERHEAD;
-  for (let i = 0; i < sizes.length; i++) capacity += sizes[i]!;
+  for (let i = 0; i < records.length; i++) capacity += RECORD_PREFIX_MAX + records[i]!.content.length;
   const buf = Buffer.allocUnsafe(capacity);
   let off = RECORD_BATCH_OVERHEAD;
   for (let i = 0; i < records.length; i++) {
-    const r = records[i]!;
-    // The record's length comes first but is known only at its end: room for the widest it can be, moved up after.
-    const lengthWidth = varintSize(sizes[i]!);
-    const start = off + lengthWidth;
-    let p = start;
-    buf[p++] = 0; // attributes
-    buf[p++] = 0; // timestampDelta: every record carries the batch's timestamp
-    p = writeVarint(buf, p, i);
-    p = writeString(buf, p, r.key);
-    p = writeString(buf, p, r.value);
-    const headers = r.headers;
-    let count = 0;
-    for (const _ in headers) count++;
-    p = writeVarint(buf, p, count);
-    for (const name in headers) {
-      p = writeString(buf, p, name);
-      p = writeString(buf, p, headers[name]!);
-    }
-    const length = p - start;
-    const width = varintSize(length);
-    if (width !== lengthWidth) buf.copyWithin(off + width, start, p);
-    writeVarint(buf, off, length);
-    off += width + length;
+    const content = records[i]!.content;
+    const length = 2 + varintSize(i) + content.length;
+    off = writeVarint(buf, off, length);
+    buf[off++] = 0; // attributes
+    buf[off++] = 0; // timestampDelta: every record carries the batch's timestamp
+    off = writeVarint(buf, off, i);
+    off += content.copy(buf, off);
   }
   if (compression !== 'none') {
     // The records, compressed as one block, follow the same header.
@@ -91,9 +99,8 @@ function finishBatch(
   timestampMs: number,
   attributes: number,
 ): Buffer {
-  const off = end;
   buf.writeBigInt64BE(0n, 0); // baseOffset: assigned by the broker
-  buf.writeInt32BE(off - 12, 8);
+  buf.writeInt32BE(end - 12, 8);
   buf.writeInt32BE(-1, 12); // partitionLeaderEpoch: set by the broker
   buf.writeInt8(2, 16);
   buf.writeInt16BE(attributes, 21); // compression codec; create time, not transactional
@@ -105,8 +112,8 @@ function finishBatch(
   buf.writeInt16BE(producer.producerEpoch, 51);
   buf.writeInt32BE(producer.baseSequence, 53);
   buf.writeInt32BE(count, 57);
-  buf.writeUInt32BE(crc32c(buf, CRC_START, off), 17);
-  return buf.subarray(0, off);
+  buf.writeUInt32BE(crc32c(buf, CRC_START, end), 17);
+  return buf.subarray(0, end);
 }
 
 /** Bytes of a zigzag varint. */

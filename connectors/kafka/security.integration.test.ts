@@ -14,7 +14,7 @@ import {
 } from '../../test/harness/tls-certificates.ts';
 import { kafkaTargetConfig } from './config.ts';
 import { createKafkaJsClient } from './kafka-client.ts';
-import { recordSize } from './record-size.ts';
+import { encodeRecordContent } from './record-batch.ts';
 
 /**
  * TLS and SASL to a real broker of its own, configured for them: an SSL listener with a certificate signed by a CA
@@ -63,14 +63,14 @@ describe.skipIf(!brokers || !openSslAvailable())(
       try {
         await client.connect();
         await client.createTopics([{ topic, partitions: 1, replicationFactor: 1, configs: {} }]);
-        const messages = [1, 2, 3].map((i) => ({
-          topic,
-          partition: 0,
-          key: `{"id":${i}}`,
-          value: `{"v":${i}}`,
-          headers: {},
-        }));
-        await client.send(messages, messages.map(recordSize));
+        await client.send(
+          [1, 2, 3].map((i) => ({
+            topic,
+            partition: 0,
+            key: `{"id":${i}}`,
+            content: encodeRecordContent(`{"id":${i}}`, `{"v":${i}}`, {}),
+          })),
+        );
       } finally {
         await client.disconnect();
       }

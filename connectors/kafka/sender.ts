@@ -3,7 +3,6 @@ import type { KafkaClient, OutgoingMessage } from './client.ts';
 
 interface Group {
   messages: OutgoingMessage[];
-  sizes: number[];
   bytes: number;
   /** Record bytes per topic partition: each becomes one record batch, which must fit the topic's limit. */
   partitionBytes: Map<string, number>;
@@ -67,7 +66,6 @@ export class Sender {
         this.open = g;
       }
       g.messages.push(m);
-      g.sizes.push(size);
       g.bytes += size;
       g.partitionBytes.set(partition, (g.partitionBytes.get(partition) ?? 0) + size);
       if (g.messages.length >= maxMessages || g.bytes >= maxBytes) this.seal();
@@ -102,7 +100,7 @@ export class Sender {
       reject = rej;
     });
     done.catch(() => {}); // callers observe it; never an unhandled rejection
-    const g: Group = { messages: [], sizes: [], bytes: 0, partitionBytes: new Map(), done, resolve, reject };
+    const g: Group = { messages: [], bytes: 0, partitionBytes: new Map(), done, resolve, reject };
     this.last = done;
     return g;
   }
@@ -124,7 +122,7 @@ export class Sender {
       return;
     }
     try {
-      await withTimeout(this.client.send(g.messages, g.sizes), this.limits.sendTimeoutMs);
+      await withTimeout(this.client.send(g.messages), this.limits.sendTimeoutMs);
       g.resolve();
     } catch (err) {
       this.failure =
