@@ -1,6 +1,6 @@
 /**
- * The small Kafka interface the target needs. The kafkajs implementation lives in kafka-client.ts (the only file
- * that imports kafkajs); tests substitute an in-memory client through this interface.
+ * The small Kafka interface the target needs. Its implementation lives in kafka-client.ts (kafkajs for the
+ * administration, our own producer for the data); tests substitute an in-memory client through this interface.
  */
 
 export interface OutgoingMessage {

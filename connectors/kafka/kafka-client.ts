@@ -19,8 +19,8 @@ import type { BrokerAddress } from './wire.ts';
 // Not found by Node's named-export detection of the CommonJS package: taken from its default export.
 const { ConfigResourceTypes } = kafkajs;
 
-export function createKafkaJsClient(config: KafkaTargetConfig, logger: Logger): KafkaClient {
-  return new KafkaJsClient(config, logger);
+export function createKafkaClient(config: KafkaTargetConfig, logger: Logger): KafkaClient {
+  return new ClusterClient(config, logger);
 }
 
 /**
@@ -123,7 +123,7 @@ function brokerAddress(broker: string): BrokerAddress {
   return { host: host.replace(/^\[(.*)\]$/, '$1'), port };
 }
 
-class KafkaJsClient implements KafkaClient {
+class ClusterClient implements KafkaClient {
   private connection: Connection | null = null;
   private brokerMaxMessageBytes: number | undefined;
 

@@ -13,7 +13,7 @@ import {
   type TestCertificates,
 } from '../../test/harness/tls-certificates.ts';
 import { kafkaTargetConfig } from './config.ts';
-import { createKafkaJsClient } from './kafka-client.ts';
+import { createKafkaClient } from './kafka-client.ts';
 import { encodeRecordContent } from './record-batch.ts';
 
 /**
@@ -59,7 +59,7 @@ describe.skipIf(!brokers || !openSslAvailable())(
         connection_timeout_ms: 15_000,
         ...extra,
       });
-      const client = createKafkaJsClient(config, logger);
+      const client = createKafkaClient(config, logger);
       try {
         await client.connect();
         await client.createTopics([{ topic, partitions: 1, replicationFactor: 1, configs: {} }]);

@@ -49,7 +49,7 @@ const HEARTBEAT_VALUE_SCHEMA =
   '{"type":"struct","fields":[{"type":"int64","optional":false,"field":"ts_ms"}],"optional":false,"name":"io.debezium.connector.common.Heartbeat"}';
 
 export interface KafkaTargetOptions {
-  /** The Kafka client; default: kafkajs (loaded on open). */
+  /** The Kafka client; default: kafka-client.ts (loaded on open). */
   client?: KafkaClient;
   clock?: () => number;
 }
@@ -96,8 +96,8 @@ export class KafkaTarget implements PlainTarget {
 
   async open(): Promise<void> {
     if (!this.client) {
-      const { createKafkaJsClient } = await import('./kafka-client.ts');
-      this.client = createKafkaJsClient(this.config, this.ctx.logger);
+      const { createKafkaClient } = await import('./kafka-client.ts');
+      this.client = createKafkaClient(this.config, this.ctx.logger);
     }
     await this.client.connect();
     // Topics are described anew on every start: partitions and limits may have changed meanwhile.
