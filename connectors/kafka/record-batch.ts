@@ -137,13 +137,30 @@ function writeVarint(buf: Buffer, off: number, value: number): number {
   return off;
 }
 
-/** A varint length and the UTF-8 bytes; -1 for null. The length's room is that of the widest encoding, moved up after. */
+/** A varint length and the UTF-8 bytes; -1 for null. */
 function writeString(buf: Buffer, off: number, s: string | null): number {
   if (s === null) {
     buf[off] = 1; // zigzag(-1)
     return off + 1;
   }
-  const reserved = varintSize(s.length * 3);
+  const length = s.length;
+  if (length < 64) {
+    // Short text (header names and values, most keys), nearly always ASCII: copied here, cheaper than a call into
+    // the runtime; anything else takes the general path.
+    let p = off + 1;
+    let i = 0;
+    for (; i < length; i++) {
+      const c = s.charCodeAt(i);
+      if (c >= 0x80) break;
+      buf[p++] = c;
+    }
+    if (i === length) {
+      buf[off] = length << 1; // zigzag, one byte below 64
+      return p;
+    }
+  }
+  // The length's room is that of the widest encoding, moved up after.
+  const reserved = varintSize(length * 3);
   const n = buf.write(s, off + reserved);
   const width = varintSize(n);
   if (width !== reserved) buf.copyWithin(off + width, off + reserved, off + reserved + n);
