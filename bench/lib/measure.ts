@@ -51,6 +51,20 @@ export function procMemory(pid: number): { hwm: number; rss: number } | null {
   }
 }
 
+/** CPU seconds (user + system) another process has used so far, from /proc/PID/stat, or null once it is gone. */
+export function procCpuSeconds(pid: number): number | null {
+  try {
+    // Fields after the command name (which may hold spaces): utime and stime are the 12th and 13th, in clock ticks.
+    const fields = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
+  } catch {
+    return null;
+  }
+}
+
+/** USER_HZ: 100 on every Linux architecture Node runs on. */
+const CLOCK_TICKS = 100;
+
 /** CPU seconds (user + system) this process used since `since` (a process.cpuUsage() value). */
 export function cpuSecondsSince(since: NodeJS.CpuUsage): number {
   const d = process.cpuUsage(since);

@@ -1,17 +1,19 @@
 /**
- * The small Kafka interface the target needs. The kafkajs implementation lives in kafka-client.ts (the only file
- * that imports kafkajs); tests substitute an in-memory client through this interface.
+ * The small Kafka interface the target needs. Its implementation lives in kafka-client.ts (kafkajs for the
+ * administration, our own producer for the data); tests substitute an in-memory client through this interface.
  */
 
 export interface OutgoingMessage {
   topic: string;
   /** Chosen by the target (partitioner.ts), so it knows the record batch each message joins. */
   partition: number;
-  /** JSON text, or null for messages without a key. */
+  /** JSON text, or null for messages without a key: places the message and names it in errors. */
   key: string | null;
-  /** JSON text, or null for a tombstone. */
-  value: string | null;
-  headers: Record<string, string>;
+  /**
+   * Key, value (null for a tombstone) and headers as a record carries them (record-batch.ts), encoded as soon as
+   * the message is made: the JSON text is dropped young instead of waiting, on the heap, for the acknowledgement.
+   */
+  content: Buffer;
 }
 
 export interface TopicSpec {
@@ -40,8 +42,8 @@ export interface KafkaClient {
   describeTopics(topics: string[]): Promise<Map<string, TopicLayout>>;
   /**
    * Produces the messages with acks from all in-sync replicas and resolves only when every one is acknowledged.
-   * Each message goes to its own `partition`; messages of one partition keep their order. Rejects with a
-   * TributaryError (ConnectionError when worth retrying).
+   * Each message goes to its own `partition`; messages of one partition keep their order and form one record batch.
+   * Rejects with a TributaryError (ConnectionError when worth retrying).
    */
   send(messages: OutgoingMessage[]): Promise<void>;
   /** Ends the connection; a send still retrying inside the client can no longer reach a broker afterwards. */

@@ -1,5 +1,15 @@
 import { ConnectionError } from '../../src/errors.ts';
 import type { KafkaClient, OutgoingMessage, TopicLayout, TopicSpec } from './client.ts';
+import { type RecordText, readRecordContent } from './record-reader.test-support.ts';
+import { recordSize } from './record-size.ts';
+
+/** A message as the in-memory cluster keeps it: read back from its encoded record content. */
+export interface ProducedMessage extends RecordText {
+  topic: string;
+  partition: number;
+  /** Its record's size bound as the target counted it (record-size.ts). */
+  size: number;
+}
 
 /**
  * A Kafka cluster in memory, for tests of the target's own logic (routing, ordering, acks, failures). It stands in
@@ -7,14 +17,14 @@ import type { KafkaClient, OutgoingMessage, TopicLayout, TopicSpec } from './cli
  * or fail acknowledgements.
  */
 export class InMemoryKafkaClient implements KafkaClient {
-  readonly topics = new Map<string, { spec: TopicSpec; partitions: OutgoingMessage[][] }>();
+  readonly topics = new Map<string, { spec: TopicSpec; partitions: ProducedMessage[][] }>();
   /** Every send call, in order. */
-  readonly sends: OutgoingMessage[][] = [];
+  readonly sends: ProducedMessage[][] = [];
   /** Messages acknowledged, in acknowledgement order. */
-  readonly acked: OutgoingMessage[] = [];
+  readonly acked: ProducedMessage[] = [];
   connected = false;
   /** When set, `send` waits for it before acknowledging (resolve to ack, reject to fail). */
-  ackGate: ((messages: OutgoingMessage[]) => Promise<void>) | null = null;
+  ackGate: ((messages: ProducedMessage[]) => Promise<void>) | null = null;
   /** The broker is unreachable: every call fails with a connection error. */
   down = false;
 
@@ -53,7 +63,15 @@ export class InMemoryKafkaClient implements KafkaClient {
     return out;
   }
 
-  async send(messages: OutgoingMessage[]): Promise<void> {
+  async send(outgoing: OutgoingMessage[]): Promise<void> {
+    const messages = outgoing.map(
+      (m): ProducedMessage => ({
+        topic: m.topic,
+        partition: m.partition,
+        ...readRecordContent(m.content),
+        size: recordSize(m),
+      }),
+    );
     this.sends.push(messages);
     this.fail();
     for (const m of messages) {
@@ -75,7 +93,7 @@ export class InMemoryKafkaClient implements KafkaClient {
   }
 
   /** All messages of a topic, partition by partition. */
-  messages(topic: string): OutgoingMessage[] {
+  messages(topic: string): ProducedMessage[] {
     return this.topics.get(topic)?.partitions.flat() ?? [];
   }
 

@@ -1,43 +1,37 @@
 /**
- * The kafkajs implementation of KafkaClient. The only file that imports kafkajs.
+ * The Kafka client behind KafkaClient: kafkajs for the cluster's administration (topics, their configs, the broker's
+ * limits), and our own idempotent producer (producer.ts) for the data, which sends record batches we encode
+ * ourselves (record-batch.ts): kafkajs's per-record encoding cost several times our whole pipeline. The only file
+ * that imports kafkajs.
  */
 import { readFileSync } from 'node:fs';
 import net from 'node:net';
 import tls, { type ConnectionOptions } from 'node:tls';
-import kafkajs, {
-  type Admin,
-  CompressionTypes,
-  type ISocketFactory,
-  Kafka,
-  type KafkaConfig,
-  logLevel,
-  type Message,
-  Partitioners,
-  type Producer,
-  type SASLOptions,
-} from 'kafkajs';
+import kafkajs, { type Admin, type ISocketFactory, Kafka, type KafkaConfig, logLevel, type SASLOptions } from 'kafkajs';
 import { ConnectionError, TributaryError } from '../../src/errors.ts';
 import type { Logger } from '../../src/observability/logger.ts';
 import { type TlsSettingNames, tlsFailure } from '../../src/tls/tls-failure.ts';
 import type { KafkaClient, OutgoingMessage, TopicLayout, TopicSpec } from './client.ts';
 import type { KafkaTargetConfig } from './config.ts';
+import { IdempotentProducer, type PartitionRecords } from './producer.ts';
+import type { BrokerAddress } from './wire.ts';
 
 // Not found by Node's named-export detection of the CommonJS package: taken from its default export.
 const { ConfigResourceTypes } = kafkajs;
 
-export function createKafkaJsClient(config: KafkaTargetConfig, logger: Logger): KafkaClient {
-  return new KafkaJsClient(config, logger);
+export function createKafkaClient(config: KafkaTargetConfig, logger: Logger): KafkaClient {
+  return new ClusterClient(config, logger);
 }
 
 /**
- * One connection's worth of kafkajs objects. kafkajs retries a produce request on its own (the idempotent producer
- * keeps its guarantee only with unlimited retries), and such a retry reconnects even after `disconnect()`. A send
- * given up by us must not be sent again behind the replay that follows: so every connection has its own sockets,
- * and an ended connection destroys them and refuses new ones, which ends any retry still running inside it.
+ * One connection's worth of client objects. The producer retries a produce request on its own (same batch, same
+ * sequence number, so the broker keeps it once) until it is ended. A send given up by us must not be sent again
+ * behind the replay that follows: so every connection has its own sockets, and an ended connection destroys them and
+ * refuses new ones, which ends any retry still running inside it.
  */
 class Connection {
   readonly kafka: Kafka;
-  readonly producer: Producer;
+  readonly producer: IdempotentProducer;
   private admin: Admin | null = null;
   private readonly sockets = new Set<net.Socket>();
   private ended = false;
@@ -57,6 +51,7 @@ class Connection {
       socket.once('close', () => this.sockets.delete(socket));
       return socket;
     };
+    const ssl = tlsOptions(config.tls);
     const kafkaConfig: KafkaConfig = {
       clientId: config.client_id,
       brokers: config.brokers,
@@ -64,7 +59,7 @@ class Connection {
       requestTimeout: config.request_timeout_ms,
       // Backoff between tries capped at 5 s, so an unreachable cluster is reported within about half a minute.
       retry: { retries: config.retries, maxRetryTime: 5_000 },
-      ssl: tlsOptions(config.tls),
+      ssl,
       sasl: saslOptions(config.sasl),
       socketFactory,
       logLevel: logLevel.WARN,
@@ -74,8 +69,8 @@ class Connection {
           if (this.ended) return; // the retries of an ended connection failing: expected, not news
           const { message, ...fields } = log;
           const entry = { event: 'kafka_client_log', message, ...fields };
-          // Error responses kafkajs retries itself (coordinator loading, leader moving): a send that finally fails
-          // reports the cause through our own error.
+          // Error responses kafkajs retries itself (coordinator loading, leader moving): a request that finally
+          // fails reports the cause through our own error.
           if (typeof message === 'string' && message.startsWith('Response ')) logger.debug(entry);
           // Connection failures: the pipeline says what is unreachable and when it tries again, once per try.
           else if (typeof message === 'string' && /Connection error|Failed to connect|Connection timeout/.test(message))
@@ -86,15 +81,15 @@ class Connection {
         },
     };
     this.kafka = new Kafka(kafkaConfig);
-    // Idempotent with acks=all and one request in flight: the broker drops a retried duplicate and keeps order.
-    // No retry limit here (kafkajs's default for idempotence); send_timeout_ms bounds a send from the outside.
-    this.producer = this.kafka.producer({
-      idempotent: true,
-      maxInFlightRequests: 1,
-      allowAutoTopicCreation: false,
-      retry: { retries: Number.MAX_SAFE_INTEGER },
-      // Unused (every message names its partition: partitioner.ts); set so kafkajs does not warn about its default.
-      createPartitioner: Partitioners.DefaultPartitioner,
+    // Idempotent with acks=all and one request per partition at a time: the broker drops a retried duplicate and
+    // keeps order. No retry limit inside; send_timeout_ms bounds a send from the outside.
+    this.producer = new IdempotentProducer(config.brokers.map(brokerAddress), {
+      clientId: config.client_id,
+      tls: ssl === true ? {} : ssl || undefined,
+      sasl: config.sasl,
+      connectionTimeoutMs: config.connection_timeout_ms,
+      requestTimeoutMs: config.request_timeout_ms,
+      ackTimeoutMs: config.request_timeout_ms,
     });
   }
 
@@ -113,23 +108,29 @@ class Connection {
 
   async end(): Promise<void> {
     this.ended = true;
+    this.producer.end();
     for (const socket of this.sockets) socket.destroy();
-    await Promise.allSettled([this.producer.disconnect(), this.admin?.disconnect()]);
+    await Promise.allSettled([this.admin?.disconnect()]);
     this.admin = null;
   }
 }
 
-class KafkaJsClient implements KafkaClient {
+/** host:port (an IPv6 address in brackets) as the producer connects to it. */
+function brokerAddress(broker: string): BrokerAddress {
+  const colon = broker.lastIndexOf(':');
+  const host = colon > 0 ? broker.slice(0, colon) : broker;
+  const port = colon > 0 ? Number(broker.slice(colon + 1)) : 9092;
+  return { host: host.replace(/^\[(.*)\]$/, '$1'), port };
+}
+
+class ClusterClient implements KafkaClient {
   private connection: Connection | null = null;
-  private readonly compression: CompressionTypes;
   private brokerMaxMessageBytes: number | undefined;
 
   constructor(
     private readonly config: KafkaTargetConfig,
     private readonly logger: Logger,
-  ) {
-    this.compression = config.compression === 'gzip' ? CompressionTypes.GZIP : CompressionTypes.None;
-  }
+  ) {}
 
   async connect(): Promise<void> {
     await this.connection?.end();
@@ -146,7 +147,7 @@ class KafkaJsClient implements KafkaClient {
       await connection.adminClient().catch((err) => {
         throw (err as { cause?: unknown }).cause ?? err;
       });
-      await connection.producer.connect();
+      await connection.producer.open();
     } catch (err) {
       throw translate(err, `cannot connect to Kafka brokers ${this.config.brokers.join(', ')}`);
     }
@@ -260,22 +261,16 @@ class KafkaJsClient implements KafkaClient {
   }
 
   async send(messages: OutgoingMessage[]): Promise<void> {
-    const byTopic = new Map<string, Message[]>();
+    // One record batch per partition, its records in the order given.
+    const batches = new Map<string, PartitionRecords>();
     for (const m of messages) {
-      let list = byTopic.get(m.topic);
-      if (!list) {
-        list = [];
-        byTopic.set(m.topic, list);
-      }
-      list.push({ key: m.key, value: m.value, headers: m.headers, partition: m.partition });
+      const key = `${m.topic}\u0000${m.partition}`;
+      const batch = batches.get(key);
+      if (batch) batch.records.push(m);
+      else batches.set(key, { topic: m.topic, partition: m.partition, records: [m] });
     }
     try {
-      await this.current().producer.sendBatch({
-        acks: -1,
-        timeout: this.config.request_timeout_ms,
-        compression: this.compression,
-        topicMessages: [...byTopic].map(([topic, msgs]) => ({ topic, messages: msgs })),
-      });
+      await this.current().producer.send([...batches.values()], this.config.compression);
     } catch (err) {
       throw translate(err, 'Kafka did not acknowledge a produce request');
     }

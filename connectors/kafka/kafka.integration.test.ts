@@ -105,6 +105,21 @@ describe.skipIf(!brokers)(`Kafka target against a real broker${skipReason ? ` (s
     expect(big.headers['tributary.lsn']).toBe('0/10');
   });
 
+  it('compression gzip: the broker takes the compressed record batches and a consumer reads every message', async () => {
+    const topic = `${prefix}.gzip`;
+    const t = new KafkaTarget(
+      config({ topics: { 'public.items': topic }, topic_partitions: 2, compression: 'gzip' }),
+      ctx,
+    );
+    await t.open();
+    const events = Array.from({ length: 300 }, (_, i) => ev('insert', String(i), `value ${i} ${'x'.repeat(i)}`));
+    await t.write(batch(0, events));
+    await t.close();
+    expect([...(await topicEndOffsets(brokers!.join(','), topic)).values()].reduce((a, b) => a + b, 0)).toBe(300);
+    const got = await readTopicMessages(config({}), topic, 300, 20_000);
+    expect(got.map((m) => JSON.parse(m.value!).after.v).sort()).toEqual(events.map((e) => e.after!.v).sort());
+  });
+
   it('create_topics: false with a missing topic is an operator error naming it', async () => {
     const t = new KafkaTarget(config({ create_topics: false, topics: { 'public.items': `${prefix}.absent` } }), ctx);
     await t.open();

@@ -8,18 +8,15 @@ import type { OutgoingMessage } from './client.ts';
 /** A v2 record batch's header, log overhead included (offset, length, epoch, magic, crc, ... record count). */
 export const RECORD_BATCH_OVERHEAD = 61;
 
-/** A record's framing at most: length, attributes, timestamp and offset deltas, key/value lengths, header count. */
-const RECORD_FRAMING = 36;
-/** A header's two length varints at most. */
-const HEADER_FRAMING = 10;
+/**
+ * What a record adds in a batch to its encoded content (record-batch.ts): its length (varint, at most 5 bytes),
+ * attributes (1), timestamp delta (1: always 0) and offset delta (varint, at most 5).
+ */
+export const RECORD_PREFIX_MAX = 12;
 
-/** The most bytes a record of this message can take inside a record batch (exact UTF-8 lengths, widest varints). */
+/** The most bytes the record of this message can take inside a record batch. */
 export function recordSize(m: OutgoingMessage): number {
-  let bytes = RECORD_FRAMING;
-  if (m.key !== null) bytes += Buffer.byteLength(m.key);
-  if (m.value !== null) bytes += Buffer.byteLength(m.value);
-  for (const k in m.headers) bytes += HEADER_FRAMING + Buffer.byteLength(k) + Buffer.byteLength(m.headers[k]!);
-  return bytes;
+  return RECORD_PREFIX_MAX + m.content.length;
 }
 
 /**

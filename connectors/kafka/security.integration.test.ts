@@ -13,7 +13,8 @@ import {
   type TestCertificates,
 } from '../../test/harness/tls-certificates.ts';
 import { kafkaTargetConfig } from './config.ts';
-import { createKafkaJsClient } from './kafka-client.ts';
+import { createKafkaClient } from './kafka-client.ts';
+import { encodeRecordContent } from './record-batch.ts';
 
 /**
  * TLS and SASL to a real broker of its own, configured for them: an SSL listener with a certificate signed by a CA
@@ -58,12 +59,17 @@ describe.skipIf(!brokers || !openSslAvailable())(
         connection_timeout_ms: 15_000,
         ...extra,
       });
-      const client = createKafkaJsClient(config, logger);
+      const client = createKafkaClient(config, logger);
       try {
         await client.connect();
         await client.createTopics([{ topic, partitions: 1, replicationFactor: 1, configs: {} }]);
         await client.send(
-          [1, 2, 3].map((i) => ({ topic, partition: 0, key: `{"id":${i}}`, value: `{"v":${i}}`, headers: {} })),
+          [1, 2, 3].map((i) => ({
+            topic,
+            partition: 0,
+            key: `{"id":${i}}`,
+            content: encodeRecordContent(`{"id":${i}}`, `{"v":${i}}`, {}),
+          })),
         );
       } finally {
         await client.disconnect();

@@ -7,10 +7,9 @@ import { ConnectionError, TributaryError } from '../../src/errors.ts';
 import { Pipeline } from '../../src/pipeline/pipeline.ts';
 import { MemorySource, MemoryStore } from '../../test/fakes/memory-parts.ts';
 import { FIXED_NOW, mysqlEvents, pgAllKinds, postgresEvents } from '../../test/golden/events.ts';
-import type { OutgoingMessage } from './client.ts';
 import { kafkaTargetConfig } from './config.ts';
-import { InMemoryKafkaClient } from './in-memory-client.test-support.ts';
-import { RECORD_BATCH_OVERHEAD, recordSize } from './record-size.ts';
+import { InMemoryKafkaClient, type ProducedMessage } from './in-memory-client.test-support.ts';
+import { RECORD_BATCH_OVERHEAD } from './record-size.ts';
 import { KafkaTarget } from './target.ts';
 
 const logger = pino({ level: 'silent' });
@@ -74,7 +73,7 @@ function ev(
   };
 }
 
-const values = (ms: OutgoingMessage[]) => ms.map((m) => (m.value === null ? null : JSON.parse(m.value)));
+const values = (ms: ProducedMessage[]) => ms.map((m) => (m.value === null ? null : JSON.parse(m.value)));
 
 describe('KafkaTarget routing and keys', () => {
   it('routes to <prefix>.<schema>.<table>, per-table and pattern overrides, messages to <prefix>.message', async () => {
@@ -330,7 +329,7 @@ describe('KafkaTarget topics, oversize, transactions, heartbeats', () => {
     await t.open();
     const events = Array.from({ length: 600 }, (_, i) => ev('insert', String(i), 'v'.repeat(400)));
     await t.write(batch(0, events));
-    const size = (m: OutgoingMessage) => recordSize(m);
+    const size = (m: ProducedMessage) => m.size;
     for (const request of client.sends) {
       expect(request.reduce((n, m) => n + size(m), 0)).toBeLessThanOrEqual(50_000);
       const perPartition = new Map<number, number>();

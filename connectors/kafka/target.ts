@@ -15,6 +15,7 @@ import { TributaryError } from '../../src/errors.ts';
 import type { KafkaClient, OutgoingMessage, TopicLayout } from './client.ts';
 import type { KafkaTargetConfig } from './config.ts';
 import { partitionFor } from './partitioner.ts';
+import { encodeRecordContent } from './record-batch.ts';
 import { RECORD_BATCH_OVERHEAD, recordBatchBudget, recordSize } from './record-size.ts';
 import { Sender } from './sender.ts';
 import { TopicRouter } from './topic-router.ts';
@@ -23,6 +24,19 @@ import { TopicRouter } from './topic-router.ts';
 interface Pending {
   message: OutgoingMessage;
   event: ChangeEvent | null;
+}
+
+/** A message as text: key and value JSON (value null: a tombstone), headers. */
+interface MessageText {
+  topic: string;
+  key: string | null;
+  value: string | null;
+  headers: Record<string, string>;
+}
+
+/** The message as it is sent: the record content encoded now, so the JSON text dies young (record-batch.ts). */
+function outgoing(m: MessageText): OutgoingMessage {
+  return { topic: m.topic, partition: -1, key: m.key, content: encodeRecordContent(m.key, m.value, m.headers) };
 }
 
 const TX_KEY_SCHEMA =
@@ -35,7 +49,7 @@ const HEARTBEAT_VALUE_SCHEMA =
   '{"type":"struct","fields":[{"type":"int64","optional":false,"field":"ts_ms"}],"optional":false,"name":"io.debezium.connector.common.Heartbeat"}';
 
 export interface KafkaTargetOptions {
-  /** The Kafka client; default: kafkajs (loaded on open). */
+  /** The Kafka client; default: kafka-client.ts (loaded on open). */
   client?: KafkaClient;
   clock?: () => number;
 }
@@ -82,8 +96,8 @@ export class KafkaTarget implements PlainTarget {
 
   async open(): Promise<void> {
     if (!this.client) {
-      const { createKafkaJsClient } = await import('./kafka-client.ts');
-      this.client = createKafkaJsClient(this.config, this.ctx.logger);
+      const { createKafkaClient } = await import('./kafka-client.ts');
+      this.client = createKafkaClient(this.config, this.ctx.logger);
     }
     await this.client.connect();
     // Topics are described anew on every start: partitions and limits may have changed meanwhile.
@@ -222,11 +236,11 @@ export class KafkaTarget implements PlainTarget {
     const headers = this.config.headers ? positionHeaders(event, this.ctx.pipeline) : {};
     if (r.newKey !== undefined) headers['__debezium.newkey'] = r.newKey;
     if (r.oldKey !== undefined) headers['__debezium.oldkey'] = r.oldKey;
-    messages.push({ message: { topic, partition: -1, key: r.key, value: r.value, headers }, event });
+    messages.push({ message: outgoing({ topic, key: r.key, value: r.value, headers }), event });
   }
 
-  private push(messages: Pending[], m: Omit<OutgoingMessage, 'partition'>): void {
-    messages.push({ message: { ...m, partition: -1 }, event: null });
+  private push(messages: Pending[], m: MessageText): void {
+    messages.push({ message: outgoing(m), event: null });
   }
 
   /**
@@ -295,7 +309,7 @@ export class KafkaTarget implements PlainTarget {
     );
   }
 
-  private transactionMessage(topic: string, t: TransactionBegin | TransactionEnd): Omit<OutgoingMessage, 'partition'> {
+  private transactionMessage(topic: string, t: TransactionBegin | TransactionEnd): MessageText {
     const keyPayload = `{"id":${JSON.stringify(t.id)}}`;
     const payload = 'eventCount' in t ? endJson(t) : beginJson(t);
     return {
