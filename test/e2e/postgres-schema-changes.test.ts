@@ -1,5 +1,8 @@
+import mysql from 'mysql2/promise';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { checkpointTableOf } from '../../connectors/mysql/sink/checkpoint-location.ts';
+import { MysqlCheckpointStore } from '../../connectors/mysql/sink/checkpoint-store.ts';
 import { mysqlTargetConfig } from '../../connectors/mysql/sink/config.ts';
 import { MysqlTarget } from '../../connectors/mysql/sink/target.ts';
 import { PostgresCheckpointStore } from '../../connectors/postgres/sink/checkpoint-store.ts';
@@ -10,36 +13,69 @@ import { teardownPostgresSource } from '../../connectors/postgres/source/teardow
 import type { TransactionalTarget } from '../../src/core/target.ts';
 import { Pipeline } from '../../src/pipeline/pipeline.ts';
 import { testContext } from '../fixtures/change-events.ts';
-import { type MysqlServer, startMariadb } from '../harness/mariadb.ts';
+import { type MysqlServer, withDatabase } from '../harness/mariadb.ts';
+import { type MysqlFlavorUnderTest, mysqlFlavors } from '../harness/mysql-server.ts';
 import { type PgServer, startPostgres } from '../harness/postgres.ts';
 
 /**
- * Schema changes at a PostgreSQL source, followed by identity (attribute numbers), into PostgreSQL and MariaDB
- * targets: while the pipeline streams, and while it is stopped and behind (every change made before it restarts).
- * Judged by per-row md5s computed inside each database over the source's columns, and by the target's column names.
+ * Schema changes at a PostgreSQL source, followed by identity (attribute numbers), into a PostgreSQL target and the
+ * MySQL target on each MySQL flavour (MariaDB, MySQL 9.7; TRIBUTARY_TEST_MYSQL_FLAVORS picks them): while the
+ * pipeline streams, and while it is stopped and behind (every change made before it restarts). Judged by per-row
+ * SHA-256 digests computed inside each database over the source's columns, and by the target's column names. One server of
+ * each kind serves the whole file; a MySQL flavour's server starts with its first cell.
  */
 
 const BATCH = { max_events: 1000, max_bytes: 4 * 1024 * 1024, max_wait_ms: 20 };
 type Mode = 'streaming' | 'behind';
-type TargetKind = 'postgres' | 'mariadb';
+type MysqlKind = MysqlFlavorUnderTest['name'];
+type TargetKind = 'postgres' | MysqlKind;
 type Ctx = ReturnType<typeof testContext>;
 
+const FLAVORS = mysqlFlavors();
+const MYSQL_TARGETS: MysqlKind[] = FLAVORS.map((f) => f.name);
+const TARGETS: TargetKind[] = ['postgres', ...MYSQL_TARGETS];
+/** Each target's part of a cell's database names (the source databases of all cells share one server). */
+const TARGET_TAG: Record<TargetKind, string> = { postgres: 'pg', mariadb: 'ma', mysql: 'my', external: 'ex' };
+
 let pgServer: PgServer;
-let myServer: MysqlServer;
+const myServers = new Map<MysqlKind, Promise<MysqlServer>>();
+
+/** The server of a MySQL flavour, started on first use and kept for the rest of the file. */
+function mysqlServer(kind: MysqlKind): Promise<MysqlServer> {
+  let server = myServers.get(kind);
+  if (!server) {
+    const flavor = FLAVORS.find((f) => f.name === kind);
+    if (!flavor) throw new Error(`MySQL flavour ${kind} is not under test`);
+    server = flavor.start();
+    myServers.set(kind, server);
+  }
+  return server;
+}
 
 beforeAll(async () => {
-  [pgServer, myServer] = await Promise.all([startPostgres(), startMariadb()]);
+  pgServer = await startPostgres();
 });
 afterAll(async () => {
-  await Promise.all([pgServer?.stop(), myServer?.stop()]);
+  await Promise.all([
+    pgServer?.stop(),
+    ...[...myServers.values()].map((s) => s.then((server) => server.stop()).catch(() => undefined)),
+  ]);
 });
 
 interface Cell {
   id: string;
   sourceUrl: string;
   target: TargetKind;
-  /** PostgreSQL target database URL, or MariaDB database name. */
+  /** PostgreSQL target database URL, or MySQL database name. */
   targetDb: string;
+  /** The MySQL target's server (a MySQL target only). */
+  my?: MysqlServer;
+}
+
+/** The MySQL target's server of a cell (throws for a PostgreSQL target). */
+function myServerOf(cell: Cell): MysqlServer {
+  if (!cell.my) throw new Error(`cell ${cell.id} has no MySQL target`);
+  return cell.my;
 }
 
 async function sourceColumns(cell: Cell, table = 't'): Promise<string[]> {
@@ -64,18 +100,21 @@ async function targetColumns(cell: Cell, table = 't'): Promise<string[]> {
       await client.end();
     }
   }
-  const rows = await myServer.query<{ name: string }>(
+  const rows = await myServerOf(cell).query<{ name: string }>(
     'SELECT COLUMN_NAME AS name FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION',
     [cell.targetDb, table],
   );
   return rows.map((r) => r.name);
 }
 
-/** One md5 per row over the given columns (NULL as ~), ordered by id, computed by the database itself. */
+/**
+ * One SHA-256 per row over the given columns (NULL as ~), ordered by id, computed by the database itself (SHA-256:
+ * MySQL 9 has no MD5()).
+ */
 async function rowHashes(cell: Cell, side: 'source' | 'target', columns: string[], table = 't'): Promise<string[]> {
   if (side === 'source' || cell.target === 'postgres') {
     const expr = columns.map((c) => `coalesce(${c}::text, '~')`).join(', ');
-    const sql = `select md5(concat_ws('|', ${expr})) as h from ${table} order by id`;
+    const sql = `select encode(sha256(convert_to(concat_ws('|', ${expr}), 'UTF8')), 'hex') as h from ${table} order by id`;
     if (side === 'source') return (await pgServer.query<{ h: string }>(cell.id, sql)).map((r) => r.h);
     const client = new pg.Client({ connectionString: cell.targetDb });
     await client.connect();
@@ -86,8 +125,8 @@ async function rowHashes(cell: Cell, side: 'source' | 'target', columns: string[
     }
   }
   const expr = columns.map((c) => `COALESCE(${c}, '~')`).join(', ');
-  const rows = await myServer.query<{ h: string }>(
-    `SELECT MD5(CONCAT_WS('|', ${expr})) AS h FROM ${table} ORDER BY id`,
+  const rows = await myServerOf(cell).query<{ h: string }>(
+    `SELECT SHA2(CONCAT_WS('|', ${expr}), 256) AS h FROM ${table} ORDER BY id`,
     [],
     cell.targetDb,
   );
@@ -122,11 +161,19 @@ async function waitEqual(cell: Cell, ctx: Ctx, timeoutMs = 60_000, table = 't'):
   }
 }
 
-function startPipeline(cell: Cell, ctx: Ctx, tables: string[] | null = ['public.t']) {
+function startPipeline(
+  cell: Cell,
+  ctx: Ctx,
+  tables: string[] | null = ['public.t'],
+  sourceOptions: { read_ahead_events?: number } = {},
+) {
   const makeTarget = (): TransactionalTarget =>
     cell.target === 'postgres'
       ? new PostgresTarget(postgresTargetConfig.parse({ type: 'postgres', url: cell.targetDb }), ctx)
-      : new MysqlTarget(mysqlTargetConfig.parse({ type: 'mysql', url: myServer.url(), database: cell.targetDb }), ctx);
+      : new MysqlTarget(
+          mysqlTargetConfig.parse({ type: 'mysql', url: myServerOf(cell).url(), database: cell.targetDb }),
+          ctx,
+        );
   const pipeline = new Pipeline({
     name: cell.id,
     createParts: () => {
@@ -138,6 +185,7 @@ function startPipeline(cell: Cell, ctx: Ctx, tables: string[] | null = ['public.
           ...(tables ? { tables } : {}),
           heartbeat_interval_ms: 500,
           table_check_interval_ms: 300,
+          ...sourceOptions,
         },
         ctx,
         { batch: BATCH },
@@ -180,16 +228,13 @@ async function dropSlots(cell: Cell): Promise<void> {
 }
 
 async function newCell(name: string, target: TargetKind, mode: Mode, setup: string[]): Promise<Cell> {
-  const id = `sc_${name}_${target === 'postgres' ? 'pg' : 'my'}_${mode === 'streaming' ? 's' : 'b'}`;
+  const id = `sc_${name}_${TARGET_TAG[target]}_${mode === 'streaming' ? 's' : 'b'}`;
   const sourceUrl = await pgServer.createDatabase(id);
   for (const sql of setup) await pgServer.query(id, sql);
-  let targetDb: string;
-  if (target === 'postgres') targetDb = await pgServer.createDatabase(`${id}_dst`);
-  else {
-    await myServer.query(`DROP DATABASE IF EXISTS ${id}`);
-    targetDb = id;
-  }
-  return { id, sourceUrl, target, targetDb };
+  if (target === 'postgres') return { id, sourceUrl, target, targetDb: await pgServer.createDatabase(`${id}_dst`) };
+  const my = await mysqlServer(target);
+  await my.query(`DROP DATABASE IF EXISTS ${id}`);
+  return { id, sourceUrl, target, targetDb: id, my };
 }
 
 /**
@@ -232,7 +277,6 @@ function rewriteCopied(column: string): (ctx: Ctx) => void {
   };
 }
 
-const TARGETS: TargetKind[] = ['postgres', 'mariadb'];
 const MODES: Mode[] = ['streaming', 'behind'];
 
 describe.each(TARGETS)('PostgreSQL source -> %s target: schema changes', (target) => {
@@ -319,7 +363,7 @@ describe.each(TARGETS)('PostgreSQL source -> %s target: schema changes', (target
               cell.target === 'postgres'
                 ? new PostgresTarget(postgresTargetConfig.parse({ type: 'postgres', url: cell.targetDb }), ctx)
                 : new MysqlTarget(
-                    mysqlTargetConfig.parse({ type: 'mysql', url: myServer.url(), database: cell.targetDb }),
+                    mysqlTargetConfig.parse({ type: 'mysql', url: myServerOf(cell).url(), database: cell.targetDb }),
                     ctx,
                   );
             const source = new PostgresSource(
@@ -357,7 +401,7 @@ describe.each(TARGETS)('PostgreSQL source -> %s target: schema changes', (target
               await c.end();
             }
           }
-          return Number((await myServer.query(`SELECT COUNT(*) AS n FROM ${table}`, [], cell.targetDb))[0].n);
+          return Number((await myServerOf(cell).query(`SELECT COUNT(*) AS n FROM ${table}`, [], cell.targetDb))[0].n);
         };
         const waitRows = async (table: string, n: number) => {
           const deadline = Date.now() + 60_000;
@@ -524,8 +568,8 @@ describe.each(MODES)('PostgreSQL source: an enum label added (%s)', (mode) => {
   ];
   const changes = ["alter type mood add value 'ok' before 'happy'", "insert into t values (3, 'ok')"];
 
-  it('MariaDB target (enum as VARCHAR): followed', async () => {
-    await followed('enum', 'mariadb', mode, setup, changes);
+  it.each(MYSQL_TARGETS)('%s target (enum as VARCHAR): followed', async (target) => {
+    await followed('enum', target, mode, setup, changes);
   });
 
   it('PostgreSQL target: stops once with the ALTER TYPE to run; after it, a restart goes on', async () => {
@@ -560,57 +604,121 @@ describe.each(MODES)('PostgreSQL source: an enum label added (%s)', (mode) => {
   });
 });
 
-describe('PostgreSQL source: several changes the catalog no longer tells apart (behind)', () => {
-  it('stops once naming the table, the change and the fix; after the fix (teardown, a fresh start) the target equals the source', async () => {
-    const cell = await newCell('untold', 'postgres', 'behind', [
-      'create table t (id int primary key, a int)',
-      'insert into t values (1, 1)',
-    ]);
-    const ctx = testContext(cell.id);
-    let run = startPipeline(cell, ctx);
-    try {
-      await waitEqual(cell, ctx);
-      await run.stop();
-      // The row of transaction X lists id, a, b. Since then b was dropped and another column renamed to b: the
-      // catalog now has a dropped column and a b, both changed after X, and either could be the b of that row.
-      for (const sql of [
-        'alter table t add column b int',
-        'insert into t values (2, 2, 2)',
-        'alter table t add column c int',
-        'alter table t drop column b',
-        'alter table t rename column c to b',
-        'insert into t values (3, 3, 3)',
-      ])
-        await pgServer.query(cell.id, sql);
-      run = startPipeline(cell, ctx);
-      const failure = await run.running.then(
-        () => null,
-        (err: unknown) => err as Error & { hint?: string; kind?: string },
-      );
-      expect(failure?.kind).toBe('operator');
-      expect(failure?.message).toMatch(
-        /^table public\.t: cannot tell which columns the schema change in transaction \d+ meant \(the stream has the columns id, a, b, the catalog now id, a, b\): the stream is behind the catalog and later changes to the table left more than one reading/,
-      );
-      expect(failure?.hint).toContain(
-        'Copy the table again: run tributary teardown for this pipeline and start it over',
-      );
-      // Nothing of the untold shape reached the target.
-      expect(await targetColumns(cell)).toEqual(['id', 'a']);
-      expect(await targetCount(cell, 't')).toBe(1);
+/**
+ * The row of transaction X lists id, a, b. Since then b was dropped and another column renamed to b: the catalog now
+ * has a dropped column and a b, both changed after X, and either could be the b of that row.
+ */
+const UNTOLD_CHANGES = [
+  'alter table t add column b int',
+  'insert into t values (2, 2, 2)',
+  'alter table t add column c int',
+  'alter table t drop column b',
+  'alter table t rename column c to b',
+  'insert into t values (3, 3, 3)',
+];
 
-      // The fix: teardown (slot, publications, checkpoint), then a fresh start copies the table as it is.
-      await teardownPostgresSource({ type: 'postgres', url: cell.sourceUrl, tables: ['public.t'] }, ctx);
-      const store = new PostgresCheckpointStore(cell.targetDb);
-      await store.clear(cell.id);
-      await store.close();
-      run = startPipeline(cell, ctx);
-      await waitEqual(cell, ctx);
-    } finally {
-      await run.stop();
-      await dropSlots(cell);
-    }
-  });
-});
+/**
+ * Holds the target table `t` locked until `release`: the pipeline's writes wait, its source stops reading once its
+ * read-ahead is full, and later changes stay unread in the stream (a target slower than the source, made certain).
+ */
+async function lockTargetTable(cell: Cell): Promise<{ release: () => Promise<void> }> {
+  if (cell.target === 'postgres') {
+    const client = new pg.Client({ connectionString: cell.targetDb });
+    await client.connect();
+    await client.query('begin');
+    await client.query('lock table t in access exclusive mode');
+    return {
+      release: async () => {
+        await client.query('commit');
+        await client.end();
+      },
+    };
+  }
+  const conn = await mysql.createConnection(withDatabase(myServerOf(cell).url(), cell.targetDb));
+  await conn.query('LOCK TABLES t WRITE');
+  return {
+    release: async () => {
+      await conn.query('UNLOCK TABLES');
+      await conn.end();
+    },
+  };
+}
+
+/** The operator's fix for the untold stop: teardown (slot, publications, checkpoint), then a fresh start. */
+async function teardownCell(cell: Cell, ctx: Ctx): Promise<void> {
+  await teardownPostgresSource({ type: 'postgres', url: cell.sourceUrl, tables: ['public.t'] }, ctx);
+  const store =
+    cell.target === 'postgres'
+      ? new PostgresCheckpointStore(cell.targetDb)
+      : new MysqlCheckpointStore(
+          myServerOf(cell).url(),
+          checkpointTableOf({ database: cell.targetDb, url: myServerOf(cell).url() }),
+        );
+  await store.clear(cell.id);
+  await store.close();
+}
+
+describe.each(TARGETS)(
+  'PostgreSQL source -> %s target: several changes the catalog no longer tells apart',
+  (target) => {
+    it.each(MODES)(
+      '%s: stops once naming the table, the change and the fix; after the fix (teardown, a fresh start) the target equals the source',
+      async (mode) => {
+        const cell = await newCell('untold', target, mode, [
+          'create table t (id int primary key, a int)',
+          'insert into t values (1, 1)',
+        ]);
+        const ctx = testContext(cell.id);
+        // A small read-ahead: while the target waits, the source stops reading after a few hundred queued rows.
+        const sourceOptions = { read_ahead_events: 200 };
+        let run = startPipeline(cell, ctx, ['public.t'], sourceOptions);
+        try {
+          await waitEqual(cell, ctx);
+          if (mode === 'behind') {
+            await run.stop();
+            for (const sql of UNTOLD_CHANGES) await pgServer.query(cell.id, sql);
+            run = startPipeline(cell, ctx, ['public.t'], sourceOptions);
+          } else {
+            // Streaming: the pipeline keeps running, but a backlog it has not read yet puts the stream behind the DDL,
+            // as a slow target or a burst of writes does. The target takes none of the 20,000 rows while locked, so the
+            // source reads at most its in-flight window and read-ahead of them (a few thousand), never the row of X.
+            const lock = await lockTargetTable(cell);
+            try {
+              await pgServer.query(cell.id, 'insert into t select g, g from generate_series(10, 20009) g');
+              for (const sql of UNTOLD_CHANGES) await pgServer.query(cell.id, sql);
+            } finally {
+              await lock.release();
+            }
+          }
+          const failure = await run.running.then(
+            () => null,
+            (err: unknown) => err as Error & { hint?: string; kind?: string },
+          );
+          expect(failure?.kind).toBe('operator');
+          expect(failure?.message).toMatch(
+            /^table public\.t: cannot tell which columns the schema change in transaction \d+ meant \(the stream has the columns id, a, b, the catalog now id, a, b\): the stream is behind the catalog and later changes to the table left more than one reading/,
+          );
+          expect(failure?.hint).toContain(
+            'Copy the table again: run tributary teardown for this pipeline and start it over',
+          );
+          // Stopped once, in place: no retry; streaming, the stop came to the pipeline started before the DDL.
+          expect(ctx.logs.filter((l) => l.event === 'pipeline_retrying')).toEqual([]);
+          expect(ctx.logs.filter((l) => l.event === 'pipeline_starting')).toHaveLength(mode === 'streaming' ? 1 : 2);
+          // Nothing of the untold shape reached the target.
+          expect(await targetColumns(cell)).toEqual(['id', 'a']);
+          expect(await targetCount(cell, 't where id in (2, 3)')).toBe(0);
+
+          await teardownCell(cell, ctx);
+          run = startPipeline(cell, ctx);
+          await waitEqual(cell, ctx);
+        } finally {
+          await run.stop();
+          await dropSlots(cell);
+        }
+      },
+    );
+  },
+);
 
 /** Rows of a table at the target, counted there (-1: no such table). */
 async function targetCount(cell: Cell, table: string): Promise<number> {
@@ -627,7 +735,7 @@ async function targetCount(cell: Cell, table: string): Promise<number> {
   }
   return Number(
     (
-      await myServer
+      await myServerOf(cell)
         .query<{ n: number }>(`SELECT COUNT(*) AS n FROM ${table}`, [], cell.targetDb)
         .catch(() => [{ n: -1 }])
     )[0]!.n,
