@@ -50,7 +50,13 @@ describe('at the terminal', () => {
     // Routine events while it runs: the snapshot, a stream of rows, a column added at the source.
     // Long enough for a loaded machine (CI once ended it before the schema change was logged).
     const running = tributaryInTerminal(['run', '-c', file], {}, { stopAfterSeconds: 20 });
-    await waitFor('the snapshot', () => fs.existsSync(path.join(dir, 'lines.jsonl')), 30_000);
+    // The snapshot's 100 rows written (the file alone exists before the snapshot starts): the changes below stream.
+    const out = path.join(dir, 'lines.jsonl');
+    await waitFor(
+      'the snapshot',
+      () => fs.existsSync(out) && fs.readFileSync(out, 'utf8').split('\n').filter(Boolean).length >= 100,
+      30_000,
+    );
     await server.query('term_src', "insert into notes select g, 'late ' || g from generate_series(101, 110) g");
     await server.query('term_src', 'alter table notes add column stars int');
     await server.query('term_src', "insert into notes values (111, 'starred', 5)");
