@@ -199,16 +199,22 @@ function topLevelClauses(tokens: Token[]): Token[][] {
 
 const NUMBER = /^(\d+|\d+e\d+|0x[0-9a-f]+)$/i;
 
-/** The default a column definition (the tokens after its name) declares. */
-function declaredDefault(def: Token[]): DeclaredDefault {
+/** Indexes of the words of a column definition outside parentheses (a type's arguments, a CHECK, an expression). */
+function* topLevelWords(def: Token[]): Generator<number> {
   let depth = 0;
-  let notNull = false;
   for (let i = 0; i < def.length; i++) {
     const tok = def[i]!;
     if (tok.t === 'punct' && tok.v === '(') depth++;
     else if (tok.t === 'punct' && tok.v === ')') depth--;
-    if (depth > 0 || tok.t !== 'word') continue;
-    const word = tok.v.toUpperCase();
+    if (depth === 0 && tok.t === 'word') yield i;
+  }
+}
+
+/** The default a column definition (the tokens after its name) declares. */
+function declaredDefault(def: Token[]): DeclaredDefault {
+  let notNull = false;
+  for (const i of topLevelWords(def)) {
+    const word = def[i]!.v.toUpperCase();
     if (word === 'AUTO_INCREMENT' || word === 'AS' || word === 'GENERATED' || word === 'PRIMARY')
       return { kind: 'other' };
     if (word === 'NOT' && def[i + 1]?.t === 'word' && def[i + 1]!.v.toUpperCase() === 'NULL') notNull = true;
@@ -250,13 +256,8 @@ function constantAt(def: Token[], i: number): DeclaredDefault {
 
 /** FIRST or AFTER col at the end of a column definition (the tokens after its name), outside parentheses. */
 function placement(def: Token[]): { after: string | null } | null {
-  let depth = 0;
-  for (let i = 0; i < def.length; i++) {
-    const tok = def[i]!;
-    if (tok.t === 'punct' && tok.v === '(') depth++;
-    else if (tok.t === 'punct' && tok.v === ')') depth--;
-    if (depth > 0 || tok.t !== 'word') continue;
-    const word = tok.v.toUpperCase();
+  for (const i of topLevelWords(def)) {
+    const word = def[i]!.v.toUpperCase();
     if (word === 'FIRST') return { after: null };
     const next = def[i + 1];
     if (word === 'AFTER' && (next?.t === 'ident' || next?.t === 'word')) return { after: next.v };
