@@ -99,11 +99,7 @@ export async function startConsistentSnapshot(
   await conn.query('SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ');
   if (flavor === 'mariadb') {
     await conn.query('START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY');
-    const status = await rows(conn, "SHOW STATUS LIKE 'binlog_snapshot_%'");
-    const v = Object.fromEntries(status.map((r) => [String(r.Variable_name).toLowerCase(), String(r.Value)]));
-    const file = v.binlog_snapshot_file;
-    const pos = Number(v.binlog_snapshot_position);
-    if (!file) throw new Error('binary logging is off (binlog_snapshot_file is empty)');
+    const { file, pos } = await mariadbSnapshotPosition(conn);
     return { file, pos, gtidSet: await mariadbGtidAt(conn, file, pos), locking: 'none' };
   }
   const [mode] = await rows(conn, 'SELECT @@GLOBAL.gtid_mode AS m');
@@ -145,6 +141,76 @@ export async function startConsistentSnapshot(
     `the global read lock for the snapshot could not be had within ${GLOBAL_LOCK_WAIT_SECONDS} s (a long query or transaction holds tables open)`,
     { hint: 'the pipeline retries; enable GTIDs (gtid_mode = ON) to snapshot without a lock' },
   );
+}
+
+/** Attempts to start snapshots on several connections with no commit in between, before taking the global read lock. */
+const SHARED_ATTEMPTS = 20;
+
+/**
+ * Opens a transaction with a consistent snapshot on each of `conns`, all seeing exactly the same transactions, and
+ * returns the binlog coordinates they correspond to (the reads of a parallel snapshot). Returns a reason instead when
+ * that cannot be had here: the caller then reads on one connection.
+ *
+ * MySQL with GTIDs tries lock-free first: the snapshots start at once, and the position is taken only when nothing
+ * committed while they started (the binlog position and GTID set read before the starts equal those read a moment
+ * after, as in startConsistentSnapshot). Else `FLUSH TABLES WITH READ LOCK` (needs RELOAD) holds commits while the
+ * snapshots start and the position is read, as mydumper does. MySQL without GTIDs, and MariaDB, take the lock at
+ * once: MariaDB connections whose `binlog_snapshot_file/position` were all the same were seen holding different
+ * views under commits (31 rows in one, 34 in four), and a reader that sees more rows than the planner ends its chunk
+ * before the planned end, so rows between would be read by no chunk.
+ */
+export async function startSharedSnapshot(
+  conns: readonly Conn[],
+  flavor: Flavor,
+  lockFreeAttempts = SHARED_ATTEMPTS,
+): Promise<(BinlogCoordinates & { locking: SnapshotLocking }) | { unavailable: string }> {
+  for (const c of conns) await c.query('SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ');
+  const start = () => Promise.all(conns.map((c) => c.query('START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY')));
+  const rollback = () => Promise.all(conns.map((c) => c.query('ROLLBACK')));
+  const [mode] = flavor === 'mysql' ? await rows(conns[0]!, 'SELECT @@GLOBAL.gtid_mode AS m') : [];
+  const lockFree = flavor === 'mysql' && String(mode?.m).toUpperCase() === 'ON';
+  for (let attempt = 0; lockFree && attempt < lockFreeAttempts; attempt++) {
+    const before = await masterStatus(conns[0]!);
+    if (!before) throw new Error('binary logging is off (SHOW BINARY LOG STATUS returned nothing)');
+    await start();
+    await new Promise((r) => setTimeout(r, SETTLE_MS));
+    const after = await masterStatus(conns[0]!);
+    if (after && after.file === before.file && after.pos === before.pos && after.gtid === before.gtid) {
+      return { file: after.file, pos: after.pos, gtidSet: after.gtid ?? '', locking: 'none' };
+    }
+    await rollback();
+    await new Promise((r) => setTimeout(r, Math.min(5 * attempt, 50)));
+  }
+  const locked = await globalReadLock(conns[0]!);
+  if (locked !== true) {
+    return {
+      unavailable:
+        locked === 'denied'
+          ? 'the global read lock is not allowed (no RELOAD privilege) and commits kept coming while the snapshots started'
+          : `the global read lock could not be had within ${GLOBAL_LOCK_WAIT_SECONDS} s`,
+    };
+  }
+  try {
+    await start();
+    if (flavor === 'mariadb') {
+      const { file, pos } = await mariadbSnapshotPosition(conns[0]!);
+      return { file, pos, gtidSet: await mariadbGtidAt(conns[0]!, file, pos), locking: 'global_read_lock' };
+    }
+    const status = await masterStatus(conns[0]!);
+    if (!status) throw new Error('binary logging is off (SHOW BINARY LOG STATUS returned nothing)');
+    return { file: status.file, pos: status.pos, gtidSet: status.gtid ?? '', locking: 'global_read_lock' };
+  } finally {
+    await conns[0]!.query('UNLOCK TABLES');
+  }
+}
+
+/** MariaDB: the binlog position the connection's consistent snapshot corresponds to. */
+async function mariadbSnapshotPosition(conn: Conn): Promise<{ file: string; pos: number }> {
+  const status = await rows(conn, "SHOW STATUS LIKE 'binlog_snapshot_%'");
+  const v = Object.fromEntries(status.map((r) => [String(r.Variable_name).toLowerCase(), String(r.Value)]));
+  const file = v.binlog_snapshot_file;
+  if (!file) throw new Error('binary logging is off (binlog_snapshot_file is empty)');
+  return { file, pos: Number(v.binlog_snapshot_position) };
 }
 
 /**

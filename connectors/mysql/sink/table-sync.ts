@@ -2,7 +2,14 @@ import type mysql from 'mysql2/promise';
 import type { TableSchema } from '../../../src/core/change-event.ts';
 import { SchemaMismatchError } from '../../../src/errors.ts';
 import type { Logger } from '../../../src/observability/logger.ts';
-import { checkTargetKey, type IdentityChanges, planColumns, planIdentityChanges } from '../../sql/column-plan.ts';
+import {
+  checkTargetKey,
+  type IdentityChanges,
+  keysDiffer,
+  planColumns,
+  planIdentityChanges,
+  tableRecreatedLog,
+} from '../../sql/column-plan.ts';
 import type { SqlTargetTable } from '../../sql/transactional-sql-target.ts';
 import { quoteIdent } from '../identifiers.ts';
 import { holds, isSafeMysqlType, takesLiteralDefault } from './column-types.ts';
@@ -218,6 +225,14 @@ export async function syncTable(
       renamed: identityChanges.renames,
     });
     catalog = await readCatalog(db, target.database, target.name, options.flavor);
+  }
+  if (catalog && options.alterTables && keysDiffer(source.keyColumns, catalog.keys)) {
+    const [rows] = await db.query(`SELECT 1 FROM ${qname} LIMIT 1`);
+    if ((rows as unknown[]).length === 0) {
+      await ddl(`DROP TABLE ${qname}`, sourceId);
+      logger.warn(tableRecreatedLog(where, source.keyColumns, catalog.keys));
+      catalog = null;
+    }
   }
   if (!catalog) {
     if (!options.createTables) {

@@ -370,6 +370,8 @@ describe.each(mysqlFlavors())('MySQL target on $name', (flavor) => {
       const { target, q, src } = await setup('t_mismatch');
       await server.query('CREATE DATABASE IF NOT EXISTS t_mismatch');
       await q('CREATE TABLE t_mismatch.k (id INT PRIMARY KEY, d DATE)');
+      // A row: a target table with another key and no rows would be created again with the source key.
+      await q("INSERT INTO t_mismatch.k VALUES (9, '2020-01-01')");
       const k = tableSchema('public.k', [col('id', 'integer', 'int', true), col('d', 'integer', 'int')]);
       const err = await target.write(src.batch(src.tx((t) => t.insert(k, { id: '1', d: '5' })))).catch((e) => e);
       expect(err).toBeInstanceOf(SchemaMismatchError);

@@ -287,6 +287,15 @@ export class MysqlTarget extends TransactionalSqlTarget<TargetTable, mysql.Conne
     );
   }
 
+  protected async targetTableExists(table: TableRef): Promise<boolean> {
+    const t = this.targetName(table);
+    const [rows] = await this.connection!.query(
+      'select 1 from information_schema.tables where table_schema = ? and table_name = ?',
+      [t.database, t.name],
+    );
+    return (rows as unknown[]).length > 0;
+  }
+
   protected async followRename(from: TableRef, to: TableRef, fromId: string, toId: string): Promise<void> {
     // Renaming a table written in the open transaction: on a side connection it would wait for that transaction.
     await followTableRename(

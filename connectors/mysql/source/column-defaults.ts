@@ -27,8 +27,11 @@ export type ExistingRowsValue =
   | { value: string | null }
   /** Each existing row, or the statement, got its own value (an expression, generated column, auto_increment). */
   | { volatile: string }
-  /** A constant the source gave those rows, but not one that converts reliably here. */
-  | { unknown: string };
+  /**
+   * A constant the source gave those rows, but not one that converts reliably here; `catalog`: the catalog's value,
+   * right unless the default changed after the column was added (taken where the table cannot be copied again).
+   */
+  | { unknown: string; catalog?: string | null };
 
 /** Undoes the escapes of a MariaDB COLUMN_DEFAULT string literal (`'it''s \\ x'`, `'ab\0\0'`). */
 export function unquoteMysqlString(literal: string): string {
@@ -220,7 +223,8 @@ const STATEMENT_READABLE = new Set<ValueKind>(['int', 'decimal', 'text', 'enum']
  * when the pipeline reads the statement, which may be after a later `ALTER COLUMN ... SET DEFAULT` (or a MODIFY with
  * another default): then the catalog's default is not the one existing rows got. When the statement declares NULL,
  * or a constant (or no default) of an integer, decimal, string or enum column, that value is what existing rows read,
- * whatever the catalog says now.
+ * whatever the catalog says now. For other kinds the statement's constant is trusted only where the catalog agrees;
+ * where not, the value is unknown (the table is then copied again).
  */
 export function existingRowsValueAtAdd(
   f: ColumnDefaultFact,
@@ -230,7 +234,18 @@ export function existingRowsValueAtAdd(
   const now = existingRowsValue(f, flavor);
   if (!declared || declared.kind === 'other' || !('value' in now)) return now;
   if (declared.kind === 'null') return { value: null };
-  if (!STATEMENT_READABLE.has(f.kind)) return now;
+  if (!STATEMENT_READABLE.has(f.kind)) {
+    if (declared.kind === 'none') return declared.notNull ? now : { value: null };
+    // The statement's text is not the server's form of every value of these kinds (time zones, rounding): trusted
+    // only where it agrees with the catalog. Otherwise a later SET DEFAULT may have changed the catalog since.
+    const atAdd = constantValue(f, declared.text, declared.quoted);
+    return 'value' in atAdd && atAdd.value === now.value
+      ? now
+      : {
+          unknown: `the default of the ADD COLUMN (${declared.text}) and the catalog's (${now.value}) differ`,
+          catalog: now.value,
+        };
+  }
   if (declared.kind === 'none') return declared.notNull ? implicitDefault(f) : { value: null };
   // The server rounds a decimal literal with more digits than the scale: the catalog's text is the one to trust.
   if (f.kind === 'decimal' && (/\.(\d+)$/.exec(declared.text)?.[1]?.length ?? 0) > scaleOf(f.type)) return now;

@@ -31,6 +31,15 @@ export const mysqlSourceConfig = z.strictObject({
     .max(1_000_000)
     .default(5000)
     .describe('Rows read per keyset query during the snapshot (primary-key order).'),
+  snapshot_parallelism: z
+    .number()
+    .int()
+    .min(1)
+    .max(64)
+    .default(1)
+    .describe(
+      'Connections that read the initial snapshot at once (one more plans the chunks), all in transactions that see the same binlog position: several tables, and key-range chunks (snapshot_chunk_rows each) of one table, are read in parallel. Their transactions start under the global read lock (RELOAD privilege; held for the milliseconds the starts take), except on MySQL with GTIDs when no commit comes while they start. Where one position for several connections cannot be had (no RELOAD privilege, and on MySQL commits keep coming), or the server has too few connections free, the snapshot is read on one connection and the reason logged.',
+    ),
   signal_table: tableName
     .optional()
     .describe(

@@ -156,3 +156,24 @@ describe('values existing rows read for an added column', () => {
     });
   });
 });
+
+describe('MODIFY and CHANGE definitions', () => {
+  it('read the type each definition gives', () => {
+    const ddl = parseTableDdl(
+      "ALTER TABLE t MODIFY COLUMN p DEC(10, 1) NOT NULL DEFAULT '1.5', CHANGE `w` w2 DOUBLE PRECISION UNSIGNED AFTER p, " +
+        "MODIFY e ENUM('a','it''s') CHARACTER SET utf8mb4, MODIFY n INT(11) ZEROFILL, MODIFY IF EXISTS v varchar(20) /* c */ COLLATE utf8mb4_bin",
+      'd',
+    )!;
+    expect(ddl.redefinedColumns).toEqual([
+      { column: 'p', type: 'dec(10,1)' },
+      { column: 'w2', type: 'double unsigned' },
+      { column: 'e', type: "enum('a','it''s')" },
+      { column: 'n', type: 'int(11) unsigned' },
+      { column: 'v', type: 'varchar(20)' },
+    ]);
+    expect(parseTableDdl('ALTER TABLE t ADD COLUMN x INT', 'd')!.redefinedColumns).toBeUndefined();
+    expect(parseTableDdl('ALTER TABLE t MODIFY n NATIONAL CHARACTER VARYING(5) NULL', 'd')!.redefinedColumns).toEqual([
+      { column: 'n', type: 'varchar(5)' },
+    ]);
+  });
+});

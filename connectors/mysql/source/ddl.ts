@@ -1,7 +1,7 @@
 /**
  * The table DDL statements the binlog carries as QUERY events (CREATE / ALTER / DROP / RENAME TABLE): which tables they
  * name; for CREATE TABLE, the columns it defines (or the table it copies); for ALTER TABLE, which columns they add and
- * drop, which renames they make and where FIRST / AFTER place columns. A small tokenizer, not a SQL parser: anything it
+ * drop, which renames they make, where FIRST / AFTER place columns and which type MODIFY / CHANGE give a column. A small tokenizer, not a SQL parser: anything it
  * does not recognize gives `null` (the statement is then not reported as DDL of a replicated table).
  */
 
@@ -29,6 +29,12 @@ export interface TableDdl {
    * names after the statement, in statement order.
    */
   placedColumns?: { column: string; after: string | null }[];
+  /**
+   * ALTER TABLE: the columns a MODIFY or CHANGE clause defines anew, by their names after the statement, with the type
+   * the definition gives (its text as written, lower-cased: `decimal(10,1) unsigned`, `enum('a','b')`); `type` null
+   * when the definition's type was not read.
+   */
+  redefinedColumns?: { column: string; type: string | null }[];
   /** CREATE TABLE: the column names its definition lists, in order; absent when the text does not tell them all. */
   createdColumns?: string[];
   /** CREATE TABLE ... LIKE: the table whose definition is copied. */
@@ -265,6 +271,64 @@ function placement(def: Token[]): { after: string | null } | null {
   return null;
 }
 
+/** Type names written as two words, and the one word they stand for. */
+const TWO_WORD_TYPES = new Map([
+  ['DOUBLE PRECISION', 'double'],
+  ['CHARACTER VARYING', 'varchar'],
+  ['CHAR VARYING', 'varchar'],
+  ['NATIONAL CHAR', 'char'],
+  ['NATIONAL CHARACTER', 'char'],
+  ['NATIONAL VARCHAR', 'varchar'],
+  ['NCHAR VARCHAR', 'varchar'],
+  ['NCHAR VARYING', 'varchar'],
+  ['LONG VARCHAR', 'mediumtext'],
+  ['LONG VARBINARY', 'mediumblob'],
+]);
+
+/**
+ * The data type a column definition (the tokens after its name) starts with: its name, its arguments and UNSIGNED
+ * (ZEROFILL implies it), as lower-case text; null when the definition does not start with one.
+ */
+function definedType(def: Token[]): string | null {
+  const first = def[0];
+  if (first?.t !== 'word') return null;
+  let i = 1;
+  let name = first.v.toLowerCase();
+  const second = def[1];
+  const two = second?.t === 'word' ? TWO_WORD_TYPES.get(`${first.v} ${second.v}`.toUpperCase()) : undefined;
+  if (two) {
+    name = two;
+    i = 2;
+    // NATIONAL CHARACTER VARYING, NATIONAL CHAR VARYING
+    const third = def[2];
+    if (name === 'char' && third?.t === 'word' && third.v.toUpperCase() === 'VARYING') {
+      name = 'varchar';
+      i = 3;
+    }
+  }
+  let args = '';
+  if (def[i]?.t === 'punct' && def[i]!.v === '(') {
+    const parts: string[] = [];
+    for (i++; ; i++) {
+      const tok = def[i];
+      if (!tok) return null;
+      if (tok.t === 'punct' && tok.v === ')') break;
+      if (tok.t === 'str') parts.push(`'${tok.v.replace(/'/g, "''")}'`);
+      else if (tok.t === 'word' || tok.t === 'punct') parts.push(tok.v.toLowerCase());
+      else return null;
+    }
+    args = `(${parts.join('')})`;
+    i++;
+  }
+  let unsigned = false;
+  for (; def[i]?.t === 'word'; i++) {
+    const word = def[i]!.v.toUpperCase();
+    if (word === 'UNSIGNED' || word === 'ZEROFILL') unsigned = true;
+    else if (word !== 'SIGNED') break;
+  }
+  return `${name}${args}${unsigned ? ' unsigned' : ''}`;
+}
+
 /** The column names of a CREATE TABLE definition list (the tokens inside its parentheses); index and key clauses skipped. */
 function definedColumns(tokens: Token[]): string[] {
   const names: string[] = [];
@@ -283,6 +347,10 @@ function alterClauses(c: Cursor, defaultDb: string, result: TableDdl): void {
     if (!at) return;
     result.placedColumns ??= [];
     result.placedColumns.push({ column, ...at });
+  };
+  const redefine = (column: string, def: Token[]) => {
+    result.redefinedColumns ??= [];
+    result.redefinedColumns.push({ column, type: definedType(def) });
   };
   for (const clause of topLevelClauses(c.tokens.slice(c.i))) {
     const k = new Cursor(clause);
@@ -323,11 +391,13 @@ function alterClauses(c: Cursor, defaultDb: string, result: TableDdl): void {
       const to = k.ident();
       if (from !== null && to !== null && from !== to) result.renamedColumns.push({ from, to });
       if (to !== null) place(to, clause.slice(k.i));
+      if (to !== null) redefine(to, clause.slice(k.i));
     } else if (k.keyword('MODIFY')) {
       k.keyword('COLUMN');
       k.keyword('IF', 'EXISTS');
       const name = k.ident();
       if (name !== null) place(name, clause.slice(k.i));
+      if (name !== null) redefine(name, clause.slice(k.i));
     } else if (k.keyword('RENAME')) {
       if (k.keyword('COLUMN')) {
         k.keyword('IF', 'EXISTS');

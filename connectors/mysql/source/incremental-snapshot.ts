@@ -50,6 +50,12 @@ export interface TableProgress {
   superseded?: number;
   /** An SQL condition limiting the rows read (a partial re-snapshot: nothing is emptied first). */
   where?: string;
+  /**
+   * Columns whose type changed with values the binlog does not carry (the reason for this copy): until the copy is
+   * done the table's rows mark them `retyped`, so the target takes the new type even where old values would not
+   * convert (the copy replaces them).
+   */
+  retyped?: string[];
 }
 
 /** What stream checkpoints carry (`state.snapshot`). */
@@ -122,6 +128,8 @@ export interface IncrementalSnapshotHost {
 
 /** Reads of a keyless table before a copy that no transaction touched in between is given up on. */
 const KEYLESS_ATTEMPTS = 20;
+/** Reads of the catalog for a table the binlog says exists, before it counts as dropped (see copyTable). */
+const CATALOG_SETTLE_READS = 6;
 /** MySQL's error for a snapshot's read of a table whose definition changed after the snapshot began. */
 const ER_TABLE_DEF_CHANGED = 1412;
 /** Snapshot starts that may not see what the stream had delivered when the window opened, before giving up. */
@@ -187,6 +195,8 @@ export class MysqlIncrementalSnapshot {
   private stopped = false;
   private running = false;
   private conn: mysql.Connection | null = null;
+  /** Waiting for the stream to reach a position (see streamReached). */
+  private reachWaiters: { at: SnapshotBounds; resolve: () => void }[] = [];
 
   constructor(
     private readonly host: IncrementalSnapshotHost,
@@ -215,12 +225,39 @@ export class MysqlIncrementalSnapshot {
     return this.state.pending.length > 0;
   }
 
-  /** Requests a copy of a table's existing rows (those matching `where`); one running for the table starts over. */
-  request(table: string, where?: string): void {
+  /**
+   * Requests a copy of a table's existing rows (those matching `where`); one running for the table starts over.
+   * `retyped`: columns the copy follows a type change of (kept with those of a copy it replaces).
+   */
+  request(table: string, where?: string, retyped?: string[]): void {
     if (this.window?.progress.table === table) this.window.redo = true;
+    const before = this.state.pending.find((p) => p.table === table);
+    const columns = [...new Set([...(before?.retyped ?? []), ...(retyped ?? [])])];
+    // A copy of every row pending stays one (its `retyped` columns need every row copied).
+    const only = before && !before.where ? undefined : where;
     this.state.pending = this.state.pending.filter((p) => p.table !== table);
-    this.state.pending.push({ table, lastKey: null, rows: 0, ...(where ? { where } : {}) });
+    this.state.pending.push({
+      table,
+      lastKey: null,
+      rows: 0,
+      ...(only ? { where: only } : {}),
+      ...(columns.length > 0 ? { retyped: columns } : {}),
+    });
     this.saved = null;
+  }
+
+  /** Column renames of a table (`db.name`, statement order as one step: swaps work) for its pending copy's `retyped`. */
+  renameRetyped(table: string, renames: readonly { from: string; to: string }[]): void {
+    const p = this.state.pending.find((x) => x.table === table);
+    if (!p?.retyped) return;
+    const to = new Map(renames.map((r) => [r.from.toLowerCase(), r.to]));
+    p.retyped = p.retyped.map((c) => to.get(c.toLowerCase()) ?? c);
+    this.saved = null;
+  }
+
+  /** The columns a pending copy of the table (`db.name`) follows a type change of; undefined when none. */
+  retypedColumns(table: string): string[] | undefined {
+    return this.state.pending.find((p) => p.table === table)?.retyped;
   }
 
   /** Copies the pending tables in the background unless already doing so; `failed` gets what stopped it. */
@@ -234,6 +271,21 @@ export class MysqlIncrementalSnapshot {
         // A request that came while the last table finished.
         if (!this.stopped && this.hasWork) this.ensureRunning(failed);
       });
+  }
+
+  /**
+   * A table renamed in the stream: a copy requested under its old name (not yet read, or being read) goes on under the
+   * new one, so the rows reach the table the target will have by then. A chunk being read is read again.
+   */
+  renamed(from: string, to: string): void {
+    let moved = false;
+    for (const p of this.state.pending) {
+      if (p.table !== from) continue;
+      p.table = to;
+      moved = true;
+    }
+    if (this.window?.progress.table === to) this.window.redo = true;
+    if (moved) this.saved = null;
   }
 
   /** A table whose rows all reach the target through the stream (created, or renamed into the pipeline, while it ran). */
@@ -281,6 +333,11 @@ export class MysqlIncrementalSnapshot {
    * the progress a checkpoint must carry.
    */
   boundary(point: StreamPoint): ChangeEvent[] | null {
+    if (this.reachWaiters.length > 0) {
+      const due = this.reachWaiters.filter((x) => reached(point, x.at));
+      this.reachWaiters = this.reachWaiters.filter((x) => !due.includes(x));
+      for (const x of due) x.resolve();
+    }
     const w = this.window;
     if (!w) return null;
     if (!w.open) {
@@ -396,10 +453,23 @@ export class MysqlIncrementalSnapshot {
 
   stop(): void {
     this.stopped = true;
+    for (const x of this.reachWaiters.splice(0)) x.resolve();
     const w = this.window;
     this.window = null;
     w?.opened();
     w?.done('redo');
+  }
+
+  /** Whether the request `p` moved to another name by the time the stream has read everything committed now. */
+  private async renamedOnceReached(conn: mysql.Connection, p: TableProgress): Promise<boolean> {
+    const before = p.table;
+    const at = await this.host.startSnapshot(conn);
+    await conn.query('COMMIT');
+    await new Promise<void>((resolve) => {
+      this.reachWaiters.push({ at, resolve });
+      this.host.wake();
+    });
+    return p.table !== before;
   }
 
   /**
@@ -464,6 +534,17 @@ export class MysqlIncrementalSnapshot {
     const conn = this.conn;
     const first = await this.host.describe(conn, db, name);
     if (!first) {
+      // Not in the catalog: dropped, or renamed by a statement the stream has not read yet. Once the stream has read
+      // everything up to now, such a rename has moved the request to the table's new name (renamed()).
+      if (await this.renamedOnceReached(conn, p)) return;
+      if (this.stopped) return;
+      // The catalog can show a statement a moment after the binlog has it (MariaDB, a RENAME just read): looked at
+      // again briefly before the table counts as dropped.
+      for (let attempt = 1; attempt <= CATALOG_SETTLE_READS && !this.stopped; attempt++) {
+        await new Promise((r) => setTimeout(r, 50 * attempt));
+        if (p.table !== `${db}.${name}` || (await this.host.describe(conn, db, name))) return;
+      }
+      if (this.stopped) return;
       // Gone at the source: its DROP reaches the target through the stream.
       this.state.pending = this.state.pending.filter((x) => x !== p);
       this.saved = null;

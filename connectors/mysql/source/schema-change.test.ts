@@ -92,7 +92,11 @@ describe.each(mysqlFlavors())('mysql source: schema changes ($name)', (flavor) =
       await conn.query('DROP TABLE u2');
       await conn.query('UPDATE t SET v = 10 WHERE id = 1');
       await p.until((b) => events(b).some((e) => e.op === 'update'));
-      const streamed = p.batches.slice(snapshotBatches).flatMap((b) => b.events);
+      // The copy of t that the added columns d and e ask for goes out between these (checked below).
+      const streamed = p.batches
+        .slice(snapshotBatches)
+        .flatMap((b) => b.events)
+        .filter((e) => e.op !== 'read' && !(e.op === 'truncate' && e.source.snapshot));
       expect(streamed.map(label)).toEqual([
         'ddl:ALTER TABLE t ADD COLUMN a INT NOT NULL DEFAULT 7',
         'insert:3',
@@ -117,12 +121,17 @@ describe.each(mysqlFlavors())('mysql source: schema changes ($name)', (flavor) =
         b: 'x y',
         c: null,
         d: undefined,
-        e: '2020-01-01 00:00:00+00',
+        e: undefined,
         f: 'p',
       });
-      const warnings = ctx.logs.filter((l) => l.event === 'source_column_added_with_volatile_default');
-      expect(warnings.map((w) => [w.table, w.column])).toEqual([['added.t', 'd']]);
-      expect(String(warnings[0]!.hint)).toMatch(/re-snapshot/);
+      // d got the time of the ALTER, e a TIMESTAMP literal of the writer's zone that the catalog shows in UTC: the
+      // binlog does not carry what existing rows read, so t is copied again (its reads see both columns).
+      const copies = ctx.logs.filter((l) => l.event === 'incremental_snapshot_requested');
+      expect(copies.map((w) => [w.table, w.column])).toEqual([
+        ['added.t', 'd'],
+        ['added.t', 'e'],
+      ]);
+      await p.until((b) => events(b).some((e) => e.op === 'read' && e.after?.id === '3' && e.after?.d != null));
 
       // DDL events: table, default database, own GTID, positions in binlog order, each followed by a commit point.
       expect(alterA!.table).toEqual({ schema: 'added', name: 't' });

@@ -1,13 +1,16 @@
 import { describe, expect, it } from 'vitest';
 import { parseTableDdl } from './ddl.ts';
-import { MysqlSchemaHistory } from './schema-history.ts';
+import { MysqlSchemaHistory, type TypeChange } from './schema-history.ts';
 
 const shape = (h: MysqlSchemaHistory, name = 't') => h.get('d', name)?.columns.map((c) => `${c.id}:${c.name}`) ?? null;
 
-function alter(h: MysqlSchemaHistory, sql: string): void {
+function alter(h: MysqlSchemaHistory, sql: string): TypeChange[] {
   const ddl = parseTableDdl(sql, 'd')!;
-  h.alter('d', ddl.tables[0]!.name, ddl);
+  return h.alter('d', ddl.tables[0]!.name, ddl);
 }
+
+/** Table map columns of type INT. */
+const ints = (...names: string[]) => names.map((name) => ({ name, type: 'int' }));
 
 describe('MySQL schema history', () => {
   it('keeps a renamed column, gives a column dropped and added again a new identity, and says what the target must do', () => {
@@ -43,12 +46,18 @@ describe('MySQL schema history', () => {
     h.create('d', 't', ['id', 'a', 'b']);
     alter(h, 'ALTER TABLE t ADD COLUMN z INT FIRST, ADD COLUMN m INT AFTER a, MODIFY b INT AFTER id');
     expect(shape(h)).toEqual(['4:z', '1:id', '3:b', '2:a', '5:m']);
-    expect(h.fitTableMap('d', 't', ['z', 'id', 'b', 'a', 'm'])).toEqual({ firstSeen: false, added: [], removed: [] });
+    expect(h.fitTableMap('d', 't', ints('z', 'id', 'b', 'a', 'm'))).toEqual({
+      firstSeen: false,
+      added: [],
+      removed: [],
+      retyped: [],
+    });
     // A statement the history did not understand: names taken by name.
-    expect(h.fitTableMap('d', 't', ['ID', 'b', 'a', 'm', 'n'])).toEqual({
+    expect(h.fitTableMap('d', 't', ints('ID', 'b', 'a', 'm', 'n'))).toEqual({
       firstSeen: false,
       added: ['n'],
       removed: ['z'],
+      retyped: [],
     });
     expect(shape(h)).toEqual(['1:ID', '3:b', '2:a', '5:m', '6:n']);
   });
@@ -65,14 +74,14 @@ describe('MySQL schema history', () => {
     expect(shape(h, 'u')).toEqual(['3:id', '4:v']);
     // Never delivered: the target compares by name.
     expect(h.changesSinceDelivered('d', 'u')).toEqual([]);
-    expect(h.fitTableMap('d', 'unknown', ['id'])).toEqual({ firstSeen: true, added: [], removed: [] });
+    expect(h.fitTableMap('d', 'unknown', ints('id'))).toEqual({ firstSeen: true, added: [], removed: [], retyped: [] });
   });
 
   it('a table known only from DDL statements: the other columns count as unchanged at its first table map', () => {
     const h = new MysqlSchemaHistory();
     alter(h, 'ALTER TABLE t RENAME COLUMN a TO b, DROP COLUMN c');
     alter(h, 'ALTER TABLE t ADD COLUMN c INT');
-    expect(h.fitTableMap('d', 't', ['id', 'b', 'c'])).toMatchObject({ firstSeen: true });
+    expect(h.fitTableMap('d', 't', ints('id', 'b', 'c'))).toMatchObject({ firstSeen: true });
     expect(h.changesSinceDelivered('d', 't')).toEqual([
       { kind: 'drop', column: 'c' },
       { kind: 'rename', from: 'a', to: 'b' },
@@ -85,7 +94,7 @@ describe('MySQL schema history', () => {
       renamedColumns: { 'd.t': [{ from: 'a', to: 'y' }] },
       droppedColumns: { 'd.t': ['b'] },
     });
-    h.fitTableMap('d', 't', ['id', 'y', 'b']);
+    h.fitTableMap('d', 't', ints('id', 'y', 'b'));
     expect(h.changesSinceDelivered('d', 't')).toEqual([
       { kind: 'drop', column: 'b' },
       { kind: 'rename', from: 'a', to: 'y' },
@@ -134,5 +143,36 @@ describe('MySQL schema history', () => {
     expect(again.get('d', 'same')?.delivered).toEqual([{ id: 1, name: 'id' }]);
     expect(again.changesSinceDelivered('d', 'renamed')).toEqual([{ kind: 'rename', from: 'a', to: 'b' }]);
     expect(again.get('d', 'fresh')?.delivered).toBeUndefined();
+  });
+
+  it('keeps each column type in stream order: from the snapshot, a MODIFY / CHANGE definition, a table map', () => {
+    const h = new MysqlSchemaHistory();
+    h.create(
+      'd',
+      't',
+      [
+        { name: 'id', type: 'int' },
+        { name: 'p', type: 'decimal(10,2)' },
+        { name: 'w', type: 'datetime(6)' },
+      ],
+      { delivered: true },
+    );
+    expect(alter(h, 'ALTER TABLE t MODIFY p DEC(10,1) NOT NULL, CHANGE w w2 DATETIME, ADD COLUMN x INT')).toEqual([
+      { column: 'p', from: 'decimal(10,2)', to: 'dec(10,1)' },
+      { column: 'w2', from: 'datetime(6)', to: 'datetime' },
+    ]);
+    // A statement not understood changed p again: the table map tells it.
+    const fit = h.fitTableMap('d', 't', [
+      { name: 'id', type: 'int' },
+      { name: 'p', type: 'varchar(20)' },
+      { name: 'w2', type: 'datetime' },
+      { name: 'x', type: 'int' },
+    ]);
+    expect(fit.retyped).toEqual([{ column: 'p', from: 'dec(10,1)', to: 'varchar(20)' }]);
+    const again = MysqlSchemaHistory.fromState(JSON.parse(JSON.stringify(h.toState())));
+    expect(again.get('d', 't')?.columns.map((c) => c.type)).toEqual(['int', 'varchar(20)', 'datetime', 'int']);
+    // A column the history has no type for (a partial entry): the statement's type, nothing before.
+    const p = new MysqlSchemaHistory();
+    expect(alter(p, 'ALTER TABLE t MODIFY a BIGINT')).toEqual([{ column: 'a', to: 'bigint' }]);
   });
 });

@@ -29,6 +29,19 @@ export interface KnownColumn {
   /** The column's identity: drawn once when the column appears, kept through renames, never reused by the history. */
   id: number;
   name: string;
+  /**
+   * The column's type as the stream last told it (a table map's type, the catalog's when the snapshot read the table,
+   * a MODIFY / CHANGE definition's); absent when not known. A type change that rewrote existing rows is found from it.
+   */
+  type?: string;
+}
+
+/** A column whose type a statement or a table map changed: its type before (when known) and after (null: not read). */
+export interface TypeChange {
+  /** The column's name after the change. */
+  column: string;
+  from?: string;
+  to: string | null;
 }
 
 /** One table as of a stream position. */
@@ -64,6 +77,8 @@ export interface TableMapFit {
   added: string[];
   /** Column names the history had and the table map has not: dropped by a statement not understood. */
   removed: string[];
+  /** Columns (same identity) whose type the table map tells otherwise than the history knew it. */
+  retyped: TypeChange[];
 }
 
 const lower = (s: string) => s.toLowerCase();
@@ -154,8 +169,15 @@ export class MysqlSchemaHistory {
    * A table whose columns are known as a whole: from the snapshot (`delivered`: the snapshot carries these columns to
    * the target) or CREATE TABLE. Every column gets a new identity: a table created again is a new table.
    */
-  create(db: string, name: string, columns: string[], options: { delivered?: boolean } = {}): void {
-    const known = columns.map((c) => this.column(c));
+  create(
+    db: string,
+    name: string,
+    columns: (string | { name: string; type: string })[],
+    options: { delivered?: boolean } = {},
+  ): void {
+    const known = columns.map((c) =>
+      typeof c === 'string' ? this.column(c) : { ...this.column(c.name), type: c.type },
+    );
     this.put({ schema: db, name, columns: known, ...(options.delivered ? { delivered: known } : {}) });
   }
 
@@ -175,11 +197,14 @@ export class MysqlSchemaHistory {
   /**
    * ALTER TABLE's column changes, at its position: drops and renames name the columns as they were before the statement
    * (so renames in one statement may swap names), added columns get new identities, FIRST / AFTER move columns. A table
-   * not in the history gets a partial entry of the columns the statement names.
+   * not in the history gets a partial entry of the columns the statement names. MODIFY / CHANGE give a column the
+   * type of its definition: returned are those columns, with the type the history knew before.
    */
-  alter(db: string, name: string, ddl: TableDdl): void {
+  alter(db: string, name: string, ddl: TableDdl): TypeChange[] {
     const current = this.get(db, name);
-    if (!current && ddl.droppedColumns.length + ddl.renamedColumns.length + ddl.addedColumns.length === 0) return;
+    const redefined = ddl.redefinedColumns ?? [];
+    if (!current && ddl.droppedColumns.length + ddl.renamedColumns.length + ddl.addedColumns.length === 0)
+      return redefined.map((r) => ({ column: r.column, to: r.type }));
     const t: KnownTable = current ?? { schema: db, name, columns: [], delivered: [], partial: true };
     const dropped = new Set(ddl.droppedColumns.map(lower));
     const renamed = new Map(ddl.renamedColumns.map((r) => [lower(r.from), r.to]));
@@ -201,7 +226,7 @@ export class MysqlSchemaHistory {
       .filter((c) => !dropped.has(lower(c.name)))
       .map((c) => {
         const to = renamed.get(lower(c.name));
-        return to === undefined ? c : { id: c.id, name: to };
+        return to === undefined ? c : { ...c, name: to };
       });
     const present = new Set(columns.map((c) => lower(c.name)));
     for (const a of ddl.addedColumns) {
@@ -209,28 +234,43 @@ export class MysqlSchemaHistory {
       present.add(lower(a));
       columns.push(this.column(a));
     }
+    const retyped: TypeChange[] = [];
+    for (const r of redefined) {
+      const i = columns.findIndex((c) => lower(c.name) === lower(r.column));
+      const c = columns[i];
+      retyped.push({ column: c?.name ?? r.column, ...(c?.type !== undefined ? { from: c.type } : {}), to: r.type });
+      if (!c) continue;
+      const { type: _, ...rest } = c;
+      columns = [...columns.slice(0, i), r.type === null ? rest : { ...rest, type: r.type }, ...columns.slice(i + 1)];
+    }
     for (const p of ddl.placedColumns ?? []) columns = placed(columns, p.column, p.after);
     this.put({ ...t, columns, ...(delivered ? { delivered } : {}) });
+    return retyped;
   }
 
   /**
-   * Takes the shape a table map shows at its position (`names` in table order). Known columns keep their identity by
-   * name (every statement the history understood already renamed them); others are new, or, in a partial entry, were
-   * there unchanged before.
+   * Takes the shape a table map shows at its position (`mapped` in table order, with their types). Known columns keep
+   * their identity by name (every statement the history understood already renamed them); others are new, or, in a
+   * partial entry, were there unchanged before. Types are taken from the table map.
    */
-  fitTableMap(db: string, name: string, names: string[]): TableMapFit {
+  fitTableMap(db: string, name: string, mapped: { name: string; type: string }[]): TableMapFit {
     const t = this.get(db, name);
     if (!t) {
-      this.create(db, name, names);
-      return { firstSeen: true, added: [], removed: [] };
+      this.create(db, name, mapped);
+      return { firstSeen: true, added: [], removed: [], retyped: [] };
     }
+    const names = mapped.map((m) => m.name);
     const byName = new Map(t.columns.map((c) => [lower(c.name), c]));
     const added: string[] = [];
+    const retyped: TypeChange[] = [];
     const unchanged: KnownColumn[] = [];
-    const columns = names.map((n) => {
+    const columns = mapped.map(({ name: n, type }) => {
       const c = byName.get(lower(n));
-      if (c) return c.name === n ? c : { id: c.id, name: n };
-      const fresh = this.column(n);
+      if (c) {
+        if (c.type !== undefined && c.type !== type) retyped.push({ column: n, from: c.type, to: type });
+        return c.name === n && c.type === type ? c : { id: c.id, name: n, type };
+      }
+      const fresh = { ...this.column(n), type };
       if (t.partial) unchanged.push(fresh);
       else added.push(n);
       return fresh;
@@ -238,14 +278,14 @@ export class MysqlSchemaHistory {
     const seen = new Set(names.map(lower));
     const removed = t.columns.filter((c) => !seen.has(lower(c.name))).map((c) => c.name);
     const same = columns.length === t.columns.length && columns.every((c, i) => c === t.columns[i]);
-    if (same && !t.partial) return { firstSeen: false, added, removed };
+    if (same && !t.partial) return { firstSeen: false, added, removed, retyped };
     const { partial: _, ...rest } = t;
     this.put({
       ...rest,
       columns,
       ...(t.delivered ? { delivered: [...t.delivered, ...unchanged] } : {}),
     });
-    return { firstSeen: t.partial === true, added, removed };
+    return { firstSeen: t.partial === true, added, removed, retyped };
   }
 
   /** The columns the target got with the table's rows just committed (`columns`: the shape those rows had). */

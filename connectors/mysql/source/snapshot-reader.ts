@@ -67,6 +67,36 @@ export async function readChunk(
   return { rows, lastKey: keys[keys.length - 1] ?? null, keys };
 }
 
+/**
+ * The key of the `rows`-th row after key `after` (null: from the start) in key order, as readChunk's `lastKey` of
+ * the chunk `{ after, limit: rows }` gives it, and whether no row follows it (`last`: a full chunk can be the
+ * table's last); null when fewer rows follow (that chunk is the table's last too). Reads the
+ * key columns only (InnoDB may scan a secondary index, which holds the key): it plans the chunks of a parallel
+ * snapshot ahead of their reads, in the same consistent snapshot.
+ */
+export async function chunkEnd(
+  conn: mysql.Connection,
+  table: ChunkTable,
+  after: unknown[] | null,
+  rows: number,
+): Promise<{ end: unknown[]; last: boolean } | null> {
+  const keyCols = table.keyColumns.map((k) => table.columns.find((c) => c.name === k)!);
+  const order = table.keyColumns.map(quoteIdent).join(', ');
+  let sql = `SELECT ${keyCols.map(snapshotSelectExpr).join(', ')} FROM ${quoteIdent(table.db)}.${quoteIdent(table.name)}`;
+  if (after) sql += ` WHERE (${order}) > (${keyCols.map(() => '?').join(', ')})`;
+  // The row after the end too: a chunk with no row after it is the table's last, even when it is full.
+  sql += ` ORDER BY ${order} LIMIT 2 OFFSET ${rows - 1}`;
+  const [result] = await conn.query({
+    sql,
+    values: after ?? [],
+    rowsAsArray: true,
+    typeCast: (field: { buffer(): Buffer | null }) => field.buffer(),
+  } as never);
+  const found = result as (Buffer | null)[][];
+  const raw = found[0];
+  return raw ? { end: keyCols.map((c, i) => keyParam(raw[i] ?? null, c)), last: found.length < 2 } : null;
+}
+
 /** A key value as a query parameter: binary columns as bytes, everything else as the server's text. */
 function keyParam(raw: Buffer | null, col: MysqlColumn): unknown {
   if (raw === null) return null;

@@ -141,3 +141,23 @@ export function mysqlSourcePipeline(
     logger: ctx.logger,
   });
 }
+
+/**
+ * The most snapshot chunk reads (`snapshot_chunk_read` log lines with their start and duration) outstanding at one
+ * moment: reads of a parallel snapshot overlap.
+ */
+export function chunkReadsAtOnce(reads: Record<string, unknown>[]): number {
+  const edges: [number, number][] = [];
+  for (const r of reads) {
+    const start = Number(r.started_at_ms);
+    edges.push([start, 1], [start + Math.max(1, Number(r.ms)), -1]);
+  }
+  edges.sort((a, b) => a[0] - b[0] || a[1] - b[1]);
+  let now = 0;
+  let most = 0;
+  for (const [, d] of edges) {
+    now += d;
+    most = Math.max(most, now);
+  }
+  return most;
+}

@@ -26,11 +26,13 @@ import {
   isPurgedBinlogError,
   snapshotStreamsByGtid,
   startConsistentSnapshot,
+  startSharedSnapshot,
   startSnapshotBounds,
 } from '../flavor.ts';
 import { quoteIdent } from '../identifiers.ts';
 import { type BinlogEvent, BinlogReader, type BinlogTable, type RawRow, UNKNOWN_POS } from './binlog-reader.ts';
 import { type ColumnDefaultFact, existingRowsValueAtAdd, useMysqlTimestampDefaults } from './column-defaults.ts';
+import { keepsValues } from './column-retype.ts';
 import type { MysqlSourceConfig } from './config.ts';
 import { type DdlTable, type DeclaredDefault, parseTableDdl, type TableDdl } from './ddl.ts';
 import {
@@ -44,10 +46,10 @@ import { holdReaderLock } from './instance-lock.ts';
 import { preflightMysqlSource } from './preflight.ts';
 import { RowDecoder } from './row-decoder.ts';
 import { droppedTableEvent } from './schema-change.ts';
-import { type KnownColumn, MysqlSchemaHistory } from './schema-history.ts';
+import { type KnownColumn, MysqlSchemaHistory, type TypeChange } from './schema-history.ts';
 import { checkServerReached } from './server-behind.ts';
 import { replicaServerId } from './server-id.ts';
-import { keyToState, readChunk } from './snapshot-reader.ts';
+import { type ChunkTable, chunkEnd, keyToState, readChunk } from './snapshot-reader.ts';
 import { SNAPSHOT_SIGNAL } from './snapshot-request.ts';
 import { TableFilter } from './table-filter.ts';
 import { kindOfType, type MysqlColumn, normalizeColumnType } from './values.ts';
@@ -86,10 +88,11 @@ const CATALOG_SETTLE_READS = 6;
 /**
  * Streams row changes from a MySQL or MariaDB binlog, after an optional consistent snapshot.
  *
- * Snapshot: one transaction WITH CONSISTENT SNAPSHOT gives the rows and the exact binlog position they correspond
- * to; tables are read in primary-key order in keyset chunks, each preceded by a `truncate` event (so a snapshot
- * redone after a crash replaces whatever an interrupted one delivered). Streaming then starts at exactly that
- * position. A restart during the snapshot redoes it from the beginning.
+ * Snapshot: one transaction WITH CONSISTENT SNAPSHOT (or several that see the same transactions, with
+ * `snapshot_parallelism`) gives the rows and the exact binlog position they correspond to; tables are read in
+ * primary-key order in keyset chunks, each preceded by a `truncate` event (so a snapshot redone after a crash
+ * replaces whatever an interrupted one delivered). Streaming then starts at exactly that position. A restart during
+ * the snapshot resumes after the last durable chunk (see `snapshot`).
  */
 export class MysqlSource implements Source {
   readonly classifyError = classifyMysqlError;
@@ -115,8 +118,8 @@ export class MysqlSource implements Source {
   private batcher: CommitBatcher | null = null;
   /** A clean stop asked to hand out what is complete and end. */
   private draining = false;
-  /** Wakes the producer waiting for room in the batcher. */
-  private roomWaiter: (() => void) | null = null;
+  /** Wake the producers waiting for room in the batcher (the readers of a parallel snapshot wait at once). */
+  private readonly roomWaiters = new Set<() => void>();
   private readonly streamTables = new WeakMap<BinlogTable, TableEntry>();
   private readonly infoCache = new Map<string, Promise<TableEntry | null>>();
   /**
@@ -397,7 +400,7 @@ export class MysqlSource implements Source {
       maxQueuedEvents: this.config.read_ahead_events,
       maxQueuedBytes: this.config.read_ahead_bytes,
       heartbeatIntervalMs: this.config.heartbeat_interval_ms,
-      flow: { pause: () => undefined, resume: () => this.roomWaiter?.() },
+      flow: { pause: () => undefined, resume: () => this.wakeRoomWaiters() },
       firstSeq,
     });
     this.batcher = batcher;
@@ -408,14 +411,19 @@ export class MysqlSource implements Source {
   private async room(batcher: CommitBatcher): Promise<void> {
     while (batcher.wantsPause && !this.closed && !this.draining && !batcher.isFailed) {
       await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, 250);
-        this.roomWaiter = () => {
+        const wake = () => {
           clearTimeout(timer);
-          this.roomWaiter = null;
+          this.roomWaiters.delete(wake);
           resolve();
         };
+        const timer = setTimeout(wake, 250);
+        this.roomWaiters.add(wake);
       });
     }
+  }
+
+  private wakeRoomWaiters(): void {
+    for (const wake of [...this.roomWaiters]) wake();
   }
 
   // ---- snapshot -------------------------------------------------------------------------------------------
@@ -439,6 +447,10 @@ export class MysqlSource implements Source {
    * table ends with a snapshot checkpoint and a restart redoes the copy.
    */
   private async snapshot(batcher: CommitBatcher): Promise<BinlogCoordinates | null> {
+    if (this.config.snapshot_parallelism > 1) {
+      const copied = await this.parallelSnapshot(batcher, this.config.snapshot_parallelism);
+      if (copied !== 'one_connection') return copied;
+    }
     let conn: mysql.Connection | null = null;
     try {
       conn = await connect(this.endpoint, this.config.connect_timeout_ms);
@@ -507,7 +519,7 @@ export class MysqlSource implements Source {
         this.history.create(
           t.db,
           t.name,
-          columns.map((c) => c.name),
+          columns.map((c) => ({ name: c.name, type: c.type })),
           { delivered: true },
         );
         const progressName = `${t.db}.${t.name}`;
@@ -636,6 +648,377 @@ export class MysqlSource implements Source {
     }
   }
 
+  /**
+   * The initial snapshot on several connections (`snapshot_parallelism` readers and one that plans), all in
+   * transactions WITH CONSISTENT SNAPSHOT that see exactly the same transactions (startSharedSnapshot): several
+   * tables, and key-range chunks of one table, are read at once. The planner finds each chunk's last key ahead of
+   * the reads (chunkEnd, in the same snapshot), so a chunk is read as `key > previous end LIMIT snapshot_chunk_rows`
+   * exactly as the serial copy reads it. A chunk's rows go into the batcher together, at once, and then the chunk is
+   * counted: each such commit's checkpoint records per table only the chunks done in key order with none missing
+   * before them, so a restart resumes each table after its last durable chunk by the incremental snapshot (as a
+   * serial copy's restart does), and reads again at most the chunks that were in flight.
+   *
+   * Resolves like `snapshot`, or with 'one_connection' when one position for several connections cannot be had (no
+   * RELOAD privilege for the global read lock while commits keep coming) or the server has no connections to spare:
+   * then the serial copy runs instead.
+   */
+  private async parallelSnapshot(
+    batcher: CommitBatcher,
+    asked: number,
+  ): Promise<BinlogCoordinates | null | 'one_connection'> {
+    const conns: mysql.Connection[] = [];
+    let finished = false;
+    let failed = false;
+    const stopping = () => failed || this.closed || this.draining || batcher.isFailed;
+    const chunkRows = this.config.snapshot_chunk_rows;
+    // The reader of the last table's last chunk waits for every other chunk to go out first (Debezium's `last`).
+    let othersWaiter: (() => void) | null = null;
+    const wakeOthersWaiter = () => {
+      const wake = othersWaiter;
+      othersWaiter = null;
+      wake?.();
+    };
+    try {
+      const planning = await connect(this.endpoint, this.config.connect_timeout_ms);
+      conns.push(planning);
+      const [maxRows] = await planning.query('SELECT @@max_connections AS n');
+      const [processes] = await planning.query('SHOW PROCESSLIST');
+      const free = Number((maxRows as { n: unknown }[])[0]?.n) - (processes as unknown[]).length;
+      const degree = Math.min(asked, free - 2);
+      const lowered = (reason: string) => {
+        this.ctx.logger.warn(
+          { event: 'snapshot_parallelism_lowered', asked, parallelism: 1, reason },
+          `the snapshot is read on one connection: ${reason}`,
+        );
+        return 'one_connection' as const;
+      };
+      if (degree < 2) return lowered(`the server has ${free} connections free`);
+      for (let i = 0; i < degree; i++) {
+        try {
+          conns.push(await connect(this.endpoint, this.config.connect_timeout_ms));
+        } catch (err) {
+          // Without the PROCESS privilege the process list shows this user's sessions only: the server may be full
+          // before `free` says so. Read on the connections had, and give one back so the server is not left full.
+          if ((err as { cause?: { code?: string } }).cause?.code !== 'ER_CON_COUNT_ERROR') throw err;
+          conns.pop()?.destroy();
+          break;
+        }
+      }
+      if (conns.length < 3) return lowered('the server refused more connections (max_connections)');
+      const shared = await startSharedSnapshot(conns, this.flavor);
+      if ('unavailable' in shared) return lowered(shared.unavailable);
+      const coords = shared;
+      const startedAt = Date.now();
+      this.ctx.logger.info(
+        {
+          event: 'snapshot_started',
+          file: coords.file,
+          pos: coords.pos,
+          gtid: coords.gtidSet,
+          parallelism: conns.length - 1,
+          locking: coords.locking,
+          chunk_rows: chunkRows,
+        },
+        'consistent snapshot started',
+      );
+      const position = {
+        kind: 'mysql' as const,
+        file: coords.file,
+        pos: coords.pos,
+        gtidSet: coords.gtidSet || undefined,
+      };
+      const sourceInfo = (db: string, snapshot: SourceInfo['snapshot']): SourceInfo => ({
+        connector: 'mysql',
+        db,
+        position: { kind: 'mysql', file: coords.file, pos: coords.pos, serverId: 0, row: 0 },
+        commitTimeMs: startedAt,
+        snapshot,
+      });
+
+      interface ChunkRecord {
+        /** The key the chunk starts after (null: the table's start). */
+        after: unknown[] | null;
+        /** A keyless table's chunk: the rows it skips (the serial copy's LIMIT/OFFSET, in the same snapshot). */
+        offset: number;
+        /** The table's last chunk (planned with no row after its end). */
+        last: boolean;
+        /** Rows pushed to the batcher; null until the chunk's rows are all there. */
+        rows: number | null;
+        lastKey: unknown[] | null;
+      }
+      interface TableCopy {
+        name: string;
+        db: string;
+        schema: TableSchema;
+        chunkTable: ChunkTable;
+        estimated: number | null;
+        chunks: ChunkRecord[];
+        planned: boolean;
+        done: boolean;
+        firstGiven: boolean;
+      }
+      const tables = await this.snapshotTables(planning);
+      // The copy describes every table again (a snapshot redone after a purged binlog starts its history anew).
+      this.history.clear();
+      const copies: TableCopy[] = [];
+      for (const t of tables) {
+        const entry = await this.describeTable(planning, t.db, t.name);
+        if (!entry) continue;
+        this.lastSchemas.set(`${t.db}.${t.name}`, entry.schema);
+        // The server's estimate (InnoDB samples it): a copy may end above or below it.
+        const [estimateRows] = await planning.query(
+          'SELECT TABLE_ROWS AS n FROM INFORMATION_SCHEMA.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?',
+          [t.db, t.name],
+        );
+        const estimate = (estimateRows as { n: unknown }[])[0]?.n;
+        copies.push({
+          name: `${t.db}.${t.name}`,
+          db: t.db,
+          schema: entry.schema,
+          chunkTable: { db: t.db, name: t.name, columns: entry.columns, keyColumns: entry.schema.keyColumns },
+          estimated: estimate === null || estimate === undefined ? null : Number(estimate),
+          chunks: [],
+          planned: false,
+          done: false,
+          firstGiven: false,
+        });
+      }
+
+      const resumable = this.config.snapshot === 'initial';
+      let emitted = 0;
+      /** What the chunks pushed so far let a restart skip: per table, the chunks done in key order, none missing. */
+      const checkpoint = (): Checkpoint => {
+        const done = copies.filter((c) => c.done).map((c) => c.name);
+        if (!resumable) {
+          return {
+            pipeline: this.ctx.pipeline,
+            phase: 'snapshot',
+            position,
+            state: { snapshot: { tablesDone: done } },
+            sourceTimeMs: startedAt,
+          };
+        }
+        const pending: TableProgress[] = [];
+        for (const c of copies) {
+          if (c.done) continue;
+          let n = 0;
+          let rows = 0;
+          while (n < c.chunks.length && c.chunks[n]!.rows !== null) rows += c.chunks[n++]!.rows!;
+          const lastKey = n > 0 && c.chunkTable.keyColumns.length > 0 ? c.chunks[n - 1]!.lastKey : null;
+          pending.push(
+            lastKey
+              ? { table: c.name, lastKey: keyToState(lastKey), rows, chunks: n, key: [...c.chunkTable.keyColumns] }
+              : { table: c.name, lastKey: null, rows: 0 },
+          );
+        }
+        return {
+          pipeline: this.ctx.pipeline,
+          phase: 'stream',
+          position,
+          state: {
+            ...this.history.toState(),
+            snapshot: {
+              tables: done,
+              pending,
+              emitted: ++emitted,
+              replicates: this.configuredTables(),
+              initial: true,
+            },
+          },
+          sourceTimeMs: startedAt,
+        };
+      };
+
+      // The chunks to read, in table order and key order, planned one at a time as readers ask. A table's truncate
+      // goes into the batcher as its first chunk is handed out, before any of its rows.
+      const planner = async function* (this: MysqlSource) {
+        for (const [index, c] of copies.entries()) {
+          // Known to the history from its copy's start on, as in the serial copy (checkpoints carry it from there).
+          this.history.create(
+            c.db,
+            c.chunkTable.name,
+            c.chunkTable.columns.map((col) => col.name),
+            { delivered: true },
+          );
+          this.ctx.snapshotProgress?.start(c.name, c.estimated);
+          this.ctx.logger.info(
+            { event: 'snapshot_table_started', table: c.name, estimated_rows: c.estimated },
+            'snapshot table started',
+          );
+          batcher.push(
+            {
+              op: 'truncate',
+              table: c.schema.table,
+              schema: c.schema,
+              key: null,
+              before: null,
+              after: null,
+              source: sourceInfo(c.db, index === 0 ? 'first' : 'true'),
+              truncate: { cascade: false, restartIdentity: false },
+            },
+            100,
+          );
+          if (c.chunkTable.keyColumns.length === 0) {
+            const [counted] = await planning.query(
+              `SELECT COUNT(*) AS n FROM ${quoteIdent(c.db)}.${quoteIdent(c.chunkTable.name)}`,
+            );
+            const chunks = Math.max(1, Math.ceil(Number((counted as { n: unknown }[])[0]?.n ?? 0) / chunkRows));
+            for (let i = 0; i < chunks; i++) {
+              c.chunks.push({ after: null, offset: i * chunkRows, last: i === chunks - 1, rows: null, lastKey: null });
+              if (i === chunks - 1) c.planned = true;
+              yield { c, index: i };
+            }
+            continue;
+          }
+          let after: unknown[] | null = null;
+          for (;;) {
+            const bound = await chunkEnd(planning, c.chunkTable, after, chunkRows);
+            const last = bound === null || bound.last;
+            c.chunks.push({ after, offset: 0, last, rows: null, lastKey: null });
+            if (last) c.planned = true;
+            yield { c, index: c.chunks.length - 1 };
+            if (last) break;
+            after = bound.end;
+          }
+        }
+      }.call(this);
+
+      const lastCopy = copies[copies.length - 1];
+      const othersCounted = (self: ChunkRecord) =>
+        copies.every((c) => c.planned && c.chunks.every((k) => k === self || k.rows !== null));
+
+      const reader = async (conn: mysql.Connection) => {
+        for (;;) {
+          if (stopping()) return;
+          const next = await planner.next();
+          if (next.done || stopping()) return;
+          const { c, index } = next.value;
+          const record = c.chunks[index]!;
+          const keyCols = c.chunkTable.keyColumns;
+          const readAt = Date.now();
+          const chunk = await readChunk(conn, c.chunkTable, {
+            after: record.after,
+            limit: chunkRows,
+            offset: record.offset,
+          });
+          this.ctx.logger.debug({
+            event: 'snapshot_chunk_read',
+            pipeline: this.ctx.pipeline,
+            table: c.name,
+            chunk: index,
+            rows: chunk.rows.length,
+            last: record.last,
+            // The server's id of the reading connection, and when the read began: which reads ran at once.
+            connection: conn.threadId,
+            started_at_ms: readAt,
+            ms: Date.now() - readAt,
+          });
+          const final = record.last && c === lastCopy;
+          while (final && !othersCounted(record) && !stopping()) {
+            // Woken by each chunk that goes out, and now and then to see a stop (close, drain, a failed batcher),
+            // which the other readers leave on without a word.
+            await new Promise<void>((resolve) => {
+              const timer = setTimeout(resolve, 250);
+              othersWaiter = () => {
+                clearTimeout(timer);
+                resolve();
+              };
+            });
+          }
+          while (batcher.wantsPause && !stopping()) await this.room(batcher);
+          if (stopping()) return;
+          // From here to the commit nothing waits: the chunk's rows go out together, and its checkpoint after them.
+          const list = chunk.rows;
+          for (const [i, after] of list.entries()) {
+            let marker: SourceInfo['snapshot'] = 'true';
+            if (!c.firstGiven) {
+              c.firstGiven = true;
+              marker = c === copies[0] ? 'first' : 'first_in_data_collection';
+            } else if (record.last && i === list.length - 1) {
+              marker = final ? 'last' : 'last_in_data_collection';
+            }
+            const key: Row | null =
+              keyCols.length > 0 ? (Object.fromEntries(keyCols.map((k) => [k, after[k] ?? null])) as Row) : null;
+            batcher.push(
+              {
+                op: 'read',
+                table: c.schema.table,
+                schema: c.schema,
+                key,
+                before: null,
+                after,
+                source: sourceInfo(c.db, marker),
+              },
+              estimateBytes(after) + 100,
+            );
+          }
+          record.rows = list.length;
+          record.lastKey = chunk.lastKey;
+          this.ctx.snapshotProgress?.add(c.name, list.length);
+          if (c.planned && c.chunks.every((k) => k.rows !== null)) {
+            c.done = true;
+            this.ctx.snapshotProgress?.finish(c.name);
+            this.ctx.logger.info(
+              {
+                event: 'snapshot_table_done',
+                table: c.name,
+                rows: c.chunks.reduce((sum, k) => sum + (k.rows ?? 0), 0),
+                chunks: c.chunks.length,
+              },
+              'snapshot table done',
+            );
+          }
+          if (resumable || c.done) batcher.commit(checkpoint());
+          wakeOthersWaiter();
+        }
+      };
+
+      const running = conns.slice(1).map((conn) =>
+        reader(conn)
+          .catch((err: unknown) => {
+            failed = true;
+            this.wakeRoomWaiters();
+            throw err;
+          })
+          .finally(wakeOthersWaiter),
+      );
+      const results = await Promise.allSettled(running);
+      const rejected = results.find((r) => r.status === 'rejected');
+      if (rejected) throw (rejected as PromiseRejectedResult).reason;
+      if (stopping()) return null;
+      for (const conn of conns) await conn.query('COMMIT');
+      finished = true;
+      this.incremental = this.newIncremental({ tables: copies.map((c) => c.name), pending: [], emitted: 0 });
+      batcher.commit({
+        pipeline: this.ctx.pipeline,
+        phase: 'stream',
+        position,
+        state: { ...this.history.toState(), snapshot: this.incremental.snapshotState() },
+        sourceTimeMs: startedAt,
+      });
+      batcher.end();
+      this.ctx.logger.info(
+        {
+          event: 'snapshot_finished',
+          tables: copies.length,
+          ms: Date.now() - startedAt,
+          parallelism: conns.length - 1,
+        },
+        'snapshot finished',
+      );
+      return coords;
+    } catch (err) {
+      batcher.fail(err);
+      return null;
+    } finally {
+      // A copy that stopped midway may have reads running: closing their sockets ends them.
+      for (const conn of conns) {
+        if (finished) await conn.end().catch(() => undefined);
+        else conn.destroy();
+      }
+    }
+  }
+
   /** Table schema from INFORMATION_SCHEMA (snapshot, and statements that name a table). */
   private async describeTable(conn: mysql.Connection | null, db: string, name: string): Promise<TableEntry | null> {
     const c = conn ?? this.conn!;
@@ -651,24 +1034,36 @@ export class MysqlSource implements Source {
           : `SELECT /*+ SET_VAR(lock_wait_timeout = 10) */ ${probe}`,
       )
       .catch(() => undefined);
-    const [colRows] = await c.query(
-      'SELECT COLUMN_NAME AS name, COLUMN_TYPE AS type, IS_NULLABLE AS nullable, COLUMN_DEFAULT AS dflt, ' +
-        'EXTRA AS extra FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION',
-      [db, name],
-    );
-    const cols = colRows as {
-      name: string;
-      type: string;
-      nullable: string;
-      dflt: string | null;
-      extra: string | null;
-    }[];
-    if (cols.length === 0) return null;
-    const [keyRows] = await c.query(
-      "SELECT COLUMN_NAME AS name FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? AND INDEX_NAME = 'PRIMARY' ORDER BY SEQ_IN_INDEX",
-      [db, name],
-    );
-    const keys = (keyRows as { name: string }[]).map((r) => r.name);
+    // Columns and key are read apart; MariaDB can replace the table's definition in between (TRUNCATE, a copying
+    // ALTER): a key that disagrees with the columns' own key marks is read again rather than taken as "no key".
+    let cols: { name: string; type: string; nullable: string; dflt: string | null; extra: string | null; ck: string }[];
+    let keys: string[];
+    for (let attempt = 1; ; attempt++) {
+      const [colRows] = await c.query(
+        'SELECT COLUMN_NAME AS name, COLUMN_TYPE AS type, IS_NULLABLE AS nullable, COLUMN_DEFAULT AS dflt, ' +
+          'EXTRA AS extra, COLUMN_KEY AS ck FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? ' +
+          'ORDER BY ORDINAL_POSITION',
+        [db, name],
+      );
+      cols = colRows as typeof cols;
+      if (cols.length === 0) return null;
+      const [keyRows] = await c.query(
+        'SELECT INDEX_NAME AS idx, COLUMN_NAME AS name FROM information_schema.STATISTICS ' +
+          'WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? AND NON_UNIQUE = 0 ORDER BY INDEX_NAME, SEQ_IN_INDEX',
+        [db, name],
+      );
+      const unique = new Map<string, string[]>();
+      for (const r of keyRows as { idx: string; name: string }[])
+        unique.set(r.idx, [...(unique.get(r.idx) ?? []), r.name]);
+      keys = unique.get('PRIMARY') ?? [];
+      // COLUMN_KEY says PRI for the primary key, or, without one, for a unique index of NOT NULL columns.
+      const marked = cols.filter((r) => r.ck === 'PRI').map((r) => r.name);
+      const agree =
+        [...unique.values()].some((k) => k.length === marked.length && marked.every((m) => k.includes(m))) ||
+        (marked.length === 0 && keys.length === 0);
+      if (agree || attempt >= CATALOG_SETTLE_READS) break;
+      await new Promise((r) => setTimeout(r, 50 * attempt));
+    }
     const json = await this.jsonColumns(c, db, name);
     const entry = buildEntry(
       db,
@@ -713,6 +1108,36 @@ export class MysqlSource implements Source {
     }
   }
 
+  /**
+   * The table a TRUNCATE read from the stream empties, with the columns the stream has reached: the catalog can be
+   * ahead (a column added after the TRUNCATE), and a target that took such a column here would hold it when the
+   * ALTER is read, so rows written in between would keep NULL instead of the column's default.
+   */
+  private async truncatedSchema(db: string, name: string): Promise<TableSchema | null> {
+    const entry = await this.settledInfo(db, name);
+    const schema = entry?.schema ?? this.lastSchemas.get(`${db}.${name}`);
+    const known = this.history.get(db, name);
+    if (!schema || !known || known.partial) return schema ?? null;
+    const reached = new Set(known.columns.map((c) => c.name.toLowerCase()));
+    const columns = schema.columns.filter((c) => reached.has(c.name.toLowerCase()));
+    return columns.length === schema.columns.length ? schema : { ...schema, columns };
+  }
+
+  /**
+   * The catalog's entry of a table the stream just showed to exist (rows of it, a TRUNCATE of it). MariaDB leaves a
+   * table out of INFORMATION_SCHEMA while a statement replaces its definition (TRUNCATE, a copying ALTER), so a table
+   * not found is looked at again briefly before it counts as gone (dropped or renamed further on in the stream).
+   */
+  private async settledInfo(db: string, name: string): Promise<TableEntry | null> {
+    let info = await this.cachedInfo(db, name);
+    for (let attempt = 1; !info && attempt <= CATALOG_SETTLE_READS; attempt++) {
+      await new Promise((r) => setTimeout(r, 50 * attempt));
+      this.infoCache.delete(`${db}.${name}`);
+      info = await this.cachedInfo(db, name);
+    }
+    return info;
+  }
+
   private cachedInfo(db: string, name: string): Promise<TableEntry | null> {
     const id = `${db}.${name}`;
     let p = this.infoCache.get(id);
@@ -731,10 +1156,12 @@ export class MysqlSource implements Source {
     // A statement that changed the table's history without a new table map (none should) makes a new entry too.
     if (cached && cached.known === this.history.get(table.database, table.name)?.columns) return cached;
     const id = `${table.database}.${table.name}`;
-    let info = await this.cachedInfo(table.database, table.name);
+    let info = await this.settledInfo(table.database, table.name);
     const names = table.columns.map((c) => c.name);
     const target = this.history.get(table.database, table.name)?.delivered;
-    const fit = this.history.fitTableMap(table.database, table.name, names);
+    const fit = this.history.fitTableMap(table.database, table.name, table.columns);
+    // A type change no MODIFY / CHANGE the pipeline read told (or told otherwise): found here, at its first rows.
+    for (const change of fit.retyped) this.followRetype(table.database, table.name, change, 'table map');
     if (!fit.firstSeen && target && (fit.added.length > 0 || fit.removed.length > 0)) {
       // The layout changed by a statement not understood as ALTER TABLE: taken by name.
       this.ctx.logger.warn(
@@ -766,6 +1193,9 @@ export class MysqlSource implements Source {
         const w = this.unfollowable.get(id) ?? new Set<string>();
         this.unfollowable.set(id, w);
         w.add(c);
+        const why = 'the table was renamed before the pipeline read the ALTER TABLE, and rows were written in between';
+        // Copied under this name, which the request follows through the RENAME further on in the stream.
+        if (this.copyAgain(id, c, why)) continue;
         this.ctx.logger.warn(
           {
             event: 'source_column_added_existing_value_unknown',
@@ -788,7 +1218,7 @@ export class MysqlSource implements Source {
     // and renames them (by the names it has) before it adds new ones. One added under a dropped column's name is new.
     const changes = this.history.changesSinceDelivered(table.database, table.name);
     const droppedNames = new Set(changes.flatMap((c) => (c.kind === 'drop' ? [c.column.toLowerCase()] : [])));
-    const keys = table.primaryKey ?? info?.schema.keyColumns ?? [];
+    const keys = table.primaryKey ?? info?.schema.keyColumns ?? this.lastSchemas.get(id)?.keyColumns ?? [];
     const json = new Set(info?.columns.filter((c) => c.kind === 'json').map((c) => c.name) ?? []);
     const nullable = new Map(info?.schema.columns.map((c) => [c.name, c.nullable]) ?? []);
     const entry = buildEntry(
@@ -801,6 +1231,7 @@ export class MysqlSource implements Source {
       droppedNames,
     );
     if (changes.length > 0) entry.schema.changes = changes;
+    this.markRetyped(id, entry.schema);
     const known = this.history.get(table.database, table.name)!;
     entry.known = known.columns;
     entry.delivers = !sameColumns(known.delivered, known.columns);
@@ -829,6 +1260,7 @@ export class MysqlSource implements Source {
       droppedNames,
     );
     if (changes.length > 0) entry.schema.changes = changes;
+    this.markRetyped(id, entry.schema);
     const known = this.history.get(db, name);
     if (known) {
       entry.known = known.columns;
@@ -865,7 +1297,14 @@ export class MysqlSource implements Source {
       added?.delete(col);
       warned?.delete(col);
       // The statement's own default wins over a catalog a later statement changed (see existingRowsValueAtAdd).
-      const r = existingRowsValueAtAdd(fact, declaredByLower.get(n.toLowerCase()), this.flavor);
+      let r = existingRowsValueAtAdd(fact, declaredByLower.get(n.toLowerCase()), this.flavor);
+      if ('unknown' in r && r.catalog !== undefined && !this.canCopyAgain()) {
+        this.ctx.logger.warn(
+          { event: 'source_column_added_existing_value_uncertain', table: id, column: col, reason: r.unknown },
+          `column ${col} added to ${id}: existing rows are given the catalog's default (${r.unknown}); with snapshot: never the table cannot be copied again to be sure`,
+        );
+        r = { value: r.catalog };
+      }
       if ('value' in r) {
         const m = this.addedColumns.get(id) ?? new Map<string, string | null>();
         this.addedColumns.set(id, m);
@@ -879,6 +1318,7 @@ export class MysqlSource implements Source {
       const w = this.unfollowable.get(id) ?? new Set<string>();
       this.unfollowable.set(id, w);
       w.add(col);
+      if (this.copyAgain(id, col, 'volatile' in r ? r.volatile : r.unknown)) continue;
       if ('volatile' in r) {
         this.ctx.logger.warn(
           {
@@ -907,6 +1347,85 @@ export class MysqlSource implements Source {
   }
 
   /**
+   * Existing rows of `id` got values for the added column `col` that the binlog does not carry: the table's rows are
+   * copied again by the incremental snapshot, from this point of the stream on (its reads see the column). False when
+   * the pipeline copies nothing (`snapshot: never`): the caller warns that those rows read NULL at the target.
+   */
+  private canCopyAgain(): boolean {
+    return this.incremental !== null && this.batcher !== null && this.config.snapshot !== 'never';
+  }
+
+  private copyAgain(id: string, col: string, reason: string): boolean {
+    const incremental = this.incremental;
+    const batcher = this.batcher;
+    if (!incremental || !batcher || !this.canCopyAgain()) return false;
+    this.ctx.logger.warn(
+      {
+        event: 'incremental_snapshot_requested',
+        table: id,
+        column: col,
+        reason: `column ${col} added with a value for existing rows the binlog does not carry (${reason})`,
+      },
+      `column ${col} added to ${id}: existing rows got values the binlog does not carry (${reason}); the table is copied again`,
+    );
+    incremental.request(id);
+    incremental.ensureRunning((err) => batcher.fail(err));
+    return true;
+  }
+
+  /**
+   * A column's type changed (`via`: read in a MODIFY / CHANGE, or told by a table map). The server converted the
+   * values existing rows hold without writing them to the binlog: unless the change keeps every value (a widening, see
+   * keepsValues), the table is copied again by the incremental snapshot from this point of the stream, with the
+   * column marked `retyped` until the copy is done, so the target takes the new type even where old values would not
+   * convert (the copy replaces them). A type not known before the statement counts as changing values. With
+   * `snapshot: never` nothing is copied: a warning names the table, the column and the fix.
+   */
+  private followRetype(db: string, name: string, change: TypeChange, via: 'statement' | 'table map'): void {
+    const { column, from, to } = change;
+    if (!this.included(db, name)) return;
+    if (from !== undefined && to !== null && keepsValues(from, to)) return;
+    const id = `${db}.${name}`;
+    // The statement's definition said so already, in its own spelling.
+    if (via === 'table map' && this.incremental?.retypedColumns(id)?.includes(column)) return;
+    const what =
+      from === undefined
+        ? `column ${column} was redefined as ${to ?? 'a type not read'} (its type before is not known)`
+        : `column ${column} changed type from ${from} to ${to ?? 'a type not read'}`;
+    const reason = `${what}${via === 'table map' ? ' (told by the binlog table map)' : ''}, which may rewrite the values existing rows hold without the binlog carrying them`;
+    const incremental = this.incremental;
+    const batcher = this.batcher;
+    if (incremental && batcher && this.config.snapshot !== 'never') {
+      this.ctx.logger.warn(
+        { event: 'incremental_snapshot_requested', table: id, column, from: from ?? null, to, reason },
+        `${id}: ${reason}; the table is copied again`,
+      );
+      incremental.request(id, undefined, [column]);
+      incremental.ensureRunning((err) => batcher.fail(err));
+      return;
+    }
+    this.ctx.logger.warn(
+      {
+        event: 'source_column_retyped_not_copied',
+        table: id,
+        column,
+        from: from ?? null,
+        to,
+        hint: `copy the table again: tributary snapshot --pipeline ${this.ctx.pipeline} --table ${id} (a target column that cannot take the new type must be changed there by hand first)`,
+      },
+      `${id}: ${reason}; with snapshot: never the table is not copied again, so the target may keep the old values of ${column}`,
+    );
+  }
+
+  /** Marks the columns a pending copy of the table follows a type change of (see followRetype). */
+  private markRetyped(id: string, schema: TableSchema): void {
+    const retyped = this.incremental?.retypedColumns(id);
+    if (!retyped) return;
+    const names = new Set(retyped.map((c) => c.toLowerCase()));
+    for (const c of schema.columns) if (names.has(c.name.toLowerCase())) c.retyped = true;
+  }
+
+  /**
    * The events standing for the renames of a statement, in order: a replicated table renamed to a replicated name is a
    * schema-change event of the new name with `renamedFrom` (the target renames its table); one renamed out of the
    * replicated tables is emptied at the target, as if dropped. A table renamed into the replicated tables brings rows
@@ -926,13 +1445,26 @@ export class MysqlSource implements Source {
       const position = { ...at, row: i };
       if (!fromIn && !toIn) continue;
       if (!fromIn) {
-        throw new TributaryError(
-          'operator',
-          `table ${toId} is replicated, but it was renamed from ${fromId}, which is not, at the source (${ev.file}:${at.pos}): the rows it had then were never copied`,
-          {
-            hint: `copy the table again: run \`tributary teardown\` for the pipeline and start it over (a fresh snapshot of every table); to leave the table out instead, remove ${toId} from source.tables`,
-          },
+        // Its rows were never copied: the incremental snapshot copies them from this point of the stream on (its
+        // first chunk empties the target table, which may hold a table dropped under that name).
+        const incremental = this.incremental;
+        const batcher = this.batcher;
+        if (!incremental || !batcher || this.config.snapshot === 'never') {
+          throw new TributaryError(
+            'operator',
+            `table ${toId} is replicated, but it was renamed from ${fromId}, which is not, at the source (${ev.file}:${at.pos}): the rows it had then were never copied`,
+            {
+              hint: `with snapshot: never the pipeline copies no rows: leave ${toId} out of source.tables, or set snapshot: initial and run \`tributary teardown\` for the pipeline to start it over`,
+            },
+          );
+        }
+        this.ctx.logger.info(
+          { event: 'incremental_snapshot_requested', table: toId, reason: `renamed from ${fromId}, not replicated` },
+          `table ${fromId} renamed to ${toId}, which is replicated: its rows are copied while streaming`,
         );
+        incremental.request(toId);
+        incremental.ensureRunning((err) => batcher.fail(err));
+        continue;
       }
       // For emptying the table at the target: its shape last read, or (not read since the start) the key columns of
       // the catalog's table, which the target checks (other columns reach the target with the next rows).
@@ -1063,7 +1595,10 @@ export class MysqlSource implements Source {
       const t = ddl.tables[0]!;
       const final = ddl.renames[ddl.renames.length - 1]?.to ?? t;
       const id = `${t.db}.${t.name}`;
-      if (this.included(t.db, t.name)) this.history.alter(t.db, t.name, ddl);
+      // A pending copy's retyped columns go by the names the columns have after the statement.
+      if (ddl.renamedColumns.length > 0) this.incremental?.renameRetyped(id, ddl.renamedColumns);
+      const retyped = this.included(t.db, t.name) ? this.history.alter(t.db, t.name, ddl) : [];
+      for (const change of retyped) this.followRetype(final.db, final.name, change, 'statement');
       // Added columns waiting for their existing rows' value follow renames of their name; dropped ones are done.
       const pending = this.pendingAdded.get(id) ?? new Set<string>();
       for (const c of ddl.droppedColumns) pending.delete(c);
@@ -1106,6 +1641,7 @@ export class MysqlSource implements Source {
     }
     for (const r of ddl.renames) {
       move(`${r.from.db}.${r.from.name}`, `${r.to.db}.${r.to.name}`);
+      this.incremental?.renamed(`${r.from.db}.${r.from.name}`, `${r.to.db}.${r.to.name}`);
       if (this.included(r.to.db, r.to.name)) this.history.rename(r.from, r.to);
       else this.history.drop(r.from.db, r.from.name);
     }
@@ -1313,13 +1849,15 @@ export class MysqlSource implements Source {
             const truncated = parseTruncate(ev.query, ev.database);
             if (truncated && this.included(truncated.db, truncated.name)) {
               this.incremental?.observeTruncate(`${truncated.db}.${truncated.name}`);
-              const entry = await this.cachedInfo(truncated.db, truncated.name);
-              if (entry) {
+              const schema = await this.truncatedSchema(truncated.db, truncated.name);
+              // Not known at all (dropped further on before any row of it was read): emptied before its next rows.
+              if (!schema) this.droppedUnseen.add(`${truncated.db}.${truncated.name}`);
+              else {
                 batcher.push(
                   {
                     op: 'truncate',
-                    table: entry.schema.table,
-                    schema: entry.schema,
+                    table: schema.table,
+                    schema,
                     key: null,
                     before: null,
                     after: null,
@@ -1396,14 +1934,14 @@ export class MysqlSource implements Source {
     this.draining = true;
     this.incremental?.stop();
     this.batcher?.end();
-    this.roomWaiter?.();
+    this.wakeRoomWaiters();
   }
 
   async close(): Promise<void> {
     this.closed = true;
     this.incremental?.stop();
     this.batcher?.end();
-    this.roomWaiter?.();
+    this.wakeRoomWaiters();
     await this.stopReader();
     const c = this.conn;
     this.conn = null;
