@@ -19,8 +19,8 @@ export interface PlannedTable {
 }
 
 export type RowRun<T extends PlannedTable> =
-  /** onlyReads: every change of the run is a snapshot read. */
-  { kind: 'keyed'; table: T; run: KeyedRun<T>; onlyReads: boolean } | { kind: 'append'; table: T; rows: Row[] };
+  | { kind: 'keyed'; table: T; run: KeyedRun<T> }
+  | { kind: 'append'; table: T; rows: Row[] };
 
 /** Consecutive truncates of one source statement (same position), applied together. */
 export interface TruncateRun<T extends PlannedTable> {
@@ -37,6 +37,8 @@ export interface SqlDialect<T extends PlannedTable> {
   cachedTable(ev: ChangeEvent): T | null;
   /** Makes the target table ready for the event's table definition (creates, alters). */
   syncTable(ev: ChangeEvent): Promise<T>;
+  /** Whether the target has the event's table now (without creating or changing it). */
+  hasTable(ev: ChangeEvent): Promise<boolean>;
   /** The table whose changes are being written, for error messages (null when done). */
   setCurrentTable(sourceId: string | null): void;
   truncate(run: TruncateRun<T>): Promise<void>;
@@ -104,7 +106,7 @@ export async function applyEvents<T extends PlannedTable>(
     if (run || !(pending.size === 0 || reorderable)) await flush();
     const fresh: RowRun<T> =
       table.identity === 'key'
-        ? { kind: 'keyed', table, run: new KeyedRun(table), onlyReads: true }
+        ? { kind: 'keyed', table, run: new KeyedRun(table) }
         : { kind: 'append', table, rows: [] };
     pending.set(table, fresh);
     last = table;
@@ -126,8 +128,12 @@ export async function applyEvents<T extends PlannedTable>(
     if (before) await before;
     let table = dialect.cachedTable(ev);
     if (!table) {
-      // While a truncate is pending no row run is: the next table of the same TRUNCATE joins it.
-      if (!(ev.op === 'truncate' && truncate)) await flush();
+      // While a truncate is pending no row run is: the next table of the same TRUNCATE (same position) joins it.
+      // Any other event is synced after it (a table emptied by a DROP may then be created again).
+      if (!(ev.op === 'truncate' && truncate?.at === positionText(ev))) await flush();
+      // A source TRUNCATE (or DROP TABLE) of a table the target does not have leaves nothing to empty. Creating it
+      // would bring back a table the operator dropped, in the shape it had before the source created it again.
+      if (ev.op === 'truncate' && ev.source.snapshot === false && !(await dialect.hasTable(ev))) continue;
       dialect.setCurrentTable(`${ev.table.schema}.${ev.table.name}`);
       table = await dialect.syncTable(ev);
     }
@@ -164,10 +170,7 @@ export async function applyEvents<T extends PlannedTable>(
         continue;
       }
       const run = sameRun(table) ?? (await runFor(table));
-      if (run.kind === 'keyed') {
-        if (ev.op !== 'read') run.onlyReads = false;
-        run.run.add(ev);
-      }
+      if (run.kind === 'keyed') run.run.add(ev);
       continue;
     }
 

@@ -162,14 +162,28 @@ describe('planColumns', () => {
     ]);
   });
 
-  it('stops once, naming every column, before any change; an unusable column is never changed', () => {
+  it('retypes a column of another kind (unusable as it is) when the source copies the table again; a key keeps its values', () => {
+    const toText = { ...col('c', 'text'), retyped: true };
+    const keyToText = { ...col('k', 'text', 'text', true), retyped: true };
+    const planned = plan([keyToText, toText], { k: 'int', c: 'int' }, true, {
+      'int<text': 'unusable',
+    });
+    expect(planned.map((s) => [s.kind, s.column.name, 'keepValues' in s ? s.keepValues : undefined])).toEqual([
+      ['retype', 'k', true],
+      ['retype', 'c', false],
+    ]);
+    // Without the copy, or without alter_tables, it stops.
+    expect(() => plan([{ ...toText, retyped: false }], { c: 'int' }, true, { 'int<text': 'unusable' })).toThrow(
+      /column c: text in int/,
+    );
+    expect(() => plan([toText], { c: 'int' }, false, { 'int<text': 'unusable' })).toThrow(/column c: text in int/);
+  });
+
+  it('stops once, naming every column, before any change; an unusable column is not changed unless retyped', () => {
     const err = stopOf(() =>
-      plan(
-        [col('a', 'int'), { ...col('u', 'int'), retyped: true }, col('d', 'text'), col('ok', 'int')],
-        { u: 'blob', d: 'int' },
-        true,
-        { 'blob<int': 'unusable' },
-      ),
+      plan([col('a', 'int'), col('u', 'int'), col('d', 'text'), col('ok', 'int')], { u: 'blob', d: 'int' }, true, {
+        'blob<int': 'unusable',
+      }),
     );
     expect(err.message).toBe(
       `${where}: the target cannot hold the source rows faithfully: column u: int in blob; column d: text in int`,

@@ -55,13 +55,31 @@ export function planIdentityChanges(
 }
 
 /** Stops unless the target table's primary key has the same columns (in any order) as the source key. */
+/** Whether the target's primary key is another than the source key (checkTargetKey stops then). */
+export function keysDiffer(sourceKey: readonly string[], targetKey: readonly string[]): boolean {
+  return !(targetKey.length === sourceKey.length && sourceKey.every((k) => targetKey.includes(k)));
+}
+
+/**
+ * What a target table with another key than the source's, but no rows, gets: it is created again with the source
+ * key (nothing is lost; a table created again at the source with another key arrives so, its old rows emptied by
+ * the drop). The caller drops it when alter_tables allows and it is empty.
+ */
+export function tableRecreatedLog(where: string, sourceKey: readonly string[], targetKey: readonly string[]) {
+  return {
+    event: 'target_table_recreated',
+    table: where,
+    reason: `the source key (${sourceKey.join(', ') || 'none'}) differs from the target primary key (${targetKey.join(', ') || 'none'}) and the target table holds no rows`,
+  };
+}
+
 export function checkTargetKey(where: string, sourceKey: readonly string[], targetKey: readonly string[]): void {
-  if (targetKey.length === sourceKey.length && sourceKey.every((k) => targetKey.includes(k))) return;
+  if (!keysDiffer(sourceKey, targetKey)) return;
   throw new SchemaMismatchError(
     `${where}: the source key (${sourceKey.join(', ') || 'none'}) differs from the target primary key (${targetKey.join(', ') || 'none'})`,
     sourceKey.length > 0 && targetKey.length === 0
       ? 'Add the primary key to the target table (upserts need it), then restart the pipeline.'
-      : 'The key changed at the source (or the target table was made by hand): change the target table the same way, or drop it to have it created again and resnapshot.',
+      : 'The key changed at the source (the table was created again with another key, or its key altered), or the target table was made by hand. Drop the target table and restart the pipeline: it is created again with the source key, and the rows of a table created again at the source are copied again. After a key altered in place, also run tributary snapshot for the table to copy its rows (or change the target table the same way instead of dropping it).',
   );
 }
 
@@ -73,7 +91,10 @@ export type ColumnFit =
   | { kind: 'widens'; mismatch: string }
   /** Neither holds the other's values: its type changes only when the source copies the table again (`retyped`). */
   | { kind: 'differs'; mismatch: string }
-  /** The target cannot take the source column's values in it at all: it is never changed in place. */
+  /**
+   * The target cannot take the source column's values in it at all (another kind of type): it changes only when the
+   * source copies the table again (`retyped`), as one that differs; otherwise it stops.
+   */
   | { kind: 'unusable'; mismatch: string };
 
 /** One change of a target column, in the order the engine writes them (a `drop` comes right before its `add`). */
@@ -131,7 +152,9 @@ export function planColumns<H>(input: {
     const fit = input.fit(column, index, have);
     if (fit.kind === 'holds') return;
     if (alterTables && fit.kind === 'widens') steps.push({ kind: 'widen', column, index });
-    else if (alterTables && fit.kind === 'differs' && column.retyped)
+    // A column retyped into another kind (int -> text) may be one the target's column cannot take at all: the copy
+    // replaces its values, so it takes the new type as one that differs does.
+    else if (alterTables && (fit.kind === 'differs' || fit.kind === 'unusable') && column.retyped)
       steps.push({ kind: 'retype', column, index, keepValues: column.isKey });
     else problems.push(fit.mismatch);
   });

@@ -52,19 +52,50 @@ function runKey(keyColumns: string[], row: Row): string | null {
 }
 
 export class KeyedRun<T extends KeyedTable = KeyedTable> {
-  readonly ops = new Map<string | null, KeyState>();
+  private readonly keyed = new Map<string | null, KeyState>();
+  /**
+   * Full rows of snapshot reads, in arrival order, while the run holds nothing else: a snapshot reads each key once,
+   * so they are kept unkeyed (a large snapshot is mostly such runs) and keyed only when the run needs it.
+   */
+  private reads: Row[] | null = [];
   /** Partial updates that found their row deleted earlier in the run (the source and target disagree). */
   orphanedPartials = 0;
 
   constructor(readonly table: T) {}
 
+  /** The final state of each key, in order of each key's last change. */
+  get ops(): Map<string | null, KeyState> {
+    this.keyAll();
+    return this.keyed;
+  }
+
   get size(): number {
-    return this.ops.size;
+    return this.reads ? this.reads.length : this.keyed.size;
+  }
+
+  /**
+   * The rows of a run that holds only snapshot reads of full rows, in arrival order, not checked for a key read twice
+   * (a COPY of them fails on the key then, and `ops` has the keyed form); null once the run holds anything else.
+   */
+  unkeyedReads(): Row[] | null {
+    return this.reads;
+  }
+
+  private keyAll(): void {
+    const reads = this.reads;
+    if (!reads) return;
+    this.reads = null;
+    for (const row of reads) this.insert(row);
   }
 
   /** Adds one change of this table; a key change becomes a delete of the old key and an upsert of the new row. */
   add(ev: ChangeEvent): void {
     const keys = this.table.keyColumns;
+    if (this.reads && ev.op === 'read' && ev.after && !hasUnchanged(ev.after)) {
+      this.reads.push(ev.after);
+      return;
+    }
+    this.keyAll();
     switch (ev.op) {
       case 'insert':
       case 'read':
@@ -98,29 +129,29 @@ export class KeyedRun<T extends KeyedTable = KeyedTable> {
 
   private set(key: string | null, state: KeyState): void {
     // Re-insert so iteration follows the order of each key's last change.
-    this.ops.delete(key);
-    this.ops.set(key, state);
+    this.keyed.delete(key);
+    this.keyed.set(key, state);
   }
 
-  upsert(row: Row): void {
+  private upsert(row: Row): void {
     this.set(runKey(this.table.keyColumns, row), { kind: 'upsert', row });
   }
 
   /** An insert or snapshot read of a full row: an upsert, marked fresh when the run has not seen its key. */
-  insert(row: Row): void {
+  private insert(row: Row): void {
     const k = runKey(this.table.keyColumns, row);
-    if (this.ops.has(k)) this.set(k, { kind: 'upsert', row });
-    else this.ops.set(k, { kind: 'upsert', row, fresh: true });
+    if (this.keyed.has(k)) this.set(k, { kind: 'upsert', row });
+    else this.keyed.set(k, { kind: 'upsert', row, fresh: true });
   }
 
-  delete(key: Row): void {
+  private delete(key: Row): void {
     this.set(runKey(this.table.keyColumns, key), { kind: 'delete', key: keyOf(this.table.keyColumns, key) });
   }
 
   /** An update with unchanged columns: merged into an earlier full image of the same key when there is one. */
-  partial(row: Row): void {
+  private partial(row: Row): void {
     const k = runKey(this.table.keyColumns, row);
-    const prev = this.ops.get(k);
+    const prev = this.keyed.get(k);
     const known: Row = {};
     for (const c of knownColumns(row)) known[c] = row[c] as CellValue;
     if (!prev) {

@@ -101,8 +101,14 @@ export class TransactionalApply {
           for (const p of group.splice(0)) p.reject(err);
           break;
         }
-        const item = this.queue.shift();
-        if (!item) break;
+        const first = this.queue.shift();
+        if (!first) break;
+        // Batches queued behind one that ends no transaction are applied together with it, up to one that does: the
+        // target then sends fewer, larger statements exactly when it is the slower side (the pipeline's in-flight
+        // window bounds how many wait here).
+        const taken = [first];
+        while (!taken[taken.length - 1]!.batch.checkpoint && this.queue.length > 0) taken.push(this.queue.shift()!);
+        const item = taken[taken.length - 1]!;
         try {
           const fresh = await this.session.connect();
           if (fresh !== undefined) this.stored.set(fresh);
@@ -119,10 +125,12 @@ export class TransactionalApply {
               seq: batch.seq,
               position: batch.checkpoint.position,
             });
+            for (let i = 0; i < taken.length - 1; i++) taken[i]!.resolve('applied');
             item.resolve('durable');
             continue;
           }
-          await this.applyUncovered(batch.events);
+          await this.applyUncovered(taken.length === 1 ? batch.events : taken.flatMap((p) => p.batch.events));
+          for (let i = 0; i < taken.length - 1; i++) taken[i]!.resolve('applied');
           if (!batch.checkpoint) {
             item.resolve('applied');
             continue;
@@ -139,7 +147,8 @@ export class TransactionalApply {
           const err = this.session.classify(raw, item.batch);
           this.failure = err;
           this.ctx.logger.warn({ event: 'target_write_failed', seq: item.batch.seq, err: (err as Error).message });
-          if (!group.includes(item)) item.reject(err);
+          // Batches taken with it that were applied already resolved (their settle calls below are no-ops).
+          for (const p of taken) if (!group.includes(p)) p.reject(err);
           for (const p of group.splice(0)) p.reject(err);
           for (const p of this.queue.splice(0)) p.reject(err);
           await this.session.rollback();

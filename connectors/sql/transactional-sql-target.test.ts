@@ -17,7 +17,12 @@ class Server {
   rows = new Map<string, Row>();
   checkpoint: Checkpoint | null = null;
   syncs: string[] = [];
+  /** Tables the target has (made by a sync). */
+  tables = new Set<string>();
+  truncated: string[] = [];
   connections = 0;
+  /** Rows of each run the target flushed. */
+  runs: number[] = [];
 }
 
 /** An engine whose "SQL" is a map: the shell's flow is all that runs. */
@@ -81,6 +86,7 @@ class MapTarget extends TransactionalSqlTarget<Table, { id: number }> {
   }
   protected async syncTargetTable(ev: ChangeEvent): Promise<Table> {
     this.server.syncs.push(ev.schema.columns.map((c) => `${c.name} ${c.type}`).join(', '));
+    this.server.tables.add(`${ev.table.schema}.${ev.table.name}`);
     return {
       sourceId: `${ev.table.schema}.${ev.table.name}`,
       keyColumns: ev.schema.keyColumns,
@@ -89,14 +95,20 @@ class MapTarget extends TransactionalSqlTarget<Table, { id: number }> {
       columns: new Map(ev.schema.columns.map((c) => [c.name, true])),
     };
   }
+  protected async targetTableExists(table: TableRef) {
+    return this.server.tables.has(`${table.schema}.${table.name}`);
+  }
   protected async followRename(_from: TableRef, _to: TableRef) {}
-  protected async truncate(_run: TruncateRun<Table>) {}
+  protected async truncate(run: TruncateRun<Table>) {
+    this.server.truncated.push(...run.tables.map((t) => t.sourceId));
+  }
   protected async flushRun(run: RowRun<Table>) {
     this.txOpen = true;
     const failure = this.failNext;
     this.failNext = null;
     if (failure) throw failure;
     if (run.kind !== 'keyed') return;
+    this.server.runs.push(run.run.size);
     const { deletes, upserts } = this.rowChanges(run.run, false);
     for (const key of deletes) this.pending.set(keyText(run.table.keyColumns, key), null);
     for (const row of upserts) this.pending.set(keyText(run.table.keyColumns, row), row);
@@ -178,6 +190,17 @@ describe('TransactionalSqlTarget', () => {
     }
   });
 
+  it('a source TRUNCATE (or DROP TABLE) of a table the target does not have changes nothing; one it has empties it', async () => {
+    const { server, target, src } = setup();
+    await target.open();
+    // A dropped table replayed after the operator dropped its target table: it is not created again in its old shape.
+    expect(await target.write(src.batch(src.tx((t) => t.truncate(items))))).toBe('durable');
+    expect([server.syncs, server.truncated]).toEqual([[], []]);
+    await target.write(src.batch(src.tx((t) => t.insert(items, { id: '1', name: 'a' }).truncate(items))));
+    expect([server.syncs, server.truncated]).toEqual([['id integer, name text'], ['public.items']]);
+    await target.close();
+  });
+
   it('names the verdict on a failed write: lost connection retryable, rows rejected operator, else the engine kind', async () => {
     const cases: [unknown, ErrorKind, string | undefined][] = [
       [Object.assign(new Error('reset'), { code: 'LOST' }), 'retryable', undefined],
@@ -199,6 +222,37 @@ describe('TransactionalSqlTarget', () => {
       expect(await target.write(src.batch(src.tx((t) => t.insert(items, { id: '2' }))))).toBe('durable');
       await target.close();
     }
+  });
+
+  it('batches queued behind one that ends no transaction are applied with it, up to the one that does', async () => {
+    const { server, target, src } = setup();
+    await target.open();
+    const tx = src.tx((t) => {
+      for (let i = 1; i <= 40; i++) t.insert(items, { id: String(i), name: `n${i}` });
+    });
+    const parts = [0, 10, 20, 30].map((from) => tx.events.slice(from, from + 10));
+    // Written at once, as the pipeline's in-flight window does while the target is the slower side.
+    const results = await Promise.all([
+      target.write(src.partial(parts[0]!)),
+      target.write(src.partial(parts[1]!)),
+      target.write(src.partial(parts[2]!)),
+      target.write(src.last(tx, parts[3]!)),
+    ]);
+    expect(results).toEqual(['applied', 'applied', 'applied', 'durable']);
+    // All four as one run: they were queued before the target took the first.
+    expect(server.runs).toEqual([40]);
+    expect(server.rows.size).toBe(40);
+    // The same transaction replayed whole after a lost acknowledgement: every batch resolves, nothing is applied.
+    server.runs = [];
+    const replay = await Promise.all([
+      target.write(src.partial(parts[0]!)),
+      target.write(src.partial(parts[1]!)),
+      target.write(src.last(tx, parts[2]!.concat(parts[3]!))),
+    ]);
+    expect(replay).toEqual(['applied', 'applied', 'durable']);
+    expect(server.runs).toEqual([]);
+    expect(server.rows.size).toBe(40);
+    await target.close();
   });
 
   it('a keyless change that finds no row logs target_row_missing; one without its old row is skipped once', async () => {

@@ -96,6 +96,7 @@ export abstract class TransactionalSqlTarget<T extends SqlTargetTable, C> implem
       ...(this.begin && { beforeEvent: () => (this.txOpen ? undefined : this.begin!()) }),
       cachedTable: (ev) => this.cachedTable(ev),
       syncTable: (ev) => this.syncTable(ev),
+      hasTable: (ev) => this.targetTableExists(ev.table),
       setCurrentTable: (id) => {
         this.currentTable = id;
       },
@@ -141,6 +142,8 @@ export abstract class TransactionalSqlTarget<T extends SqlTargetTable, C> implem
 
   /** Creates or alters the event's target table to fit its definition. */
   protected abstract syncTargetTable(ev: ChangeEvent): Promise<T>;
+  /** Whether the target table of a source table exists, as the open transaction sees it. */
+  protected abstract targetTableExists(table: TableRef): Promise<boolean>;
   /** Renames the target table of `from` to the one of `to` (both forgotten by the cache already). */
   protected abstract followRename(from: TableRef, to: TableRef, fromId: string, toId: string): Promise<void>;
   protected abstract truncate(run: TruncateRun<T>): Promise<void>;

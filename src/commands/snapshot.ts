@@ -25,7 +25,7 @@ export async function snapshotCommand(
       'operator',
       `a ${pipeline.source.type} source cannot re-snapshot a table while streaming`,
       {
-        hint: 'On-demand re-snapshots are available for PostgreSQL sources. A table added to the tables of a MySQL/MariaDB pipeline is copied while streaming on its next start; see docs/snapshots.md.',
+        hint: 'On-demand re-snapshots are available for PostgreSQL and MySQL/MariaDB sources; see docs/snapshots.md.',
       },
     );
   }

@@ -120,7 +120,10 @@ describe('PostgresTarget COPY path', () => {
   });
 
   it('a snapshot row that exists in a table thought empty fails the transaction as retryable; the retry upserts', async () => {
-    const { target, q, src, ctx } = await setup('copy_snapshot_overlap', { copy_min_rows: 10, statement_max_rows: 20 });
+    const { target, q, src, ctx, reopen } = await setup('copy_snapshot_overlap', {
+      copy_min_rows: 10,
+      statement_max_rows: 20,
+    });
     // One transaction, two runs: keys 1..20, then 15..34 (the second run meets keys the first one wrote).
     const tx = src.tx((t) => {
       for (const r of rows(1, 20)) t.read(odd, r);
@@ -131,11 +134,31 @@ describe('PostgresTarget COPY path', () => {
     expect(err).toMatchObject({ kind: 'retryable' });
     // The table was created by that transaction: it is gone with it.
     expect(await q("select to_regclass('public.odd') as t")).toEqual([{ t: null }]);
-    await target.reset();
-    await target.write(batch);
+    // The retry runs on a new target object, as a pipeline's restart creates one.
+    await target.close();
+    await (await reopen()).write(batch);
     expect(await q('select count(*)::int as n from odd')).toEqual([{ n: 34 }]);
     expect(await q("select t from odd where id = '15'")).toEqual([{ t: 'second 15' }]);
     expect(ctx.logs.filter((l) => l.event === 'target_copy_conflict')).toHaveLength(1);
+  });
+
+  it('a key read twice in one run of snapshot reads (kept unkeyed) fails its COPY as retryable; the retry keeps the later read', async () => {
+    const { target, q, src, reopen } = await setup('copy_snapshot_twice', {
+      copy_min_rows: 10,
+      statement_max_rows: 1000,
+    });
+    // One run: keys 1..20 read, then key 7 read again with a newer value (a re-snapshot request met the first copy).
+    const tx = src.tx((t) => {
+      for (const r of rows(1, 20)) t.read(odd, r);
+      t.read(odd, rows(7, 1, () => 'read again')[0]!);
+    });
+    const batch = src.batch(tx);
+    expect(await target.write(batch).catch((e: unknown) => e)).toMatchObject({ kind: 'retryable' });
+    // The retry runs on a new target object, as a pipeline's restart creates one.
+    await target.close();
+    await (await reopen()).write(batch);
+    expect(await q('select count(*)::int as n from odd')).toEqual([{ n: 20 }]);
+    expect(await q("select t from odd where id = '7'")).toEqual([{ t: 'read again' }]);
   });
 
   it('takes at most 32 COPY savepoints in one transaction, then upserts', async () => {

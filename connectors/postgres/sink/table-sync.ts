@@ -5,8 +5,10 @@ import {
   type ColumnStep,
   checkTargetKey,
   type IdentityChanges,
+  keysDiffer,
   planColumns,
   planIdentityChanges,
+  tableRecreatedLog,
 } from '../../sql/column-plan.ts';
 import { quoteIdent } from '../identifiers.ts';
 import { quoteLiteral } from '../literals.ts';
@@ -169,6 +171,14 @@ function alterClause(step: ColumnStep): string {
   }
 }
 
+/** The target table's primary-key columns, in key order. */
+function primaryKeyOf(catalog: CatalogColumn[]): string[] {
+  return catalog
+    .filter((c) => c.keyPos !== null)
+    .sort((a, b) => a.keyPos! - b.keyPos!)
+    .map((c) => c.name);
+}
+
 /**
  * Makes the target table able to hold rows of this source table definition: creates a missing schema and table,
  * adds new columns, widens columns the source widened. A change that would need data to be rewritten or guessed
@@ -213,6 +223,19 @@ export async function syncTable(
     catalog = await readCatalog(db, qname);
   }
 
+  if (catalog && options.alterTables) {
+    const targetKeys = primaryKeyOf(catalog);
+    const names = new Set(source.columns.map((c) => c.name));
+    const keepsTargetKey = identity === 'full' && targetKeys.length > 0 && targetKeys.every((k) => names.has(k));
+    if (!keepsTargetKey && keysDiffer(keyColumns, targetKeys)) {
+      const empty = await db.query(`select not exists (select from ${qname}) as empty`);
+      if (empty.rows[0]?.empty === true) {
+        await db.query(`drop table ${qname}`);
+        logger.warn(tableRecreatedLog(where, keyColumns, targetKeys));
+        catalog = null;
+      }
+    }
+  }
   if (!catalog) {
     if (!options.createTables) {
       throw new SchemaMismatchError(
@@ -227,10 +250,7 @@ export async function syncTable(
     logger.info({ event: 'target_table_created', table: sourceId, target: `${target.schema}.${target.name}` });
     catalog = (await readCatalog(db, qname))!;
   } else {
-    const targetKeys = catalog
-      .filter((c) => c.keyPos !== null)
-      .sort((a, b) => a.keyPos! - b.keyPos!)
-      .map((c) => c.name);
+    const targetKeys = primaryKeyOf(catalog);
     const names = new Set(source.columns.map((c) => c.name));
     if (identity === 'full' && targetKeys.length > 0 && targetKeys.every((k) => names.has(k))) {
       // Full old rows carry every column, so the target's key finds them: a REPLICA IDENTITY FULL table whose key

@@ -8,6 +8,7 @@ import { groupByShape, knownColumns } from '../../sql/row-runs.ts';
 import { TransactionalSqlTarget } from '../../sql/transactional-sql-target.ts';
 import { postgresConnectionTarget, postgresTlsFailure } from '../connection-tls.ts';
 import { classifyPostgresError, postgresErrorKind } from '../errors.ts';
+import { quoteIdent } from '../identifiers.ts';
 import {
   ensureCheckpointTable,
   loadCheckpoint,
@@ -55,6 +56,22 @@ const COPY_BACKOFF_RUNS = 16;
 const MAX_COPY_SAVEPOINTS = 32;
 
 /**
+ * The tables whose bare snapshot COPY met a key already there, per pipeline. Its context outlives the target objects
+ * the pipeline's restarts create, and the retry that such a failure asks for must take the savepoint path: a new
+ * target that forgot would fail the same way again, forever.
+ */
+const bareCopyFailedByPipeline = new WeakMap<ConnectorContext, Set<string>>();
+
+function bareCopyFailedOf(ctx: ConnectorContext): Set<string> {
+  let tables = bareCopyFailedByPipeline.get(ctx);
+  if (!tables) {
+    tables = new Set();
+    bareCopyFailedByPipeline.set(ctx, tables);
+  }
+  return tables;
+}
+
+/**
  * Applies change batches to a PostgreSQL database, in source commit order, one target transaction per run of
  * batches ending on a commit, with the checkpoint row written in the same transaction (exactly-once effect). The
  * shared shell runs the flow; this class is the PostgreSQL dialect.
@@ -74,7 +91,7 @@ export class PostgresTarget extends TransactionalSqlTarget<TargetTable, pg.Clien
   /** Per table, in the open transaction: it held no row at all when first checked (see copySnapshotRun). */
   private readonly emptyAtStart = new Map<string, boolean>();
   /** Tables where a snapshot read met an existing row in a table thought empty: never COPY without a savepoint. */
-  private readonly bareCopyFailed = new Set<string>();
+  private readonly bareCopyFailed: Set<string>;
   /** Events from a MySQL source pass through this step first (types and values PostgreSQL accepts). */
   private readonly fromMysql: MysqlEventConversion;
   /** The session could be put in replica mode (the user may set session_replication_role). */
@@ -87,6 +104,7 @@ export class PostgresTarget extends TransactionalSqlTarget<TargetTable, pg.Clien
     super(ctx, { groupCommitMaxBatches: config.group_commit_max_batches, maxRunRows: config.statement_max_rows });
     this.checkpointStore = new PostgresCheckpointStore(config.url, { connectTimeoutMs: config.connect_timeout_ms });
     this.fromMysql = new MysqlEventConversion(config.mysql_zero_dates, ctx.logger);
+    this.bareCopyFailed = bareCopyFailedOf(ctx);
   }
 
   override async close(): Promise<void> {
@@ -240,6 +258,14 @@ export class PostgresTarget extends TransactionalSqlTarget<TargetTable, pg.Clien
     );
   }
 
+  protected async targetTableExists(table: TableRef): Promise<boolean> {
+    const t = this.targetName(table);
+    const { rows } = await this.connection!.query<{ oid: string | null }>('select to_regclass($1)::oid as oid', [
+      `${quoteIdent(t.schema)}.${quoteIdent(t.name)}`,
+    ]);
+    return rows[0]?.oid != null;
+  }
+
   protected async followRename(from: TableRef, to: TableRef, _fromId: string, toId: string): Promise<void> {
     await followTableRename(this.connection!, this.targetName(from), this.targetName(to), this.ctx.logger, toId);
   }
@@ -281,6 +307,16 @@ export class PostgresTarget extends TransactionalSqlTarget<TargetTable, pg.Clien
       return;
     }
     const { table } = run.run;
+    // Snapshot reads only, in arrival order: into a table empty at the start of this transaction they go by COPY
+    // without being keyed (a key read twice fails that COPY, and the transaction is applied again keyed).
+    const reads = run.run.unkeyedReads();
+    if (
+      reads &&
+      reads.length >= this.config.copy_min_rows &&
+      !this.copyBackoff.has(table.sourceId) &&
+      (await this.copySnapshotRun(table, reads))
+    )
+      return;
     const changes = this.rowChanges(run.run, true);
     const { deletes, fresh, partials } = changes;
     let upserts = changes.upserts;
@@ -290,10 +326,7 @@ export class PostgresTarget extends TransactionalSqlTarget<TargetTable, pg.Clien
       fresh.length >= this.config.copy_min_rows &&
       (!table.hasForeignKeys || upserts.length === 0) &&
       this.copyAllowed(table);
-    const copied =
-      copy &&
-      ((run.onlyReads && (await this.copySnapshotRun(table, fresh))) ||
-        (this.copySavepoints < MAX_COPY_SAVEPOINTS && (await this.copyFresh(table, fresh))));
+    const copied = copy && this.copySavepoints < MAX_COPY_SAVEPOINTS && (await this.copyFresh(table, fresh));
     if (!copied) upserts = upserts.length === 0 ? fresh : upserts.concat(fresh);
     for (const { columns, rows } of groupByShape(upserts).values()) {
       const cols = columns.filter((c) => table.columns.has(c));

@@ -250,6 +250,62 @@ describe('PostgreSQL incremental snapshot while streaming', () => {
     }
   }, 240_000);
 
+  it('a table part-way copied, then dropped and created again while stopped: the copy starts over and ends equal', async () => {
+    const { sourceUrl, targetUrl } = await setUp('inc_recreate');
+    const ctx = testContext('inc_recreate');
+    const first = pipelineFor('inc_recreate', sourceUrl, targetUrl, ['public.history'], ctx);
+    await until('first start', () => ctx.logs.some((l) => l.event === 'streaming_started'), ctx);
+    await first.stop();
+    const store = new PostgresCheckpointStore(targetUrl);
+    const tables = ['public.history', 'public.accounts'];
+    const second = pipelineFor('inc_recreate', sourceUrl, targetUrl, tables, ctx, 20);
+    try {
+      await until(
+        'a checkpoint in the middle of the copy',
+        async () => {
+          const stored = await store.load('inc_recreate');
+          const pending = (stored?.state?.snapshot as { pending?: { lastKey: unknown }[] } | undefined)?.pending;
+          return pending?.[0]?.lastKey != null;
+        },
+        ctx,
+      );
+      await second.stop();
+      // The same name and key, other rows: the resumed copy must not go on after the old table's last durable key.
+      await server.query('inc_recreate_src', 'drop table accounts');
+      await server.query(
+        'inc_recreate_src',
+        'create table accounts (id int primary key, balance int not null, note text)',
+      );
+      await server.query(
+        'inc_recreate_src',
+        "insert into accounts select g, -g, 'new ' || g from generate_series(1, 3000) g",
+      );
+      const third = pipelineFor('inc_recreate', sourceUrl, targetUrl, tables, ctx);
+      try {
+        await until(
+          'the copy of the new table',
+          () => ctx.logs.some((l) => l.event === 'incremental_snapshot_table_done' && l.table === 'public.accounts'),
+          ctx,
+        );
+        const result = await waitForEqualTables(sourceUrl, targetUrl, ['accounts', 'history'], 60_000);
+        expect(result).toMatchObject({ equal: true });
+        expect(
+          ctx.logs.some(
+            (l) =>
+              l.event === 'incremental_snapshot_requested' &&
+              l.table === 'public.accounts' &&
+              l.reason === 'table created again at the source',
+          ),
+        ).toBe(true);
+      } finally {
+        await third.stop();
+      }
+    } finally {
+      await second.stop().catch(() => undefined);
+      await store.close();
+    }
+  }, 240_000);
+
   it('tributary snapshot re-copies a table of a running pipeline: stale target rows go, a --where range is repaired', async () => {
     const { sourceUrl, targetUrl } = await setUp('inc_req');
     const ctx = testContext('inc_req');

@@ -176,6 +176,11 @@ export class IncrementalSnapshot {
     this.state.pending.push(p);
   }
 
+  /** Columns a copy still to run (or running) of `table` converts, when it was asked with some. */
+  retypedColumns(table: string): string[] | undefined {
+    return this.state.pending.find((p) => p.table === table)?.retyped;
+  }
+
   stop(): void {
     this.stopped = true;
     this.chunk?.done('redo');

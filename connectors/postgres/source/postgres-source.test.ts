@@ -667,11 +667,17 @@ describe.each(FLAVORS)('PostgresSource on %s PostgreSQL', (_name, flavor) => {
   });
 
   it('a server restart while streaming ends batches() with a retryable error', async () => {
-    const { url } = await fresh('create table rs (id int primary key)');
+    const { db, url } = await fresh('create table rs (id int primary key); create table unpublished (id int)');
     const { source, reader } = await open({ type: 'postgres', url, tables: ['public.rs'] }, 'srvrestart');
     try {
       await reader.until((_e, b) => snapshotDone(b));
-      const pending = reader.next().catch((e) => e);
+      // Batches read from here on are never committed, and WAL past the last commit exists: the server's walsender
+      // cannot see its WAL confirmed, so a shutdown waits until the source lets go of its replication connection
+      // (it held it until close(), and the server's fast shutdown hung with the pipeline waiting on that shutdown).
+      const pending = (async () => {
+        for (;;) await reader.next();
+      })().catch((e) => e);
+      await server.query(db, 'insert into unpublished values (1)');
       await server.restart!();
       const err = await pending;
       expect(err).toBeInstanceOf(TributaryError);
@@ -733,10 +739,12 @@ describe.each(FLAVORS)('PostgresSource on %s PostgreSQL', (_name, flavor) => {
     let { source, reader } = await open(config, 'par', null, small);
     let mid: Checkpoint | null = null;
     let checked = 0;
+    const firstRun: ChangeEvent[] = [];
     try {
       for (;;) {
         const b = await reader.next();
         apply(b.events);
+        firstRun.push(...b.events);
         if (!b.checkpoint) continue;
         const snap = b.checkpoint.state?.snapshot as {
           tables: string[];
@@ -759,6 +767,15 @@ describe.each(FLAVORS)('PostgresSource on %s PostgreSQL', (_name, flavor) => {
     }
     expect(checked).toBeGreaterThan(3);
     expect(mid).not.toBeNull();
+    // Both tables' row counts are multiples of the chunk size: their last rows still carry Debezium's markers.
+    const reads = firstRun.filter((e) => e.op === 'read');
+    expect(reads.filter((e) => e.source.snapshot === 'last').map((e) => [e.table.name, e.after!.id])).toEqual([
+      ['q', '3000'],
+    ]);
+    expect(reads[reads.length - 1]!.source.snapshot).toBe('last');
+    expect(
+      reads.filter((e) => e.source.snapshot === 'last_in_data_collection').map((e) => [e.table.name, e.after!.id]),
+    ).toEqual([['p', '20000']]);
     // Restart from a checkpoint in the middle of p, after writes the snapshot did not see.
     const midState = mid!.state?.snapshot as { pending: { table: string; lastKey: string[] }[] };
     const resumeAfter = Number(midState.pending.find((x) => x.table === 'public.p')!.lastKey[0]);

@@ -44,6 +44,7 @@ export class ReplicationStream {
   private paused = false;
   private readonly holds = new Set<HoldReason>();
   private closed = false;
+  private closing: Promise<void> | null = null;
   private readonly statusBuf = Buffer.alloc(34);
 
   private constructor() {}
@@ -135,8 +136,13 @@ export class ReplicationStream {
     return this.paused;
   }
 
-  async close(): Promise<void> {
-    if (this.closed) return;
+  /** Ends the stream; a later call waits for the first one (the source closes on a failure, then again in close()). */
+  close(): Promise<void> {
+    this.closing ??= this.closeOnce();
+    return this.closing;
+  }
+
+  private async closeOnce(): Promise<void> {
     this.closed = true;
     const client = this.client;
     this.client = null;

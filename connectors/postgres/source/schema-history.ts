@@ -101,10 +101,28 @@ function tableText(raw: { schema: string; name: string }): string {
   return `${raw.schema}.${raw.name}`;
 }
 
+/**
+ * SQL for the storage a table's rows live in (`c`: its pg_class row), as text: its file node; for a partitioned
+ * table, which has none of its own, `relid:filenode` of each leaf partition ('0' without any; see
+ * isPartitionedFileNode). A rewrite (ALTER COLUMN TYPE, a volatile default) changes it, so a partitioned table's
+ * rewrite is seen like any other's; so do a partition's TRUNCATE, ATTACH and DETACH, which the WAL does not carry as
+ * changes of the partitioned table.
+ */
+export function fileNodeSql(c: string): string {
+  return `case when ${c}.relkind = 'p' then coalesce((select string_agg(l.oid::text || ':' || l.relfilenode::text, '.' order by l.oid)
+    from pg_partition_tree(${c}.oid) t join pg_class l on l.oid = t.relid where t.isleaf and l.relkind = 'r'), '0')
+    else ${c}.relfilenode::text end`;
+}
+
+/** Whether a history's file node is a partitioned table's (its leaf partitions', see fileNodeSql). */
+export function isPartitionedFileNode(filenode: string): boolean {
+  return filenode.includes(':');
+}
+
 /** Reads a table's columns (with attribute numbers) and file node inside the snapshot transaction. */
 export async function knownTableFromCatalog(client: pg.Client, relid: number, table: TableRef): Promise<KnownTable> {
   const cls = await client.query<{ filenode: string; natts: string | null }>(
-    `select c.relfilenode::text as filenode, (select max(attnum) from pg_attribute where attrelid = c.oid)::text as natts
+    `select ${fileNodeSql('c')} as filenode, (select max(attnum) from pg_attribute where attrelid = c.oid)::text as natts
        from pg_class c where c.oid = $1`,
     [relid],
   );
@@ -153,7 +171,11 @@ export async function resolveRelation(
       [raw.relid, xid],
     ),
     client.query<{ filenode: string; settled: boolean }>(
-      'select relfilenode::text as filenode, age(xmin) > age($2::text::xid) as settled from pg_class where oid = $1',
+      // Settled: neither the table's catalog row nor (partitioned) a leaf's changed after the transaction.
+      `select ${fileNodeSql('c')} as filenode, age(c.xmin) > age($2::text::xid)
+              and coalesce((select bool_and(age(l.xmin) > age($2::text::xid)) from pg_partition_tree(c.oid) t
+                             join pg_class l on l.oid = t.relid where t.isleaf), true) as settled
+         from pg_class c where c.oid = $1`,
       [raw.relid, xid],
     ),
   ]);
@@ -209,8 +231,7 @@ export async function resolveRelation(
     if (before.typeOid !== col.typeOid || before.typmod !== col.typmod) retyped = true;
   });
   const current = cls.rows[0];
-  // A partitioned table has no storage of its own (file node 0): its partitions' rewrites cannot be seen here, so
-  // every type change of it counts as one.
+  // A partitioned table without partitions has no storage (file node 0): every type change of it counts as one.
   const rewritten =
     known !== undefined && current !== undefined && (current.filenode !== known.filenode || current.filenode === '0');
   let natts = Math.max(base.natts, ...attnums);

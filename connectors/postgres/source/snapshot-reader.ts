@@ -306,20 +306,29 @@ function keyFilter(table: string, keyCols: readonly string[], after: Row | null,
 
 /**
  * The key of the `rows`-th row after `after` in key order (the last key of the chunk `readKeyRange(after, rows)`
- * reads), or null when fewer rows follow (that chunk is the table's last). An index-only scan of the key: it plans
- * the chunks of a parallel snapshot ahead of their reads. `client` must return text values (rawValues).
+ * reads) and whether no row follows it, or null when fewer rows follow (that chunk is the table's last). An
+ * index-only scan of the key: it plans the chunks of a parallel snapshot ahead of their reads. `client` must return
+ * text values (rawValues).
  */
+/** A planned chunk's last key, and whether it is the table's last chunk (no row after it). */
+export interface ChunkBound<K = Row> {
+  end: K;
+  last: boolean;
+}
+
 export async function chunkEnd(
   client: pg.Client,
   t: SourceTable,
   keyCols: readonly string[],
   after: Row | null,
   rows: number,
-): Promise<Row | null> {
+): Promise<ChunkBound | null> {
   const table = quoteTable(t.table);
   const keyList = keyCols.map(quoteIdent).join(', ');
+  // The row after the end too: a chunk with no row after it is the table's last, even when it is full.
   const result = await client.query<Row>(
-    `select ${keyList} from ${table} ${keyFilter(table, keyCols, after)} order by ${keyList} offset ${rows - 1} limit 1`,
+    `select ${keyList} from ${table} ${keyFilter(table, keyCols, after)} order by ${keyList} offset ${rows - 1} limit 2`,
   );
-  return result.rows[0] ?? null;
+  const end = result.rows[0];
+  return end ? { end, last: result.rows.length < 2 } : null;
 }

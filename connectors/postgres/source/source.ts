@@ -50,6 +50,7 @@ import {
 import { replicationNames } from './replication-names.ts';
 import { ReplicationStream } from './replication-stream.ts';
 import {
+  isPartitionedFileNode,
   type KnownTable,
   knownTableFromCatalog,
   type ResolvedRelation,
@@ -61,6 +62,7 @@ import { dropSlotWithRetry } from './teardown.ts';
 import {
   announceRewrite,
   type RewriteNote,
+  type RewriteOutcome,
   rewriteOutcome,
   TABLE_REWRITTEN_PREFIX,
   tablesWithNewFileNode,
@@ -106,8 +108,11 @@ interface TableCopy {
   name: string;
   keyCols: string[];
   estimated: number | null;
-  /** Rows read (null while the chunk is read) and the chunk's last key (null: the table's last chunk). */
-  chunks: { rows: number | null; end: Row | null }[];
+  /**
+   * Rows read (null while the chunk is read), the chunk's planned last key (null: up to the table's end), and whether
+   * no row follows the chunk (the table's last).
+   */
+  chunks: { rows: number | null; end: Row | null; last: boolean }[];
   /** The table's last chunk is planned. */
   planned: boolean;
   started: boolean;
@@ -318,8 +323,8 @@ export class PostgresSource implements Source {
   }
 
   /**
-   * A configured table that no longer exists under its name but is in the schema history was renamed at the source
-   * after the checkpoint: say so, and how to go on (the rename itself is then followed from the stream). A table
+   * A configured table that no longer exists under its name but is in the schema history was renamed or dropped at
+   * the source after the checkpoint: say so, and how to go on (the change itself is then followed from the stream). A table
    * dropped and created again under its name is followed (announceDroppedTables, planIncremental).
    */
   private async explainRenamedTables(meta: pg.Client, history: SchemaHistory, problems: PreflightProblem[]) {
@@ -334,9 +339,14 @@ export class PostgresSource implements Source {
     for (const t of known) {
       const old = `${t.schema}.${t.name}`;
       const renamed = current.get(t.relid);
-      if (!renamed || renamed === old) continue;
+      if (renamed === old) continue;
       const problem = problems.find((p) => p.message.startsWith(`table ${old} does not exist`));
       if (!problem) continue;
+      if (!renamed) {
+        problem.message = `table ${old} was dropped at the source after the last checkpoint`;
+        problem.hint = `Remove ${old} from source.tables, then restart the pipeline: the drop is followed (the target table is emptied where the stream reaches it).`;
+        continue;
+      }
       problem.message = `table ${old} was renamed to ${renamed} at the source after the last checkpoint`;
       problem.hint = `Replace ${old} by ${renamed} in source.tables, then restart the pipeline: the rename is followed (the target table is renamed too).`;
     }
@@ -387,10 +397,24 @@ export class PostgresSource implements Source {
       { tables: copied.filter((t) => published.includes(t)), pending },
     );
     if (from?.phase === 'stream' && this.config.snapshot !== 'never') {
+      const { unknown, renamedFrom } = await this.tablesByHistory(meta, from, published);
       for (const table of published) {
-        if (pending.some((p) => p.table === table)) continue;
-        // Copied before, but gone from the publication since: dropped and created again under its name.
-        const back = prior !== null && copied.includes(table) && !publishedBefore.includes(table);
+        // Renamed while stopped from a table already copied: the same rows, renamed at the target where the stream
+        // tells the rename (its next Relation message, or the rewrite check's message).
+        const was = renamedFrom.get(table);
+        if (was !== undefined && copied.includes(was) && !copied.includes(table)) continue;
+        const part = pending.find((p) => p.table === table);
+        if (part) {
+          // Part-way copied, then dropped and created again while stopped: the copy starts over (emptying first).
+          if (!unknown.has(table) || part.lastKey === null) continue;
+          this.log('incremental_snapshot_requested', { table, reason: 'table created again at the source' });
+          incremental.request(table);
+          continue;
+        }
+        // Copied before, but gone from the publication since, or now another table than any the checkpoint knows:
+        // dropped and created again under its name (while streaming, its copy was requested after that checkpoint).
+        const back =
+          prior !== null && copied.includes(table) && (!publishedBefore.includes(table) || unknown.has(table));
         if (copied.includes(table) && !back) continue;
         this.log('incremental_snapshot_requested', {
           table,
@@ -404,6 +428,35 @@ export class PostgresSource implements Source {
       }
     }
     return incremental;
+  }
+
+  /**
+   * Published tables (`schema.name`) as the checkpoint's schema history knows them. Every table the pipeline copied
+   * or streamed is in it: `unknown`, those whose relation it does not know, were created (or dropped and created
+   * again) after that checkpoint; `renamedFrom`, those it knows under another name, were renamed since, with that
+   * name. Both empty for a checkpoint that keeps no history.
+   */
+  private async tablesByHistory(
+    meta: pg.Client,
+    from: Checkpoint,
+    published: string[],
+  ): Promise<{ unknown: Set<string>; renamedFrom: Map<string, string> }> {
+    const unknown = new Set<string>();
+    const renamedFrom = new Map<string, string>();
+    if (!Array.isArray(from.state?.schemaHistory) || published.length === 0) return { unknown, renamedFrom };
+    const history = SchemaHistory.fromState(from.state);
+    const rows = await meta.query<{ relid: number; t: string }>(
+      `select c.oid::int as relid, n.nspname || '.' || c.relname as t
+         from pg_class c join pg_namespace n on n.oid = c.relnamespace
+        where (n.nspname || '.' || c.relname) = any($1)`,
+      [published],
+    );
+    for (const r of rows.rows) {
+      const known = history.get(r.relid);
+      if (!known) unknown.add(r.t);
+      else if (`${known.schema}.${known.name}` !== r.t) renamedFrom.set(r.t, `${known.schema}.${known.name}`);
+    }
+    return { unknown, renamedFrom };
   }
 
   private ensurePublications(meta: pg.Client): Promise<string[]> {
@@ -616,7 +669,7 @@ export class PostgresSource implements Source {
         const c = copies[i]!;
         const lastTable = i === copies.length - 1;
         if (c.keyCols.length === 0) {
-          c.chunks.push({ rows: null, end: null });
+          c.chunks.push({ rows: null, end: null, last: true });
           c.planned = true;
           if (lastTable) plannerDone = true;
           yield { c, index: 0, after: null as Row | null };
@@ -624,16 +677,17 @@ export class PostgresSource implements Source {
         }
         let after: Row | null = null;
         for (;;) {
-          const end = await chunkEnd(client, c.t, c.keyCols, after, chunkRows);
+          const bound = await chunkEnd(client, c.t, c.keyCols, after, chunkRows);
           const index = c.chunks.length;
-          c.chunks.push({ rows: null, end });
-          if (end === null) {
+          const last = bound === null || bound.last;
+          c.chunks.push({ rows: null, end: bound?.end ?? null, last });
+          if (last) {
             c.planned = true;
             if (lastTable) plannerDone = true;
           }
           yield { c, index, after };
-          if (end === null) break;
-          after = end;
+          if (last) break;
+          after = bound.end;
         }
       }
       plannerDone = true;
@@ -692,7 +746,7 @@ export class PostgresSource implements Source {
           table: c.name,
           chunk: index,
           rows: count,
-          last: record.end === null,
+          last: record.last,
         });
         const finalRow = held;
         const finish = () => {
@@ -701,13 +755,12 @@ export class PostgresSource implements Source {
           if (finalRow) batcher.push(finalRow, heldSize);
           chunkDone(c);
         };
-        if (record.end === null && c === lastWithRows()) {
+        if (record.last && c === lastWithRows()) {
           // Debezium's `last` is the last row of the last table: it goes out after every other chunk.
           if (finalRow) finalRow.source = { ...finalRow.source, snapshot: 'last' };
           finalChunk = finish;
         } else {
-          if (finalRow && record.end === null)
-            finalRow.source = { ...finalRow.source, snapshot: 'last_in_data_collection' };
+          if (finalRow && record.last) finalRow.source = { ...finalRow.source, snapshot: 'last_in_data_collection' };
           finish();
         }
         finishFinalChunk();
@@ -1124,11 +1177,19 @@ export class PostgresSource implements Source {
     const outcome = rewriteOutcome(known, note.table);
     if (!outcome) return;
     this.history.set(outcome.table);
-    if (outcome.retyped.length === 0 && outcome.added.length === 0) return;
-    const table = `${known.schema}.${known.name}`;
+    if (outcome.renamedFrom) this.followRenameFromNote(event, outcome, note);
+    // A partitioned table's partitions truncated, attached or detached (or rewritten by VACUUM FULL, CLUSTER): rows
+    // came or went without the WAL carrying them as its changes. A history of an older version ('0') had no partitions.
+    const partitionsChanged =
+      isPartitionedFileNode(note.table.filenode) && known.filenode !== '0' && known.filenode !== '';
+    if (outcome.retyped.length === 0 && outcome.added.length === 0 && !partitionsChanged) return;
+    const table = `${outcome.table.schema}.${outcome.table.name}`;
     const incremental = this.incremental;
     if (!incremental) return;
     const reasons = [
+      ...(partitionsChanged && outcome.retyped.length === 0 && outcome.added.length === 0
+        ? ['its partitions were truncated, attached, detached or rewritten']
+        : []),
       ...(outcome.retyped.length > 0
         ? [`column ${outcome.retyped.join(', ')} changed type with a rewrite of the table`]
         : []),
@@ -1144,6 +1205,71 @@ export class PostgresSource implements Source {
     });
     incremental.request(table, undefined, outcome.retyped);
     queueMicrotask(() => this.startIncremental(incremental));
+  }
+
+  /**
+   * A table renamed, then rewritten, with no change of it since: no Relation message tells the rename, so the note
+   * does. A schema-change event of the new name with `renamedFrom` goes out at the note's position (the targets rename
+   * their table there, as for a Relation message), before the copy the rewrite requests.
+   */
+  private followRenameFromNote(event: ChangeEvent, outcome: RewriteOutcome, note: RewriteNote): void {
+    const from = outcome.renamedFrom!;
+    const t = outcome.table;
+    const table = { schema: t.schema, name: t.name };
+    const keys = t.keyColumns ?? [];
+    // The note's columns keep their names (rewriteOutcome decides only such a note): compared by name.
+    const types = new Map((note.after ?? []).map((c) => [c.name, c.type]));
+    const retyped = (note.before ?? []).flatMap((b) => {
+      const now = types.get(b.name);
+      return now !== undefined && now !== b.type ? [b.name] : [];
+    });
+    const described = JSON.stringify({
+      table,
+      xid: event.source.txId,
+      before: { schema: from.schema, name: from.name, columns: note.before ?? [], key: keys },
+      after: { schema: t.schema, name: t.name, columns: note.after ?? [], key: keys },
+      changes: [
+        { kind: 'rename_table', from: `${from.schema}.${from.name}` },
+        ...retyped.map((column) => ({ kind: 'type', column })),
+      ],
+    });
+    const schema: TableSchema = {
+      table,
+      columns: (note.after ?? []).map((c) => ({
+        name: c.name,
+        type: c.type,
+        kind: 'text',
+        typeOid: c.type_oid,
+        nullable: c.nullable,
+        isKey: keys.includes(c.name),
+      })),
+      keyColumns: keys,
+      beforeImage: t.beforeImage ?? 'key',
+      renamedFrom: from,
+    };
+    this.batcher!.push(
+      {
+        op: 'message',
+        table,
+        schema,
+        key: null,
+        before: null,
+        after: null,
+        source: { ...event.source },
+        message: {
+          prefix: SCHEMA_CHANGE_PREFIX,
+          contentBase64: Buffer.from(described, 'utf8').toString('base64'),
+          transactional: true,
+        },
+      },
+      EVENT_OVERHEAD + described.length,
+    );
+    this.log('source_schema_changed', {
+      table: `${t.schema}.${t.name}`,
+      renamed_from: `${from.schema}.${from.name}`,
+      changes: [],
+      xid: event.source.txId,
+    });
   }
 
   private heartbeatRunning = false;
@@ -1177,6 +1303,10 @@ export class PostgresSource implements Source {
   private fail(err: unknown): void {
     if (this.closed) return;
     this.batcher?.fail(err);
+    // Nothing more is read after a failure: let go of the replication connection now, not at close(). A walsender
+    // waits for its WAL to be confirmed before it exits, so a server's shutdown would otherwise wait on this process
+    // (and the next run would find the slot still active).
+    this.stream?.close().catch(() => undefined);
   }
 
   // ---------------------------------------------------------------------------------------------------------------
@@ -1314,6 +1444,10 @@ export class PostgresSource implements Source {
       for (const c of schema.columns) if (retyped.includes(c.name)) c.retyped = true;
       this.copyAgain(raw, retyped, volatileAdded, lostAdded);
     }
+    // A copy still to run converts these columns (the table check's message told the rewrite before this Relation
+    // message): rows that reach the target ahead of it carry the mark too, so the target takes the new type for them.
+    const converting = this.incremental?.retypedColumns(`${raw.schema}.${raw.name}`);
+    if (converting) for (const c of schema.columns) if (converting.includes(c.name)) c.retyped = true;
     const typeChanged = this.typeChanged(raw, resolved).filter((c) => !added.has(c));
     if (known && (resolved.changes.length > 0 || resolved.renamedFrom || typeChanged.length > 0))
       this.schemaChanges.set(schema, await this.describeSchemaChange(meta, known, resolved, schema, typeChanged));

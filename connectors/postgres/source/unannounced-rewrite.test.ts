@@ -57,7 +57,17 @@ describe('rewriteOutcome', () => {
     expect(outcome).toMatchObject({ retyped: [], added: [], table: { filenode: '12' } });
   });
 
-  it('a column renamed or dropped, or the table renamed: left to the next Relation message', () => {
+  it('the table renamed since: decided, under the new name, with the name the history had', () => {
+    const outcome = rewriteOutcome(before, { ...before, schema: 'app', name: 'u', filenode: '11' })!;
+    expect(outcome).toMatchObject({
+      renamedFrom: { schema: before.schema, name: before.name },
+      table: { schema: 'app', name: 'u', filenode: '11' },
+      retyped: [],
+    });
+    expect(rewriteOutcome(before, { ...before, filenode: '11' })!.renamedFrom).toBeUndefined();
+  });
+
+  it('a column renamed or dropped: left to the next Relation message', () => {
     const renamed = table(
       [
         [1, 'id', INT],
@@ -76,6 +86,5 @@ describe('rewriteOutcome', () => {
     expect(rewriteOutcome(before, renamed)).toBeNull();
     expect(rewriteOutcome(before, dropped)).toBeNull();
     expect(rewriteOutcome(before, readded)).toBeNull();
-    expect(rewriteOutcome(before, { ...before, name: 'u', filenode: '11' })).toBeNull();
   });
 });
