@@ -144,8 +144,13 @@ export class Replicator {
     this.child = undefined;
   }
 
-  /** SIGTERM, then the exit code of the drained shutdown. */
+  /**
+   * SIGTERM, then the exit code of the drained shutdown. A process started moments ago gets its signal only once it
+   * logged its first line (its signal handlers are set by then): before, SIGTERM ends Node at once, by the signal.
+   */
   async stop(timeoutMs = 60_000): Promise<number | null> {
+    if (!this.child) return this.lastExit?.code ?? null;
+    await waitUntil(() => !this.running || this.loggedSinceStart(), 30_000, 100);
     if (!this.child) return this.lastExit?.code ?? null;
     this.child.kill('SIGTERM');
     const result = await this.waitForExit(timeoutMs);
@@ -179,6 +184,13 @@ export class Replicator {
 
   log(): string {
     return fs.existsSync(this.logFile) ? fs.readFileSync(this.logFile, 'utf8') : '';
+  }
+
+  /** Whether the current run wrote a JSON log line yet (after its `--- start N` marker). */
+  private loggedSinceStart(): boolean {
+    const log = this.log();
+    const marker = log.lastIndexOf(`--- start ${this.starts} at `);
+    return marker >= 0 && log.indexOf('\n{', marker) >= 0;
   }
 
   /** The JSON log lines with the given event name. */

@@ -46,7 +46,7 @@ describe('fault: SIGKILL the replicator at random moments under pgbench', () => 
     const configFile = path.join(dir, 'pipeline.yaml');
     writePipelineConfig(configFile, {
       name: 'kills',
-      source: { type: 'postgres', url: sourceUrl, tables: PGBENCH_TABLES, snapshot_chunk_rows: 5000 },
+      source: { type: 'postgres', url: sourceUrl, tables: PGBENCH_TABLES, snapshot_chunk_rows: 1000 },
       target: { type: 'postgres', url: targetUrl },
       batch: { max_wait_ms: 20 },
       retry: { initial_backoff_ms: 100, max_backoff_ms: 1000 },
@@ -54,9 +54,9 @@ describe('fault: SIGKILL the replicator at random moments under pgbench', () => 
     const replicator = new Replicator(configFile, path.join(dir, 'replicator.log'));
     const random = seededRandom('sigkill schedule');
 
-    // Run lengths before each kill: four short runs die in startup or in the initial snapshot (which restarts from
-    // scratch each time: it is not resumable). Once a run got to stream, random runs of 0.2-4 s: the short ones die
-    // while starting up again, the others while streaming.
+    // Run lengths before each kill: four short runs die in startup or in the initial snapshot (which resumes after
+    // its durable chunks; small chunks keep it going over several runs). Once a run got to stream, random runs of
+    // 0.2-4 s: the short ones die while starting up again, the others while streaming.
     const kills = LONG ? 30 : 12;
     const early = [300, 700, 1500, 2500];
     const later: number[] = [];
@@ -123,17 +123,25 @@ describe('fault: SIGKILL the replicator at random moments under pgbench', () => 
 });
 
 /**
- * The phase the next run resumes from (the target's checkpoint row). Without one the run died in startup or in the
- * snapshot (whose rows stay uncommitted until it completes); rows already visible would show a partial copy.
+ * The phase the next run resumes from (the target's checkpoint row). Without one the run died in startup or before
+ * the snapshot's first chunk was durable; rows already visible would show a partial copy.
  */
 async function whereKilled(targetUrl: string): Promise<string> {
   const client = new pg.Client({ connectionString: targetUrl });
   await client.connect();
   try {
     const cp = await client
-      .query<{ phase: string }>("select phase from tributary.checkpoints where pipeline = 'kills'")
-      .catch(() => ({ rows: [] as { phase: string }[] }));
-    if (cp.rows[0]) return cp.rows[0].phase;
+      .query<{ phase: string; initial: boolean | null; pending: number | null }>(
+        `select phase, (state->'snapshot'->>'initial')::boolean as initial,
+                jsonb_array_length(state->'snapshot'->'pending') as pending
+           from tributary.checkpoints where pipeline = 'kills'`,
+      )
+      .catch(() => ({ rows: [] as { phase: string; initial: boolean | null; pending: number | null }[] }));
+    const row = cp.rows[0];
+    // A resumable initial snapshot checkpoints its durable chunks while it runs: the phase says stream, the state
+    // says which snapshot is still going.
+    if (row?.initial) return `snapshot(${row.pending ?? 0} tables partly copied)`;
+    if (row) return row.phase;
     const rows = await client
       .query<{ n: string }>('select count(*) as n from public.pgbench_accounts')
       .catch(() => ({ rows: [{ n: '0' }] }));

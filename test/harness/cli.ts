@@ -49,3 +49,44 @@ export async function tributaryInTerminal(
 function shellQuote(arg: string): string {
   return /^[\w@%+=:,./-]+$/.test(arg) ? arg : `'${arg.replaceAll("'", "'\\''")}'`;
 }
+
+/**
+ * The lines a terminal shows after `output` was written to it: cursor moves (column 1, up, carriage return) and line
+ * erasures are applied, other control sequences dropped. A progress bar redrawn in place, or cleared to print a log
+ * line above it, leaves only what a person sees, so a test can judge the screen and not the byte stream.
+ */
+export function terminalScreen(output: string): string[] {
+  const screen: string[] = [''];
+  let row = 0;
+  let col = 0;
+  const write = (text: string) => {
+    const line = screen[row]!.padEnd(col);
+    screen[row] = line.slice(0, col) + text + line.slice(col + text.length);
+    col += text.length;
+  };
+  const token = new RegExp(
+    `${String.fromCharCode(27)}\\[([0-9;?]*)([A-Za-z])|\\r|\\n|[^\\r\\n${String.fromCharCode(27)}]+`,
+    'g',
+  );
+  for (const match of output.matchAll(token)) {
+    const [text, params, command] = match;
+    if (text === '\n') {
+      row += 1;
+      col = 0;
+      screen[row] ??= '';
+    } else if (text === '\r' || command === 'G') {
+      col = Math.max(0, Number(params || 1) - 1);
+    } else if (command === 'A') {
+      row = Math.max(0, row - Number(params || 1));
+    } else if (command === 'K') {
+      // 0 (or none): from the cursor to the end of the line; 2: the whole line.
+      screen[row] = params === '2' ? '' : screen[row]!.slice(0, col);
+    } else if (command === 'J') {
+      screen.length = row + 1;
+      screen[row] = screen[row]!.slice(0, col);
+    } else if (command === undefined) {
+      write(text);
+    }
+  }
+  return screen.map((line) => line.trimEnd());
+}
