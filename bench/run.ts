@@ -12,6 +12,7 @@ import { type BenchContext, type Goal, type ResultRow, type Scenario, serverPool
 import { b1 } from './scenarios/b1-postgres-decode.ts';
 import { b2 } from './scenarios/b2-mysql-decode.ts';
 import { b3 } from './scenarios/b3-postgres-apply.ts';
+import { b4m } from './scenarios/b4-mysql-snapshot.ts';
 import { b4 } from './scenarios/b4-snapshot.ts';
 import { b5 } from './scenarios/b5-latency.ts';
 import { b6 } from './scenarios/b6-big-transaction.ts';
@@ -20,7 +21,7 @@ import { b8 } from './scenarios/b8-postgres-to-kafka.ts';
 import { b9 } from './scenarios/b9-sql-target-write.ts';
 import { b10 } from './scenarios/b10-verify.ts';
 
-const SCENARIOS: Scenario[] = [b1, b2, b3, b4, b5, b6, b7, b8, b9, b10];
+const SCENARIOS: Scenario[] = [b1, b2, b3, b4, b4m, b5, b6, b7, b8, b9, b10];
 
 const { values } = parseArgs({
   options: {
@@ -40,7 +41,7 @@ if (values.help) {
   --only      comma-separated scenario ids (${SCENARIOS.map((s) => s.id).join(', ')})
   --runs      runs per measurement (default 3, --quick 1)
   --out       JSON results file (default bench/results/<date>.json)
-  --mysql-flavor  mariadb (default) or mysql: the server B2 and B7 read from`);
+  --mysql-flavor  mariadb (default) or mysql: the server B2, B4M and B7 read from`);
   process.exit(0);
 }
 
