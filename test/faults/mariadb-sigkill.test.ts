@@ -90,14 +90,20 @@ describe.skipIf(!fs.existsSync(SYSBENCH)).each(mysqlFlavors())(
         `--rate=${RATE}`,
         '--report-interval=0',
       ]);
-      // The phase of the target's checkpoint (where the next run resumes), at each kill.
+      // The phase of the target's checkpoint (where the next run resumes), at each kill. The resumable initial
+      // snapshot checkpoints its durable chunks with phase stream and the snapshot still marked initial.
       const landed: string[] = [];
-      const phaseNow = async () =>
-        (
+      const phaseNow = async () => {
+        const row = (
           await target
-            .query<{ phase: string }>('fm_dst', "select phase from tributary.checkpoints where pipeline = 'maria'")
+            .query<{ phase: string; initial: boolean | null }>(
+              'fm_dst',
+              "select phase, (state->'snapshot'->>'initial')::boolean as initial from tributary.checkpoints where pipeline = 'maria'",
+            )
             .catch(() => [])
-        )[0]?.phase ?? 'none';
+        )[0];
+        return row?.initial ? 'snapshot' : (row?.phase ?? 'none');
+      };
       const streamingPhase = async () => (await phaseNow()) === 'stream';
       const ledger = mysqlLedgerLoop(mariadb.url('sbtest'));
       const kills = await killRepeatedly(replicator, random, LONG ? 15 : 10, streamingPhase, async () => {
