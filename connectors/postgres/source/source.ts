@@ -525,6 +525,27 @@ export class PostgresSource implements Source {
     yield* batcher.batches();
   }
 
+  /** The schema-change event (`described`: its JSON) of a table, at the position of the change that brings it. */
+  private pushSchemaChange(schema: TableSchema, source: ChangeEvent['source'], described: string): void {
+    this.batcher!.push(
+      {
+        op: 'message',
+        table: schema.table,
+        schema,
+        key: null,
+        before: null,
+        after: null,
+        source: { ...source },
+        message: {
+          prefix: SCHEMA_CHANGE_PREFIX,
+          contentBase64: Buffer.from(described, 'utf8').toString('base64'),
+          transactional: true,
+        },
+      },
+      EVENT_OVERHEAD + described.length,
+    );
+  }
+
   /** `lastCommitLsn`: the last transaction commit at or before `lsn` (what the next change's sequence starts with). */
   private checkpointAt(
     lsn: bigint,
@@ -1256,23 +1277,7 @@ export class PostgresSource implements Source {
       beforeImage: t.beforeImage ?? 'key',
       renamedFrom: from,
     };
-    this.batcher!.push(
-      {
-        op: 'message',
-        table,
-        schema,
-        key: null,
-        before: null,
-        after: null,
-        source: { ...event.source },
-        message: {
-          prefix: SCHEMA_CHANGE_PREFIX,
-          contentBase64: Buffer.from(described, 'utf8').toString('base64'),
-          transactional: true,
-        },
-      },
-      EVENT_OVERHEAD + described.length,
-    );
+    this.pushSchemaChange(schema, event.source, described);
     this.log('source_schema_changed', {
       table: `${t.schema}.${t.name}`,
       renamed_from: `${from.schema}.${from.name}`,
@@ -1335,23 +1340,7 @@ export class PostgresSource implements Source {
       const described = event.op === 'message' ? undefined : this.schemaChanges.get(event.schema);
       if (described !== undefined) {
         this.schemaChanges.delete(event.schema);
-        this.batcher!.push(
-          {
-            op: 'message',
-            table: event.schema.table,
-            schema: event.schema,
-            key: null,
-            before: null,
-            after: null,
-            source: { ...event.source },
-            message: {
-              prefix: SCHEMA_CHANGE_PREFIX,
-              contentBase64: Buffer.from(described, 'utf8').toString('base64'),
-              transactional: true,
-            },
-          },
-          EVENT_OVERHEAD + described.length,
-        );
+        this.pushSchemaChange(event.schema, event.source, described);
       }
       if (this.incremental?.observe(event)) return;
       this.batcher!.push(event, bytes);
