@@ -568,7 +568,7 @@ export class MysqlIncrementalSnapshot {
         pipeline: this.host.pipeline,
         table: p.table,
         rows_done: p.rows,
-        after_key: p.lastKey,
+        resume_after: p.lastKey,
       },
       p.lastKey ? 'incremental snapshot table resumed' : 'incremental snapshot table started',
     );
