@@ -275,6 +275,61 @@ export async function waitUntil(check: () => boolean | Promise<boolean>, timeout
 }
 
 /** A pipeline config file for `tributary run` (YAML; the values are JSON, which YAML reads as is). */
+/** What a parallel-snapshot fault test reads of one table's copy from the target's checkpoint. */
+export interface DurableCopy {
+  /** Rows of the table the checkpoint counts as copied. */
+  rows: number;
+  done: boolean;
+}
+
+/**
+ * Kills 2 and 3 of a parallel-snapshot fault test: each restart resumes `table` exactly after the rows durable at
+ * the last kill (its `incremental_snapshot_table_started` line says where), and is SIGKILLed at a seeded moment once a chunk of the resumed copy is durable. Returns the schedule lines.
+ */
+export async function killResumedCopies(options: {
+  replicator: Replicator;
+  table: string;
+  durable: () => Promise<DurableCopy | null>;
+  durableRows: number;
+  random: { next: () => number };
+  maxDelayMs: number;
+  pollMs: number;
+}): Promise<string[]> {
+  const { replicator, table, durable, random } = options;
+  const schedule: string[] = [];
+  let durableRows = options.durableRows;
+  const resumedLine = (startsBefore: number) =>
+    replicator
+      .events('incremental_snapshot_table_started')
+      .slice(startsBefore)
+      .find((e) => e.table === table);
+  for (let kill = 2; kill <= 3; kill++) {
+    const startsBefore = replicator.events('incremental_snapshot_table_started').length;
+    replicator.start();
+    expect(await waitUntil(() => resumedLine(startsBefore) !== undefined, 60_000)).toBe(true);
+    const resumed = resumedLine(startsBefore)!;
+    expect(Number(resumed.rows_done)).toBe(durableRows);
+    expect(Array.isArray(resumed.resume_after)).toBe(true);
+    // Once a chunk of the resumed copy is durable, at a seeded moment.
+    const moved = await waitUntil(async () => ((await durable())?.rows ?? 0) > durableRows, 60_000, options.pollMs);
+    const delay = Math.floor(random.next() * options.maxDelayMs);
+    await sleep(delay);
+    const state = await durable();
+    if (!moved || state?.done) {
+      schedule.push(`kill ${kill}: not made, the copy of ${table} ended first`);
+      break;
+    }
+    await replicator.kill9();
+    const after = (await durable())!;
+    schedule.push(
+      `kill ${kill} at ${delay} ms after a resumed chunk was durable: resumed after ${durableRows} rows, ${after.rows} durable at the kill`,
+    );
+    expect(after.rows).toBeGreaterThanOrEqual(durableRows);
+    durableRows = after.rows;
+  }
+  return schedule;
+}
+
 export function writePipelineConfig(
   file: string,
   pipeline: { name: string; source: object; target: object; checkpoints?: object; batch?: object; retry?: object },

@@ -7,7 +7,15 @@ import { chunkReadsAtOnce } from '../../connectors/mysql/source/source.test-supp
 import type { MysqlServer } from '../harness/mariadb.ts';
 import { mysqlFlavors } from '../harness/mysql-server.ts';
 import { mysqlRowDigest } from '../harness/table-digest.ts';
-import { execFileAsync, Replicator, seededRandom, sleep, waitUntil, writePipelineConfig } from './fault-kit.ts';
+import {
+  execFileAsync,
+  killResumedCopies,
+  Replicator,
+  seededRandom,
+  sleep,
+  waitUntil,
+  writePipelineConfig,
+} from './fault-kit.ts';
 
 const SYSBENCH = '/usr/bin/sysbench';
 const TABLE_SIZE = 60_000;
@@ -202,43 +210,17 @@ describe.skipIf(!fs.existsSync(SYSBENCH)).each(mysqlFlavors())(
         expect(reRead).toBeLessThanOrEqual(MAX_CHUNKS_REREAD * CHUNK);
 
         // The restart resumes the watched table exactly after the durable chunks; kill it again during that copy.
-        let durableRows = atKill.rows;
-        for (let kill = 2; kill <= 3; kill++) {
-          const startsBefore = replicator.events('incremental_snapshot_table_started').length;
-          replicator.start();
-          expect(
-            await waitUntil(
-              () =>
-                replicator
-                  .events('incremental_snapshot_table_started')
-                  .slice(startsBefore)
-                  .some((e) => e.table === WATCHED),
-              60_000,
-            ),
-          ).toBe(true);
-          const resumed = replicator
-            .events('incremental_snapshot_table_started')
-            .slice(startsBefore)
-            .find((e) => e.table === WATCHED)!;
-          expect(Number(resumed.rows_done)).toBe(durableRows);
-          expect(Array.isArray(resumed.after_key)).toBe(true);
-          // Once a chunk of the resumed copy is durable, at a seeded moment.
-          const moved = await waitUntil(async () => ((await durable())?.rows ?? 0) > durableRows, 60_000, 20);
-          const delay = Math.floor(random.next() * 300);
-          await sleep(delay);
-          const state = await durable();
-          if (!moved || state?.done) {
-            schedule.push(`kill ${kill}: not made, the copy of ${WATCHED} ended first`);
-            break;
-          }
-          await replicator.kill9();
-          const after = (await durable())!;
-          schedule.push(
-            `kill ${kill} at ${delay} ms after a resumed chunk was durable: resumed after ${durableRows} rows, ${after.rows} durable at the kill`,
-          );
-          expect(after.rows).toBeGreaterThanOrEqual(durableRows);
-          durableRows = after.rows;
-        }
+        schedule.push(
+          ...(await killResumedCopies({
+            replicator,
+            table: WATCHED,
+            durable,
+            durableRows: atKill.rows,
+            random,
+            maxDelayMs: 300,
+            pollMs: 20,
+          })),
+        );
         if (!replicator.running) replicator.start();
         console.info(`[faults] mysql parallel snapshot (${flavor.name}) schedule:\n  ${schedule.join('\n  ')}`);
         console.info(

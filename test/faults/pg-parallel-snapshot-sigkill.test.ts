@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type PgServer, startPostgres } from '../harness/postgres.ts';
 import { waitForEqualTables } from '../harness/table-digest.ts';
 import {
+  killResumedCopies,
   PGBENCH_TABLES,
   pgbenchInit,
   pgbenchRun,
@@ -133,43 +134,20 @@ describe('fault: SIGKILL during a parallel initial snapshot under pgbench', () =
       expect(reRead).toBeLessThanOrEqual(MAX_CHUNKS_REREAD * CHUNK_ROWS);
 
       // The restart resumes pgbench_accounts exactly after the durable chunks; kill it again during that copy.
-      let durableRows = atKill.accountsRows;
-      for (let kill = 2; kill <= 3; kill++) {
-        const startsBefore = replicator.events('incremental_snapshot_table_started').length;
-        replicator.start();
-        expect(
-          await waitUntil(
-            () =>
-              replicator
-                .events('incremental_snapshot_table_started')
-                .slice(startsBefore)
-                .some((e) => e.table === ACCOUNTS),
-            60_000,
-          ),
-        ).toBe(true);
-        const resumed = replicator
-          .events('incremental_snapshot_table_started')
-          .slice(startsBefore)
-          .find((e) => e.table === ACCOUNTS)!;
-        expect(Number(resumed.rows_done)).toBe(durableRows);
-        expect(Array.isArray(resumed.resume_after)).toBe(true);
-        // Once a chunk of the resumed copy is durable, at a seeded moment.
-        const moved = await waitUntil(async () => ((await durable())?.accountsRows ?? 0) > durableRows, 60_000, 50);
-        const delay = Math.floor(random.next() * 500);
-        await sleep(delay);
-        const state = await durable();
-        if (!moved || state?.accountsDone) {
-          schedule.push(`kill ${kill}: not made, the copy of ${ACCOUNTS} ended first`);
-          break;
-        }
-        await replicator.kill9();
-        const after = (await durable())!;
-        schedule.push(
-          `kill ${kill} at ${delay} ms after a resumed chunk was durable: resumed after ${durableRows} rows, ${after.accountsRows} durable at the kill`,
-        );
-        expect(after.accountsRows).toBeGreaterThanOrEqual(durableRows);
-        durableRows = after.accountsRows;
-      }
+      schedule.push(
+        ...(await killResumedCopies({
+          replicator,
+          table: ACCOUNTS,
+          durable: async () => {
+            const d = await durable();
+            return d && { rows: d.accountsRows, done: d.accountsDone };
+          },
+          durableRows: atKill.accountsRows,
+          random,
+          maxDelayMs: 500,
+          pollMs: 50,
+        })),
+      );
       if (!replicator.running) replicator.start();
       console.log(`[faults] parallel snapshot schedule:\n  ${schedule.join('\n  ')}`);
       console.log(
