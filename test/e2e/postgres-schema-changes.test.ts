@@ -654,6 +654,17 @@ describe.each(TARGETS)('PostgreSQL source -> %s target: schema changes', (target
       );
     });
 
+    it('a serial column added after rows exist (numbers the rows without logging them): the table is copied again', async () => {
+      await followed(
+        'serial',
+        target,
+        mode,
+        ['create table t (id int primary key, name text)', "insert into t values (1, 'a'), (2, 'b')"],
+        ['alter table t add column s serial', "insert into t (id, name) values (3, 'c')"],
+        rewriteCopied('s'),
+      );
+    });
+
     it('a column added with a volatile default after rows exist: the table is copied again', async () => {
       await followed(
         'volatile',
