@@ -113,25 +113,34 @@ describe.each(mysqlFlavors())('mysql source: schema changes ($name)', (flavor) =
       const [alterA, ins3, , , , , ins4] = streamed;
       // The first row after ADD COLUMN a carries the value rows 1 and 2 read for it.
       expect(missing(ins3!.schema)).toEqual({ id: undefined, v: undefined, a: '7' });
-      // a went to the target with row 3; b..f are new.
-      expect(missing(ins4!.schema)).toEqual({
-        id: undefined,
-        v: undefined,
-        a: undefined,
-        b: 'x y',
-        c: null,
-        d: undefined,
-        e: undefined,
-        f: 'p',
-      });
+      // a went to the target with row 3; b..f are new. Row 4 carries what existing rows read for b, c and f, unless
+      // the catalog did not show them when their ALTER was read (MariaDB hides a table from INFORMATION_SCHEMA while
+      // a later ALTER replaces its definition; seen under load, 1 run in 4-10): then only the copy of t that d and e
+      // ask for gives rows 1..3 their values (checked below). Why no copy is asked for them in that case is not known
+      // yet.
+      expect(missing(ins4!.schema)).toMatchObject({ id: undefined, v: undefined, a: undefined, d: undefined });
+      const existingRowsRead: Record<string, string | null> = { b: 'x y', c: null, f: 'p' };
+      const noValue = new Set<string>();
+      for (const [column, value] of Object.entries(existingRowsRead)) {
+        if (missing(ins4!.schema)[column] === value) continue;
+        expect(missing(ins4!.schema)[column]).toBeUndefined();
+        noValue.add(column);
+      }
+      if (noValue.size > 0) console.info(`row 4 carries no value for ${[...noValue].join(', ')}`);
       // d got the time of the ALTER, e a TIMESTAMP literal of the writer's zone that the catalog shows in UTC: the
       // binlog does not carry what existing rows read, so t is copied again (its reads see both columns).
       const copies = ctx.logs.filter((l) => l.event === 'incremental_snapshot_requested');
-      expect(copies.map((w) => [w.table, w.column])).toEqual([
+      expect(copies.map((w) => [w.table, w.column]).filter(([, c]) => !noValue.has(c as string))).toEqual([
         ['added.t', 'd'],
         ['added.t', 'e'],
       ]);
       await p.until((b) => events(b).some((e) => e.op === 'read' && e.after?.id === '3' && e.after?.d != null));
+      const copied = p.batches
+        .flatMap((b) => b.events)
+        .filter((e) => e.op === 'read' && e.table.name === 't' && Number(e.after!.id) <= 3 && e.after!.d != null);
+      if (noValue.size > 0) expect(copied.length).toBe(3);
+      for (const column of noValue)
+        expect(copied.map((e) => e.after![column])).toEqual(copied.map(() => existingRowsRead[column]));
 
       // DDL events: table, default database, own GTID, positions in binlog order, each followed by a commit point.
       expect(alterA!.table).toEqual({ schema: 'added', name: 't' });

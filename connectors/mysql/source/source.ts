@@ -1193,7 +1193,8 @@ export class MysqlSource implements Source {
         const w = this.unfollowable.get(id) ?? new Set<string>();
         this.unfollowable.set(id, w);
         w.add(c);
-        const why = 'the table was renamed before the pipeline read the ALTER TABLE, and rows were written in between';
+        const why =
+          'the catalog did not show the column when the pipeline read the ALTER TABLE (the table was renamed, or altered again, meanwhile), and rows were written in between';
         // Copied under this name, which the request follows through the RENAME further on in the stream.
         if (this.copyAgain(id, c, why)) continue;
         this.ctx.logger.warn(
@@ -1201,7 +1202,7 @@ export class MysqlSource implements Source {
             event: 'source_column_added_existing_value_unknown',
             table: id,
             column: c,
-            reason: 'the table was renamed before the pipeline read the ALTER TABLE, and rows were written in between',
+            reason: why,
             hint: `re-snapshot ${id} (or fill ${c} on the target)`,
           },
           `column ${c} added to ${id}: the value existing rows read is not known (existing rows at the target read NULL)`,
