@@ -5,7 +5,7 @@
 import pino from 'pino';
 import { comparePositions } from '../../src/checkpoint-order.ts';
 import { batchConfig, retryConfig } from '../../src/config/schema.ts';
-import type { ChangeBatch } from '../../src/core/change-batch.ts';
+import { type ChangeBatch, changeCount } from '../../src/core/change-batch.ts';
 import type { Checkpoint } from '../../src/core/checkpoint.ts';
 import type { CheckpointStore } from '../../src/core/checkpoint-store.ts';
 import type { ConnectorContext } from '../../src/core/connector-context.ts';
@@ -98,12 +98,14 @@ export async function runMeasured(run: MeasuredRun): Promise<RunResult> {
     close: () => inner.close(),
     reset: inner.reset ? () => inner.reset!() : undefined,
     async write(batch: ChangeBatch): Promise<WriteResult> {
-      if (firstBatchAt === 0 && batch.events.length > 0) {
+      if (firstBatchAt === 0 && changeCount(batch) > 0) {
         firstBatchAt = performance.now();
         cpuAtFirst = process.cpuUsage();
       }
       const result = await inner.write(batch);
-      for (const e of batch.events) if (COUNTED.has(e.op)) delivered++;
+      // Snapshot row blocks are reads, counted without decoding them (a null target never does).
+      if (batch.blocks) delivered += changeCount(batch);
+      else for (const e of batch.events) if (COUNTED.has(e.op)) delivered++;
       if (eventsAt === 0 && delivered >= expectedEvents) {
         eventsAt = performance.now();
         eventsCpuSeconds = cpuSecondsSince(cpuAtFirst);

@@ -2,6 +2,7 @@ import type { ChangeBatch } from '../../src/core/change-batch.ts';
 import type { ChangeEvent } from '../../src/core/change-event.ts';
 import type { Checkpoint } from '../../src/core/checkpoint.ts';
 import type { ConnectorContext } from '../../src/core/connector-context.ts';
+import type { RowBlock } from '../../src/core/row-block.ts';
 import type { WriteResult } from '../../src/core/target.ts';
 import { TributaryError } from '../../src/errors.ts';
 import { StoredCheckpoint } from './stored-checkpoint.ts';
@@ -19,6 +20,8 @@ export interface SqlSession {
   rollback(): Promise<void>;
   /** Applies events none of which is durable yet, in the open transaction (begun when needed). */
   apply(events: ChangeEvent[]): Promise<void>;
+  /** Applies snapshot row blocks (see row-block.ts), in the open transaction: loaded as they are, or as events. */
+  applyBlocks(blocks: RowBlock[]): Promise<void>;
   /** Writes the checkpoint row in the open transaction and commits it. */
   commit(checkpoint: Checkpoint): Promise<void>;
   /** The error a failed batch rejects with. */
@@ -129,7 +132,7 @@ export class TransactionalApply {
             item.resolve('durable');
             continue;
           }
-          await this.applyUncovered(taken.length === 1 ? batch.events : taken.flatMap((p) => p.batch.events));
+          await this.applyTaken(taken);
           for (let i = 0; i < taken.length - 1; i++) taken[i]!.resolve('applied');
           if (!batch.checkpoint) {
             item.resolve('applied');
@@ -156,6 +159,21 @@ export class TransactionalApply {
       }
     } finally {
       this.pumping = null;
+    }
+  }
+
+  /** Applies the batches taken together in order: runs of block batches as blocks, the others as events. */
+  private async applyTaken(taken: Pending[]): Promise<void> {
+    if (taken.length === 1 && !taken[0]!.batch.blocks) return this.applyUncovered(taken[0]!.batch.events);
+    for (let i = 0; i < taken.length; ) {
+      const blocks = !!taken[i]!.batch.blocks;
+      let j = i;
+      while (j < taken.length && !!taken[j]!.batch.blocks === blocks) j++;
+      const run = taken.slice(i, j).map((p) => p.batch);
+      // Snapshot rows: never covered by a stored streaming checkpoint (they carry no streamed position).
+      if (blocks) await this.session.applyBlocks(run.flatMap((b) => b.blocks!));
+      else await this.applyUncovered(run.length === 1 ? run[0]!.events : run.flatMap((b) => b.events));
+      i = j;
     }
   }
 

@@ -10,6 +10,7 @@ import {
 import type { Checkpoint } from '../../src/core/checkpoint.ts';
 import type { CheckpointStore } from '../../src/core/checkpoint-store.ts';
 import type { ConnectorContext } from '../../src/core/connector-context.ts';
+import type { RowBlock } from '../../src/core/row-block.ts';
 import type { TransactionalTarget, WriteResult } from '../../src/core/target.ts';
 import { ConnectionError, type ErrorKind, TributaryError } from '../../src/errors.ts';
 import {
@@ -86,6 +87,7 @@ export abstract class TransactionalSqlTarget<T extends SqlTargetTable, C> implem
         reload: () => this.reload(),
         rollback: () => this.rollback(),
         apply: (events) => this.applyEvents(events),
+        applyBlocks: (blocks) => this.applyBlocks(blocks),
         commit: (cp) => this.commit(cp),
         classify: (err, batch) => this.classify(err, batch),
       },
@@ -316,6 +318,45 @@ export abstract class TransactionalSqlTarget<T extends SqlTargetTable, C> implem
   protected applyEvents(events: ChangeEvent[]): Promise<void> {
     return planAndApply(events, this.dialect, { maxRunRows: this.maxRunRows });
   }
+
+  /**
+   * Applies snapshot row blocks in order: consecutive blocks of one table definition go to `loadBlocks` once their
+   * table is synced; what it does not take goes through the planner as events.
+   */
+  private async applyBlocks(blocks: RowBlock[]): Promise<void> {
+    for (let i = 0; i < blocks.length; ) {
+      const first = blocks[i]!;
+      let j = i + 1;
+      while (j < blocks.length && blocks[j]!.schema === first.schema) j++;
+      const group = blocks.slice(i, j);
+      i = j;
+      if (this.loadBlocks) {
+        if (this.begin && !this.txOpen) await this.begin();
+        // The table as a read of the block would find it (created or altered to the block's definition).
+        const probe: ChangeEvent = {
+          op: 'read',
+          table: first.table,
+          schema: first.schema,
+          key: null,
+          before: null,
+          after: null,
+          source: first.source,
+        };
+        this.currentTable = `${first.table.schema}.${first.table.name}`;
+        const table = this.cachedTable(probe) ?? (await this.syncTable(probe));
+        const loaded = await this.loadBlocks(table, group);
+        this.currentTable = null;
+        if (loaded) continue;
+      }
+      await this.applyEvents(group.length === 1 ? group[0]!.events() : group.flatMap((b) => b.events()));
+    }
+  }
+
+  /**
+   * Loads snapshot row blocks of one table into the synced `table` as they are, when the engine reads their format and
+   * the table allows it; false leaves them to the planner as events.
+   */
+  protected loadBlocks?(table: T, blocks: RowBlock[]): Promise<boolean>;
 
   protected warnOnce(key: string, fields: Record<string, unknown>): void {
     if (this.warned.has(key)) return;

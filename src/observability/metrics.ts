@@ -120,6 +120,11 @@ export class PipelineMetrics {
   /** Counts a batch's events per table and op with one counter update per distinct pair, not per event. */
   recordBatch(pipeline: string, batch: ChangeBatch): void {
     this.batches.inc({ pipeline });
+    if (batch.blocks) {
+      // Snapshot rows in bulk form: counted without decoding them.
+      for (const b of batch.blocks) this.events.inc({ pipeline, table: tableId(b.table), op: 'read' }, b.rows);
+      return;
+    }
     if (batch.events.length === 0) return;
     const counts = new Map<string, { table: string; op: string; n: number }>();
     let lastSchema: unknown;

@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import type { ChangeBatch } from '../core/change-batch.ts';
+import { type ChangeBatch, changeCount } from '../core/change-batch.ts';
 import type { ChangeEvent, TableSchema } from '../core/change-event.ts';
 import { type Checkpoint, formatLsn, parseLsn } from '../core/checkpoint.ts';
+import type { RowBlock } from '../core/row-block.ts';
 import { CommitBatcher } from './commit-batcher.ts';
 
 const schema: TableSchema = {
@@ -182,6 +183,116 @@ describe('CommitBatcher invariants (seeded random workloads)', () => {
       }
     });
   }
+});
+
+/** The changes as one row block (snapshot rows in bulk form), decoded back into exactly them. */
+function blockOf(events: ChangeEvent[]): RowBlock {
+  return {
+    format: 'postgres-copy-data',
+    table: schema.table,
+    schema,
+    columns: ['id'],
+    data: Buffer.alloc(0),
+    rows: events.length,
+    source: events[0]!.source,
+    events: () => events,
+  };
+}
+
+describe('CommitBatcher with row blocks (seeded random workloads)', () => {
+  for (let seed = 200; seed < 230; seed++) {
+    it(`seed ${seed}: blocks and events never share a batch, every change in order once, bounds by rows, checkpoints after whole transactions`, async () => {
+      const rnd = random(seed);
+      const maxEvents = 2 + rnd(30);
+      const maxQueued = maxEvents * 2 + rnd(60);
+      let paused = false;
+      const batcher = new CommitBatcher({
+        batch: { max_events: maxEvents, max_bytes: 1_000_000, max_wait_ms: rnd(3) },
+        maxQueuedEvents: maxQueued,
+        maxQueuedBytes: 1_000_000,
+        heartbeatIntervalMs: 1_000_000,
+        flow: { pause: () => (paused = true), resume: () => (paused = false) },
+      });
+      const pushed: ChangeEvent[] = [];
+      const pushedAtCommit = new Map<number, number>();
+      /** The largest block pushed: a batch holds more rows than max_events only as one such block. */
+      let largestBlock = 0;
+      const transactions = 20 + rnd(40);
+      const producer = (async () => {
+        for (let tx = 1; tx <= transactions; tx++) {
+          const size = rnd(6) === 0 ? 0 : 1 + rnd(maxEvents * 3);
+          for (let i = 0; i < size; ) {
+            while (paused) await tick();
+            // Runs of changes as blocks (some larger than a batch) or as single events, mixed in one transaction.
+            const n = rnd(2) === 0 ? 1 : Math.min(size - i, 1 + rnd(maxEvents + 5));
+            const events = Array.from({ length: n }, (_, k) => change(tx, i + k));
+            pushed.push(...events);
+            if (n === 1 && rnd(2) === 0) batcher.push(events[0]!, 10);
+            else {
+              largestBlock = Math.max(largestBlock, n);
+              batcher.pushBlock(blockOf(events), 10 * n);
+            }
+            i += n;
+            if (rnd(6) === 0) await tick();
+          }
+          batcher.commit(checkpointAt(tx));
+          pushedAtCommit.set(tx, pushed.length);
+          if (rnd(3) === 0) await tick();
+        }
+        batcher.end();
+      })();
+      const batches: ChangeBatch[] = [];
+      for await (const b of batcher.batches()) {
+        batches.push(b);
+        if (rnd(4) === 0) await tick();
+      }
+      await producer;
+
+      expect(batches.flatMap((b) => b.events)).toEqual(pushed);
+      let count = 0;
+      let lastCheckpointTx = 0;
+      for (const b of batches) {
+        const n = changeCount(b);
+        if (b.blocks) {
+          // Decoded on read, as many as counted; more than a batch only as a single block.
+          expect(b.events.length).toBe(n);
+          if (n > maxEvents) expect(b.blocks.length).toBe(1);
+        } else {
+          expect(n).toBeLessThanOrEqual(maxEvents);
+        }
+        expect(n).toBeLessThanOrEqual(Math.max(maxEvents, largestBlock));
+        count += n;
+        if (b.checkpoint) {
+          const tx = txOf(b.checkpoint);
+          expect(pushedAtCommit.get(tx)).toBe(count);
+          expect(tx).toBeGreaterThan(lastCheckpointTx);
+          lastCheckpointTx = tx;
+        }
+      }
+      expect(lastCheckpointTx).toBe(transactions);
+      expect(batcher.stats().queuedEvents).toBe(0);
+    });
+  }
+
+  it('a failure drops the blocks of the interrupted transaction and counts their rows out of the queue', async () => {
+    const batcher = new CommitBatcher({
+      batch: { max_events: 100, max_bytes: 1_000_000, max_wait_ms: 0 },
+      maxQueuedEvents: 1_000,
+      maxQueuedBytes: 1_000_000,
+      heartbeatIntervalMs: 1_000_000,
+    });
+    const first = Array.from({ length: 7 }, (_, i) => change(1, i));
+    batcher.pushBlock(blockOf(first), 70);
+    batcher.commit(checkpointAt(1));
+    batcher.pushBlock(blockOf(Array.from({ length: 5 }, (_, i) => change(2, i))), 50);
+    expect(batcher.stats().queuedEvents).toBe(12);
+    batcher.fail(new Error('cannot read'));
+    expect(batcher.stats().queuedEvents).toBe(7);
+    const b = await batcher.next();
+    expect(b!.events).toEqual(first);
+    expect(txOf(b!.checkpoint!)).toBe(1);
+    await expect(batcher.next()).rejects.toThrow('cannot read');
+  });
 });
 
 describe('CommitBatcher', () => {

@@ -17,9 +17,10 @@
  * socket), and `flow.resume()` once the consumer took it below half of both.
  */
 import { type BatchOptions, DEFAULT_BATCH_OPTIONS } from '../config/batch.ts';
-import type { ChangeBatch } from '../core/change-batch.ts';
+import { blockBatch, type ChangeBatch } from '../core/change-batch.ts';
 import type { ChangeEvent } from '../core/change-event.ts';
 import type { Checkpoint } from '../core/checkpoint.ts';
+import type { RowBlock } from '../core/row-block.ts';
 
 /** Where a source stops and restarts reading from its server. */
 export interface FlowControl {
@@ -47,7 +48,17 @@ class CommitMark {
   constructor(public checkpoint: Checkpoint) {}
 }
 
-type Entry = ChangeEvent | CommitMark;
+/** Snapshot rows in bulk form: counted as its rows; a batch holds blocks or events, never both. */
+class BlockEntry {
+  constructor(public block: RowBlock) {}
+}
+
+type Entry = ChangeEvent | CommitMark | BlockEntry;
+
+/** The changes an entry counts for. */
+function changesOf(entry: Entry): number {
+  return entry instanceof BlockEntry ? entry.block.rows : entry instanceof CommitMark ? 0 : 1;
+}
 
 export class CommitBatcher {
   private readonly limits: BatchOptions;
@@ -95,13 +106,22 @@ export class CommitBatcher {
 
   /** A change of the open transaction; `bytes` is its approximate in-memory size. */
   push(event: ChangeEvent, bytes: number): void {
+    this.enqueue(event, 1, bytes);
+  }
+
+  /** Snapshot rows of the open transaction in bulk form (see row-block.ts); `bytes` as decoded events would take. */
+  pushBlock(block: RowBlock, bytes: number): void {
+    if (block.rows > 0) this.enqueue(new BlockEntry(block), block.rows, bytes);
+  }
+
+  private enqueue(entry: ChangeEvent | BlockEntry, changes: number, bytes: number): void {
     if (this.failed || this.ended) return;
     if (this.openEvents === 0) this.openStart = this.dropped + this.queue.length;
     this.openEvents++;
     this.idle = null; // a later commit covers it
-    this.queue.push(event);
+    this.queue.push(entry);
     this.sizes.push(bytes);
-    this.queuedEvents++;
+    this.queuedEvents += changes;
     this.queuedBytes += bytes;
     if (this.queuedEvents > this.peakEvents) this.peakEvents = this.queuedEvents;
     if (
@@ -140,7 +160,10 @@ export class CommitBatcher {
   forEachOpenChange(fn: (event: ChangeEvent) => void): boolean {
     const start = this.openStart - this.dropped;
     if (this.openEvents === 0 || start < this.head) return false;
-    for (let i = start; i < this.queue.length; i++) fn(this.queue[i] as ChangeEvent);
+    for (let i = start; i < this.queue.length; i++) {
+      const entry = this.queue[i]!;
+      if (!(entry instanceof BlockEntry)) fn(entry as ChangeEvent);
+    }
     return true;
   }
 
@@ -155,7 +178,7 @@ export class CommitBatcher {
     let last = this.queue.length - 1;
     while (last >= 0 && !(this.queue[last] instanceof CommitMark)) last--;
     for (let i = last + 1; i < this.queue.length; i++) {
-      this.queuedEvents--;
+      this.queuedEvents -= changesOf(this.queue[i]!);
       this.queuedBytes -= this.sizes[i]!;
     }
     this.queue.length = last + 1;
@@ -224,9 +247,14 @@ export class CommitBatcher {
     const { max_events, max_bytes, max_wait_ms } = this.limits;
     const deadline = this.now() + max_wait_ms;
     const events: ChangeEvent[] = [];
+    const blocks: RowBlock[] = [];
+    /** Changes taken: events, or the rows of blocks. */
+    let count = 0;
     let bytes = 0;
     let mark: CommitMark | null = null;
     let eventsAtMark = 0;
+    let blocksAtMark = 0;
+    let countAtMark = 0;
     let bytesAtMark = 0;
     let headAtMark = 0;
     let full = false;
@@ -237,23 +265,34 @@ export class CommitBatcher {
           this.head++;
           mark = entry;
           eventsAtMark = events.length;
+          blocksAtMark = blocks.length;
+          countAtMark = count;
           bytesAtMark = bytes;
           headAtMark = this.head;
           // A split transaction's commit goes out at once, before any later transaction's changes.
-          if (events.length === 0 && this.uncheckpointed > 0) full = true;
-          if (full || events.length >= max_events || bytes >= max_bytes) {
+          if (count === 0 && this.uncheckpointed > 0) full = true;
+          if (full || count >= max_events || bytes >= max_bytes) {
             full = true;
             break;
           }
           continue;
         }
         const size = this.sizes[this.head]!;
-        if (events.length >= max_events || (events.length > 0 && bytes + size > max_bytes)) {
+        const changes = changesOf(entry);
+        // Blocks and events do not share a batch; a block larger than a batch goes alone.
+        const otherKind = entry instanceof BlockEntry ? events.length > 0 : blocks.length > 0;
+        if (
+          otherKind ||
+          count >= max_events ||
+          (count > 0 && (bytes + size > max_bytes || (changes > 1 && count + changes > max_events)))
+        ) {
           full = true;
           break;
         }
         this.head++;
-        events.push(entry);
+        if (entry instanceof BlockEntry) blocks.push(entry.block);
+        else events.push(entry);
+        count += changes;
         bytes += size;
       }
       if (full || this.failed || this.ended) break;
@@ -261,10 +300,10 @@ export class CommitBatcher {
       // Past max_wait_ms a batch goes out at its last commit; a transaction still open is waited for (unless the batch
       // is full or the source is paused for room): a part of it without a checkpoint is a write the target cannot
       // commit yet.
-      if (left <= 0 && (mark || events.length >= max_events || bytes >= max_bytes || this.flowPaused)) break;
+      if (left <= 0 && (mark || count >= max_events || bytes >= max_bytes || this.flowPaused)) break;
       this.maybeResume();
       this.overdue = left <= 0;
-      this.wantEntries = Math.max(1, max_events - events.length + 1);
+      this.wantEntries = Math.max(1, max_events - count + 1);
       await this.wait(left > 0 ? left : 1000);
     }
     // Failed: only transactions that committed before the failure go out (a part of one larger than a batch too: its
@@ -273,12 +312,16 @@ export class CommitBatcher {
 
     let checkpoint: Checkpoint | null = null;
     let taken = events;
+    let takenBlocks = blocks;
+    let takenCount = count;
     let takenBytes = bytes;
     if (mark) {
       checkpoint = mark.checkpoint;
-      if (eventsAtMark < events.length) {
+      if (countAtMark < count) {
         // The unfinished transaction waits for the next batch.
         taken = events.slice(0, eventsAtMark);
+        takenBlocks = blocks.slice(0, blocksAtMark);
+        takenCount = countAtMark;
         takenBytes = bytesAtMark;
         this.head = headAtMark;
       } else if (this.idle && this.head === this.queue.length) {
@@ -295,20 +338,27 @@ export class CommitBatcher {
       this.queuedBytes = 0;
       return null;
     }
-    this.queuedEvents -= taken.length;
+    this.queuedEvents -= takenCount;
     this.queuedBytes -= takenBytes;
     this.compact();
     this.maybeResume();
-    return this.emit(taken, takenBytes, checkpoint);
+    return this.emit(taken, takenBytes, checkpoint, takenBlocks, takenCount);
   }
 
-  private emit(events: ChangeEvent[], bytes: number, checkpoint: Checkpoint | null): ChangeBatch {
+  private emit(
+    events: ChangeEvent[],
+    bytes: number,
+    checkpoint: Checkpoint | null,
+    blocks: RowBlock[] = [],
+    count = events.length,
+  ): ChangeBatch {
     if (checkpoint) {
       this.uncheckpointed = 0;
       this.lastCheckpointAt = this.now();
     } else {
-      this.uncheckpointed += events.length;
+      this.uncheckpointed += count;
     }
+    if (blocks.length > 0) return blockBatch(this.seq++, blocks, checkpoint, bytes);
     return { seq: this.seq++, events, checkpoint, bytes };
   }
 
@@ -344,6 +394,8 @@ export class CommitBatcher {
       this.overdue ||
       this.flowPaused ||
       this.queue.length - this.head >= this.wantEntries ||
+      // Blocks count their rows: a few entries can fill a batch.
+      this.queuedEvents > this.limits.max_events ||
       this.queuedBytes >= this.limits.max_bytes
     );
   }

@@ -286,7 +286,7 @@ export class Pipeline {
   }
 
   private recordLag(batch: ChangeBatch): void {
-    const last = batch.events[batch.events.length - 1];
+    const last = batch.blocks ? batch.blocks[batch.blocks.length - 1] : batch.events[batch.events.length - 1];
     const sourceTime = last?.source.commitTimeMs ?? batch.checkpoint?.sourceTimeMs;
     if (sourceTime === undefined) return;
     this.state.lagSeconds = Math.max(0, (Date.now() - sourceTime) / 1000);

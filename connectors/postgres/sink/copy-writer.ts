@@ -69,3 +69,73 @@ export async function copyRows(
   await pipeline(Readable.from(copyChunks(columns, rows), { objectMode: false }), stream);
   return stream.rowCount;
 }
+
+/**
+ * Runs one `COPY ... FROM STDIN` (text format) fed with CopyData messages as they are (`pieces`: whole messages, one
+ * row each, as a PostgreSQL source's `COPY ... TO STDOUT` sent them): the server reads them exactly as the ones it
+ * sent, so no row is decoded or encoded here. Resolves with the rows loaded; a server error rejects with it and
+ * leaves the connection usable, as `copyRows`.
+ */
+export function copyMessages(
+  client: pg.Client,
+  table: TargetTable,
+  columns: readonly string[],
+  pieces: readonly Buffer[],
+): Promise<number> {
+  return new Promise((resolve, reject) => {
+    client.query(
+      new CopyInMessages(copySql(table, [...columns]), pieces, resolve, reject) as unknown as pg.Submittable,
+    );
+  });
+}
+
+interface DriverConnection {
+  stream: NodeJS.WritableStream;
+  query(text: string): void;
+}
+
+/** A pg Submittable: the COPY statement, then the pieces and CopyDone once the server asks for data. */
+class CopyInMessages {
+  private failure: unknown = null;
+  private rows = 0;
+
+  constructor(
+    readonly text: string,
+    private readonly pieces: readonly Buffer[],
+    private readonly resolve: (rows: number) => void,
+    private readonly reject: (err: unknown) => void,
+  ) {}
+
+  submit(connection: DriverConnection): void {
+    connection.query(this.text);
+  }
+
+  handleCopyInResponse(connection: DriverConnection): void {
+    void this.send(connection.stream);
+  }
+
+  private async send(stream: NodeJS.WritableStream): Promise<void> {
+    for (const piece of this.pieces) {
+      // After an error the server drops what follows until CopyDone: nothing more is worth sending.
+      if (this.failure) return;
+      if (!stream.write(piece)) await new Promise((resolve) => stream.once('drain', resolve));
+    }
+    stream.write(COPY_DONE);
+  }
+
+  handleCommandComplete(msg: { text?: string }): void {
+    this.rows = Number(/COPY (\d+)/.exec(msg?.text ?? '')?.[1] ?? 0);
+  }
+
+  /** The driver queues the next query until the server is ready again, and then calls nothing more here. */
+  handleError(err: unknown): void {
+    this.failure ??= err;
+    this.reject(err);
+  }
+
+  handleReadyForQuery(): void {
+    this.resolve(this.rows);
+  }
+}
+
+const COPY_DONE = Buffer.from([0x63, 0, 0, 0, 4]);

@@ -2,6 +2,7 @@ import pg from 'pg';
 import type { ChangeEvent, Row, TableRef } from '../../../src/core/change-event.ts';
 import type { Checkpoint } from '../../../src/core/checkpoint.ts';
 import type { ConnectorContext } from '../../../src/core/connector-context.ts';
+import type { RowBlock } from '../../../src/core/row-block.ts';
 import { type ErrorKind, SchemaMismatchError, TributaryError } from '../../../src/errors.ts';
 import type { RowRun, TruncateRun } from '../../sql/apply-planner.ts';
 import { groupByShape, knownColumns } from '../../sql/row-runs.ts';
@@ -17,7 +18,7 @@ import {
   wrapConnectionError,
 } from './checkpoint-store.ts';
 import { type PostgresTargetConfig, targetTableName } from './config.ts';
-import { copyRows } from './copy-writer.ts';
+import { copyMessages, copyRows } from './copy-writer.ts';
 import { MysqlEventConversion } from './mysql-events.ts';
 import {
   columnArrays,
@@ -360,7 +361,52 @@ export class PostgresTarget extends TransactionalSqlTarget<TargetTable, pg.Clien
    * all (a table snapshotted while changes to it were applied in the same transaction), the whole transaction fails
    * as retryable and the table takes the savepoint path from then on.
    */
-  private async copySnapshotRun(table: TargetTable, rows: Row[]): Promise<boolean> {
+  private copySnapshotRun(table: TargetTable, rows: Row[]): Promise<boolean> {
+    return this.copyIntoBare(table, async () => {
+      for (const { columns, rows: group } of groupByShape(rows).values()) {
+        await copyRows(
+          this.connection!,
+          table,
+          columns.filter((c) => table.columns.has(c)),
+          group,
+        );
+      }
+    });
+  }
+
+  /**
+   * Snapshot rows still in the COPY text a PostgreSQL source read them in (see src/core/row-block.ts) go into the table
+   * as they are, without a row decoded: into a keyless table (rows are appended anyway), or into a keyed one that held
+   * no row when first checked, as `copySnapshotRun` says. Otherwise (a table with rows, a column the target lacks)
+   * false: the planner takes them as events.
+   */
+  protected override async loadBlocks(table: TargetTable, blocks: RowBlock[]): Promise<boolean> {
+    // Blocks of one table definition: the same columns, in the same order.
+    const columns = blocks[0]!.columns;
+    if (blocks.some((b) => b.format !== 'postgres-copy-data')) return false;
+    if (!columns.every((c) => table.columns.has(c))) return false;
+    let rows = 0;
+    for (const b of blocks) rows += b.rows;
+    const copy = async () => {
+      const loaded = await copyMessages(
+        this.connection!,
+        table,
+        columns,
+        blocks.map((b) => b.data),
+      );
+      if (loaded !== rows)
+        throw new TributaryError('fatal', `COPY loaded ${loaded} rows into ${table.qname} from ${rows} snapshot rows`);
+    };
+    if (table.identity !== 'key') {
+      await copy();
+      return true;
+    }
+    if (this.copyBackoff.has(table.sourceId)) return false;
+    return this.copyIntoBare(table, copy);
+  }
+
+  /** Runs `copy` when the table held no row at all when first checked in this transaction (see copySnapshotRun). */
+  private async copyIntoBare(table: TargetTable, copy: () => Promise<void>): Promise<boolean> {
     if (this.bareCopyFailed.has(table.sourceId)) return false;
     let empty = this.emptyAtStart.get(table.sourceId);
     if (empty === undefined) {
@@ -370,14 +416,7 @@ export class PostgresTarget extends TransactionalSqlTarget<TargetTable, pg.Clien
     }
     if (!empty) return false;
     try {
-      for (const { columns, rows: group } of groupByShape(rows).values()) {
-        await copyRows(
-          this.connection!,
-          table,
-          columns.filter((c) => table.columns.has(c)),
-          group,
-        );
-      }
+      await copy();
     } catch (err) {
       if ((err as { code?: unknown }).code !== '23505') throw err;
       this.bareCopyFailed.add(table.sourceId);

@@ -1,7 +1,7 @@
 import pg from 'pg';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { ChangeBatch } from '../../../src/core/change-batch.ts';
+import { type ChangeBatch, changeCount } from '../../../src/core/change-batch.ts';
 import { type ChangeEvent, type Row, UNCHANGED } from '../../../src/core/change-event.ts';
 import { type Checkpoint, parseLsn } from '../../../src/core/checkpoint.ts';
 import type { ConnectorContext } from '../../../src/core/connector-context.ts';
@@ -452,7 +452,8 @@ describe.each(FLAVORS)('PostgresSource on %s PostgreSQL', (_name, flavor) => {
       while (got.length < 5) {
         const b = await reader.next();
         for (const e of b.events) got.push(e.after!.id as string);
-        if (b.checkpoint && got.length <= 3 && b.events.length > 0) cpA = b.checkpoint;
+        // The commit of a change may come in a batch of its own (it arrived after the change was taken).
+        if (b.checkpoint && got.length <= 3 && got.length > 0) cpA = b.checkpoint;
       }
       expect(got).toEqual(['1', '2', '3', '4', '5']);
       await commit(cpA);
@@ -737,6 +738,12 @@ describe.each(FLAVORS)('PostgresSource on %s PostgreSQL', (_name, flavor) => {
     try {
       for (;;) {
         const b = await reader.next();
+        // The initial snapshot's rows come as COPY blocks of at most a batch (max_events), decoded when read.
+        if (b.events.some((e) => e.op === 'read')) {
+          expect(b.blocks?.length).toBeGreaterThan(0);
+          expect(b.events.length).toBe(changeCount(b));
+          expect(b.events.length).toBeLessThanOrEqual(500);
+        }
         apply(b.events);
         firstRun.push(...b.events);
         if (!b.checkpoint) continue;

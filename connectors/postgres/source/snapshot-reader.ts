@@ -12,6 +12,10 @@
  * (CopyOutResponse, notices) or, from CopyDone or an error on, handed back to the driver, which then completes the
  * query. Parsed pieces wait in a short queue; above it the socket is paused, so nothing more is read from the server
  * while the caller does not ask for rows, and memory does not depend on the chunk size.
+ *
+ * The initial snapshot takes the CopyData messages themselves instead of rows (`readTableMessages`, `readKeyRangeMessages`):
+ * each socket read's run of complete messages is handed on as it came (a message the read cut is joined to the next
+ * read), and the rows are decoded only by a target that does not load them as they are (see copy-text-block.ts).
  */
 import type { Duplex } from 'node:stream';
 import type pg from 'pg';
@@ -39,8 +43,17 @@ interface DriverConnection {
   query(text: string): void;
 }
 
-/** One `COPY (query) TO STDOUT` as a pg Submittable whose rows are read with `rows()`. */
-class CopyOut {
+/** Complete CopyData messages as the server sent them (`d`, length, one row's line each), and how many. */
+export interface CopyMessages {
+  data: Buffer;
+  rows: number;
+}
+
+/**
+ * One `COPY (query) TO STDOUT` as a pg Submittable whose pieces are read with `rows()`: rows parsed for `columns`,
+ * or (`columns` null) runs of whole CopyData messages as they came.
+ */
+export class CopyOut<P extends CopyRows | CopyMessages> {
   private connection: DriverConnection | null = null;
   private driverOnData: ((chunk: Buffer) => void) | null = null;
   private readonly onData = (chunk: Buffer) => this.receive(chunk);
@@ -49,8 +62,10 @@ class CopyOut {
   private lengthBytes = 0;
   private length = 0;
   private remaining = 0;
-  private readonly parser: CopyTextParser;
-  private queue: CopyRows[] = [];
+  private readonly parser: CopyTextParser | null;
+  private queue: P[] = [];
+  /** Raw mode: the start of a message the last socket read cut. */
+  private partial: Buffer | null = null;
   private paused = false;
   private detached = false;
   private finished = false;
@@ -59,9 +74,9 @@ class CopyOut {
 
   constructor(
     readonly text: string,
-    columns: readonly string[],
+    columns: readonly string[] | null,
   ) {
-    this.parser = new CopyTextParser(columns, HEADER);
+    this.parser = columns ? new CopyTextParser(columns, HEADER) : null;
   }
 
   // --- pg Submittable
@@ -93,7 +108,7 @@ class CopyOut {
 
   // --- consumer
 
-  async *rows(): AsyncGenerator<CopyRows> {
+  async *rows(): AsyncGenerator<P> {
     for (;;) {
       const piece = this.queue.shift();
       if (piece) {
@@ -106,7 +121,9 @@ class CopyOut {
       }
       if (this.failure) throw this.failure;
       if (this.finished) {
-        this.parser.end();
+        this.parser?.end();
+        if (this.partial)
+          throw new CopyTextError(`COPY output ended inside a message (${this.partial.length} bytes of it)`);
         return;
       }
       await new Promise<void>((resolve) => {
@@ -125,13 +142,82 @@ class CopyOut {
 
   private receive(chunk: Buffer): void {
     try {
-      this.parse(chunk);
+      if (this.parser) this.parse(chunk);
+      else this.parseRaw(chunk);
     } catch (err) {
       // Malformed data: stop reading; ending the client closes the socket.
       this.failure ??= err;
       this.connection?.stream.pause();
       this.notify();
     }
+  }
+
+  /** Raw mode: hands on each run of complete CopyData messages as it is; other messages as in `parse`. */
+  private parseRaw(input: Buffer): void {
+    const chunk = input;
+    let i = 0;
+    if (this.partial) {
+      // The message the last read cut: its start and its rest from this read, joined (a copy of that message only).
+      let start = this.partial;
+      this.partial = null;
+      if (start.length < HEADER) {
+        const header = HEADER - start.length;
+        if (header > input.length) {
+          this.partial = Buffer.concat([start, input]);
+          return;
+        }
+        start = Buffer.concat([start, input.subarray(0, header)]);
+        i = header;
+      }
+      const need = 1 + start.readUInt32BE(1) - start.length;
+      if (i + need > input.length) {
+        this.partial = Buffer.concat([start, input.subarray(i)]);
+        return;
+      }
+      this.parseRaw(Buffer.concat([start, input.subarray(i, i + need)]));
+      i += need;
+      if (this.detached) {
+        // It ended the COPY: the rest is the driver's.
+        if (i < input.length) this.driverOnData?.(input.subarray(i));
+        return;
+      }
+    }
+    const n = chunk.length;
+    let run = -1;
+    let rows = 0;
+    const flush = (to: number) => {
+      if (rows > 0) this.enqueue({ data: chunk.subarray(run, to), rows } as P);
+      run = -1;
+      rows = 0;
+    };
+    while (i < n) {
+      if (n - i < HEADER) break;
+      const code = chunk[i]!;
+      const end = i + 1 + chunk.readUInt32BE(i + 1);
+      if (code === COPY_DATA) {
+        if (end > n) break;
+        if (end - i <= HEADER) throw new CopyTextError('COPY: an empty CopyData message');
+        if (chunk[end - 1] !== 0x0a)
+          throw new CopyTextError(
+            'COPY: a CopyData message does not end with a line end (one row per message expected)',
+          );
+        if (run < 0) run = i;
+        rows++;
+        i = end;
+        continue;
+      }
+      flush(i);
+      if (code === COPY_OUT_RESPONSE || code === NOTICE || code === PARAMETER_STATUS || code === NOTIFICATION) {
+        if (end > n) break;
+        i = end;
+        continue;
+      }
+      // CopyDone, an error or anything unexpected: the driver takes it from here and ends the query.
+      this.detach(chunk.subarray(i));
+      return;
+    }
+    flush(i);
+    if (i < n) this.partial = chunk.subarray(i);
   }
 
   private parse(chunk: Buffer): void {
@@ -205,9 +291,12 @@ class CopyOut {
 
   private flushRun(chunk: Buffer, from: number, to: number): void {
     if (from < 0 || to <= from) return;
-    const parsed = this.parser.push(chunk.subarray(from, to));
-    if (parsed.rows.length === 0) return;
-    this.queue.push(parsed);
+    const piece = this.parser!.push(chunk.subarray(from, to));
+    if (piece.rows.length > 0) this.enqueue(piece as P);
+  }
+
+  private enqueue(piece: P): void {
+    this.queue.push(piece);
     if (!this.paused && this.queue.length >= MAX_QUEUED) {
       this.paused = true;
       this.connection?.stream.pause();
@@ -232,9 +321,38 @@ class CopyOut {
 
 /** The rows of one `COPY (query) TO STDOUT`, piece by piece. */
 function copyRows(client: pg.Client, query: string, columns: readonly string[]): AsyncGenerator<CopyRows> {
-  const copy = new CopyOut(`copy (${query}) to stdout`, columns);
+  const copy = new CopyOut<CopyRows>(`copy (${query}) to stdout`, columns);
   client.query(copy as unknown as pg.Submittable);
   return copy.rows();
+}
+
+/** The text of one `COPY (query) TO STDOUT`, in pieces of complete lines. */
+function copyMessages(client: pg.Client, query: string): AsyncGenerator<CopyMessages> {
+  const copy = new CopyOut<CopyMessages>(`copy (${query}) to stdout`, null);
+  client.query(copy as unknown as pg.Submittable);
+  return copy.rows();
+}
+
+/** A keyless table's whole COPY text, in the schema's column order. */
+export function readTableMessages(
+  client: pg.Client,
+  t: SourceTable,
+  schema: TableSchema,
+): AsyncGenerator<CopyMessages> {
+  const cols = schema.columns.map((c) => quoteIdent(c.name)).join(', ');
+  return copyMessages(client, `select ${cols} from ${quoteTable(t.table)}`);
+}
+
+/** `readKeyRange` as COPY text, in the schema's column order. */
+export function readKeyRangeMessages(
+  client: pg.Client,
+  t: SourceTable,
+  schema: TableSchema,
+  keyCols: readonly string[],
+  after: Row | null,
+  limit: number,
+): AsyncGenerator<CopyMessages> {
+  return copyMessages(client, keyRangeQuery(t, schema, keyCols, after, limit));
 }
 
 /**
@@ -280,12 +398,25 @@ export function readKeyRange(
   limit: number,
   where?: string,
 ): AsyncGenerator<CopyRows> {
-  const names = schema.columns.map((c) => c.name);
-  const cols = names.map(quoteIdent).join(', ');
+  return copyRows(
+    client,
+    keyRangeQuery(t, schema, keyCols, after, limit, where),
+    schema.columns.map((c) => c.name),
+  );
+}
+
+function keyRangeQuery(
+  t: SourceTable,
+  schema: TableSchema,
+  keyCols: readonly string[],
+  after: Row | null,
+  limit: number,
+  where?: string,
+): string {
+  const cols = schema.columns.map((c) => quoteIdent(c.name)).join(', ');
   const table = quoteTable(t.table);
   const keyList = keyCols.map(quoteIdent).join(', ');
-  const filter = keyFilter(table, keyCols, after, where);
-  return copyRows(client, `select ${cols} from ${table} ${filter} order by ${keyList} limit ${limit}`, names);
+  return `select ${cols} from ${table} ${keyFilter(table, keyCols, after, where)} order by ${keyList} limit ${limit}`;
 }
 
 /** `where (key) > (after) [and (where)]`, or '' with neither. */

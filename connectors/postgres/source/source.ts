@@ -38,6 +38,7 @@ import {
   throwProblems,
 } from './catalog.ts';
 import { type PostgresSourceConfig, type PostgresSourceConfigInput, postgresSourceConfig } from './config.ts';
+import { CopyTextBlock, rowsAtMost } from './copy-text-block.ts';
 import { IncrementalSnapshot, snapshotStateOf, type TableProgress } from './incremental-snapshot.ts';
 import {
   type DecodedStream,
@@ -57,7 +58,7 @@ import {
   resolveRelation,
   SchemaHistory,
 } from './schema-history.ts';
-import { chunkEnd, readKeyRange, readTable } from './snapshot-reader.ts';
+import { chunkEnd, readKeyRangeMessages, readTableMessages } from './snapshot-reader.ts';
 import { dropSlotWithRetry } from './teardown.ts';
 import {
   announceRewrite,
@@ -577,6 +578,7 @@ export class PostgresSource implements Source {
     const started = Date.now();
     const cpText = formatLsn(plan.consistentPoint);
     const chunkRows = this.config.snapshot_chunk_rows;
+    const maxBlockRows = this.batch.max_events;
     const clients: pg.Client[] = [plan.client];
     let stopped = false;
     const stopping = () => stopped || this.closed || this.draining;
@@ -723,46 +725,36 @@ export class PostgresSource implements Source {
         if (next.done || stopping()) return;
         const { c, index, after } = next.value;
         startTable(c);
-        const table = c.schema.table;
         const keyCols = c.keyCols;
-        const key0 = keyCols.length === 1 ? keyCols[0]! : null;
-        // The chunk's last row waits for the chunk's end, to carry Debezium's last markers.
-        let held: ChangeEvent | null = null;
+        // The chunk's text goes on in blocks (see copy-text-block.ts); its last block waits for the chunk's end, to
+        // carry Debezium's last markers.
+        let held: CopyTextBlock | null = null;
         let heldSize = 0;
         let count = 0;
         const pieces = afterTurn(
           keyCols.length === 0
-            ? readTable(client, c.t, c.schema, keyCols, chunkRows)
-            : readKeyRange(client, c.t, c.schema, keyCols, after, chunkRows),
+            ? readTableMessages(client, c.t, c.schema)
+            : readKeyRangeMessages(client, c.t, c.schema, keyCols, after, chunkRows),
           async () => {
             while (c.turn < index && !stopping()) await gate();
           },
         );
-        for await (const { rows: chunk, chars } of pieces) {
-          // Sizes are approximate: each row counts the average line length of its piece.
-          const size = EVENT_OVERHEAD + Math.ceil(chars / chunk.length);
-          for (let i = 0; i < chunk.length; i++) {
-            const row = chunk[i]!;
-            let key: Row | null = null;
-            if (key0 !== null) {
-              key = { [key0]: row[key0] ?? null };
-            } else if (keyCols.length > 0) {
-              key = {};
-              for (const k of keyCols) key[k] = row[k] ?? null;
-            }
-            let source = c.readSource;
+        for await (const piece of pieces) {
+          for (const { data, rows: n } of rowsAtMost(piece.data, piece.rows, maxBlockRows)) {
+            const block = new CopyTextBlock(c.schema, data, n, c.readSource);
             if (!c.firstGiven) {
               c.firstGiven = true;
               // Debezium: `first` on the first table's first row, `first_in_data_collection` on other tables' first.
-              source = c.source(c === copies.find((o) => o.hasRows) ? 'first' : 'first_in_data_collection');
+              block.firstSource = c.source(c === copies.find((o) => o.hasRows) ? 'first' : 'first_in_data_collection');
             }
-            if (held) batcher.push(held, heldSize);
-            held = { op: 'read', table, schema: c.schema, key, before: null, after: row, source };
-            heldSize = size;
+            if (held) batcher.pushBlock(held, heldSize);
+            held = block;
+            // The size the rows take as events, should a target decode them.
+            heldSize = n * EVENT_OVERHEAD + data.length;
           }
-          count += chunk.length;
-          rows += chunk.length;
-          this.ctx.snapshotProgress?.add(c.name, chunk.length);
+          count += piece.rows;
+          rows += piece.rows;
+          this.ctx.snapshotProgress?.add(c.name, piece.rows);
           if (stopping()) return;
           while (paused && !stopping()) await gate();
         }
@@ -775,19 +767,20 @@ export class PostgresSource implements Source {
           rows: count,
           last: record.last,
         });
-        const finalRow = held;
+        const finalBlock = held;
         const finish = () => {
           // Counted only once its rows are pushed: a checkpoint never covers a chunk whose rows it does not carry.
           record.rows = count;
-          if (finalRow) batcher.push(finalRow, heldSize);
+          if (finalBlock) batcher.pushBlock(finalBlock, heldSize);
           chunkDone(c);
         };
         if (record.last && c === lastWithRows()) {
           // Debezium's `last` is the last row of the last table: it goes out after every other chunk.
-          if (finalRow) finalRow.source = { ...finalRow.source, snapshot: 'last' };
+          if (finalBlock) finalBlock.lastSource = { ...c.readSource, snapshot: 'last' };
           finalChunk = finish;
         } else {
-          if (finalRow && record.last) finalRow.source = { ...finalRow.source, snapshot: 'last_in_data_collection' };
+          if (finalBlock && record.last)
+            finalBlock.lastSource = { ...c.readSource, snapshot: 'last_in_data_collection' };
           finish();
         }
         c.turn = index + 1;
