@@ -384,7 +384,8 @@ export class PostgresTarget extends TransactionalSqlTarget<TargetTable, pg.Clien
     // Blocks of one table definition: the same columns, in the same order.
     const columns = blocks[0]!.columns;
     if (blocks.some((b) => b.format !== 'postgres-copy-data')) return false;
-    if (!columns.every((c) => table.columns.has(c))) return false;
+    // A table without columns has nothing for COPY to name (its rows go as inserts of empty rows).
+    if (columns.length === 0 || !columns.every((c) => table.columns.has(c))) return false;
     let rows = 0;
     for (const b of blocks) rows += b.rows;
     const copy = async () => {
