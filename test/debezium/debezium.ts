@@ -23,6 +23,18 @@ export interface DebeziumRecord {
   value: string | null;
 }
 
+/**
+ * Whether `records` hold a record of `topic` followed by a transaction END on `transactionTopic`. With transaction
+ * metadata Debezium sends a transaction's END after its rows: a run stopped at the row alone can miss the END.
+ */
+export function sawWithEnd(records: DebeziumRecord[], topic: string, transactionTopic: string): boolean {
+  const at = records.findIndex((r) => r.destination === topic);
+  return (
+    at >= 0 &&
+    records.slice(at + 1).some((r) => r.destination === transactionTopic && (r.value ?? '').includes('"status":"END"'))
+  );
+}
+
 function cacheDir(): string {
   const base = process.env.XDG_CACHE_HOME || path.join(os.homedir(), '.cache');
   return path.join(base, 'tributary', `debezium-${DEBEZIUM_VERSION}`);

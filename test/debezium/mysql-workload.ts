@@ -9,7 +9,7 @@ import { MysqlSource } from '../../connectors/mysql/source/source.ts';
 import { createLogger } from '../../src/observability/logger.ts';
 import { MYSQL_TYPES_COLUMNS, MYSQL_TYPES_DDL, MYSQL_TYPES_VALUES } from '../fixtures/mysql-types.ts';
 import type { MysqlServer } from '../harness/mariadb.ts';
-import { type DebeziumRecord, runDebezium } from './debezium.ts';
+import { type DebeziumRecord, runDebezium, sawWithEnd } from './debezium.ts';
 import type { RecordedStream } from './tributary-records.ts';
 
 export const MYSQL_SERVER_NAME = 'myref';
@@ -82,7 +82,10 @@ export async function runMysqlWorkload(server: MysqlServer): Promise<MysqlRun> {
     properties: { ...props(5402, true), 'provide.transaction.metadata': true },
     until: (r) => {
       seen.b = r;
-      return streamed.started && sawDone(r);
+      return (
+        streamed.started &&
+        sawWithEnd(r, `${MYSQL_SERVER_NAME}.${MYSQL_DATABASE}.done`, `${MYSQL_SERVER_NAME}.transaction`)
+      );
     },
   });
   const c = runDebezium({

@@ -16,7 +16,7 @@ import { PostgresSource } from '../../connectors/postgres/source/source.ts';
 import { createLogger } from '../../src/observability/logger.ts';
 import { TYPE_ROWS, TYPES_DDL } from '../fixtures/postgres-types.ts';
 import type { PgServer } from '../harness/postgres.ts';
-import { type DebeziumRecord, postgresConnectorProperties, runDebezium } from './debezium.ts';
+import { type DebeziumRecord, postgresConnectorProperties, runDebezium, sawWithEnd } from './debezium.ts';
 import type { RecordedStream } from './tributary-records.ts';
 
 export const SERVER_NAME = 'ref';
@@ -119,7 +119,7 @@ export async function runPostgresWorkload(server: PgServer): Promise<PostgresRun
     }),
     until: (r) => {
       seen.b = r;
-      return streamed.started && sawDone(r);
+      return streamed.started && sawWithEnd(r, `${SERVER_NAME}.public.done`, `${SERVER_NAME}.transaction`);
     },
   });
   const debeziumC = runDebezium({

@@ -126,7 +126,11 @@ describe.each(mysqlFlavors())('mysql source: schema changes ($name)', (flavor) =
         expect(missing(ins4!.schema)[column]).toBeUndefined();
         noValue.add(column);
       }
-      if (noValue.size > 0) console.info(`row 4 carries no value for ${[...noValue].join(', ')}`);
+      if (noValue.size > 0) {
+        // Which path left the values out (the open question above): the source's own account of it.
+        console.info(`row 4 carries no value for ${[...noValue].join(', ')}; source log:`);
+        for (const l of ctx.logs) if (l.event !== 'batch') console.info(JSON.stringify(l));
+      }
       // d got the time of the ALTER, e a TIMESTAMP literal of the writer's zone that the catalog shows in UTC: the
       // binlog does not carry what existing rows read, so t is copied again (its reads see both columns).
       const copies = ctx.logs.filter((l) => l.event === 'incremental_snapshot_requested');
