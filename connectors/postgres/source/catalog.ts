@@ -297,8 +297,30 @@ export function throwProblems(problems: PreflightProblem[]): void {
   throw new SourceSetupError(message, problems.map((p) => p.hint).join('\n'));
 }
 
-/** Creates the publications when missing; adds configured tables missing from an existing one. */
+/** Listings tried when a table listed is dropped before the publication takes it. */
+const PUBLICATION_ATTEMPTS = 3;
+
+/**
+ * Creates the publications when missing; adds configured tables missing from an existing one. A table dropped between
+ * the listing and `CREATE/ALTER PUBLICATION` fails that statement (undefined_table): the tables are listed again, and
+ * the drop is followed where the stream reaches it (or refused at a start, as for any table dropped).
+ */
 export async function ensurePublications(
+  client: pg.Client,
+  config: PostgresSourceConfig,
+  names: ReplicationNames,
+  log: (event: string, fields: Record<string, unknown>) => void,
+): Promise<string[]> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await ensurePublicationsOnce(client, config, names, log);
+    } catch (err) {
+      if ((err as { code?: unknown }).code !== '42P01' || attempt >= PUBLICATION_ATTEMPTS) throw err;
+    }
+  }
+}
+
+async function ensurePublicationsOnce(
   client: pg.Client,
   config: PostgresSourceConfig,
   names: ReplicationNames,

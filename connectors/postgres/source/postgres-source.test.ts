@@ -9,9 +9,10 @@ import { ConnectionError, SourceSetupError, TributaryError } from '../../../src/
 import { testContext } from '../../../test/fixtures/change-events.ts';
 import { TYPE_ROWS, TYPES_DDL } from '../../../test/fixtures/postgres-types.ts';
 import { type PgServer, startPostgres } from '../../../test/harness/postgres.ts';
-import { CANONICAL_SESSION_OPTIONS } from './catalog.ts';
-import type { PostgresSourceConfigInput } from './config.ts';
+import { CANONICAL_SESSION_OPTIONS, ensurePublications } from './catalog.ts';
+import { type PostgresSourceConfigInput, postgresSourceConfig } from './config.ts';
 import { preflightPostgresSource } from './preflight.ts';
+import { replicationNames } from './replication-names.ts';
 import { PostgresSource, SCHEMA_CHANGE_PREFIX } from './source.ts';
 import { teardownPostgresSource } from './teardown.ts';
 
@@ -426,6 +427,48 @@ describe.each(FLAVORS)('PostgresSource on %s PostgreSQL', (_name, flavor) => {
     } finally {
       stop = true;
       await source.close();
+    }
+  });
+
+  it('a listed table dropped between the table listing and ALTER PUBLICATION: the tables are listed again, nothing fails', async () => {
+    const { db, url } = await fresh(`
+      create table t (id int primary key);
+      create table u (id int primary key);
+      create publication race_pub for table t;`);
+    const config = postgresSourceConfig.parse({
+      type: 'postgres',
+      url,
+      tables: ['public.t', 'public.u'],
+      publication_name: 'race_pub',
+    });
+    const client = new pg.Client({ connectionString: url });
+    await client.connect();
+    // The DROP lands right after the publication's tables were read, as a concurrent DROP TABLE can.
+    const query = client.query.bind(client) as (...args: unknown[]) => Promise<unknown>;
+    let dropped = false;
+    (client as unknown as { query: unknown }).query = async (...args: unknown[]) => {
+      const result = await query(...args);
+      if (!dropped && String(args[0]).includes('from pg_publication_tables')) {
+        dropped = true;
+        await server.query(db, 'drop table u');
+      }
+      return result;
+    };
+    try {
+      const logs: string[] = [];
+      const pubs = await ensurePublications(client, config, replicationNames(config, 'race'), (event) => {
+        logs.push(event);
+      });
+      expect(dropped).toBe(true);
+      expect(pubs).toEqual(['race_pub']);
+      expect(logs).toEqual([]);
+      const published = await server.query<{ n: string }>(
+        db,
+        "select tablename as n from pg_publication_tables where pubname = 'race_pub'",
+      );
+      expect(published.map((r) => r.n)).toEqual(['t']);
+    } finally {
+      await client.end();
     }
   });
 
