@@ -48,6 +48,8 @@ describe.runIf(process.getuid?.() === 0)('as root, from a checkout inside a mode
         cwd: checkout,
         env: { ...process.env, TMPDIR: tmp },
         maxBuffer: 64 * 1024 * 1024,
+        // Ended before the test's own timeout, so that a slow or stuck demo fails with its output shown.
+        timeout: 110_000,
       }).catch((err: { stdout: string; stderr: string }) => ({ ...err, failed: true }));
       expect(stderr).not.toMatch(/EACCES|Unhandled|\n\s+at /);
       expect(stdout).toContain('Source and replica match.');
