@@ -333,7 +333,7 @@ function copyMessages(client: pg.Client, query: string): AsyncGenerator<CopyMess
   return copy.rows();
 }
 
-/** A keyless table's whole COPY text, in the schema's column order. */
+/** A keyless table's whole COPY, as CopyData messages, in the schema's column order. */
 export function readTableMessages(
   client: pg.Client,
   t: SourceTable,
@@ -343,7 +343,7 @@ export function readTableMessages(
   return copyMessages(client, `select ${cols} from ${quoteTable(t.table)}`);
 }
 
-/** `readKeyRange` as COPY text, in the schema's column order. */
+/** `readKeyRange` as CopyData messages (COPY text format), in the schema's column order. */
 export function readKeyRangeMessages(
   client: pg.Client,
   t: SourceTable,
