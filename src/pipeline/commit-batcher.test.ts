@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { seededIntegers } from '../../test/fixtures/seeded-random.ts';
 import { type ChangeBatch, changeCount } from '../core/change-batch.ts';
 import type { ChangeEvent, TableSchema } from '../core/change-event.ts';
 import { type Checkpoint, formatLsn, parseLsn } from '../core/checkpoint.ts';
@@ -40,17 +41,8 @@ const checkpointAt = (tx: number): Checkpoint => ({
 const txOf = (cp: Checkpoint): number => Number(parseLsn((cp.position as { lsn: string }).lsn));
 const txOfEvent = (e: ChangeEvent): number => Number(e.source.txId);
 
-/** Deterministic generator (mulberry32), so a failing seed can be replayed. */
-function random(seed: number): (n: number) => number {
-  let a = seed >>> 0;
-  return (n) => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return Math.floor((((t ^ (t >>> 14)) >>> 0) / 4294967296) * n);
-  };
-}
+/** Deterministic, so a failing seed can be replayed. */
+const random = seededIntegers;
 
 const tick = () => new Promise<void>((r) => setImmediate(r));
 

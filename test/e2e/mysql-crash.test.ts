@@ -5,6 +5,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MYSQL_LEDGER_DDL, mysqlLedgerLoop } from '../faults/fault-kit.ts';
+import { mulberry32 } from '../fixtures/seeded-random.ts';
 import { tributary } from '../harness/cli.ts';
 import type { MysqlServer } from '../harness/mariadb.ts';
 import { mysqlFlavors } from '../harness/mysql-server.ts';
@@ -14,17 +15,8 @@ import { ReplicatorProcess } from '../harness/replicator-process.ts';
 const execFileAsync = promisify(execFile);
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-/** A seeded generator (mulberry32), so a failing kill schedule can be run again with TRIBUTARY_FAULT_SEED. */
-function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** A seeded generator, so a failing kill schedule can be run again with TRIBUTARY_FAULT_SEED. */
+const seededRandom = mulberry32;
 
 /** Runs a load to its end while SIGKILLing and restarting the replicator on a seeded schedule; returns the kill count. */
 async function killDuring(load: Promise<unknown>, replicator: ReplicatorProcess, what: string): Promise<number> {

@@ -6,6 +6,7 @@ import { promisify } from 'node:util';
 import mysql from 'mysql2/promise';
 import pg from 'pg';
 import { afterAll, beforeAll, expect } from 'vitest';
+import { mulberry32 } from '../fixtures/seeded-random.ts';
 import { serviceAccount } from '../harness/os-user.ts';
 import { type PgServer, startPostgres } from '../harness/postgres.ts';
 import { pgTableDigest } from '../harness/table-digest.ts';
@@ -20,24 +21,14 @@ export const LONG = process.env.TRIBUTARY_FAULTS_LONG === '1';
 export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /**
- * A small seeded PRNG (mulberry32), so a failing random schedule can be replayed: every scenario prints its seed, and
+ * A seeded generator, so a failing random schedule can be replayed: every scenario prints its seed, and
  * TRIBUTARY_FAULT_SEED=<n> (or TRIBUTARY_FAULTS_SEED) reuses it.
  */
 export function seededRandom(label: string): { seed: number; next: () => number } {
   const given = process.env.TRIBUTARY_FAULT_SEED ?? process.env.TRIBUTARY_FAULTS_SEED;
   const seed = Number(given ?? Math.floor(Math.random() * 2 ** 31));
   console.info(`[faults] ${label}: seed ${seed} (replay with TRIBUTARY_FAULT_SEED=${seed})`);
-  let a = seed >>> 0;
-  return {
-    seed,
-    next() {
-      a = (a + 0x6d2b79f5) >>> 0;
-      let t = a;
-      t = Math.imul(t ^ (t >>> 15), t | 1);
-      t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-      return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-    },
-  };
+  return { seed, next: mulberry32(seed) };
 }
 
 export const PGBENCH_TABLES = [

@@ -1,6 +1,7 @@
 import { EventEmitter } from 'node:events';
 import { describe, expect, it } from 'vitest';
 import type { SourceInfo, TableSchema } from '../../../src/core/change-event.ts';
+import { seededIntegers } from '../../../test/fixtures/seeded-random.ts';
 import { CopyTextBlock, rowsAtMost } from './copy-text-block.ts';
 import { type CopyMessages, CopyOut } from './snapshot-reader.ts';
 
@@ -36,17 +37,8 @@ const LINES = Array.from({ length: 300 }, (_, i) => {
 LINES.push('1\t\n', '2\tab\n');
 const DATA = Buffer.concat(LINES.map((l) => message('d', Buffer.from(l))));
 
-/** Deterministic generator (mulberry32), so a failing seed can be replayed. */
-function random(seed: number): (n: number) => number {
-  let a = seed >>> 0;
-  return (n) => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return Math.floor((((t ^ (t >>> 14)) >>> 0) / 4294967296) * n);
-  };
-}
+/** Deterministic, so a failing seed can be replayed. */
+const random = seededIntegers;
 
 class FakeSocket extends EventEmitter {
   pause(): void {}
