@@ -20,6 +20,8 @@ const ACCOUNTS = 'public.pgbench_accounts';
 const SCALE = 3; // 300,000 accounts
 const CHUNK_ROWS = 5000;
 const PARALLELISM = 4;
+/** Batches handed to the target and not yet durable (set, as the bound below depends on it). */
+const IN_FLIGHT = 4;
 /** Most chunks a kill may cost: being read, read but not durable yet (read-ahead queue, batches in flight). */
 const MAX_CHUNKS_REREAD = 12;
 
@@ -91,7 +93,7 @@ describe('fault: SIGKILL during a parallel initial snapshot under pgbench', () =
         snapshot_parallelism: PARALLELISM,
       },
       target: { type: 'postgres', url: targetUrl },
-      batch: { max_wait_ms: 20 },
+      batch: { max_wait_ms: 20, max_in_flight: IN_FLIGHT },
       retry: { initial_backoff_ms: 100, max_backoff_ms: 1000 },
     });
     // Debug level for the per-chunk log lines (no row values in them).
