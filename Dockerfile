@@ -5,6 +5,7 @@ FROM node:20-bookworm-slim AS build
 WORKDIR /app
 COPY package.json package-lock.json tsconfig.json tsconfig.build.json ./
 COPY bin ./bin
+COPY scripts/build-when-stale.js ./scripts/
 COPY src ./src
 COPY connectors ./connectors
 RUN npm ci --no-audit --no-fund && npm prune --omit=dev

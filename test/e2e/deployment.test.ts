@@ -5,7 +5,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
 import { copyCheckout } from '../harness/checkout-copy.ts';
-import { composeService, imageSpec, NOBODY } from '../harness/deployment-files.ts';
+import { buildStageCopies, composeService, imageSpec, NOBODY } from '../harness/deployment-files.ts';
 
 const run = promisify(execFile);
 
@@ -26,6 +26,27 @@ describe('deployment files', () => {
     const image = imageSpec();
     const mounted = composeService().volumes.map((v) => v.split(':')[1]);
     for (const target of mounted) expect(image.volumes).toContain(target);
+  });
+
+  /**
+   * The image's build stage runs `npm ci`, which runs the `prepare` script: everything that script and the build read
+   * must be among the files the stage copies. Run here on exactly those files (node_modules linked in, as `npm ci`
+   * would install them), the build must succeed and the entry point must run the build.
+   */
+  it("the image's build stage copies everything npm's prepare script needs", async () => {
+    const stage = fs.mkdtempSync(path.join(os.tmpdir(), 'tributary-build-stage-'));
+    try {
+      for (const source of buildStageCopies()) {
+        fs.cpSync(source, path.join(stage, source), { recursive: true });
+      }
+      fs.symlinkSync(path.resolve('node_modules'), path.join(stage, 'node_modules'));
+      await run('npm', ['run', 'prepare'], { cwd: stage });
+      expect(fs.existsSync(path.join(stage, 'dist', '.build-stamp'))).toBe(true);
+      const { stdout } = await run('node', ['bin/tributary.js', '--version'], { cwd: stage });
+      expect(stdout.trim()).toBe(JSON.parse(fs.readFileSync('package.json', 'utf8')).version);
+    } finally {
+      fs.rmSync(stage, { recursive: true, force: true });
+    }
   });
 
   /**

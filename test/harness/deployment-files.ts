@@ -34,3 +34,14 @@ export function composeService() {
 
 /** The uid/gid an unprivileged image user maps to on this machine. */
 export const NOBODY = { uid: 65534, gid: 65534 };
+
+/** The files and directories the Dockerfile's first (build) stage copies into the image before its `npm ci`. */
+export function buildStageCopies(): string[] {
+  const text = fs.readFileSync('Dockerfile', 'utf8').replace(/\\\n\s*/g, ' ');
+  const build = text.split(/^FROM /m)[1]!;
+  const beforeRun = build.split(/^RUN /m)[0]!;
+  return beforeRun
+    .split('\n')
+    .filter((line) => line.startsWith('COPY ') && !line.includes('--from='))
+    .flatMap((line) => line.slice(5).trim().split(/\s+/).slice(0, -1));
+}
