@@ -24,11 +24,10 @@ export const batchConfig = z.strictObject({
     .number()
     .int()
     .positive()
-    // 16, not 4: a SQL target applies the batches queued to it in one statement, and with 4 an initial snapshot went
-    // as one COPY per 1-2 batches, the target's server idle between them (B4 into PostgreSQL, 5 runs: 0.67x -> 0.74x of COPY | COPY).
-    // max_in_flight_bytes still bounds the memory.
-    .default(16)
-    .describe('Most batches handed to the target and not yet durable.'),
+    .default(4)
+    .describe(
+      'Most batches of changes handed to the target and not yet durable (batches of initial-snapshot rows are bounded by max_in_flight_bytes alone).',
+    ),
   max_in_flight_bytes: z
     .number()
     .int()

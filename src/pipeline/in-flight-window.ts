@@ -1,9 +1,15 @@
 /**
  * Bounds the work handed to a target and not yet durable, by batch count and by bytes. `acquire` waits for room;
  * a single batch larger than the byte bound is still let through alone, so progress is always possible.
+ *
+ * Batches of initial-snapshot row blocks are bounded by bytes alone (`counted: false`): a SQL target loads the blocks
+ * queued to it in one COPY, and with a count of 4 a snapshot reached it as one COPY per one or two batches, its
+ * server idle between them. The byte bound (each block batch counts the size its rows take as events) still holds
+ * the memory, as it does for streamed events.
  */
 export class InFlightWindow {
   private count = 0;
+  private uncounted = 0;
   private bytes = 0;
   private waiters: (() => void)[] = [];
 
@@ -13,8 +19,8 @@ export class InFlightWindow {
   ) {}
 
   /** Waits for room and takes it; returns false (taking nothing) if the signal aborts first. */
-  async acquire(bytes: number, signal?: AbortSignal): Promise<boolean> {
-    while (!this.fits(bytes)) {
+  async acquire(bytes: number, signal?: AbortSignal, counted = true): Promise<boolean> {
+    while (!this.fits(bytes, counted)) {
       if (signal?.aborted) return false;
       await new Promise<void>((resolve) => {
         const wake = () => {
@@ -26,13 +32,15 @@ export class InFlightWindow {
       });
     }
     if (signal?.aborted) return false;
-    this.count += 1;
+    if (counted) this.count += 1;
+    else this.uncounted += 1;
     this.bytes += bytes;
     return true;
   }
 
-  release(bytes: number): void {
-    this.count -= 1;
+  release(bytes: number, counted = true): void {
+    if (counted) this.count -= 1;
+    else this.uncounted -= 1;
     this.bytes -= bytes;
     const waiters = this.waiters;
     this.waiters = [];
@@ -41,17 +49,17 @@ export class InFlightWindow {
 
   /** Resolves once nothing is in flight. */
   async drained(): Promise<void> {
-    while (this.count > 0) {
+    while (this.count + this.uncounted > 0) {
       await new Promise<void>((resolve) => this.waiters.push(resolve));
     }
   }
 
   get size(): { count: number; bytes: number } {
-    return { count: this.count, bytes: this.bytes };
+    return { count: this.count + this.uncounted, bytes: this.bytes };
   }
 
-  private fits(bytes: number): boolean {
-    if (this.count === 0) return true;
-    return this.count < this.maxCount && this.bytes + bytes <= this.maxBytes;
+  private fits(bytes: number, counted: boolean): boolean {
+    if (this.count + this.uncounted === 0) return true;
+    return (!counted || this.count < this.maxCount) && this.bytes + bytes <= this.maxBytes;
   }
 }

@@ -241,7 +241,9 @@ export class Pipeline {
         const next = await raceAbort(iterator.next(), pullWhile);
         if (next === undefined || next.done) break;
         const batch = next.value;
-        if (!(await window.acquire(batch.bytes, pullWhile))) break;
+        // Snapshot row blocks: bounded by bytes alone (see in-flight-window.ts).
+        const counted = !batch.blocks;
+        if (!(await window.acquire(batch.bytes, pullWhile, counted))) break;
         checkpointer.track(batch);
         metrics?.recordBatch(name, batch);
         this.write(target, batch)
@@ -259,7 +261,7 @@ export class Pipeline {
             if (checkpoint) saveAndCommit(checkpoint);
             this.recordLag(batch);
           }, fail)
-          .finally(() => window.release(batch.bytes));
+          .finally(() => window.release(batch.bytes, counted));
       }
       // Drain: every batch handed to the target finishes (or fails), then the last save completes.
       await window.drained();

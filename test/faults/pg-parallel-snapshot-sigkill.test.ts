@@ -22,6 +22,11 @@ const CHUNK_ROWS = 5000;
 const PARALLELISM = 4;
 /** Batches handed to the target and not yet durable (set, as the bound below depends on it). */
 const IN_FLIGHT = 4;
+/**
+ * Snapshot batches in flight are bounded by bytes alone: about 4 of them (a batch of 5,000 accounts rows counts about
+ * 1.5 MB, the size of its rows as events).
+ */
+const IN_FLIGHT_BYTES = 6 * 1024 * 1024;
 /** Most chunks a kill may cost: being read, read but not durable yet (read-ahead queue, batches in flight). */
 const MAX_CHUNKS_REREAD = 12;
 
@@ -93,7 +98,7 @@ describe('fault: SIGKILL during a parallel initial snapshot under pgbench', () =
         snapshot_parallelism: PARALLELISM,
       },
       target: { type: 'postgres', url: targetUrl },
-      batch: { max_wait_ms: 20, max_in_flight: IN_FLIGHT },
+      batch: { max_wait_ms: 20, max_in_flight: IN_FLIGHT, max_in_flight_bytes: IN_FLIGHT_BYTES },
       retry: { initial_backoff_ms: 100, max_backoff_ms: 1000 },
     });
     // Debug level for the per-chunk log lines (no row values in them).
