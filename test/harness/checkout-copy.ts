@@ -6,9 +6,9 @@ import path from 'node:path';
  * A copy of this working tree (tracked and new files, as a clone with local changes would hold them) at `dest`,
  * with node_modules hard linked (copied across file systems), for tests that must run the product from another
  * place: a private directory, or one another OS user reads. The build in dist/ comes along with every file's
- * modification time kept, as `npm install` leaves a checkout: bin/tributary.js runs it when it is at least as new as
- * the sources, as it does here (a stale build is ignored there as here). Without it, every run there compiled the
- * sources through tsx, several times slower, which a loaded machine stretched past the test's timeout.
+ * modification time kept, as `npm install` leaves a checkout: there as here it counts only when it is at least as
+ * new as the sources (bin/compiled-build.js). Without it, the first `npx tributary` there ran the prepare script's
+ * full build (npx installs the checkout into its cache), which a loaded machine stretched past the test's timeout.
  */
 export function copyCheckout(dest: string): void {
   const files = execFileSync('git', ['ls-files', '-z', '--cached', '--others', '--exclude-standard'], {
